@@ -1,0 +1,240 @@
+"""The run directory: the single source of truth for results, reports and resumes.
+
+Layout::
+
+    config.yaml        resolved config (every default filled in, package version, seed)
+    manifest.json      status, completed generations per arm and shard, timings, versions
+    metrics.parquet    tidy rows: arm, replicate, generation, metric, value
+    checkpoints/       per arm and shard: state (latest), gen0, and per-generation segments until the run completes
+    arrays/            extra per-generation arrays a metric chose to keep (npz)
+    figures/           PNG figures of the report
+    report.html        self-contained report, built from the files above alone
+
+Every file is written atomically: a temporary file in the same folder, then ``os.replace``. A generation is complete
+when its state checkpoint is written, after its metrics segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .errors import ConfigError, RunError
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(path: Path, save) -> None:
+    """Atomically write a file produced by ``save(tmp_path)`` (for writers that take a path)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Arrays to ``.npz`` (no pickle) or ``.safetensors``, atomically."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        atomic_save(path, lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp))
+    else:
+        atomic_save(path, lambda tmp: np.savez(tmp, **arrays))
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(path)
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def versions() -> dict[str, str]:
+    from . import __version__
+
+    import pyarrow
+    import scipy
+
+    return {
+        "modelcollapse": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+class RunStore:
+    """Read and write one run directory."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # -- config and manifest -------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.yaml"
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        atomic_write(self.config_path, yaml.safe_dump(resolved, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            raise ConfigError(f"{self.root} is not a run directory: it has no config.yaml.")
+        return yaml.safe_load(self.config_path.read_text())
+
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.root / "manifest.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str))
+
+    def new_manifest(self, name: str, arms: list[str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "status": "running",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "arms": arms,
+            "completed": {},
+            "timings": {},
+            "versions": versions(),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def unit_dir(self, arm: int, shard: int) -> Path:
+        return self.root / "checkpoints" / f"arm{arm:03d}-shard{shard:03d}"
+
+    def save_generation(
+        self,
+        arm: int,
+        shard: int,
+        generation: int,
+        metrics: dict[str, np.ndarray],
+        state: dict[str, np.ndarray],
+        synthetic: dict[str, np.ndarray] | None,
+        state_format: str = "npz",
+    ) -> None:
+        """Persist one completed generation: metrics, synthetic records if the regime keeps history, then state.
+
+        The state checkpoint is written last: it marks the generation complete.
+        """
+        unit = self.unit_dir(arm, shard)
+        save_arrays(unit / "segments" / f"metrics-{generation:06d}.npz", metrics)
+        if synthetic is not None:
+            save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic)
+        state = {**state, "__generation__": np.array([generation])}
+        if generation == 0:
+            save_arrays(unit / f"gen0.{state_format}", state)
+        save_arrays(unit / f"state.{state_format}", state)
+
+    def last_generation(self, arm: int, shard: int) -> int:
+        """The last completed generation of a unit, or -1."""
+        for path in self.unit_dir(arm, shard).glob("state.*"):
+            if not path.name.startswith("."):
+                return int(load_arrays(path)["__generation__"][0])
+        return -1
+
+    def load_state(self, arm: int, shard: int, which: str = "state") -> dict[str, np.ndarray]:
+        paths = [p for p in self.unit_dir(arm, shard).glob(f"{which}.*") if not p.name.startswith(".")]
+        if not paths:
+            raise RunError(f"checkpoint {which!r} of arm {arm}, shard {shard} is missing in {self.root}.")
+        state = load_arrays(paths[0])
+        state.pop("__generation__", None)
+        return state
+
+    def load_synthetic(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray]:
+        return load_arrays(self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz")
+
+    # -- metrics ------------------------------------------------------------------------------------------------
+    def metric_rows(self, arms: list[str], shard_size: int) -> dict[str, np.ndarray]:
+        """All metric rows from the per-generation segments, as columns."""
+        cols: dict[str, list] = {"arm": [], "replicate": [], "generation": [], "metric": [], "value": []}
+        for path in sorted((self.root / "checkpoints").glob("arm*-shard*/segments/metrics-*.npz")):
+            arm, shard = (int(s[-3:]) for s in path.parent.parent.name.split("-"))
+            generation = int(path.stem.split("-")[1])
+            for metric, values in load_arrays(path).items():
+                r = len(values)
+                cols["arm"] += [arms[arm]] * r
+                cols["replicate"].append(shard * shard_size + np.arange(r))
+                cols["generation"].append(np.full(r, generation))
+                cols["metric"] += [metric] * r
+                cols["value"].append(np.asarray(values, float))
+        cat = lambda v, dt: np.concatenate(v).astype(dt) if v else np.zeros(0, dt)  # noqa: E731
+        return {
+            "arm": np.array(cols["arm"], dtype=object),
+            "replicate": cat(cols["replicate"], np.int64),
+            "generation": cat(cols["generation"], np.int64),
+            "metric": np.array(cols["metric"], dtype=object),
+            "value": cat(cols["value"], np.float64),
+        }
+
+    def write_metrics(self, columns: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "arm": pa.array(columns["arm"].tolist(), pa.string()),
+                "replicate": pa.array(columns["replicate"], pa.int64()),
+                "generation": pa.array(columns["generation"], pa.int64()),
+                "metric": pa.array(columns["metric"].tolist(), pa.string()),
+                "value": pa.array(columns["value"], pa.float64()),
+            }
+        )
+        table = table.sort_by([("arm", "ascending"), ("metric", "ascending"), ("generation", "ascending"), ("replicate", "ascending")])
+        atomic_save(self.root / "metrics.parquet", lambda tmp: pq.write_table(table, tmp))
+
+    def read_metrics(self):
+        """The tidy metrics table (pyarrow.Table): from metrics.parquet, or from segments for an unfinished run."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.root / "metrics.parquet"
+        if path.exists():
+            return pq.read_table(path)
+        config = self.read_config()
+        arms = self.read_manifest().get("arms") or [config.get("name", "run")]
+        cols = self.metric_rows(arms, config.get("shard_size", 1000))
+        return pa.table({k: (v.tolist() if v.dtype == object else v) for k, v in cols.items()})
+
+    def finish(self, arms: list[str], shard_size: int) -> None:
+        """Consolidate the segments into metrics.parquet, then drop them."""
+        self.write_metrics(self.metric_rows(arms, shard_size))
+        for path in (self.root / "checkpoints").glob("arm*-shard*/segments/metrics-*.npz"):
+            path.unlink()
+
+    def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
+        """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""
+        if arrays:
+            save_arrays(self.root / "arrays" / f"arm{arm:03d}-shard{shard:03d}-gen{generation:06d}.npz", arrays)
