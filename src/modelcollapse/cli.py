@@ -1,0 +1,112 @@
+"""The ``modelcollapse`` command line: run, presets, report, show.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config (one line, no traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ModelCollapseError
+
+
+def friendly(fn):
+    """Turn a :class:`ModelCollapseError` into one ``error:`` line and its exit code; ``--debug`` shows the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except ModelCollapseError as err:
+            if debug:
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: completed generations are saved; continue with --resume.", err=True)
+            sys.exit(130)
+        except Exception as err:  # a runtime failure: one line, exit 1
+            if debug:
+                raise
+            click.echo(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="modelcollapse")
+def main(debug: bool) -> None:
+    """modelcollapse: self-consuming generative training loops, measured."""
+
+
+@main.command()
+@click.argument("config")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/NAME).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue a killed run in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--no-report", is_flag=True, help="Skip building report.html at the end.")
+@friendly
+def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool) -> None:
+    """Run CONFIG (a YAML file or a preset name)."""
+    from .report import build_report, summary_table
+    from .runner import run_config
+
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet)
+    if not no_report:
+        path = build_report(out)
+    if not quiet:
+        for name, manifest in runs:
+            status = manifest.get("status")
+            extra = f" ({manifest['reason']})" if manifest.get("reason") else ""
+            click.echo(f"{name}: {status}{extra}")
+        click.echo(summary_table(out))
+        if not no_report:
+            click.echo(f"report: {path}")
+
+
+@main.command()
+@friendly
+def presets() -> None:
+    """List the presets and what each reproduces."""
+    from .config import PRESETS_DIR, load_raw, preset_names
+
+    for name in preset_names():
+        raw = load_raw(str(PRESETS_DIR / f"{name}.yaml"))
+        click.echo(f"{name:28s} {raw.get('description', '').strip().splitlines()[0] if raw.get('description') else ''}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@friendly
+def report(run_dir: Path) -> None:
+    """Build RUN_DIR/report.html from the run directory alone."""
+    from .report import build_report
+
+    click.echo(build_report(run_dir))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@friendly
+def show(run_dir: Path) -> None:
+    """Print a run's status and final values."""
+    from .report import summary_table
+    from .store import RunStore
+
+    manifest = RunStore(run_dir).read_manifest()
+    if manifest:
+        done = ", ".join(f"{k}: {v}" for k, v in manifest.get("completed", {}).items())
+        click.echo(f"{manifest.get('name')}: {manifest.get('status')} (completed generations: {done or 'none'})")
+    click.echo(summary_table(run_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The self-consuming loop: assemble, fit, sample, filter, measure, persist — one readable function.
+
+A run is a set of independent units, one per (arm, shard): an arm is a named config variant, a shard a block of
+``shard_size`` replicates with its own random streams. Units may run in any order or on any executor and give the
+same bits, because every stream is keyed by (seed, arm, shard, generation, role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from .config import Config, build
+from .data import SOURCES
+from .errors import ConfigError
+from .metrics import Context, measure
+from .models import MODELS
+from .regimes import REAL, REGIMES, Chunk, RegimeInputs
+from .seeding import rng_for
+from .store import RunStore
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independently runnable piece of a run: arm ``arm`` (index), replicates ``start .. start + size``."""
+
+    arm: int
+    shard: int
+    size: int
+
+
+def units(arms: list[Config]) -> list[Unit]:
+    out = []
+    for a, cfg in enumerate(arms):
+        for s, start in enumerate(range(0, cfg.replicates, cfg.shard_size)):
+            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start)))
+    return out
+
+
+def filter_synthetic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sampling bias and curation hook: identity for now."""
+    return x
+
+
+def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
+    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
+    rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
+    source, model = build(SOURCES, cfg.data, "data"), build(MODELS, cfg.model, "model")
+    regime = REGIMES.get(cfg.loop.regime, "loop.regime")
+    R, M, loop = unit.size, cfg.loop.samples, cfg.loop
+    names = cfg.metrics or list(model.default_metrics)
+
+    real = Chunk.tagged(source.pool(R, loop.real_samples or M, rng(generation=0, role="real")), REAL)
+    if cfg.loop.regime == "mix" and round(loop.real_fraction * M) > real.size:
+        raise ConfigError(f"loop.real_fraction {loop.real_fraction} of {M} needs more real records than the pool's {real.size}.")
+    heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if source.can_draw else real.x[0]
+    model.bind(source, real.x)
+    fresh = lambda g, n: Chunk.tagged(source.sample(R, n, rng(generation=g, role="real")), REAL)  # noqa: E731
+
+    def draw(g: int) -> Chunk:  # steps 3-4: sample, then bias/filter
+        return Chunk.tagged(filter_synthetic(model.sample(M, rng=rng(generation=g, role="sample")), rng(generation=g, role="filter")), g)
+
+    # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
+    start, synthetic, gen0 = store.last_generation(unit.arm, unit.shard) + 1, [], None
+    if start > 0:
+        gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
+        model.set_state(store.load_state(unit.arm, unit.shard))
+        if regime.keeps_history:
+            synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
+        else:
+            synthetic = [draw(start - 1)]
+
+    for g in range(start, loop.generations):
+        # 1. assemble: generation 0 trains on real data only
+        train = [real] if g == 0 else regime(
+            RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"))
+        )
+        # 2. fit
+        model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+        if g == 0:
+            gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
+        # 3-4. sample, bias/filter
+        chunk = draw(g)
+        synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
+        # 5. measure
+        ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
+        values = measure(names, ctx)
+        values["train_real"] = sum((c.origin == REAL).sum(1) for c in train).astype(float)
+        values["train_synthetic"] = sum((c.origin != REAL).sum(1) for c in train).astype(float)
+        # 6. persist, before the next generation starts
+        kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
+        store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
+        store.save_extra(unit.arm, unit.shard, g, ctx.arrays)
+        on_generation(g)
+        if loop.on_degenerate == "stop" and np.all(model.degenerate_):
+            return f"stopped: every replicate degenerate at generation {g}"
+    return "complete"
