@@ -62,11 +62,25 @@ def _describe(err: dict) -> str:
     return err["msg"].lower().replace("input should be", "must be")
 
 
-def translate(err: ValidationError, prefix: str, fields: list[str]) -> ConfigError:
-    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean."""
+def fields_at(model: type[BaseModel], path: tuple) -> list[str]:
+    """The field names of the (nested) pydantic model found by following ``path`` from ``model``."""
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def translate(err: ValidationError, prefix: str, fields: list[str] | type[BaseModel]) -> ConfigError:
+    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean.
+
+    ``fields``: the accepted keys at the top, or the model class (nested sections are then looked up)."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    if not isinstance(fields, list):
+        fields = fields_at(fields, tuple(first["loc"][:-1])) if len(first["loc"]) > 1 else list(fields.model_fields) + ["suite"]
     if first["type"] == "extra_forbidden":
         accepted = ", ".join(sorted(fields))
         return ConfigError(
@@ -168,7 +182,7 @@ def validate(raw: dict[str, Any]) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
-        raise translate(err, "", list(Config.model_fields) + ["suite"]) from None
+        raise translate(err, "", Config) from None
     for _, arm in expand_arms(config):
         check_arm(arm)
     return config
@@ -197,7 +211,7 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
         try:
             arms.append((name, Config.model_validate(tree)))
         except ValidationError as err:
-            raise translate(err, "", list(Config.model_fields)) from None
+            raise translate(err, "", Config) from None
     return arms
 
 
