@@ -39,6 +39,7 @@ class LoopConfig(_Strict):
 
 class Config(_Strict):
     name: str = "run"
+    description: str = ""
     seed: int = Field(0, ge=0)
     replicates: int = Field(100, ge=1)
     shard_size: int = Field(1000, ge=1, description="replicates per independent random stream and executor task")

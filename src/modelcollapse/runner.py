@@ -74,9 +74,12 @@ def execute(config: Config, out: Path, *, resume: bool = False, quiet: bool = Fa
             done = store.last_generation(unit.arm, unit.shard) + 1
             advance(done)
 
-            def on_generation(g: int, key=key) -> None:
+            def on_generation(g: int, key=key, last=[0.0]) -> None:
+                # The state checkpoint marks a generation complete; the manifest is a summary, refreshed each second.
                 manifest["completed"][key] = g + 1
-                store.write_manifest(manifest)
+                if time.perf_counter() - last[0] > 1.0 or g + 1 == cfg.loop.generations:
+                    store.write_manifest(manifest)
+                    last[0] = time.perf_counter()
                 advance(1)
 
             try:

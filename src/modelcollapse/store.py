@@ -177,47 +177,40 @@ class RunStore:
         return load_arrays(self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz")
 
     # -- metrics ------------------------------------------------------------------------------------------------
-    def metric_rows(self, arms: list[str], shard_size: int) -> dict[str, np.ndarray]:
-        """All metric rows from the per-generation segments, as columns."""
-        cols: dict[str, list] = {"arm": [], "replicate": [], "generation": [], "metric": [], "value": []}
+    def metric_rows(self, arms: list[str], shard_size: int):
+        """All metric rows from the per-generation segments, as a pyarrow table (arm and metric dictionary-encoded)."""
+        import pyarrow as pa
+
+        names: dict[str, int] = {}
+        parts: dict[str, list[np.ndarray]] = {"arm": [], "replicate": [], "generation": [], "metric": [], "value": []}
         for path in sorted((self.root / "checkpoints").glob("arm*-shard*/segments/metrics-*.npz")):
             arm, shard = (int(s[-3:]) for s in path.parent.parent.name.split("-"))
             generation = int(path.stem.split("-")[1])
             for metric, values in load_arrays(path).items():
                 r = len(values)
-                cols["arm"] += [arms[arm]] * r
-                cols["replicate"].append(shard * shard_size + np.arange(r))
-                cols["generation"].append(np.full(r, generation))
-                cols["metric"] += [metric] * r
-                cols["value"].append(np.asarray(values, float))
-        cat = lambda v, dt: np.concatenate(v).astype(dt) if v else np.zeros(0, dt)  # noqa: E731
-        return {
-            "arm": np.array(cols["arm"], dtype=object),
-            "replicate": cat(cols["replicate"], np.int64),
-            "generation": cat(cols["generation"], np.int64),
-            "metric": np.array(cols["metric"], dtype=object),
-            "value": cat(cols["value"], np.float64),
-        }
-
-    def write_metrics(self, columns: dict[str, np.ndarray]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table(
+                parts["arm"].append(np.full(r, arm, np.int32))
+                parts["replicate"].append(shard * shard_size + np.arange(r))
+                parts["generation"].append(np.full(r, generation))
+                parts["metric"].append(np.full(r, names.setdefault(metric, len(names)), np.int32))
+                parts["value"].append(np.asarray(values, float))
+        cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+        return pa.table(
             {
-                "arm": pa.array(columns["arm"].tolist(), pa.string()),
-                "replicate": pa.array(columns["replicate"], pa.int64()),
-                "generation": pa.array(columns["generation"], pa.int64()),
-                "metric": pa.array(columns["metric"].tolist(), pa.string()),
-                "value": pa.array(columns["value"], pa.float64()),
+                "arm": pa.DictionaryArray.from_arrays(cat["arm"].astype(np.int32), pa.array(arms, pa.string())).cast(pa.string()),
+                "replicate": pa.array(cat["replicate"].astype(np.int64)),
+                "generation": pa.array(cat["generation"].astype(np.int64)),
+                "metric": pa.DictionaryArray.from_arrays(cat["metric"].astype(np.int32), pa.array(list(names), pa.string())).cast(pa.string()),
+                "value": pa.array(cat["value"].astype(np.float64)),
             }
         )
-        table = table.sort_by([("arm", "ascending"), ("metric", "ascending"), ("generation", "ascending"), ("replicate", "ascending")])
+
+    def write_metrics(self, table) -> None:
+        import pyarrow.parquet as pq
+
         atomic_save(self.root / "metrics.parquet", lambda tmp: pq.write_table(table, tmp))
 
     def read_metrics(self):
         """The tidy metrics table (pyarrow.Table): from metrics.parquet, or from segments for an unfinished run."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         path = self.root / "metrics.parquet"
@@ -225,8 +218,7 @@ class RunStore:
             return pq.read_table(path)
         config = self.read_config()
         arms = self.read_manifest().get("arms") or [config.get("name", "run")]
-        cols = self.metric_rows(arms, config.get("shard_size", 1000))
-        return pa.table({k: (v.tolist() if v.dtype == object else v) for k, v in cols.items()})
+        return self.metric_rows(arms, config.get("shard_size", 1000))
 
     def finish(self, arms: list[str], shard_size: int) -> None:
         """Consolidate the segments into metrics.parquet, then drop them."""

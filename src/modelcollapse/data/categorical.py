@@ -65,4 +65,4 @@ class CategoricalSource(Source):
         return np.array([f for _, f in top], float)
 
     def sample(self, replicates, n, rng):
-        return draw_categories(self.probs, n, rng)
+        return draw_categories(np.broadcast_to(self.probs, (replicates, len(self.probs))), n, rng)

@@ -34,3 +34,9 @@ def heterozygosity(ctx: Context) -> np.ndarray:
 def tv(ctx: Context) -> np.ndarray:
     """Total-variation distance ½ Σ |p̂ − p₀| to the real distribution, in [0, 1]."""
     return 0.5 * np.abs(probs(ctx, "tv") - ctx.source.probs).sum(-1)
+
+
+@METRICS.register("top_category")
+def top_category(ctx: Context) -> np.ndarray:
+    """Index of the most probable fitted category (after absorption, the category that won)."""
+    return probs(ctx, "top_category").argmax(-1)

