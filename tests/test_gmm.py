@@ -61,7 +61,7 @@ def test_log_prob_moments_and_cdf_match_scipy(rng):
     m = GMM().fit(x, rng=np.random.default_rng(5))
     w, mu, cov = m.weights_, m.means_, m.covariances_
     q = rng.normal(size=(3, 7, 1)) * 2
-    expected = np.log(sum(w[:, j, None] * stats.norm.pdf(q[..., 0], mu[:, j], np.sqrt(cov[:, j, 0]))) for j in range(2)))
+    expected = np.log(sum(w[:, j, None] * stats.norm.pdf(q[..., 0], mu[:, j], np.sqrt(cov[:, j, 0])) for j in range(2)))
     np.testing.assert_allclose(m.log_prob(q), expected, rtol=1e-10)
     mean, var = m.moments()
     np.testing.assert_allclose(mean[:, 0], (w * mu[..., 0]).sum(1))
