@@ -118,3 +118,10 @@ def test_mixture_metrics_on_a_context(rng):
     expected = np.sqrt(np.trace(later.covariances_, axis1=-2, axis2=-1) / 2).mean(1)
     np.testing.assert_allclose(component_std(ctx), expected)
     np.testing.assert_allclose(component_std(ctx), 0.1 * component_std(Context(gen0, x, None, x[0], 0, rng, gen0)), rtol=1e-3)
+
+
+def test_shared_records_take_the_broadcast_path(rng):
+    m = GMM().fit(rng.normal(size=(4, 300, 2)) + [[[0.0, 0.0]], [[3.0, 0.0]], [[0.0, -2.0]], [[1.0, 1.0]]], rng=rng)
+    held = rng.normal(size=(500, 2))
+    shared = np.broadcast_to(held, (4, 500, 2))
+    np.testing.assert_allclose(m.log_prob(shared), m.log_prob(np.array(shared)), rtol=1e-10, atol=1e-10)

@@ -150,17 +150,21 @@ class GMM(Family):
         pick = np.argpartition(rng.random((R, n)), k - 1, axis=1)[:, :k]  # k distinct records per replicate
         centres = np.take_along_axis(x, pick[..., None], axis=1)  # (R, k, d)
         linear = phi[:, -d - 1 :]  # rows x_1..x_d, 1: ‖x − c‖² − ‖x‖² = −2c·x + ‖c‖², one matmul
+        rows = [np.ascontiguousarray(phi[:, -d - 1 + j]).ravel() for j in range(d)]
         offset = k * np.arange(R)[:, None]
         labels = None
         for _ in range(max(self.kmeans_iter, 1)):
             coef = np.concatenate([-2 * centres, (centres**2).sum(-1, keepdims=True)], axis=-1)
-            new = nearest(coef @ linear)
+            if k == 2:  # one margin per record instead of two distances
+                new = np.less((coef[:, 1:] - coef[:, :1]) @ linear, 0)[:, 0].astype(np.int64)
+            else:
+                new = nearest(coef @ linear)
             if labels is not None and np.array_equal(new, labels):
                 break
             labels = new
             flat = (labels + offset).ravel()  # per-(replicate, cluster) sums by bincount: no one-hot arrays
             counts = np.bincount(flat, minlength=R * k).reshape(R, k)
-            sums = np.stack([np.bincount(flat, linear[:, j].ravel(), R * k) for j in range(d)], -1).reshape(R, k, d)
+            sums = np.stack([np.bincount(flat, row, R * k) for row in rows], -1).reshape(R, k, d)
             moved = sums / np.maximum(counts, 1)[..., None]
             centres = np.where(counts[..., None] > 0, moved, centres)  # an empty cluster keeps its centre
         return (labels[:, None, :] == np.arange(k)[None, :, None]).astype(float)
@@ -233,13 +237,22 @@ class GMM(Family):
         return e / total[:, None, :], (lse if points else lse.mean(-1))
 
     def _joint(self, x: np.ndarray) -> np.ndarray:
-        """log wₖ + log N(x; μₖ, Σₖ) ``(R, k, n)`` of records ``x`` ``(R, n, d)`` under the fitted mixture; ``x`` and
-        the means are first shifted by the mixture mean, so the expanded quadratic form does not cancel badly."""
+        """log wₖ + log N(x; μₖ, Σₖ) ``(R, k, n)`` of records ``x`` ``(R, n, d)`` under the fitted mixture.
+
+        ``x`` and the means are shifted by the mixture mean first, so the expanded quadratic form does not cancel
+        badly; records shared by every replicate (a broadcast view, like the held-out set) get one shift, the mean
+        over replicates, so their features are computed once.
+        """
         self.check_fitted("means_")
         x = np.asarray(x, dtype=float)
         centre = np.einsum("rk,rkd->rd", self.weights_, self.means_)
+        if x.ndim == 3 and x.strides[0] == 0:
+            centre = np.broadcast_to(centre.mean(0), centre.shape)
+            phi = features(x[:1] - centre[:1, None, :])
+        else:
+            phi = features(x - centre[:, None, :])
         coef = self._coefficients(self.weights_, self.means_ - centre[:, None, :], self.covariances_)
-        return coef @ features(x - centre[:, None, :])
+        return coef @ phi
 
     # -- protocol ----------------------------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
