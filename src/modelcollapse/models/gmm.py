@@ -3,7 +3,12 @@
 Every array program runs on the whole batch: data ``(R, n, d)``, responsibilities ``(R, k, n)`` (components before
 points, so each component's row is contiguous; :meth:`GMM.responsibilities` returns the ``(R, n, k)`` view), means
 ``(R, k, d)``, covariances ``(R, k, d, d)``. Replicates that have converged leave the batch, so the last slow ones do
-not make the fast ones iterate; their results are identical to fitting each replicate alone.
+not make the fast ones iterate; no replicate's iterates depend on another's.
+
+Numerics: a Gaussian's log density is linear in the quadratic features φ(x) = [xᵢxⱼ, xᵢ, 1], so the E-step is one
+batched matmul (coefficients ``(R, k, F)`` times features ``(R, F, n)``, computed once per fit) and the M-step's
+sufficient statistics are another (responsibilities times features). The expanded forms lose precision in proportion
+to (distance from the origin / component spread)², so every replicate is centred on its own data mean first.
 
 Conventions follow scikit-learn's ``GaussianMixture(covariance_type="full")`` so its fits are a reference: ``tol`` is
 on the change of the mean log-likelihood per record, ``reg_covar`` is added to every covariance's diagonal (and is
@@ -26,18 +31,14 @@ EMPTY_WEIGHT = 1e-6  # a component with a smaller weight is empty: it keeps its 
 LOOP_DIM = 8  # up to this dimension, explicit per-coordinate arithmetic beats batched matmul on tiny matrices
 
 
-def cholesky(cov: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Lower Cholesky factors of ``cov`` ``(..., d, d)`` and a ``(...)`` flag of matrices that needed repair.
-
-    A matrix that is not numerically positive definite has its eigenvalues clipped at ``floor`` first.
-    """
+def cholesky(cov: np.ndarray, floor: float) -> np.ndarray:
+    """Lower Cholesky factors of ``cov`` ``(..., d, d)``; if any matrix is not numerically positive definite (rounding
+    in a collapsed component), the eigenvalues of all are clipped at ``floor`` first."""
     try:
-        return np.linalg.cholesky(cov), np.zeros(cov.shape[:-2], bool)
+        return np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
         w, v = np.linalg.eigh(cov)
-        bad = w[..., 0] <= 0
-        w = np.clip(w, floor, None)
-        return np.linalg.cholesky((v * w[..., None, :]) @ np.swapaxes(v, -1, -2)), bad
+        return np.linalg.cholesky((v * np.clip(w, floor, None)[..., None, :]) @ np.swapaxes(v, -1, -2))
 
 
 def lower_apply(lower: np.ndarray, z, pick=lambda a: a) -> list[np.ndarray]:
@@ -99,8 +100,8 @@ class GMM(Family):
     """A ``components``-component full-covariance Gaussian mixture per replicate, fitted by batched EM.
 
     Initialisation (randomness only from the ``rng`` given to :meth:`fit`): ``"kmeans"`` picks ``components``
-    distinct records per replicate as centres and runs up to ``kmeans_iter`` Lloyd steps, then starts EM from the
-    hard assignment; ``"random"`` starts from uniformly random responsibilities (scikit-learn's ``"random"``).
+    distinct records per replicate as centres and runs up to ``kmeans_iter`` Lloyd steps (0 or 1: just the nearest-
+    centre assignment), stopping early once no label changes, then starts EM from the hard assignment; ``"random"`` starts from uniformly random responsibilities (scikit-learn's ``"random"``).
 
     Degenerate fits are results, not errors. A component whose weight falls below 1e-6 keeps its previous mean and
     covariance (its weight stays ≈ 0, so it is never sampled in practice); a component whose fitted covariance has
@@ -195,7 +196,7 @@ class GMM(Family):
         With P = Σ⁻¹: (x − μ)ᵀP(x − μ) = Σᵢ Pᵢᵢxᵢ² + 2Σᵢ<ⱼ Pᵢⱼxᵢxⱼ − 2(Pμ)·x + μᵀPμ.
         """
         d = means.shape[-1]
-        lower, _ = cholesky(cov, self.reg_covar)
+        lower = cholesky(cov, self.reg_covar)
         logdet = 2 * np.log(np.diagonal(lower, axis1=-2, axis2=-1)).sum(-1)
         inv = np.linalg.inv(lower)
         prec = np.swapaxes(inv, -1, -2) @ inv
@@ -319,7 +320,7 @@ class GMM(Family):
         labels = np.repeat(np.tile(np.arange(k), R), counts.ravel()).reshape(R, n)
         labels = rng.permuted(labels, axis=1)  # exchangeable order: regimes may take the first m records
         z = rng.standard_normal((d, R, n))
-        lower, _ = cholesky(self.covariances_, self.reg_covar)  # (R, k, d, d)
+        lower = cholesky(self.covariances_, self.reg_covar)  # (R, k, d, d)
         flat = labels + k * np.arange(R)[:, None]  # gather per-record parameters with one flat index
         pick = lambda a: np.take(a.ravel(), flat)  # noqa: E731  (a: (R, k) -> (R, n))
         if d <= LOOP_DIM:
