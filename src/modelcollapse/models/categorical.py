@@ -31,15 +31,28 @@ class Categorical(Family):
         self._k = len(source.probs) if hasattr(source, "probs") else int(real.max()) + 1
         return self
 
-    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+    def counts(self, x: np.ndarray) -> np.ndarray:
+        """Per-replicate category counts ``(R, K)`` of indices ``x`` ``(R, n)``, by one bincount."""
         x = np.asarray(x)
-        r = x.shape[0]
-        k = self._k or int(x.max()) + 1
-        flat = (x + k * np.arange(r)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=r * k).reshape(r, k) + self.smoothing
+        r, k = x.shape[0], self._k or int(x.max()) + 1
+        return np.bincount((x + k * np.arange(r)[:, None]).ravel(), minlength=r * k).reshape(r, k)
+
+    def _set(self, counts: np.ndarray):
+        counts = counts + self.smoothing
         self.probs_ = counts / counts.sum(1, keepdims=True)
         self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
         return self
+
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+        return self._set(self.counts(x))
+
+    def fit_chunks(self, chunks, *, rng: np.random.Generator):
+        """Counts of the union of chunks, each chunk's counts cached (the accumulate pool grows every generation)."""
+        for c in chunks:
+            if "counts" not in c.cache:
+                c.cache["counts"] = self.counts(c.x)
+        k = max(c.cache["counts"].shape[1] for c in chunks)
+        return self._set(sum(np.pad(c.cache["counts"], ((0, 0), (0, k - c.cache["counts"].shape[1]))) for c in chunks))
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n)`` category indices; one multinomial draw of counts per replicate."""
