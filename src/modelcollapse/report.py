@@ -119,12 +119,13 @@ def summary_table(run_dir: Path) -> str:
     if names is not None:
         return "\n\n".join(f"== {n} ==\n{summary_table(run_dir / n)}" for n in names if (run_dir / n / "config.yaml").exists())
     rows = [r for r in final_rows(run_dir) if not r["metric"].startswith("train_")]
-    head = f"{'arm':34s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'closed form':>13s}"
+    w = max([3] + [len(r["arm"]) for r in rows])
+    head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'closed form':>13s}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
         iqr = f"[{r['q25']:.4g}, {r['q75']:.4g}]"
-        lines.append(f"{r['arm'][:34]:34s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
+        lines.append(f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
     return "\n".join(lines)
 
 
@@ -144,6 +145,8 @@ def section(run_dir: Path) -> str:
         by_metric.setdefault(metric, {})[arm] = c
     figures = []
     for metric, per_arm in by_metric.items():
+        if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
+            continue  # constant in every arm (e.g. train_real under replace): the table says it all
         path = run_dir / "figures" / f"{metric}.png"
         plot_metric(metric, per_arm, arms, path)
         figures.append(_img(path))
