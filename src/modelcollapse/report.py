@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .errors import RunError
 from .store import RunStore, atomic_write
 from .theory import reference
 
@@ -28,6 +29,8 @@ class Curve:
 def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
     """{(arm, metric): Curve} from the run's metrics table."""
     table = RunStore(run_dir).read_metrics()
+    if table.num_rows == 0:
+        raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
     arm = np.array(table["arm"].to_pylist(), dtype=object)
     metric = np.array(table["metric"].to_pylist(), dtype=object)
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
