@@ -175,3 +175,17 @@ def test_curation_halts_variance_collapse(tmp_path):
     raw["replicates"] = 12
     m = run_small(raw, tmp_path / "c")
     assert np.median(m[("corrected", "recall")][-1]) > 2 * np.median(m[("plain", "recall")][-1])
+
+
+def test_keeping_ten_to_twenty_percent_real_data_bounds_the_error(tmp_path):
+    """The "keep 10–20% original data" rule on a 1-D Gaussian (the real-fraction-sweep preset's M = 100 column)."""
+    raw = {"seed": 0, "replicates": 48, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}, "metrics": ["w2_sq"],
+           "loop": {"generations": 50, "samples": 100, "regime": "synthetic-augmentation"},
+           "grid": {"loop.real_fraction": [0.0, 0.1, 0.2]}}
+    m = run_small(raw, tmp_path / "rf")
+    med = {k[0]: np.median(v, axis=1) for k, v in m.items() if k[1] == "w2_sq"}
+    gen0 = med["loop.real_fraction=0.0"][0]
+    assert med["loop.real_fraction=0.0"][-1] > 20 * gen0  # no real data: the error keeps growing
+    assert med["loop.real_fraction=0.1"][-1] < 10 * gen0
+    assert med["loop.real_fraction=0.2"][-1] < 5 * gen0
+    assert med["loop.real_fraction=0.2"][-10:].max() < 2 * med["loop.real_fraction=0.2"][20:30].max()  # a plateau
