@@ -189,3 +189,27 @@ def test_keeping_ten_to_twenty_percent_real_data_bounds_the_error(tmp_path):
     assert med["loop.real_fraction=0.1"][-1] < 10 * gen0
     assert med["loop.real_fraction=0.2"][-1] < 5 * gen0
     assert med["loop.real_fraction=0.2"][-10:].max() < 2 * med["loop.real_fraction=0.2"][20:30].max()  # a plateau
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"alarm": {"diversity_drop": 2}}, "alarm.diversity_drop must be < 1.0; got 2."),
+    ({"alarm": {"diversty_drop": 0.2}}, "unknown key 'alarm.diversty_drop'; accepted keys here: diversity_drop, diversity_metrics, likelihood_metrics, likelihood_rise. Did you mean 'diversity_drop'?"),
+    ({"loop": {"filters": [{"kind": "likelihood", "reference": "model"}]}}, "loop.filters[0].reference must be one of 'truth' or 'gen0'; got 'model'."),
+    ({"loop": {"n_synthetic": 0}}, "loop.n_synthetic must be >= 1; got 0."),
+    ({"sweep": {"grids": {}}}, "unknown key 'sweep.grids'; accepted keys here: grid, metric. Did you mean 'grid'?"),
+])
+def test_new_keys_fail_with_one_clear_line(raw, message):
+    with pytest.raises(ConfigError) as err:
+        validate(raw)
+    assert str(err.value) == message
+
+
+def test_likelihood_filter_against_the_generation_0_model(rng):
+    source = build(SOURCES, {"kind": "gaussian", "dim": 1}, "data")
+    gen0 = build(MODELS, {"kind": "gaussian"}, "model").fit(source.sample(2, 5000, rng), rng=rng)
+    held = source.sample(1, 5000, rng)[0]
+    ctx = FilterContext(source, None, gen0, held, 3, rng)
+    [(_, fn)] = build_chain([{"kind": "likelihood", "reference": "gen0", "quantile": 0.1}])
+    x = rng.normal(size=(2, 20000, 1))
+    share = fn(x, np.ones((2, 20000), bool), ctx)[1].mean(1)
+    np.testing.assert_allclose(share, 0.9, atol=0.02)  # gen0 ≈ truth: about 10% of real-like draws fall below the cut
