@@ -88,8 +88,21 @@ def test_published_mad_behaviour_on_gaussians(tmp_path):
     assert med[("fresh", "frechet")][-10:].max() < 0.5 * med[("full", "frechet")][-1]
 
 
-@pytest.mark.skipif("gmm" not in MODELS, reason="the gmm family (branch gmm) is not registered in this build")
+def gmm_with_bias() -> str | None:
+    """Why the GMM version of the MAD test cannot run here, or None."""
+    if "gmm" not in MODELS:
+        return "the gmm family (branch gmm) is not registered in this build"
+    from modelcollapse.config import accepts_bias
+
+    if not accepts_bias(build(MODELS, {"kind": "gmm"}, "model")):
+        return "gmm.sample has no bias= parameter yet (covariance shrink per component; see models/__init__)"
+    return None
+
+
+@pytest.mark.skipif(gmm_with_bias() is not None, reason=str(gmm_with_bias()))
 def test_mad_loops_preset_with_gmm(tmp_path):
+    """Row 11 on a 4-mode 2-D mixture with the GMM family (measured: docs/mitigations.md). Precision does not hold
+    here (components drift into the gaps between modes), so only the recall claims are asserted."""
     from modelcollapse.config import load_raw
 
     raw = load_raw("mad-loops")
@@ -97,7 +110,9 @@ def test_mad_loops_preset_with_gmm(tmp_path):
     m = run_small(raw, tmp_path / "gmm")
     med = {k: np.median(v, axis=1) for k, v in m.items()}
     assert med[("fully-synthetic", "recall")][-1] < med[("fully-synthetic", "recall")][0]
+    assert med[("fully-synthetic-biased", "recall")][-1] < 0.5 * med[("fully-synthetic", "recall")][-1]
     assert med[("fresh-data", "recall")][-1] > med[("fully-synthetic", "recall")][-1]
+    assert med[("synthetic-augmentation", "recall")][-1] > med[("fully-synthetic", "recall")][-1]
 
 
 # -- filters ------------------------------------------------------------------------------------------------------------
