@@ -31,12 +31,18 @@ def test_diversity_fires_at_first_relative_drop_and_likelihood_at_first_rise():
     assert (found["recall"].generation, found["nll_real"].generation) == (1, 2)  # 0.801 < 0.9 × 0.901
 
 
+def test_infinite_nll_is_a_rise():
+    t = table({"nll_real": [2.0, 2.1, np.inf, np.inf]}, replicates=4)
+    [a] = alarms(t)
+    assert a.generation == 2 and a.value == np.inf
+
+
 def test_perplexity_rise_is_in_nats_and_silent_metrics_are_reported():
     t = table({"perplexity": [20.0, 40.0, 60.0], "support_size": [10, 10, 9]})
     found = {a.metric: a for a in alarms(t)}
     assert found["perplexity"].generation == 2  # log(60/20) = 1.10 > 1; log 2 = 0.69 is not
     assert found["support_size"].generation is None
-    assert "silent: support_size" in describe(list(found.values()))
+    assert "a: no alarm from support_size" in describe(list(found.values()))
     assert alarms(table({"w2_sq": [0.0, 5.0]})) == []  # not a watched metric
 
 

@@ -35,10 +35,17 @@ class Alarm:
     value: float | None
 
 
+def median(values: np.ndarray) -> float:
+    """The median of ``values`` ignoring NaNs (NaN if none), exact with infinities: a lost category makes
+    ``nll_real`` +inf, and interpolating quantiles would turn inf − inf into NaN."""
+    s = np.sort(values[~np.isnan(values)])
+    return 0.5 * (s[(len(s) - 1) // 2] + s[len(s) // 2]) if len(s) else np.nan
+
+
 def medians(generation: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted generations ``(G,)`` and the median value of each ``(G,)`` (NaNs ignored)."""
+    """Sorted generations ``(G,)`` and the median value of each ``(G,)``."""
     gens = np.unique(generation)
-    return gens, np.array([np.nanmedian(value[generation == g]) if np.isfinite(value[generation == g]).any() else np.nan for g in gens])
+    return gens, np.array([median(value[generation == g]) for g in gens])
 
 
 def first_crossing(gens: np.ndarray, med: np.ndarray, kind: str, threshold: float, metric: str) -> tuple[int | None, float | None]:
@@ -49,7 +56,7 @@ def first_crossing(gens: np.ndarray, med: np.ndarray, kind: str, threshold: floa
     else:
         series = np.log(med) - np.log(base) if metric == "perplexity" else med - base
         crossed = series > threshold
-    hits = np.flatnonzero(crossed[1:] & np.isfinite(med[1:])) + 1
+    hits = np.flatnonzero(crossed[1:] & ~np.isnan(med[1:])) + 1  # +inf counts: an infinite NLL is a rise
     return (int(gens[hits[0]]), float(med[hits[0]])) if len(hits) else (None, None)
 
 
@@ -110,9 +117,8 @@ def describe(found: list[Alarm]) -> list[str]:
         n = lead(found, arm)
         if n is not None:
             lines.append(f"{arm}: diversity alarm leads the likelihood alarm by {n} generation(s)")
-    silent = sorted({a.metric for a in found if a.generation is None})
-    if found and not lines:
-        lines.append(f"no alarm (watched: {', '.join(sorted({a.metric for a in found}))})")
-    elif silent:
-        lines.append(f"silent: {', '.join(silent)}")
+    for arm in dict.fromkeys(a.arm for a in found):
+        silent = [a.metric for a in found if a.arm == arm and a.generation is None]
+        if silent:
+            lines.append(f"{arm}: no alarm from {', '.join(silent)}")
     return lines

@@ -18,6 +18,9 @@ in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm
 (top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when λ ≠ 1, and the config refuses
 λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter.
 
+Watermarking generators (LM families) expose ``watermark = {"key": int, "gamma": float}`` (their
+``watermark.processor`` settings) so the ``watermark`` filter detects with the same key and γ.
+
 Optional: ``fit_chunks(chunks, *, rng)`` fits on a list of :class:`~modelcollapse.regimes.Chunk` without
 concatenating them (the accumulate regime's pool grows every generation).
 """
