@@ -97,7 +97,7 @@ def translate(err: ValidationError, prefix: str, fields: list[str]) -> ConfigErr
 def _fields_at(loc: tuple, top: list[str]) -> list[str]:
     """The accepted keys of the section at ``loc`` (``('loop',)`` -> LoopConfig's fields), else ``top``."""
     sections = {"loop": LoopConfig, "alarm": AlarmConfig, "sweep": SweepConfig}
-    if len(loc) == 1 and loc[0] in sections and "kind" not in top:
+    if len(loc) == 1 and loc[0] in sections:
         return list(sections[loc[0]].model_fields)
     return top
 
@@ -266,7 +266,7 @@ def check_bias(model, bias: float, kind: str) -> None:
 
 
 def check_counts(arm: Config) -> None:
-    """``loop.n_real`` needs a regime that mixes in real data, and fits in a fixed pool."""
+    """``loop.n_real`` needs a regime that mixes in real data (the fixed pool's size is checked when the run starts)."""
     from .regimes import REGIMES
 
     loop = arm.loop
