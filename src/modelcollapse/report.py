@@ -110,6 +110,13 @@ def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) 
     return rows
 
 
+def alarm_lines(run_dir: Path) -> list[str]:
+    """The early-warning lines of a run (see ``alarm``)."""
+    from .alarm import describe, run_alarms
+
+    return describe(run_alarms(run_dir))
+
+
 def members(run_dir: Path) -> list[str] | None:
     suite = Path(run_dir) / "suite.yaml"
     return yaml.safe_load(suite.read_text())["members"] if suite.exists() else None
@@ -167,6 +174,7 @@ def section(run_dir: Path) -> str:
 <p>{description}</p>
 <p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
+<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>closed form</th></tr>{rows}</table>
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form.</p>

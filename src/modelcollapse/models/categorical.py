@@ -8,6 +8,14 @@ from ..data.categorical import draw_categories
 from . import MODELS, Family
 
 
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T) renormalised per row of ``probs`` ``(R, K)``, computed in log space (no underflow for small T)."""
+    with np.errstate(divide="ignore"):
+        logits = np.log(probs) / temperature
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    return weights / weights.sum(-1, keepdims=True)
+
+
 @MODELS.register("categorical")
 class Categorical(Family):
     """p̂ = counts / n per replicate (plus optional add-``smoothing`` pseudo-counts).
@@ -54,10 +62,11 @@ class Categorical(Family):
         k = max(c.cache["counts"].shape[1] for c in chunks)
         return self._set(sum(np.pad(c.cache["counts"], ((0, 0), (0, k - c.cache["counts"].shape[1]))) for c in chunks))
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n)`` category indices; one multinomial draw of counts per replicate."""
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n)`` category indices; one multinomial draw of counts per replicate. ``bias`` is the temperature T:
+        draws from p̂^(1/T) renormalised (T < 1 sharpens towards the mode; 1 = unbiased; zeros stay zero)."""
         self.check_fitted("probs_")
-        return draw_categories(self.probs_, n, rng)
+        return draw_categories(self.probs_ if bias == 1.0 else tempered(self.probs_, bias), n, rng)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         self.check_fitted("probs_")

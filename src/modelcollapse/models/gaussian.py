@@ -66,11 +66,12 @@ class Gaussian(Family):
         w, v = np.linalg.eigh(self.cov_)
         return v * np.sqrt(np.clip(w, 0, None))[:, None, :]
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n, d)`` draws; a collapsed fit (zero variance) returns its mean."""
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, d)`` draws from N(μ̂, λΣ̂), λ = ``bias`` (covariance shrink; 1 = unbiased); a collapsed fit (zero
+        variance) returns its mean."""
         self.check_fitted("mean_")
         z = rng.standard_normal((len(self.mean_), n, self.mean_.shape[1]))
-        return self.mean_[:, None, :] + z @ np.swapaxes(self._root(), -1, -2)
+        return self.mean_[:, None, :] + np.sqrt(bias) * z @ np.swapaxes(self._root(), -1, -2)
 
     def moments(self):
         self.check_fitted("mean_")

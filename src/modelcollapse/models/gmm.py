@@ -311,15 +311,17 @@ class GMM(Family):
         """Posterior component probabilities of records ``x`` ``(R, n, d)``, shape ``(R, n, k)``."""
         return np.swapaxes(self._normalise(self._joint(x))[0], 1, 2)
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n, d)`` draws: component counts from one multinomial per replicate, records in random order."""
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, d)`` draws: component counts from one multinomial per replicate, records in random order.
+
+        ``bias`` λ shrinks every component's covariance to λΣₖ (MAD's sampling bias; 1 = unbiased)."""
         self.check_fitted("means_")
         R, k, d = self.means_.shape
         w = self.weights_ / self.weights_.sum(-1, keepdims=True)
         counts = rng.multinomial(n, w)  # (R, k)
         labels = np.repeat(np.tile(np.arange(k), R), counts.ravel()).reshape(R, n)
         labels = rng.permuted(labels, axis=1)  # exchangeable order: regimes may take the first m records
-        z = rng.standard_normal((d, R, n))
+        z = np.sqrt(bias) * rng.standard_normal((d, R, n))
         lower = cholesky(self.covariances_, self.reg_covar)  # (R, k, d, d)
         flat = labels + k * np.arange(R)[:, None]  # gather per-record parameters with one flat index
         pick = lambda a: np.take(a.ravel(), flat)  # noqa: E731  (a: (R, k) -> (R, n))
