@@ -35,6 +35,9 @@ class LoopConfig(_Strict):
     real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of real records (mix, fresh)")
     on_degenerate: Literal["continue", "stop"] = "continue"
     heldout: int = Field(2000, ge=1, description="held-out real records for likelihood and sample metrics")
+    sampling: Literal["finite", "exact"] = Field(
+        "finite", description="exact: generation g > 0 is fitted to the previous model's population, not to samples of it"
+    )
 
 
 class Config(_Strict):
@@ -49,6 +52,7 @@ class Config(_Strict):
     metrics: list[str] | None = None
     arms: dict[str, dict[str, Any]] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
 
 
 def _describe(err: dict) -> str:
@@ -183,8 +187,13 @@ def validate(raw: dict[str, Any]) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as err:
         raise translate(err, "", Config) from None
-    for _, arm in expand_arms(config):
+    arms = expand_arms(config)
+    for _, arm in arms:
         check_arm(arm)
+    if config.anatomy is not None:
+        from .anatomy import check_design
+
+        check_design(config.anatomy, [name for name, _ in arms])
     return config
 
 
@@ -230,6 +239,15 @@ def check_arm(arm: Config) -> None:
             f"loop.regime {arm.loop.regime!r} draws fresh real data, which data.kind {arm.data['kind']!r} cannot; "
             "use 'mix' for a fixed pool."
         )
+    if arm.loop.sampling == "exact":
+        can = sorted(name for name in MODELS if hasattr(MODELS.get(name), "fit_population"))
+        if not hasattr(model, "fit_population"):
+            raise ConfigError(
+                f"loop.sampling 'exact' fits each generation to the previous model's population, which model.kind "
+                f"{arm.model['kind']!r} cannot do; families that can: {', '.join(map(repr, can))}."
+            )
+        if arm.loop.regime != "replace":
+            raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {arm.loop.regime!r}.")
     for name in arm.metrics or model.default_metrics:
         METRICS.get(name, "metrics")
 

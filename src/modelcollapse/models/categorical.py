@@ -41,6 +41,13 @@ class Categorical(Family):
         self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
         return self
 
+    def fit_population(self, previous, *, rng: np.random.Generator):
+        """Fit to infinitely many draws of ``previous`` (``probs_`` ``(R, K)``): its probabilities, copied. The
+        ``smoothing`` pseudo-counts vanish against infinite counts. Returns self."""
+        self.probs_ = np.array(previous.probs_, dtype=float)
+        self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
+        return self
+
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n)`` category indices; one multinomial draw of counts per replicate."""
         self.check_fitted("probs_")
