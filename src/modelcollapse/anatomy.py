@@ -45,6 +45,7 @@ import numpy as np
 from .errors import ConfigError
 
 CODINGS = ("anchored", "effects")
+STATISTICS = ("mean", "median")
 
 
 @dataclass
@@ -73,8 +74,10 @@ def parse_arm(name: str) -> dict[str, str]:
 def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tuple[int, ...]]:
     """Validate an ``anatomy`` config against the run's arm names; return {arm: cell levels}. Every one of the 2^k
     cells must be exactly one arm; arms that name no factor are left out of the anatomy."""
-    if not isinstance(anatomy, dict) or set(anatomy) - {"metric", "factors"} or "factors" not in anatomy:
-        raise ConfigError(f"anatomy must be a mapping with keys 'factors' and optionally 'metric'; got {anatomy!r}.")
+    if not isinstance(anatomy, dict) or set(anatomy) - {"metric", "factors", "statistic"} or "factors" not in anatomy:
+        raise ConfigError(f"anatomy must be a mapping with keys 'factors' and optionally 'metric', 'statistic'; got {anatomy!r}.")
+    if anatomy.get("statistic", "mean") not in STATISTICS:
+        raise ConfigError(f"anatomy.statistic must be one of {', '.join(map(repr, STATISTICS))}; got {anatomy['statistic']!r}.")
     factors = anatomy["factors"]
     if not isinstance(factors, dict) or not factors or any(
         not isinstance(v, list) or len(v) != 2 or v[0] == v[1] for v in factors.values()
@@ -113,17 +116,22 @@ def subsets(factors: list[str]) -> list[tuple[str, ...]]:
     return [s for r in range(1, len(factors) + 1) for s in itertools.combinations(factors, r)]
 
 
-def decompose(table, factors: dict[str, list[str]], metric: str, coding: str = "anchored") -> Anatomy:
+def decompose(table, factors: dict[str, list[str]], metric: str, coding: str = "anchored", statistic: str = "mean") -> Anatomy:
     """Factorial decomposition of ``metric`` per generation over the arms of ``table``.
 
     ``table``: the tidy metrics table (a pyarrow Table or any mapping of columns ``arm``, ``generation``, ``metric``,
     ``value``); arms are named ``factor=level,...`` (see :func:`check_design`). ``coding``: ``"anchored"`` or
-    ``"effects"`` (module docstring). Cell means are over replicates, ignoring non-finite values.
+    ``"effects"`` (module docstring). ``statistic``: each cell's value per generation is the ``"mean"`` over replicates
+    (standard error sd/√n) or the ``"median"`` (robust to the rare replicate that loses a mode, where KL is huge;
+    standard error ≈ 1.2533 · (IQR/1.349)/√n, the normal-theory form with a robust scale). Non-finite values are
+    ignored.
 
     >>> t = {"arm": ["a=off", "a=on"], "generation": [0, 0], "metric": ["kl", "kl"], "value": [1.0, 3.0]}
     >>> decompose(t, {"a": ["off", "on"]}, "kl").terms
     {'baseline': array([1.]), 'a': array([2.])}
     """
+    if statistic not in STATISTICS:
+        raise ConfigError(f"statistic must be one of {', '.join(map(repr, STATISTICS))}; got {statistic!r}.")
     if coding not in CODINGS:
         raise ConfigError(f"coding must be one of {', '.join(map(repr, CODINGS))}; got {coding!r}.")
     arm, gen, name, value = (_column(table, c) for c in ("arm", "generation", "metric", "value"))
@@ -138,8 +146,13 @@ def decompose(table, factors: dict[str, list[str]], metric: str, coding: str = "
         rows = arm == a
         per_gen = [value[rows & (gen == g)] for g in generations]
         per_gen = [v[np.isfinite(v)] for v in per_gen]
-        cells[levels] = np.array([v.mean() if v.size else np.nan for v in per_gen])
-        se[levels] = np.array([v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else np.nan for v in per_gen])
+        if statistic == "mean":
+            cells[levels] = np.array([v.mean() if v.size else np.nan for v in per_gen])
+            se[levels] = np.array([v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else np.nan for v in per_gen])
+        else:
+            cells[levels] = np.array([np.median(v) if v.size else np.nan for v in per_gen])
+            iqr = np.array([np.subtract(*np.quantile(v, [0.75, 0.25])) if v.size > 1 else np.nan for v in per_gen])
+            se[levels] = 1.2533 * iqr / 1.349 / np.sqrt([max(v.size, 1) for v in per_gen])
     names = list(factors)
     k = len(names)
     terms: dict[str, np.ndarray] = {}
@@ -183,7 +196,7 @@ def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
     g = anatomy.generations
     for i, (levels, y) in enumerate(sorted(anatomy.cells.items(), key=lambda kv: (sum(kv[0]), kv[0]))):
         left.plot(g, y, color=f"C{i % 10}", lw=1.6, ls="-" if levels[0] else "--", label=cell_label(anatomy.factors, levels))
-    left.set_title(f"mean {metric} per arm ({'/'.join(anatomy.factors)})")
+    left.set_title(f"{metric} per arm ({'/'.join(anatomy.factors)})")
     for i, (term, y) in enumerate(anatomy.terms.items()):
         right.plot(g, y, color="k" if i == 0 else f"C{(i - 1) % 10}", lw=2.2 if "×" not in term else 1.2,
                    ls=":" if i == 0 else ("-" if "×" not in term else "--"), label=term)
@@ -211,12 +224,12 @@ def report_section(run_dir: Path, config: dict[str, Any]) -> str:
     spec = config.get("anatomy")
     if not spec:
         return ""
-    metric = spec.get("metric", "kl_real")
+    metric, statistic = spec.get("metric", "kl_real"), spec.get("statistic", "mean")
     table = RunStore(run_dir).read_metrics()
-    anchored = decompose(table, spec["factors"], metric, "anchored")
-    effects = decompose(table, spec["factors"], metric, "effects")
+    anchored = decompose(table, spec["factors"], metric, "anchored", statistic)
+    effects = decompose(table, spec["factors"], metric, "effects", statistic)
     path = Path(run_dir) / "figures" / "anatomy.png"
-    plot(anchored, metric, path)
+    plot(anchored, f"{statistic} {metric}", path)
     first, last = 0, len(anchored.generations) - 1
     fmt = lambda a, t, i: f"{a.terms[t][i]:.4g} ± {a.stderr[t][i]:.2g}"  # noqa: E731
     rows = "".join(
@@ -229,8 +242,8 @@ def report_section(run_dir: Path, config: dict[str, Any]) -> str:
 <h3>Anatomy of the divergence ({html.escape(metric)})</h3>
 <p class="meta">Factors (reference → error level): {html.escape('; '.join(f'{f}: {v[0]} → {v[1]}' for f, v in spec['factors'].items()))}.
 Anchored: each term is what that source (or interaction) adds to the all-reference arm; the terms sum to the
-all-errors arm. Effects: ±1 (Yates) main effects and interactions, averaged over the other factors. Mean over
-replicates ± standard error.</p>
+all-errors arm. Effects: ±1 (Yates) main effects and interactions, averaged over the other factors. Each arm's
+{statistic} over replicates; ± standard error.</p>
 <table><tr><th>term</th><th>anchored, generation {g0}</th><th>anchored, generation {g1}</th>
 <th>effects, generation {g0}</th><th>effects, generation {g1}</th></tr>{rows}</table>
 <div class="figs">{_img(path)}</div>"""
