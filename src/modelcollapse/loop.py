@@ -86,23 +86,27 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             synthetic = [draw(start - 1)[0]]
 
     for g in range(start, loop.generations):
-        # 1. assemble: generation 0 trains on real data only
-        train = [real] if g == 0 else regime(
-            RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"),
-                         loop.n_real, loop.n_synthetic)
-        )
-        # 2. fit
-        model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+        if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
+            train = []
+            model.fit_population(model, rng=rng(generation=g, role="fit"))
+        else:
+            # 1. assemble: generation 0 trains on real data only
+            train = [real] if g == 0 else regime(
+                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"),
+                             loop.n_real, loop.n_synthetic)
+            )
+            # 2. fit
+            model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
-        # 3-4. sample, bias/filter
+        # 3-4. sample, bias/filter (under exact sampling, for measurement only)
         chunk, filtered = draw(g)
         synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
         values = {**measure(names, ctx), **filtered}
-        values["train_real"] = sum((c.origin == REAL).sum(1) for c in train).astype(float)
-        values["train_synthetic"] = sum((c.origin != REAL).sum(1) for c in train).astype(float)
+        values["train_real"] = sum(((c.origin == REAL).sum(1) for c in train), np.zeros(R))
+        values["train_synthetic"] = sum(((c.origin != REAL).sum(1) for c in train), np.zeros(R))
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
