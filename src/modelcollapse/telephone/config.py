@@ -18,7 +18,7 @@ Unknown keys are :class:`ConfigError` with a did-you-mean; ``--set a.b=v`` overr
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -77,7 +77,7 @@ class TelephoneConfig(_Strict):
     task: list[str] = Field(default_factory=lambda: ["summarize"])
     template: str | None = None
     generations: int = Field(5, ge=1, description="model outputs per chain; generation 0 is the start text")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
     metrics: list[str] | None = None
