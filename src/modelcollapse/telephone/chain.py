@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..store import RunStore
 from . import journal
-from .config import TelephoneConfig, load, prompt_template, resolve, validate
+from .config import TelephoneConfig, load, prompt_template, resolve
 
 # Keys that change how a run is executed but not what it produces: they may differ on --resume.
 _EXECUTION_KEYS = {"generations", "backend.concurrency", "backend.timeout_s", "backend.retries", "backend.backoff_s",
@@ -176,5 +176,8 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
     rows = []
     for (task, metric), pairs in sorted(finals.items()):
         x, y = np.array(pairs, float).T
-        rows.append({"arm": task, "metric": metric, "generation": G, **attractor(x, y)})
-    atomic_write(store.root / "attractors.json", json.dumps(rows, indent=2, allow_nan=True))
+        fit = attractor(x, y)
+        # JSON has no NaN: an undefined fit (all chains started equal) is null.
+        fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}
+        rows.append({"arm": task, "metric": metric, "generation": G, **fit})
+    atomic_write(store.root / "attractors.json", json.dumps(rows, indent=2))
