@@ -183,7 +183,7 @@ def attractor(initial: np.ndarray, final: np.ndarray) -> dict[str, float]:
 
     ``final ≈ intercept + slope · initial``. The strength is ``1 − |slope|`` (1: every chain ends at the same value
     whatever it started from; 0: the property is carried over unchanged) and the position is the regression's fixed
-    point ``intercept / (1 − slope)``, the value chains are pulled towards. Pairs with a NaN are dropped; with fewer
+    point ``intercept / (1 − slope)``, the value chains are pulled towards (NaN when the slope is 1). Pairs with a NaN are dropped; with fewer
     than two distinct initial values every field is NaN. ``n`` is the number of pairs used.
 
     >>> a = attractor(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.5, 2.0]))
@@ -197,7 +197,8 @@ def attractor(initial: np.ndarray, final: np.ndarray) -> dict[str, float]:
     if x.size < 2 or np.ptp(x) == 0:
         return nan
     slope, intercept = np.polyfit(x, y, 1)
-    position = intercept / (1.0 - slope) if slope != 1.0 else math.nan
+    # A slope of 1 (up to rounding) carries every value over: there is no fixed point.
+    position = intercept / (1.0 - slope) if abs(1.0 - slope) > 1e-9 else math.nan
     return {
         "slope": float(slope),
         "intercept": float(intercept),
