@@ -112,6 +112,10 @@ class LocalBackend:
 
     def __init__(self, backend: BackendConfig, decoding: DecodingConfig):
         self.backend, self.decoding = backend, decoding
+        if backend.threads is not None:
+            import torch
+
+            torch.set_num_threads(backend.threads)
         self.tokenizer, self.model = load_local(backend.model_dir, backend.gguf_file)
         self.name = backend.gguf_file or (SMOLLM2_GGUF if backend.model_dir is None else Path(backend.model_dir).name)
 

@@ -60,6 +60,8 @@ class BackendConfig(_Strict):
     model_dir: str | None = Field(None, description="local: a Hugging Face model folder; None is the packaged SmolLM2")
     gguf_file: str | None = Field(None, description="local: a GGUF file inside model_dir")
     batch_size: int = Field(8, ge=1, description="local: chains per generate call")
+    threads: int | None = Field(None, ge=1, description="local: torch CPU threads; None keeps torch's default. On a "
+                                "busy machine 1 avoids thread oversubscription, which can slow generation 10x")
     # openai
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the URL that /chat/completions is under")
     model: str = Field("default", description="openai: the model name sent with each request")
