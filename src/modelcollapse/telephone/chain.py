@@ -87,7 +87,6 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
     """
-    from .backends import Request, make_backend
     from .report import build_report
     from .texts import start_texts
 
@@ -108,6 +107,26 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
             journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
                                   "text": starts[c.start], "meta": {"backend": "original"}})
     # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing.
+    try:
+        generate_missing(config, store, manifest, chains, texts, say)
+    except BaseException as err:
+        store.write_manifest({**manifest, "status": "interrupted", "error": f"{type(err).__name__}: {err}"})
+        raise
+    # 4. Metrics, attractors, report.
+    say("measuring ...")
+    write_measurements(store, config, chains, texts)
+    store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    report = build_report(store.root)
+    say(f"report: {report}")
+    return store.root
+
+
+def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
+                     texts: dict[tuple[int, int], str], say) -> None:
+    """Request every step missing from ``texts``, generation by generation, journaling each as it completes."""
+    from .backends import Request, make_backend
+
+    path = store.root / "chains.jsonl"
     backend = None
     by_id = {c.id: c for c in chains}
     for g in range(1, config.generations + 1):
@@ -127,13 +146,6 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
         manifest["completed"] = {"generation": g}
         store.write_manifest(manifest)
         say(f"generation {g}/{config.generations}: {len(todo)} steps in {time.perf_counter() - t0:.1f} s")
-    # 4. Metrics, attractors, report.
-    say("measuring ...")
-    write_measurements(store, config, chains, texts)
-    store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    report = build_report(store.root)
-    say(f"report: {report}")
-    return store.root
 
 
 def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],
