@@ -210,6 +210,8 @@ def validate(raw: dict[str, Any]) -> Config:
     """Validate the top level and every arm (data, model, regime and metric names included)."""
     if "suite" in raw:
         raise ConfigError("this config is a suite of runs; run it with `modelcollapse run`, not as a single config.")
+    if "task" in raw and "backend" in raw:
+        raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:

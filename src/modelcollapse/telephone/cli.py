@@ -1,13 +1,10 @@
-"""The ``modelcollapse chain`` command; the lead attaches it with ``main.add_command(chain)``."""
+"""The ``modelcollapse chain`` command (attached to the main CLI group in ``modelcollapse.cli``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-
-from ..errors import ModelCollapseError
 
 
 @click.command("chain")
@@ -23,22 +20,13 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 
     CONFIG is a YAML file or a preset name (telephone-summarize, telephone-tasks).
     """
+    from ..cli import friendly
     from .chain import run_chains
 
-    try:
-        run_dir = run_chains(config, out, list(overrides), resume, quiet)
-    except ModelCollapseError as err:
-        if debug:
-            raise
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
-    except Exception as err:  # an unexpected failure is still a runtime failure: exit 1, one line
-        if debug:
-            raise
-        click.echo(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted; continue with --resume.", err=True)
-        sys.exit(130)
+    @friendly
+    def go() -> Path:
+        return run_chains(config, out, list(overrides), resume, quiet)
+
+    run_dir = go()
     if not quiet:
         click.echo(str(run_dir))
