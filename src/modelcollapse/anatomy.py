@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .store import text_column
 
 CODINGS = ("anchored", "effects")
 STATISTICS = ("mean", "median")
@@ -108,7 +109,9 @@ def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tup
 
 def _column(table, name: str) -> np.ndarray:
     col = table[name]
-    return np.asarray(col.to_pylist() if hasattr(col, "to_pylist") else col)
+    if not hasattr(col, "to_pylist"):
+        return np.asarray(col)
+    return text_column(table, name) if name in ("arm", "metric") else col.to_numpy()
 
 
 def subsets(factors: list[str]) -> list[tuple[str, ...]]:
