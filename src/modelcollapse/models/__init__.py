@@ -56,4 +56,4 @@ class Family:
         return self
 
 
-from . import categorical, gaussian, regression  # noqa: E402,F401  (registers the built-in families)
+from . import categorical, gaussian, lm, regression, vae  # noqa: E402,F401  (registers the built-in families)
