@@ -172,7 +172,7 @@ class CausalLM(Family):
         models, degenerate = [], []
         for r in range(x.shape[0]):
             start = previous[r] if self.init == "previous" and previous is not None else self._place(self._base(gen))
-            model, bad = self._train(start, torch.as_tensor(self._to_model(x[r]), dtype=torch.long), gen)
+            model, bad = self._train(start, torch.tensor(self._to_model(x[r]), dtype=torch.long), gen)
             models.append(model)
             degenerate.append(bad)
         self._models, self.degenerate_ = models, np.asarray(degenerate, bool)

@@ -138,7 +138,7 @@ class VAE(Family):
         for r in range(x.shape[0]):
             net = self._new_net(gen)
             opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            data = torch.as_tensor(np.ascontiguousarray(x[r]), dtype=torch.float32).clamp(0, 1)
+            data = torch.tensor(np.asarray(x[r]), dtype=torch.float32).clamp(0, 1)
             bad = False
             for _ in range(self.epochs):
                 order = torch.randperm(len(data), generator=gen)
@@ -189,7 +189,7 @@ class VAE(Family):
         with torch.no_grad():
             for r, net in enumerate(self._nets):
                 dev = next(net.parameters()).device
-                xr = torch.as_tensor(np.ascontiguousarray(x[r]), dtype=torch.float32)
+                xr = torch.tensor(np.asarray(x[r]), dtype=torch.float32)
                 out.append(torch.cat([net.encode(b.to(dev))[0].cpu() for b in xr.split(4096)]).numpy())
         return np.stack(out)
 
