@@ -85,7 +85,7 @@ def _digits() -> dict[str, np.ndarray]:
         raise ConfigError(f"data.kind 'digits' needs scikit-learn; install it with {NEURAL_EXTRA}.") from None
     d = load_digits()
     x, y = (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
-    test = np.arange(len(x)) % 6 == 5  # every sixth image: 300 test images, 1,497 training images
+    test = np.arange(len(x)) % 6 == 5  # every sixth image: 299 test images, 1,498 training images
     return {"train": x[~test], "test": x[test], "train_labels": y[~test], "test_labels": y[test]}
 
 
@@ -103,7 +103,7 @@ def _mnist() -> dict[str, np.ndarray]:
 
 @SOURCES.register("digits")
 class DigitsSource(ImageSource):
-    """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth is a test image). The fast default.
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth, 299, is a test image). The fast default.
 
     >>> DigitsSource().pool(1, 5, np.random.default_rng(0)).shape  # doctest: +SKIP
     (1, 5, 8, 8)

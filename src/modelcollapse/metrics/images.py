@@ -3,8 +3,8 @@
 ``latent_std`` follows Shumailov et al. (Supplementary Fig. 7); ``frechet``, ``precision`` and ``recall`` compare
 generated and real test images in the feature space of a small classifier trained on the real training images
 (an MLP, 2 hidden layers, features = its 64-unit penultimate layer); ``class_entropy`` uses its predictions.
-The classifier is part of the measuring instrument, not of the experiment: it is trained once per source object with
-a fixed seed (0), so every run, arm and resume measures with the same one.
+The classifier is part of the measuring instrument, not of the experiment: it is trained once per source (kind and
+parameters) and process with a fixed seed (0), so every run, arm and resume measures with the same one.
 
 Every image metric also keeps, once per generation, a grid of samples in ``ctx.arrays["sample_grid"]``
 ``(R, 64, H, W)`` float16 for the report.
@@ -51,9 +51,17 @@ def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0):
     return net.eval()
 
 
+_CACHE: dict = {}  # feature classifiers and real features, per source kind and parameters, for the process
+
+
+def source_cache(source) -> dict:
+    key = (type(source).__qualname__, tuple(sorted((k, repr(v)) for k, v in vars(source).items() if not k.startswith("_"))))
+    return _CACHE.setdefault(key, {})
+
+
 def classifier(ctx: Context):
-    """The source's feature classifier, trained on first use and cached on the source object."""
-    cache = ctx.source.__dict__.setdefault("_feature_classifier", {})
+    """The source's feature classifier, trained on first use and cached per source kind and parameters."""
+    cache = source_cache(ctx.source)
     if "net" not in cache:
         labels = getattr(ctx.source, "class_labels", lambda split: None)("train")
         if labels is None:
@@ -77,7 +85,7 @@ def features(ctx: Context, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_features(ctx: Context) -> np.ndarray:
-    cache = ctx.source.__dict__.setdefault("_feature_classifier", {})
+    cache = source_cache(ctx.source)
     if "real" not in cache:
         test = ctx.source.heldout() if hasattr(ctx.source, "heldout") else ctx.heldout
         cache["real"] = features(ctx, test)[0]
