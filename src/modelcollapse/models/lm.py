@@ -189,7 +189,19 @@ class CausalLM(Family):
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         cosine = lambda s: (self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * s / max(steps, 1)))) / self.lr  # noqa: E731
         sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
-        best, best_loss = None, math.inf
+        with torch.random.fork_rng(devices=[device] if device == "cuda" else []):  # dropout draws from the global
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))  # generator: seed a private copy
+            best = self._epochs(model, data, gen, opt, sched, micro)
+        if best is None:
+            return model.eval(), True
+        model.load_state_dict(best)
+        return model.eval(), False
+
+    def _epochs(self, model, data, gen, opt, sched, micro) -> dict | None:
+        """Train in place; the state dict of the best validation epoch, or None on a non-finite loss."""
+        import torch
+
+        device, best, best_loss = self._device, None, math.inf
         for _ in range(self.epochs):
             model.train()
             order = torch.randperm(len(data), generator=gen)
@@ -200,16 +212,14 @@ class CausalLM(Family):
                     with autocast(device):
                         loss = model(input_ids=mb.to(device), labels=mb.to(device)).loss * len(mb) / len(batch)
                     if not torch.isfinite(loss):
-                        return model.eval(), True
+                        return None
                     loss.backward()
                 opt.step()
                 sched.step()
             val = float(self._nll(model, self._validation).mean())
-            if val < best_loss:
+            if val < best_loss or best is None:
                 best_loss, best = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if best is not None:
-            model.load_state_dict(best)
-        return model.eval(), False
+        return best
 
     # -- scoring ------------------------------------------------------------------------------------------------------
     def _nll(self, model, blocks: np.ndarray) -> np.ndarray:
