@@ -152,9 +152,12 @@ def test_test_perplexity_rises_under_replace_less_with_10pct_real(tmp_path):
 
 @pytest.mark.slow
 def test_gen0_perplexity_histograms_shift(tmp_path):
-    """Under the generation-0 model, later generations' (beam-searched) data have more low-perplexity sequences."""
+    """Under the generation-0 model, later generations' data have more low-perplexity sequences (greedy decoding).
+
+    The paper's longer high-perplexity tail needs a competent pretrained model (lm-smollm2-wikipedia); at this toy
+    scale beam search gives a narrow band and sampling a uniformly high one."""
     out = tmp_path / "run"
-    execute(ci_config("beam", generations=3), out, quiet=True)
+    execute(ci_config("greedy", generations=3), out, quiet=True)
     arm = RunStore(out).read_manifest()["arms"].index("replace")
     arrays = [np.load(out / "arrays" / f"arm{arm:03d}-shard000-gen{g:06d}.npz") for g in (0, 2)]
     real_ppl, late_ppl = arrays[0]["gen0_perplexity"][0], arrays[1]["gen0_perplexity"][0]

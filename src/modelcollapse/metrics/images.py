@@ -39,7 +39,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0):
         torch.manual_seed(seed)
         net = nn.Sequential(nn.Flatten(), nn.Linear(x[0].size, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, int(y.max()) + 1))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    xt, yt = torch.tensor(np.asarray(x), dtype=torch.float32), torch.tensor(np.asarray(y), dtype=torch.long)
     for _ in range(epochs):
         order = torch.randperm(len(xt), generator=gen)
         for i in range(0, len(xt), 128):
