@@ -123,3 +123,17 @@ def test_text_sources_cannot_draw_fresh():
     src = build(SOURCES, {"kind": "news"}, "data")
     with pytest.raises(ConfigError, match="fixed text pool"):
         src.sample(1, 2, RNG)
+
+
+@pytest.mark.parametrize(
+    "preset", ["vae-digits", "vae-mnist", "lm-tiny-wikipedia", "lm-smollm2-wikipedia", "lm-smollm2-wikipedia-10pct"]
+)
+def test_neural_presets_validate(preset):
+    from modelcollapse.config import expand_arms, load_raw, validate
+
+    raw = load_raw(preset)
+    assert raw["name"] == preset and raw.get("description")
+    raw.pop("description")  # accepted by the core's Config on main
+    arms = expand_arms(validate(raw))
+    if preset == "lm-tiny-wikipedia":
+        assert {name: (a.loop.regime, a.loop.real_fraction) for name, a in arms} == {"replace": ("replace", 0.0), "keep-10pct": ("mix", 0.1)}

@@ -115,3 +115,20 @@ def test_latent_std_falls_and_run_resumes(tmp_path, monkeypatch):
     fresh = tmp_path / "fresh"
     execute(cfg, fresh, quiet=True)
     assert np.allclose(metric(fresh, "latent_std"), std)  # resuming draws exactly what a straight run draws
+
+
+@pytest.mark.gpu
+def test_cuda_paths():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    model = build(MODELS, {**SMALL, "device": "cuda"}, "model").fit(digits(64), rng=rng(1))
+    assert model.sample(4, rng=rng(2)).shape == (1, 4, 8, 8)
+    from modelcollapse.data import SOURCES
+
+    src = build(SOURCES, {"kind": "news", "block": 16, "max_blocks": 32, "validation_blocks": 8}, "data")
+    real = np.array(src.pool(1, 32, rng(0)))
+    lm = build(MODELS, {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 256, "epochs": 1,
+                        "device": "cuda", "num_beams": 2}, "model").bind(src, real).fit(real, rng=rng(1))
+    assert lm.sample(4, rng=rng(2)).shape == (1, 4, 16) and np.isfinite(lm.sequence_nll(src.heldout())).all()

@@ -116,7 +116,7 @@ class CausalLM(Family):
             )
 
     # -- what subclasses provide --------------------------------------------------------------------------------
-    tokenizer_name: str = "gpt2"
+    kind = ""
 
     def _base(self, gen):
         """A fresh base model (CPU, fp32) for one replicate; ``gen`` seeds any random initialisation."""
