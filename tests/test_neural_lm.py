@@ -174,3 +174,22 @@ def test_smollm2_loads_and_scores():
     ppl = np.exp(model.sequence_nll(src.heldout()).mean())
     assert 1 < ppl < 1000
     assert model.sample(2, rng=rng(2)).shape == (1, 2, 16)
+
+
+def test_lm_hf_loads_a_local_directory(tmp_path):
+    """lm-hf takes any local Hugging Face causal-LM directory; the source must use the same tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from modelcollapse.data.text import load_tokenizer
+
+    tok = load_tokenizer("gpt2")
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_layer=1, n_head=2, n_embd=16)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    src = build(SOURCES, {**DATA, "tokenizer": str(tmp_path)}, "data")
+    real = np.array(src.pool(1, 8, rng(0)))
+    assert real[0, 0].tolist() == build(SOURCES, DATA, "data").pool(1, 8, rng(0))[0, 0].tolist()  # same tokenizer
+    model = build(MODELS, {"kind": "lm-hf", "path": str(tmp_path), "epochs": 1, "batch_size": 4, "lr": 1e-3, "num_beams": 2, "threads": 1}, "model")
+    model.bind(src, real).fit(real, rng=rng(1))
+    assert model.sample(3, rng=rng(2)).shape == (1, 3, 16)
+    restored = build(MODELS, {"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model").bind(src, real).set_state(model.get_state())
+    assert np.allclose(restored.sequence_nll(src.heldout()), model.sequence_nll(src.heldout()))
