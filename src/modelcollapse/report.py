@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 
 from .errors import RunError
-from .store import RunStore, atomic_write, text_column
+from .store import RunStore, atomic_write, codes_column
 from .theory import reference
 
 
@@ -28,30 +28,31 @@ class Curve:
 
 
 def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
-    """{(arm, metric): Curve} from the run's metrics table."""
+    """{(arm, metric): Curve} from the run's metrics table (grouped by integer codes: runs can hold 10⁸ rows)."""
     table = RunStore(run_dir).read_metrics()
     if table.num_rows == 0:
         raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
-    arm, metric = text_column(table, "arm"), text_column(table, "metric")
+    arm, arms = codes_column(table, "arm")
+    metric, metrics = codes_column(table, "metric")
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
+    order = np.lexsort((gen, metric, arm))
+    key = arm[order] * len(metrics) + metric[order]
+    bounds = np.flatnonzero(np.diff(key)) + 1
     out = {}
-    for a in dict.fromkeys(arm):
-        for m in dict.fromkeys(metric[arm == a]):
-            sel = (arm == a) & (metric == m)
-            g, v = gen[sel], value[sel]
-            order = np.argsort(g, kind="stable")
-            g, v = g[order], v[order]
-            gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
+        rows = order[lo:hi]
+        g, v = gen[rows], value[rows]
+        gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             if np.all(counts == counts[0]):  # the usual case: one value per replicate and generation
                 grid = v.reshape(len(gens), counts[0])
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
+                q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
             else:
                 groups = np.split(v, starts[1:])
-                q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) if np.isfinite(x).any() else [np.nan] * 3 for x in groups])
-                means = np.array([np.nanmean(x) if np.isfinite(x).any() else np.nan for x in groups])
-            out[(a, m)] = Curve(gens, q[:, 1], q[:, 0], q[:, 2], means)
+                q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) for x in groups])
+                means = np.array([np.nanmean(x) for x in groups])
+        out[(arms[arm[rows[0]]], metrics[metric[rows[0]]])] = Curve(gens, q[:, 1], q[:, 0], q[:, 2], means)
     return out
 
 

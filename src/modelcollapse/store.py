@@ -94,21 +94,28 @@ def versions() -> dict[str, str]:
     }
 
 
-def text_column(table, name: str) -> np.ndarray:
-    """A string column of a (large) metrics table as a numpy object array whose entries share the few distinct
-    string objects: memory is one pointer per row, not one Python string per row."""
+def codes_column(table, name: str) -> tuple[np.ndarray, list]:
+    """A string column of a (large) metrics table as integer codes ``(rows,)`` and their labels (-1: null)."""
     import pyarrow as pa
 
     column = table[name]
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    labels: dict = {}
     parts = []
     for chunk in chunks:
         if not pa.types.is_dictionary(chunk.type):
             chunk = chunk.dictionary_encode()
-        labels = np.array(chunk.dictionary.to_pylist() + [None], dtype=object)
+        remap = np.array([labels.setdefault(v, len(labels)) for v in chunk.dictionary.to_pylist()] + [-1], np.int64)
         codes = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) if chunk.null_count else chunk.indices.to_numpy()
-        parts.append(labels[codes])
-    return np.concatenate(parts) if parts else np.zeros(0, object)
+        parts.append(remap[codes])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), list(labels)
+
+
+def text_column(table, name: str) -> np.ndarray:
+    """A string column as a numpy object array whose entries share the few distinct string objects (one pointer
+    per row, not one Python string per row)."""
+    codes, labels = codes_column(table, name)
+    return np.array(labels + [None], dtype=object)[codes]
 
 
 class RunStore:

@@ -30,4 +30,4 @@ class Source:
         return self.sample(replicates, n, rng)
 
 
-from . import categorical, files, gaussian, regression  # noqa: E402,F401  (registers the built-in sources)
+from . import categorical, files, gaussian, images, regression, text  # noqa: E402,F401  (registers the built-in sources)

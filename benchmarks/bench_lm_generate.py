@@ -1,0 +1,84 @@
+"""Generation and training throughput of the language-model families, on this machine.
+
+Generation: B new tokens after each of N prompt blocks, batched (``generate_batched``: length-sorted batches, KV
+cache) versus a plain loop calling ``model.generate`` one prompt at a time, same model and run; reported as tokens/s and
+their ratio. Training: tokens/s of the family's own training step (AdamW, batch ``--batch`` blocks).
+
+    PYTHONPATH=src python benchmarks/bench_lm_generate.py                       # lm-tiny, the lm-tiny-wikipedia size
+    PYTHONPATH=src python benchmarks/bench_lm_generate.py --model lm-hf --prompts 16 --decoding greedy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=["lm-tiny", "lm-hf"], default="lm-tiny")
+    ap.add_argument("--prompts", type=int, default=64)
+    ap.add_argument("--block", type=int, default=64)
+    ap.add_argument("--decoding", choices=["greedy", "beam", "sample"], default="greedy")
+    ap.add_argument("--batch", type=int, default=32, help="training batch, in blocks")
+    ap.add_argument("--train-steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    from modelcollapse.config import build
+    from modelcollapse.data import SOURCES
+    from modelcollapse.models import MODELS
+    from modelcollapse.models.lm import generate_batched
+
+    tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
+    src = build(SOURCES, {"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
+    real = np.array(src.pool(1, 10**9, np.random.default_rng(0)))
+    spec = {"kind": args.model, "epochs": 1, "batch_size": args.batch, "decoding": args.decoding, "threads": args.threads}
+    model = build(MODELS, spec, "model").bind(src, real)
+
+    # training throughput: the family's own fit on batch * steps blocks (one epoch, plus one validation pass)
+    train = real[:, : args.batch * args.train_steps]
+    t = time.perf_counter()
+    model.fit(train, rng=np.random.default_rng(1))
+    train_s = time.perf_counter() - t
+    train_tps = train.size / train_s
+
+    net = model._models[0]
+    prompts = model._to_model(real[0, : args.prompts])
+    kw = {**model.decoding_kwargs(), **model._extra_decoding()}
+    pad = int(model._to_model(model._pad))
+    # warm-up, then batched
+    generate_batched(net, prompts[:2], new_tokens=4, batch_size=2, pad_id=pad, seed=0, **kw)
+    t = time.perf_counter()
+    generate_batched(net, prompts, new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seed=0, **kw)
+    batched_s = time.perf_counter() - t
+    # plain: one prompt at a time through model.generate
+    t = time.perf_counter()
+    with torch.no_grad():
+        for p in prompts:
+            ids = torch.as_tensor(p[None])
+            net.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.block, min_new_tokens=args.block, pad_token_id=pad, **kw)
+    plain_s = time.perf_counter() - t
+    new = args.prompts * args.block
+    result = {
+        "model": args.model, "decoding": args.decoding, "prompts": args.prompts, "new_tokens_each": args.block,
+        "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "load_average": os.getloadavg()[0],
+        "generate_batched_tokens_per_s": round(new / batched_s, 1), "generate_plain_tokens_per_s": round(new / plain_s, 1),
+        "batched_over_plain": round(plain_s / batched_s, 2), "train_tokens_per_s": round(train_tps, 1),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
