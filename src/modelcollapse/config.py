@@ -204,6 +204,7 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
 def check_arm(arm: Config) -> None:
     """Validate the plug-in names and parameters of one arm."""
     from .data import SOURCES
+    from .exact import sampler_for
     from .metrics import METRICS
     from .models import MODELS
     from .regimes import REGIMES
@@ -218,6 +219,7 @@ def check_arm(arm: Config) -> None:
         )
     for name in arm.metrics or model.default_metrics:
         METRICS.get(name, "metrics")
+    sampler_for(arm, model, source, list(arm.metrics or model.default_metrics))  # refuses sampler: exact where invalid
 
 
 def resolve(config: Config) -> dict[str, Any]:
@@ -231,5 +233,10 @@ def resolve(config: Config) -> dict[str, Any]:
     out["model"] = resolved_params(MODELS, config.model, "model")
     if out["metrics"] is None:
         out["metrics"] = list(build(MODELS, config.model, "model").default_metrics)
+    if "sampler" in out["model"]:  # record the choice 'auto' made
+        from .exact import sampler_for
+
+        source, model = build(SOURCES, config.data, "data"), build(MODELS, config.model, "model")
+        out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
     out["version"] = __version__
     return out

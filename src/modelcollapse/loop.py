@@ -16,6 +16,7 @@ import numpy as np
 from .config import Config, build
 from .data import SOURCES
 from .errors import ConfigError
+from .exact import sampler_for
 from .metrics import Context, measure
 from .models import MODELS
 from .regimes import REAL, REGIMES, Chunk, RegimeInputs
@@ -52,6 +53,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     regime = REGIMES.get(cfg.loop.regime, "loop.regime")
     R, M, loop = unit.size, cfg.loop.samples, cfg.loop
     names = cfg.metrics or list(model.default_metrics)
+    exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
 
     real = Chunk.tagged(source.pool(R, loop.real_samples or M, rng(generation=0, role="real")), REAL)
     if cfg.loop.regime == "mix" and round(loop.real_fraction * M) > real.size:
@@ -70,20 +72,26 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         model.set_state(store.load_state(unit.arm, unit.shard))
         if regime.keeps_history:
             synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
-        else:
+        elif not exact:
             synthetic = [draw(start - 1)]
 
     for g in range(start, loop.generations):
-        # 1. assemble: generation 0 trains on real data only
-        train = [real] if g == 0 else regime(
-            RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"))
-        )
-        # 2. fit
-        model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+        if exact and g > 0:
+            # 1-2. exact path: the fit to M draws from the last fit, drawn from its sampling distribution (same stream
+            # as the samples it replaces)
+            model.fit_next(M, rng=rng(generation=g - 1, role="sample"))
+            train = [Chunk(np.empty((R, 0)), np.full((R, M), g - 1, dtype=np.int32))]  # provenance only
+        else:
+            # 1. assemble: generation 0 trains on real data only
+            train = [real] if g == 0 else regime(
+                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"))
+            )
+            # 2. fit
+            model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
-        # 3-4. sample, bias/filter
-        chunk = draw(g)
+        # 3-4. sample, bias/filter (the exact path needs no samples)
+        chunk = Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)) if exact else draw(g)
         synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)

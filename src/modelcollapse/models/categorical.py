@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from ..data.categorical import draw_categories
@@ -14,6 +16,8 @@ class Categorical(Family):
 
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
+    ``sampler``: ``exact`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
+    always draws the records, ``auto`` picks exact where valid (see :mod:`modelcollapse.exact`).
 
     >>> import numpy as np
     >>> m = Categorical().fit(np.array([[0, 0, 1, 2]]), rng=np.random.default_rng(0))
@@ -23,8 +27,8 @@ class Categorical(Family):
 
     default_metrics = ("entropy", "support_size", "heterozygosity", "tv")
 
-    def __init__(self, smoothing: float = 0.0):
-        self.smoothing = smoothing
+    def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):
+        self.smoothing, self.sampler = smoothing, sampler
         self._k = None
 
     def bind(self, source, real):
@@ -36,10 +40,19 @@ class Categorical(Family):
         r = x.shape[0]
         k = self._k or int(x.max()) + 1
         flat = (x + k * np.arange(r)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=r * k).reshape(r, k) + self.smoothing
+        return self._set_counts(np.bincount(flat, minlength=r * k).reshape(r, k))
+
+    def _set_counts(self, counts: np.ndarray):
+        counts = counts + self.smoothing
         self.probs_ = counts / counts.sum(1, keepdims=True)
         self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
         return self
+
+    def fit_next(self, n: int, *, rng: np.random.Generator):
+        """Refit as if on ``n`` fresh draws from the current fit: only their counts matter, one multinomial per
+        replicate (the same draw :meth:`sample` makes with the same ``rng``, so both paths give the same bits)."""
+        self.check_fitted("probs_")
+        return self._set_counts(rng.multinomial(n, self.probs_ / self.probs_.sum(-1, keepdims=True)))
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n)`` category indices; one multinomial draw of counts per replicate."""
