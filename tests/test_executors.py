@@ -97,3 +97,10 @@ def test_cli_runs_on_ray_in_a_fresh_process(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_importing_the_package_loads_neither_ray_nor_mlflow():
+    code = "import sys, modelcollapse, modelcollapse.runner, modelcollapse.cli, modelcollapse.executors, modelcollapse.tracking; " \
+           "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr[-1000:]
