@@ -46,6 +46,12 @@ def filter_synthetic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def provenance(train: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each."""
+    real = sum((c.origin == REAL).sum(1) for c in train)
+    return real.astype(float), (sum(c.size for c in train) - real).astype(float)
+
+
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
     """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
     rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
@@ -80,7 +86,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             # 1-2. exact path: the fit to M draws from the last fit, drawn from its sampling distribution (same stream
             # as the samples it replaces)
             model.fit_next(M, rng=rng(generation=g - 1, role="sample"))
-            train = [Chunk(np.empty((R, 0)), np.full((R, M), g - 1, dtype=np.int32))]  # provenance only
+            train = []
         else:
             # 1. assemble: generation 0 trains on real data only
             train = [real] if g == 0 else regime(
@@ -96,8 +102,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
         values = measure(names, ctx)
-        values["train_real"] = sum((c.origin == REAL).sum(1) for c in train).astype(float)
-        values["train_synthetic"] = sum((c.origin != REAL).sum(1) for c in train).astype(float)
+        values["train_real"], values["train_synthetic"] = provenance(train) if train else (np.zeros(R), np.full(R, float(M)))
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))

@@ -16,6 +16,7 @@ when its state checkpoint is written, after its metrics segment.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -65,8 +66,10 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
         from safetensors.numpy import save_file
 
         atomic_save(path, lambda tmp: save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp))
-    else:
-        atomic_save(path, lambda tmp: np.savez(tmp, **arrays))
+    else:  # serialised in memory, then one write: zipfile's many small writes to disk cost ~2x more
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(path, buffer.getbuffer())
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

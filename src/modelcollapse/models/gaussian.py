@@ -72,7 +72,12 @@ class Gaussian(Family):
         """``(R, n, d)`` draws; a collapsed fit (zero variance) returns its mean."""
         self.check_fitted("mean_")
         z = rng.standard_normal((len(self.mean_), n, self.mean_.shape[1]))
-        return self.mean_[:, None, :] + z @ np.swapaxes(self._root(), -1, -2)
+        if z.shape[-1] == 1:  # 1-D: scale in place, no batched matmul or second (R, n, d) array; the same bits
+            z *= np.sqrt(np.clip(self.cov_, 0, None))
+        else:
+            z = z @ np.swapaxes(self._root(), -1, -2)
+        z += self.mean_[:, None, :]
+        return z
 
     def fit_next(self, n: int, *, rng: np.random.Generator):
         """Refit as if on ``n`` fresh draws from the current fit, drawing the fit from its exact sampling distribution:
