@@ -47,8 +47,12 @@ def filter_synthetic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def provenance(train: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
-    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each."""
-    real = sum((c.origin == REAL).sum(1) for c in train)
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each. Counts are cached on each
+    chunk: the accumulate pool is recounted every generation, which would cost O(G²·M) over a run."""
+    for c in train:
+        if "real_count" not in c.cache:
+            c.cache["real_count"] = (c.origin == REAL).sum(1)
+    real = sum(c.cache["real_count"] for c in train)
     return real.astype(float), (sum(c.size for c in train) - real).astype(float)
 
 
