@@ -99,6 +99,14 @@ def bench_preset(preset: str, workdir: Path, overrides: list[str]) -> None:
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     print(f"{preset} {' '.join(overrides)}: {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS {peak:.0f} MiB")
+    import yaml
+
+    arms = yaml.safe_load((out / "config.yaml").read_text())["arms_resolved"]
+    for i, (name, arm) in enumerate(arms.items()):  # a unit's time: from its gen0 checkpoint to its last state
+        unit = sorted((out / "checkpoints").glob(f"arm{i:03d}-shard*"))
+        spent = sum((u / "state.npz").stat().st_mtime - (u / "gen0.npz").stat().st_mtime for u in unit)
+        print(f"  {name:18s} {arm['model'].get('sampler', '-'):8s} R={arm['replicates']:<5d} M={arm['loop']['samples']:<6d} "
+              f"G={arm['loop']['generations']}: {spent:6.1f} s after generation 0")
     shutil.rmtree(out.parent)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from modelcollapse.config import validate
 from modelcollapse.errors import ConfigError, RunError
-from modelcollapse.executors import ExecutorSpec, gpus_for, map_tasks
+from modelcollapse.executors import ExecutorSpec, gpus_for, map_tasks, map_units
 from modelcollapse.runner import execute
 
 # Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
@@ -46,6 +46,7 @@ def test_map_tasks_reports_each_outcome():
     outcomes = sorted(map_tasks(square, [1, 2, 3, 4], ExecutorSpec()), key=lambda o: o.index)
     assert [o.value for o in outcomes] == [1, 4, None, 16]
     assert outcomes[2].error == "ValueError: three is not welcome"
+    assert [o.value for o in map_units(square, [5, 6])] == [25, 36]
 
 
 def test_executor_spec_errors_name_the_option():

@@ -28,6 +28,8 @@ of picklable items; it yields an :class:`Outcome` per item, as they complete::
         if outcome.error: ...
         else: use(outcome.index, outcome.value)
 
+    outcomes = map_units(run_one, items, "ray", address="auto")   # the same, all at once, in item order
+
 ``import modelcollapse`` never imports Ray: it loads when ``kind == "ray"``.
 """
 
@@ -123,6 +125,15 @@ def map_tasks(
         yield from _map_pool(fn, items, spec)
 
 
+def map_units(
+    fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "local", address: str | None = None,
+    workers: int | None = None, *, retries: int = 2, gpus: Sequence[float] | None = None,
+) -> list[Outcome]:
+    """:func:`map_tasks` with the CLI's options spelled out; returns every :class:`Outcome`, in the order of ``items``."""
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=retries)
+    return sorted(map_tasks(fn, items, spec, gpus=gpus), key=lambda o: o.index)
+
+
 def _map_pool(fn, items, spec: ExecutorSpec) -> Iterator[Outcome]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -192,4 +203,4 @@ def gpus_for(model_spec: dict[str, Any], cluster_gpus: float) -> float:
     return 1.0 if device == "auto" and cluster_gpus > 0 else 0.0
 
 
-__all__ = ["ExecutorSpec", "Outcome", "map_tasks", "gpus_for", "cluster_gpus", "connect_ray"]
+__all__ = ["ExecutorSpec", "Outcome", "map_tasks", "map_units", "gpus_for", "cluster_gpus", "connect_ray"]
