@@ -8,6 +8,7 @@ Usage (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --long              # gaussian-long, full scale, exact
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --preset gmm-paper  # any preset: seconds and peak RSS
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --units             # units/s: local pool vs Ray
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --io                # ms per persisted generation
 
 A replicate-generation is one replicate advanced by one generation (fit + sample + measure + persist). The
 RNG-bound limit is the rate at which numpy draws the M·d standard normals a replicate-generation of the samples path
@@ -110,6 +111,21 @@ def bench_preset(preset: str, workdir: Path, overrides: list[str]) -> None:
     shutil.rmtree(out.parent)
 
 
+def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
+    """Milliseconds per ``save_generation`` call (metrics segment + state checkpoint) for a 1-D Gaussian unit."""
+    rng = np.random.default_rng(0)
+    metrics = {k: rng.random(replicates) for k in ("variance", "mean", "w2_sq", "train_real", "train_synthetic")}
+    state = {"mean_": rng.random((replicates, 1)), "cov_": rng.random((replicates, 1, 1)), "degenerate_": np.zeros(replicates, bool)}
+    store = RunStore(Path(tempfile.mkdtemp(dir=workdir)))
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for g in range(1, generations + 1):
+            store.save_generation(0, 0, g, metrics, state, None)
+        best = min(best, (time.perf_counter() - start) / generations)
+    print(f"save_generation, R = {replicates}: {best * 1e3:.2f} ms per generation per unit (best of 3 x {generations})")
+
+
 def bench_units(workdir: Path, workers: int) -> None:
     """Units per second for 16 small units (16 shards of 50 replicates, 20 generations), in process, pool, Ray."""
     from modelcollapse.executors import ExecutorSpec
@@ -140,6 +156,7 @@ def main() -> None:
     parser.add_argument("--preset", help="run a preset at full scale and print seconds and peak RSS")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--units", action="store_true", help="units/s: in process, process pool, Ray")
+    parser.add_argument("--io", action="store_true", help="milliseconds per persisted generation")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
@@ -149,6 +166,8 @@ def main() -> None:
     try:
         if args.long or args.preset:
             bench_preset("gaussian-long" if args.long else args.preset, workdir, args.overrides)
+        elif args.io:
+            bench_io(args.replicates, workdir)
         elif args.units:
             bench_units(workdir, args.workers)
         else:
