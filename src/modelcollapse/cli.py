@@ -74,7 +74,7 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
     if track == "mlflow":
         from .tracking import log_runs
 
-        log_runs(out, [name for name, _ in runs], uri=tracking_uri)
+        log_runs(out, [name for name, _ in runs], uri=tracking_uri, warn=lambda line: click.echo(f"warning: {line}", err=True))
     if not quiet:
         for name, manifest in runs:
             status = manifest.get("status")

@@ -110,6 +110,9 @@ def log_run_dir(run_dir: Path, uri: str | None = None) -> str:
     uri = uri or (run_dir / "mlruns").as_uri()
     if uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    # An unreachable server should cost seconds, not MLflow's default of 7 retries with exponential backoff.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     from mlflow.tracking import MlflowClient
 
     store = RunStore(run_dir)
@@ -142,9 +145,10 @@ def log_run_dir(run_dir: Path, uri: str | None = None) -> str:
     return parent
 
 
-def log_runs(out: Path, names: list[str], uri: str | None = None) -> list[str]:
+def log_runs(out: Path, names: list[str], uri: str | None = None, warn=None) -> list[str]:
     """Log the runs of ``modelcollapse run`` (a suite's members, or one run directory). Never raises: a tracking
-    failure is one warning line, and the run directory keeps every result. Returns the parent run ids logged."""
+    failure is one warning line (``warn(message)``, default :func:`warnings.warn` as a RuntimeWarning), and the run
+    directory keeps every result. Returns the parent run ids logged."""
     out = Path(out)
     dirs = [out / n for n in names] if (out / "suite.yaml").exists() else [out]
     ids = []
@@ -153,6 +157,6 @@ def log_runs(out: Path, names: list[str], uri: str | None = None) -> list[str]:
             ids.append(log_run_dir(run_dir, uri))
         except Exception as err:  # tracking is a copy; the run directory stays the source of truth
             message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            warnings.warn(f"MLflow tracking of {run_dir} failed ({type(err).__name__}: {message}); results are in {run_dir}.",
-                          RuntimeWarning, stacklevel=2)
+            line = f"MLflow tracking of {run_dir} failed ({type(err).__name__}: {message}); results are in {run_dir}."
+            warn(line) if warn else warnings.warn(line, RuntimeWarning, stacklevel=2)
     return ids
