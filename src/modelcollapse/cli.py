@@ -111,7 +111,7 @@ def report(run_dir: Path) -> None:
 @friendly
 def show(run_dir: Path) -> None:
     """Print a run's status and final values."""
-    from .report import summary_table
+    from .report import alarm_lines, members, summary_table
     from .store import RunStore
 
     manifest = RunStore(run_dir).read_manifest()
@@ -119,7 +119,14 @@ def show(run_dir: Path) -> None:
         done = ", ".join(f"{k}: {v}" for k, v in manifest.get("completed", {}).items())
         click.echo(f"{manifest.get('name')}: {manifest.get('status')} (completed generations: {done or 'none'})")
     click.echo(summary_table(run_dir))
+    for name in members(run_dir) or [None]:
+        lines = alarm_lines(run_dir / name if name else run_dir)
+        click.echo("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
 
+
+from .sweep import sweep  # noqa: E402
+
+main.add_command(sweep)
 
 if __name__ == "__main__":
     main()

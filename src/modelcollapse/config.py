@@ -35,6 +35,22 @@ class LoopConfig(_Strict):
     real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of real records (mix, fresh)")
     on_degenerate: Literal["continue", "stop"] = "continue"
     heldout: int = Field(2000, ge=1, description="held-out real records for likelihood and sample metrics")
+    n_real: int | None = Field(None, ge=0, description="real records per generation (mix/fresh); overrides real_fraction")
+    n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
+    bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
+    filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
+
+
+class AlarmConfig(_Strict):
+    diversity_drop: float = Field(0.5, gt=0.0, lt=1.0, description="relative fall of a diversity metric vs generation 0")
+    likelihood_rise: float = Field(1.0, gt=0.0, description="rise of nll_real / perplexity vs generation 0, in nats")
+    diversity_metrics: list[str] = ["distinct_n", "recall", "support_size", "tail_mass"]
+    likelihood_metrics: list[str] = ["nll_real", "perplexity"]
+
+
+class SweepConfig(_Strict):
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="default grid of `modelcollapse sweep`")
+    metric: str | None = Field(None, description="metric of the sweep heatmap (final generation, median)")
 
 
 class Config(_Strict):
@@ -49,6 +65,8 @@ class Config(_Strict):
     metrics: list[str] | None = None
     arms: dict[str, dict[str, Any]] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
 
 
 def _describe(err: dict) -> str:
@@ -62,17 +80,40 @@ def _describe(err: dict) -> str:
     return err["msg"].lower().replace("input should be", "must be")
 
 
-def translate(err: ValidationError, prefix: str, fields: list[str]) -> ConfigError:
-    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean."""
+def fields_at(model: type[BaseModel], path: tuple) -> list[str]:
+    """The field names of the (nested) pydantic model found by following ``path`` from ``model``."""
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def translate(err: ValidationError, prefix: str, fields: list[str] | type[BaseModel]) -> ConfigError:
+    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean.
+
+    ``fields``: the accepted keys at the top, or the model class (nested sections are then looked up)."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    if not isinstance(fields, list):
+        fields = fields_at(fields, tuple(first["loc"][:-1])) if len(first["loc"]) > 1 else list(fields.model_fields) + ["suite"]
     if first["type"] == "extra_forbidden":
+        fields = _fields_at(first["loc"][:-1], fields)
         accepted = ", ".join(sorted(fields))
         return ConfigError(
             f"unknown key {key!r}; accepted keys here: {accepted}.{did_you_mean(first['loc'][-1], fields)}"
         )
     return ConfigError(f"{key} {_describe(first)}; got {first.get('input')!r}.")
+
+
+def _fields_at(loc: tuple, top: list[str]) -> list[str]:
+    """The accepted keys of the section at ``loc`` (``('loop',)`` -> LoopConfig's fields), else ``top``."""
+    sections = {"loop": LoopConfig, "alarm": AlarmConfig, "sweep": SweepConfig}
+    if len(loc) == 1 and loc[0] in sections:
+        return list(sections[loc[0]].model_fields)
+    return top
 
 
 @functools.cache
@@ -168,7 +209,7 @@ def validate(raw: dict[str, Any]) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
-        raise translate(err, "", list(Config.model_fields) + ["suite"]) from None
+        raise translate(err, "", Config) from None
     for _, arm in expand_arms(config):
         check_arm(arm)
     return config
@@ -197,7 +238,7 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
         try:
             arms.append((name, Config.model_validate(tree)))
         except ValidationError as err:
-            raise translate(err, "", list(Config.model_fields)) from None
+            raise translate(err, "", Config) from None
     return arms
 
 
@@ -219,7 +260,36 @@ def check_arm(arm: Config) -> None:
         )
     for name in arm.metrics or model.default_metrics:
         METRICS.get(name, "metrics")
+    check_bias(model, arm.loop.bias, arm.model["kind"])
+    check_counts(arm)
+    from .filters import build_chain
+
+    build_chain(arm.loop.filters, arm.model)
     sampler_for(arm, model, source, list(arm.metrics or model.default_metrics))  # refuses sampler: exact where invalid
+
+
+def accepts_bias(model) -> bool:
+    """Whether a family's ``sample`` takes the ``bias`` keyword (see ``models/__init__``)."""
+    return "bias" in inspect.signature(model.sample).parameters
+
+
+def check_bias(model, bias: float, kind: str) -> None:
+    if bias != 1.0 and not accepts_bias(model):
+        raise ConfigError(
+            f"loop.bias {bias!r} needs a family whose sample() accepts bias=; model.kind {kind!r} does not. "
+            "Use loop.bias: 1.0 (unbiased) or a family that supports it."
+        )
+
+
+def check_counts(arm: Config) -> None:
+    """``loop.n_real`` needs a regime that mixes in real data (the fixed pool's size is checked when the run starts)."""
+    from .regimes import REGIMES
+
+    loop = arm.loop
+    regime = REGIMES.get(loop.regime, "loop.regime")
+    if loop.n_real is not None and not getattr(regime, "mixes_real", False):
+        mixing = sorted(n for n in REGIMES.names() if getattr(REGIMES.get(n), "mixes_real", False))
+        raise ConfigError(f"loop.n_real is used only by the regimes {', '.join(map(repr, mixing))}; got loop.regime {loop.regime!r}.")
 
 
 def resolve(config: Config) -> dict[str, Any]:

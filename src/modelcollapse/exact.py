@@ -10,8 +10,9 @@ counts. A generation then costs O(1) per replicate instead of O(M).
 
 The path is valid when (see :func:`blockers`): the regime is ``replace``; every metric is computed from the fitted
 model alone (:data:`FROM_MODEL`; ``tail_mass`` only in 1-D, where it is a closed form); the family can draw the fit
-exactly at this size (Gaussian: n − 1 >= d). Loop features that transform the samples (sampling bias, filters) must
-add themselves to :func:`blockers`.
+exactly at this size (Gaussian: n − 1 >= d); no curation filters (``loop.bias`` is fine: ``fit_next`` draws from the
+biased sampling distribution, as ``sample`` does). A new loop feature that transforms the samples must add itself to
+:func:`blockers`.
 """
 
 from __future__ import annotations
@@ -54,15 +55,20 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
     out = []
     if not hasattr(model, "fit_next"):
         out.append(f"model.kind {cfg.model['kind']!r} has no exact sampler")
-    if cfg.loop.regime != "replace":
+    from .regimes import REGIMES
+
+    if REGIMES.get(cfg.loop.regime, "loop.regime") is not REGIMES.get("replace"):
         out.append(f"loop.regime is {cfg.loop.regime!r}, not 'replace'")
+    if cfg.loop.filters:
+        out.append("loop.filters curate the samples")
     one_d = getattr(source, "dim", None) == 1 and hasattr(model, "cdf")
     sample_metrics = [m for m in metrics if m not in FROM_MODEL and not (m == "tail_mass" and one_d)]
     if sample_metrics:
         out.append(f"metrics {sample_metrics} need the samples")
     dim = getattr(source, "dim", 1)
-    if cfg.model["kind"] == "gaussian" and cfg.loop.samples <= dim:  # Wishart(n − 1, Σ) needs n − 1 >= d
-        out.append(f"loop.samples {cfg.loop.samples} must exceed the dimension {dim}")
+    n = cfg.loop.n_synthetic or cfg.loop.samples
+    if cfg.model["kind"] == "gaussian" and n <= dim:  # Wishart(n − 1, Σ) needs n − 1 >= d
+        out.append(f"the {n} synthetic records a generation must exceed the dimension {dim}")
     return out
 
 

@@ -17,6 +17,7 @@ from .config import Config, build
 from .data import SOURCES
 from .errors import ConfigError
 from .exact import sampler_for
+from .filters import FilterContext, build_chain, curate
 from .metrics import Context, measure
 from .models import MODELS
 from .regimes import REAL, REGIMES, Chunk, RegimeInputs
@@ -41,9 +42,15 @@ def units(arms: list[Config]) -> list[Unit]:
     return out
 
 
-def filter_synthetic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sampling bias and curation hook: identity for now."""
-    return x
+def sampler(model, bias: float) -> Callable[..., np.ndarray]:
+    """``model.sample``, with the sampling bias λ passed only when it is not 1 (so families without bias still run)."""
+    return model.sample if bias == 1.0 else partial(model.sample, bias=bias)
+
+
+def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext) -> tuple[np.ndarray, dict]:
+    """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
+    the filter statistics. Without filters, one draw of ``n`` and no statistics."""
+    return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
 
 
 def provenance(train: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,15 +72,20 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     names = cfg.metrics or list(model.default_metrics)
     exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
 
-    real = Chunk.tagged(source.pool(R, loop.real_samples or M, rng(generation=0, role="real")), REAL)
-    if cfg.loop.regime == "mix" and round(loop.real_fraction * M) > real.size:
-        raise ConfigError(f"loop.real_fraction {loop.real_fraction} of {M} needs more real records than the pool's {real.size}.")
+    chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
+    real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, loop.n_real or 0), rng(generation=0, role="real")), REAL)
+    n_real = loop.n_real if loop.n_real is not None else round(loop.real_fraction * M)
+    if regime is REGIMES.get("mix") and n_real > real.size:
+        raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}.")
     heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if source.can_draw else real.x[0]
     model.bind(source, real.x)
     fresh = lambda g, n: Chunk.tagged(source.sample(R, n, rng(generation=g, role="real")), REAL)  # noqa: E731
 
-    def draw(g: int) -> Chunk:  # steps 3-4: sample, then bias/filter
-        return Chunk.tagged(filter_synthetic(model.sample(M, rng=rng(generation=g, role="sample")), rng(generation=g, role="filter")), g)
+    def draw(g: int) -> tuple[Chunk, dict]:  # steps 3-4: sample (with bias λ), then curate
+        sample, stream = sampler(model, loop.bias), rng(generation=g, role="sample")
+        fctx = FilterContext(source, model, gen0, heldout, g, rng(generation=g, role="filter"))
+        x, stats = filter_synthetic(lambda n: sample(n, rng=stream), n_draw, chain, fctx)
+        return Chunk.tagged(x, g), stats
 
     # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
     start, synthetic, gen0 = store.last_generation(unit.arm, unit.shard) + 1, [], None
@@ -83,30 +95,31 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         if regime.keeps_history:
             synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
         elif not exact:
-            synthetic = [draw(start - 1)]
+            synthetic = [draw(start - 1)[0]]
 
     for g in range(start, loop.generations):
         if exact and g > 0:
-            # 1-2. exact path: the fit to M draws from the last fit, drawn from its sampling distribution (same stream
-            # as the samples it replaces)
-            model.fit_next(M, rng=rng(generation=g - 1, role="sample"))
+            # 1-2. exact path: the fit to n_draw biased draws from the last fit, drawn from its sampling distribution
+            # (from the stream of the samples it replaces)
+            model.fit_next(n_draw, rng=rng(generation=g - 1, role="sample"), bias=loop.bias)
             train = []
         else:
             # 1. assemble: generation 0 trains on real data only
             train = [real] if g == 0 else regime(
-                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"))
+                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"),
+                             loop.n_real, loop.n_synthetic)
             )
             # 2. fit
             model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
         # 3-4. sample, bias/filter (the exact path needs no samples)
-        chunk = Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)) if exact else draw(g)
+        chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
         synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
-        values = measure(names, ctx)
-        values["train_real"], values["train_synthetic"] = provenance(train) if train else (np.zeros(R), np.full(R, float(M)))
+        values = {**measure(names, ctx), **filtered}
+        values["train_real"], values["train_synthetic"] = provenance(train) if train else (np.zeros(R), np.full(R, float(n_draw)))
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .errors import RunError
 from .store import RunStore, atomic_write
 from .theory import reference
 
@@ -28,6 +29,8 @@ class Curve:
 def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
     """{(arm, metric): Curve} from the run's metrics table."""
     table = RunStore(run_dir).read_metrics()
+    if table.num_rows == 0:
+        raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
     arm = np.array(table["arm"].to_pylist(), dtype=object)
     metric = np.array(table["metric"].to_pylist(), dtype=object)
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
@@ -107,6 +110,13 @@ def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) 
     return rows
 
 
+def alarm_lines(run_dir: Path) -> list[str]:
+    """The early-warning lines of a run (see ``alarm``)."""
+    from .alarm import describe, run_alarms
+
+    return describe(run_alarms(run_dir))
+
+
 def members(run_dir: Path) -> list[str] | None:
     suite = Path(run_dir) / "suite.yaml"
     return yaml.safe_load(suite.read_text())["members"] if suite.exists() else None
@@ -119,12 +129,13 @@ def summary_table(run_dir: Path) -> str:
     if names is not None:
         return "\n\n".join(f"== {n} ==\n{summary_table(run_dir / n)}" for n in names if (run_dir / n / "config.yaml").exists())
     rows = [r for r in final_rows(run_dir) if not r["metric"].startswith("train_")]
-    head = f"{'arm':34s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'closed form':>13s}"
+    w = max([3] + [len(r["arm"]) for r in rows])
+    head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'closed form':>13s}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
         iqr = f"[{r['q25']:.4g}, {r['q75']:.4g}]"
-        lines.append(f"{r['arm'][:34]:34s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
+        lines.append(f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
     return "\n".join(lines)
 
 
@@ -144,6 +155,8 @@ def section(run_dir: Path) -> str:
         by_metric.setdefault(metric, {})[arm] = c
     figures = []
     for metric, per_arm in by_metric.items():
+        if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
+            continue  # constant in every arm (e.g. train_real under replace): the table says it all
         path = run_dir / "figures" / f"{metric}.png"
         plot_metric(metric, per_arm, arms, path)
         figures.append(_img(path))
@@ -161,6 +174,7 @@ def section(run_dir: Path) -> str:
 <p>{description}</p>
 <p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
+<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>closed form</th></tr>{rows}</table>
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form.</p>

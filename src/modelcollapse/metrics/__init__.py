@@ -57,4 +57,4 @@ def measure(names: list[str], ctx: Context) -> dict[str, np.ndarray]:
     return {name: np.asarray(METRICS.get(name)(ctx), dtype=float).reshape(-1) for name in names}
 
 
-from . import discrete, distances, moments  # noqa: E402,F401  (registers the built-in metrics)
+from . import discrete, distances, features, mixtures, moments  # noqa: E402,F401  (registers the built-in metrics)

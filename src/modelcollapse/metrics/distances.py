@@ -22,20 +22,36 @@ def w1_1d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.abs(cdf_gap) * np.diff(values, axis=1)).sum(1)
 
 
+def w1_sorted(a: np.ndarray, b_sorted: np.ndarray) -> np.ndarray:
+    """Exact W₁ between equal-size empirical distributions: mean |sort(a) − sort(b)| along the last axis.
+    ``a`` ``(..., m)``; ``b_sorted`` ``(..., m)`` already sorted (broadcast against ``a``)."""
+    return np.abs(np.sort(a, axis=-1) - b_sorted).mean(-1)
+
+
 @METRICS.register("w1")
 def w1(ctx: Context) -> np.ndarray:
-    """W₁ between the generation's samples and the held-out real records, in data units (not squared).
+    """W₁ between the generation's m samples and m held-out real records, in data units (not squared).
 
+    The real side is the first m held-out records (all of them if there are fewer, then by the merged-CDF formula).
     1-D: exact between the two empirical distributions. d > 1: the sliced W₁, the mean of the 1-D W₁ over 32 random
     unit directions (drawn from the metric's own stream).
     """
-    x, y = ctx.samples, np.broadcast_to(ctx.heldout, (len(ctx.samples), *ctx.heldout.shape))
-    d = x.shape[-1]
+    x, y = ctx.samples, ctx.heldout
+    m, d = x.shape[1], x.shape[-1]
+    if len(y) < m:
+        y = np.broadcast_to(y, (len(x), *y.shape))
+        if d == 1:
+            return w1_1d(x[..., 0], y[..., 0])
+        dirs = ctx.rng.standard_normal((PROJECTIONS, d))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        return np.mean([w1_1d(x @ u, y @ u) for u in dirs], axis=0)
+    y = y[:m]
     if d == 1:
-        return w1_1d(x[..., 0], y[..., 0])
+        return w1_sorted(x[..., 0], np.sort(y[:, 0]))
     dirs = ctx.rng.standard_normal((PROJECTIONS, d))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    return np.mean([w1_1d(x @ u, y @ u) for u in dirs], axis=0)
+    projected = np.moveaxis(x @ dirs.T, -1, 1)  # (R, P, m)
+    return w1_sorted(projected, np.sort((y @ dirs.T).T, axis=-1)).mean(-1)
 
 
 def energy_1(x: np.ndarray, y: np.ndarray) -> np.ndarray:

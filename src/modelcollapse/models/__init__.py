@@ -12,6 +12,15 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
 - ``degenerate_`` ``(R,)`` bool: fits that collapsed (a singular covariance, say). Collapse is a result, not a crash;
 - ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
 
+Sampling bias λ (``loop.bias``, default 1 = unbiased): a family that supports it takes ``sample(n, *, rng, bias=1.0)``,
+in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm`` (each component), temperature T = λ
+(p^(1/T) renormalised) for ``categorical``, latent truncation (z ~ N(0, λI)) for VAEs, softmax temperature λ for LMs
+(top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when λ ≠ 1, and the config refuses
+λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter.
+
+Watermarking generators (LM families) expose ``watermark = {"key": int, "gamma": float}`` (their
+``watermark.processor`` settings) so the ``watermark`` filter detects with the same key and γ.
+
 Optional: ``fit_chunks(chunks, *, rng)`` fits on a list of :class:`~modelcollapse.regimes.Chunk` without
 concatenating them (the accumulate regime's pool grows every generation).
 """
@@ -56,4 +65,4 @@ class Family:
         return self
 
 
-from . import categorical, gaussian, regression  # noqa: E402,F401  (registers the built-in families)
+from . import categorical, gaussian, gmm, kde, regression, sklearn_family  # noqa: E402,F401  (registers the built-in families)

@@ -10,6 +10,14 @@ from ..data.categorical import draw_categories
 from . import MODELS, Family
 
 
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T) renormalised per row of ``probs`` ``(R, K)``, computed in log space (no underflow for small T)."""
+    with np.errstate(divide="ignore"):
+        logits = np.log(probs) / temperature
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    return weights / weights.sum(-1, keepdims=True)
+
+
 @MODELS.register("categorical")
 class Categorical(Family):
     """p̂ = counts / n per replicate (plus optional add-``smoothing`` pseudo-counts).
@@ -35,29 +43,42 @@ class Categorical(Family):
         self._k = len(source.probs) if hasattr(source, "probs") else int(real.max()) + 1
         return self
 
-    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+    def counts(self, x: np.ndarray) -> np.ndarray:
+        """Per-replicate category counts ``(R, K)`` of indices ``x`` ``(R, n)``, by one bincount."""
         x = np.asarray(x)
-        r = x.shape[0]
-        k = self._k or int(x.max()) + 1
-        flat = (x + k * np.arange(r)[:, None]).ravel()
-        return self._set_counts(np.bincount(flat, minlength=r * k).reshape(r, k))
+        r, k = x.shape[0], self._k or int(x.max()) + 1
+        return np.bincount((x + k * np.arange(r)[:, None]).ravel(), minlength=r * k).reshape(r, k)
 
-    def _set_counts(self, counts: np.ndarray):
+    def _set(self, counts: np.ndarray):
         counts = counts + self.smoothing
         self.probs_ = counts / counts.sum(1, keepdims=True)
         self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
         return self
 
-    def fit_next(self, n: int, *, rng: np.random.Generator):
-        """Refit as if on ``n`` fresh draws from the current fit: only their counts matter, one multinomial per
-        replicate (the same draw :meth:`sample` makes with the same ``rng``, so both paths give the same bits)."""
-        self.check_fitted("probs_")
-        return self._set_counts(rng.multinomial(n, self.probs_ / self.probs_.sum(-1, keepdims=True)))
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+        return self._set(self.counts(x))
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n)`` category indices; one multinomial draw of counts per replicate."""
+    def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):
+        """Refit as if on ``n`` fresh draws from the current fit (tempered by ``bias``, as :meth:`sample`): only their
+        counts matter, one multinomial per replicate (the draw :meth:`sample` makes with the same ``rng``, so both
+        paths give the same bits)."""
         self.check_fitted("probs_")
-        return draw_categories(self.probs_, n, rng)
+        probs = self.probs_ if bias == 1.0 else tempered(self.probs_, bias)
+        return self._set(rng.multinomial(n, probs / probs.sum(-1, keepdims=True)))
+
+    def fit_chunks(self, chunks, *, rng: np.random.Generator):
+        """Counts of the union of chunks, each chunk's counts cached (the accumulate pool grows every generation)."""
+        for c in chunks:
+            if "counts" not in c.cache:
+                c.cache["counts"] = self.counts(c.x)
+        k = max(c.cache["counts"].shape[1] for c in chunks)
+        return self._set(sum(np.pad(c.cache["counts"], ((0, 0), (0, k - c.cache["counts"].shape[1]))) for c in chunks))
+
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n)`` category indices; one multinomial draw of counts per replicate. ``bias`` is the temperature T:
+        draws from p̂^(1/T) renormalised (T < 1 sharpens towards the mode; 1 = unbiased; zeros stay zero)."""
+        self.check_fitted("probs_")
+        return draw_categories(self.probs_ if bias == 1.0 else tempered(self.probs_, bias), n, rng)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         self.check_fitted("probs_")

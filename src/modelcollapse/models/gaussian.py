@@ -68,24 +68,28 @@ class Gaussian(Family):
         w, v = np.linalg.eigh(self.cov_)
         return v * np.sqrt(np.clip(w, 0, None))[:, None, :]
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n, d)`` draws; a collapsed fit (zero variance) returns its mean."""
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, d)`` draws from N(μ̂, λΣ̂), λ = ``bias`` (covariance shrink; 1 = unbiased); a collapsed fit (zero
+        variance) returns its mean."""
         self.check_fitted("mean_")
         z = rng.standard_normal((len(self.mean_), n, self.mean_.shape[1]))
         if z.shape[-1] == 1:  # 1-D: scale in place, no batched matmul or second (R, n, d) array; the same bits
+            if bias != 1.0:
+                z *= np.sqrt(bias)
             z *= np.sqrt(np.clip(self.cov_, 0, None))
         else:
-            z = z @ np.swapaxes(self._root(), -1, -2)
+            z = np.sqrt(bias) * z @ np.swapaxes(self._root(), -1, -2)
         z += self.mean_[:, None, :]
         return z
 
-    def fit_next(self, n: int, *, rng: np.random.Generator):
-        """Refit as if on ``n`` fresh draws from the current fit, drawing the fit from its exact sampling distribution:
-        mean ~ N(μ, Σ/n), covariance = W / (n − ddof) with W ~ Wishart(n − 1, Σ) (independent). O(R d³), not O(R n d)."""
+    def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):
+        """Refit as if on ``n`` fresh draws from N(μ̂, λΣ̂) (λ = ``bias``, as :meth:`sample`), drawing the fit from its
+        exact sampling distribution: mean ~ N(μ, λΣ/n), covariance = W / (n − ddof) with W ~ Wishart(n − 1, λΣ)
+        (independent). O(R d³), not O(R n d)."""
         from ..exact import wishart
 
         self.check_fitted("mean_")
-        root = self._root()
+        root = np.sqrt(bias) * self._root()
         z = rng.standard_normal(self.mean_.shape)
         w = wishart(n - 1.0, root, rng)
         self.mean_ = self.mean_ + np.einsum("rij,rj->ri", root, z) / np.sqrt(n)

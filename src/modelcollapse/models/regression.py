@@ -26,12 +26,26 @@ class LinearRegression(Family):
         self._noise = self.noise if self.noise is not None else getattr(source, "noise", 1.0)
         return self
 
-    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+    @staticmethod
+    def normal_equations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """XᵀX ``(R, d, d)`` and Xᵀy ``(R, d)`` of records ``x`` ``(R, n, d + 1)``."""
         design, y = x[..., :-1], x[..., -1]
-        gram = np.einsum("rni,rnj->rij", design, design)
-        self.weights_ = np.linalg.solve(gram, np.einsum("rni,rn->ri", design, y)[..., None])[..., 0]
-        self.degenerate_ = np.zeros(len(x), bool)
+        return np.einsum("rni,rnj->rij", design, design), np.einsum("rni,rn->ri", design, y)
+
+    def _solve(self, gram: np.ndarray, moment: np.ndarray):
+        self.weights_ = np.linalg.solve(gram, moment[..., None])[..., 0]
+        self.degenerate_ = np.zeros(len(gram), bool)
         return self
+
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+        return self._solve(*self.normal_equations(x))
+
+    def fit_chunks(self, chunks, *, rng: np.random.Generator):
+        """Least squares on the union of chunks from per-chunk normal equations, cached (the accumulate pool)."""
+        for c in chunks:
+            if "normal_equations" not in c.cache:
+                c.cache["normal_equations"] = self.normal_equations(c.x)
+        return self._solve(sum(c.cache["normal_equations"][0] for c in chunks), sum(c.cache["normal_equations"][1] for c in chunks))
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n, d + 1)``: the fixed design's first n rows (cycled if n exceeds it) with fresh labels."""
