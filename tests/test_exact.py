@@ -78,7 +78,7 @@ def test_wishart_one_d_is_scaled_chi_square():
 
 def test_auto_picks_exact_only_where_valid():
     def chosen(**over):
-        raw = {"data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}, "metrics": ["variance"], **over}
+        raw = {"data": {"kind": "gaussian"}, "model": {"kind": "gaussian", "sampler": "auto"}, "metrics": ["variance"], **over}
         return resolve(validate(raw))["model"]["sampler"]
 
     assert chosen() == "exact"
@@ -87,6 +87,14 @@ def test_auto_picks_exact_only_where_valid():
     assert chosen(metrics=["tail_mass"]) == "exact"  # 1-D: the closed form, no samples
     assert chosen(data={"kind": "gaussian", "dim": 3}, metrics=["tail_mass"]) == "samples"
     assert chosen(data={"kind": "gaussian", "dim": 3}, loop={"samples": 3}) == "samples"
+    assert chosen(loop={"bias": 0.5}) == "exact"  # fit_next draws from the biased sampling distribution
+    assert chosen(loop={"filters": [{"kind": "dedup"}]}) == "samples"
+    assert resolve(validate({"data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}}))["model"]["sampler"] == "samples"
+
+
+def test_categorical_defaults_to_auto_because_its_bits_do_not_change():
+    raw = {"data": {"kind": "categorical"}, "model": {"kind": "categorical"}, "metrics": ["entropy"]}
+    assert resolve(validate(raw))["model"]["sampler"] == "exact"
 
 
 def test_explicit_exact_refuses_sample_metrics():
@@ -126,3 +134,12 @@ def test_exact_resume_equals_uninterrupted(tmp_path):
         store.finish(["run"], cfg.shard_size)
         tables.append(store.read_metrics())
     assert tables[0].equals(tables[1])
+
+
+def test_gaussian_exact_follows_the_sampling_bias(tmp_path):
+    raw = lambda sampler, seed: {"seed": seed, "replicates": 3000, "data": {"kind": "gaussian"},  # noqa: E731
+                                 "model": {"kind": "gaussian", "sampler": sampler},
+                                 "loop": {"generations": 5, "samples": 20, "bias": 0.7}, "metrics": ["variance"]}
+    e, s = run_small(raw("exact", 1), tmp_path / "e"), run_small(raw("samples", 2), tmp_path / "s")
+    assert stats.ks_2samp(e[("run", "variance")][4], s[("run", "variance")][4]).pvalue > 0.001
+    assert np.median(e[("run", "variance")][4]) < 0.4  # 0.7⁴ shrink on top of the collapse: clearly biased

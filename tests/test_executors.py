@@ -80,10 +80,10 @@ def test_ray_is_bit_identical_to_local(tmp_path, ray_local):
 
 def test_ray_failing_unit_marks_run_failed_while_others_finish(tmp_path, ray_local):
     out = tmp_path / "broken"
-    with pytest.raises(RunError, match=r"3 of 6 units failed; first broken/shard\d: ConfigError: loop.real_fraction"):
+    with pytest.raises(RunError, match=r"3 of 6 units failed; first broken/shard\d: ConfigError: loop.n_real / real_fraction need 30"):
         execute(validate(BROKEN), out, quiet=True, executor=ExecutorSpec(kind="ray", retries=1))
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "failed" and "loop.real_fraction 1.0 of 30" in manifest["error"]
+    assert manifest["status"] == "failed" and "need 30 real records" in manifest["error"]
     assert sorted(manifest["errors"]) == ["broken/shard0", "broken/shard1", "broken/shard2"]
     assert all(manifest["completed"][f"ok/shard{s}"] == 6 for s in range(3))
 

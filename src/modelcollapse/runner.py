@@ -134,7 +134,7 @@ def execute(
         key, first = next(iter(failures.items()))
         manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
         store.write_manifest(manifest)
-        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first}. The others are saved; "
+        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
                        "fix the cause and rerun with --resume.")
     store.finish(arm_names, config.shard_size)
     stopped = [s for s in statuses if s != "complete"]

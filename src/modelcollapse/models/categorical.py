@@ -25,7 +25,8 @@ class Categorical(Family):
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
     ``sampler``: ``exact`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
-    always draws the records, ``auto`` picks exact where valid (see :mod:`modelcollapse.exact`).
+    always draws the records, ``auto`` (default) picks exact where valid (see :mod:`modelcollapse.exact`); both paths
+    give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np
     >>> m = Categorical().fit(np.array([[0, 0, 1, 2]]), rng=np.random.default_rng(0))
