@@ -105,3 +105,12 @@ def test_importing_the_package_loads_neither_ray_nor_mlflow():
            "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr[-1000:]
+
+
+def test_sweep_points_run_as_ray_tasks(tmp_path, ray_local):
+    from modelcollapse.sweep import run_sweep
+
+    config = tmp_path / "s.yaml"
+    config.write_text(json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]}))
+    out, manifest = run_sweep(str(config), ["loop.samples=20,40"], tmp_path / "sw", [], executor=ExecutorSpec(kind="ray"))
+    assert manifest["status"] == "complete" and [p["status"] for p in manifest["points"]] == ["complete", "complete"]
