@@ -24,7 +24,7 @@ def write(tmp_path, raw):
     "raw, message",
     [
         ({"loop": {"regime": "replase"}},
-         "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'mix', 'replace'"),
+         "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation'; got 'replase'."),
         ({"loop": {"generatons": 3}}, "error: unknown key 'loop.generatons'"),
         ({"replicates": 0}, "error: replicates must be >= 1; got 0."),
         ({"loop": {"real_fraction": 1.5}}, "error: loop.real_fraction must be <= 1.0; got 1.5."),

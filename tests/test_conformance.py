@@ -16,6 +16,7 @@ CASES = {
     "categorical": ({"kind": "categorical"}, {"kind": "categorical", "categories": 6, "distribution": "zipf"}, 400),
     "linear-regression": ({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}, 400),
 }
+CASES["gaussian-sgd"] = ({"kind": "gaussian-sgd"}, {"kind": "gaussian", "mean": 2.0, "std": 3.0}, 400)
 for extra in ("gmm", "kde"):
     if extra in MODELS:
         CASES[extra] = ({"kind": extra}, {"kind": "gaussian-mixture"}, 400)

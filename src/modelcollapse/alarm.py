@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .store import text_column
+
 DIVERSITY = ("distinct_n", "recall", "support_size", "tail_mass")
 LIKELIHOOD = ("nll_real", "perplexity")
 
@@ -91,8 +93,8 @@ def lead(found: list[Alarm], arm: str) -> int | None:
 def table_columns(table) -> dict[str, np.ndarray]:
     """A pyarrow metrics table as the numpy columns :func:`alarms` reads."""
     return {
-        "arm": np.array(table["arm"].to_pylist(), object),
-        "metric": np.array(table["metric"].to_pylist(), object),
+        "arm": text_column(table, "arm"),
+        "metric": text_column(table, "metric"),
         "generation": table["generation"].to_numpy(),
         "value": table["value"].to_numpy(),
     }

@@ -125,8 +125,10 @@ def show(run_dir: Path) -> None:
 
 
 from .sweep import sweep  # noqa: E402
+from .telephone.cli import chain  # noqa: E402
 
 main.add_command(sweep)
+main.add_command(chain)
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,9 @@ class LoopConfig(_Strict):
     n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
     bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
     filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
+    sampling: Literal["finite", "exact"] = Field(
+        "finite", description="exact: generation g > 0 is fitted to the previous model's population, not to samples of it"
+    )
 
 
 class AlarmConfig(_Strict):
@@ -67,6 +70,7 @@ class Config(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
 
 
 def _describe(err: dict) -> str:
@@ -206,12 +210,19 @@ def validate(raw: dict[str, Any]) -> Config:
     """Validate the top level and every arm (data, model, regime and metric names included)."""
     if "suite" in raw:
         raise ConfigError("this config is a suite of runs; run it with `modelcollapse run`, not as a single config.")
+    if "task" in raw and "backend" in raw:
+        raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
         raise translate(err, "", Config) from None
-    for _, arm in expand_arms(config):
+    arms = expand_arms(config)
+    for _, arm in arms:
         check_arm(arm)
+    if config.anatomy is not None:
+        from .anatomy import check_design
+
+        check_design(config.anatomy, [name for name, _ in arms])
     return config
 
 
@@ -258,6 +269,15 @@ def check_arm(arm: Config) -> None:
             f"loop.regime {arm.loop.regime!r} draws fresh real data, which data.kind {arm.data['kind']!r} cannot; "
             "use 'mix' for a fixed pool."
         )
+    if arm.loop.sampling == "exact":
+        can = sorted(name for name in MODELS if hasattr(MODELS.get(name), "fit_population"))
+        if not hasattr(model, "fit_population"):
+            raise ConfigError(
+                f"loop.sampling 'exact' fits each generation to the previous model's population, which model.kind "
+                f"{arm.model['kind']!r} cannot do; families that can: {', '.join(map(repr, can))}."
+            )
+        if arm.loop.regime != "replace":
+            raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {arm.loop.regime!r}.")
     for name in arm.metrics or model.default_metrics:
         METRICS.get(name, "metrics")
     check_bias(model, arm.loop.bias, arm.model["kind"])

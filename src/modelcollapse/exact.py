@@ -5,6 +5,9 @@ consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n
 μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the multinomial
 counts. A generation then costs O(1) per replicate instead of O(M).
 
+Not to be confused with ``loop.sampling: exact`` (anatomy), which removes the finite-sample error altogether by fitting
+the previous model's population; ``model.sampler: exact`` keeps the finite-sample error and only draws it faster.
+
 ``model.sampler``: ``exact`` (refuse a config where the path is not exact), ``samples`` (always draw), ``auto``
 (the default: exact where valid, else samples). The resolved config records the choice made.
 
@@ -61,6 +64,8 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
         out.append(f"loop.regime is {cfg.loop.regime!r}, not 'replace'")
     if cfg.loop.filters:
         out.append("loop.filters curate the samples")
+    if getattr(cfg.loop, "sampling", "finite") == "exact":
+        out.append("loop.sampling 'exact' fits each previous population, not samples")
     one_d = getattr(source, "dim", None) == 1 and hasattr(model, "cdf")
     sample_metrics = [m for m in metrics if m not in FROM_MODEL and not (m == "tail_mass" and one_d)]
     if sample_metrics:

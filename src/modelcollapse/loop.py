@@ -53,14 +53,14 @@ def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: Filt
     return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
 
 
-def provenance(train: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
-    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each. Counts are cached on each
-    chunk: the accumulate pool is recounted every generation, which would cost O(G²·M) over a run."""
+def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each (zeros for an empty set).
+    Counts are cached on each chunk: the accumulate pool is recounted every generation, O(G²·M) over a run."""
     for c in train:
         if "real_count" not in c.cache:
             c.cache["real_count"] = (c.origin == REAL).sum(1)
-    real = sum(c.cache["real_count"] for c in train)
-    return real.astype(float), (sum(c.size for c in train) - real).astype(float)
+    real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
+    return real, sum((c.size for c in train), np.zeros(replicates)) - real
 
 
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
@@ -98,9 +98,12 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             synthetic = [draw(start - 1)[0]]
 
     for g in range(start, loop.generations):
-        if exact and g > 0:
-            # 1-2. exact path: the fit to n_draw biased draws from the last fit, drawn from its sampling distribution
-            # (from the stream of the samples it replaces)
+        if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
+            train = []
+            model.fit_population(model, rng=rng(generation=g, role="fit"))
+        elif g > 0 and exact:
+            # 1-2. model.sampler exact: the fit to n_draw (biased) draws from the last fit, drawn from its sampling
+            # distribution, from the stream of the samples it replaces
             model.fit_next(n_draw, rng=rng(generation=g - 1, role="sample"), bias=loop.bias)
             train = []
         else:
@@ -113,13 +116,14 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
-        # 3-4. sample, bias/filter (the exact path needs no samples)
+        # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)
         chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
         synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
         values = {**measure(names, ctx), **filtered}
-        values["train_real"], values["train_synthetic"] = provenance(train) if train else (np.zeros(R), np.full(R, float(n_draw)))
+        real_n, synthetic_n = provenance(train, R)
+        values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))

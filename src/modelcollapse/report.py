@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import yaml
 
 from .errors import RunError
-from .store import RunStore, atomic_write
+from .store import RunStore, atomic_write, text_column
 from .theory import reference
 
 
@@ -31,8 +32,7 @@ def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
     table = RunStore(run_dir).read_metrics()
     if table.num_rows == 0:
         raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
-    arm = np.array(table["arm"].to_pylist(), dtype=object)
-    metric = np.array(table["metric"].to_pylist(), dtype=object)
+    arm, metric = text_column(table, "arm"), text_column(table, "metric")
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
     out = {}
     for a in dict.fromkeys(arm):
@@ -41,10 +41,16 @@ def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
             g, v = gen[sel], value[sel]
             order = np.argsort(g, kind="stable")
             g, v = g[order], v[order]
-            gens, starts = np.unique(g, return_index=True)
-            groups = np.split(v, starts[1:])
-            q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) if np.isfinite(x).any() else [np.nan] * 3 for x in groups])
-            means = np.array([np.nanmean(x) if np.isfinite(x).any() else np.nan for x in groups])
+            gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
+            if np.all(counts == counts[0]):  # the usual case: one value per replicate and generation
+                grid = v.reshape(len(gens), counts[0])
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
+            else:
+                groups = np.split(v, starts[1:])
+                q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) if np.isfinite(x).any() else [np.nan] * 3 for x in groups])
+                means = np.array([np.nanmean(x) if np.isfinite(x).any() else np.nan for x in groups])
             out[(a, m)] = Curve(gens, q[:, 1], q[:, 0], q[:, 2], means)
     return out
 
@@ -167,6 +173,8 @@ def section(run_dir: Path) -> str:
         )) + "</tr>"
         for r in final_rows(run_dir, data)
     )
+    from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
+
     description = html.escape(str(config.get("description", "")))
     status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
     return f"""
@@ -177,6 +185,7 @@ def section(run_dir: Path) -> str:
 <h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>closed form</th></tr>{rows}</table>
+{anatomy_section(run_dir, config)}
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form.</p>
 <div class="figs">{''.join(figures)}</div>
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>

@@ -97,6 +97,23 @@ def versions() -> dict[str, str]:
     }
 
 
+def text_column(table, name: str) -> np.ndarray:
+    """A string column of a (large) metrics table as a numpy object array whose entries share the few distinct
+    string objects: memory is one pointer per row, not one Python string per row."""
+    import pyarrow as pa
+
+    column = table[name]
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        labels = np.array(chunk.dictionary.to_pylist() + [None], dtype=object)
+        codes = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) if chunk.null_count else chunk.indices.to_numpy()
+        parts.append(labels[codes])
+    return np.concatenate(parts) if parts else np.zeros(0, object)
+
+
 class RunStore:
     """Read and write one run directory."""
 
@@ -207,10 +224,10 @@ class RunStore:
         cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
         return pa.table(
             {
-                "arm": pa.DictionaryArray.from_arrays(cat["arm"].astype(np.int32), pa.array(arms, pa.string())).cast(pa.string()),
+                "arm": pa.DictionaryArray.from_arrays(cat["arm"].astype(np.int32), pa.array(arms, pa.string())),
                 "replicate": pa.array(cat["replicate"].astype(np.int64)),
                 "generation": pa.array(cat["generation"].astype(np.int64)),
-                "metric": pa.DictionaryArray.from_arrays(cat["metric"].astype(np.int32), pa.array(list(names), pa.string())).cast(pa.string()),
+                "metric": pa.DictionaryArray.from_arrays(cat["metric"].astype(np.int32), pa.array(list(names), pa.string())),
                 "value": pa.array(cat["value"].astype(np.float64)),
             }
         )

@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import ConfigError, RunError
 from .executors import ExecutorSpec, map_tasks
+from .store import text_column
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
 
@@ -162,14 +163,15 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
 
     manifest = RunStore(out).read_manifest()
     table = pq.read_table(out / "sweep.parquet")
-    names = set(table["metric"].to_pylist())
+    metrics = text_column(table, "metric")
+    names = set(metrics)
     metric = metric or manifest.get("metric") or next((m for m in DEFAULT_METRICS if m in names), sorted(names)[0])
     if metric not in names:
         raise ConfigError(f"--metric must be one of {', '.join(sorted(names))}; got {metric!r}.")
     keys = list(manifest["grid"])[:2]
     axes = [list(dict.fromkeys(manifest["grid"][k])) for k in keys] + ([[None]] if len(keys) == 1 else [])
     point = table["point"].to_numpy()
-    sel = np.array(table["metric"].to_pylist(), object) == metric
+    sel = metrics == metric
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
     cells: dict[tuple[int, int], list[float]] = {}
     for i, p in enumerate(manifest["points"]):

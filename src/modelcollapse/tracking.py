@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .store import RunStore
+from .store import RunStore, text_column
 
 BATCH = 1000  # MLflow accepts at most 1,000 metrics (and 100 params) per log_batch call
 PARAM_LIMIT = 6000  # characters of one param value
@@ -60,8 +60,7 @@ def summaries(table) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.nda
 
     ``table``: the tidy metrics table (arm, replicate, generation, metric, value).
     """
-    arm = np.asarray(table["arm"].to_numpy(zero_copy_only=False), dtype=object)
-    metric = np.asarray(table["metric"].to_numpy(zero_copy_only=False), dtype=object)
+    arm, metric = text_column(table, "arm"), text_column(table, "metric")
     gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
     out: dict[str, dict[str, tuple]] = {}
     for a in dict.fromkeys(arm):

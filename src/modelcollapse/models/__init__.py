@@ -65,4 +65,4 @@ class Family:
         return self
 
 
-from . import categorical, gaussian, gmm, kde, regression, sklearn_family  # noqa: E402,F401  (registers the built-in families)
+from . import categorical, gaussian, gaussian_sgd, gmm, kde, regression, sklearn_family  # noqa: E402,F401  (registers the built-in families)

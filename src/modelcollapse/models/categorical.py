@@ -75,6 +75,13 @@ class Categorical(Family):
         k = max(c.cache["counts"].shape[1] for c in chunks)
         return self._set(sum(np.pad(c.cache["counts"], ((0, 0), (0, k - c.cache["counts"].shape[1]))) for c in chunks))
 
+    def fit_population(self, previous, *, rng: np.random.Generator):
+        """Fit to infinitely many draws of ``previous`` (``probs_`` ``(R, K)``): its probabilities, copied. The
+        ``smoothing`` pseudo-counts vanish against infinite counts. Returns self."""
+        self.probs_ = np.array(previous.probs_, dtype=float)
+        self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
+        return self
+
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
         """``(R, n)`` category indices; one multinomial draw of counts per replicate. ``bias`` is the temperature T:
         draws from p̂^(1/T) renormalised (T < 1 sharpens towards the mode; 1 = unbiased; zeros stay zero)."""

@@ -59,6 +59,14 @@ class Gaussian(Family):
         self.degenerate_ = np.linalg.eigvalsh(self.cov_)[:, 0] <= TINY
         return self
 
+    def fit_population(self, previous, *, rng: np.random.Generator):
+        """Fit to infinitely many samples of ``previous`` (any family with ``moments()``): its mean and covariance,
+        copied. Population moments are exact, so ``variance`` (the ddof) plays no part. Returns self."""
+        mean, cov = previous.moments()
+        self.mean_, self.cov_ = np.array(mean, dtype=float), np.array(cov, dtype=float)
+        self.degenerate_ = np.linalg.eigvalsh(self.cov_)[:, 0] <= TINY
+        return self
+
     def fit_chunks(self, chunks, *, rng: np.random.Generator):
         if len(chunks) == 1:
             return self.fit(chunks[0].x, rng=rng)

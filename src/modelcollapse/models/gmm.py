@@ -28,6 +28,9 @@ from . import MODELS, Family
 LOG_2PI = np.log(2 * np.pi)
 EPS_COUNT = 10 * np.finfo(float).eps  # added to component counts (as scikit-learn) so an empty one divides safely
 EMPTY_WEIGHT = 1e-6  # a component with a smaller weight is empty: it keeps its previous mean and covariance
+POPULATION_NODES = 20_001  # fit_population (1-D): at most this many grid nodes represent the population
+POPULATION_DRAWS = 100_000  # fit_population for d > 1: EM on this many draws of the previous mixture
+INIT_DRAWS = 1000  # fit_population: draws of the previous mixture that the learner's initialisation sees
 LOOP_DIM = 8  # up to this dimension, explicit per-coordinate arithmetic beats batched matmul on tiny matrices
 
 
@@ -296,6 +299,54 @@ class GMM(Family):
             else:
                 prev = ll
         self.weights_, self.means_, self.covariances_ = out
+        self.means_ += centre[:, None, :]
+        self.degenerate_ = self._degenerate()
+        return self
+
+    def fit_population(self, previous: "GMM", *, rng: np.random.Generator):
+        """Fit to infinitely many samples of the mixture ``previous``, by the same EM as :meth:`fit`. Returns self.
+
+        1-D: population EM. The population is a uniform grid of nodes over every component's mean ± 10 standard
+        deviations, spaced at a quarter of the narrowest component's standard deviation (at most ``POPULATION_NODES``
+        nodes), each weighted by ``previous``'s density there, normalised to sum 1. EM then runs on these weighted
+        records with this family's ``max_iter``, ``tol`` and ``reg_covar``. Every E- and M-step expectation is then a
+        trapezoid-rule integral against ``previous``; at a fixed point its integrands p·rₖ = wₖN(μₖ, σₖ²) are smooth
+        Gaussians, for which the rule is exact to rounding, so a family that contains ``previous`` returns it to
+        machine precision. d > 1: EM on ``POPULATION_DRAWS`` draws of ``previous`` (a large sample, not the
+        population: statistical error of order 1/√100,000 remains).
+        The learner's initialisation is its own rule (``init``) on ``INIT_DRAWS`` draws of ``previous``, so a bad
+        start or an iteration cap biases the fit here as it does on finite data.
+        """
+        weights, means, covs = (np.array(a, dtype=float) for a in (previous.weights_, previous.means_, previous.covariances_))
+        R, K, d = means.shape
+        if d > 1:
+            return self.fit(previous.sample(POPULATION_DRAWS, rng=rng), rng=rng)
+        centre = np.einsum("rk,rkd->rd", weights, means)  # (R, 1): EM runs centred, as in fit
+        mu, sd = means[..., 0] - centre, np.sqrt(covs[..., 0, 0])  # (R, K)
+        lo, hi = (mu - 10 * sd).min(1), (mu + 10 * sd).max(1)
+        n = int(np.clip(np.ceil(((hi - lo) / (sd.min(1) / 4)).max()), 64, POPULATION_NODES))
+        x = (lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, n))[..., None]  # (R, n, 1)
+        mass = np.exp(previous.log_prob(x + centre[:, None, :]))
+        mass /= mass.sum(1, keepdims=True)  # (R, n): the population, sums to 1 per replicate
+        phi = features(x)
+        phi_t = np.ascontiguousarray(np.swapaxes(phi, 1, 2))
+        start = previous.sample(INIT_DRAWS, rng=rng) - centre[:, None, :]
+        params = self._m_step(np.swapaxes(features(start), 1, 2), self._init_resp(start, features(start), rng))
+        self.converged_, self.n_iter_, self.lower_bound_ = np.zeros(R, bool), np.zeros(R, np.int64), np.full(R, -np.inf)
+        prev = np.full(R, -np.inf)
+        for it in range(1, self.max_iter + 1):
+            resp, logp = self._normalise(self._coefficients(*params) @ phi)
+            ll = (logp * mass).sum(1)  # E_previous[log q(x)] per replicate
+            new = self._m_step(phi_t, resp * mass[:, None, :] * n, params)  # counts / n = Σ resp · mass
+            active = ~self.converged_
+            params = tuple(np.where(active.reshape(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(params, new))
+            self.n_iter_[active] = it
+            self.lower_bound_ = np.where(active, ll, self.lower_bound_)
+            self.converged_ |= np.abs(ll - prev) < self.tol
+            prev = ll
+            if self.converged_.all():
+                break
+        self.weights_, self.means_, self.covariances_ = (np.array(p) for p in params)
         self.means_ += centre[:, None, :]
         self.degenerate_ = self._degenerate()
         return self

@@ -22,7 +22,8 @@ class KDE(Family):
     Scott's n^(−1/(d+4)), Silverman's (n(d+2)/4)^(−1/(d+4)), or ``bandwidth`` itself when it is a number (scipy's
     scalar ``bw_method``: a factor on the data covariance, not an absolute width).
 
-    Fitted: ``points_`` ``(R, n, d)``, ``bandwidth_`` ``(R,)`` (the factor), ``kernel_cov_`` ``(R, d, d)``,
+    Fitted: ``points_`` ``(R, n, d)``, ``bandwidth_`` ``(R,)`` (the factor), ``kernel_cov_`` ``(R, d, d)`` (the
+    covariance of every component; after :meth:`fit_population`, the sum of every generation's kernel),
     ``degenerate_`` ``(R,)`` (kernel covariance singular: the records lie on a point or a line).
 
     >>> import numpy as np
@@ -55,6 +56,22 @@ class KDE(Family):
         self.points_ = x
         self.bandwidth_ = np.full(R, factor)
         self.kernel_cov_ = factor**2 * data_cov
+        self.degenerate_ = np.linalg.eigvalsh(self.kernel_cov_)[:, 0] <= TINY
+        return self
+
+    def fit_population(self, previous: "KDE", *, rng: np.random.Generator):
+        """Fit to infinitely many samples of the KDE ``previous``: p convolved with the kernel. Returns self.
+
+        The kernel covariance is ``factor² · Cov(p)``, the same rule as :meth:`fit` with the population covariance of
+        p (its ``moments()``; ddof plays no part). ``factor`` is the previous fit's ``bandwidth_``: for 'scott' and
+        'silverman' that is the rule at the training size of generation 0 (at infinite n it would be 0 and the KDE a
+        copy). p = (1/n) Σᵢ N(pᵢ, H) convolved with N(0, factor² Cov(p)) is (1/n) Σᵢ N(pᵢ, H + factor² Cov(p)): the
+        centres stay and every component's covariance ``kernel_cov_`` grows by the new kernel's, so the state stays
+        an exact Gaussian mixture and Cov grows by factor² · Cov per generation (the variance by (1 + factor²) times).
+        """
+        _, cov = previous.moments()
+        self.points_, self.bandwidth_ = np.array(previous.points_), np.array(previous.bandwidth_)
+        self.kernel_cov_ = previous.kernel_cov_ + self.bandwidth_[:, None, None] ** 2 * cov
         self.degenerate_ = np.linalg.eigvalsh(self.kernel_cov_)[:, 0] <= TINY
         return self
 

@@ -1,0 +1,156 @@
+"""Typed configuration of a telephone run: the one place for its defaults.
+
+A telephone config is YAML::
+
+    name: telephone-summarize
+    seed: 0
+    start: {source: "builtin:4", unit: article, max_words: 120}
+    task: summarize            # or rephrase, continue, inspiration, custom, or a list of them (one arm each)
+    template: null             # task 'custom' only: a prompt with a {text} placeholder
+    generations: 5             # model outputs per chain; generation 0 is the start text itself
+    seeds: [0, 1]              # one chain per (task, start text, seed)
+    decoding: {temperature: 0.0, max_new_tokens: 96}
+    backend: {kind: local}     # or {kind: openai, base_url: ..., model: ...}
+    metrics: null              # default: every metric
+
+Unknown keys are :class:`ConfigError` with a did-you-mean; ``--set a.b=v`` overrides pass the same validation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..config import load_raw, parse_value, set_dotted, translate
+from ..errors import ConfigError, choice_error
+
+#: Prompts of the built-in tasks. ``{text}`` is replaced by the previous generation's text.
+TASKS: dict[str, str] = {
+    "summarize": "Summarize the following text.\n\n{text}",
+    "rephrase": "Rephrase the following text.\n\n{text}",
+    "inspiration": "Write a new text taking inspiration from the following text.\n\n{text}",
+    "continue": "Continue the following text.\n\n{text}",
+}
+TASK_NAMES = sorted([*TASKS, "custom"])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StartConfig(_Strict):
+    source: str = Field("builtin:4", description="'builtin:N' (packaged Wikipedia) or a .txt / .jsonl file")
+    unit: Literal["article", "paragraph"] = Field("article", description="builtin only: whole articles or paragraphs")
+    max_words: int | None = Field(120, ge=1, description="cut each start text at the last sentence end within N words")
+    min_words: int = Field(40, ge=1, description="builtin only: skip articles or paragraphs shorter than this")
+    field: str = Field("text", description=".jsonl only: the key that holds the text")
+
+
+class DecodingConfig(_Strict):
+    temperature: float = Field(0.0, ge=0.0, description="0 is greedy decoding")
+    max_new_tokens: int = Field(96, ge=1)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    system: str | None = Field(None, description="system prompt; None keeps the model's default")
+
+
+class BackendConfig(_Strict):
+    kind: Literal["local", "openai"] = "local"
+    # local
+    model_dir: str | None = Field(None, description="local: a Hugging Face model folder; None is the packaged SmolLM2")
+    gguf_file: str | None = Field(None, description="local: a GGUF file inside model_dir")
+    batch_size: int = Field(8, ge=1, description="local: chains per generate call")
+    threads: int | None = Field(None, ge=1, description="local: torch CPU threads; None keeps torch's default. On a "
+                                "busy machine 1 avoids thread oversubscription, which can slow generation 10x")
+    # openai
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the URL that /chat/completions is under")
+    model: str = Field("default", description="openai: the model name sent with each request")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
+    concurrency: int = Field(4, ge=1, description="openai: requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0.0, description="openai: per request")
+    retries: int = Field(5, ge=0, description="openai: retries after a 429, a 5xx or a network error")
+    backoff_s: float = Field(1.0, ge=0.0, description="openai: first retry delay, doubled on each retry")
+
+
+class TelephoneConfig(_Strict):
+    name: str = "telephone"
+    seed: int = Field(0, ge=0)
+    start: StartConfig = Field(default_factory=StartConfig)
+    task: list[str] = Field(default_factory=lambda: ["summarize"])
+    template: str | None = None
+    generations: int = Field(5, ge=1, description="model outputs per chain; generation 0 is the start text")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    metrics: list[str] | None = None
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def prompt_template(config: TelephoneConfig, task: str) -> str:
+    """The prompt of ``task``: a built-in one, or the user's ``template`` for task ``custom``."""
+    return config.template if task == "custom" else TASKS[task]
+
+
+def check(config: TelephoneConfig) -> TelephoneConfig:
+    """Cross-key checks pydantic cannot express: task names, template, metric names, unique seeds."""
+    from .metrics import METRIC_NAMES
+
+    for task in config.task:
+        if task not in TASK_NAMES:
+            raise choice_error("task", task, TASK_NAMES)
+    if len(set(config.task)) != len(config.task):
+        raise ConfigError(f"task lists a task twice; got {config.task!r}.")
+    if "custom" in config.task:
+        if not config.template or "{text}" not in config.template:
+            raise ConfigError(f"task 'custom' needs a template with a {{text}} placeholder; got {config.template!r}.")
+    elif config.template is not None:
+        raise ConfigError(f"template is used only with task 'custom'; got task {config.task!r}.")
+    if len(set(config.seeds)) != len(config.seeds):
+        raise ConfigError(f"seeds must be distinct; got {config.seeds!r}.")
+    for name in config.metrics or []:
+        if name not in METRIC_NAMES:
+            raise choice_error("metrics", name, METRIC_NAMES)
+    return config
+
+
+def validate(raw: dict[str, Any]) -> TelephoneConfig:
+    """A validated config from a raw mapping; every problem is a one-line :class:`ConfigError`."""
+    try:
+        config = TelephoneConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]["loc"]
+        section = first[0] if len(first) > 1 else None
+        fields = {
+            "start": StartConfig,
+            "decoding": DecodingConfig,
+            "backend": BackendConfig,
+        }.get(section, TelephoneConfig).model_fields
+        raise translate(err, "", list(fields)) from None
+    return check(config)
+
+
+def load(source: str, overrides: list[str]) -> TelephoneConfig:
+    """Read a config file or preset, apply ``key=value`` overrides, validate."""
+    raw = load_raw(source)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set needs key=value; got {item!r}.")
+        raw = set_dotted(raw, key.strip(), parse_value(text))
+    return validate(raw)
+
+
+def resolve(config: TelephoneConfig) -> dict[str, Any]:
+    """The config with every default filled in, as written to ``config.yaml``."""
+    from .. import __version__
+    from .metrics import METRIC_NAMES
+
+    out = config.model_dump()
+    out["metrics"] = list(config.metrics or METRIC_NAMES)
+    out["kind"] = "telephone"
+    out["version"] = __version__
+    return out
