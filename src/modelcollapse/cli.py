@@ -53,15 +53,28 @@ def main(debug: bool) -> None:
 @click.option("--resume", is_flag=True, help="Continue a killed run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--no-report", is_flag=True, help="Skip building report.html at the end.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where units run: this machine (process pool with --workers > 1) or Ray tasks.")
+@click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
+@click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
+@click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
 @friendly
-def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool) -> None:
+def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
+        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
+    from .executors import ExecutorSpec
     from .report import build_report, summary_table
     from .runner import run_config
 
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet)
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers)
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec)
     if not no_report:
         path = build_report(out)
+    if track == "mlflow":
+        from .tracking import log_runs
+
+        log_runs(out, [name for name, _ in runs], uri=tracking_uri, warn=lambda line: click.echo(f"warning: {line}", err=True))
     if not quiet:
         for name, manifest in runs:
             status = manifest.get("status")

@@ -256,6 +256,7 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
 def check_arm(arm: Config) -> None:
     """Validate the plug-in names and parameters of one arm."""
     from .data import SOURCES
+    from .exact import sampler_for
     from .metrics import METRICS
     from .models import MODELS
     from .regimes import REGIMES
@@ -284,6 +285,7 @@ def check_arm(arm: Config) -> None:
     from .filters import build_chain
 
     build_chain(arm.loop.filters, arm.model)
+    sampler_for(arm, model, source, list(arm.metrics or model.default_metrics))  # refuses sampler: exact where invalid
 
 
 def accepts_bias(model) -> bool:
@@ -321,5 +323,10 @@ def resolve(config: Config) -> dict[str, Any]:
     out["model"] = resolved_params(MODELS, config.model, "model")
     if out["metrics"] is None:
         out["metrics"] = list(build(MODELS, config.model, "model").default_metrics)
+    if "sampler" in out["model"]:  # record the choice 'auto' made
+        from .exact import sampler_for
+
+        source, model = build(SOURCES, config.data, "data"), build(MODELS, config.model, "model")
+        out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
     out["version"] = __version__
     return out

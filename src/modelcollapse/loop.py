@@ -16,6 +16,7 @@ import numpy as np
 from .config import Config, build
 from .data import SOURCES
 from .errors import ConfigError
+from .exact import sampler_for
 from .filters import FilterContext, build_chain, curate
 from .metrics import Context, measure
 from .models import MODELS
@@ -52,6 +53,16 @@ def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: Filt
     return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
 
 
+def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each (zeros for an empty set).
+    Counts are cached on each chunk: the accumulate pool is recounted every generation, O(G²·M) over a run."""
+    for c in train:
+        if "real_count" not in c.cache:
+            c.cache["real_count"] = (c.origin == REAL).sum(1)
+    real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
+    return real, sum((c.size for c in train), np.zeros(replicates)) - real
+
+
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
     """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
     rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
@@ -59,6 +70,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     regime = REGIMES.get(cfg.loop.regime, "loop.regime")
     R, M, loop = unit.size, cfg.loop.samples, cfg.loop
     names = cfg.metrics or list(model.default_metrics)
+    exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
 
     chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
     real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, loop.n_real or 0), rng(generation=0, role="real")), REAL)
@@ -82,13 +94,18 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         model.set_state(store.load_state(unit.arm, unit.shard))
         if regime.keeps_history:
             synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
-        else:
+        elif not exact:
             synthetic = [draw(start - 1)[0]]
 
     for g in range(start, loop.generations):
         if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
             train = []
             model.fit_population(model, rng=rng(generation=g, role="fit"))
+        elif g > 0 and exact:
+            # 1-2. model.sampler exact: the fit to n_draw (biased) draws from the last fit, drawn from its sampling
+            # distribution, from the stream of the samples it replaces
+            model.fit_next(n_draw, rng=rng(generation=g - 1, role="sample"), bias=loop.bias)
+            train = []
         else:
             # 1. assemble: generation 0 trains on real data only
             train = [real] if g == 0 else regime(
@@ -99,14 +116,14 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
-        # 3-4. sample, bias/filter (under exact sampling, for measurement only)
-        chunk, filtered = draw(g)
+        # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)
+        chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
         synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
         values = {**measure(names, ctx), **filtered}
-        values["train_real"] = sum(((c.origin == REAL).sum(1) for c in train), np.zeros(R))
-        values["train_synthetic"] = sum(((c.origin != REAL).sum(1) for c in train), np.zeros(R))
+        real_n, synthetic_n = provenance(train, R)
+        values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))

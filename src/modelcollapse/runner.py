@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .config import PRESETS_DIR, Config, expand_arms, load_raw, parse_value, resolve, set_dotted, validate
-from .errors import ConfigError
-from .loop import run_unit, units
+from .errors import ConfigError, RunError
+from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
+from .loop import Unit, run_unit, units
 from .store import RunStore, atomic_write
 
 
@@ -44,8 +48,28 @@ def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else prefix or "<root>"
 
 
-def execute(config: Config, out: Path, *, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Run ``config`` into ``out``; returns the manifest. With ``resume``, continue a killed run in ``out``."""
+@dataclass
+class UnitJob:
+    """One unit to run into run directory ``root``; ``on_generation`` only when it runs in this process."""
+
+    root: str
+    cfg: Config
+    unit: Unit
+    on_generation: Callable[[int], None] | None = None
+
+
+def run_unit_job(job: UnitJob) -> str:
+    """Run one unit into its run directory (a top-level function, so process pools and Ray can ship it)."""
+    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: None))
+
+
+def execute(
+    config: Config, out: Path, *, resume: bool = False, quiet: bool = False, executor: ExecutorSpec = ExecutorSpec()
+) -> dict[str, Any]:
+    """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
+
+    Units that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
+    """
     store = RunStore(out)
     resolved = resolved_run(config)
     if resume:
@@ -62,34 +86,56 @@ def execute(config: Config, out: Path, *, resume: bool = False, quiet: bool = Fa
     if manifest.get("status") == "complete":
         return manifest
     manifest["status"] = "running"
+    manifest.pop("error", None)
+    manifest.pop("errors", None)
     store.write_manifest(manifest)
     todo = units([cfg for _, cfg in arms])
+    keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
     total = sum(arms[u.arm][1].loop.generations for u in todo)
     started = time.perf_counter()
-    statuses = []
+    statuses, failures = [], {}
     with progress_bar(total, quiet, config.name) as advance:
-        for unit in todo:
-            cfg = arms[unit.arm][1]
-            key = f"{arm_names[unit.arm]}/shard{unit.shard}"
-            done = store.last_generation(unit.arm, unit.shard) + 1
-            advance(done)
+        done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
+        advance(sum(done))
 
-            def on_generation(g: int, key=key, last=[0.0]) -> None:
-                # The state checkpoint marks a generation complete; the manifest is a summary, refreshed each second.
-                manifest["completed"][key] = g + 1
-                if time.perf_counter() - last[0] > 1.0 or g + 1 == cfg.loop.generations:
-                    store.write_manifest(manifest)
-                    last[0] = time.perf_counter()
-                advance(1)
-
-            try:
-                statuses.append(run_unit(cfg, unit, store, on_generation))
-            except BaseException as err:
-                manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-                manifest["error"] = f"{type(err).__name__}: {err}"
+        def on_generation(g: int, key: str, generations: int, last=[0.0]) -> None:
+            # The state checkpoint marks a generation complete; the manifest is a summary, refreshed each second.
+            manifest["completed"][key] = g + 1
+            if time.perf_counter() - last[0] > 1.0 or g + 1 == generations:
                 store.write_manifest(manifest)
-                raise
+                last[0] = time.perf_counter()
+            advance(1)
+
+        jobs = [
+            UnitJob(str(out), arms[u.arm][1], u, partial(on_generation, key=k, generations=arms[u.arm][1].loop.generations)
+                    if executor.in_process else None)
+            for u, k in zip(todo, keys)
+        ]
+        has_gpus = cluster_gpus(executor) if any(str(cfg.model.get("device")) == "auto" for _, cfg in arms) else 0.0
+        gpus = [gpus_for(job.cfg.model, has_gpus) for job in jobs]
+        try:
+            for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
+                u, key = todo[outcome.index], keys[outcome.index]
+                if outcome.error:
+                    failures[key] = outcome.error
+                else:
+                    statuses.append(outcome.value)
+                if not executor.in_process:  # a unit finished elsewhere: record and show its generations now
+                    manifest["completed"][key] = now = store.last_generation(u.arm, u.shard) + 1
+                    advance(now - done[outcome.index])
+                    store.write_manifest(manifest)
+        except BaseException as err:
+            manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            manifest["error"] = f"{type(err).__name__}: {err}"
+            store.write_manifest(manifest)
+            raise
     manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
+    if failures:  # keep the segments (no consolidation): --resume reruns only the failed units, then consolidates
+        key, first = next(iter(failures.items()))
+        manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
+        store.write_manifest(manifest)
+        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
+                       "fix the cause and rerun with --resume.")
     store.finish(arm_names, config.shard_size)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
@@ -141,20 +187,23 @@ def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return entries
 
 
-def run_config(source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool) -> tuple[Path, list[tuple[str, dict]]]:
+def run_config(
+    source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec()
+) -> tuple[Path, list[tuple[str, dict]]]:
     """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
     (name, manifest) of each run made."""
     raw = apply_overrides(load_raw(source), overrides)
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("runs") / name
     if "suite" not in raw:
-        return out, [(name, execute(validate(raw), out, resume=resume, quiet=quiet))]
+        return out, [(name, execute(validate(raw), out, resume=resume, quiet=quiet, executor=executor))]
     entries = [(n, validate(sub)) for n, sub in suite_entries(raw)]  # validate every member before running any
     if not resume and out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
-    return out, [(n, execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet)) for n, cfg in entries]
+    return out, [(n, execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet, executor=executor))
+                 for n, cfg in entries]
 
 
 __all__ = ["execute", "run_config", "apply_overrides", "PRESETS_DIR"]

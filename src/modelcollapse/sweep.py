@@ -1,6 +1,7 @@
-"""Sweeps and phase diagrams: one run directory per grid point, run on a local process pool, combined into one table.
+"""Sweeps and phase diagrams: one run directory per grid point, run on an executor, combined into one table.
 
-``modelcollapse sweep CONFIG|PRESET --grid loop.real_fraction=0,0.1,0.2 --grid loop.samples=20,100 [--workers 2]``
+``modelcollapse sweep CONFIG|PRESET --grid loop.real_fraction=0,0.1,0.2 --grid loop.samples=20,100 [--workers 2]
+[--executor local|ray] [--address auto|ray://HOST:10001]``
 writes, under ``--out`` (default ``sweeps/NAME``)::
 
     points/NNN/         a full run directory per grid point (``runner.execute``)
@@ -10,7 +11,8 @@ writes, under ``--out`` (default ``sweeps/NAME``)::
     report.html         a heatmap of one metric's final-generation median over the first two grid keys
     figures/heatmap.png
 
-Without ``--grid`` the config's ``sweep.grid`` is used. A failed point is marked failed and the others finish (exit 1 at
+Points are tasks of :func:`modelcollapse.executors.map_tasks` (in process, a process pool, or Ray; see
+``docs/scale.md``). Without ``--grid`` the config's ``sweep.grid`` is used. A failed point is marked failed and the others finish (exit 1 at
 the end). ``--resume`` skips complete points and resumes partial ones from their checkpoints.
 """
 
@@ -20,7 +22,6 @@ import html
 import itertools
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import click
 import numpy as np
 
 from .errors import ConfigError, RunError
+from .executors import ExecutorSpec, map_tasks
 from .store import text_column
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
@@ -74,9 +76,15 @@ def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: boo
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
+def run_point_job(job: tuple) -> dict[str, Any]:
+    """:func:`run_point` on one ``(raw, values, out, resume)`` tuple (a top-level function for pools and Ray)."""
+    return run_point(*job)
+
+
 def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: list[str], *, workers: int = 1,
-              resume: bool = False, quiet: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Run a sweep; returns its directory and manifest."""
+              resume: bool = False, quiet: bool = True, executor: ExecutorSpec | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run a sweep; returns its directory and manifest. ``executor`` (default: local with ``workers``) runs the
+    points, one task each."""
     from .config import load_raw
     from .runner import apply_overrides
     from .store import RunStore, atomic_write
@@ -112,14 +120,9 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
             click.echo(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}")
 
     jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists()) for _, p in pending]
-    if workers <= 1:
-        for (i, _), job in zip(pending, jobs):
-            record(i, run_point(*job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(run_point, *job): i for (i, _), job in zip(pending, jobs)}
-            for future in as_completed(futures):
-                record(futures[future], future.result())
+    spec = executor or ExecutorSpec(workers=workers)
+    for outcome in map_tasks(run_point_job, jobs, spec):  # in process, a process pool or Ray (see executors)
+        record(pending[outcome.index][0], outcome.value if not outcome.error else {"status": "failed", "error": outcome.error})
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
     manifest["status"] = "failed" if failed else "complete"
     manifest["seconds"] = round(time.perf_counter() - started, 3)
@@ -229,19 +232,23 @@ def build_sweep_report(out: Path, metric: str | None = None) -> Path:
 @click.command()
 @click.argument("config")
 @click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="A grid axis (repeatable).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (local) or Ray CPUs.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where points run.")
+@click.option("--address", help="Ray cluster to join: 'auto' or ray://HOST:10001.")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep directory (default sweeps/NAME).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
 @click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
-def sweep(config, grid_items, workers, out, overrides, metric, resume, quiet):
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .cli import friendly
 
     @friendly
     def go():
-        path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet)
+        spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
+        path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
+                                   executor=spec)
         if metric:
             build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]

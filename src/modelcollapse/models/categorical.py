@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from ..data.categorical import draw_categories
@@ -22,6 +24,9 @@ class Categorical(Family):
 
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
+    ``sampler``: ``exact`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
+    always draws the records, ``auto`` (default) picks exact where valid (see :mod:`modelcollapse.exact`); both paths
+    give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np
     >>> m = Categorical().fit(np.array([[0, 0, 1, 2]]), rng=np.random.default_rng(0))
@@ -31,8 +36,8 @@ class Categorical(Family):
 
     default_metrics = ("entropy", "support_size", "heterozygosity", "tv")
 
-    def __init__(self, smoothing: float = 0.0):
-        self.smoothing = smoothing
+    def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):
+        self.smoothing, self.sampler = smoothing, sampler
         self._k = None
 
     def bind(self, source, real):
@@ -53,6 +58,14 @@ class Categorical(Family):
 
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
         return self._set(self.counts(x))
+
+    def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):
+        """Refit as if on ``n`` fresh draws from the current fit (tempered by ``bias``, as :meth:`sample`): only their
+        counts matter, one multinomial per replicate (the draw :meth:`sample` makes with the same ``rng``, so both
+        paths give the same bits)."""
+        self.check_fitted("probs_")
+        probs = self.probs_ if bias == 1.0 else tempered(self.probs_, bias)
+        return self._set(rng.multinomial(n, probs / probs.sum(-1, keepdims=True)))
 
     def fit_chunks(self, chunks, *, rng: np.random.Generator):
         """Counts of the union of chunks, each chunk's counts cached (the accumulate pool grows every generation)."""

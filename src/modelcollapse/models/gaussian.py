@@ -25,6 +25,9 @@ class Gaussian(Family):
     """A d-dimensional Gaussian per replicate, fitted by its sample mean and covariance.
 
     ``variance='unbiased'`` divides by n − 1 (Shumailov et al.), ``'mle'`` by n (Kazdan et al.).
+    ``sampler``: ``exact`` lets the replace loop draw the next fit directly (:meth:`fit_next`), ``samples`` (default)
+    always draws the samples, ``auto`` picks exact where valid (see :mod:`modelcollapse.exact`). The default stays
+    ``samples`` because exact draws other bits, and ``auto``'s choice depends on the metrics.
     Fitted: ``mean_`` ``(R, d)``, ``cov_`` ``(R, d, d)``, ``degenerate_`` ``(R,)``.
 
     >>> import numpy as np
@@ -35,8 +38,8 @@ class Gaussian(Family):
 
     default_metrics = ("mean", "variance", "w2_sq", "trace_ratio", "mean_sq_error", "tail_mass", "nll_real")
 
-    def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased"):
-        self.variance = variance
+    def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", sampler: Literal["auto", "exact", "samples"] = "samples"):
+        self.variance, self.sampler = variance, sampler
 
     def _set(self, n: int, total: np.ndarray, outer: np.ndarray):
         ddof = 1 if self.variance == "unbiased" else 0
@@ -79,7 +82,29 @@ class Gaussian(Family):
         variance) returns its mean."""
         self.check_fitted("mean_")
         z = rng.standard_normal((len(self.mean_), n, self.mean_.shape[1]))
-        return self.mean_[:, None, :] + np.sqrt(bias) * z @ np.swapaxes(self._root(), -1, -2)
+        if z.shape[-1] == 1:  # 1-D: scale in place, no batched matmul or second (R, n, d) array; the same bits
+            if bias != 1.0:
+                z *= np.sqrt(bias)
+            z *= np.sqrt(np.clip(self.cov_, 0, None))
+        else:
+            z = np.sqrt(bias) * z @ np.swapaxes(self._root(), -1, -2)
+        z += self.mean_[:, None, :]
+        return z
+
+    def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):
+        """Refit as if on ``n`` fresh draws from N(μ̂, λΣ̂) (λ = ``bias``, as :meth:`sample`), drawing the fit from its
+        exact sampling distribution: mean ~ N(μ, λΣ/n), covariance = W / (n − ddof) with W ~ Wishart(n − 1, λΣ)
+        (independent). O(R d³), not O(R n d)."""
+        from ..exact import wishart
+
+        self.check_fitted("mean_")
+        root = np.sqrt(bias) * self._root()
+        z = rng.standard_normal(self.mean_.shape)
+        w = wishart(n - 1.0, root, rng)
+        self.mean_ = self.mean_ + np.einsum("rij,rj->ri", root, z) / np.sqrt(n)
+        self.cov_ = w / (n - (1 if self.variance == "unbiased" else 0))
+        self.degenerate_ = np.linalg.eigvalsh(self.cov_)[:, 0] <= TINY
+        return self
 
     def moments(self):
         self.check_fitted("mean_")

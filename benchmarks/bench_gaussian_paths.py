@@ -1,0 +1,180 @@
+"""Throughput of the Gaussian replace loop: the ``samples`` path and the ``exact`` path against numpy's raw normal-draw
+rate, measured on the same machine in the same process; the per-generation store I/O share; and optional full-scale
+runs (``gaussian-long``, peak RSS) and a local-vs-Ray units/s comparison.
+
+Usage (from the repository root)::
+
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py                      # paths at M = 100, 1000, 10000
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --long              # gaussian-long, full scale, exact
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --preset gmm-paper  # any preset: seconds and peak RSS
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --units             # units/s: local pool vs Ray
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --io                # ms per persisted generation
+
+A replicate-generation is one replicate advanced by one generation (fit + sample + measure + persist). The
+RNG-bound limit is the rate at which numpy draws the M·d standard normals a replicate-generation of the samples path
+needs: ``normals_per_second / (M·d)``; ratio = limit / achieved (1.0 means the engine costs only its random numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from modelcollapse.config import validate
+from modelcollapse.loop import Unit, run_unit
+from modelcollapse.store import RunStore
+
+
+class TimedStore(RunStore):
+    """A RunStore that adds up the seconds spent persisting generations (``save_generation`` + ``save_extra``)."""
+
+    seconds = 0.0
+
+    def save_generation(self, *args, **kwargs):
+        start = time.perf_counter()
+        super().save_generation(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
+
+    def save_extra(self, *args, **kwargs):
+        start = time.perf_counter()
+        super().save_extra(*args, **kwargs)
+        self.seconds += time.perf_counter() - start
+
+
+def normal_rate(replicates: int, m: int, repeats: int) -> float:
+    """Standard normals per second, drawn as the samples path draws them: one ``(R, M, 1)`` array at a time."""
+    rng = np.random.default_rng(0)
+    rng.standard_normal((replicates, m, 1))  # warm the allocator
+    start = time.perf_counter()
+    for _ in range(repeats):
+        rng.standard_normal((replicates, m, 1))
+    return repeats * replicates * m / (time.perf_counter() - start)
+
+
+def engine_rate(sampler: str, replicates: int, m: int, generations: int, workdir: Path) -> tuple[float, float]:
+    """(replicate-generations per second, share of the time in store I/O) for one unit of the replace loop."""
+    cfg = validate({"replicates": replicates, "shard_size": replicates, "data": {"kind": "gaussian"},
+                    "model": {"kind": "gaussian", "sampler": sampler},
+                    "loop": {"generations": generations, "samples": m, "heldout": 100},
+                    "metrics": ["variance", "mean", "w2_sq"]})
+    root = Path(tempfile.mkdtemp(dir=workdir))
+    store = TimedStore(root)
+    # Generation 0 fits the real pool (drawn once per run); time generations 1..G-1 only, as steady state.
+    marks = []
+    run_unit(cfg, Unit(0, 0, replicates), store, lambda g: marks.append((time.perf_counter(), store.seconds)))
+    shutil.rmtree(root)
+    (t0, io0), (t1, io1) = marks[0], marks[-1]
+    return replicates * (generations - 1) / (t1 - t0), (io1 - io0) / (t1 - t0)
+
+
+def bench_paths(replicates: int, generations: int, workdir: Path, repeats: int, sizes: list[int]) -> None:
+    """Best of ``repeats`` interleaved measurements of each rate (the machine may be shared: best is least disturbed)."""
+    print(f"replace loop, 1-D, R = {replicates} replicates in one unit, metrics variance, mean, w2_sq; best of {repeats}")
+    print(f"{'M':>6} {'path':>8} {'rep-gen/s':>12} {'RNG limit':>12} {'limit/ach.':>10} {'store I/O':>10}")
+    for m in sizes:
+        gens = max(5, min(generations, int(1e8 / (replicates * m))))  # keep each case to a few seconds
+        limit, rates = 0.0, {"samples": (0.0, 0.0), "exact": (0.0, 0.0)}
+        for _ in range(repeats):
+            limit = max(limit, normal_rate(replicates, m, max(3, gens // 4)) / m)
+            for sampler in rates:
+                got = engine_rate(sampler, replicates, m, gens if sampler == "samples" else generations, workdir)
+                rates[sampler] = max(rates[sampler], got)
+        for sampler, (rate, io) in rates.items():
+            print(f"{m:>6} {sampler:>8} {rate:>12,.0f} {limit:>12,.0f} {limit / rate:>10.2f} {io:>9.0%}")
+
+
+def bench_preset(preset: str, workdir: Path, overrides: list[str]) -> None:
+    from modelcollapse.runner import run_config
+
+    out = Path(tempfile.mkdtemp(dir=workdir)) / preset
+    start = time.perf_counter()
+    _, runs = run_config(preset, out, overrides, resume=False, quiet=True)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    print(f"{preset} {' '.join(overrides)}: {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS {peak:.0f} MiB")
+    import yaml
+
+    arms = yaml.safe_load((out / "config.yaml").read_text())["arms_resolved"]
+    for i, (name, arm) in enumerate(arms.items()):  # a unit's time: from its gen0 checkpoint to its last state
+        unit = sorted((out / "checkpoints").glob(f"arm{i:03d}-shard*"))
+        spent = sum((u / "state.npz").stat().st_mtime - (u / "gen0.npz").stat().st_mtime for u in unit)
+        print(f"  {name:18s} {arm['model'].get('sampler', '-'):8s} R={arm['replicates']:<5d} M={arm['loop']['samples']:<6d} "
+              f"G={arm['loop']['generations']}: {spent:6.1f} s after generation 0")
+    shutil.rmtree(out.parent)
+
+
+def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
+    """Milliseconds per ``save_generation`` call (metrics segment + state checkpoint) for a 1-D Gaussian unit."""
+    rng = np.random.default_rng(0)
+    metrics = {k: rng.random(replicates) for k in ("variance", "mean", "w2_sq", "train_real", "train_synthetic")}
+    state = {"mean_": rng.random((replicates, 1)), "cov_": rng.random((replicates, 1, 1)), "degenerate_": np.zeros(replicates, bool)}
+    store = RunStore(Path(tempfile.mkdtemp(dir=workdir)))
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for g in range(1, generations + 1):
+            store.save_generation(0, 0, g, metrics, state, None)
+        best = min(best, (time.perf_counter() - start) / generations)
+    print(f"save_generation, R = {replicates}: {best * 1e3:.2f} ms per generation per unit (best of 3 x {generations})")
+
+
+def bench_units(workdir: Path, workers: int) -> None:
+    """Units per second for 16 small units (16 shards of 50 replicates, 20 generations), in process, pool, Ray."""
+    from modelcollapse.executors import ExecutorSpec
+    from modelcollapse.runner import execute
+
+    raw = {"replicates": 800, "shard_size": 50, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
+           "loop": {"generations": 20, "samples": 200}, "metrics": ["variance", "w2_sq"]}
+    for spec in (ExecutorSpec(), ExecutorSpec(workers=workers), ExecutorSpec(kind="ray", workers=workers)):
+        out = Path(tempfile.mkdtemp(dir=workdir)) / "u"
+        if spec.kind == "ray":  # start Ray outside the timing: a sweep pays it once
+            from modelcollapse.executors import connect_ray
+
+            connect_ray(spec)
+        start = time.perf_counter()
+        execute(validate(raw), out, quiet=True, executor=spec)
+        seconds = time.perf_counter() - start
+        print(f"{spec.kind:>5} workers={spec.workers or 1}: 16 units in {seconds:.2f} s = {16 / seconds:.2f} units/s")
+        shutil.rmtree(out.parent)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--generations", type=int, default=200)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000], help="values of M")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long", action="store_true", help="gaussian-long at full scale (exact where valid)")
+    parser.add_argument("--preset", help="run a preset at full scale and print seconds and peak RSS")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--units", action="store_true", help="units/s: in process, process pool, Ray")
+    parser.add_argument("--io", action="store_true", help="milliseconds per persisted generation")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}, load average {os.getloadavg()[0]:.1f}")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
+    try:
+        if args.long or args.preset:
+            bench_preset("gaussian-long" if args.long else args.preset, workdir, args.overrides)
+        elif args.io:
+            bench_io(args.replicates, workdir)
+        elif args.units:
+            bench_units(workdir, args.workers)
+        else:
+            bench_paths(args.replicates, args.generations, workdir, args.repeats, args.sizes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

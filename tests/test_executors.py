@@ -1,0 +1,116 @@
+"""Executors: the same seed gives a bit-identical metrics.parquet in process, in a process pool and on Ray; a unit
+that keeps failing marks the run failed while the other units finish."""
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from modelcollapse.config import validate
+from modelcollapse.errors import ConfigError, RunError
+from modelcollapse.executors import ExecutorSpec, gpus_for, map_tasks, map_units
+from modelcollapse.runner import execute
+
+# Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
+RAW = {
+    "name": "exec", "seed": 3, "replicates": 20, "shard_size": 7,
+    "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "sampler": "samples"},
+    "loop": {"generations": 6, "samples": 30}, "metrics": ["w2_sq", "trace_ratio", "energy"],
+    "arms": {"replace": {}, "accumulate": {"loop.regime": "accumulate"}},
+}
+# An arm whose units fail at run time: 'mix' asks for more real records than the pool of 5 holds.
+BROKEN = {**RAW, "arms": {"ok": {}, "broken": {"loop.regime": "mix", "loop.real_fraction": 1.0, "loop.real_samples": 5}}}
+
+
+def square(x):
+    if x == 3:
+        raise ValueError("three is not welcome")
+    return x * x
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def table(out):
+    return pq.read_table(out / "metrics.parquet")
+
+
+def test_map_tasks_reports_each_outcome():
+    outcomes = sorted(map_tasks(square, [1, 2, 3, 4], ExecutorSpec()), key=lambda o: o.index)
+    assert [o.value for o in outcomes] == [1, 4, None, 16]
+    assert outcomes[2].error == "ValueError: three is not welcome"
+    assert [o.value for o in map_units(square, [5, 6])] == [25, 36]
+
+
+def test_executor_spec_errors_name_the_option():
+    with pytest.raises(ConfigError, match=r"--executor must be one of 'local', 'ray'; got 'ary'. Did you mean 'ray'\?"):
+        ExecutorSpec(kind="ary")
+    with pytest.raises(ConfigError, match="--address 'auto' needs --executor ray"):
+        ExecutorSpec(address="auto")
+
+
+def test_gpus_follow_the_model_device():
+    assert gpus_for({"kind": "lm", "device": "cuda"}, 0) == 1
+    assert gpus_for({"kind": "lm", "device": "auto"}, 4) == 1
+    assert gpus_for({"kind": "lm", "device": "auto"}, 0) == 0
+    assert gpus_for({"kind": "gaussian"}, 4) == 0
+
+
+def test_process_pool_is_bit_identical_to_in_process(tmp_path):
+    execute(validate(RAW), tmp_path / "a", quiet=True)
+    execute(validate(RAW), tmp_path / "b", quiet=True, executor=ExecutorSpec(workers=2))
+    assert table(tmp_path / "a").equals(table(tmp_path / "b"))
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["completed"]["accumulate/shard2"] == 6
+
+
+def test_ray_is_bit_identical_to_local(tmp_path, ray_local):
+    execute(validate(RAW), tmp_path / "local", quiet=True)
+    manifest = execute(validate(RAW), tmp_path / "ray", quiet=True, executor=ExecutorSpec(kind="ray"))
+    assert manifest["status"] == "complete"
+    a, b = table(tmp_path / "local"), table(tmp_path / "ray")
+    assert a.num_rows == 2 * 20 * 6 * 5 and a.equals(b)
+
+
+def test_ray_failing_unit_marks_run_failed_while_others_finish(tmp_path, ray_local):
+    out = tmp_path / "broken"
+    with pytest.raises(RunError, match=r"3 of 6 units failed; first broken/shard\d: ConfigError: loop.n_real / real_fraction need 30"):
+        execute(validate(BROKEN), out, quiet=True, executor=ExecutorSpec(kind="ray", retries=1))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "need 30 real records" in manifest["error"]
+    assert sorted(manifest["errors"]) == ["broken/shard0", "broken/shard1", "broken/shard2"]
+    assert all(manifest["completed"][f"ok/shard{s}"] == 6 for s in range(3))
+
+
+@pytest.mark.slow
+def test_cli_runs_on_ray_in_a_fresh_process(tmp_path):
+    """The CLI end to end: starts its own local Ray instance, workers import the package from the same place."""
+    pytest.importorskip("ray")
+    cmd = [sys.executable, "-m", "modelcollapse.cli", "run", "gaussian-replace", "--out", str(tmp_path / "r"),
+           "--set", "replicates=40", "--set", "shard_size=20", "--set", "loop.generations=3",
+           "--executor", "ray", "--workers", "2", "--quiet", "--no-report"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_importing_the_package_loads_neither_ray_nor_mlflow():
+    code = "import sys, modelcollapse, modelcollapse.runner, modelcollapse.cli, modelcollapse.executors, modelcollapse.tracking; " \
+           "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr[-1000:]
+
+
+def test_sweep_points_run_as_ray_tasks(tmp_path, ray_local):
+    from modelcollapse.sweep import run_sweep
+
+    config = tmp_path / "s.yaml"
+    config.write_text(json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]}))
+    out, manifest = run_sweep(str(config), ["loop.samples=20,40"], tmp_path / "sw", [], executor=ExecutorSpec(kind="ray"))
+    assert manifest["status"] == "complete" and [p["status"] for p in manifest["points"]] == ["complete", "complete"]
