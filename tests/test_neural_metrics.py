@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from modelcollapse.metrics import Context, METRICS  # noqa: E402
-from modelcollapse.metrics.images import coverage, frechet_distance  # noqa: E402
+from modelcollapse.metrics.features import coverage, frechet_sq  # noqa: E402
 from modelcollapse.metrics.text import bleu  # noqa: E402
 
 
@@ -38,14 +38,14 @@ def test_frechet_closed_form():
     a = rng.standard_normal((20000, 2))
     b = rng.standard_normal((20000, 2)) * 2 + np.array([3.0, 0.0])
     # ||mu||^2 + tr(I + 4I - 2*2I) = 9 + 2 = 11
-    assert frechet_distance(a, b) == pytest.approx(11.0, rel=0.03)
-    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-4)
+    assert frechet_sq(a[None], b[None])[0] == pytest.approx(11.0, rel=0.03)
+    assert frechet_sq(a[None], a[None])[0] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_precision_recall_coverage():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((500, 2))
-    assert coverage(real, real, 3) == 1.0
+    assert coverage(real[None], real[None], 3)[0] == 1.0
     collapsed = np.zeros((500, 2)) + rng.standard_normal((500, 2)) * 0.01  # every fake at the mode
-    assert coverage(collapsed, real, 3) == 1.0  # precision stays high
-    assert coverage(real, collapsed, 3) < 0.05  # recall falls
+    assert coverage(collapsed[None], real[None], 3)[0] == 1.0  # precision stays high
+    assert coverage(real[None], collapsed[None], 3)[0] < 0.05  # recall falls

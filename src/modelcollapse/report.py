@@ -175,6 +175,7 @@ def section(run_dir: Path) -> str:
         for r in final_rows(run_dir, data)
     )
     from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
+    from .gallery import gallery_section  # "" unless metrics kept sample arrays
 
     description = html.escape(str(config.get("description", "")))
     status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
@@ -187,6 +188,7 @@ def section(run_dir: Path) -> str:
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>closed form</th></tr>{rows}</table>
 {anatomy_section(run_dir, config)}
+{gallery_section(run_dir, _img)}
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form.</p>
 <div class="figs">{''.join(figures)}</div>
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>

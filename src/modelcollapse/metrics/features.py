@@ -1,6 +1,7 @@
-"""Sample-quality metrics on raw features: k-NN precision and recall, and the Fréchet distance.
+"""Sample-quality metrics: k-NN precision and recall, and the Fréchet distance.
 
-For every continuous family (records ``(d,)`` floats). Samples are the generation's synthetic records, compared with
+For every continuous family, on raw features (records ``(d,)`` floats, flattened); for image sources with class
+labels, on a small classifier's features instead (``metrics/images.py``: an FID-like instrument). Samples are the generation's synthetic records, compared with
 the held-out real records. Precision and recall (Kynkäänniemi et al. 2019, k = 3) use the same number of records on
 each side, ``min(m, h, 1000)`` (the first ones: both sides are i.i.d. draws), because the k-NN radii depend on the set
 size and unequal sets would bias one side; at most 1000 keeps the pairwise distances cheap.
@@ -42,10 +43,20 @@ def coverage(query: np.ndarray, support: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def paired(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic ``(R, n, d)`` and real ``(R, n, d)`` records, ``n = min(m, h, 1000)``."""
+def embedded(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic ``(R, m, f)`` and real ``(h, f)`` features: raw records flattened, or classifier features for
+    labelled image sources."""
+    from .images import embed, has_classifier
+
+    if has_classifier(ctx.source):
+        return embed(ctx)
     x = np.asarray(ctx.samples, float).reshape(*ctx.samples.shape[:2], -1)
-    y = np.asarray(ctx.heldout, float).reshape(len(ctx.heldout), -1)
+    return x, np.asarray(ctx.heldout, float).reshape(len(ctx.heldout), -1)
+
+
+def paired(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic ``(R, n, f)`` and real ``(R, n, f)`` features, ``n = min(m, h, 1000)``."""
+    x, y = embedded(ctx)
     n = min(x.shape[1], len(y), MAX_POINTS)
     return x[:, :n], np.broadcast_to(y[:n], (len(x), n, y.shape[1]))
 
@@ -80,8 +91,7 @@ def frechet_sq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @METRICS.register("frechet")
 def frechet(ctx: Context) -> np.ndarray:
-    """Squared Fréchet distance (FID's formula on raw features) between all the generation's samples and all
-    held-out real records, in squared data units. It is squared."""
-    x = np.asarray(ctx.samples, float).reshape(*ctx.samples.shape[:2], -1)
-    y = np.asarray(ctx.heldout, float).reshape(len(ctx.heldout), -1)
+    """Squared Fréchet distance (FID's formula) between all the generation's samples and all held-out real records,
+    on raw features (squared data units) or classifier features for image sources. It is squared."""
+    x, y = embedded(ctx)
     return frechet_sq(x, np.broadcast_to(y, (len(x), *y.shape)))

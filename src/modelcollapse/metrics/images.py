@@ -1,8 +1,9 @@
 """Metrics of image generations (records: grey images ``(R, n, H, W)`` in [0, 1]).
 
-``latent_std`` follows Shumailov et al. (Supplementary Fig. 7); ``frechet``, ``precision`` and ``recall`` compare
-generated and real test images in the feature space of a small classifier trained on the real training images
-(an MLP, 2 hidden layers, features = its 64-unit penultimate layer); ``class_entropy`` uses its predictions.
+``latent_std`` follows Shumailov et al. (Supplementary Fig. 7). For image sources with class labels, the shared
+``frechet``, ``precision`` and ``recall`` (``metrics/features.py``) compare generated and real test images in the
+feature space of a small classifier trained on the real training images (an MLP, 2 hidden layers, features = its
+64-unit penultimate layer, :func:`embed`); ``class_entropy`` uses its predictions.
 The classifier is part of the measuring instrument, not of the experiment: it is trained once per source (kind and
 parameters) and process with a fixed seed (0), so every run, arm and resume measures with the same one.
 
@@ -13,14 +14,10 @@ Every image metric also keeps, once per generation, a grid of samples in ``ctx.a
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
-from scipy.spatial import distance
 
 from ..errors import ConfigError
 from . import METRICS, Context, require
 
-PR_K = 3  # k of the k-NN manifold radii (Kynkäänniemi et al. 2019 use k = 3)
-PR_SUBSAMPLE = 2000  # images per set for precision / recall
 LATENT_STD_SAMPLES = 100  # generated images for latent_std, as the paper's notebook
 
 
@@ -92,6 +89,17 @@ def real_features(ctx: Context) -> np.ndarray:
     return cache["real"]
 
 
+def has_classifier(source) -> bool:
+    """Whether the source has class labels to train the feature classifier on (the image sources)."""
+    return getattr(source, "class_labels", lambda split: None)("train") is not None
+
+
+def embed(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier features of the generated images ``(R, m, 64)`` and of the real test images ``(h, 64)``."""
+    keep_grid(ctx)
+    return np.stack([features(ctx, rep)[0] for rep in np.asarray(ctx.samples)]), real_features(ctx)
+
+
 @METRICS.register("latent_std")
 def latent_std(ctx: Context) -> np.ndarray:
     """Standard deviation of the generation-0 encoder's latent means over the first 100 generated images (all
@@ -100,58 +108,6 @@ def latent_std(ctx: Context) -> np.ndarray:
     ref = ctx.gen0 if ctx.gen0 is not None else ctx.model
     require(ctx, "encode_mean", "latent_std")
     return ref.encode_mean(np.asarray(ctx.samples)[:, :LATENT_STD_SAMPLES]).reshape(len(ctx.samples), -1).std(axis=1)
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Squared Fréchet distance ||μa − μb||² + tr(Σa + Σb − 2 (Σa Σb)^½) between Gaussians fitted to features."""
-    mu = a.mean(0) - b.mean(0)
-    ridge = 1e-6 * np.eye(a.shape[1])  # ReLU features have dead units: keep the covariances invertible
-    ca, cb = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
-    covmean = linalg.sqrtm(ca @ cb)
-    return float(mu @ mu + np.trace(ca + cb - 2 * np.real(covmean)))
-
-
-@METRICS.register("frechet")
-def frechet(ctx: Context) -> np.ndarray:
-    """Squared Fréchet distance between classifier features of the generated and the real test images (an FID with
-    our small classifier in place of Inception; squared, in feature units²)."""
-    keep_grid(ctx)
-    real = real_features(ctx)
-    return np.asarray([frechet_distance(features(ctx, rep)[0], real) for rep in np.asarray(ctx.samples)])
-
-
-def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each row of ``x`` to its k-th nearest other row."""
-    return np.sort(distance.cdist(x, x), axis=1)[:, k]  # column 0 is the point itself
-
-
-def coverage(points: np.ndarray, manifold: np.ndarray, k: int) -> float:
-    """Share of ``points`` inside at least one k-NN ball of ``manifold`` (Kynkäänniemi et al. 2019)."""
-    radii = knn_radii(manifold, k)
-    return float((distance.cdist(points, manifold) <= radii[None]).any(1).mean())
-
-
-def pr_sets(ctx: Context):
-    real = real_features(ctx)[:PR_SUBSAMPLE]
-    return real, [features(ctx, rep[:PR_SUBSAMPLE])[0] for rep in np.asarray(ctx.samples)]
-
-
-@METRICS.register("precision")
-def precision(ctx: Context) -> np.ndarray:
-    """Improved precision (k = 3): share of generated images whose features fall inside the real test images'
-    k-NN manifold, in [0, 1]. Quality."""
-    keep_grid(ctx)
-    real, fake = pr_sets(ctx)
-    return np.asarray([coverage(f, real, PR_K) for f in fake])
-
-
-@METRICS.register("recall")
-def recall(ctx: Context) -> np.ndarray:
-    """Improved recall (k = 3): share of real test images whose features fall inside the generated images' k-NN
-    manifold, in [0, 1]. Diversity."""
-    keep_grid(ctx)
-    real, fake = pr_sets(ctx)
-    return np.asarray([coverage(real, f, PR_K) for f in fake])
 
 
 @METRICS.register("class_entropy")
