@@ -11,6 +11,7 @@ torch is imported inside methods, so ``import modelcollapse`` stays light.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -77,7 +78,8 @@ def build_net(shape: tuple[int, int], latent: int, capacity: int, architecture: 
 
 @MODELS.register("vae")
 class VAE(Family):
-    """A VAE per replicate on images ``(R, n, H, W)`` in [0, 1]; ``sample`` decodes z ~ N(0, I) to ``(R, n, H, W)``.
+    """A VAE per replicate on images ``(R, n, H, W)`` in [0, 1]; ``sample`` decodes z ~ N(0, λI) to ``(R, n, H, W)``
+    (λ = ``bias``, 1 by default).
 
     Replicates are trained one after another (a Python loop: R is 1 to 5 for neural families); everything inside a
     replicate is batched. Fitted state: the network weights per replicate (``r{r}.{name}``), the image shape, and
@@ -162,8 +164,11 @@ class VAE(Family):
         self.degenerate_ = np.asarray(degenerate, bool)
         return self
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n, H, W)`` float32 in [0, 1]: decoded z ~ N(0, I), mean image or Bernoulli pixels per ``decode``."""
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, H, W)`` float32 in [0, 1]: decoded z ~ N(0, λI), mean image or Bernoulli pixels per ``decode``.
+
+        ``bias`` λ truncates the latent (MAD's sampling bias; 1 = unbiased): z = √λ · ε with ε ~ N(0, I) ``(n, latent)``,
+        the same ε as at λ = 1 for the same ``rng``, so λ only pulls every code towards the prior's mode."""
         import torch
 
         self.check_fitted("_nets")
@@ -173,6 +178,8 @@ class VAE(Family):
             for net in self._nets:
                 dev = next(net.parameters()).device
                 z = torch.randn((n, self.latent), generator=gen)
+                if bias != 1.0:
+                    z = z * math.sqrt(bias)
                 probs = torch.cat([torch.sigmoid(net.decode(zb.to(dev))).cpu() for zb in z.split(4096)])
                 if self.decode == "bernoulli":
                     probs = torch.bernoulli(probs, generator=gen)
