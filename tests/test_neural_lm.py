@@ -193,3 +193,64 @@ def test_lm_hf_loads_a_local_directory(tmp_path):
     assert model.sample(3, rng=rng(2)).shape == (1, 3, 16)
     restored = build(MODELS, {"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model").bind(src, real).set_state(model.get_state())
     assert np.allclose(restored.sequence_nll(src.heldout()), model.sequence_nll(src.heldout()))
+
+
+def unigram_entropy(blocks):
+    counts = np.bincount(np.ravel(blocks))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def distinct_2(blocks):
+    return float(np.mean([len(set(zip(b[:-1], b[1:]))) / (len(b) - 1) for b in blocks]))
+
+
+def test_bias_is_a_temperature_multiplier(source, real):
+    spec = {**TINY, "epochs": 3, "lr": 1e-2, "lr_min": 1e-3, "decoding": "sample", "repetition_penalty": 1.0}
+    model = build(MODELS, spec, "model").bind(source, real).fit(real, rng=rng(1))
+    full = model.sample(32, rng=rng(2))
+    assert np.array_equal(model.sample(32, rng=rng(2), bias=1.0), full)
+    assert model.decoding_kwargs(0.2)["temperature"] == pytest.approx(0.2 * model.temperature)
+    cold = model.sample(32, rng=rng(2), bias=0.2)  # temperature 0.2: sharper next-token distributions
+    assert unigram_entropy(cold[0]) < unigram_entropy(full[0]) - 1.0
+    assert distinct_2(cold[0]) < distinct_2(full[0]) - 0.1
+    assert model.sequence_nll(cold[0]).mean() < model.sequence_nll(full[0]).mean()
+
+
+def test_bias_needs_sampling():
+    raw = {"name": "lm-bias", "seed": 0, "replicates": 1, "data": DATA, "model": TINY,
+           "loop": {"generations": 1, "samples": 8, "bias": 0.5}}
+    with pytest.raises(ConfigError, match="loop.bias 0.5 scales the sampling temperature of model.kind 'lm-tiny', which "
+                                          "needs model.decoding 'sample'; got 'greedy'"):
+        validate(raw)
+    validate({**raw, "model": {**TINY, "decoding": "sample"}})
+
+
+def test_watermark_settings_are_validated_and_shared():
+    assert build(MODELS, TINY, "model").watermark is None
+    model = build(MODELS, {**TINY, "watermark": {"key": 7}}, "model")
+    assert model.watermark == {"key": 7, "gamma": 0.25, "delta": 2.0}
+    with pytest.raises(ConfigError, match=r"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got \['seed'\]"):
+        build(MODELS, {**TINY, "watermark": {"seed": 7}}, "model")
+    with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):
+        build(MODELS, {**TINY, "watermark": {"gamma": 1.5}}, "model")
+    from modelcollapse.filters import build_chain
+
+    with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):
+        build_chain([{"kind": "watermark", "gamma": 0.5}], {**TINY, "watermark": {"key": 7}})  # the default γ counts
+
+
+def test_watermarked_generation_is_caught_by_the_filter(tmp_path):
+    """Two generations with the generator watermarking (reduced 512-token vocabulary, coloured by tokenizer id): the
+    filter detects its synthetic blocks (TPR 1) and no held-out real block (FPR 0)."""
+    cfg = validate({
+        "name": "lm-wm", "seed": 0, "replicates": 1,
+        "data": {**DATA, "block": 32},
+        "model": {**TINY, "decoding": "sample", "watermark": {"key": 7, "delta": 2.0}},
+        "loop": {"generations": 2, "samples": 32, "regime": "replace", "filters": [{"kind": "watermark", "threshold": 4.0}]},
+        "metrics": ["distinct_2"],
+    })
+    execute(cfg, tmp_path / "run", quiet=True)
+    m = metrics_of(tmp_path / "run")
+    tpr, fpr = m[("lm-wm", "watermark_tpr")], m[("lm-wm", "watermark_fpr")]
+    assert tpr.min() >= 0.9 and fpr.max() == 0.0

@@ -299,6 +299,8 @@ def check_bias(model, bias: float, kind: str) -> None:
             f"loop.bias {bias!r} needs a family whose sample() accepts bias=; model.kind {kind!r} does not. "
             "Use loop.bias: 1.0 (unbiased) or a family that supports it."
         )
+    if hasattr(model, "check_bias"):  # a family whose λ needs some of its own settings (LMs: decoding: sample)
+        model.check_bias(bias)
 
 
 def check_counts(arm: Config) -> None:

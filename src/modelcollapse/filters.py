@@ -294,7 +294,10 @@ def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key
 
 
 def _check_watermark(key: str, params: dict, model: dict) -> None:
-    shared = (model.get("watermark") or {}).get("gamma") if isinstance(model.get("watermark"), dict) else None
+    from .watermark import GAMMA
+
+    mark = model.get("watermark")
+    shared = mark.get("gamma", GAMMA) if isinstance(mark, dict) else None  # the family fills in the default γ
     if params["gamma"] is not None and shared is not None and params["gamma"] != shared:
         raise ConfigError(f"{key}.gamma {params['gamma']!r} differs from model.watermark.gamma {shared!r}; "
                           "generator and detector must share one γ (leave the filter's gamma unset).")

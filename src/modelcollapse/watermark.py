@@ -87,9 +87,9 @@ def false_positive_rate(threshold: float = 4.0) -> float:
     return float(stats.norm.sf(threshold))
 
 
-def processor(key: int = KEY, gamma: float = GAMMA, delta: float = DELTA):
-    """A :class:`GreenListProcessor` (imports transformers on first use)."""
-    return _processor_class()(key=key, gamma=gamma, delta=delta)
+def processor(key: int = KEY, gamma: float = GAMMA, delta: float = DELTA, ids: np.ndarray | None = None):
+    """A :class:`GreenListProcessor` (imports transformers on first use); ``ids`` as there."""
+    return _processor_class()(key=key, gamma=gamma, delta=delta, ids=ids)
 
 
 def _processor_class():
@@ -100,15 +100,24 @@ def _processor_class():
         """Adds ``delta`` to the green logits of each row, the green list seeded by the row's last token and ``key``.
         The list spans ``scores.shape[-1]`` (the model's logit width, not the tokenizer's length).
 
+        ``ids`` ``(width,)`` int, optional: the token id each logit index stands for (a model with a reduced
+        vocabulary, whose logit i is tokenizer id ``ids[i]``); colours are then those of the tokenizer ids, previous
+        token included, so the detector on tokenizer ids sees the same lists. None: logit i is token i.
+
         >>> # model.generate(ids, logits_processor=LogitsProcessorList([processor()]), do_sample=True)
         """
 
-        def __init__(self, key: int = KEY, gamma: float = GAMMA, delta: float = DELTA):
+        def __init__(self, key: int = KEY, gamma: float = GAMMA, delta: float = DELTA, ids: np.ndarray | None = None):
             self.key, self.gamma, self.delta = key, gamma, delta
+            self.ids = None if ids is None else np.asarray(ids, np.int64)
 
         def __call__(self, input_ids, scores):
             prev = input_ids[:, -1].detach().cpu().numpy()
-            mask = torch.from_numpy(green_mask(prev, scores.shape[-1], self.key, self.gamma)).to(scores.device)
+            if self.ids is None:
+                mask = green_mask(prev, scores.shape[-1], self.key, self.gamma)
+            else:  # colour the tokens the logits stand for
+                mask = green_score(self.ids[prev][:, None], self.ids[None, : scores.shape[-1]], self.key) < self.gamma
+            mask = torch.from_numpy(mask).to(scores.device)
             return scores + self.delta * mask.to(scores.dtype)
 
     return GreenListProcessor

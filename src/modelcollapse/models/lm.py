@@ -11,7 +11,10 @@ loop's business (``loop.regime``, ``loop.real_fraction``): the two are independe
 
 Decoding: ``decoding: beam`` (``num_beams`` 5 in the paper), ``sample`` (``temperature``, ``top_k``, ``top_p``) or
 ``greedy``; ``repetition_penalty`` applies to all (3.0 in the published code, 2.0 in the paper's text). Generation is
-batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache.
+batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache. Sampling bias λ
+(``loop.bias``) multiplies the temperature (sampling only). ``watermark: {key, gamma, delta}`` (default null) adds
+Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``); ``self.watermark`` carries the settings
+to the ``watermark`` filter.
 
 Replicates (usually R = 1) are trained one after another. ``device: auto`` uses CUDA with bf16 autocast when present,
 else the CPU with all its cores. torch and transformers are imported inside functions.
@@ -74,6 +77,29 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
     return out
 
 
+def watermark_settings(spec: dict | None) -> dict | None:
+    """``model.watermark`` with defaults filled in: ``{"key": int, "gamma": float, "delta": float}``, or None (off).
+
+    Defaults are :data:`watermark.KEY`, :data:`watermark.GAMMA` and :data:`watermark.DELTA`. The ``watermark`` filter
+    reads ``key`` and ``gamma`` from here, so generator and detector share them.
+    """
+    from .. import watermark as wm
+
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) - {"key", "gamma", "delta"}:
+        extra = sorted(set(spec) - {"key", "gamma", "delta"}) if isinstance(spec, dict) else spec
+        raise ConfigError(f"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got {extra!r}.")
+    key, gamma, delta = spec.get("key", wm.KEY), spec.get("gamma", wm.GAMMA), spec.get("delta", wm.DELTA)
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
+        raise ConfigError(f"model.watermark.key must be an integer in [0, 2**64); got {key!r}.")
+    if not isinstance(gamma, (int, float)) or not 0 < gamma < 1:
+        raise ConfigError(f"model.watermark.gamma must be a number in (0, 1); got {gamma!r}.")
+    if not isinstance(delta, (int, float)) or delta < 0:
+        raise ConfigError(f"model.watermark.delta must be a number >= 0; got {delta!r}.")
+    return {"key": int(key), "gamma": float(gamma), "delta": float(delta)}
+
+
 @functools.cache
 def load_pretrained(path: str, gguf_file: str | None):
     """The pretrained causal LM at ``path`` (fp32, CPU, cached for the process; callers deep-copy it)."""
@@ -102,6 +128,7 @@ class CausalLM(Family):
     def _set_common(self, **kw):
         for key, value in kw.items():
             setattr(self, key, value)
+        self.watermark = watermark_settings(self.watermark)
         for key in ("epochs", "batch_size", "num_beams", "generate_batch_size", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1; got {getattr(self, key)!r}.")
@@ -245,25 +272,53 @@ class CausalLM(Family):
         return np.stack([self._nll(m, x if x.ndim == 2 else x[r]) for r, m in enumerate(self._models)])
 
     # -- sampling ------------------------------------------------------------------------------------------------------
-    def decoding_kwargs(self) -> dict:
-        """Keyword arguments for ``model.generate`` from the decoding keys."""
+    def decoding_kwargs(self, bias: float = 1.0) -> dict:
+        """Keyword arguments for ``model.generate`` from the decoding keys; ``bias`` λ multiplies the temperature."""
         kw = {"repetition_penalty": self.repetition_penalty}
         if self.decoding == "beam":
             return {**kw, "num_beams": self.num_beams, "do_sample": False}
         if self.decoding == "greedy":
             return {**kw, "num_beams": 1, "do_sample": False}
-        return {**kw, "do_sample": True, "num_beams": 1, "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+        return {**kw, "do_sample": True, "num_beams": 1, "temperature": self.temperature * bias, "top_k": self.top_k, "top_p": self.top_p}
 
-    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        """``(R, n, B)`` int64: B new tokens after each of the first n prompt blocks (cycled if n exceeds them)."""
+    def check_bias(self, bias: float) -> None:
+        """λ is a softmax temperature, which only sampling has: refuse λ ≠ 1 under beam search or greedy decoding."""
+        if bias != 1.0 and self.decoding != "sample":
+            raise ConfigError(
+                f"loop.bias {bias!r} scales the sampling temperature of model.kind {self.kind!r}, which needs "
+                f"model.decoding 'sample'; got {self.decoding!r}. Use decoding: sample or loop.bias: 1.0."
+            )
+
+    def _watermark_processor(self):
+        """The green-list processor for ``model.watermark`` (None when off), colouring tokenizer ids: logit i of the
+        model is token ``_from_model(i)``, so the detector, which reads the records' tokenizer ids, sees the same lists."""
+        if self.watermark is None:
+            return None
+        from .. import watermark as wm
+
+        width = self._models[0].get_output_embeddings().weight.shape[0]
+        ids = self._from_model(np.arange(width))
+        return wm.processor(self.watermark["key"], self.watermark["gamma"], self.watermark["delta"], ids=ids)
+
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, B)`` int64: B new tokens after each of the first n prompt blocks (cycled if n exceeds them).
+
+        ``bias`` λ (1 = unbiased) samples at temperature ``temperature × λ`` (``decoding: sample`` only; top-k and
+        top-p stay as set). With ``model.watermark`` set, every generated token carries the green-list bias δ."""
+        from transformers import LogitsProcessorList
+
         self.check_fitted("_models")
+        self.check_bias(bias)
         prompts = self.train_ if self.prompts == "train" else self._real
+        marker = self._watermark_processor()
         out = []
         for r, model in enumerate(self._models):
             p = prompts[min(r, len(prompts) - 1)]
             chosen = self._to_model(p[np.arange(n) % len(p)])
             seed = int(rng.integers(2**62))
-            kw = {**self.decoding_kwargs(), **self._extra_decoding()}
+            kw = {**self.decoding_kwargs(bias), **self._extra_decoding()}
+            if marker is not None:
+                kw["logits_processor"] = LogitsProcessorList([marker])
             new = generate_batched(model, chosen, new_tokens=self._block, batch_size=self.generate_batch_size, pad_id=int(self._to_model(self._pad)), seed=seed, **kw)
             out.append(self._from_model(new))
         return np.stack(out)
@@ -332,6 +387,7 @@ class TinyLM(CausalLM):
         top_p: float = 1.0,
         generate_batch_size: int = 64,
         eval_batch_size: int = 64,
+        watermark: dict | None = None,
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
@@ -344,7 +400,8 @@ class TinyLM(CausalLM):
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, device=device, threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
+            threads=threads,
         )
 
     def _bind_vocabulary(self) -> None:
@@ -428,6 +485,7 @@ class HFLM(CausalLM):
         top_p: float = 1.0,
         generate_batch_size: int = 32,
         eval_batch_size: int = 32,
+        watermark: dict | None = None,
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
@@ -438,7 +496,8 @@ class HFLM(CausalLM):
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, device=device, threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
+            threads=threads,
         )
 
     def _check_tokenizer(self, name: str) -> None:
