@@ -14,12 +14,14 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
 
 Sampling bias λ (``loop.bias``, default 1 = unbiased): a family that supports it takes ``sample(n, *, rng, bias=1.0)``,
 in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm`` (each component), temperature T = λ
-(p^(1/T) renormalised) for ``categorical``, latent truncation (z ~ N(0, λI)) for VAEs, softmax temperature λ for LMs
-(top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when λ ≠ 1, and the config refuses
-λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter.
+(p^(1/T) renormalised) for ``categorical``, latent truncation (z = √λ·ε ~ N(0, λI)) for VAEs, softmax temperature × λ
+for LMs (``decoding: sample`` only; top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when
+λ ≠ 1, and the config refuses λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter, or whose optional
+``check_bias(bias)`` raises (a λ its settings cannot honour).
 
-Watermarking generators (LM families) expose ``watermark = {"key": int, "gamma": float}`` (their
-``watermark.processor`` settings) so the ``watermark`` filter detects with the same key and γ.
+Watermarking generators (LM families, ``model.watermark``) expose ``watermark = {"key": int, "gamma": float,
+"delta": float}`` (their ``watermark.processor`` settings; None when off) so the ``watermark`` filter detects with the
+same key and γ.
 
 Optional: ``fit_chunks(chunks, *, rng)`` fits on a list of :class:`~modelcollapse.regimes.Chunk` without
 concatenating them (the accumulate regime's pool grows every generation).
