@@ -74,6 +74,7 @@ class BackendConfig(_Strict):
 
 class TelephoneConfig(_Strict):
     name: str = "telephone"
+    description: str = ""
     seed: int = Field(0, ge=0)
     start: StartConfig = Field(default_factory=StartConfig)
     task: list[str] = Field(default_factory=lambda: ["summarize"])
