@@ -121,7 +121,7 @@ def test_journal_drops_torn_tail_and_refuses_damage(tmp_path):
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"generatons": 3}, "unknown key 'generatons'; accepted keys here: backend, decoding, generations, metrics, "
+        ({"generatons": 3}, "unknown key 'generatons'; accepted keys here: backend, decoding, description, generations, metrics, "
                             "name, seed, seeds, start, task, template. Did you mean 'generations'?"),
         ({"backend": {"base_ulr": "x"}}, "Did you mean 'base_url'?"),
         ({"task": "sumarize"}, "task must be one of 'continue', 'custom', 'inspiration', 'rephrase', 'summarize'; "
