@@ -190,10 +190,9 @@ def cell_label(factors: dict[str, list[str]], levels: tuple[int, ...]) -> str:
 
 def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
     """Two panels: the mean divergence of every cell per generation, and the anchored terms per generation."""
-    import matplotlib
+    from .report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
     g = anatomy.generations
@@ -213,9 +212,7 @@ def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def report_section(run_dir: Path, config: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import pyplot, save_figure
 from .store import RunStore, load_arrays
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
@@ -36,10 +37,7 @@ def pick_generations(generations: list[int], most: int = 6) -> list[int]:
 
 def image_grids(run_dir: Path) -> list[Path]:
     """One PNG per arm: rows are generations, columns the first 12 generated images of replicate 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "sample_grid").items():
@@ -55,8 +53,7 @@ def image_grids(run_dir: Path) -> list[Path]:
             axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
         fig.suptitle(f"samples by generation: {arm}", fontsize=9)
         path = Path(run_dir) / "figures" / f"samples-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
-        fig.savefig(path, dpi=90, bbox_inches="tight")
-        plt.close(fig)
+        save_figure(fig, path, dpi=90, bbox_inches="tight")
         paths.append(path)
     return paths
 
@@ -64,10 +61,7 @@ def image_grids(run_dir: Path) -> list[Path]:
 def perplexity_histograms(run_dir: Path) -> list[Path]:
     """Fig. 1 of Shumailov et al.: per arm, the density of log₁₀ perplexity (under the generation-0 model) of each
     generation's training sequences, one line per generation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "gen0_perplexity").items():
@@ -85,8 +79,7 @@ def perplexity_histograms(run_dir: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = Path(run_dir) / "figures" / f"perplexity-hist-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
         paths.append(path)
     return paths
 

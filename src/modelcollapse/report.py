@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +30,25 @@ class Curve:
 
 
 def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
-    """{(arm, metric): Curve} from the run's metrics table (grouped by integer codes: runs can hold 10⁸ rows)."""
-    table = RunStore(run_dir).read_metrics()
+    """{(arm, metric): Curve} from the run's metrics table (grouped by integer codes: runs can hold 10⁸ rows).
+
+    A finished run's table is read once per process (``run`` builds the report, then prints the summary from it);
+    the cache key is the file's identity, so a rewritten ``metrics.parquet`` is read again."""
+    path = Path(run_dir) / "metrics.parquet"
+    if path.exists():
+        stat = path.stat()
+        return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _curves(RunStore(run_dir).read_metrics(), run_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _finished_curves(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], Curve]:
+    import pyarrow.parquet as pq
+
+    return _curves(pq.read_table(path), Path(path).parent)
+
+
+def _curves(table, run_dir: Path) -> dict[tuple[str, str], Curve]:
     if table.num_rows == 0:
         raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
     arm, arms = codes_column(table, "arm")
@@ -61,12 +80,27 @@ def arm_configs(run_dir: Path) -> dict[str, dict]:
     return config.get("arms_resolved") or {config.get("name", "run"): config}
 
 
-def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
-    """Median and interquartile band per arm against generation, with closed-form references dashed."""
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (``import modelcollapse`` stays light)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, **savefig) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically (like every file of a run directory), then close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **savefig)
+    pyplot().close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
+    """Median and interquartile band per arm against generation, with closed-form references dashed."""
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
     positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
@@ -89,9 +123,7 @@ def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:

@@ -15,7 +15,7 @@ from .config import PRESETS_DIR, Config, expand_arms, load_raw, parse_value, res
 from .errors import ConfigError, RunError
 from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
-from .store import RunStore, atomic_write
+from .store import RunStore, atomic_write, refuse_existing
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -77,8 +77,8 @@ def execute(
         diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
         if diff:
             raise ConfigError(f"--resume: the config differs from {out}/config.yaml at {diff!r}; resume with the same config.")
-    elif out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
+    else:
+        refuse_existing(out)
     arms = expand_arms(config)
     arm_names = [name for name, _ in arms]
     store.write_config(resolved)
@@ -198,8 +198,8 @@ def run_config(
     if "suite" not in raw:
         return out, [(name, execute(validate(raw), out, resume=resume, quiet=quiet, executor=executor))]
     entries = [(n, validate(sub)) for n, sub in suite_entries(raw)]  # validate every member before running any
-    if not resume and out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
+    if not resume:
+        refuse_existing(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
     return out, [(n, execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet, executor=executor))

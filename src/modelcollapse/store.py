@@ -97,6 +97,13 @@ def versions() -> dict[str, str]:
     }
 
 
+def refuse_existing(out: Path) -> None:
+    """A new run or sweep never writes into a folder that already holds files: that needs ``--resume``."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
+
+
 def codes_column(table, name: str) -> tuple[np.ndarray, list]:
     """A string column of a (large) metrics table as integer codes ``(rows,)`` and their labels (-1: null)."""
     import pyarrow as pa

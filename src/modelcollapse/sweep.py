@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import ConfigError, RunError
 from .executors import ExecutorSpec, map_tasks
-from .store import text_column
+from .store import RunStore, atomic_save, atomic_write, refuse_existing, text_column
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
 
@@ -87,7 +87,6 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
     points, one task each."""
     from .config import load_raw
     from .runner import apply_overrides
-    from .store import RunStore, atomic_write
 
     raw = apply_overrides(load_raw(source), overrides)
     grid = parse_grid(grid_items) if grid_items else dict((raw.get("sweep") or {}).get("grid") or {})
@@ -95,8 +94,8 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
         raise ConfigError(f"sweep needs --grid key=v1,v2,... or a 'sweep: {{grid: ...}}' section in {source!r}.")
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("sweeps") / name
-    if not resume and out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
+    if not resume:
+        refuse_existing(out)
     todo = points(grid)
     for values in todo:  # validate every point before running any
         point_config(raw, values)
@@ -137,7 +136,6 @@ def write_table(out: Path, manifest: dict[str, Any]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .store import RunStore, atomic_save
 
     tables = []
     for i, p in enumerate(manifest["points"]):
@@ -159,7 +157,6 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
     each point's last generation, pooled over arms and replicates; a third grid key and beyond are averaged)."""
     import pyarrow.parquet as pq
 
-    from .store import RunStore
 
     manifest = RunStore(out).read_manifest()
     table = pq.read_table(out / "sweep.parquet")
@@ -188,10 +185,9 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
 
 
 def plot_heatmap(metric: str, keys: list[str], axes: list[list[Any]], grid: np.ndarray, path: Path) -> None:
-    import matplotlib
+    from .report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(1.2 + 1.0 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]), dpi=110)
     im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
@@ -204,15 +200,12 @@ def plot_heatmap(metric: str, keys: list[str], axes: list[list[Any]], grid: np.n
     ax.set_title(f"{metric}: median at the final generation")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def build_sweep_report(out: Path, metric: str | None = None) -> Path:
     """Write ``report.html`` (the heatmap and the per-point status table) from the sweep directory alone."""
     from .report import PAGE, _img
-    from .store import RunStore, atomic_write
 
     manifest = RunStore(out).read_manifest()
     rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
