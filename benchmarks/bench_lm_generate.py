@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32, help="training batch, in blocks")
     ap.add_argument("--train-steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    ap.add_argument("--generate-batch", type=int, default=64, help="prompts per batched generate call")
     args = ap.parse_args()
 
     import torch
@@ -38,12 +40,13 @@ def main() -> None:
     from modelcollapse.config import build
     from modelcollapse.data import SOURCES
     from modelcollapse.models import MODELS
-    from modelcollapse.models.lm import generate_batched
+    from modelcollapse.models.lm import autocast, generate_batched
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
     src = build(SOURCES, {"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
     real = np.array(src.pool(1, 10**9, np.random.default_rng(0)))
-    spec = {"kind": args.model, "epochs": 1, "batch_size": args.batch, "decoding": args.decoding, "threads": args.threads}
+    spec = {"kind": args.model, "epochs": 1, "batch_size": args.batch, "decoding": args.decoding, "threads": args.threads,
+            "device": args.device, "generate_batch_size": args.generate_batch}
     model = build(MODELS, spec, "model").bind(src, real)
 
     # training throughput: the family's own fit on batch * steps blocks (one epoch, plus one validation pass)
@@ -54,6 +57,7 @@ def main() -> None:
     train_tps = train.size / train_s
 
     net = model._models[0]
+    device = next(net.parameters()).device
     prompts = model._to_model(real[0, : args.prompts])
     kw = {**model.decoding_kwargs(), **model._extra_decoding()}
     pad = int(model._to_model(model._pad))
@@ -62,17 +66,19 @@ def main() -> None:
     t = time.perf_counter()
     generate_batched(net, prompts, new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seed=0, **kw)
     batched_s = time.perf_counter() - t
-    # plain: one prompt at a time through model.generate
+    # plain: one prompt at a time through model.generate (same precision: bf16 autocast on CUDA, as in the batched path)
     t = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device.type):
         for p in prompts:
-            ids = torch.as_tensor(p[None])
+            ids = torch.as_tensor(p[None]).to(device)
             net.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.block, min_new_tokens=args.block, pad_token_id=pad, **kw)
     plain_s = time.perf_counter() - t
     new = args.prompts * args.block
     result = {
         "model": args.model, "decoding": args.decoding, "prompts": args.prompts, "new_tokens_each": args.block,
         "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "gpu_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
         "load_average": os.getloadavg()[0],
         "generate_batched_tokens_per_s": round(new / batched_s, 1), "generate_plain_tokens_per_s": round(new / plain_s, 1),
         "batched_over_plain": round(plain_s / batched_s, 2), "train_tokens_per_s": round(train_tps, 1),
