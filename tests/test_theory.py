@@ -106,3 +106,14 @@ def test_gaussian_long_median_variance_row6(tmp_path):
     expected = theory.median_log_variance(100, 0, 199)
     # The median of a near-normal sum of 200 log-χ² steps; its spread is ~ sqrt(200 · 2/99) ≈ 2 in log units.
     assert np.median(log_var) == pytest.approx(expected, abs=0.4)
+
+
+def test_published_curve_is_the_reference_where_no_closed_form_exists():
+    from modelcollapse.config import validate
+    from modelcollapse.theory import reference
+
+    arm = validate({"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}).model_dump()
+    values, label, stat = reference("latent_std", arm, np.arange(6))
+    assert np.allclose(values[:5], [0.67, 0.61, 0.53, 0.47, 0.43]) and np.isnan(values[5]) and "published" in label
+    assert reference("latent_std", {**arm, "loop": {**arm["loop"], "regime": "accumulate"}}, np.arange(6)) is None
+    assert reference("frechet", arm, np.arange(6)) is None

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config (one line, n
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def friendly(fn):
                 raise
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
+        except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except KeyboardInterrupt:
             click.echo("interrupted: completed generations are saved; continue with --resume.", err=True)
             sys.exit(130)

@@ -99,7 +99,7 @@ def save_figure(fig, path: Path, **savefig) -> None:
 
 
 def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
-    """Median and interquartile band per arm against generation, with closed-form references dashed."""
+    """Median and interquartile band per arm against generation, with closed-form or published references dashed."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
@@ -127,7 +127,7 @@ def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path
 
 
 def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
-    """One row per (arm, metric): last generation's median, IQR, mean, and the closed form if there is one."""
+    """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published figure) if there is one."""
     data = data if data is not None else curves(run_dir)
     arms = arm_configs(run_dir)
     rows = []
@@ -169,7 +169,7 @@ def summary_table(run_dir: Path) -> str:
         return "\n\n".join(f"== {n} ==\n{summary_table(run_dir / n)}" for n in names if (run_dir / n / "config.yaml").exists())
     rows = [r for r in final_rows(run_dir) if not r["metric"].startswith("train_")]
     w = max([3] + [len(r["arm"]) for r in rows])
-    head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'closed form':>13s}"
+    head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
@@ -218,10 +218,10 @@ def section(run_dir: Path) -> str:
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
 <h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
-<table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>closed form</th></tr>{rows}</table>
+<table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
 {anatomy_section(run_dir, config)}
 {gallery_section(run_dir, _img)}
-<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form.</p>
+<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
 <div class="figs">{''.join(figures)}</div>
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
 </section>"""

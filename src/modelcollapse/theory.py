@@ -49,11 +49,33 @@ def regression_test_mse(regime: str, noise: float, dim: int, samples: int, g: np
     return None
 
 
+# Published curves without a closed form, per generation 0, 1, ...: (model kind, data kind, metric) under replace.
+PUBLISHED = {
+    # Shumailov et al. 2024, Supplementary Fig. 7 (conv VAE on MNIST, mean of 5 runs, ± 0.03): std of the
+    # generation-0 encoder's latent means on generated images
+    ("vae", "mnist", "latent_std"): ((0.67, 0.61, 0.53, 0.47, 0.43), "published (Shumailov et al. 2024)"),
+}
+
+
+def published(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """A published curve for ``metric`` under this arm (NaN past the generations it covers), or None."""
+    key = (arm["model"]["kind"], arm["data"]["kind"], metric)
+    if key not in PUBLISHED or arm["loop"]["regime"] != "replace":
+        return None
+    values, label = PUBLISHED[key]
+    g = np.asarray(generations)
+    return np.where(g < len(values), np.asarray(values + (np.nan,))[np.minimum(g, len(values))], np.nan), label, "mean"
+
+
 def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tuple[np.ndarray, str, str] | None:
-    """The closed form for ``metric`` under a resolved arm config: (values, label, statistic) where statistic is
-    "mean" or "median" (which across-replicate statistic the values predict), or None."""
+    """The closed form (or, failing one, the published curve) for ``metric`` under a resolved arm config: (values,
+    label, statistic) where statistic is "mean" or "median" (which across-replicate statistic the values predict), or
+    None."""
     data, model, loop = arm["data"], arm["model"], arm["loop"]
     g, M, regime = np.asarray(generations), loop["samples"], loop["regime"]
+    found = published(metric, arm, g)
+    if found is not None:
+        return found
     same_size = (loop.get("real_samples") or M) == M
     if regime != "replace" and not (model["kind"] == "linear-regression" and regime == "accumulate"):
         return None
