@@ -38,9 +38,10 @@ def test_infinite_nll_is_a_rise():
 
 
 def test_perplexity_rise_is_in_nats_and_silent_metrics_are_reported():
-    t = table({"perplexity": [20.0, 40.0, 60.0], "support_size": [10, 10, 9]})
+    t = table({"test_perplexity": [20.0, 40.0, 60.0], "support_size": [10, 10, 9], "distinct_2": [0.4, 0.3, 0.1]})
     found = {a.metric: a for a in alarms(t)}
-    assert found["perplexity"].generation == 2  # log(60/20) = 1.10 > 1; log 2 = 0.69 is not
+    assert found["test_perplexity"].generation == 2  # log(60/20) = 1.10 > 1; log 2 = 0.69 is not
+    assert found["distinct_2"].generation == 2  # 0.1 < 0.5 × 0.4; 0.3 is not
     assert found["support_size"].generation is None
     assert "a: no alarm from support_size" in describe(list(found.values()))
     assert alarms(table({"w2_sq": [0.0, 5.0]})) == []  # not a watched metric

@@ -3,11 +3,11 @@
 Pure functions over the tidy metrics table (columns ``arm``, ``generation``, ``metric``, ``value``; one row per
 replicate). Each metric is summarised per generation by its median across replicates, then compared with generation 0:
 
-- a **diversity** alarm (``distinct_n``, ``recall``, ``support_size``, ``tail_mass`` by default) fires at the first
+- a **diversity** alarm (``distinct_2``, ``recall``, ``support_size``, ``tail_mass`` by default) fires at the first
   generation whose median is below ``(1 − diversity_drop) ×`` generation 0's (a relative fall, default 50%);
-- a **likelihood** alarm (``nll_real``, ``perplexity``) fires at the first generation whose median exceeds generation
-  0's by more than ``likelihood_rise`` (nats for ``nll_real``; for ``perplexity`` the rise is taken on log perplexity,
-  i.e. nats per token).
+- a **likelihood** alarm (``nll_real``, ``test_perplexity``) fires at the first generation whose median exceeds
+  generation 0's by more than ``likelihood_rise`` (nats for ``nll_real``; for a metric named ``*perplexity`` the rise
+  is taken on log perplexity, i.e. nats per token).
 
 Thresholds come from the config key ``alarm: {diversity_drop: 0.5, likelihood_rise: 1.0}``.
 """
@@ -20,8 +20,8 @@ import numpy as np
 
 from .store import text_column
 
-DIVERSITY = ("distinct_n", "recall", "support_size", "tail_mass")
-LIKELIHOOD = ("nll_real", "perplexity")
+DIVERSITY = ("distinct_2", "recall", "support_size", "tail_mass")
+LIKELIHOOD = ("nll_real", "test_perplexity")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def first_crossing(gens: np.ndarray, med: np.ndarray, kind: str, threshold: floa
     if kind == "diversity":
         crossed = med < (1 - threshold) * base
     else:
-        series = np.log(med) - np.log(base) if metric == "perplexity" else med - base
+        series = np.log(med) - np.log(base) if metric.endswith("perplexity") else med - base
         crossed = series > threshold
     hits = np.flatnonzero(crossed[1:] & ~np.isnan(med[1:])) + 1  # +inf counts: an infinite NLL is a rise
     return (int(gens[hits[0]]), float(med[hits[0]])) if len(hits) else (None, None)
@@ -106,7 +106,8 @@ def run_alarms(run_dir) -> list[Alarm]:
 
     store = RunStore(run_dir)
     settings = store.read_config().get("alarm") or {}
-    return alarms(table_columns(store.read_metrics()), **settings)
+    watched = [*settings.get("diversity_metrics", DIVERSITY), *settings.get("likelihood_metrics", LIKELIHOOD)]
+    return alarms(table_columns(store.read_metrics(metrics=watched)), **settings)
 
 
 def describe(found: list[Alarm]) -> list[str]:

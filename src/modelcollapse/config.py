@@ -47,8 +47,8 @@ class LoopConfig(_Strict):
 class AlarmConfig(_Strict):
     diversity_drop: float = Field(0.5, gt=0.0, lt=1.0, description="relative fall of a diversity metric vs generation 0")
     likelihood_rise: float = Field(1.0, gt=0.0, description="rise of nll_real / perplexity vs generation 0, in nats")
-    diversity_metrics: list[str] = ["distinct_n", "recall", "support_size", "tail_mass"]
-    likelihood_metrics: list[str] = ["nll_real", "perplexity"]
+    diversity_metrics: list[str] = ["distinct_2", "recall", "support_size", "tail_mass"]
+    likelihood_metrics: list[str] = ["nll_real", "test_perplexity"]
 
 
 class SweepConfig(_Strict):

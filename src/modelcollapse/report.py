@@ -30,7 +30,8 @@ class Curve:
 
 
 def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
-    """{(arm, metric): Curve} from the run's metrics table (grouped by integer codes: runs can hold 10⁸ rows).
+    """{(arm, metric): Curve} from the run's metrics table, streamed a batch at a time (runs can hold 10⁸ rows: only
+    the generation and value columns are held whole, about 12 bytes a row).
 
     A finished run's table is read once per process (``run`` builds the report, then prints the summary from it);
     the cache key is the file's identity, so a rewritten ``metrics.parquet`` is read again."""
@@ -38,41 +39,59 @@ def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
     if path.exists():
         stat = path.stat()
         return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    return _curves(RunStore(run_dir).read_metrics(), run_dir)
+    store = RunStore(run_dir)
+    config = store.read_config()
+    arms = store.read_manifest().get("arms") or [config.get("name", "run")]
+    return _curves(store.metric_batches(arms, config.get("shard_size", 1000)), run_dir)
 
 
 @functools.lru_cache(maxsize=4)
 def _finished_curves(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], Curve]:
     import pyarrow.parquet as pq
 
-    return _curves(pq.read_table(path), Path(path).parent)
+    columns = ["arm", "metric", "generation", "value"]
+    return _curves(pq.ParquetFile(path).iter_batches(batch_size=1 << 21, columns=columns), Path(path).parent)
 
 
-def _curves(table, run_dir: Path) -> dict[tuple[str, str], Curve]:
-    if table.num_rows == 0:
+def _curves(batches, run_dir: Path) -> dict[tuple[str, str], Curve]:
+    """Split each batch of metric rows by (arm, metric), then reduce each pair's rows to a Curve."""
+    parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        arm, arms = codes_column(batch, "arm")
+        metric, metrics = codes_column(batch, "metric")
+        gen = batch["generation"].to_numpy().astype(np.int32)
+        value = batch["value"].to_numpy(zero_copy_only=False)
+        key = arm * len(metrics) + metric
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        for rows in np.split(order, bounds):
+            name = (arms[arm[rows[0]]], metrics[metric[rows[0]]])
+            parts.setdefault(name, []).append((gen[rows], value[rows]))
+    if not parts:
         raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
-    arm, arms = codes_column(table, "arm")
-    metric, metrics = codes_column(table, "metric")
-    gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
-    order = np.lexsort((gen, metric, arm))
-    key = arm[order] * len(metrics) + metric[order]
-    bounds = np.flatnonzero(np.diff(key)) + 1
-    out = {}
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
-        rows = order[lo:hi]
-        g, v = gen[rows], value[rows]
-        gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if np.all(counts == counts[0]):  # the usual case: one value per replicate and generation
-                grid = v.reshape(len(gens), counts[0])
-                q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
-            else:
-                groups = np.split(v, starts[1:])
-                q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) for x in groups])
-                means = np.array([np.nanmean(x) for x in groups])
-        out[(arms[arm[rows[0]]], metrics[metric[rows[0]]])] = Curve(gens, q[:, 1], q[:, 0], q[:, 2], means)
-    return out
+    return {name: _curve(pieces) for name, pieces in parts.items()}
+
+
+def _curve(pieces: list[tuple[np.ndarray, np.ndarray]]) -> Curve:
+    """Quartiles and mean per generation of one (arm, metric)'s rows, given as (generation, value) pieces."""
+    g = np.concatenate([p[0] for p in pieces])
+    v = np.concatenate([p[1] for p in pieces])
+    pieces.clear()  # the caller's copies go as soon as they are joined
+    order = np.argsort(g, kind="stable")
+    g, v = g[order], v[order]
+    gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if np.all(counts == counts[0]):  # the usual case: one value per replicate and generation
+            grid = v.reshape(len(gens), counts[0])
+            q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
+        else:
+            groups = np.split(v, starts[1:])
+            q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) for x in groups])
+            means = np.array([np.nanmean(x) for x in groups])
+    return Curve(gens.astype(np.int64), q[:, 1], q[:, 0], q[:, 2], means)
 
 
 def arm_configs(run_dir: Path) -> dict[str, dict]:

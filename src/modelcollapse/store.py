@@ -265,16 +265,20 @@ class RunStore:
 
         atomic_save(self.root / "metrics.parquet", write)
 
-    def read_metrics(self):
-        """The tidy metrics table (pyarrow.Table): from metrics.parquet, or from segments for an unfinished run."""
+    def read_metrics(self, metrics: list[str] | None = None):
+        """The tidy metrics table (pyarrow.Table): from metrics.parquet, or from segments for an unfinished run; only
+        the rows of ``metrics`` when given (read without loading the others from a finished run)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         path = self.root / "metrics.parquet"
         if path.exists():
-            return pq.read_table(path)
+            return pq.read_table(path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
         config = self.read_config()
         arms = self.read_manifest().get("arms") or [config.get("name", "run")]
-        return self.metric_rows(arms, config.get("shard_size", 1000))
+        table = self.metric_rows(arms, config.get("shard_size", 1000))
+        return table if metrics is None else table.filter(pc.is_in(table["metric"].cast("string"), value_set=pa.array(list(metrics), pa.string())))
 
     def finish(self, arms: list[str], shard_size: int) -> None:
         """Consolidate the segments into metrics.parquet, then drop them."""
