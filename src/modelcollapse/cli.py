@@ -125,6 +125,7 @@ def show(run_dir: Path) -> None:
     click.echo(summary_table(run_dir))
     for name in members(run_dir) or [None]:
         lines = alarm_lines(run_dir / name if name else run_dir)
+        lines = lines or ["none: no watched metric in this run (alarm.diversity_metrics, alarm.likelihood_metrics)"]
         click.echo("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
 
 
