@@ -125,3 +125,48 @@ def test_shared_records_take_the_broadcast_path(rng):
     held = rng.normal(size=(500, 2))
     shared = np.broadcast_to(held, (4, 500, 2))
     np.testing.assert_allclose(m.log_prob(shared), m.log_prob(np.array(shared)), rtol=1e-10, atol=1e-10)
+
+
+def test_two_component_estep_matches_the_general_one(rng):
+    from modelcollapse.models.gmm_em import features, mixture_estep, two_component_estep
+
+    x = rng.normal(size=(5, 300, 2)) * [[[1.0, 3.0]]]
+    m = GMM().fit(x, rng=np.random.default_rng(0))
+    m.covariances_[1] *= 1e-4  # replicate 1: tight components, so most records have |log-odds| far beyond 37
+    phi = features(x)
+    coef = m._coefficients(m.weights_, m.means_, m.covariances_)
+    fast, general = two_component_estep(coef, phi, phi.sum(-1)), mixture_estep(coef, phi, None)
+    np.testing.assert_allclose(fast[0], general[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast[1], general[1], rtol=1e-12)
+
+
+def test_mean_log_prob_is_the_mean_of_log_prob(rng):
+    m = GMM().fit(rng.normal(size=(3, 400, 2)), rng=np.random.default_rng(1))
+    held = rng.normal(size=(700, 2)) * 2
+    for x in (np.broadcast_to(held, (3, 700, 2)), rng.normal(size=(3, 700, 2))):
+        np.testing.assert_allclose(m.mean_log_prob(x), m.log_prob(x).mean(1), rtol=1e-12)
+    m3 = GMM(components=3).fit(rng.normal(size=(2, 400, 1)), rng=np.random.default_rng(2))
+    np.testing.assert_allclose(m3.mean_log_prob(held[None, :, :1]), m3.log_prob(held[None, :, :1]).mean(1))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_precision_matches_linalg(rng, d):
+    from modelcollapse.models.gmm_em import precision
+
+    a = rng.normal(size=(4, 2, d, d))
+    cov = a @ np.swapaxes(a, -1, -2) + 0.1 * np.eye(d)
+    prec, logdet = precision(cov, 1e-6)
+    np.testing.assert_allclose(prec, np.linalg.inv(cov), rtol=1e-10)
+    np.testing.assert_allclose(logdet, np.linalg.slogdet(cov)[1], rtol=1e-10)
+
+
+def test_kmeans_labels_are_a_lloyd_fixed_point(rng):
+    from modelcollapse.models.gmm_em import kmeans_labels
+
+    x = mixture_data(rng, 4, 500, [[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]], [0.3, 0.3, 0.4])
+    linear = np.concatenate([np.swapaxes(x, 1, 2), np.ones((4, 1, 500))], axis=1)
+    for k in (2, 3):
+        labels = kmeans_labels(linear, k, 50, np.random.default_rng(3))
+        centres = np.stack([np.stack([x[r][labels[r] == c].mean(0) for c in range(k)]) for r in range(4)])
+        nearest = ((x[:, :, None, :] - centres[:, None]) ** 2).sum(-1).argmin(-1)
+        np.testing.assert_array_equal(labels, nearest)

@@ -71,3 +71,15 @@ def test_seed_determinism_and_shard_independence(tmp_path):
     np.testing.assert_array_equal(a, c)
     d = run_small({**raw, "seed": 6}, tmp_path / "d")[("run", "variance")]
     assert not np.array_equal(a, d)
+
+
+def test_metric_segments_of_either_format_consolidate(tmp_path):
+    from modelcollapse.store import save_arrays, save_columns
+
+    segments = tmp_path / "checkpoints" / "arm000-shard000" / "segments"
+    save_arrays(segments / "metrics-000000.npz", {"a": np.arange(3.0), "b": np.ones(3)})  # written before save_columns
+    save_columns(segments / "metrics-000001.npy", {"a": np.arange(3.0) + 10, "b": np.zeros(3)})
+    table = RunStore(tmp_path).metric_rows(["run"], 3).to_pydict()
+    rows = sorted(zip(table["generation"], table["metric"], table["replicate"], table["value"]))
+    assert rows[:3] == [(0, "a", 0, 0.0), (0, "a", 1, 1.0), (0, "a", 2, 2.0)]
+    assert rows[6:9] == [(1, "a", 0, 10.0), (1, "a", 1, 11.0), (1, "a", 2, 12.0)] and len(rows) == 12

@@ -27,7 +27,8 @@ class Context:
     ``model``: the fitted family (R replicates); ``samples``: its synthetic records ``(R, m, ...)``; ``source``: the
     real distribution; ``heldout``: real records ``(h, ...)`` shared by all replicates, drawn once per run;
     ``gen0``: the generation-0 model; ``train``: the training chunks of this generation; ``rng``: for sample-based
-    metrics; ``arrays``: extra arrays a metric wants kept in the run directory (name -> array).
+    metrics; ``arrays``: extra arrays a metric wants kept in the run directory (name -> array); ``shared``: values
+    several metrics derive from (name -> value), computed by the first that needs them this generation.
     """
 
     model: Any
@@ -39,6 +40,7 @@ class Context:
     gen0: Any = None
     train: list = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 def require(ctx: Context, attribute: str, metric: str, owner: str = "model"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.gmm_em import precision
 from . import METRICS, Context, require
 
 
@@ -21,10 +22,9 @@ def gaussian_overlap(w1, m1, c1, w2, m2, c2) -> np.ndarray:
     Σᵢⱼ w1ᵢ w2ⱼ N(m1ᵢ; m2ⱼ, c1ᵢ + c2ⱼ). Shapes ``(R, k)``, ``(R, k, d)``, ``(R, k, d, d)`` (k may differ); ``(R,)``."""
     cov = c1[:, :, None] + c2[:, None, :]  # (R, k1, k2, d, d)
     diff = m1[:, :, None] - m2[:, None, :]  # (R, k1, k2, d)
-    lower = np.linalg.cholesky(cov)
-    y = np.linalg.solve(lower, diff[..., None])[..., 0]
+    prec, logdet = precision(cov, 0.0)
     d = diff.shape[-1]
-    log_norm = -0.5 * (d * np.log(2 * np.pi) + (y**2).sum(-1)) - np.log(np.diagonal(lower, axis1=-2, axis2=-1)).sum(-1)
+    log_norm = -0.5 * (d * np.log(2 * np.pi) + np.einsum("...i,...ij,...j->...", diff, prec, diff) + logdet)
     return np.einsum("ri,rj,rij->r", w1, w2, np.exp(log_norm))
 
 
@@ -54,6 +54,8 @@ def gmm_l2_sq_to_gen0(ctx: Context) -> np.ndarray:
     """Squared L2 distance ∫(p − p₀)² dx between the fitted mixture p and generation 0's p₀ (squared), closed form.
     Units: data units^(−d). For collapsed components (std σ) it grows like Σₖwₖ²/(4πσ²)^(d/2): with σ ≈ 0.01 in 2-D
     that is in the hundreds, the scale of the published 536 (Shumailov et al., Supplementary Fig. 6)."""
-    p = mixture_params(ctx, "gmm_l2_to_gen0")
-    p0 = tuple(np.asarray(getattr(ctx.gen0, a)) for a in MIXTURE)  # the same family, so the same attributes
-    return gmm_l2_sq(p, p0)
+    if "gmm_l2_sq_to_gen0" not in ctx.shared:  # gmm_l2_to_gen0 is its square root: computed once per generation
+        p = mixture_params(ctx, "gmm_l2_to_gen0")
+        p0 = tuple(np.asarray(getattr(ctx.gen0, a)) for a in MIXTURE)  # the same family, so the same attributes
+        ctx.shared["gmm_l2_sq_to_gen0"] = gmm_l2_sq(p, p0)
+    return ctx.shared["gmm_l2_sq_to_gen0"]

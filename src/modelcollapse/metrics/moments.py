@@ -90,10 +90,12 @@ def tail_mass(ctx: Context) -> np.ndarray:
 
 @METRICS.register("nll_real")
 def nll_real(ctx: Context) -> np.ndarray:
-    """Mean negative log-likelihood of the held-out real records under the fitted model, in nats per record."""
+    """Mean negative log-likelihood of the held-out real records under the fitted model, in nats per record. Uses the
+    family's ``mean_log_prob`` where it has one (the same number by a cheaper route)."""
     log_prob = require(ctx, "log_prob", "nll_real")
     x = np.broadcast_to(ctx.heldout, (ctx.model.replicates, *ctx.heldout.shape))
-    return -log_prob(x).mean(1)
+    mean_log_prob = getattr(ctx.model, "mean_log_prob", None)
+    return -(mean_log_prob(x) if mean_log_prob is not None else log_prob(x).mean(1))
 
 
 KL_GRID = 4001  # nodes of the uniform grid kl_real integrates on

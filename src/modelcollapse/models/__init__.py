@@ -9,6 +9,7 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
   fitted state lives in attributes ending in ``_`` (numpy arrays), never randomness;
 - ``sample(n, *, rng)`` -> ``(R, n, *event_shape)``; two calls with different generators differ;
 - ``log_prob(x)`` -> ``(R, n)`` in nats, where defined; ``moments()`` -> mean ``(R, d)``, covariance ``(R, d, d)``;
+  optional ``mean_log_prob(x)`` -> ``(R,)``: ``log_prob(x).mean(1)`` by a cheaper route (``nll_real`` uses it);
 - ``degenerate_`` ``(R,)`` bool: fits that collapsed (a singular covariance, say). Collapse is a result, not a crash;
 - ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
 

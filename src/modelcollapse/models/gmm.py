@@ -5,10 +5,12 @@ points, so each component's row is contiguous; :meth:`GMM.responsibilities` retu
 ``(R, k, d)``, covariances ``(R, k, d, d)``. Replicates that have converged leave the batch, so the last slow ones do
 not make the fast ones iterate; no replicate's iterates depend on another's.
 
-Numerics: a Gaussian's log density is linear in the quadratic features φ(x) = [xᵢxⱼ, xᵢ, 1], so the E-step is one
-batched matmul (coefficients ``(R, k, F)`` times features ``(R, F, n)``, computed once per fit) and the M-step's
-sufficient statistics are another (responsibilities times features). The expanded forms lose precision in proportion
-to (distance from the origin / component spread)², so every replicate is centred on its own data mean first.
+Numerics: a Gaussian's log density is linear in the quadratic features φ(x) = [xᵢxⱼ, xᵢ, 1], so with the features
+``(R, F, n)`` computed once per fit, the E-step is one matrix-vector product per component (coefficients ``(R, F)``
+times features) and the M-step's sufficient statistics Σₙ rₙφ(xₙ) are one more per component. Two components (the
+paper's case) need only the log-odds row and one ``exp`` per record: see :func:`two_component_estep`. The expanded
+forms lose precision in proportion to (distance from the origin / component spread)², so every replicate is centred
+on its own data mean first.
 
 Conventions follow scikit-learn's ``GaussianMixture(covariance_type="full")`` so its fits are a reference: ``tol`` is
 on the change of the mean log-likelihood per record, ``reg_covar`` is added to every covariance's diagonal (and is
@@ -20,10 +22,26 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from ..errors import ConfigError, RunError
 from . import MODELS, Family
+from .gmm_em import (
+    cholesky,
+    component_stats,
+    feature_dim,
+    features,
+    kmeans_labels,
+    log_evidence,
+    lower_apply,
+    mixture_estep,
+    normalise,
+    precision,
+    rows_times,
+    triu,
+    two_component_estep,
+    two_component_evidence,
+)
 
 LOG_2PI = np.log(2 * np.pi)
 EPS_COUNT = 10 * np.finfo(float).eps  # added to component counts (as scikit-learn) so an empty one divides safely
@@ -32,61 +50,6 @@ POPULATION_NODES = 20_001  # fit_population (1-D): at most this many grid nodes 
 POPULATION_DRAWS = 100_000  # fit_population for d > 1: EM on this many draws of the previous mixture
 INIT_DRAWS = 1000  # fit_population: draws of the previous mixture that the learner's initialisation sees
 LOOP_DIM = 8  # up to this dimension, explicit per-coordinate arithmetic beats batched matmul on tiny matrices
-
-
-def cholesky(cov: np.ndarray, floor: float) -> np.ndarray:
-    """Lower Cholesky factors of ``cov`` ``(..., d, d)``; if any matrix is not numerically positive definite (rounding
-    in a collapsed component), the eigenvalues of all are clipped at ``floor`` first."""
-    try:
-        return np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(cov)
-        return np.linalg.cholesky((v * np.clip(w, floor, None)[..., None, :]) @ np.swapaxes(v, -1, -2))
-
-
-def lower_apply(lower: np.ndarray, z, pick=lambda a: a) -> list[np.ndarray]:
-    """``y_i = Σ_j L_ij z_j`` for lower-triangular ``lower`` ``(..., d, d)`` and coordinates ``z`` (d arrays).
-
-    ``pick(lower[..., i, j])`` must broadcast against each ``z[j]`` (it gathers per-record entries in sampling);
-    returns the d coordinates of ``y`` as a list. Explicit arithmetic: faster than matmul on tiny matrices.
-    """
-    d = lower.shape[-1]
-    out = []
-    for i in range(d):
-        y = pick(lower[..., i, 0]) * z[0]
-        for j in range(1, i + 1):
-            y += pick(lower[..., i, j]) * z[j]
-        out.append(y)
-    return out
-
-
-def features(x: np.ndarray) -> np.ndarray:
-    """Quadratic features φ(x) = [xᵢxⱼ (i ≤ j, row-major upper triangle), x₁..x_d, 1] of records ``x`` ``(R, n, d)``,
-    shape ``(R, F, n)`` with F = d(d+1)/2 + d + 1. A Gaussian's log density is linear in them."""
-    R, n, d = x.shape
-    q = d * (d + 1) // 2
-    out = np.empty((R, q + d + 1, n))
-    out[:, q:-1] = np.swapaxes(x, 1, 2)
-    for row, (i, j) in enumerate(zip(*np.triu_indices(d))):  # plain row products: fancy indexing here is 10x slower
-        np.multiply(out[:, q + i], out[:, q + j], out=out[:, row])
-    out[:, -1] = 1.0
-    return out
-
-
-def feature_dim(F: int) -> int:
-    """The d with d(d+1)/2 + d + 1 = F."""
-    return int(round((-3 + np.sqrt(9 - 8 * (1 - F))) / 2))
-
-
-def nearest(dist: np.ndarray) -> np.ndarray:
-    """``dist.argmin(1)`` for ``(R, k, n)``, as k vectorised comparisons (argmin over a short middle axis is slow)."""
-    if dist.shape[1] == 2:
-        return np.less(dist[:, 1], dist[:, 0]).astype(np.int64)
-    best, label = dist[:, 0], np.zeros(dist[:, 0].shape, np.int64)
-    for c in range(1, dist.shape[1]):
-        closer = dist[:, c] < best
-        best, label = np.where(closer, dist[:, c], best), np.where(closer, c, label)
-    return label
 
 
 def mixture_moments(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +67,8 @@ class GMM(Family):
 
     Initialisation (randomness only from the ``rng`` given to :meth:`fit`): ``"kmeans"`` picks ``components``
     distinct records per replicate as centres and runs up to ``kmeans_iter`` Lloyd steps (0 or 1: just the nearest-
-    centre assignment), stopping early once no label changes, then starts EM from the hard assignment; ``"random"`` starts from uniformly random responsibilities (scikit-learn's ``"random"``).
+    centre assignment), a replicate stopping early once its centres no longer move, then starts EM from the hard
+    assignment; ``"random"`` starts from uniformly random responsibilities (scikit-learn's ``"random"``).
 
     Degenerate fits are results, not errors. A component whose weight falls below 1e-6 keeps its previous mean and
     covariance (its weight stays ≈ 0, so it is never sampled in practice); a component whose fitted covariance has
@@ -144,47 +108,33 @@ class GMM(Family):
             raise ConfigError(f"model.reg_covar must be > 0 (it keeps collapsed covariances invertible); got {reg_covar!r}.")
 
     # -- EM pieces -----------------------------------------------------------------------------------------------
-    def _init_resp(self, x: np.ndarray, phi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Initial responsibilities ``(R, k, n)`` for records ``x`` ``(R, n, d)`` with features ``phi``."""
-        R, n, d = x.shape
+    def _init_stats(self, phi: np.ndarray, total: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Sufficient statistics ``(R, k, F)`` of the initial responsibilities of the records with features ``phi``
+        ``(R, F, n)`` (summing to ``total`` ``(R, F)``): k-means hard labels, or uniformly random responsibilities."""
+        R, F, n = phi.shape
         k = self.components
         if self.init == "random":
             resp = rng.random((R, k, n))
-            return resp / resp.sum(1, keepdims=True)
-        pick = np.argpartition(rng.random((R, n)), k - 1, axis=1)[:, :k]  # k distinct records per replicate
-        centres = np.take_along_axis(x, pick[..., None], axis=1)  # (R, k, d)
-        linear = phi[:, -d - 1 :]  # rows x_1..x_d, 1: ‖x − c‖² − ‖x‖² = −2c·x + ‖c‖², one matmul
-        rows = [np.ascontiguousarray(phi[:, -d - 1 + j]).ravel() for j in range(d)]
-        offset = k * np.arange(R)[:, None]
-        labels = None
-        for _ in range(max(self.kmeans_iter, 1)):
-            coef = np.concatenate([-2 * centres, (centres**2).sum(-1, keepdims=True)], axis=-1)
-            if k == 2:  # one margin per record instead of two distances
-                new = np.less((coef[:, 1:] - coef[:, :1]) @ linear, 0)[:, 0].astype(np.int64)
-            else:
-                new = nearest(coef @ linear)
-            if labels is not None and np.array_equal(new, labels):
-                break
-            labels = new
-            flat = (labels + offset).ravel()  # per-(replicate, cluster) sums by bincount: no one-hot arrays
-            counts = np.bincount(flat, minlength=R * k).reshape(R, k)
-            sums = np.stack([np.bincount(flat, row, R * k) for row in rows], -1).reshape(R, k, d)
-            moved = sums / np.maximum(counts, 1)[..., None]
-            centres = np.where(counts[..., None] > 0, moved, centres)  # an empty cluster keeps its centre
-        return (labels[:, None, :] == np.arange(k)[None, :, None]).astype(float)
+            resp /= resp.sum(1, keepdims=True)
+            return component_stats(phi, resp)
+        labels = kmeans_labels(phi[:, -feature_dim(F) - 1 :], k, self.kmeans_iter, rng)
+        if k == 2:  # the first cluster's statistics are the totals minus the second's
+            second = component_stats(phi, labels[:, None, :].astype(float))[:, 0]
+            return np.stack([total - second, second], axis=1)
+        return component_stats(phi, (labels[:, None, :] == np.arange(k)[:, None]).astype(float))
 
-    def _m_step(self, phi_t: np.ndarray, resp: np.ndarray, prev=None):
-        """Weights ``(R, k)``, means ``(R, k, d)``, covariances ``(R, k, d, d)`` (``reg_covar`` added) from ``resp``
-        ``(R, k, n)`` and the records' features ``phi_t`` ``(R, n, F)``; empty components keep ``prev``'s."""
-        n, F = phi_t.shape[1:]
-        d = feature_dim(F)
-        sums = resp @ phi_t  # (R, k, F): Σ r x_i x_j, Σ r x_i, Σ r — every sufficient statistic in one matmul
+    def _m_step(self, sums: np.ndarray, n: float, prev=None):
+        """Weights ``(R, k)``, means ``(R, k, d)``, covariances ``(R, k, d, d)`` (``reg_covar`` added) from the
+        sufficient statistics ``sums`` ``(R, k, F)`` (Σ r xᵢxⱼ, Σ r xᵢ, Σ r) of ``n`` records; empty components keep
+        ``prev``'s. Few numpy calls (EM's last iterations run on a handful of replicates: the calls are the cost)."""
+        d = feature_dim(sums.shape[-1])
+        iu, ju, _ = triu(d)
         counts = sums[..., -1] + EPS_COUNT
-        means = sums[..., -d - 1 : -1] / counts[..., None]
-        second = np.empty(means.shape + (d,))
-        iu, ju = np.triu_indices(d)
-        second[..., iu, ju] = second[..., ju, iu] = sums[..., : len(iu)] / counts[..., None]
-        cov = second - means[..., :, None] * means[..., None, :]
+        moments = sums[..., :-1] / counts[..., None]  # E_r[xᵢxⱼ] (i ≤ j), then E_r[xᵢ]
+        means = moments[..., len(iu) :]
+        cov = np.empty(means.shape + (d,))
+        cov[..., iu, ju] = cov[..., ju, iu] = moments[..., : len(iu)]
+        cov -= means[..., :, None] * means[..., None, :]
         weights = counts / n
         empty = weights < EMPTY_WEIGHT
         if prev is not None and empty.any():
@@ -194,54 +144,24 @@ class GMM(Family):
         return weights, means, cov
 
     def _coefficients(self, weights, means, cov) -> np.ndarray:
-        """``c`` ``(R, k, F)`` with c·φ(x) = log wₖ + log N(x; μₖ, Σₖ): the E-step is then one matmul.
+        """``c`` ``(R, k, F)`` with c·φ(x) = log wₖ + log N(x; μₖ, Σₖ): the E-step is then one product per component.
 
-        With P = Σ⁻¹: (x − μ)ᵀP(x − μ) = Σᵢ Pᵢᵢxᵢ² + 2Σᵢ<ⱼ Pᵢⱼxᵢxⱼ − 2(Pμ)·x + μᵀPμ.
+        With P = Σ⁻¹: (x − μ)ᵀP(x − μ) = Σᵢ Pᵢᵢxᵢ² + 2Σᵢ<ⱼ Pᵢⱼxᵢxⱼ − 2(Pμ)·x + μᵀPμ. Weights are positive (EM adds
+        ``EPS_COUNT`` to every count).
         """
         d = means.shape[-1]
-        lower = cholesky(cov, self.reg_covar)
-        logdet = 2 * np.log(np.diagonal(lower, axis1=-2, axis2=-1)).sum(-1)
-        inv = np.linalg.inv(lower)
-        prec = np.swapaxes(inv, -1, -2) @ inv
-        iu, ju = np.triu_indices(d)
-        quad = prec[..., iu, ju] * np.where(iu == ju, 1.0, 2.0)
-        pm = (prec @ means[..., None])[..., 0]
-        with np.errstate(divide="ignore"):
-            const = np.log(weights) - 0.5 * (d * LOG_2PI + logdet) - 0.5 * (means * pm).sum(-1)
-        return np.concatenate([-0.5 * quad, pm, const[..., None]], axis=-1)
+        iu, ju, scale = triu(d)
+        prec, logdet = precision(cov, self.reg_covar)
+        coef = np.empty(weights.shape + (len(iu) + d + 1,))
+        np.multiply(prec[..., iu, ju], -0.5 * scale, out=coef[..., : len(iu)])
+        pm = coef[..., len(iu) : -1]
+        np.matmul(prec, means[..., None], out=pm[..., None])
+        coef[..., -1] = np.log(weights) - 0.5 * (d * LOG_2PI + logdet + (means * pm).sum(-1))
+        return coef
 
-    @staticmethod
-    def _normalise(joint: np.ndarray, points: bool = True):
-        """Responsibilities ``(R, k, n)`` from the log joint ``(R, k, n)``, with log p(x) ``(R, n)`` if ``points``,
-        else its mean over records ``(R,)``.
-
-        Transcendentals dominate EM's cost, so the two-component case (the paper's) uses one ``exp`` per record:
-        with e = exp(−|a − b|), the responsibilities are 1/(1 + e) and e/(1 + e), and log p = max(a, b) + log(1 + e),
-        whose mean is summed as the log of products (each factor lies in [1, 2]; 1,000 of them cannot overflow).
-        """
-        if joint.shape[1] == 2:
-            a, b = joint[:, 0], joint[:, 1]
-            top, gap = np.maximum(a, b), a - b
-            e = np.exp(-np.abs(gap))
-            big = 1.0 / (1.0 + e)
-            small = e * big
-            resp = np.empty(joint.shape)
-            ahead = gap >= 0
-            resp[:, 0] = np.where(ahead, big, small)
-            resp[:, 1] = np.where(ahead, small, big)
-            if points:
-                return resp, top + np.log1p(e)
-            n, block = a.shape[1], 1000
-            logs = sum(np.log(np.prod(1.0 + e[:, i : i + block], axis=1)) for i in range(0, n, block))
-            return resp, (top.sum(1) + logs) / n
-        top = joint.max(1)
-        e = np.exp(joint - top[:, None, :])
-        total = e.sum(1)
-        lse = top + np.log(total)
-        return e / total[:, None, :], (lse if points else lse.mean(-1))
-
-    def _joint(self, x: np.ndarray) -> np.ndarray:
-        """log wₖ + log N(x; μₖ, Σₖ) ``(R, k, n)`` of records ``x`` ``(R, n, d)`` under the fitted mixture.
+    def _terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients ``(R, k, F)`` and features ``(R, F, n)`` (``(1, F, n)`` for shared records) whose product is
+        the log joint log wₖ + log N(x; μₖ, Σₖ) of records ``x`` ``(R, n, d)`` under the fitted mixture.
 
         ``x`` and the means are shifted by the mixture mean first, so the expanded quadratic form does not cancel
         badly; records shared by every replicate (a broadcast view, like the held-out set) get one shift, the mean
@@ -252,11 +172,14 @@ class GMM(Family):
         centre = np.einsum("rk,rkd->rd", self.weights_, self.means_)
         if x.ndim == 3 and x.strides[0] == 0:
             centre = np.broadcast_to(centre.mean(0), centre.shape)
-            phi = features(x[:1] - centre[:1, None, :])
+            phi = features(x[:1], centre[:1])
         else:
-            phi = features(x - centre[:, None, :])
-        coef = self._coefficients(self.weights_, self.means_ - centre[:, None, :], self.covariances_)
-        return coef @ phi
+            phi = features(x, centre)
+        return self._coefficients(self.weights_, self.means_ - centre[:, None, :], self.covariances_), phi
+
+    def _joint(self, x: np.ndarray) -> np.ndarray:
+        """log wₖ + log N(x; μₖ, Σₖ) ``(R, k, n)`` of records ``x`` ``(R, n, d)`` under the fitted mixture."""
+        return rows_times(*self._terms(x))
 
     # -- protocol ----------------------------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
@@ -270,20 +193,21 @@ class GMM(Family):
         if x.ndim != 3:
             raise RunError(f"GMM.fit needs records of shape (R, n, d); got an array of shape {x.shape}.")
         R, n, d = x.shape
-        if n < self.components:
-            raise RunError(f"GMM.fit needs at least model.components={self.components} records per replicate; got {n}.")
-        centre = x.mean(1)
-        x = x - centre[:, None, :]
-        phi = features(x)  # (R, F, n), computed once: the records do not change while EM iterates
-        phi_t = np.ascontiguousarray(np.swapaxes(phi, 1, 2))  # (R, n, F)
-        params = self._m_step(phi_t, self._init_resp(x, phi, rng))
-        out = [np.empty((R, self.components)), np.empty((R, self.components, d)), np.empty((R, self.components, d, d))]
+        k = self.components
+        if n < k:
+            raise RunError(f"GMM.fit needs at least model.components={k} records per replicate; got {n}.")
+        centre = (np.ones(n) @ x) / n  # (R, d): the mean record, as a matrix product (x.mean(1) is 20x slower here)
+        phi = features(x, centre)  # (R, F, n), computed once: the records do not change while EM iterates
+        total = phi.sum(-1)  # (R, F): Σφ over the records
+        params = self._m_step(self._init_stats(phi, total, rng), n)
+        estep = two_component_estep if k == 2 else mixture_estep
+        out = [np.empty((R, k)), np.empty((R, k, d)), np.empty((R, k, d, d))]
         self.converged_, self.n_iter_ = np.zeros(R, bool), np.zeros(R, np.int64)
         self.lower_bound_ = np.full(R, -np.inf)
         idx, prev = np.arange(R), np.full(R, -np.inf)
         for it in range(1, self.max_iter + 1):
-            resp, ll = self._normalise(self._coefficients(*params) @ phi, points=False)
-            params = self._m_step(phi_t, resp, params)
+            sums, ll = estep(self._coefficients(*params), phi, total)
+            params = self._m_step(sums, n, params)
             done = np.abs(ll - prev) < self.tol
             finished = np.ones_like(done) if it == self.max_iter else done
             if finished.any():  # write the finished replicates back and drop them from the batch
@@ -292,7 +216,7 @@ class GMM(Family):
                     target[rows] = value[finished]
                 self.converged_[rows], self.n_iter_[rows], self.lower_bound_[rows] = done[finished], it, ll[finished]
                 keep = ~finished
-                idx, phi, phi_t, prev = idx[keep], phi[keep], phi_t[keep], ll[keep]
+                idx, phi, total, prev = idx[keep], phi[keep], total[keep], ll[keep]
                 params = tuple(p[keep] for p in params)
                 if not idx.size:
                     break
@@ -329,15 +253,15 @@ class GMM(Family):
         mass = np.exp(previous.log_prob(x + centre[:, None, :]))
         mass /= mass.sum(1, keepdims=True)  # (R, n): the population, sums to 1 per replicate
         phi = features(x)
-        phi_t = np.ascontiguousarray(np.swapaxes(phi, 1, 2))
         start = previous.sample(INIT_DRAWS, rng=rng) - centre[:, None, :]
-        params = self._m_step(np.swapaxes(features(start), 1, 2), self._init_resp(start, features(start), rng))
+        start = features(start)
+        params = self._m_step(self._init_stats(start, start.sum(-1), rng), INIT_DRAWS)
         self.converged_, self.n_iter_, self.lower_bound_ = np.zeros(R, bool), np.zeros(R, np.int64), np.full(R, -np.inf)
         prev = np.full(R, -np.inf)
         for it in range(1, self.max_iter + 1):
-            resp, logp = self._normalise(self._coefficients(*params) @ phi)
+            resp, logp = normalise(rows_times(self._coefficients(*params), phi))
             ll = (logp * mass).sum(1)  # E_previous[log q(x)] per replicate
-            new = self._m_step(phi_t, resp * mass[:, None, :] * n, params)  # counts / n = Σ resp · mass
+            new = self._m_step(component_stats(phi, resp * mass[:, None, :] * n), n, params)  # counts / n = Σ resp · mass
             active = ~self.converged_
             params = tuple(np.where(active.reshape(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(params, new))
             self.n_iter_[active] = it
@@ -360,31 +284,45 @@ class GMM(Family):
 
     def responsibilities(self, x: np.ndarray) -> np.ndarray:
         """Posterior component probabilities of records ``x`` ``(R, n, d)``, shape ``(R, n, k)``."""
-        return np.swapaxes(self._normalise(self._joint(x))[0], 1, 2)
+        return np.swapaxes(normalise(self._joint(x))[0], 1, 2)
 
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
-        """``(R, n, d)`` draws: component counts from one multinomial per replicate, records in random order.
+        """``(R, n, d)`` draws: each record's component independently from the weights (so the component counts are
+        multinomial and the records in random order), then its Gaussian.
 
         ``bias`` λ shrinks every component's covariance to λΣₖ (MAD's sampling bias; 1 = unbiased)."""
         self.check_fitted("means_")
         R, k, d = self.means_.shape
-        w = self.weights_ / self.weights_.sum(-1, keepdims=True)
-        counts = rng.multinomial(n, w)  # (R, k)
-        labels = np.repeat(np.tile(np.arange(k), R), counts.ravel()).reshape(R, n)
-        labels = rng.permuted(labels, axis=1)  # exchangeable order: regimes may take the first m records
-        z = np.sqrt(bias) * rng.standard_normal((d, R, n))
+        below = np.cumsum(self.weights_ / self.weights_.sum(-1, keepdims=True), -1)  # (R, k): P(label <= c)
+        u = rng.random((R, n))
+        flat = np.repeat(k * np.arange(R), n).reshape(R, n)  # label + k·replicate: one flat index per record
+        for c in range(k - 1):  # label = #{c < k − 1 : u >= P(label <= c)}: inverse-CDF, one comparison per component
+            flat += u >= below[:, c, None]
+        z = rng.standard_normal((d, R, n))
+        if bias != 1.0:
+            z *= np.sqrt(bias)
         lower = cholesky(self.covariances_, self.reg_covar)  # (R, k, d, d)
-        flat = labels + k * np.arange(R)[:, None]  # gather per-record parameters with one flat index
         pick = lambda a: np.take(a.ravel(), flat)  # noqa: E731  (a: (R, k) -> (R, n))
         if d <= LOOP_DIM:
             y = lower_apply(lower, z, pick)
         else:
             y = list(np.einsum("rnij,jrn->irn", lower.reshape(R * k, d, d)[flat], z))
-        return np.stack([y[i] + pick(self.means_[..., i]) for i in range(d)], axis=-1)
+        out = np.empty((R, n, d))
+        for i in range(d):
+            np.add(y[i], pick(self.means_[..., i]), out=out[..., i])
+        return out
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of ``x`` ``(R, n, d)`` under each replicate's mixture, in nats, ``(R, n)``."""
-        return self._normalise(self._joint(x))[1]
+        return log_evidence(self._joint(x))
+
+    def mean_log_prob(self, x: np.ndarray) -> np.ndarray:
+        """``log_prob(x).mean(1)``, ``(R,)`` nats: for two components without a log per record (see
+        :func:`two_component_evidence`), about a third of the cost."""
+        if self.components != 2:
+            return self.log_prob(x).mean(1)
+        coef, phi = self._terms(x)
+        return two_component_evidence(coef, phi, phi.sum(-1))[2] / phi.shape[-1]
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mixture mean ``(R, d)`` and covariance ``(R, d, d)``."""
