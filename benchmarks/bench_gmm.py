@@ -9,6 +9,10 @@ for each replicate, for each generation, ``GaussianMixture(2, covariance_type="f
 with a fresh random_state; timed on a subset (sklearn at full scale would take about an hour). Both are reported as
 replicate-generations per second. The CPU seconds of this process are printed too: on a shared machine the wall
 clock also counts time spent waiting for a core.
+
+Noise: every path is timed ``--repeats`` times (default 3), the paths interleaved (sklearn, family, engine, sklearn,
+...) so that a change in the machine's state touches all of them alike; the ratios are given best-vs-best and
+median-vs-median. The load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -66,34 +71,51 @@ def sklearn_loop(replicates: int, generations: int, n: int = 1000) -> float:
     return time.perf_counter() - start
 
 
+def rates(seconds: list[float], work: int) -> tuple[float, float]:
+    """Best and median replicate-generations per second of repeated timings of ``work`` replicate-generations."""
+    return work / min(seconds), work / statistics.median(seconds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--generations", type=int, default=2050)
     ap.add_argument("--sk-replicates", type=int, default=10)
-    ap.add_argument("--sk-generations", type=int, default=20)
+    ap.add_argument("--sk-generations", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of each path, interleaved")
     args = ap.parse_args()
 
-    sk = sklearn_loop(args.sk_replicates, args.sk_generations)
-    sk_rate = args.sk_replicates * args.sk_generations / sk
     fam_gens = min(args.generations, 200)
-    fam = family(args.replicates, fam_gens)
-    fam_rate = args.replicates * fam_gens / fam
-    cpu = time.process_time()
-    seconds, std = engine(args.replicates, args.generations)
-    cpu = time.process_time() - cpu
-    rate = args.replicates * args.generations / seconds
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
-    print(f"sklearn loop: {args.sk_replicates} x {args.sk_generations} in {sk:.1f} s")
-    print(f"GMM family fit+sample: {args.replicates} x {fam_gens} in {fam:.1f} s")
-    print(f"engine (gmm-paper, all preset metrics, run directory): {args.replicates} x {args.generations} in {seconds:.1f} s; "
-          f"({cpu:.1f} CPU s); component_std gen 0 = {std[0]:.3f}, gen {args.generations - 1} = {std[args.generations - 1]:.4f}")
+    load = os.getloadavg()[0]
+    sk, fam, eng, cpu = [], [], [], []
+    for _ in range(args.repeats):
+        sk.append(sklearn_loop(args.sk_replicates, args.sk_generations))
+        fam.append(family(args.replicates, fam_gens))
+        start = time.process_time()
+        seconds, std = engine(args.replicates, args.generations)
+        eng.append(seconds)
+        cpu.append(time.process_time() - start)
+    sk_rate = rates(sk, args.sk_replicates * args.sk_generations)
+    fam_rate = rates(fam, args.replicates * fam_gens)
+    rate = rates(eng, args.replicates * args.generations)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}; "
+          f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; {args.repeats} interleaved repeats")
+    print(f"sklearn loop: {args.sk_replicates} x {args.sk_generations} in {', '.join(f'{t:.2f}' for t in sk)} s")
+    print(f"GMM family fit+sample: {args.replicates} x {fam_gens} in {', '.join(f'{t:.2f}' for t in fam)} s")
+    print(f"engine (gmm-paper, all preset metrics, run directory): {args.replicates} x {args.generations} in "
+          f"{', '.join(f'{t:.1f}' for t in eng)} s ({', '.join(f'{t:.1f}' for t in cpu)} CPU s); "
+          f"component_std gen 0 = {std[0]:.3f}, gen {args.generations - 1} = {std[args.generations - 1]:.4f}")
     print()
-    print("| path | scale (replicates x generations) | seconds | replicate-generations/s | vs sklearn loop |")
-    print("| --- | --- | --- | --- | --- |")
-    print(f"| sklearn GaussianMixture, per-replicate loop | {args.sk_replicates} x {args.sk_generations} | {sk:.1f} | {sk_rate:.1f} | 1x |")
-    print(f"| GMM family, fit + sample | {args.replicates} x {fam_gens} | {fam:.1f} | {fam_rate:.0f} | {fam_rate / sk_rate:.0f}x |")
-    print(f"| engine, gmm-paper preset | {args.replicates} x {args.generations} | {seconds:.1f} | {rate:.0f} | {rate / sk_rate:.0f}x |")
+    print("| path | scale (replicates x generations) | best s | median s | rep-gen/s best / median | vs sklearn, best / median |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = [
+        ("sklearn GaussianMixture, per-replicate loop", f"{args.sk_replicates} x {args.sk_generations}", sk, sk_rate),
+        ("GMM family, fit + sample", f"{args.replicates} x {fam_gens}", fam, fam_rate),
+        ("engine, gmm-paper preset", f"{args.replicates} x {args.generations}", eng, rate),
+    ]
+    for name, scale, times, (best, median) in rows:
+        print(f"| {name} | {scale} | {min(times):.2f} | {statistics.median(times):.2f} | {best:,.0f} / {median:,.0f} | "
+              f"{best / sk_rate[0]:.1f}x / {median / sk_rate[1]:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def sampler(model, bias: float) -> Callable[..., np.ndarray]:
     return model.sample if bias == 1.0 else partial(model.sample, bias=bias)
 
 
-def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext) -> tuple[np.ndarray, dict]:
+def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext | None) -> tuple[np.ndarray, dict]:
     """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
-    the filter statistics. Without filters, one draw of ``n`` and no statistics."""
+    the filter statistics. Without filters, one draw of ``n`` and no statistics (and ``ctx`` may be None)."""
     return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
 
 
@@ -83,7 +83,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
 
     def draw(g: int) -> tuple[Chunk, dict]:  # steps 3-4: sample (with bias λ), then curate
         sample, stream = sampler(model, loop.bias), rng(generation=g, role="sample")
-        fctx = FilterContext(source, model, gen0, heldout, g, rng(generation=g, role="filter"))
+        fctx = FilterContext(source, model, gen0, heldout, g, rng(generation=g, role="filter")) if chain else None
         x, stats = filter_synthetic(lambda n: sample(n, rng=stream), n_draw, chain, fctx)
         return Chunk.tagged(x, g), stats
 

@@ -38,6 +38,7 @@ from .gmm_em import (
     normalise,
     precision,
     rows_times,
+    square_layout,
     triu,
     two_component_estep,
     two_component_evidence,
@@ -87,6 +88,7 @@ class GMM(Family):
     """
 
     default_metrics = ("component_std", "gmm_l2_to_gen0", "mean", "variance", "nll_real", "w1")
+    state_format = "safetensors"  # written every generation: ~6x faster to serialise than an eight-member .npz
 
     def __init__(
         self,
@@ -128,19 +130,17 @@ class GMM(Family):
         sufficient statistics ``sums`` ``(R, k, F)`` (Σ r xᵢxⱼ, Σ r xᵢ, Σ r) of ``n`` records; empty components keep
         ``prev``'s. Few numpy calls (EM's last iterations run on a handful of replicates: the calls are the cost)."""
         d = feature_dim(sums.shape[-1])
-        iu, ju, _ = triu(d)
         counts = sums[..., -1] + EPS_COUNT
         moments = sums[..., :-1] / counts[..., None]  # E_r[xᵢxⱼ] (i ≤ j), then E_r[xᵢ]
-        means = moments[..., len(iu) :]
-        cov = np.empty(means.shape + (d,))
-        cov[..., iu, ju] = cov[..., ju, iu] = moments[..., : len(iu)]
+        means = moments[..., -d:]
+        cov = np.take(moments, square_layout(d)[1], axis=-1).reshape(means.shape + (d,))  # E_r[xxᵀ]
         cov -= means[..., :, None] * means[..., None, :]
         weights = counts / n
-        empty = weights < EMPTY_WEIGHT
-        if prev is not None and empty.any():
+        if prev is not None and weights.min() < EMPTY_WEIGHT:
+            empty = weights < EMPTY_WEIGHT
             means = np.where(empty[..., None], prev[1], means)
             cov = np.where(empty[..., None, None], prev[2] - self.reg_covar * np.eye(d), cov)
-        cov[..., np.arange(d), np.arange(d)] += self.reg_covar
+        cov.reshape(cov.shape[:-2] + (d * d,))[..., :: d + 1] += self.reg_covar  # the diagonal
         return weights, means, cov
 
     def _coefficients(self, weights, means, cov) -> np.ndarray:
@@ -150,11 +150,12 @@ class GMM(Family):
         ``EPS_COUNT`` to every count).
         """
         d = means.shape[-1]
-        iu, ju, scale = triu(d)
+        q = d * (d + 1) // 2
         prec, logdet = precision(cov, self.reg_covar)
-        coef = np.empty(weights.shape + (len(iu) + d + 1,))
-        np.multiply(prec[..., iu, ju], -0.5 * scale, out=coef[..., : len(iu)])
-        pm = coef[..., len(iu) : -1]
+        coef = np.empty(weights.shape + (q + d + 1,))
+        upper = np.take(prec.reshape(prec.shape[:-2] + (d * d,)), square_layout(d)[0], axis=-1)
+        np.multiply(upper, -0.5 * triu(d)[2], out=coef[..., :q])
+        pm = coef[..., q:-1]
         np.matmul(prec, means[..., None], out=pm[..., None])
         coef[..., -1] = np.log(weights) - 0.5 * (d * LOG_2PI + logdet + (means * pm).sum(-1))
         return coef
@@ -287,8 +288,8 @@ class GMM(Family):
         return np.swapaxes(normalise(self._joint(x))[0], 1, 2)
 
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
-        """``(R, n, d)`` draws: each record's component independently from the weights (so the component counts are
-        multinomial and the records in random order), then its Gaussian.
+        """``(R, n, d)`` draws (a view of an ``(R, d, n)`` array): each record's component independently from the
+        weights (so the component counts are multinomial and the records in random order), then its Gaussian.
 
         ``bias`` λ shrinks every component's covariance to λΣₖ (MAD's sampling bias; 1 = unbiased)."""
         self.check_fitted("means_")
@@ -307,10 +308,10 @@ class GMM(Family):
             y = lower_apply(lower, z, pick)
         else:
             y = list(np.einsum("rnij,jrn->irn", lower.reshape(R * k, d, d)[flat], z))
-        out = np.empty((R, n, d))
+        out = np.empty((R, d, n))  # each coordinate contiguous: the next fit reads coordinates as rows (``features``)
         for i in range(d):
-            np.add(y[i], pick(self.means_[..., i]), out=out[..., i])
-        return out
+            np.add(y[i], pick(self.means_[..., i]), out=out[:, i])
+        return np.swapaxes(out, 1, 2)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of ``x`` ``(R, n, d)`` under each replicate's mixture, in nats, ``(R, n)``."""

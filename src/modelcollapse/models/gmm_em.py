@@ -11,6 +11,7 @@ iterating).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -21,6 +22,17 @@ def triu(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     form (1 on the diagonal, 2 off it). Cached: EM asks for them every iteration."""
     iu, ju = np.triu_indices(d)
     return iu, ju, np.where(iu == ju, 1.0, 2.0)
+
+
+@functools.cache
+def square_layout(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices between a symmetric d×d matrix flattened row-major (d² entries) and its upper triangle in the
+    order of :func:`triu`: ``upper`` ``(d(d+1)/2,)`` picks the triangle out of the flat matrix, ``full`` ``(d²,)``
+    every entry of the matrix out of the triangle. One ``take`` each way: a pair of fancy indices costs 2-3x more."""
+    iu, ju, _ = triu(d)
+    position = np.empty((d, d), np.int64)
+    position[iu, ju] = position[ju, iu] = np.arange(len(iu))
+    return iu * d + ju, position.ravel()
 
 
 def cholesky(cov: np.ndarray, floor: float) -> np.ndarray:
@@ -45,7 +57,7 @@ def precision(cov: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
         return 1.0 / cov, np.log(cov[..., 0, 0])
     if d == 2:
         det = cov[..., 0, 0] * cov[..., 1, 1] - cov[..., 0, 1] * cov[..., 1, 0]
-        if (cov[..., 0, 0] > 0).all() and (det > 0).all():
+        if np.minimum(cov[..., 0, 0], det).min(initial=np.inf) > 0:  # positive definite: one test, not two
             return cov[..., ::-1, ::-1] * ADJUGATE_SIGN / det[..., None, None], np.log(det)
     lower = cholesky(cov, floor)
     inv = np.linalg.inv(lower)
@@ -71,14 +83,16 @@ def lower_apply(lower: np.ndarray, z, pick=lambda a: a) -> list[np.ndarray]:
 def features(x: np.ndarray, shift: np.ndarray | None = None) -> np.ndarray:
     """Quadratic features φ(y) = [yᵢyⱼ (i ≤ j, row-major upper triangle), y₁..y_d, 1] of the records y = x − shift,
     for ``x`` ``(R, n, d)`` and ``shift`` ``(R, d)`` (default none); shape ``(R, F, n)`` with F = d(d+1)/2 + d + 1. A
-    Gaussian's log density is linear in them. The shift is applied after the transpose: numpy broadcasts slowly over
-    a last axis of length d."""
+    Gaussian's log density is linear in them. The shift is applied after the transpose (numpy broadcasts slowly over
+    a last axis of length d), in the same pass; the transpose is a plain copy when ``x`` is the ``(R, n, d)`` view of
+    an ``(R, d, n)`` array (as :meth:`GMM.sample` returns)."""
     R, n, d = x.shape
     q = d * (d + 1) // 2
     out = np.empty((R, q + d + 1, n))
-    out[:, q:-1] = np.swapaxes(x, 1, 2)
-    if shift is not None:
-        out[:, q:-1] -= shift[..., None]
+    if shift is None:
+        out[:, q:-1] = np.swapaxes(x, 1, 2)
+    else:
+        np.subtract(np.swapaxes(x, 1, 2), shift[..., None], out=out[:, q:-1])
     for row, (i, j) in enumerate(zip(*triu(d)[:2])):  # plain row products: fancy indexing here is 10x slower
         np.multiply(out[:, q + i], out[:, q + j], out=out[:, row])
     out[:, -1] = 1.0
@@ -116,10 +130,41 @@ def sum_log(factors: np.ndarray, top: float) -> np.ndarray:
     """Σ log(factors) over the last axis of ``factors`` ``(R, n)``, whose entries lie in [1, ``top``], as the logs of
     block products: one log per block instead of one per entry (a log costs about 30 multiplies). Blocks are short
     enough that a product stays below 2^1000."""
-    block = max(1, int(1000 / np.log2(max(top, 2.0))))
+    block = max(1, int(1000 / math.log2(max(top, 2.0))))
     if factors.shape[-1] <= block:
         return np.log(np.prod(factors, axis=-1))
     return sum(np.log(np.prod(factors[:, i : i + block], axis=-1)) for i in range(0, factors.shape[-1], block))
+
+
+SATURATED = 40.0  # for t ≥ 40, exp(−t) < 2⁻⁵³ (half an ulp of 1): 1 + exp(−t) rounds to exactly 1.0 in float64
+SPARSE_BELOW = 0.5  # computing only the records that need an exp pays off below this share of them (measured)
+
+
+def one_plus_exp_neg(t: np.ndarray) -> np.ndarray:
+    """1 + exp(−t) for t ≥ 0 (C-contiguous, any shape), written over ``t`` and returned; bit-identical to the direct
+    formula.
+
+    Without AVX-512, numpy's float64 ``exp`` is libm's, one record at a time: ~6 ns each, ~5x that where the result
+    underflows (t > 745). Well-separated components (a collapsing chain) put most records' log-odds there, and for
+    t ≥ ``SATURATED`` the sum is exactly 1 anyway. So when few records are below ``SATURATED``, only theirs are
+    gathered and computed; otherwise t is clipped there (no underflow) and all are computed.
+    """
+    flat = t.reshape(-1)
+    near = np.logical_not(flat >= SATURATED)  # not `flat < SATURATED`: a NaN is computed, and stays NaN
+    if np.count_nonzero(near) >= SPARSE_BELOW * flat.size:
+        np.minimum(flat, SATURATED, out=flat)
+        np.negative(flat, out=flat)
+        np.exp(flat, out=flat)
+        flat += 1.0
+        return t
+    near = np.flatnonzero(near)
+    e = flat[near]
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    e += 1.0
+    flat.fill(1.0)
+    flat[near] = e
+    return t
 
 
 def two_component_evidence(coef: np.ndarray, phi: np.ndarray, total: np.ndarray):
@@ -135,9 +180,7 @@ def two_component_evidence(coef: np.ndarray, phi: np.ndarray, total: np.ndarray)
     g = rows_times(coef[:, :1] - coef[:, 1:], phi)  # (R, 1, n)
     u = np.abs(g)
     ll = u.sum(-1)[:, 0] + ((coef[:, 0] + coef[:, 1]) * total).sum(-1)  # Σ|g| + Σ(a + b)
-    np.negative(u, out=u)
-    np.exp(u, out=u)
-    u += 1.0
+    one_plus_exp_neg(u)
     return g, u, 0.5 * ll + sum_log(u[:, 0], 2.0)
 
 
@@ -195,10 +238,7 @@ def log_evidence(joint: np.ndarray) -> np.ndarray:
     (``log`` of 1 + e, not ``log1p``: the absolute error stays below 1.2e-16, at two thirds of the cost)."""
     if joint.shape[1] == 2:
         a, b = joint[:, 0], joint[:, 1]
-        u = np.abs(a - b)
-        np.negative(u, out=u)
-        np.exp(u, out=u)
-        u += 1.0
+        u = one_plus_exp_neg(np.abs(a - b))
         np.log(u, out=u)
         return np.maximum(a, b) + u
     top = joint.max(1)
