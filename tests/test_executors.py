@@ -114,3 +114,15 @@ def test_sweep_points_run_as_ray_tasks(tmp_path, ray_local):
     config.write_text(json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]}))
     out, manifest = run_sweep(str(config), ["loop.samples=20,40"], tmp_path / "sw", [], executor=ExecutorSpec(kind="ray"))
     assert manifest["status"] == "complete" and [p["status"] for p in manifest["points"]] == ["complete", "complete"]
+
+
+def test_pool_workers_share_the_cores_for_blas_threads(monkeypatch):
+    import os
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")  # set by the user: kept
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    seen = [o.value for o in map_units(os.getenv, ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], workers=2)]
+    assert seen == [share, share, "7"]
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # the driver's own environment is restored
