@@ -80,12 +80,17 @@ class Server:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 @pytest.fixture
 def server():
-    s = Server()
-    yield s
-    s.close()
+    with Server() as s:
+        yield s
 
 
 def _config(tmp_path: Path, url: str, generations: int = 3) -> list[str]:
@@ -108,8 +113,7 @@ def _texts(run_dir: Path) -> dict:
 
 
 def test_backend_survives_429_then_recovers():
-    s = Server(fail_first=3)
-    try:
+    with Server(fail_first=3) as s:
         backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=4, backoff_s=0.01, concurrency=1),
                                 DecodingConfig(max_new_tokens=32))
         req = Request(chain=0, generation=1, messages=({"role": "user", "content": "Rephrase.\n\nA B 12 C."},),
@@ -119,33 +123,25 @@ def test_backend_survives_429_then_recovers():
         assert completion.text == "A C. It is great."
         assert completion.meta["attempts"] == 4
         assert completion.meta["finish_reason"] == "stop"
-    finally:
-        s.close()
 
 
 def test_backend_gives_up_after_bounded_retries():
-    s = Server(fail_first=100, status=503)
-    try:
+    with Server(fail_first=100, status=503) as s:
         backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=2, backoff_s=0.0),
                                 DecodingConfig())
         req = Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)
         with pytest.raises(RunError, match=r"failed 3 times for chain 0, generation 1; last error: HTTP 503"):
             list(backend.complete([req]))
         assert s.fail_first == 97  # exactly retries + 1 requests
-    finally:
-        s.close()
 
 
 def test_client_error_fails_at_once():
-    s = Server(fail_first=100, status=401)
-    try:
+    with Server(fail_first=100, status=401) as s:
         backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=5, backoff_s=0.0),
                                 DecodingConfig())
         with pytest.raises(RunError, match="answered HTTP 401"):
             list(backend.complete([Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)]))
         assert s.fail_first == 99
-    finally:
-        s.close()
 
 
 def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
