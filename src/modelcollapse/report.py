@@ -40,9 +40,7 @@ def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
         stat = path.stat()
         return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     store = RunStore(run_dir)
-    config = store.read_config()
-    arms = store.read_manifest().get("arms") or [config.get("name", "run")]
-    return _curves(store.metric_batches(arms, config.get("shard_size", 1000)), run_dir)
+    return _curves(store.metric_batches(*store.segment_layout()), run_dir)
 
 
 @functools.lru_cache(maxsize=4)

@@ -329,10 +329,16 @@ class RunStore:
         path = self.root / "metrics.parquet"
         if path.exists():
             return pq.read_table(path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
+        table = self.metric_rows(*self.segment_layout())
+        if metrics is None:
+            return table
+        return table.filter(pc.is_in(table["metric"].cast("string"), value_set=pa.array(list(metrics), pa.string())))
+
+    def segment_layout(self) -> tuple[list[str], int]:
+        """The arm names and shard size that :meth:`metric_batches` / :meth:`metric_rows` need to read this run's
+        per-generation segments."""
         config = self.read_config()
-        arms = self.read_manifest().get("arms") or [config.get("name", "run")]
-        table = self.metric_rows(arms, config.get("shard_size", 1000))
-        return table if metrics is None else table.filter(pc.is_in(table["metric"].cast("string"), value_set=pa.array(list(metrics), pa.string())))
+        return self.read_manifest().get("arms") or [config.get("name", "run")], config.get("shard_size", 1000)
 
     def finish(self, arms: list[str], shard_size: int) -> None:
         """Consolidate the segments into metrics.parquet, then drop them."""

@@ -63,8 +63,8 @@ def published(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
     if key not in PUBLISHED or arm["loop"]["regime"] != "replace":
         return None
     values, label = PUBLISHED[key]
-    g = np.asarray(generations)
-    return np.where(g < len(values), np.asarray(values + (np.nan,))[np.minimum(g, len(values))], np.nan), label, "mean"
+    padded = np.append(values, np.nan)  # generations past the published ones read the NaN
+    return padded[np.minimum(np.asarray(generations), len(values))], label, "mean"
 
 
 def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tuple[np.ndarray, str, str] | None:
