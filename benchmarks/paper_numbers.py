@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
+
+from modelcollapse.store import RunStore
 
 
 def grid(run: Path, metric: str) -> dict[str, np.ndarray]:
     """{arm: (G, R) array} of one metric, read with a row filter (full-scale runs hold 10⁷–10⁸ rows)."""
-    table = pq.read_table(run / "metrics.parquet", filters=[("metric", "=", metric)])
+    table = RunStore(run).read_metrics(metrics=[metric])
     arm = np.array(table["arm"].to_pylist(), dtype=object)
     gen, rep, val = (table[c].to_numpy() for c in ("generation", "replicate", "value"))
     out = {}
