@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from modelcollapse.config import validate
-from modelcollapse.loop import Unit, run_unit
-from modelcollapse.store import RunStore
+from modelcollapse.engine.loop import Unit, run_unit
+from modelcollapse.engine.store import RunStore
 
 
 class TimedStore(RunStore):
@@ -92,7 +92,7 @@ def bench_paths(replicates: int, generations: int, workdir: Path, repeats: int, 
 
 
 def bench_preset(preset: str, workdir: Path, overrides: list[str]) -> None:
-    from modelcollapse.runner import run_config
+    from modelcollapse.engine.runner import run_config
 
     out = Path(tempfile.mkdtemp(dir=workdir)) / preset
     start = time.perf_counter()
@@ -128,15 +128,15 @@ def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
 
 def bench_units(workdir: Path, workers: int) -> None:
     """Units per second for 16 small units (16 shards of 50 replicates, 20 generations), in process, pool, Ray."""
-    from modelcollapse.executors import ExecutorSpec
-    from modelcollapse.runner import execute
+    from modelcollapse.engine.executors import ExecutorSpec
+    from modelcollapse.engine.runner import execute
 
     raw = {"replicates": 800, "shard_size": 50, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
            "loop": {"generations": 20, "samples": 200}, "metrics": ["variance", "w2_sq"]}
     for spec in (ExecutorSpec(), ExecutorSpec(workers=workers), ExecutorSpec(kind="ray", workers=workers)):
         out = Path(tempfile.mkdtemp(dir=workdir)) / "u"
         if spec.kind == "ray":  # start Ray outside the timing: a sweep pays it once
-            from modelcollapse.executors import connect_ray
+            from modelcollapse.engine.executors import connect_ray
 
             connect_ray(spec)
         start = time.perf_counter()

@@ -30,14 +30,14 @@ import numpy as np
 
 def engine(replicates: int, generations: int) -> tuple[float, dict]:
     from modelcollapse.config import load_raw, validate
-    from modelcollapse.runner import apply_overrides, execute
+    from modelcollapse.engine.runner import apply_overrides, execute
 
     raw = apply_overrides(load_raw("gmm-paper"), [f"replicates={replicates}", f"shard_size={replicates}", f"loop.generations={generations}"])
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         execute(validate(raw), Path(tmp) / "run", quiet=True)
         seconds = time.perf_counter() - start
-        from modelcollapse.store import RunStore
+        from modelcollapse.engine.store import RunStore
 
         t = RunStore(Path(tmp) / "run").read_metrics()
         metric, gen, value = (np.array(t[c].to_pylist()) for c in ("metric", "generation", "value"))
@@ -47,7 +47,7 @@ def engine(replicates: int, generations: int) -> tuple[float, dict]:
 
 
 def family(replicates: int, generations: int, n: int = 1000) -> float:
-    from modelcollapse.models.gmm import GMM
+    from modelcollapse.plugins.models.gmm import GMM
 
     rng = np.random.default_rng(0)
     x, model = rng.standard_normal((replicates, n, 2)), GMM()

@@ -38,9 +38,9 @@ def main() -> None:
     import torch
 
     from modelcollapse.config import build
-    from modelcollapse.data import SOURCES
-    from modelcollapse.models import MODELS
-    from modelcollapse.models.lm import autocast, generate_batched
+    from modelcollapse.plugins.data import SOURCES
+    from modelcollapse.plugins.models import MODELS
+    from modelcollapse.plugins.models.lm import autocast, generate_batched
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
     src = build(SOURCES, {"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")

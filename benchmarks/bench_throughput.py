@@ -30,7 +30,7 @@ CASES = {
 
 def engine(spec: dict, replicates: int, generations: int, samples: int) -> float:
     from modelcollapse.config import validate
-    from modelcollapse.runner import execute
+    from modelcollapse.engine.runner import execute
 
     raw = {"name": "bench", "seed": 0, "replicates": replicates, "shard_size": replicates, **spec,
            "loop": {"generations": generations, "samples": samples, "regime": "replace", "heldout": 100}}

@@ -16,14 +16,14 @@ def rng():
 def run_small(raw: dict, out, **kw):
     """Validate and run a raw config dict into ``out``; return the metrics as {(arm, metric): (G, R) array}."""
     from modelcollapse.config import validate
-    from modelcollapse.runner import execute
+    from modelcollapse.engine.runner import execute
 
     execute(validate(raw), out, quiet=True, **kw)
     return metric_arrays(out)
 
 
 def metric_arrays(out):
-    from modelcollapse.store import RunStore
+    from modelcollapse.engine.store import RunStore
 
     t = RunStore(out).read_metrics()
     arm = np.array(t["arm"].to_pylist(), dtype=object)

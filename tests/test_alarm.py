@@ -4,7 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 from conftest import run_small
 
-from modelcollapse.alarm import alarms, describe, lead, run_alarms
+from modelcollapse.analysis.alarm import alarms, describe, lead, run_alarms
 from modelcollapse.cli import main
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import run_small
 
-from modelcollapse.anatomy import check_design, decompose
+from modelcollapse.analysis.anatomy import check_design, decompose
 from modelcollapse.config import load_raw, validate
 from modelcollapse.errors import ConfigError
-from modelcollapse.models.gaussian_sgd import GaussianSGD
-from modelcollapse.models.gmm import GMM
-from modelcollapse.theory import median_log_variance
+from modelcollapse.plugins.models.gaussian_sgd import GaussianSGD
+from modelcollapse.plugins.models.gmm import GMM
+from modelcollapse.analysis.theory import median_log_variance
 
 MIXTURE = {"kind": "gaussian-mixture", "weights": [0.5, 0.5], "means": [[-2.0], [2.0]], "stds": [0.5, 0.5]}
 FACTORS = {"sampling": ["exact", "finite"], "family": ["matched", "mismatched"], "learner": ["exact", "approximate"]}
@@ -163,7 +163,7 @@ def test_check_design_names_the_missing_cell():
 
 
 def test_error_sources_preset_runs_and_reports(tmp_path):
-    from modelcollapse.report import build_report
+    from modelcollapse.analysis.report import build_report
 
     config = load_raw("error-sources")
     config.update(replicates=3, loop={**config["loop"], "generations": 3}, metrics=["kl_real"])

@@ -111,7 +111,7 @@ def test_presets_lists_every_preset():
 
 def test_every_preset_validates():
     from modelcollapse.config import load_raw, preset_names, validate
-    from modelcollapse.runner import suite_entries
+    from modelcollapse.engine.runner import suite_entries
 
     for name in preset_names():
         raw = load_raw(name)

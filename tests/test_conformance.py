@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from modelcollapse.config import build
-from modelcollapse.data import SOURCES
-from modelcollapse.data.regression import RegressionSource
+from modelcollapse.plugins.data import SOURCES
+from modelcollapse.plugins.data.regression import RegressionSource
 from modelcollapse.errors import RunError
-from modelcollapse.models import MODELS
+from modelcollapse.plugins.models import MODELS
 
 # (model spec, data spec, n records): every toy family against a source it can fit.
 CASES = {

@@ -10,8 +10,8 @@ import pytest
 
 from modelcollapse.config import validate
 from modelcollapse.errors import ConfigError, RunError
-from modelcollapse.executors import ExecutorSpec, gpus_for, map_tasks, map_units
-from modelcollapse.runner import execute
+from modelcollapse.engine.executors import ExecutorSpec, gpus_for, map_tasks, map_units
+from modelcollapse.engine.runner import execute
 
 # Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
 RAW = {
@@ -101,14 +101,14 @@ def test_cli_runs_on_ray_in_a_fresh_process(tmp_path):
 
 
 def test_importing_the_package_loads_neither_ray_nor_mlflow():
-    code = "import sys, modelcollapse, modelcollapse.runner, modelcollapse.cli, modelcollapse.executors, modelcollapse.tracking; " \
+    code = "import sys, modelcollapse, modelcollapse.engine.runner, modelcollapse.cli, modelcollapse.engine.executors, modelcollapse.analysis.tracking; " \
            "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr[-1000:]
 
 
 def test_sweep_points_run_as_ray_tasks(tmp_path, ray_local):
-    from modelcollapse.sweep import run_sweep
+    from modelcollapse.engine.sweep import run_sweep
 
     config = tmp_path / "s.yaml"
     config.write_text(json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]}))

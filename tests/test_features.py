@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from modelcollapse.metrics import Context
-from modelcollapse.metrics.features import K, coverage, frechet, frechet_sq, precision, recall
-from modelcollapse.metrics.moments import gaussian_w2_sq
+from modelcollapse.plugins.metrics import Context
+from modelcollapse.plugins.metrics.features import K, coverage, frechet, frechet_sq, precision, recall
+from modelcollapse.plugins.metrics.moments import gaussian_w2_sq
 
 
 def brute_coverage(query, support, k):

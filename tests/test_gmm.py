@@ -6,10 +6,10 @@ from scipy import integrate, stats
 
 from modelcollapse.config import build
 from modelcollapse.errors import ConfigError
-from modelcollapse.metrics import Context
-from modelcollapse.metrics.mixtures import component_std, gaussian_overlap, gmm_l2_sq, gmm_l2_to_gen0
-from modelcollapse.models import MODELS
-from modelcollapse.models.gmm import GMM
+from modelcollapse.plugins.metrics import Context
+from modelcollapse.plugins.metrics.mixtures import component_std, gaussian_overlap, gmm_l2_sq, gmm_l2_to_gen0
+from modelcollapse.plugins.models import MODELS
+from modelcollapse.plugins.models.gmm import GMM
 
 
 def mixture_data(rng, R, n, means, weights, std=1.0):
@@ -128,7 +128,7 @@ def test_shared_records_take_the_broadcast_path(rng):
 
 
 def test_two_component_estep_matches_the_general_one(rng):
-    from modelcollapse.models.gmm_em import features, mixture_estep, two_component_estep
+    from modelcollapse.plugins.models.gmm_em import features, mixture_estep, two_component_estep
 
     x = rng.normal(size=(5, 300, 2)) * [[[1.0, 3.0]]]
     m = GMM().fit(x, rng=np.random.default_rng(0))
@@ -151,7 +151,7 @@ def test_mean_log_prob_is_the_mean_of_log_prob(rng):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_precision_matches_linalg(rng, d):
-    from modelcollapse.models.gmm_em import precision
+    from modelcollapse.plugins.models.gmm_em import precision
 
     a = rng.normal(size=(4, 2, d, d))
     cov = a @ np.swapaxes(a, -1, -2) + 0.1 * np.eye(d)
@@ -161,7 +161,7 @@ def test_precision_matches_linalg(rng, d):
 
 
 def test_kmeans_labels_are_a_lloyd_fixed_point(rng):
-    from modelcollapse.models.gmm_em import kmeans_labels
+    from modelcollapse.plugins.models.gmm_em import kmeans_labels
 
     x = mixture_data(rng, 4, 500, [[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]], [0.3, 0.3, 0.4])
     linear = np.concatenate([np.swapaxes(x, 1, 2), np.ones((4, 1, 500))], axis=1)

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from modelcollapse.errors import ConfigError
-from modelcollapse.models.kde import KDE
+from modelcollapse.plugins.models.kde import KDE
 
 
 @pytest.mark.parametrize("bandwidth", ["scott", "silverman", 0.3])
@@ -21,7 +21,7 @@ def test_log_prob_matches_scipy(rng, bandwidth, d):
 
 
 def test_log_prob_in_blocks(rng, monkeypatch):
-    from modelcollapse.models import kde
+    from modelcollapse.plugins.models import kde
 
     x, q = rng.normal(size=(2, 100, 2)), rng.normal(size=(2, 37, 2))
     m = KDE().fit(x, rng=rng)

@@ -5,11 +5,11 @@ import pytest
 from conftest import run_small
 
 from modelcollapse.config import build, validate
-from modelcollapse.data import SOURCES
+from modelcollapse.plugins.data import SOURCES
 from modelcollapse.errors import ConfigError
-from modelcollapse.filters import FilterContext, build_chain, curate, take_kept
-from modelcollapse.models import MODELS
-from modelcollapse.models.categorical import tempered
+from modelcollapse.plugins.filters import FilterContext, build_chain, curate, take_kept
+from modelcollapse.plugins.models import MODELS
+from modelcollapse.plugins.models.categorical import tempered
 
 
 def base(**loop):

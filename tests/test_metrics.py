@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from modelcollapse.data.categorical import CategoricalSource
-from modelcollapse.data.gaussian import GaussianSource, MixtureSource
-from modelcollapse.metrics import Context, measure
-from modelcollapse.metrics.distances import energy_1, w1_1d
-from modelcollapse.metrics.moments import gaussian_w2_sq
-from modelcollapse.models.categorical import Categorical
-from modelcollapse.models.gaussian import Gaussian
+from modelcollapse.plugins.data.categorical import CategoricalSource
+from modelcollapse.plugins.data.gaussian import GaussianSource, MixtureSource
+from modelcollapse.plugins.metrics import Context, measure
+from modelcollapse.plugins.metrics.distances import energy_1, w1_1d
+from modelcollapse.plugins.metrics.moments import gaussian_w2_sq
+from modelcollapse.plugins.models.categorical import Categorical
+from modelcollapse.plugins.models.gaussian import Gaussian
 
 
 def ctx_for(model, source, samples, heldout):
@@ -78,7 +78,7 @@ def test_mixture_source_moments_and_density():
 
 
 def test_w1_metric_equal_size_path_matches_scipy(rng):
-    from modelcollapse.metrics.distances import w1
+    from modelcollapse.plugins.metrics.distances import w1
 
     samples, heldout = rng.normal(size=(3, 50, 1)), rng.normal(0.3, 1, size=(80, 1))
     got = w1(ctx_for(None, None, samples, heldout))

@@ -14,16 +14,16 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from modelcollapse.config import build  # noqa: E402
-from modelcollapse.data import SOURCES  # noqa: E402
-from modelcollapse.data.images import NumpyOnlyUnpickler  # noqa: E402
-from modelcollapse.data.text import load_tokenizer  # noqa: E402
+from modelcollapse.plugins.data import SOURCES  # noqa: E402
+from modelcollapse.plugins.data.images import NumpyOnlyUnpickler  # noqa: E402
+from modelcollapse.plugins.data.text import load_tokenizer  # noqa: E402
 from modelcollapse.errors import ConfigError  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
 
 def test_import_stays_light():
-    code = "import modelcollapse, modelcollapse.models, modelcollapse.data, modelcollapse.metrics, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import modelcollapse, modelcollapse.plugins.models, modelcollapse.plugins.data, modelcollapse.plugins.metrics, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 

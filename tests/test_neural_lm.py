@@ -11,12 +11,12 @@ import pytest  # noqa: E402
 pytest.importorskip("transformers")
 
 from modelcollapse.config import build, validate  # noqa: E402
-from modelcollapse.data import SOURCES  # noqa: E402
+from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.models import MODELS  # noqa: E402
-from modelcollapse.models.lm import generate_batched  # noqa: E402
-from modelcollapse.runner import execute  # noqa: E402
-from modelcollapse.store import RunStore  # noqa: E402
+from modelcollapse.plugins.models import MODELS  # noqa: E402
+from modelcollapse.plugins.models.lm import generate_batched  # noqa: E402
+from modelcollapse.engine.runner import execute  # noqa: E402
+from modelcollapse.engine.store import RunStore  # noqa: E402
 
 TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "epochs": 1, "batch_size": 16,
         "decoding": "greedy", "threads": 1}
@@ -105,7 +105,7 @@ def ci_config(decoding, generations=4, **loop):
 
 def test_lm_loop_persists_and_resumes(tmp_path, monkeypatch):
     """The whole loop at toy size: metrics, Fig. 1 arrays and sample texts are kept; a killed run resumes."""
-    import modelcollapse.runner as runner
+    import modelcollapse.engine.runner as runner
 
     cfg = validate({
         "name": "lm-smoke", "seed": 0, "replicates": 1, "data": DATA, "model": TINY,
@@ -180,7 +180,7 @@ def test_lm_hf_loads_a_local_directory(tmp_path):
     """lm-hf takes any local Hugging Face causal-LM directory; the source must use the same tokenizer."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from modelcollapse.data.text import load_tokenizer
+    from modelcollapse.plugins.data.text import load_tokenizer
 
     tok = load_tokenizer("gpt2")
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_layer=1, n_head=2, n_embd=16)).save_pretrained(tmp_path)
@@ -234,7 +234,7 @@ def test_watermark_settings_are_validated_and_shared():
         build(MODELS, {**TINY, "watermark": {"seed": 7}}, "model")
     with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):
         build(MODELS, {**TINY, "watermark": {"gamma": 1.5}}, "model")
-    from modelcollapse.filters import build_chain
+    from modelcollapse.plugins.filters import build_chain
 
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):
         build_chain([{"kind": "watermark", "gamma": 0.5}], {**TINY, "watermark": {"key": 7}})  # the default γ counts

@@ -8,9 +8,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.metrics import Context, METRICS  # noqa: E402
-from modelcollapse.metrics.features import coverage, frechet_sq  # noqa: E402
-from modelcollapse.metrics.text import bleu  # noqa: E402
+from modelcollapse.plugins.metrics import Context, METRICS  # noqa: E402
+from modelcollapse.plugins.metrics.features import coverage, frechet_sq  # noqa: E402
+from modelcollapse.plugins.metrics.text import bleu  # noqa: E402
 
 
 def ctx(samples):

@@ -12,15 +12,15 @@ pytest.importorskip("torch")
 
 from modelcollapse.config import build, validate  # noqa: E402
 from modelcollapse.errors import RunError  # noqa: E402
-from modelcollapse.models import MODELS  # noqa: E402
-from modelcollapse.runner import execute  # noqa: E402
-from modelcollapse.store import RunStore  # noqa: E402
+from modelcollapse.plugins.models import MODELS  # noqa: E402
+from modelcollapse.engine.runner import execute  # noqa: E402
+from modelcollapse.engine.store import RunStore  # noqa: E402
 
 SMALL = {"kind": "vae", "latent": 4, "hidden": 64, "epochs": 3, "batch_size": 64, "threads": 1}
 
 
 def digits(n=256):
-    from modelcollapse.data import SOURCES
+    from modelcollapse.plugins.data import SOURCES
 
     return build(SOURCES, {"kind": "digits"}, "data").pool(1, n, np.random.default_rng(0))
 
@@ -45,7 +45,7 @@ def test_conformance():
     again = build(MODELS, SMALL, "model").fit(x, rng=rng(1))
     assert np.array_equal(again.sample(16, rng=rng(2)), a)
     # checkpoints round-trip through safetensors
-    from modelcollapse.store import load_arrays, save_arrays
+    from modelcollapse.engine.store import load_arrays, save_arrays
 
     import tempfile
 
@@ -85,7 +85,7 @@ def metric(out, name):
 
 def test_latent_std_falls_and_run_resumes(tmp_path, monkeypatch):
     """Paper (MNIST, conv): 0.67 -> 0.61 -> 0.53 -> 0.47 -> 0.43. Here: 8x8 digits, a small MLP, 3 generations."""
-    import modelcollapse.runner as runner
+    import modelcollapse.engine.runner as runner
 
     cfg, out = run_config(3), tmp_path / "run"
     real_run_unit = runner.run_unit
@@ -125,7 +125,7 @@ def test_cuda_paths():
         pytest.skip("needs a CUDA device")
     model = build(MODELS, {**SMALL, "device": "cuda"}, "model").fit(digits(64), rng=rng(1))
     assert model.sample(4, rng=rng(2)).shape == (1, 4, 8, 8)
-    from modelcollapse.data import SOURCES
+    from modelcollapse.plugins.data import SOURCES
 
     src = build(SOURCES, {"kind": "news", "block": 16, "max_blocks": 32, "validation_blocks": 8}, "data")
     real = np.array(src.pool(1, 32, rng(0)))

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from modelcollapse.store import RunStore
+from modelcollapse.engine.store import RunStore
 
 
 def cli(*args):
@@ -74,7 +74,7 @@ def test_seed_determinism_and_shard_independence(tmp_path):
 
 
 def test_metric_segments_of_either_format_consolidate(tmp_path):
-    from modelcollapse.store import save_arrays, save_columns
+    from modelcollapse.engine.store import save_arrays, save_columns
 
     segments = tmp_path / "checkpoints" / "arm000-shard000" / "segments"
     save_arrays(segments / "metrics-000000.npz", {"a": np.arange(3.0), "b": np.ones(3)})  # written before save_columns

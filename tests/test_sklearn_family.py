@@ -7,8 +7,8 @@ pytest.importorskip("sklearn")
 
 from modelcollapse.config import build  # noqa: E402
 from modelcollapse.errors import ConfigError  # noqa: E402
-from modelcollapse.models import MODELS  # noqa: E402
-from modelcollapse.models.sklearn_family import Sklearn  # noqa: E402
+from modelcollapse.plugins.models import MODELS  # noqa: E402
+from modelcollapse.plugins.models.sklearn_family import Sklearn  # noqa: E402
 
 GMM_PATH = "sklearn.mixture.GaussianMixture"
 

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from modelcollapse.cli import main
-from modelcollapse.sweep import final_grid, parse_grid, points
+from modelcollapse.engine.sweep import final_grid, parse_grid, points
 
 CONFIG = {
     "name": "tiny", "seed": 0, "replicates": 4, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},

@@ -17,11 +17,11 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from modelcollapse.errors import RunError  # noqa: E402
-from modelcollapse.telephone import journal  # noqa: E402
-from modelcollapse.telephone.backends import OpenAIBackend, Request  # noqa: E402
-from modelcollapse.telephone.chain import run_chains  # noqa: E402
-from modelcollapse.telephone.cli import chain  # noqa: E402
-from modelcollapse.telephone.config import BackendConfig, DecodingConfig  # noqa: E402
+from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.chains.backends import OpenAIBackend, Request  # noqa: E402
+from modelcollapse.chains.chain import run_chains  # noqa: E402
+from modelcollapse.chains.cli import chain  # noqa: E402
+from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
 
 START = [
     "The Aston Martin DB9 was launched in 2004 by Aston Martin. It was designed by Ian Callum and Henrik Fisker.",

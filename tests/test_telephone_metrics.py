@@ -11,10 +11,10 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.telephone import journal  # noqa: E402
-from modelcollapse.telephone.cli import chain  # noqa: E402
-from modelcollapse.telephone.config import load, validate  # noqa: E402
-from modelcollapse.telephone.metrics import (  # noqa: E402
+from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.chains.cli import chain  # noqa: E402
+from modelcollapse.chains.config import load, validate  # noqa: E402
+from modelcollapse.chains.metrics import (  # noqa: E402
     attractor,
     details,
     embedding_metrics,
@@ -25,8 +25,8 @@ from modelcollapse.telephone.metrics import (  # noqa: E402
     type_token_ratio,
     unique_words,
 )
-from modelcollapse.telephone.report import word_diff_html  # noqa: E402
-from modelcollapse.telephone.texts import clip_words, file_texts  # noqa: E402
+from modelcollapse.analysis.chain_report import word_diff_html  # noqa: E402
+from modelcollapse.chains.texts import clip_words, file_texts  # noqa: E402
 
 
 def test_attractor_recovers_known_line():
@@ -164,7 +164,7 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, modelcollapse.telephone, modelcollapse.telephone.cli, modelcollapse.telephone.config; "
+    code = ("import sys, modelcollapse.chains, modelcollapse.chains.cli, modelcollapse.chains.config; "
             "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_small
 
-from modelcollapse import theory
+from modelcollapse.analysis import theory
 
 
 def test_theory_functions_match_published_numbers():
@@ -110,7 +110,7 @@ def test_gaussian_long_median_variance_row6(tmp_path):
 
 def test_published_curve_is_the_reference_where_no_closed_form_exists():
     from modelcollapse.config import validate
-    from modelcollapse.theory import reference
+    from modelcollapse.analysis.theory import reference
 
     arm = validate({"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}).model_dump()
     values, label, stat = reference("latent_std", arm, np.arange(6))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from modelcollapse.config import validate
-from modelcollapse.runner import execute
-from modelcollapse.store import RunStore
+from modelcollapse.engine.runner import execute
+from modelcollapse.engine.store import RunStore
 
 pytest.importorskip("mlflow")
 
@@ -18,8 +18,8 @@ RAW = {"name": "tracked", "replicates": 9, "shard_size": 4, "data": {"kind": "ga
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    from modelcollapse.report import build_report
-    from modelcollapse.tracking import log_runs
+    from modelcollapse.analysis.report import build_report
+    from modelcollapse.analysis.tracking import log_runs
 
     out = tmp_path_factory.mktemp("t") / "run"
     execute(validate(RAW), out, quiet=True)
@@ -67,7 +67,7 @@ def test_parent_run_has_config_params_and_artifacts(tracked):
 
 
 def test_tracking_failure_warns_and_keeps_the_run(tmp_path):
-    from modelcollapse.tracking import log_runs
+    from modelcollapse.analysis.tracking import log_runs
 
     out = tmp_path / "run"
     execute(validate({**RAW, "arms": {}}), out, quiet=True)

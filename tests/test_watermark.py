@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from modelcollapse import watermark as wm
+from modelcollapse.plugins import watermark as wm
 
 BLOCK = 200
 
@@ -132,7 +132,7 @@ def green_biased_blocks(n: int, length: int, seed: int, delta: float = wm.DELTA)
 
 
 def test_watermark_filter_drops_detected_blocks_and_reports_rates(wiki_blocks):
-    from modelcollapse.filters import FilterContext, build_chain, curate
+    from modelcollapse.plugins.filters import FilterContext, build_chain, curate
 
     marked = green_biased_blocks(4, 48, seed=0)
     real = wiki_blocks[10:14, :48]
@@ -154,7 +154,7 @@ def test_watermark_filter_drops_detected_blocks_and_reports_rates(wiki_blocks):
 
 def test_watermark_gamma_must_be_shared():
     from modelcollapse.errors import ConfigError
-    from modelcollapse.filters import build_chain
+    from modelcollapse.plugins.filters import build_chain
 
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):
         build_chain([{"kind": "watermark", "gamma": 0.5}], {"kind": "lm", "watermark": {"gamma": 0.25}})

@@ -67,16 +67,16 @@ def main(debug: bool) -> None:
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
         executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
-    from .executors import ExecutorSpec
-    from .report import build_report, summary_table
-    from .runner import run_config
+    from .engine.executors import ExecutorSpec
+    from .analysis.report import build_report, summary_table
+    from .engine.runner import run_config
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec)
     if not no_report:
         path = build_report(out)
     if track == "mlflow":
-        from .tracking import log_runs
+        from .analysis.tracking import log_runs
 
         log_runs(out, [name for name, _ in runs], uri=tracking_uri, warn=lambda line: click.echo(f"warning: {line}", err=True))
     if not quiet:
@@ -105,7 +105,7 @@ def presets() -> None:
 @friendly
 def report(run_dir: Path) -> None:
     """Build RUN_DIR/report.html from the run directory alone."""
-    from .report import build_report
+    from .analysis.report import build_report
 
     click.echo(build_report(run_dir))
 
@@ -115,8 +115,8 @@ def report(run_dir: Path) -> None:
 @friendly
 def show(run_dir: Path) -> None:
     """Print a run's status and final values."""
-    from .report import alarm_lines, members, summary_table
-    from .store import RunStore
+    from .analysis.report import alarm_lines, members, summary_table
+    from .engine.store import RunStore
 
     manifest = RunStore(run_dir).read_manifest()
     if manifest:
@@ -129,8 +129,8 @@ def show(run_dir: Path) -> None:
         click.echo("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
 
 
-from .sweep import sweep  # noqa: E402
-from .telephone.cli import chain  # noqa: E402
+from .engine.sweep import sweep  # noqa: E402
+from .chains.cli import chain  # noqa: E402
 
 main.add_command(sweep)
 main.add_command(chain)

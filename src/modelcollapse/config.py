@@ -220,7 +220,7 @@ def validate(raw: dict[str, Any]) -> Config:
     for _, arm in arms:
         check_arm(arm)
     if config.anatomy is not None:
-        from .anatomy import check_design
+        from .analysis.anatomy import check_design
 
         check_design(config.anatomy, [name for name, _ in arms])
     return config
@@ -255,11 +255,11 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
 
 def check_arm(arm: Config) -> None:
     """Validate the plug-in names and parameters of one arm."""
-    from .data import SOURCES
-    from .exact import sampler_for
-    from .metrics import METRICS
-    from .models import MODELS
-    from .regimes import REGIMES
+    from .plugins.data import SOURCES
+    from .engine.exact import sampler_for
+    from .plugins.metrics import METRICS
+    from .plugins.models import MODELS
+    from .plugins.regimes import REGIMES
 
     source = build(SOURCES, arm.data, "data")
     model = build(MODELS, arm.model, "model")
@@ -282,7 +282,7 @@ def check_arm(arm: Config) -> None:
         METRICS.get(name, "metrics")
     check_bias(model, arm.loop.bias, arm.model["kind"])
     check_counts(arm)
-    from .filters import build_chain
+    from .plugins.filters import build_chain
 
     build_chain(arm.loop.filters, arm.model)
     sampler_for(arm, model, source, list(arm.metrics or model.default_metrics))  # refuses sampler: exact where invalid
@@ -305,7 +305,7 @@ def check_bias(model, bias: float, kind: str) -> None:
 
 def check_counts(arm: Config) -> None:
     """``loop.n_real`` needs a regime that mixes in real data (the fixed pool's size is checked when the run starts)."""
-    from .regimes import REGIMES
+    from .plugins.regimes import REGIMES
 
     loop = arm.loop
     regime = REGIMES.get(loop.regime, "loop.regime")
@@ -317,8 +317,8 @@ def check_counts(arm: Config) -> None:
 def resolve(config: Config) -> dict[str, Any]:
     """The config with every default filled in, as written to ``config.yaml``."""
     from . import __version__
-    from .data import SOURCES
-    from .models import MODELS
+    from .plugins.data import SOURCES
+    from .plugins.models import MODELS
 
     out = config.model_dump()
     out["data"] = resolved_params(SOURCES, config.data, "data")
@@ -326,7 +326,7 @@ def resolve(config: Config) -> dict[str, Any]:
     if out["metrics"] is None:
         out["metrics"] = list(build(MODELS, config.model, "model").default_metrics)
     if "sampler" in out["model"]:  # record the choice 'auto' made
-        from .exact import sampler_for
+        from .engine.exact import sampler_for
 
         source, model = build(SOURCES, config.data, "data"), build(MODELS, config.model, "model")
         out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])

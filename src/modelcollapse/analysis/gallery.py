@@ -1,0 +1,107 @@
+"""What a person would rather look at than read: image grids and text samples per generation, and the Nature
+paper's Fig. 1 — histograms of per-sequence perplexity of each generation's training data under the generation-0
+model. Built from the arrays metrics keep in ``arrays/`` (see ``metrics/images.py`` and ``metrics/text.py``)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .report import pyplot, save_figure
+from ..engine.store import RunStore, load_arrays
+
+NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
+
+
+def kept_arrays(run_dir: Path, key: str) -> dict[str, dict[int, np.ndarray]]:
+    """{arm name: {generation: array}} of one kept array (first shard only), from ``arrays/``."""
+    arms = RunStore(run_dir).read_manifest().get("arms", [])
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for path in sorted((Path(run_dir) / "arrays").glob("arm*-shard000-gen*.npz")):
+        match = NAME.fullmatch(path.name)
+        arrays = load_arrays(path)
+        if match and key in arrays and int(match[1]) < len(arms):
+            out.setdefault(arms[int(match[1])], {})[int(match[3])] = arrays[key]
+    return out
+
+
+def pick_generations(generations: list[int], most: int = 6) -> list[int]:
+    """At most ``most`` generations, evenly spread, first and last included."""
+    if len(generations) <= most:
+        return generations
+    return [generations[i] for i in np.unique(np.linspace(0, len(generations) - 1, most).round().astype(int))]
+
+
+def image_grids(run_dir: Path) -> list[Path]:
+    """One PNG per arm: rows are generations, columns the first 12 generated images of replicate 0."""
+    plt = pyplot()
+
+    paths = []
+    for arm, by_gen in kept_arrays(run_dir, "sample_grid").items():
+        gens = pick_generations(sorted(by_gen))
+        cols = min(12, min(by_gen[g].shape[1] for g in gens))
+        fig, axes = plt.subplots(len(gens), cols, figsize=(cols * 0.7, len(gens) * 0.8), squeeze=False)
+        for row, g in enumerate(gens):
+            for col in range(cols):
+                ax = axes[row, col]
+                ax.imshow(np.asarray(by_gen[g][0, col], float), cmap="gray_r", vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
+        fig.suptitle(f"samples by generation: {arm}", fontsize=9)
+        path = Path(run_dir) / "figures" / f"samples-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
+        save_figure(fig, path, dpi=90, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def perplexity_histograms(run_dir: Path) -> list[Path]:
+    """Fig. 1 of Shumailov et al.: per arm, the density of log₁₀ perplexity (under the generation-0 model) of each
+    generation's training sequences, one line per generation."""
+    plt = pyplot()
+
+    paths = []
+    for arm, by_gen in kept_arrays(run_dir, "gen0_perplexity").items():
+        gens = pick_generations(sorted(by_gen))
+        values = {g: np.log10(np.clip(np.asarray(by_gen[g], float).ravel(), 1, None)) for g in gens}
+        finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+        bins = np.linspace(finite.min(), finite.max(), 40) if finite.size else 10
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        for i, g in enumerate(gens):
+            ax.hist(values[g][np.isfinite(values[g])], bins=bins, density=True, histtype="step",
+                    color=plt.cm.viridis(i / max(len(gens) - 1, 1)), label=f"generation {g}")
+        ax.set_xlabel("log10 perplexity under the generation-0 model (per sequence)")
+        ax.set_ylabel("density")
+        ax.set_title(f"training data by generation: {arm}", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = Path(run_dir) / "figures" / f"perplexity-hist-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
+        save_figure(fig, path)
+        paths.append(path)
+    return paths
+
+
+def text_samples(run_dir: Path) -> str:
+    """HTML: per arm, the first kept sample text of replicate 0 at a few generations, side by side."""
+    blocks = []
+    for arm, by_gen in kept_arrays(run_dir, "sample_text").items():
+        rows = "".join(
+            f"<tr><td>gen {g}</td><td style='text-align:left'>{html.escape(str(by_gen[g].ravel()[0]))}</td></tr>"
+            for g in pick_generations(sorted(by_gen))
+        )
+        blocks.append(f"<h4>{html.escape(arm)}</h4><table>{rows}</table>")
+    return "".join(blocks)
+
+
+def gallery_section(run_dir: Path, img) -> str:
+    """The gallery's HTML (empty when the run kept no arrays). ``img(path)`` embeds a PNG."""
+    if not (Path(run_dir) / "arrays").exists():
+        return ""
+    figures = [img(p) for p in image_grids(run_dir) + perplexity_histograms(run_dir)]
+    texts = text_samples(run_dir)
+    if not figures and not texts:
+        return ""
+    return f"<h3>Samples by generation</h3><div class='figs'>{''.join(figures)}</div>{texts}"

@@ -1,0 +1,268 @@
+"""Reports built from a run directory alone: figures, a final-values table, and one self-contained HTML file."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import RunError
+from ..engine.store import RunStore, atomic_write, codes_column
+from .theory import reference
+
+
+@dataclass
+class Curve:
+    """Across-replicate statistics of one metric of one arm, per generation."""
+
+    generations: np.ndarray
+    median: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    mean: np.ndarray
+
+
+def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
+    """{(arm, metric): Curve} from the run's metrics table, streamed a batch at a time (runs can hold 10⁸ rows: only
+    the generation and value columns are held whole, about 12 bytes a row).
+
+    A finished run's table is read once per process (``run`` builds the report, then prints the summary from it);
+    the cache key is the file's identity, so a rewritten ``metrics.parquet`` is read again."""
+    path = Path(run_dir) / "metrics.parquet"
+    if path.exists():
+        stat = path.stat()
+        return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    store = RunStore(run_dir)
+    return _curves(store.metric_batches(*store.segment_layout()), run_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _finished_curves(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], Curve]:
+    import pyarrow.parquet as pq
+
+    columns = ["arm", "metric", "generation", "value"]
+    return _curves(pq.ParquetFile(path).iter_batches(batch_size=1 << 21, columns=columns), Path(path).parent)
+
+
+def _curves(batches, run_dir: Path) -> dict[tuple[str, str], Curve]:
+    """Split each batch of metric rows by (arm, metric), then reduce each pair's rows to a Curve."""
+    parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        arm, arms = codes_column(batch, "arm")
+        metric, metrics = codes_column(batch, "metric")
+        gen = batch["generation"].to_numpy().astype(np.int32)
+        value = batch["value"].to_numpy(zero_copy_only=False)
+        key = arm * len(metrics) + metric
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        for rows in np.split(order, bounds):
+            name = (arms[arm[rows[0]]], metrics[metric[rows[0]]])
+            parts.setdefault(name, []).append((gen[rows], value[rows]))
+    if not parts:
+        raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
+    return {name: _curve(pieces) for name, pieces in parts.items()}
+
+
+def _curve(pieces: list[tuple[np.ndarray, np.ndarray]]) -> Curve:
+    """Quartiles and mean per generation of one (arm, metric)'s rows, given as (generation, value) pieces."""
+    g = np.concatenate([p[0] for p in pieces])
+    v = np.concatenate([p[1] for p in pieces])
+    pieces.clear()  # the caller's copies go as soon as they are joined
+    order = np.argsort(g, kind="stable")
+    g, v = g[order], v[order]
+    gens, starts, counts = np.unique(g, return_index=True, return_counts=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if np.all(counts == counts[0]):  # the usual case: one value per replicate and generation
+            grid = v.reshape(len(gens), counts[0])
+            q, means = np.nanquantile(grid, [0.25, 0.5, 0.75], axis=1).T, np.nanmean(grid, axis=1)
+        else:
+            groups = np.split(v, starts[1:])
+            q = np.array([np.nanquantile(x, [0.25, 0.5, 0.75]) for x in groups])
+            means = np.array([np.nanmean(x) for x in groups])
+    return Curve(gens.astype(np.int64), q[:, 1], q[:, 0], q[:, 2], means)
+
+
+def arm_configs(run_dir: Path) -> dict[str, dict]:
+    config = RunStore(run_dir).read_config()
+    return config.get("arms_resolved") or {config.get("name", "run"): config}
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (``import modelcollapse`` stays light)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path, **savefig) -> None:
+    """Write ``fig`` as a PNG to ``path`` atomically (like every file of a run directory), then close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **savefig)
+    pyplot().close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
+    """Median and interquartile band per arm against generation, with closed-form or published references dashed."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
+    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()), default=1)
+    for i, (arm, c) in enumerate(data.items()):
+        color = f"C{i % 10}"
+        ax.plot(c.generations, c.median, color=color, lw=1.6, label=f"{arm} (median)" if len(data) > 1 else "median")
+        ax.fill_between(c.generations, c.q25, c.q75, color=color, alpha=0.2, lw=0)
+        ref = reference(metric, arms.get(arm, {}), c.generations) if arm in arms else None
+        if ref is not None:
+            values, label, stat = ref
+            if stat == "mean":
+                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":", label="replicate mean" if len(data) == 1 else None)
+            ax.plot(c.generations, values, color="k", lw=1.0, ls="--", label=label if i == 0 else None)
+    if positive and spread > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(metric)
+    ax.set_title(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
+    """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published figure) if there is one."""
+    data = data if data is not None else curves(run_dir)
+    arms = arm_configs(run_dir)
+    rows = []
+    for (arm, metric), c in data.items():
+        ref = reference(metric, arms[arm], c.generations[-1:]) if arm in arms else None
+        rows.append(
+            {
+                "arm": arm,
+                "metric": metric,
+                "generation": int(c.generations[-1]),
+                "median": c.median[-1],
+                "q25": c.q25[-1],
+                "q75": c.q75[-1],
+                "mean": c.mean[-1],
+                "reference": None if ref is None else float(ref[0][-1]),
+                "reference_stat": None if ref is None else ref[2],
+            }
+        )
+    return rows
+
+
+def alarm_lines(run_dir: Path) -> list[str]:
+    """The early-warning lines of a run (see ``alarm``)."""
+    from .alarm import describe, run_alarms
+
+    return describe(run_alarms(run_dir))
+
+
+def members(run_dir: Path) -> list[str] | None:
+    suite = Path(run_dir) / "suite.yaml"
+    return yaml.safe_load(suite.read_text())["members"] if suite.exists() else None
+
+
+def summary_table(run_dir: Path) -> str:
+    """A plain-text table of final values (for a suite, one block per member)."""
+    run_dir = Path(run_dir)
+    names = members(run_dir)
+    if names is not None:
+        return "\n\n".join(f"== {n} ==\n{summary_table(run_dir / n)}" for n in names if (run_dir / n / "config.yaml").exists())
+    rows = [r for r in final_rows(run_dir) if not r["metric"].startswith("train_")]
+    w = max([3] + [len(r["arm"]) for r in rows])
+    head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
+        iqr = f"[{r['q25']:.4g}, {r['q75']:.4g}]"
+        lines.append(f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
+    return "\n".join(lines)
+
+
+def _img(path: Path) -> str:
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+
+
+def section(run_dir: Path) -> str:
+    """The HTML body of one run's report; writes its figures to ``figures/``."""
+    run_dir = Path(run_dir)
+    store = RunStore(run_dir)
+    config, manifest = store.read_config(), store.read_manifest()
+    data = curves(run_dir)
+    arms = arm_configs(run_dir)
+    by_metric: dict[str, dict[str, Curve]] = {}
+    for (arm, metric), c in data.items():
+        by_metric.setdefault(metric, {})[arm] = c
+    figures = []
+    for metric, per_arm in by_metric.items():
+        if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
+            continue  # constant in every arm (e.g. train_real under replace): the table says it all
+        path = run_dir / "figures" / f"{metric}.png"
+        plot_metric(metric, per_arm, arms, path)
+        figures.append(_img(path))
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            r["arm"], r["metric"], r["generation"], f"{r['median']:.4g}", f"[{r['q25']:.4g}, {r['q75']:.4g}]",
+            f"{r['mean']:.4g}", "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})",
+        )) + "</tr>"
+        for r in final_rows(run_dir, data)
+    )
+    from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
+    from .gallery import gallery_section  # "" unless metrics kept sample arrays
+
+    description = html.escape(str(config.get("description", "")))
+    status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
+    return f"""
+<section><h2>{html.escape(str(config.get('name', run_dir.name)))}</h2>
+<p>{description}</p>
+<p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
+{config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
+<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
+<h3>Final values</h3>
+<table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
+{anatomy_section(run_dir, config)}
+{gallery_section(run_dir, _img)}
+<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
+<div class="figs">{''.join(figures)}</div>
+<details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
+</section>"""
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
+body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+th{{background:#f3f3f3}}.figs img{{max-width:48%;margin:4px}}.meta{{color:#666;font-size:13px}}
+pre{{background:#f7f7f7;padding:1em;font-size:12px}}</style></head><body><h1>{title}</h1>{body}</body></html>"""
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` (one self-contained file, figures embedded) and return its path."""
+    run_dir = Path(run_dir)
+    names = members(run_dir)
+    if names is not None:
+        sections = {n: section(run_dir / n) for n in names if (run_dir / n / "config.yaml").exists()}
+        for n, body in sections.items():
+            atomic_write(run_dir / n / "report.html", PAGE.format(title=f"modelcollapse: {n}", body=body))
+        body = "".join(sections.values())
+        title = f"modelcollapse suite: {run_dir.name}"
+    else:
+        body, title = section(run_dir), f"modelcollapse: {RunStore(run_dir).read_config().get('name', run_dir.name)}"
+    path = run_dir / "report.html"
+    atomic_write(path, PAGE.format(title=html.escape(title), body=body))
+    return path

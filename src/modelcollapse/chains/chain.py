@@ -1,0 +1,195 @@
+"""Telephone chains: a model rewrites a text, then its own output, generation after generation.
+
+One chain per (task, start text, seed). Generation 0 is the start text; generation ``g`` is the backend's answer to
+the task's prompt filled with generation ``g − 1``. Every completed step is journaled to ``chains.jsonl`` at once, so
+``--resume`` requests only the steps that are missing, and the same config gives the same texts (greedy decoding, or
+sampling keyed by (task, start, seed, generation)), resumed or not.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..engine.store import RunStore
+from . import journal
+from .config import TelephoneConfig, load, prompt_template, resolve
+
+# Keys that change how a run is executed but not what it produces: they may differ on --resume.
+_EXECUTION_KEYS = {"generations", "backend.concurrency", "backend.timeout_s", "backend.retries", "backend.backoff_s",
+                   "backend.batch_size", "backend.threads", "backend.api_key_env", "version"}
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One chain: its id (row index of the tidy tables), task, start text index and seed value."""
+
+    id: int
+    task: str
+    start: int
+    seed: int
+
+
+def plan_chains(config: TelephoneConfig, n_starts: int) -> list[Chain]:
+    """Every chain of a run, ids in (task, start, seed) order."""
+    keys = [(t, s, seed) for t in config.task for s in range(n_starts) for seed in config.seeds]
+    return [Chain(i, *key) for i, key in enumerate(keys)]
+
+
+def step_seed(run_seed: int, config: TelephoneConfig, chain: Chain, generation: int) -> int:
+    """The 63-bit seed of one step, keyed by (task, start, seed, generation): independent of batching and resumes."""
+    key = (config.task.index(chain.task), chain.start, chain.seed, generation)
+    state = np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1, np.uint64)[0]
+    return int(state >> np.uint64(1))
+
+
+def messages(config: TelephoneConfig, task: str, text: str) -> tuple[dict[str, str], ...]:
+    """The chat messages that ask for the next generation of ``text``."""
+    user = {"role": "user", "content": prompt_template(config, task).replace("{text}", text)}
+    system = config.decoding.system
+    return ({"role": "system", "content": system}, user) if system else (user,)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool) -> RunStore:
+    """The run directory: new, or (``resume``) an existing one whose results the config would reproduce."""
+    store = RunStore(out if out is not None else Path("runs") / config.name)
+    resolved = resolve(config)
+    if store.config_path.exists():
+        if not resume:
+            raise ConfigError(f"{store.root} already holds a run; pass --resume to continue it, or choose another --out.")
+        saved = _flatten(store.read_config())
+        for key, value in _flatten(resolved).items():
+            if key not in _EXECUTION_KEYS and saved.get(key) != value:
+                raise ConfigError(f"--resume: {key} is {value!r} but the run in {store.root} used {saved.get(key)!r}; "
+                                  "resume with the same config or choose another --out.")
+    store.write_config(resolved)
+    return store
+
+
+def run_chains(config_source: str, out: Path | None, overrides: list[str], resume: bool, quiet: bool) -> Path:
+    """Run (or resume) the telephone chains of a config or preset; return the run directory.
+
+    Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
+    """
+    from ..analysis.chain_report import build_report
+    from .texts import start_texts
+
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    # 1. Config, run directory, start texts, chains.
+    config = load(config_source, overrides)
+    store = open_run_dir(config, Path(out) if out is not None else None, resume)
+    starts = start_texts(config.start)
+    chains = plan_chains(config, len(starts))
+    path = store.root / "chains.jsonl"
+    texts = {(r["chain"], r["generation"]): r["text"] for r in journal.read(path, repair=True)}
+    manifest = {**store.new_manifest(config.name, list(config.task)), "chains": len(chains)}
+    store.write_manifest(manifest)
+    # 2. Generation 0 is the start text itself.
+    for c in chains:
+        if (c.id, 0) not in texts:
+            texts[c.id, 0] = starts[c.start]
+            journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
+                                  "text": starts[c.start], "meta": {"backend": "original"}})
+    # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing.
+    try:
+        generate_missing(config, store, manifest, chains, texts, say)
+    except BaseException as err:
+        store.write_manifest({**manifest, "status": "interrupted", "error": f"{type(err).__name__}: {err}"})
+        raise
+    # 4. Metrics, attractors, report.
+    say("measuring ...")
+    write_measurements(store, config, chains, texts)
+    store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    report = build_report(store.root)
+    say(f"report: {report}")
+    return store.root
+
+
+def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
+                     texts: dict[tuple[int, int], str], say) -> None:
+    """Request every step missing from ``texts``, generation by generation, journaling each as it completes."""
+    from .backends import Request, make_backend
+
+    path = store.root / "chains.jsonl"
+    backend = None
+    by_id = {c.id: c for c in chains}
+    for g in range(1, config.generations + 1):
+        todo = [c for c in chains if (c.id, g) not in texts]
+        if not todo:
+            continue
+        backend = backend or make_backend(config.backend, config.decoding)
+        t0 = time.perf_counter()
+        requests = [Request(c.id, g, messages(config, c.task, texts[c.id, g - 1]), step_seed(config.seed, config, c, g))
+                    for c in todo]
+        for request, completion in backend.complete(requests):
+            c = by_id[request.chain]
+            journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": g,
+                                  "text": completion.text, "sample_seed": request.sample_seed, "meta": completion.meta})
+            texts[c.id, g] = completion.text
+        manifest["timings"][f"generation {g}"] = round(time.perf_counter() - t0, 3)
+        manifest["completed"] = {"generation": g}
+        store.write_manifest(manifest)
+        say(f"generation {g}/{config.generations}: {len(todo)} steps in {time.perf_counter() - t0:.1f} s")
+
+
+def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],
+                       texts: dict[tuple[int, int], str]) -> None:
+    """``metrics.parquet`` (one row per chain, generation and metric) and ``attractors.json``."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..engine.store import atomic_save, atomic_write
+    from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
+
+    names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])
+    G = config.generations
+    per_chain = [[texts[c.id, g] for g in range(G + 1)] for c in chains]
+    vectors = None
+    if any(n in EMBEDDING_METRICS for n in names):
+        flat = embed([t for chain_texts in per_chain for t in chain_texts])
+        vectors = flat.reshape(len(chains), G + 1, -1)
+    cols: dict[str, list] = {k: [] for k in ("arm", "chain", "replicate", "start", "seed", "generation", "metric", "value")}
+    finals: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for c, chain_texts in zip(chains, per_chain):
+        values = chain_metrics(chain_texts, None if vectors is None else vectors[c.id], names)
+        for metric, series in sorted(values.items()):
+            n = len(series)
+            cols["arm"] += [c.task] * n
+            cols["chain"] += [c.id] * n
+            cols["replicate"] += [c.id] * n
+            cols["start"] += [c.start] * n
+            cols["seed"] += [c.seed] * n
+            cols["generation"] += list(range(n))
+            cols["metric"] += [metric] * n
+            cols["value"] += [float(v) for v in series]
+            if metric in TEXT_METRICS:
+                finals.setdefault((c.task, metric), []).append((series[0], series[-1]))
+    types = {"arm": pa.string(), "metric": pa.string(), "value": pa.float64()}
+    table = pa.table({k: pa.array(v, types.get(k, pa.int64())) for k, v in cols.items()})
+    atomic_save(store.root / "metrics.parquet", lambda tmp: pq.write_table(table, tmp))
+    rows = []
+    for (task, metric), pairs in sorted(finals.items()):
+        x, y = np.array(pairs, float).T
+        fit = attractor(x, y)
+        # JSON has no NaN: an undefined fit (all chains started equal) is null.
+        fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}
+        rows.append({"arm": task, "metric": metric, "generation": G, **fit})
+    atomic_write(store.root / "attractors.json", json.dumps(rows, indent=2))

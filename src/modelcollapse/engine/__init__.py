@@ -1,0 +1,2 @@
+"""The engine: plan a run from a config (validation against the plug-in registries), run its loop on an executor,
+and persist every generation in the run directory (``store``)."""

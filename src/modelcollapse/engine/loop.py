@@ -1,0 +1,134 @@
+"""The self-consuming loop: assemble, fit, sample, filter, measure, persist — one readable function.
+
+A run is a set of independent units, one per (arm, shard): an arm is a named config variant, a shard a block of
+``shard_size`` replicates with its own random streams. Units may run in any order or on any executor and give the
+same bits, because every stream is keyed by (seed, arm, shard, generation, role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..config import Config, build
+from ..plugins.data import SOURCES
+from ..errors import ConfigError
+from .exact import sampler_for
+from ..plugins.filters import FilterContext, build_chain, curate
+from ..plugins.metrics import Context, measure
+from ..plugins.models import MODELS
+from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs
+from ..seeding import rng_for
+from .store import RunStore
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independently runnable piece of a run: arm ``arm`` (index), replicates ``start .. start + size``."""
+
+    arm: int
+    shard: int
+    size: int
+
+
+def units(arms: list[Config]) -> list[Unit]:
+    out = []
+    for a, cfg in enumerate(arms):
+        for s, start in enumerate(range(0, cfg.replicates, cfg.shard_size)):
+            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start)))
+    return out
+
+
+def sampler(model, bias: float) -> Callable[..., np.ndarray]:
+    """``model.sample``, with the sampling bias λ passed only when it is not 1 (so families without bias still run)."""
+    return model.sample if bias == 1.0 else partial(model.sample, bias=bias)
+
+
+def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext | None) -> tuple[np.ndarray, dict]:
+    """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
+    the filter statistics. Without filters, one draw of ``n`` and no statistics (and ``ctx`` may be None)."""
+    return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
+
+
+def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each (zeros for an empty set).
+    Counts are cached on each chunk: the accumulate pool is recounted every generation, O(G²·M) over a run."""
+    for c in train:
+        if "real_count" not in c.cache:
+            c.cache["real_count"] = (c.origin == REAL).sum(1)
+    real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
+    return real, sum((c.size for c in train), np.zeros(replicates)) - real
+
+
+def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
+    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
+    rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
+    source, model = build(SOURCES, cfg.data, "data"), build(MODELS, cfg.model, "model")
+    regime = REGIMES.get(cfg.loop.regime, "loop.regime")
+    R, M, loop = unit.size, cfg.loop.samples, cfg.loop
+    names = cfg.metrics or list(model.default_metrics)
+    exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
+
+    chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
+    real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, loop.n_real or 0), rng(generation=0, role="real")), REAL)
+    n_real = loop.n_real if loop.n_real is not None else round(loop.real_fraction * M)
+    if regime is REGIMES.get("mix") and n_real > real.size:
+        raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}.")
+    heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if source.can_draw else real.x[0]
+    model.bind(source, real.x)
+    fresh = lambda g, n: Chunk.tagged(source.sample(R, n, rng(generation=g, role="real")), REAL)  # noqa: E731
+
+    def draw(g: int) -> tuple[Chunk, dict]:  # steps 3-4: sample (with bias λ), then curate
+        sample, stream = sampler(model, loop.bias), rng(generation=g, role="sample")
+        fctx = FilterContext(source, model, gen0, heldout, g, rng(generation=g, role="filter")) if chain else None
+        x, stats = filter_synthetic(lambda n: sample(n, rng=stream), n_draw, chain, fctx)
+        return Chunk.tagged(x, g), stats
+
+    # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
+    start, synthetic, gen0 = store.last_generation(unit.arm, unit.shard) + 1, [], None
+    if start > 0:
+        gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
+        model.set_state(store.load_state(unit.arm, unit.shard))
+        if regime.keeps_history:
+            synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
+        elif not exact:
+            synthetic = [draw(start - 1)[0]]
+
+    for g in range(start, loop.generations):
+        if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
+            train = []
+            model.fit_population(model, rng=rng(generation=g, role="fit"))
+        elif g > 0 and exact:
+            # 1-2. model.sampler exact: the fit to n_draw (biased) draws from the last fit, drawn from its sampling
+            # distribution, from the stream of the samples it replaces
+            model.fit_next(n_draw, rng=rng(generation=g - 1, role="sample"), bias=loop.bias)
+            train = []
+        else:
+            # 1. assemble: generation 0 trains on real data only
+            train = [real] if g == 0 else regime(
+                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"),
+                             loop.n_real, loop.n_synthetic)
+            )
+            # 2. fit
+            model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+        if g == 0:
+            gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
+        # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)
+        chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
+        synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
+        # 5. measure
+        ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
+        values = {**measure(names, ctx), **filtered}
+        real_n, synthetic_n = provenance(train, R)
+        values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
+        # 6. persist, before the next generation starts
+        kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
+        store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
+        store.save_extra(unit.arm, unit.shard, g, ctx.arrays)
+        on_generation(g)
+        if loop.on_degenerate == "stop" and np.all(model.degenerate_):
+            return f"stopped: every replicate degenerate at generation {g}"
+    return "complete"

@@ -1,0 +1,209 @@
+"""Run a config: expand its arms, run every unit into the run directory, consolidate, and resume after a kill."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import PRESETS_DIR, Config, expand_arms, load_raw, parse_value, resolve, set_dotted, validate
+from ..errors import ConfigError, RunError
+from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
+from .loop import Unit, run_unit, units
+from .store import RunStore, atomic_write, refuse_existing
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key=value`` strings to a raw config."""
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set needs key=value; got {item!r}.")
+        raw = set_dotted(raw, key.strip(), parse_value(value))
+    return raw
+
+
+def resolved_run(config: Config) -> dict[str, Any]:
+    """The resolved config, with each arm's resolved form under ``arms_resolved``."""
+    out = resolve(config)
+    out["arms_resolved"] = {name: resolve(arm) for name, arm in expand_arms(config)}
+    for arm in out["arms_resolved"].values():
+        for key in ("arms", "grid", "version"):
+            arm.pop(key, None)
+    return out
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            diff = first_difference(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+            if diff:
+                return diff
+        return None
+    return None if a == b else prefix or "<root>"
+
+
+@dataclass
+class UnitJob:
+    """One unit to run into run directory ``root``; ``on_generation`` only when it runs in this process."""
+
+    root: str
+    cfg: Config
+    unit: Unit
+    on_generation: Callable[[int], None] | None = None
+
+
+def run_unit_job(job: UnitJob) -> str:
+    """Run one unit into its run directory (a top-level function, so process pools and Ray can ship it)."""
+    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: None))
+
+
+def execute(
+    config: Config, out: Path, *, resume: bool = False, quiet: bool = False, executor: ExecutorSpec = ExecutorSpec()
+) -> dict[str, Any]:
+    """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
+
+    Units that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
+    """
+    store = RunStore(out)
+    resolved = resolved_run(config)
+    if resume:
+        saved = store.read_config()
+        diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
+        if diff:
+            raise ConfigError(f"--resume: the config differs from {out}/config.yaml at {diff!r}; resume with the same config.")
+    else:
+        refuse_existing(out)
+    arms = expand_arms(config)
+    arm_names = [name for name, _ in arms]
+    store.write_config(resolved)
+    manifest = store.read_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)
+    if manifest.get("status") == "complete":
+        return manifest
+    manifest["status"] = "running"
+    manifest.pop("error", None)
+    manifest.pop("errors", None)
+    store.write_manifest(manifest)
+    todo = units([cfg for _, cfg in arms])
+    keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
+    total = sum(arms[u.arm][1].loop.generations for u in todo)
+    started = time.perf_counter()
+    statuses, failures = [], {}
+    with progress_bar(total, quiet, config.name) as advance:
+        done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
+        advance(sum(done))
+
+        def on_generation(g: int, key: str, generations: int, last=[0.0]) -> None:
+            # The state checkpoint marks a generation complete; the manifest is a summary, refreshed each second.
+            manifest["completed"][key] = g + 1
+            if time.perf_counter() - last[0] > 1.0 or g + 1 == generations:
+                store.write_manifest(manifest)
+                last[0] = time.perf_counter()
+            advance(1)
+
+        jobs = [
+            UnitJob(str(out), arms[u.arm][1], u, partial(on_generation, key=k, generations=arms[u.arm][1].loop.generations)
+                    if executor.in_process else None)
+            for u, k in zip(todo, keys)
+        ]
+        has_gpus = cluster_gpus(executor) if any(str(cfg.model.get("device")) == "auto" for _, cfg in arms) else 0.0
+        gpus = [gpus_for(job.cfg.model, has_gpus) for job in jobs]
+        try:
+            for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
+                u, key = todo[outcome.index], keys[outcome.index]
+                if outcome.error:
+                    failures[key] = outcome.error
+                else:
+                    statuses.append(outcome.value)
+                if not executor.in_process:  # a unit finished elsewhere: record and show its generations now
+                    manifest["completed"][key] = now = store.last_generation(u.arm, u.shard) + 1
+                    advance(now - done[outcome.index])
+                    store.write_manifest(manifest)
+        except BaseException as err:
+            manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            manifest["error"] = f"{type(err).__name__}: {err}"
+            store.write_manifest(manifest)
+            raise
+    manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
+    if failures:  # keep the segments (no consolidation): --resume reruns only the failed units, then consolidates
+        key, first = next(iter(failures.items()))
+        manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
+        store.write_manifest(manifest)
+        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
+                       "fix the cause and rerun with --resume.")
+    store.finish(arm_names, config.shard_size)
+    stopped = [s for s in statuses if s != "complete"]
+    manifest["status"] = "stopped" if stopped else "complete"
+    if stopped:
+        manifest["reason"] = stopped[0]
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    store.write_manifest(manifest)
+    return manifest
+
+
+class progress_bar:
+    """A rich progress bar over generations (silent with ``quiet``); the context value advances it."""
+
+    def __init__(self, total: int, quiet: bool, label: str):
+        self.total, self.quiet, self.label = total, quiet, label
+
+    def __enter__(self):
+        if self.quiet:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            transient=False,
+        )
+        self.bar.__enter__()
+        task = self.bar.add_task(f"{self.label}: generations", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc):
+        if not self.quiet:
+            self.bar.__exit__(*exc)
+        return False
+
+
+def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A suite config (``suite:`` a list of presets, each optionally with ``set`` overrides) as (name, raw) pairs."""
+    entries = []
+    for item in raw["suite"]:
+        item = {"preset": item} if isinstance(item, str) else dict(item)
+        name = item.pop("preset", None)
+        overrides = item.pop("set", {}) or {}
+        if name is None or item:
+            raise ConfigError(f"suite entries are a preset name or {{preset: NAME, set: {{key: value}}}}; got {item!r}.")
+        sub = load_raw(name)
+        for key, value in overrides.items():
+            sub = set_dotted(sub, key, value)
+        entries.append((name, sub))
+    return entries
+
+
+def run_config(
+    source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec()
+) -> tuple[Path, list[tuple[str, dict]]]:
+    """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
+    (name, manifest) of each run made."""
+    raw = apply_overrides(load_raw(source), overrides)
+    name = str(raw.get("name", Path(source).stem))
+    out = Path(out) if out else Path("runs") / name
+    if "suite" not in raw:
+        return out, [(name, execute(validate(raw), out, resume=resume, quiet=quiet, executor=executor))]
+    entries = [(n, validate(sub)) for n, sub in suite_entries(raw)]  # validate every member before running any
+    if not resume:
+        refuse_existing(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
+    return out, [(n, execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet, executor=executor))
+                 for n, cfg in entries]
+
+
+__all__ = ["execute", "run_config", "apply_overrides", "PRESETS_DIR"]

@@ -1,0 +1,65 @@
+"""A user's own data as a fixed pool: ``.npy``, ``.csv`` or ``.parquet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import ConfigError
+from . import SOURCES, Source
+
+
+def read_table(path: Path, columns: list[str] | None) -> np.ndarray:
+    """Numeric records ``(n, d)`` from a ``.npy`` (never pickled), ``.csv`` (header row) or ``.parquet`` file."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        elif suffix == ".csv":
+            x = np.genfromtxt(path, delimiter=",", names=True, dtype=float, invalid_raise=True)
+            names = list(x.dtype.names or [])
+            x = np.stack([x[c] for c in (columns or names)], axis=-1) if names else x
+        elif suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=columns)
+            x = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names], axis=-1)
+        else:
+            raise ConfigError(f"data.path must end in .npy, .csv or .parquet; got {str(path)!r}.")
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"data.path {str(path)!r} cannot be read as numeric records: {err}") from None
+    return np.asarray(x, dtype=float)
+
+
+@SOURCES.register("file")
+class FileSource(Source):
+    """A fixed pool of records from ``path``; every replicate starts from the whole pool.
+
+    It cannot draw fresh data, so the ``fresh`` regime is refused; ``mix`` draws from this pool.
+    """
+
+    can_draw = False
+
+    def __init__(self, path: str, columns: list[str] | None = None):
+        self.path, self.columns = path, columns
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"data.path must be an existing file; got {path!r}.")
+        x = read_table(p, columns)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ConfigError(f"data.path {path!r} must hold a non-empty table of records (n, d); got shape {x.shape}.")
+        if not np.all(np.isfinite(x)):
+            raise ConfigError(f"data.path {path!r} contains NaN or infinite values; clean them before running.")
+        self.data_ = x
+        self.dim = x.shape[1]
+
+    def sample(self, replicates, n, rng):
+        raise ConfigError("data.kind 'file' is a fixed pool and cannot draw fresh samples.")
+
+    def pool(self, replicates, n, rng):
+        return np.broadcast_to(self.data_, (replicates, *self.data_.shape))

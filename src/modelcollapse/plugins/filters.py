@@ -1,0 +1,306 @@
+"""Curation filters (``loop.filters``): small functions that decide which synthetic records the next generation sees.
+
+Each filter is ``fn(x, keep, ctx, **params) -> (x, keep)``: ``x`` the candidate records ``(R, n, *event_shape)``,
+``keep`` a ``(R, n)`` bool mask of the records still in (a filter only narrows it, and looks only at kept records),
+``ctx`` a :class:`FilterContext`. A filter may also move records (``self-correct``'s projection) and may record
+detector statistics in ``ctx.stats``. Parameters are keyword-only and validated from the signature. Adding one is one
+function plus one decorator::
+
+    @FILTERS.register("my-filter")
+    def my_filter(x, keep, ctx, *, threshold: float = 0.5): ...
+
+Config: ``loop.filters: [{kind: likelihood, quantile: 0.05}, {kind: dedup}]`` applies them in order.
+
+**Refill.** After filtering a replicate may keep fewer than the ``n`` records its training set needs. The loop then
+draws another ``n`` candidates (continuing the same ``sample`` stream), re-filters the whole candidate pool, and
+repeats, up to :data:`MAX_ROUNDS` draws; it takes the first ``n`` kept records. A replicate still short after that
+cycles its kept records (and one that kept none uses its unfiltered draws); ``filter_shortfall`` reports it. We refill,
+rather than train on what remains, so that curation is not confounded with a smaller training set: the variance of a
+refit grows as 1/n, which is itself a cause of collapse.
+
+Metrics rows written per generation when filters run: ``filter_drawn`` (candidates drawn), ``filter_kept``,
+``filter_removed`` (of those candidates), ``filter_<kind>_removed`` per filter (``filter_<kind>_<i>_removed`` when a kind
+repeats), ``filter_shortfall``, plus what filters add (``watermark_tpr``, ``watermark_fpr``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import ConfigDict, ValidationError, create_model
+
+from ..errors import ConfigError, RunError
+from ..registry import Registry
+
+FILTERS: Registry = Registry("loop.filters[].kind")
+MAX_ROUNDS = 16  # candidate draws per generation at most: a filter keeping 1/16 of its input still fills the set
+PAIR_BUDGET = 4_000_000  # pairwise distances held in memory at once (replicates are processed in blocks)
+
+
+@dataclass
+class FilterContext:
+    """What filters may look at: the real ``source``, the current ``model`` and the generation-0 model ``gen0``,
+    held-out real records ``heldout`` ``(h, *event_shape)``, the ``generation``, the filter ``rng`` (role "filter"),
+    and ``stats`` where a filter records per-replicate ``(R,)`` statistics."""
+
+    source: Any
+    model: Any
+    gen0: Any
+    heldout: np.ndarray
+    generation: int
+    rng: np.random.Generator
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# -- building and running a chain ---------------------------------------------------------------------------------------
+@functools.cache
+def _params_model(fn: Callable):
+    fields = {}
+    hints = inspect.get_annotations(fn, eval_str=True)
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.kind is p.KEYWORD_ONLY:
+            fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
+    return create_model(f"{fn.__name__}_params", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def build_chain(specs: list[dict[str, Any]], model_spec: dict[str, Any] | None = None) -> list[tuple[str, Callable]]:
+    """Validate ``loop.filters`` and return ``[(label, filter with its parameters bound)]``; labels name metric rows."""
+    from ..config import translate
+
+    kinds = [s.get("kind") if isinstance(s, dict) else None for s in specs]
+    chain = []
+    for i, spec in enumerate(specs):
+        key = f"loop.filters[{i}]"
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise ConfigError(f"{key}.kind is required; accepted: {', '.join(FILTERS.names())}; got {spec!r}.")
+        fn = FILTERS.get(spec["kind"], f"{key}.kind")
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        model = _params_model(fn)
+        try:
+            valid = model.model_validate(params)
+        except ValidationError as err:
+            raise translate(err, key, list(model.model_fields)) from None
+        bound = {k: getattr(valid, k) for k in model.model_fields}
+        check = getattr(fn, "check", None)
+        if check:
+            check(key, bound, model_spec or {})
+        label = spec["kind"].replace("-", "_") + (f"_{i}" if kinds.count(spec["kind"]) > 1 else "")
+        chain.append((label, functools.partial(fn, **bound)))
+    return chain
+
+
+def apply_chain(chain, x: np.ndarray, ctx: FilterContext) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Run every filter in order on ``x``; returns (records, keep mask ``(R, n)``, removed count per filter)."""
+    keep = np.ones(x.shape[:2], bool)
+    removed = {}
+    for label, fn in chain:
+        before = keep.sum(1)
+        x, keep = fn(x, keep, ctx)
+        removed[f"filter_{label}_removed"] = (before - keep.sum(1)).astype(float)
+    return x, keep, removed
+
+
+def take_kept(x: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` kept records of each replicate, ``(R, n, ...)``; a short replicate cycles its kept records, one
+    with none takes its first ``n`` records."""
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept records first, in their original order
+    count = np.maximum(keep.sum(1), 1)
+    idx = np.take_along_axis(order, np.arange(n)[None, :] % count[:, None], axis=1)
+    return np.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+def curate(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Draw ``n`` candidates per replicate, filter, refill (see the module docstring); returns the ``(R, n, ...)``
+    training records and the per-replicate filter statistics."""
+    pool = draw(n)
+    for rounds in range(1, MAX_ROUNDS + 1):
+        ctx.stats.clear()
+        x, keep, removed = apply_chain(chain, pool, ctx)
+        if keep.sum(1).min() >= n or rounds == MAX_ROUNDS:
+            break
+        pool = np.concatenate([pool, draw(n)], axis=1)
+    kept = keep.sum(1).astype(float)
+    stats = {"filter_drawn": np.full(len(kept), float(pool.shape[1])), "filter_kept": kept,
+             "filter_removed": pool.shape[1] - kept, **removed, "filter_shortfall": np.maximum(n - kept, 0), **ctx.stats}
+    return take_kept(x, keep, n), stats
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------------
+def flat(x: np.ndarray) -> np.ndarray:
+    """Records as float vectors ``(R, n, F)``."""
+    return np.asarray(x, float).reshape(*x.shape[:2], -1)
+
+
+def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``(R, n, m)`` between ``a`` ``(R, n, F)`` and ``b`` ``(R, m, F)``, clipped at 0."""
+    d = (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * np.einsum("rnf,rmf->rnm", a, b)
+    return np.clip(d, 0, None)
+
+
+def reference_log_prob(ctx: FilterContext, reference: str, key: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``x (R, n, ...) -> (R, n)`` log density under the true distribution or the generation-0 model."""
+    if reference == "truth":
+        if not hasattr(ctx.source, "log_prob"):
+            raise ConfigError(f"{key} reference 'truth' needs a data source with a known density; "
+                              f"{type(ctx.source).__name__} has none. Use reference: gen0.")
+        return ctx.source.log_prob
+    if not hasattr(ctx.gen0, "log_prob"):
+        raise ConfigError(f"{key} reference 'gen0' needs a family with log_prob; {type(ctx.gen0).__name__} has none.")
+    return ctx.gen0.log_prob
+
+
+# -- the filters ------------------------------------------------------------------------------------------------------
+@FILTERS.register("likelihood")
+def likelihood(x, keep, ctx: FilterContext, *, reference: Literal["truth", "gen0"] = "truth",
+               threshold: float | None = None, quantile: float = 0.05):
+    """Keep records whose log density (nats) under ``reference`` is ≥ ``threshold``; by default the threshold is the
+    ``quantile`` of the held-out real records' log densities (so about that share of real data would be removed)."""
+    log_prob = reference_log_prob(ctx, reference, "loop.filters likelihood")
+    score = log_prob(x)
+    if threshold is None:
+        real = log_prob(np.broadcast_to(ctx.heldout, (x.shape[0], *ctx.heldout.shape)))
+        cut = np.quantile(real, quantile, axis=-1)
+        cut = np.broadcast_to(cut, (x.shape[0],))[:, None]
+    else:
+        cut = threshold
+    return x, keep & (score >= cut)
+
+
+def load_callable(path: str, key: str) -> Callable:
+    """``"module:function"`` -> the function, or a one-line ConfigError."""
+    module, colon, name = path.partition(":")
+    if not colon or not module or not name:
+        raise ConfigError(f"{key} must be an import path 'module:function'; got {path!r}.")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{key} {path!r} cannot be imported: {err}.") from None
+    if not callable(obj):
+        raise ConfigError(f"{key} {path!r} is not callable.")
+    return obj
+
+
+@FILTERS.register("verifier")
+def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0.5):
+    """Keep records a user verifier accepts: ``function`` (``module:function``) maps records ``(R, n, ...)`` to
+    ``(R, n)`` booleans or scores (a classifier's confidence); kept where score ≥ ``threshold``."""
+    score = np.asarray(load_callable(function, "loop.filters verifier.function")(x), float)
+    if score.shape != keep.shape:
+        raise RunError(f"verifier {function!r} returned shape {score.shape}; expected {keep.shape} (one score a record).")
+    return x, keep & (score >= threshold)
+
+
+verifier.check = lambda key, params, model: load_callable(params["function"], f"{key}.function")
+
+
+@FILTERS.register("dedup")
+def dedup(x, keep, ctx: FilterContext, *, radius: float = 0.0):
+    """Remove exact (``radius`` 0) or near duplicates: a kept record within Euclidean ``radius`` of an earlier kept
+    record is removed (greedy, in record order), so the survivors are pairwise more than ``radius`` apart."""
+    v = flat(x)
+    out = keep.copy()
+    block = max(1, PAIR_BUDGET // max(v.shape[1] ** 2, 1))
+    for s in range(0, len(v), block):
+        near = sq_dists(v[s:s + block], v[s:s + block]) <= radius**2
+        k = out[s:s + block]
+        for i in range(1, v.shape[1]):
+            k[:, i] &= ~(near[:, i, :i] & k[:, :i]).any(1)
+    return x, out
+
+
+@FILTERS.register("diversity")
+def diversity(x, keep, ctx: FilterContext, *, keep_fraction: float = 0.5):
+    """Diversity-preserving selection: greedy farthest-point (k-center) picks ``ceil(keep_fraction × kept)`` of the
+    kept records, starting from a random one (filter rng); each next pick is the record farthest from those chosen."""
+    if not 0 < keep_fraction <= 1:
+        raise ConfigError(f"loop.filters diversity.keep_fraction must be in (0, 1]; got {keep_fraction!r}.")
+    v = flat(x)
+    R, n = keep.shape
+    target = np.ceil(keep_fraction * keep.sum(1)).astype(int)
+    chosen = np.zeros_like(keep)
+    first = np.argmax(np.where(keep, ctx.rng.random((R, n)), -1), axis=1)
+    gap = np.full((R, n), np.inf)
+    pick = first
+    for step in range(int(target.max(initial=0))):
+        active = step < target
+        chosen[np.arange(R)[active], pick[active]] = True
+        d = ((v - v[np.arange(R), pick][:, None, :]) ** 2).sum(-1)
+        gap = np.minimum(gap, d)
+        pick = np.argmax(np.where(keep & ~chosen, gap, -1), axis=1)
+    return x, keep & chosen
+
+
+def score_fd(log_prob: Callable, x: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """∇ log p at ``x`` ``(R, n, d)`` by central differences, ``(R, n, d)``."""
+    grad = np.empty_like(x, dtype=float)
+    for j in range(x.shape[-1]):
+        step = np.zeros(x.shape[-1])
+        step[j] = eps
+        grad[..., j] = (log_prob(x + step) - log_prob(x - step)) / (2 * eps)
+    return grad
+
+
+@FILTERS.register("self-correct")
+def self_correct(x, keep, ctx: FilterContext, *, mode: Literal["project", "reject"] = "project", steps: int = 10,
+                 step_size: float = 0.05, quantile: float = 0.05):
+    """Self-correction towards a known true density p (Gillman et al. 2024's idea, with p as the corrector).
+
+    ``project``: ``steps`` Langevin steps x ← x + η ∇log p(x) + √(2η) ξ (η = ``step_size`` × the real variance per
+    coordinate; ∇ by central differences): p is their fixed point, so drifted samples move back towards p without
+    being pulled to its mode. ``reject``: the likelihood filter under the truth at ``quantile``.
+    """
+    if mode == "reject":
+        return likelihood(x, keep, ctx, reference="truth", quantile=quantile)
+    log_prob = reference_log_prob(ctx, "truth", "loop.filters self-correct")
+    if not np.issubdtype(np.asarray(x).dtype, np.floating):
+        raise ConfigError("loop.filters self-correct mode 'project' needs continuous records; use mode: reject.")
+    eta = step_size * np.var(ctx.heldout.reshape(len(ctx.heldout), -1), axis=0).reshape(x.shape[2:])
+    y = np.array(x, float)
+    for _ in range(steps):
+        y = y + eta * score_fd(log_prob, y) + np.sqrt(2 * eta) * ctx.rng.standard_normal(y.shape)
+    return y, keep
+
+
+@FILTERS.register("watermark")
+def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key: int | None = None,
+                     gamma: float | None = None):
+    """Drop synthetic token blocks ``(R, n, B)`` whose green-list z-score exceeds ``threshold`` (Kirchenbauer et al.).
+
+    ``key`` and ``gamma`` default to the model's ``watermark`` settings (one γ shared by generator and detector), else
+    :data:`watermark.KEY` and :data:`watermark.GAMMA`. Records ``watermark_tpr`` (share of synthetic blocks detected:
+    the true-positive rate when the generator watermarks) and ``watermark_fpr`` (share of held-out real blocks
+    detected) per replicate.
+    """
+    from . import watermark as wm
+
+    settings = getattr(ctx.model, "watermark", None) or {}
+    key = key if key is not None else settings.get("key", wm.KEY)
+    gamma = gamma if gamma is not None else settings.get("gamma", wm.GAMMA)
+    if np.asarray(x).ndim != 3:
+        raise ConfigError(f"loop.filters watermark needs token blocks (R, n, B); got records of shape {np.shape(x)}.")
+    z = wm.z_scores(np.asarray(x), key=key, gamma=gamma)
+    flagged = z > threshold
+    ctx.stats["watermark_tpr"] = (flagged & keep).sum(1) / np.maximum(keep.sum(1), 1)
+    if np.asarray(ctx.heldout).ndim == 2:
+        fpr = float((wm.z_scores(np.asarray(ctx.heldout), key=key, gamma=gamma) > threshold).mean())
+        ctx.stats["watermark_fpr"] = np.full(len(keep), fpr)
+    return x, keep & ~flagged
+
+
+def _check_watermark(key: str, params: dict, model: dict) -> None:
+    from .watermark import GAMMA
+
+    mark = model.get("watermark")
+    shared = mark.get("gamma", GAMMA) if isinstance(mark, dict) else None  # the family fills in the default γ
+    if params["gamma"] is not None and shared is not None and params["gamma"] != shared:
+        raise ConfigError(f"{key}.gamma {params['gamma']!r} differs from model.watermark.gamma {shared!r}; "
+                          "generator and detector must share one γ (leave the filter's gamma unset).")
+
+
+watermark_filter.check = _check_watermark

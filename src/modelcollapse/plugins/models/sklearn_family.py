@@ -1,0 +1,159 @@
+"""Any scikit-learn-style density estimator as a family: one estimator per replicate (the slow path).
+
+This family loops over replicates in Python: it exists to check the batched families against a trusted library and
+to try estimators that have no batched version. For speed use ``gmm`` or ``kde``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError, RunError
+from . import MODELS, Family
+from .gmm import mixture_moments
+
+SEED_BOUND = 2**31 - 1  # scikit-learn accepts random_state integers below 2**32; stay well inside
+
+
+def load_estimator(path: str) -> type:
+    """The class at import path ``path`` (``package.module.Class``), or a ConfigError saying what is wrong."""
+    module_name, _, name = str(path).rpartition(".")
+    if not module_name:
+        raise ConfigError(f"model.estimator must be an import path like 'sklearn.mixture.GaussianMixture'; got {path!r}.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(f"model.estimator {path!r}: cannot import module {module_name!r} ({err}).") from None
+    cls = getattr(module, name, None)
+    if cls is None:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        from ...errors import did_you_mean
+
+        raise ConfigError(f"model.estimator {path!r}: module {module_name!r} has no {name!r}.{did_you_mean(name, public)}")
+    missing = [m for m in ("fit", "sample") if not callable(getattr(cls, m, None))]
+    if missing:
+        raise ConfigError(f"model.estimator {path!r} must have fit() and sample() methods; it lacks {', '.join(missing)}().")
+    return cls
+
+
+@MODELS.register("sklearn")
+class Sklearn(Family):
+    """``estimator(**params)`` fitted to each replicate separately.
+
+    Randomness: every ``fit`` and every ``sample`` call passes a fresh integer ``random_state`` drawn from the
+    ``rng`` argument (``GaussianMixture.sample`` would otherwise reuse the estimator's own seed and repeat its draws,
+    freezing the loop). Samples come back in random order (``GaussianMixture.sample`` sorts them by component).
+
+    Fitted: the estimators' fitted array attributes stacked over replicates (``weights_`` ``(R, k)``, ``means_``
+    ``(R, k, d)``, ``covariances_`` ``(R, k, d, d)`` for a full-covariance ``GaussianMixture``), which are also the
+    checkpoint; ``degenerate_`` ``(R,)``: the replicate's fit raised (its previous fit is kept).
+
+    >>> import numpy as np
+    >>> m = Sklearn("sklearn.mixture.GaussianMixture", {"n_components": 2})
+    >>> m.fit(np.random.default_rng(0).normal(size=(2, 200, 2)), rng=np.random.default_rng(1)).means_.shape
+    (2, 2, 2)
+    """
+
+    default_metrics = ("mean", "variance", "nll_real", "w1")
+
+    def __init__(self, estimator: str = "sklearn.mixture.GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006
+        self.estimator, self.params = estimator, params  # params is never mutated
+        self._cls = load_estimator(estimator)
+        try:
+            self._cls(**dict(params))
+        except TypeError as err:
+            raise ConfigError(f"model.params {params!r} do not fit {estimator}: {err}.") from None
+        self._estimators: list | None = None
+        self._event_shape: tuple[int, ...] = ()
+
+    def _new(self, seed: int):
+        est = self._cls(**dict(self.params))
+        if "random_state" in est.get_params():
+            est.set_params(random_state=seed)
+        return est
+
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator):
+        """Fit one estimator per replicate of ``x`` ``(R, n, *event_shape)``. Returns self."""
+        x = np.asarray(x)
+        R, n = x.shape[:2]
+        self._event_shape = x.shape[2:]
+        old = self._estimators
+        fitted, failed = [], np.zeros(R, bool)
+        for r, seed in enumerate(rng.integers(SEED_BOUND, size=R)):
+            try:
+                fitted.append(self._new(int(seed)).fit(x[r].reshape(n, -1)))
+            except (ValueError, np.linalg.LinAlgError) as err:  # a collapsed replicate: keep its previous fit
+                if old is None:
+                    raise RunError(f"{self.estimator} failed on replicate {r} at its first fit: {err}") from err
+                fitted.append(old[r])
+                failed[r] = True
+        self._estimators = fitted
+        self._stack()
+        self.degenerate_ = failed
+        return self
+
+    def _stack(self) -> None:
+        """Copy the estimators' fitted arrays onto self, stacked over replicates (same shape in every replicate)."""
+        first = self._estimators[0]
+        for name, value in vars(first).items():
+            if not name.endswith("_") or name.startswith("_") or name == "degenerate_":
+                continue
+            values = [getattr(e, name, None) for e in self._estimators]
+            if all(isinstance(v, (np.ndarray, int, float, np.number)) and np.shape(v) == np.shape(value) for v in values):
+                setattr(self, name, np.stack([np.asarray(v) for v in values]))
+
+    def set_state(self, state: dict[str, np.ndarray]):
+        """Restore from a checkpoint: rebuild each replicate's estimator from the stacked arrays."""
+        super().set_state(state)
+        event = state.get("event_shape_")
+        self._event_shape = tuple(int(v) for v in event) if event is not None else ()
+        self._estimators = []
+        for r in range(len(self.degenerate_)):
+            est = self._new(0)
+            for name, value in state.items():
+                if name not in ("degenerate_", "event_shape_"):
+                    setattr(est, name, value[r] if value.ndim else value)
+            self._estimators.append(est)
+        return self
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {**super().get_state(), "event_shape_": np.asarray(self._event_shape, np.int64)}
+
+    def _check(self) -> list:
+        if self._estimators is None:
+            raise RunError("Sklearn is not fitted yet: call fit(x, rng=...) before sampling or scoring.")
+        return self._estimators
+
+    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """``(R, n, *event_shape)`` draws, each replicate's estimator given a fresh ``random_state`` and its draws
+        put in random order."""
+        out = []
+        for est, seed in zip(self._check(), rng.integers(SEED_BOUND, size=len(self._estimators))):
+            if "random_state" in inspect.signature(est.sample).parameters:  # e.g. KernelDensity.sample
+                draws = est.sample(n, random_state=int(seed))
+            else:  # e.g. GaussianMixture.sample reads the attribute
+                est.random_state = int(seed)
+                draws = est.sample(n)
+            draws = np.asarray(draws[0] if isinstance(draws, tuple) else draws)
+            out.append(draws[rng.permutation(n)].reshape(n, *self._event_shape))
+        return np.stack(out)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """``score_samples`` per replicate of ``x`` ``(R, n, *event_shape)``, in nats, ``(R, n)``."""
+        ests = self._check()
+        if not hasattr(ests[0], "score_samples"):
+            raise RunError(f"{self.estimator} has no score_samples(), so log_prob is undefined.")
+        x = np.asarray(x)
+        return np.stack([e.score_samples(x[r].reshape(x.shape[1], -1)) for r, e in enumerate(ests)])
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mixture mean ``(R, d)`` and covariance ``(R, d, d)``, for estimators with full-covariance ``weights_``,
+        ``means_`` and ``covariances_`` (a ``GaussianMixture``)."""
+        self._check()
+        if not all(hasattr(self, a) for a in ("weights_", "means_", "covariances_")) or self.covariances_.ndim != 4:
+            raise RunError(f"moments() needs a full-covariance mixture; {self.estimator} with {self.params} is not one.")
+        return mixture_moments(self.weights_, self.means_, self.covariances_)
