@@ -15,7 +15,8 @@ import yaml
 from click.testing import CliRunner
 
 from modelcollapse.cli import main
-from modelcollapse.engine.sweep import final_grid, parse_grid, points
+from modelcollapse.analysis.sweep_report import final_grid
+from modelcollapse.engine.sweep import parse_grid, points
 
 CONFIG = {
     "name": "tiny", "seed": 0, "replicates": 4, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},

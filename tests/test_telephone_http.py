@@ -18,9 +18,10 @@ from click.testing import CliRunner  # noqa: E402
 
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.chains import journal  # noqa: E402
-from modelcollapse.chains.backends import OpenAIBackend, Request  # noqa: E402
+from modelcollapse.chains.backends import Request
+from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
-from modelcollapse.chains.cli import chain  # noqa: E402
+from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
 
 START = [
@@ -174,7 +175,10 @@ def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
 def test_run_directory_contents(tmp_path, server):
     import pyarrow.parquet as pq
 
+    from modelcollapse.analysis.chain_report import build_report
+
     run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", _config(tmp_path, server.url), False, True)
+    build_report(run_dir)
     for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.jsonl", "attractors.json", "report.html",
                  "figures/drift.png", "figures/attractors.png"):
         assert (run_dir / name).is_file(), name

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from modelcollapse.chains import journal  # noqa: E402
-from modelcollapse.chains.backends import LocalBackend, Request  # noqa: E402
+from modelcollapse.chains.backends import Request
+from modelcollapse.chains.local import LocalBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
 

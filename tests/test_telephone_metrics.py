@@ -12,7 +12,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
 from modelcollapse.chains import journal  # noqa: E402
-from modelcollapse.chains.cli import chain  # noqa: E402
+from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.chains.config import load, validate  # noqa: E402
 from modelcollapse.chains.metrics import (  # noqa: E402
     attractor,
@@ -164,7 +164,7 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, modelcollapse.chains, modelcollapse.chains.cli, modelcollapse.chains.config; "
+    code = ("import sys, modelcollapse.chains, modelcollapse.cli, modelcollapse.chains.config; "
             "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

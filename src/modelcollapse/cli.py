@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ModelCollapseError
+from .errors import ModelCollapseError, RunError
 
 
 def friendly(fn):
@@ -129,11 +129,64 @@ def show(run_dir: Path) -> None:
         click.echo("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
 
 
-from .engine.sweep import sweep  # noqa: E402
-from .chains.cli import chain  # noqa: E402
+@main.command()
+@click.argument("config")
+@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="A grid axis (repeatable).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (local) or Ray CPUs.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where points run.")
+@click.option("--address", help="Ray cluster to join: 'auto' or ray://HOST:10001.")
+@click.option("--out", type=click.Path(path_type=Path), help="Sweep directory (default sweeps/NAME).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
+@click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
+@click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
+@click.option("--quiet", is_flag=True, help="No per-point lines.")
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
+    """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
+    from .analysis.sweep_report import build_sweep_report
+    from .engine.executors import ExecutorSpec
+    from .engine.sweep import run_sweep
 
-main.add_command(sweep)
-main.add_command(chain)
+    @friendly
+    def go():
+        spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
+        path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
+                                   executor=spec)
+        build_sweep_report(path, metric)
+        failed = [p for p in manifest["points"] if p["status"] == "failed"]
+        if not quiet:
+            click.echo(f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; report: {path / 'report.html'}")
+        if failed:
+            raise RunError(f"{len(failed)} point(s) failed, first: {failed[0]['dir']}: {failed[0].get('error')}")
+
+    go()
+
+
+@main.command("chain")
+@click.argument("config")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="run directory (default runs/NAME)")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key (repeatable)")
+@click.option("--resume", is_flag=True, help="continue the run in --out; only missing steps are requested")
+@click.option("--quiet", is_flag=True, help="no progress lines")
+@click.option("--debug", is_flag=True, help="show tracebacks")
+def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, debug: bool) -> None:
+    """Run telephone chains: a model rewrites a text, then its own output, again and again.
+
+    CONFIG is a YAML file or a preset name (telephone-summarize, telephone-tasks).
+    """
+    from .analysis.chain_report import build_report
+    from .chains.chain import run_chains
+
+    @friendly
+    def go() -> tuple[Path, Path]:
+        run_dir = run_chains(config, out, list(overrides), resume, quiet)
+        return run_dir, build_report(run_dir)
+
+    run_dir, report = go()
+    if not quiet:
+        click.echo(f"report: {report}", err=True)
+        click.echo(str(run_dir))
+
 
 if __name__ == "__main__":
     main()

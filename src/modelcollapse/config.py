@@ -184,6 +184,16 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> dict:
     return out
 
 
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set key=value`` strings to a raw config."""
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--set needs key=value; got {item!r}.")
+        raw = set_dotted(raw, key.strip(), parse_value(value))
+    return raw
+
+
 def load_raw(source: str) -> dict[str, Any]:
     """Read a config file, or a preset by name."""
     path = Path(source)

@@ -190,7 +190,7 @@ def cell_label(factors: dict[str, list[str]], levels: tuple[int, ...]) -> str:
 
 def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
     """Two panels: the mean divergence of every cell per generation, and the anchored terms per generation."""
-    from .report import pyplot, save_figure
+    from .plots import pyplot, save_figure
 
     plt = pyplot()
 
@@ -218,7 +218,7 @@ def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
 def report_section(run_dir: Path, config: dict[str, Any]) -> str:
     """The report's anatomy section for a run whose config has an ``anatomy`` key (else ""): the figure
     ``figures/anatomy.png`` and a table of every term at the first and last generation, in both codings."""
-    from .report import _img
+    from .plots import img
     from ..engine.store import RunStore
 
     spec = config.get("anatomy")
@@ -246,4 +246,4 @@ all-errors arm. Effects: ±1 (Yates) main effects and interactions, averaged ove
 {statistic} over replicates; ± standard error.</p>
 <table><tr><th>term</th><th>anchored, generation {g0}</th><th>anchored, generation {g1}</th>
 <th>effects, generation {g0}</th><th>effects, generation {g1}</th></tr>{rows}</table>
-<div class="figs">{_img(path)}</div>"""
+<div class="figs">{img(path)}</div>"""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import pyplot, save_figure
+from .plots import pyplot, save_figure
 from ..engine.store import RunStore, load_arrays
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")

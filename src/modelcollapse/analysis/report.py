@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import html
-import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ import yaml
 
 from ..errors import RunError
 from ..engine.store import RunStore, atomic_write, codes_column
+from .plots import PAGE, img, pyplot, save_figure
 from .theory import reference
 
 
@@ -97,24 +96,6 @@ def arm_configs(run_dir: Path) -> dict[str, dict]:
     return config.get("arms_resolved") or {config.get("name", "run"): config}
 
 
-def pyplot():
-    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (``import modelcollapse`` stays light)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: Path, **savefig) -> None:
-    """Write ``fig`` as a PNG to ``path`` atomically (like every file of a run directory), then close it."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", **savefig)
-    pyplot().close(fig)
-    atomic_write(path, buffer.getvalue())
-
-
 def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
     """Median and interquartile band per arm against generation, with closed-form or published references dashed."""
     plt = pyplot()
@@ -195,10 +176,6 @@ def summary_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _img(path: Path) -> str:
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
-
-
 def section(run_dir: Path) -> str:
     """The HTML body of one run's report; writes its figures to ``figures/``."""
     run_dir = Path(run_dir)
@@ -215,7 +192,7 @@ def section(run_dir: Path) -> str:
             continue  # constant in every arm (e.g. train_real under replace): the table says it all
         path = run_dir / "figures" / f"{metric}.png"
         plot_metric(metric, per_arm, arms, path)
-        figures.append(_img(path))
+        figures.append(img(path))
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             r["arm"], r["metric"], r["generation"], f"{r['median']:.4g}", f"[{r['q25']:.4g}, {r['q75']:.4g}]",
@@ -237,18 +214,11 @@ def section(run_dir: Path) -> str:
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
 {anatomy_section(run_dir, config)}
-{gallery_section(run_dir, _img)}
+{gallery_section(run_dir, img)}
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
 <div class="figs">{''.join(figures)}</div>
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
 </section>"""
-
-
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
-body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#f3f3f3}}.figs img{{max-width:48%;margin:4px}}.meta{{color:#666;font-size:13px}}
-pre{{background:#f7f7f7;padding:1em;font-size:12px}}</style></head><body><h1>{title}</h1>{body}</body></html>"""
 
 
 def build_report(run_dir: Path) -> Path:

@@ -87,7 +87,6 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
     """
-    from ..analysis.chain_report import build_report
     from .texts import start_texts
 
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -116,15 +115,13 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
     say("measuring ...")
     write_measurements(store, config, chains, texts)
     store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    report = build_report(store.root)
-    say(f"report: {report}")
     return store.root
 
 
 def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
                      texts: dict[tuple[int, int], str], say) -> None:
     """Request every step missing from ``texts``, generation by generation, journaling each as it completes."""
-    from .backends import Request, make_backend
+    from .backends import Request
 
     path = store.root / "chains.jsonl"
     backend = None
@@ -146,6 +143,17 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
         manifest["completed"] = {"generation": g}
         store.write_manifest(manifest)
         say(f"generation {g}/{config.generations}: {len(todo)} steps in {time.perf_counter() - t0:.1f} s")
+
+
+def make_backend(backend, decoding):
+    """The backend named by ``backend.kind`` (``local``: :mod:`.local`; ``openai``: :mod:`.http`)."""
+    if backend.kind == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(backend, decoding)
+    from .http import OpenAIBackend
+
+    return OpenAIBackend(backend, decoding)
 
 
 def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],

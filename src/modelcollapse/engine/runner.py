@@ -11,21 +11,11 @@ from typing import Any
 
 import yaml
 
-from ..config import PRESETS_DIR, Config, expand_arms, load_raw, parse_value, resolve, set_dotted, validate
+from ..config import PRESETS_DIR, Config, apply_overrides, expand_arms, load_raw, resolve, set_dotted, validate
 from ..errors import ConfigError, RunError
 from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .store import RunStore, atomic_write, refuse_existing
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set key=value`` strings to a raw config."""
-    for item in overrides:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set needs key=value; got {item!r}.")
-        raw = set_dotted(raw, key.strip(), parse_value(value))
-    return raw
 
 
 def resolved_run(config: Config) -> dict[str, Any]:

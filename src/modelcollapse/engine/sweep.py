@@ -18,21 +18,17 @@ the end). ``--resume`` skips complete points and resumes partial ones from their
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError
 from .executors import ExecutorSpec, map_tasks
-from .store import RunStore, atomic_save, atomic_write, refuse_existing, text_column
-
-DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
+from .store import RunStore, atomic_save, refuse_existing
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -85,8 +81,8 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
               resume: bool = False, quiet: bool = True, executor: ExecutorSpec | None = None) -> tuple[Path, dict[str, Any]]:
     """Run a sweep; returns its directory and manifest. ``executor`` (default: local with ``workers``) runs the
     points, one task each."""
-    from ..config import load_raw
-    from .runner import apply_overrides
+    from ..config import apply_overrides, load_raw
+    
 
     raw = apply_overrides(load_raw(source), overrides)
     grid = parse_grid(grid_items) if grid_items else dict((raw.get("sweep") or {}).get("grid") or {})
@@ -116,7 +112,7 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
         manifest["points"][i].update({k: v for k, v in result.items() if v is not None})
         store.write_manifest(manifest)
         if not quiet:
-            click.echo(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}")
+            print(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}", flush=True)
 
     jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists()) for _, p in pending]
     spec = executor or ExecutorSpec(workers=workers)
@@ -127,7 +123,6 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     write_table(out, manifest)
     store.write_manifest(manifest)
-    build_sweep_report(out)
     return out, manifest
 
 
@@ -150,104 +145,3 @@ def write_table(out: Path, manifest: dict[str, Any]) -> None:
         tables.append(t)
     if tables:
         atomic_save(out / "sweep.parquet", lambda tmp: pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp))
-
-
-def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], list[list[Any]], np.ndarray]:
-    """The heatmap data: (metric, the two axis keys, their values, medians ``(len(v0), len(v1))`` of ``metric`` at
-    each point's last generation, pooled over arms and replicates; a third grid key and beyond are averaged)."""
-    import pyarrow.parquet as pq
-
-
-    manifest = RunStore(out).read_manifest()
-    table = pq.read_table(out / "sweep.parquet")
-    metrics = text_column(table, "metric")
-    names = set(metrics)
-    metric = metric or manifest.get("metric") or next((m for m in DEFAULT_METRICS if m in names), sorted(names)[0])
-    if metric not in names:
-        raise ConfigError(f"--metric must be one of {', '.join(sorted(names))}; got {metric!r}.")
-    keys = list(manifest["grid"])[:2]
-    axes = [list(dict.fromkeys(manifest["grid"][k])) for k in keys] + ([[None]] if len(keys) == 1 else [])
-    point = table["point"].to_numpy()
-    sel = metrics == metric
-    gen, value = table["generation"].to_numpy(), table["value"].to_numpy()
-    cells: dict[tuple[int, int], list[float]] = {}
-    for i, p in enumerate(manifest["points"]):
-        here = sel & (point == i)
-        if not here.any():
-            continue
-        last = value[here & (gen == gen[here].max())]
-        ij = tuple(axes[a].index(p["values"][k]) for a, k in enumerate(keys)) + ((0,) if len(keys) == 1 else ())
-        cells.setdefault(ij, []).append(float(np.nanmedian(last)))
-    grid = np.full((len(axes[0]), len(axes[1])), np.nan)
-    for (i, j), v in cells.items():
-        grid[i, j] = np.mean(v)
-    return metric, keys, axes, grid
-
-
-def plot_heatmap(metric: str, keys: list[str], axes: list[list[Any]], grid: np.ndarray, path: Path) -> None:
-    from ..analysis.report import pyplot, save_figure
-
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(1.2 + 1.0 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]), dpi=110)
-    im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
-    for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, "failed" if np.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
-    ax.set_yticks(range(len(axes[0])), [str(v) for v in axes[0]])
-    ax.set_ylabel(keys[0])
-    ax.set_xticks(range(len(axes[1])), [str(v) for v in axes[1]])
-    ax.set_xlabel(keys[1] if len(keys) > 1 else "")
-    ax.set_title(f"{metric}: median at the final generation")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def build_sweep_report(out: Path, metric: str | None = None) -> Path:
-    """Write ``report.html`` (the heatmap and the per-point status table) from the sweep directory alone."""
-    from ..analysis.report import PAGE, _img
-
-    manifest = RunStore(out).read_manifest()
-    rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
-                   f"<td>{html.escape(p.get('error', ''))}</td></tr>" for p in manifest["points"])
-    figure = "<p>no completed point</p>"
-    if (out / "sweep.parquet").exists():
-        m, keys, axes, grid = final_grid(out, metric)
-        plot_heatmap(m, keys, axes, grid, out / "figures" / "heatmap.png")
-        figure = _img(out / "figures" / "heatmap.png")
-    body = (f"<p>grid: {html.escape(json.dumps(manifest['grid']))} · status {manifest['status']}</p>{figure}"
-            f"<table><tr><th>point</th><th>values</th><th>status</th><th>error</th></tr>{rows}</table>")
-    path = out / "report.html"
-    atomic_write(path, PAGE.format(title=html.escape(f"modelcollapse sweep: {manifest['name']}"), body=body))
-    return path
-
-
-@click.command()
-@click.argument("config")
-@click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="A grid axis (repeatable).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (local) or Ray CPUs.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where points run.")
-@click.option("--address", help="Ray cluster to join: 'auto' or ray://HOST:10001.")
-@click.option("--out", type=click.Path(path_type=Path), help="Sweep directory (default sweeps/NAME).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
-@click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
-@click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
-@click.option("--quiet", is_flag=True, help="No per-point lines.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
-    """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
-    from ..cli import friendly
-
-    @friendly
-    def go():
-        spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
-        path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec)
-        if metric:
-            build_sweep_report(path, metric)
-        failed = [p for p in manifest["points"] if p["status"] == "failed"]
-        if not quiet:
-            click.echo(f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; report: {path / 'report.html'}")
-        if failed:
-            raise RunError(f"{len(failed)} point(s) failed, first: {failed[0]['dir']}: {failed[0].get('error')}")
-
-    go()
