@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelcollapse.config import validate
+from modelcollapse.engine.plan import validate
 from modelcollapse.engine.loop import Unit, run_unit
 from modelcollapse.engine.store import RunStore
 

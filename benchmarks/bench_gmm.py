@@ -29,7 +29,8 @@ import numpy as np
 
 
 def engine(replicates: int, generations: int) -> tuple[float, dict]:
-    from modelcollapse.config import load_raw, validate
+    from modelcollapse.config import load_raw
+    from modelcollapse.engine.plan import validate
     from modelcollapse.config import apply_overrides
     from modelcollapse.engine.runner import execute
 

@@ -37,17 +37,17 @@ def main() -> None:
 
     import torch
 
-    from modelcollapse.config import build
+
     from modelcollapse.plugins.data import SOURCES
     from modelcollapse.plugins.models import MODELS
     from modelcollapse.plugins.models.lm import autocast, generate_batched
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
-    src = build(SOURCES, {"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
+    src = SOURCES.build({"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
     real = np.array(src.pool(1, 10**9, np.random.default_rng(0)))
     spec = {"kind": args.model, "epochs": 1, "batch_size": args.batch, "decoding": args.decoding, "threads": args.threads,
             "device": args.device, "generate_batch_size": args.generate_batch}
-    model = build(MODELS, spec, "model").bind(src, real)
+    model = MODELS.build(spec, "model").bind(src, real)
 
     # training throughput: the family's own fit on batch * steps blocks (one epoch, plus one validation pass)
     train = real[:, : args.batch * args.train_steps]

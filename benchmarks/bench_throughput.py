@@ -29,7 +29,7 @@ CASES = {
 
 
 def engine(spec: dict, replicates: int, generations: int, samples: int) -> float:
-    from modelcollapse.config import validate
+    from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
 
     raw = {"name": "bench", "seed": 0, "replicates": replicates, "shard_size": replicates, **spec,

@@ -15,7 +15,7 @@ def rng():
 
 def run_small(raw: dict, out, **kw):
     """Validate and run a raw config dict into ``out``; return the metrics as {(arm, metric): (G, R) array}."""
-    from modelcollapse.config import validate
+    from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
 
     execute(validate(raw), out, quiet=True, **kw)

@@ -7,7 +7,8 @@ import pytest
 from conftest import run_small
 
 from modelcollapse.analysis.anatomy import check_design, decompose
-from modelcollapse.config import load_raw, validate
+from modelcollapse.config import load_raw
+from modelcollapse.engine.plan import validate
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.models.gaussian_sgd import GaussianSGD
 from modelcollapse.plugins.models.gmm import GMM

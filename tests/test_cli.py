@@ -24,7 +24,7 @@ def write(tmp_path, raw):
     "raw, message",
     [
         ({"loop": {"regime": "replase"}},
-         "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation'; got 'replase'."),
+         "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation', 'window'; got 'replase'."),
         ({"loop": {"generatons": 3}}, "error: unknown key 'loop.generatons'"),
         ({"replicates": 0}, "error: replicates must be >= 1; got 0."),
         ({"loop": {"real_fraction": 1.5}}, "error: loop.real_fraction must be <= 1.0; got 1.5."),
@@ -110,7 +110,8 @@ def test_presets_lists_every_preset():
 
 
 def test_every_preset_validates():
-    from modelcollapse.config import load_raw, preset_names, validate
+    from modelcollapse.config import load_raw, preset_names
+    from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import suite_entries
 
     for name in preset_names():

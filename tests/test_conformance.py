@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modelcollapse.config import build
+
 from modelcollapse.plugins.data import SOURCES
 from modelcollapse.plugins.data.regression import RegressionSource
 from modelcollapse.errors import RunError
@@ -24,9 +24,9 @@ for extra in ("gmm", "kde"):
 
 def setup(case, replicates=3, n=None):
     model_spec, data_spec, default_n = CASES[case]
-    source = build(SOURCES, data_spec, "data")
+    source = SOURCES.build(data_spec, "data")
     x = source.pool(replicates, n or default_n, np.random.default_rng(0))
-    model = build(MODELS, model_spec, "model").bind(source, x)
+    model = MODELS.build(model_spec, "model").bind(source, x)
     return model, source, x
 
 
@@ -68,7 +68,7 @@ def test_sample_before_fit_raises(case):
 def test_state_round_trip_reproduces_samples(case):
     model, source, x = setup(case)
     model.fit(x, rng=np.random.default_rng(1))
-    clone = build(MODELS, CASES[case][0], "model").bind(source, x).set_state(model.get_state())
+    clone = MODELS.build(CASES[case][0], "model").bind(source, x).set_state(model.get_state())
     np.testing.assert_array_equal(model.sample(20, rng=np.random.default_rng(3)), clone.sample(20, rng=np.random.default_rng(3)))
 
 

@@ -7,9 +7,9 @@ import pytest
 from conftest import run_small
 from scipy import stats
 
-from modelcollapse.config import resolve, validate
+from modelcollapse.engine.plan import resolve, validate
 from modelcollapse.errors import ConfigError
-from modelcollapse.engine.exact import wishart
+from modelcollapse.plugins.models.gaussian import wishart
 
 
 def gaussian_raw(sampler, **loop):

@@ -8,7 +8,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from modelcollapse.config import validate
+from modelcollapse.engine.plan import validate
 from modelcollapse.errors import ConfigError, RunError
 from modelcollapse.engine.executors import ExecutorSpec, gpus_for, map_tasks, map_units
 from modelcollapse.engine.runner import execute

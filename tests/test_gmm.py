@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from modelcollapse.config import build
+
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.metrics import Context
 from modelcollapse.plugins.metrics.mixtures import component_std, gaussian_overlap, gmm_l2_sq, gmm_l2_to_gen0
@@ -89,9 +89,9 @@ def test_random_init_and_many_components(rng):
 
 def test_config_errors_name_the_parameter():
     with pytest.raises(ConfigError, match=r"model.components must be an int >= 1; got 0"):
-        build(MODELS, {"kind": "gmm", "components": 0}, "model")
+        MODELS.build({"kind": "gmm", "components": 0}, "model")
     with pytest.raises(ConfigError, match=r"model.init must be one of 'kmeans' or 'random'; got 'kmean'"):
-        build(MODELS, {"kind": "gmm", "init": "kmean"}, "model")
+        MODELS.build({"kind": "gmm", "init": "kmean"}, "model")
     with pytest.raises(ConfigError, match=r"model.reg_covar must be > 0"):
         GMM(reg_covar=0.0)
 

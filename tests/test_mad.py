@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_small
 
-from modelcollapse.config import build, validate
+from modelcollapse.engine.plan import validate
 from modelcollapse.plugins.data import SOURCES
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.filters import FilterContext, build_chain, curate, take_kept
@@ -21,7 +21,7 @@ def base(**loop):
 
 # -- sampling bias ------------------------------------------------------------------------------------------------------
 def test_gaussian_bias_shrinks_covariance_by_lambda(rng):
-    m = build(MODELS, {"kind": "gaussian"}, "model").fit(rng.normal(size=(2, 500, 2)), rng=rng)
+    m = MODELS.build({"kind": "gaussian"}, "model").fit(rng.normal(size=(2, 500, 2)), rng=rng)
     x = m.sample(200_000, rng=np.random.default_rng(1), bias=0.3)
     for r in range(2):
         np.testing.assert_allclose(np.cov(x[r].T), 0.3 * m.cov_[r], atol=0.01)
@@ -33,7 +33,7 @@ def test_categorical_temperature_is_p_to_the_one_over_t():
     p = np.array([[0.5, 0.3, 0.2, 0.0]])
     q = tempered(p, 0.5)
     np.testing.assert_allclose(q, p**2 / (p**2).sum())
-    m = build(MODELS, {"kind": "categorical"}, "model").fit(np.array([[0] * 5 + [1] * 3 + [2] * 2]), rng=None)
+    m = MODELS.build({"kind": "categorical"}, "model").fit(np.array([[0] * 5 + [1] * 3 + [2] * 2]), rng=None)
     x = m.sample(100_000, rng=np.random.default_rng(0), bias=0.5)
     np.testing.assert_allclose(np.bincount(x[0], minlength=3) / 1e5, (p**2 / (p**2).sum())[0, :3], atol=0.005)
     assert tempered(p, 1e-6)[0, 0] == pytest.approx(1.0)  # T → 0: greedy, no underflow
@@ -60,7 +60,7 @@ def test_mad_names_and_explicit_counts(tmp_path):
 
 
 def test_n_real_on_a_regime_without_real_data_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"loop.n_real is used only by the regimes 'fresh', 'fresh-data', 'mix', 'synthetic-augmentation'; got loop.regime 'replace'"):
+    with pytest.raises(ConfigError, match=r"loop.n_real is used only by the regimes 'fresh', 'mix'; got loop.regime 'replace'"):
         validate(base(regime="replace", n_real=5))
     with pytest.raises(ConfigError, match=r"unknown key 'loop.n_rael'; accepted keys here: .*Did you mean 'n_real'\?"):
         validate(base(n_rael=5))
@@ -92,9 +92,9 @@ def gmm_with_bias() -> str | None:
     """Why the GMM version of the MAD test cannot run here, or None."""
     if "gmm" not in MODELS:
         return "the gmm family (branch gmm) is not registered in this build"
-    from modelcollapse.config import accepts_bias
+    from modelcollapse.plugins.models.base import SamplesWithBias, capable
 
-    if not accepts_bias(build(MODELS, {"kind": "gmm"}, "model")):
+    if not capable(MODELS.build({"kind": "gmm"}, "model"), SamplesWithBias):
         return "gmm.sample has no bias= parameter yet (covariance shrink per component; see models/__init__)"
     return None
 
@@ -144,7 +144,7 @@ def test_diversity_k_center_picks_spread_points(rng):
 
 
 def test_likelihood_filter_removes_low_density_and_verifier_by_import_path(rng):
-    source = build(SOURCES, {"kind": "gaussian", "dim": 2}, "data")
+    source = SOURCES.build({"kind": "gaussian", "dim": 2}, "data")
     held = source.sample(1, 20000, rng)[0]
     x = np.array([[[0.0, 0.0], [4.0, 4.0], [0.5, -0.5]]])
     [(_, fn)] = build_chain([{"kind": "likelihood", "quantile": 0.05}])
@@ -161,7 +161,7 @@ def test_likelihood_filter_removes_low_density_and_verifier_by_import_path(rng):
 
 
 def test_self_correct_projection_restores_the_true_variance(rng):
-    source = build(SOURCES, {"kind": "gaussian", "dim": 1}, "data")
+    source = SOURCES.build({"kind": "gaussian", "dim": 1}, "data")
     held = source.sample(1, 5000, rng)[0]
     x = 0.3 * rng.normal(size=(2, 4000, 1)) + 0.5  # a shrunk, shifted model
     [(_, fn)] = build_chain([{"kind": "self-correct", "steps": 60, "step_size": 0.1}])
@@ -220,8 +220,8 @@ def test_new_keys_fail_with_one_clear_line(raw, message):
 
 
 def test_likelihood_filter_against_the_generation_0_model(rng):
-    source = build(SOURCES, {"kind": "gaussian", "dim": 1}, "data")
-    gen0 = build(MODELS, {"kind": "gaussian"}, "model").fit(source.sample(2, 5000, rng), rng=rng)
+    source = SOURCES.build({"kind": "gaussian", "dim": 1}, "data")
+    gen0 = MODELS.build({"kind": "gaussian"}, "model").fit(source.sample(2, 5000, rng), rng=rng)
     held = source.sample(1, 5000, rng)[0]
     ctx = FilterContext(source, None, gen0, held, 3, rng)
     [(_, fn)] = build_chain([{"kind": "likelihood", "reference": "gen0", "quantile": 0.1}])

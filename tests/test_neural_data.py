@@ -13,7 +13,7 @@ import sys  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.config import build  # noqa: E402
+
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.data.images import NumpyOnlyUnpickler  # noqa: E402
 from modelcollapse.plugins.data.text import load_tokenizer  # noqa: E402
@@ -29,7 +29,7 @@ def test_import_stays_light():
 
 
 def test_digits_pool_and_test_split():
-    src = build(SOURCES, {"kind": "digits"}, "data")
+    src = SOURCES.build({"kind": "digits"}, "data")
     x = src.pool(2, 100, RNG)
     assert x.shape == (2, 100, 8, 8) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert src.pool(1, 10**6, RNG).shape == (1, 1498, 8, 8)
@@ -38,7 +38,7 @@ def test_digits_pool_and_test_split():
 
 
 def test_mnist_shapes():
-    src = build(SOURCES, {"kind": "mnist", "max_images": 500}, "data")
+    src = SOURCES.build({"kind": "mnist", "max_images": 500}, "data")
     assert src.pool(1, 10**6, RNG).shape == (1, 500, 28, 28)
     assert src.heldout(10).shape == (10, 28, 28)
 
@@ -58,15 +58,15 @@ def test_unpickler_refuses_other_globals(tmp_path):
 def test_user_images(tmp_path):
     path = tmp_path / "imgs.npy"
     np.save(path, (np.random.default_rng(0).random((20, 6, 6)) * 255).astype(np.uint8))
-    src = build(SOURCES, {"kind": "images", "path": str(path)}, "data")
+    src = SOURCES.build({"kind": "images", "path": str(path)}, "data")
     assert src.pool(1, 100, RNG).shape == (1, 18, 6, 6) and src.heldout().shape == (2, 6, 6)
     assert src.class_labels("train") is None
     with pytest.raises(ConfigError, match="data.path must be an existing .npy file; got 'nope.npy'"):
-        build(SOURCES, {"kind": "images", "path": "nope.npy"}, "data")
+        SOURCES.build({"kind": "images", "path": "nope.npy"}, "data")
     bad = tmp_path / "flat.npy"
     np.save(bad, np.zeros((5,)))
     with pytest.raises(ConfigError, match=r"must hold at least 2 grey images \(n, H, W\); got shape \(5,\)"):
-        build(SOURCES, {"kind": "images", "path": str(bad)}, "data").pool(1, 1, RNG)
+        SOURCES.build({"kind": "images", "path": str(bad)}, "data").pool(1, 1, RNG)
 
 
 def test_gpt2_tokenizer_pinned():
@@ -83,7 +83,7 @@ def test_smollm2_tokenizer_pinned():
 
 @pytest.mark.parametrize("kind", ["wikipedia", "news"])
 def test_text_blocks_split_by_document(kind):
-    src = build(SOURCES, {"kind": kind, "block": 64}, "data")
+    src = SOURCES.build({"kind": kind, "block": 64}, "data")
     s = src.splits()
     assert all(v.ndim == 2 and v.shape[1] == 64 and v.dtype == np.int64 for v in s.values())
     assert len(s["train"]) > 5 * len(s["test"]) > 0 and len(s["validation"]) > 0
@@ -96,7 +96,7 @@ def test_text_blocks_split_by_document(kind):
 
 
 def test_wikipedia_is_real_text():
-    src = build(SOURCES, {"kind": "wikipedia", "max_blocks": 5}, "data")
+    src = SOURCES.build({"kind": "wikipedia", "max_blocks": 5}, "data")
     text = " ".join(src.decode(src.pool(1, 5, RNG)[0]))
     assert "anarch" in text.lower()
 
@@ -104,23 +104,23 @@ def test_wikipedia_is_real_text():
 def test_user_text_files(tmp_path):
     (tmp_path / "a.txt").write_text("The quick brown fox jumps over the lazy dog. " * 200)
     (tmp_path / "b.jsonl").write_text('{"text": "hello there"}\n\n{"text": "general kenobi"}\n')
-    src = build(SOURCES, {"kind": "text", "path": str(tmp_path), "block": 16}, "data")
+    src = SOURCES.build({"kind": "text", "path": str(tmp_path), "block": 16}, "data")
     s = src.splits()
     assert s["train"].shape[1] == 16 and len(s["train"]) > 0 and len(src.heldout()) > 0
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ConfigError, match="holds no text"):
-        build(SOURCES, {"kind": "text", "path": str(empty)}, "data").splits()
+        SOURCES.build({"kind": "text", "path": str(empty)}, "data").splits()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     with pytest.raises(ConfigError, match="line 1 is not a JSON object with a 'text' field"):
-        build(SOURCES, {"kind": "text", "path": str(bad)}, "data").splits()
+        SOURCES.build({"kind": "text", "path": str(bad)}, "data").splits()
     with pytest.raises(ConfigError, match="data.path must end in .txt or .jsonl"):
-        build(SOURCES, {"kind": "text", "path": str(tmp_path / "x.npy")}, "data") if (tmp_path / "x.npy").write_text("") is not None else None
+        SOURCES.build({"kind": "text", "path": str(tmp_path / "x.npy")}, "data") if (tmp_path / "x.npy").write_text("") is not None else None
 
 
 def test_text_sources_cannot_draw_fresh():
-    src = build(SOURCES, {"kind": "news"}, "data")
+    src = SOURCES.build({"kind": "news"}, "data")
     with pytest.raises(ConfigError, match="fixed text pool"):
         src.sample(1, 2, RNG)
 
@@ -129,7 +129,8 @@ def test_text_sources_cannot_draw_fresh():
     "preset", ["vae-digits", "vae-mnist", "lm-tiny-wikipedia", "lm-smollm2-wikipedia", "lm-smollm2-wikipedia-10pct"]
 )
 def test_neural_presets_validate(preset):
-    from modelcollapse.config import expand_arms, load_raw, validate
+    from modelcollapse.config import expand_arms, load_raw
+    from modelcollapse.engine.plan import validate
 
     raw = load_raw(preset)
     assert raw["name"] == preset and raw.get("description")

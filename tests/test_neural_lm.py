@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("transformers")
 
-from modelcollapse.config import build, validate  # noqa: E402
+from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
@@ -29,7 +29,7 @@ def rng(i):
 
 @pytest.fixture(scope="module")
 def source():
-    return build(SOURCES, DATA, "data")
+    return SOURCES.build(DATA, "data")
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +38,20 @@ def real(source):
 
 
 def test_conformance(source, real):
-    model = build(MODELS, TINY, "model").bind(source, real)
+    model = MODELS.build(TINY, "model").bind(source, real)
     with pytest.raises(RunError, match="not fitted yet"):
         model.sample(2, rng=rng(0))
     before = real.copy()
     assert model.fit(real, rng=rng(1)) is model
     assert np.array_equal(real, before) and model.degenerate_.tolist() == [False]
-    sampling = build(MODELS, {**TINY, "decoding": "sample"}, "model").bind(source, real).fit(real, rng=rng(1))
+    sampling = MODELS.build({**TINY, "decoding": "sample"}, "model").bind(source, real).fit(real, rng=rng(1))
     a, b, c = (sampling.sample(8, rng=rng(i)) for i in (2, 2, 3))
     assert a.shape == (1, 8, 16) and a.dtype == np.int64
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     nll = model.sequence_nll(source.heldout())
     assert nll.shape == (1, 16) and np.all(np.isfinite(nll))
     # every weight round-trips; the reduced vocabulary maps back to tokenizer ids the source can decode
-    restored = build(MODELS, TINY, "model").bind(source, real).set_state(model.get_state())
+    restored = MODELS.build(TINY, "model").bind(source, real).set_state(model.get_state())
     assert np.allclose(restored.sequence_nll(source.heldout()), nll)
     assert np.array_equal(restored.sample(4, rng=rng(5)), model.sample(4, rng=rng(5)))
     assert set(np.unique(a)) <= set(model.vocab_.tolist())
@@ -59,7 +59,7 @@ def test_conformance(source, real):
 
 
 def test_batched_generation_matches_one_at_a_time(source, real):
-    model = build(MODELS, TINY, "model").bind(source, real).fit(real, rng=rng(1))
+    model = MODELS.build(TINY, "model").bind(source, real).fit(real, rng=rng(1))
     net, prompts = model._models[0], [model._to_model(p) for p in (real[0, 0], real[0, 1, :9], real[0, 2, :12])]
     kw = dict(new_tokens=6, pad_id=0, seed=0, do_sample=False, num_beams=1, repetition_penalty=1.0)
     batched = generate_batched(net, prompts, batch_size=8, **kw)
@@ -68,7 +68,7 @@ def test_batched_generation_matches_one_at_a_time(source, real):
 
 
 def test_init_previous_continues(source, real):
-    model = build(MODELS, {**TINY, "init": "previous"}, "model").bind(source, real).fit(real, rng=rng(1))
+    model = MODELS.build({**TINY, "init": "previous"}, "model").bind(source, real).fit(real, rng=rng(1))
     first = model._models[0]
     model.fit(real, rng=rng(2))
     assert model._models[0] is first  # fine-tuned further, not re-initialised
@@ -76,11 +76,11 @@ def test_init_previous_continues(source, real):
 
 def test_bad_config_errors():
     with pytest.raises(ConfigError, match="model.decoding must be one of"):
-        build(MODELS, {**TINY, "decoding": "nucleus"}, "model")
+        MODELS.build({**TINY, "decoding": "nucleus"}, "model")
     with pytest.raises(ConfigError, match="model.path must be 'smollm2' or a local Hugging Face model directory"):
-        build(MODELS, {"kind": "lm-hf", "path": "/no/such/dir"}, "model")
+        MODELS.build({"kind": "lm-hf", "path": "/no/such/dir"}, "model")
     with pytest.raises(ConfigError, match="data.tokenizer must be the model's own tokenizer, 'smollm2'"):
-        build(MODELS, {"kind": "lm-hf"}, "model").bind(build(SOURCES, DATA, "data"), np.zeros((1, 2, 16), np.int64))
+        MODELS.build({"kind": "lm-hf"}, "model").bind(SOURCES.build(DATA, "data"), np.zeros((1, 2, 16), np.int64))
 
 
 def metrics_of(out):
@@ -167,9 +167,9 @@ def test_gen0_perplexity_histograms_shift(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_loads_and_scores():
-    src = build(SOURCES, {**DATA, "tokenizer": "smollm2"}, "data")
+    src = SOURCES.build({**DATA, "tokenizer": "smollm2"}, "data")
     real = np.array(src.pool(1, 4, rng(0)))
-    model = build(MODELS, {"kind": "lm-hf", "epochs": 1, "batch_size": 4, "generate_batch_size": 4, "num_beams": 2}, "model")
+    model = MODELS.build({"kind": "lm-hf", "epochs": 1, "batch_size": 4, "generate_batch_size": 4, "num_beams": 2}, "model")
     model.bind(src, real).fit(real, rng=rng(1))
     ppl = np.exp(model.sequence_nll(src.heldout()).mean())
     assert 1 < ppl < 1000
@@ -185,13 +185,13 @@ def test_lm_hf_loads_a_local_directory(tmp_path):
     tok = load_tokenizer("gpt2")
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_layer=1, n_head=2, n_embd=16)).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    src = build(SOURCES, {**DATA, "tokenizer": str(tmp_path)}, "data")
+    src = SOURCES.build({**DATA, "tokenizer": str(tmp_path)}, "data")
     real = np.array(src.pool(1, 8, rng(0)))
-    assert real[0, 0].tolist() == build(SOURCES, DATA, "data").pool(1, 8, rng(0))[0, 0].tolist()  # same tokenizer
-    model = build(MODELS, {"kind": "lm-hf", "path": str(tmp_path), "epochs": 1, "batch_size": 4, "lr": 1e-3, "num_beams": 2, "threads": 1}, "model")
+    assert real[0, 0].tolist() == SOURCES.build(DATA, "data").pool(1, 8, rng(0))[0, 0].tolist()  # same tokenizer
+    model = MODELS.build({"kind": "lm-hf", "path": str(tmp_path), "epochs": 1, "batch_size": 4, "lr": 1e-3, "num_beams": 2, "threads": 1}, "model")
     model.bind(src, real).fit(real, rng=rng(1))
     assert model.sample(3, rng=rng(2)).shape == (1, 3, 16)
-    restored = build(MODELS, {"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model").bind(src, real).set_state(model.get_state())
+    restored = MODELS.build({"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model").bind(src, real).set_state(model.get_state())
     assert np.allclose(restored.sequence_nll(src.heldout()), model.sequence_nll(src.heldout()))
 
 
@@ -207,7 +207,7 @@ def distinct_2(blocks):
 
 def test_bias_is_a_temperature_multiplier(source, real):
     spec = {**TINY, "epochs": 3, "lr": 1e-2, "lr_min": 1e-3, "decoding": "sample", "repetition_penalty": 1.0}
-    model = build(MODELS, spec, "model").bind(source, real).fit(real, rng=rng(1))
+    model = MODELS.build(spec, "model").bind(source, real).fit(real, rng=rng(1))
     full = model.sample(32, rng=rng(2))
     assert np.array_equal(model.sample(32, rng=rng(2), bias=1.0), full)
     assert model.decoding_kwargs(0.2)["temperature"] == pytest.approx(0.2 * model.temperature)
@@ -227,13 +227,13 @@ def test_bias_needs_sampling():
 
 
 def test_watermark_settings_are_validated_and_shared():
-    assert build(MODELS, TINY, "model").watermark is None
-    model = build(MODELS, {**TINY, "watermark": {"key": 7}}, "model")
+    assert MODELS.build(TINY, "model").watermark is None
+    model = MODELS.build({**TINY, "watermark": {"key": 7}}, "model")
     assert model.watermark == {"key": 7, "gamma": 0.25, "delta": 2.0}
     with pytest.raises(ConfigError, match=r"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got \['seed'\]"):
-        build(MODELS, {**TINY, "watermark": {"seed": 7}}, "model")
+        MODELS.build({**TINY, "watermark": {"seed": 7}}, "model")
     with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):
-        build(MODELS, {**TINY, "watermark": {"gamma": 1.5}}, "model")
+        MODELS.build({**TINY, "watermark": {"gamma": 1.5}}, "model")
     from modelcollapse.plugins.filters import build_chain
 
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):

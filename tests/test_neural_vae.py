@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 pytest.importorskip("torch")
 
-from modelcollapse.config import build, validate  # noqa: E402
+from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
@@ -22,7 +22,7 @@ SMALL = {"kind": "vae", "latent": 4, "hidden": 64, "epochs": 3, "batch_size": 64
 def digits(n=256):
     from modelcollapse.plugins.data import SOURCES
 
-    return build(SOURCES, {"kind": "digits"}, "data").pool(1, n, np.random.default_rng(0))
+    return SOURCES.build({"kind": "digits"}, "data").pool(1, n, np.random.default_rng(0))
 
 
 def rng(i):
@@ -32,7 +32,7 @@ def rng(i):
 def test_conformance():
     x = np.array(digits())
     before = x.copy()
-    model = build(MODELS, SMALL, "model")
+    model = MODELS.build(SMALL, "model")
     with pytest.raises(RunError, match="not fitted yet"):
         model.sample(3, rng=rng(0))
     assert model.fit(x, rng=rng(1)) is model
@@ -42,7 +42,7 @@ def test_conformance():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert model.degenerate_.shape == (1,) and not model.degenerate_.any()
     # same fit stream, same weights
-    again = build(MODELS, SMALL, "model").fit(x, rng=rng(1))
+    again = MODELS.build(SMALL, "model").fit(x, rng=rng(1))
     assert np.array_equal(again.sample(16, rng=rng(2)), a)
     # checkpoints round-trip through safetensors
     from modelcollapse.engine.store import load_arrays, save_arrays
@@ -51,19 +51,19 @@ def test_conformance():
 
     with tempfile.TemporaryDirectory() as d:
         save_arrays(f"{d}/s.safetensors", model.get_state())
-        restored = build(MODELS, SMALL, "model").set_state(load_arrays(f"{d}/s.safetensors"))
+        restored = MODELS.build(SMALL, "model").set_state(load_arrays(f"{d}/s.safetensors"))
     assert np.array_equal(restored.sample(16, rng=rng(2)), a)
     assert restored.encode_mean(x[:, :5]).shape == (1, 5, 4)
 
 
 def test_bernoulli_decoding_gives_binary_pixels():
-    model = build(MODELS, {**SMALL, "decode": "bernoulli", "epochs": 1}, "model").fit(digits(64), rng=rng(1))
+    model = MODELS.build({**SMALL, "decode": "bernoulli", "epochs": 1}, "model").fit(digits(64), rng=rng(1))
     assert set(np.unique(model.sample(8, rng=rng(2)))) <= {0.0, 1.0}
 
 
 def test_conv_architecture_on_28x28():
     x = np.random.default_rng(0).random((1, 32, 28, 28), dtype=np.float32)
-    model = build(MODELS, {"kind": "vae", "architecture": "conv", "latent": 3, "capacity": 4, "epochs": 1, "threads": 1}, "model")
+    model = MODELS.build({"kind": "vae", "architecture": "conv", "latent": 3, "capacity": 4, "epochs": 1, "threads": 1}, "model")
     assert model.fit(x, rng=rng(1)).sample(5, rng=rng(2)).shape == (1, 5, 28, 28)
 
 
@@ -123,13 +123,13 @@ def test_cuda_paths():
 
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    model = build(MODELS, {**SMALL, "device": "cuda"}, "model").fit(digits(64), rng=rng(1))
+    model = MODELS.build({**SMALL, "device": "cuda"}, "model").fit(digits(64), rng=rng(1))
     assert model.sample(4, rng=rng(2)).shape == (1, 4, 8, 8)
     from modelcollapse.plugins.data import SOURCES
 
-    src = build(SOURCES, {"kind": "news", "block": 16, "max_blocks": 32, "validation_blocks": 8}, "data")
+    src = SOURCES.build({"kind": "news", "block": 16, "max_blocks": 32, "validation_blocks": 8}, "data")
     real = np.array(src.pool(1, 32, rng(0)))
-    lm = build(MODELS, {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 256, "epochs": 1,
+    lm = MODELS.build({"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 256, "epochs": 1,
                         "device": "cuda", "num_beams": 2}, "model").bind(src, real).fit(real, rng=rng(1))
     assert lm.sample(4, rng=rng(2)).shape == (1, 4, 16) and np.isfinite(lm.sequence_nll(src.heldout())).all()
 
@@ -139,7 +139,7 @@ def test_bias_truncates_the_latent():
 
     from modelcollapse.seeding import torch_generator
 
-    model = build(MODELS, {**SMALL, "epochs": 1}, "model").fit(digits(128), rng=rng(1))
+    model = MODELS.build({**SMALL, "epochs": 1}, "model").fit(digits(128), rng=rng(1))
     full = model.sample(256, rng=rng(2))
     # λ = 1 keeps the unbiased bits: the decoded ε ~ N(0, I) of the same stream, as before bias existed
     assert np.array_equal(model.sample(256, rng=rng(2), bias=1.0), full)

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from modelcollapse.config import build  # noqa: E402
+
 from modelcollapse.errors import ConfigError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.plugins.models.sklearn_family import Sklearn  # noqa: E402
@@ -53,7 +53,7 @@ def test_sample_random_state_argument(rng):
 
 def test_clear_errors():
     with pytest.raises(ConfigError, match="cannot import module 'sklearn.mixtur'"):
-        build(MODELS, {"kind": "sklearn", "estimator": "sklearn.mixtur.GaussianMixture"}, "model")
+        MODELS.build({"kind": "sklearn", "estimator": "sklearn.mixtur.GaussianMixture"}, "model")
     with pytest.raises(ConfigError, match="has no 'GaussianMixtur'. Did you mean 'GaussianMixture'?"):
         Sklearn("sklearn.mixture.GaussianMixtur")
     with pytest.raises(ConfigError, match=r"must have fit\(\) and sample\(\) methods; it lacks sample\(\)"):

@@ -83,7 +83,8 @@ def test_sweep_usage_errors(tmp_path):
 
 
 def test_preset_sweeps_have_default_grids():
-    from modelcollapse.config import load_raw, validate
+    from modelcollapse.config import load_raw
+    from modelcollapse.engine.plan import validate
 
     for name in ("real-fraction-sweep", "mad-phase"):
         raw = load_raw(name)

@@ -109,7 +109,7 @@ def test_gaussian_long_median_variance_row6(tmp_path):
 
 
 def test_published_curve_is_the_reference_where_no_closed_form_exists():
-    from modelcollapse.config import validate
+    from modelcollapse.engine.plan import validate
     from modelcollapse.analysis.theory import reference
 
     arm = validate({"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}).model_dump()

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from modelcollapse.config import validate
+from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
 from modelcollapse.engine.store import RunStore
 

@@ -9,16 +9,14 @@ line names the key, what is accepted and what was received.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import itertools
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError, choice_error, did_you_mean
+from .errors import ConfigError, choice_error, translate
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -31,11 +29,13 @@ class LoopConfig(_Strict):
     generations: int = Field(10, ge=1, description="generations fitted, numbered 0..G-1")
     samples: int = Field(100, ge=1, description="synthetic samples drawn per generation (the training-set size)")
     real_samples: int | None = Field(None, ge=1, description="real records for generation 0; default loop.samples")
-    regime: str = "replace"
-    real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of real records (mix, fresh)")
+    regime: str | dict[str, Any] = Field(
+        "replace", description="a regime name, or {kind: NAME, **its parameters} (see plugins/regimes.py)"
+    )
+    real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="alias of the mixing regimes' real_fraction")
     on_degenerate: Literal["continue", "stop"] = "continue"
     heldout: int = Field(2000, ge=1, description="held-out real records for likelihood and sample metrics")
-    n_real: int | None = Field(None, ge=0, description="real records per generation (mix/fresh); overrides real_fraction")
+    n_real: int | None = Field(None, ge=0, description="alias of the mixing regimes' n_real (overrides real_fraction)")
     n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
     bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
     filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
@@ -71,93 +71,6 @@ class Config(_Strict):
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
-
-
-def _describe(err: dict) -> str:
-    kind, ctx = err["type"], err.get("ctx", {})
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
-        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
-        bound = next(iter(ctx.values()))
-        return f"must be {sign} {bound}"
-    return err["msg"].lower().replace("input should be", "must be")
-
-
-def fields_at(model: type[BaseModel], path: tuple) -> list[str]:
-    """The field names of the (nested) pydantic model found by following ``path`` from ``model``."""
-    for part in path:
-        annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
-
-
-def translate(err: ValidationError, prefix: str, fields: list[str] | type[BaseModel]) -> ConfigError:
-    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean.
-
-    ``fields``: the accepted keys at the top, or the model class (nested sections are then looked up)."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    if not isinstance(fields, list):
-        fields = fields_at(fields, tuple(first["loc"][:-1])) if len(first["loc"]) > 1 else list(fields.model_fields) + ["suite"]
-    if first["type"] == "extra_forbidden":
-        fields = _fields_at(first["loc"][:-1], fields)
-        accepted = ", ".join(sorted(fields))
-        return ConfigError(
-            f"unknown key {key!r}; accepted keys here: {accepted}.{did_you_mean(first['loc'][-1], fields)}"
-        )
-    return ConfigError(f"{key} {_describe(first)}; got {first.get('input')!r}.")
-
-
-def _fields_at(loc: tuple, top: list[str]) -> list[str]:
-    """The accepted keys of the section at ``loc`` (``('loop',)`` -> LoopConfig's fields), else ``top``."""
-    sections = {"loop": LoopConfig, "alarm": AlarmConfig, "sweep": SweepConfig}
-    if len(loc) == 1 and loc[0] in sections:
-        return list(sections[loc[0]].model_fields)
-    return top
-
-
-@functools.cache
-def _params_model(cls: type) -> type[BaseModel]:
-    """A pydantic model built from ``cls.__init__``'s keyword parameters, their annotations and defaults."""
-    fields = {}
-    hints = inspect.get_annotations(cls.__init__, eval_str=True)
-    for name, p in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        default = ... if p.default is p.empty else p.default
-        fields[name] = (hints.get(name, Any), default)
-    return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid"), **fields)
-
-
-def build(registry, spec: dict[str, Any], key: str):
-    """Build the plug-in ``spec['kind']`` from ``registry`` with the validated parameters in ``spec``."""
-    if not isinstance(spec, dict) or "kind" not in spec:
-        raise ConfigError(f"{key}.kind is required; accepted: {', '.join(registry.names())}; got {spec!r}.")
-    params = {k: v for k, v in spec.items() if k != "kind"}
-    cls = registry.get(spec["kind"], f"{key}.kind")
-    model = _params_model(cls)
-    try:
-        validated = model.model_validate(params)
-    except ValidationError as err:
-        raise translate(err, key, list(model.model_fields)) from None
-    return cls(**{k: getattr(validated, k) for k in model.model_fields})
-
-
-def resolved_params(registry, spec: dict[str, Any], key: str) -> dict[str, Any]:
-    """``spec`` with every default filled in, for the resolved config written beside the results."""
-    obj = build(registry, spec, key)
-    cls = type(obj)
-    return {"kind": spec["kind"], **{k: _plain(getattr(obj, k)) for k in _params_model(cls).model_fields}}
-
-
-def _plain(value):
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def parse_value(text: str) -> Any:
@@ -216,26 +129,6 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def validate(raw: dict[str, Any]) -> Config:
-    """Validate the top level and every arm (data, model, regime and metric names included)."""
-    if "suite" in raw:
-        raise ConfigError("this config is a suite of runs; run it with `modelcollapse run`, not as a single config.")
-    if "task" in raw and "backend" in raw:
-        raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as err:
-        raise translate(err, "", Config) from None
-    arms = expand_arms(config)
-    for _, arm in arms:
-        check_arm(arm)
-    if config.anatomy is not None:
-        from .analysis.anatomy import check_design
-
-        check_design(config.anatomy, [name for name, _ in arms])
-    return config
-
-
 def expand_arms(config: Config) -> list[tuple[str, Config]]:
     """The named variants of a config: explicit ``arms``, times the product of ``grid`` values.
 
@@ -263,82 +156,46 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
     return arms
 
 
-def check_arm(arm: Config) -> None:
-    """Validate the plug-in names and parameters of one arm."""
-    from .plugins.data import SOURCES
-    from .engine.exact import sampler_for
-    from .plugins.metrics import METRICS
-    from .plugins.models import MODELS
-    from .plugins.regimes import REGIMES
+# -- the anatomy design (arms named factor=level, one per cell of a 2^k factorial) --------------------------------
+STATISTICS = ("mean", "median")
 
-    source = build(SOURCES, arm.data, "data")
-    model = build(MODELS, arm.model, "model")
-    regime = REGIMES.get(arm.loop.regime, "loop.regime")
-    if getattr(regime, "needs_fresh", False) and not source.can_draw:
+
+def parse_arm(name: str) -> dict[str, str]:
+    """``"sampling=exact,family=matched"`` -> ``{"sampling": "exact", "family": "matched"}`` (parts without '=' are
+    ignored)."""
+    return dict(part.split("=", 1) for part in name.split(",") if "=" in part)
+
+
+def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Validate an ``anatomy`` config against the run's arm names; return {arm: cell levels}. Every one of the 2^k
+    cells must be exactly one arm; arms that name no factor are left out of the anatomy."""
+    if not isinstance(anatomy, dict) or set(anatomy) - {"metric", "factors", "statistic"} or "factors" not in anatomy:
+        raise ConfigError(f"anatomy must be a mapping with keys 'factors' and optionally 'metric', 'statistic'; got {anatomy!r}.")
+    if anatomy.get("statistic", "mean") not in STATISTICS:
+        raise ConfigError(f"anatomy.statistic must be one of {', '.join(map(repr, STATISTICS))}; got {anatomy['statistic']!r}.")
+    factors = anatomy["factors"]
+    if not isinstance(factors, dict) or not factors or any(
+        not isinstance(v, list) or len(v) != 2 or v[0] == v[1] for v in factors.values()
+    ):
         raise ConfigError(
-            f"loop.regime {arm.loop.regime!r} draws fresh real data, which data.kind {arm.data['kind']!r} cannot; "
-            "use 'mix' for a fixed pool."
+            "anatomy.factors must map each factor to [reference level, error level], two different names; "
+            f"got {factors!r}."
         )
-    if arm.loop.sampling == "exact":
-        can = sorted(name for name in MODELS if hasattr(MODELS.get(name), "fit_population"))
-        if not hasattr(model, "fit_population"):
+    cells: dict[str, tuple[int, ...]] = {}
+    for name in arm_names:
+        parsed = parse_arm(name)
+        if not set(parsed) & set(factors):
+            continue
+        try:
+            cells[name] = tuple(factors[f].index(str(parsed[f])) for f in factors)
+        except (KeyError, ValueError):
             raise ConfigError(
-                f"loop.sampling 'exact' fits each generation to the previous model's population, which model.kind "
-                f"{arm.model['kind']!r} cannot do; families that can: {', '.join(map(repr, can))}."
-            )
-        if arm.loop.regime != "replace":
-            raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {arm.loop.regime!r}.")
-    for name in arm.metrics or model.default_metrics:
-        METRICS.get(name, "metrics")
-    check_bias(model, arm.loop.bias, arm.model["kind"])
-    check_counts(arm)
-    from .plugins.filters import build_chain
-
-    build_chain(arm.loop.filters, arm.model)
-    sampler_for(arm, model, source, list(arm.metrics or model.default_metrics))  # refuses sampler: exact where invalid
-
-
-def accepts_bias(model) -> bool:
-    """Whether a family's ``sample`` takes the ``bias`` keyword (see ``models/__init__``)."""
-    return "bias" in inspect.signature(model.sample).parameters
-
-
-def check_bias(model, bias: float, kind: str) -> None:
-    if bias != 1.0 and not accepts_bias(model):
-        raise ConfigError(
-            f"loop.bias {bias!r} needs a family whose sample() accepts bias=; model.kind {kind!r} does not. "
-            "Use loop.bias: 1.0 (unbiased) or a family that supports it."
-        )
-    if hasattr(model, "check_bias"):  # a family whose λ needs some of its own settings (LMs: decoding: sample)
-        model.check_bias(bias)
-
-
-def check_counts(arm: Config) -> None:
-    """``loop.n_real`` needs a regime that mixes in real data (the fixed pool's size is checked when the run starts)."""
-    from .plugins.regimes import REGIMES
-
-    loop = arm.loop
-    regime = REGIMES.get(loop.regime, "loop.regime")
-    if loop.n_real is not None and not getattr(regime, "mixes_real", False):
-        mixing = sorted(n for n in REGIMES.names() if getattr(REGIMES.get(n), "mixes_real", False))
-        raise ConfigError(f"loop.n_real is used only by the regimes {', '.join(map(repr, mixing))}; got loop.regime {loop.regime!r}.")
-
-
-def resolve(config: Config) -> dict[str, Any]:
-    """The config with every default filled in, as written to ``config.yaml``."""
-    from . import __version__
-    from .plugins.data import SOURCES
-    from .plugins.models import MODELS
-
-    out = config.model_dump()
-    out["data"] = resolved_params(SOURCES, config.data, "data")
-    out["model"] = resolved_params(MODELS, config.model, "model")
-    if out["metrics"] is None:
-        out["metrics"] = list(build(MODELS, config.model, "model").default_metrics)
-    if "sampler" in out["model"]:  # record the choice 'auto' made
-        from .engine.exact import sampler_for
-
-        source, model = build(SOURCES, config.data, "data"), build(MODELS, config.model, "model")
-        out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
-    out["version"] = __version__
-    return out
+                f"arm {name!r} must set every anatomy factor to one of its levels, as "
+                + ",".join(f"{f}={'|'.join(v)}" for f, v in factors.items())
+                + "."
+            ) from None
+    missing = [c for c in itertools.product((0, 1), repeat=len(factors)) if c not in cells.values()]
+    if missing or len(set(cells.values())) != len(cells):
+        wanted = [",".join(f"{f}={factors[f][i]}" for f, i in zip(factors, c)) for c in missing]
+        raise ConfigError(f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; missing: {wanted or 'none'} (or a cell is repeated).")
+    return cells

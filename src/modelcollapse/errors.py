@@ -44,3 +44,42 @@ def choice_error(key: str, value: object, choices: Iterable[str], what: str = "o
     choices = sorted(str(c) for c in choices)
     listed = ", ".join(repr(c) for c in choices)
     return ConfigError(f"{key} must be {what} {listed}; got {value!r}.{did_you_mean(value, choices)}")
+
+
+# -- pydantic validation errors as one line --------------------------------------------------------------------------
+def _describe(err: dict) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"must be {sign} {bound}"
+    return err["msg"].lower().replace("input should be", "must be")
+
+
+def fields_at(model, path: tuple) -> list[str]:
+    """The field names of the (nested) pydantic model found by following ``path`` from ``model``."""
+    for part in path:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and hasattr(annotation, "model_fields")):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def translate(err, prefix: str, fields) -> ConfigError:
+    """Turn pydantic's first error into one line: key, accepted values, value received, did-you-mean.
+
+    ``fields``: the accepted keys at the top, or the model class (nested sections are then looked up)."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    if not isinstance(fields, list):
+        fields = fields_at(fields, tuple(first["loc"][:-1])) if len(first["loc"]) > 1 else list(fields.model_fields)
+    if first["type"] == "extra_forbidden":
+        accepted = ", ".join(sorted(fields))
+        return ConfigError(
+            f"unknown key {key!r}; accepted keys here: {accepted}.{did_you_mean(first['loc'][-1], fields)}"
+        )
+    return ConfigError(f"{key} {_describe(first)}; got {first.get('input')!r}.")

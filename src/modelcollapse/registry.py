@@ -1,19 +1,84 @@
-"""A tiny name -> object registry, used for data sources, model families, regimes, metrics and filters.
+"""The one plug-in mechanism: every axis (data sources, model families, regimes, filters, metrics, chain tasks and
+backends, executors) is a :class:`Registry` of named plug-ins.
 
-Adding a plug-in is one function (or class) plus one decorator line::
+Registration is ``register(name, *aliases, **traits)``: the canonical name, other names that resolve to it, and
+traits that tell the engine what the plug-in can do (a metric computable from the fitted model alone says
+``from_model=True``; a regime that needs every past synthetic chunk says ``keeps_history=True``). Traits are declared
+where the plug-in is defined and read with :meth:`Registry.traits`.
 
-    @REGIMES.register("replace")
-    def replace(inputs): ...
+Parameters are validated in one place, :meth:`Registry.build`, from the plug-in's signature: a class's ``__init__``
+keyword parameters, a function's keyword-only parameters, with their annotations and defaults. Errors name the key,
+the accepted values, the value received and a did-you-mean.
+
+>>> SHAPES = Registry("shape.kind")
+>>> @SHAPES.register("square", "box", sides=4)
+... def square(*, size: float = 1.0):
+...     return size * size
+>>> SHAPES.canonical("box"), SHAPES.traits("box")["sides"]
+('square', 4)
+>>> SHAPES.build({"kind": "box", "size": 3.0})()
+9.0
+>>> SHAPES.resolve("box")
+{'kind': 'square', 'size': 1.0}
+>>> SHAPES.build({"kind": "square", "sise": 2})
+Traceback (most recent call last):
+...
+modelcollapse.errors.ConfigError: unknown key 'shape.sise'; accepted keys here: size. Did you mean 'size'?
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from .errors import choice_error
+from .errors import ConfigError, choice_error, translate
 
 T = TypeVar("T")
+
+
+@functools.cache
+def params_model(obj: Callable):
+    """A pydantic model of ``obj``'s parameters: a class's ``__init__`` keyword parameters (``self`` and ``*args``
+    excluded), or a function's keyword-only parameters, with their annotations and defaults."""
+    from pydantic import ConfigDict, create_model
+
+    target = obj.__init__ if isinstance(obj, type) else obj
+    hints = inspect.get_annotations(target, eval_str=True)
+    fields = {}
+    for name, p in inspect.signature(target).parameters.items():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name == "self":
+            continue
+        if not isinstance(obj, type) and p.kind is not p.KEYWORD_ONLY:
+            continue  # a function plug-in's positional parameters are its inputs, not its settings
+        fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
+    return create_model(f"{getattr(obj, '__name__', 'plugin')}_params", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def validate_params(obj: Callable, params: dict[str, Any], key: str) -> dict[str, Any]:
+    """``params`` validated against ``obj``'s signature, every default filled in; a one-line ConfigError otherwise."""
+    from pydantic import ValidationError
+
+    model = params_model(obj)
+    try:
+        valid = model.model_validate(params)
+    except ValidationError as err:
+        raise translate(err, key, list(model.model_fields)) from None
+    return {name: getattr(valid, name) for name in model.model_fields}
+
+
+def as_spec(spec: Any, key: str, choices: list[str]) -> dict[str, Any]:
+    """A plug-in spec as a mapping: a bare name ``"mix"`` is ``{"kind": "mix"}``."""
+    if isinstance(spec, str):
+        return {"kind": spec}
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise ConfigError(f"{key}.kind is required; accepted: {', '.join(choices)}; got {spec!r}.")
+    return spec
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 class Registry(Generic[T]):
@@ -22,28 +87,77 @@ class Registry(Generic[T]):
     def __init__(self, key: str):
         self.key = key
         self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._traits: dict[str, dict[str, Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *aliases: str, **traits: Any) -> Callable[[T], T]:
+        """Decorator: register a plug-in under ``name`` (and ``aliases``), with ``traits``."""
+
         def add(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.key}: {name!r} is registered twice")
+            for n in (name, *aliases):
+                if n in self._items or n in self._aliases:
+                    raise ValueError(f"{self.key}: {n!r} is registered twice")
             self._items[name] = obj
+            self._traits[name] = dict(traits)
+            self._aliases.update({a: name for a in aliases})
             return obj
 
         return add
 
+    def canonical(self, name: str, key: str | None = None) -> str:
+        """The canonical name of ``name`` (itself, or what an alias stands for); a ConfigError if unknown."""
+        if isinstance(name, str) and name in self._items:
+            return name
+        if isinstance(name, str) and name in self._aliases:
+            return self._aliases[name]
+        raise choice_error(key or self.key, name, [*self._items, *self._aliases]) from None
+
     def get(self, name: str, key: str | None = None) -> T:
-        """The plug-in called ``name``; a :class:`ConfigError` naming the choices if there is none."""
-        try:
-            return self._items[name]
-        except (KeyError, TypeError):
-            raise choice_error(key or self.key, name, self._items) from None
+        """The plug-in called ``name`` (or an alias of it); a :class:`ConfigError` naming the choices if none."""
+        return self._items[self.canonical(name, key)]
+
+    def traits(self, name: str) -> dict[str, Any]:
+        """The traits the plug-in declared at registration (an empty dict for none)."""
+        return self._traits[self.canonical(name)]
+
+    def trait(self, name: str, trait: str, default: Any = None) -> Any:
+        return self.traits(name).get(trait, default)
+
+    def with_trait(self, trait: str, value: Any = True) -> list[str]:
+        """Canonical names of the plug-ins whose ``trait`` equals ``value``, sorted."""
+        return sorted(n for n, t in self._traits.items() if t.get(trait) == value)
+
+    def params(self, spec: Any, key: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``(canonical name, validated parameters)`` of a spec: a name or ``{kind: name, **parameters}``. ``key`` is
+        the config section the spec sits at (``data``, ``loop.regime``), used in error messages."""
+        key = key or self.key.removesuffix(".kind")
+        bare = isinstance(spec, str)
+        spec = as_spec(spec, key, self.names())
+        name = self.canonical(spec["kind"], key if bare else f"{key}.kind")
+        params = validate_params(self._items[name], {k: v for k, v in spec.items() if k != "kind"}, key)
+        return name, params
+
+    def build(self, spec: Any, key: str | None = None):
+        """The plug-in with its validated parameters bound: an instance for a class, a partial for a function."""
+        name, params = self.params(spec, key)
+        obj = self._items[name]
+        return obj(**params) if isinstance(obj, type) else functools.partial(obj, **params)
+
+    def resolve(self, spec: Any, key: str | None = None) -> dict[str, Any]:
+        """The spec with its canonical name and every default filled in, as written to ``config.yaml``."""
+        name, params = self.params(spec, key)
+        return {"kind": name, **{k: _plain(v) for k, v in params.items()}}
 
     def names(self) -> list[str]:
+        """Canonical names, sorted."""
         return sorted(self._items)
 
+    def aliases(self) -> dict[str, str]:
+        """``{alias: canonical name}``."""
+        return dict(self._aliases)
+
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

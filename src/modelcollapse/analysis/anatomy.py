@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from ..config import STATISTICS, check_design, parse_arm  # noqa: F401  (parse_arm: part of this module's API)
 from ..errors import ConfigError
 from ..engine.store import text_column
 
 CODINGS = ("anchored", "effects")
-STATISTICS = ("mean", "median")
 
 
 @dataclass
@@ -64,47 +64,6 @@ class Anatomy:
     cells: dict[tuple[int, ...], np.ndarray]
     terms: dict[str, np.ndarray]
     stderr: dict[str, np.ndarray]
-
-
-def parse_arm(name: str) -> dict[str, str]:
-    """``"sampling=exact,family=matched"`` -> ``{"sampling": "exact", "family": "matched"}`` (parts without '=' are
-    ignored)."""
-    return dict(part.split("=", 1) for part in name.split(",") if "=" in part)
-
-
-def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Validate an ``anatomy`` config against the run's arm names; return {arm: cell levels}. Every one of the 2^k
-    cells must be exactly one arm; arms that name no factor are left out of the anatomy."""
-    if not isinstance(anatomy, dict) or set(anatomy) - {"metric", "factors", "statistic"} or "factors" not in anatomy:
-        raise ConfigError(f"anatomy must be a mapping with keys 'factors' and optionally 'metric', 'statistic'; got {anatomy!r}.")
-    if anatomy.get("statistic", "mean") not in STATISTICS:
-        raise ConfigError(f"anatomy.statistic must be one of {', '.join(map(repr, STATISTICS))}; got {anatomy['statistic']!r}.")
-    factors = anatomy["factors"]
-    if not isinstance(factors, dict) or not factors or any(
-        not isinstance(v, list) or len(v) != 2 or v[0] == v[1] for v in factors.values()
-    ):
-        raise ConfigError(
-            "anatomy.factors must map each factor to [reference level, error level], two different names; "
-            f"got {factors!r}."
-        )
-    cells: dict[str, tuple[int, ...]] = {}
-    for name in arm_names:
-        parsed = parse_arm(name)
-        if not set(parsed) & set(factors):
-            continue
-        try:
-            cells[name] = tuple(factors[f].index(str(parsed[f])) for f in factors)
-        except (KeyError, ValueError):
-            raise ConfigError(
-                f"arm {name!r} must set every anatomy factor to one of its levels, as "
-                + ",".join(f"{f}={'|'.join(v)}" for f, v in factors.items())
-                + "."
-            ) from None
-    missing = [c for c in itertools.product((0, 1), repeat=len(factors)) if c not in cells.values()]
-    if missing or len(set(cells.values())) != len(cells):
-        wanted = [",".join(f"{f}={factors[f][i]}" for f, i in zip(factors, c)) for c in missing]
-        raise ConfigError(f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; missing: {wanted or 'none'} (or a cell is repeated).")
-    return cells
 
 
 def _column(table, name: str) -> np.ndarray:

@@ -57,10 +57,17 @@ PUBLISHED = {
 }
 
 
+def regime_name(loop: dict[str, Any]) -> str:
+    """The regime of a resolved ``loop`` section: ``{kind: NAME, ...}`` (a plain name in run directories written
+    before regimes took parameters)."""
+    regime = loop["regime"]
+    return regime["kind"] if isinstance(regime, dict) else regime
+
+
 def published(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tuple[np.ndarray, str, str] | None:
     """A published curve for ``metric`` under this arm (NaN past the generations it covers), or None."""
     key = (arm["model"]["kind"], arm["data"]["kind"], metric)
-    if key not in PUBLISHED or arm["loop"]["regime"] != "replace":
+    if key not in PUBLISHED or regime_name(arm["loop"]) != "replace":
         return None
     values, label = PUBLISHED[key]
     padded = np.append(values, np.nan)  # generations past the published ones read the NaN
@@ -72,7 +79,7 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
     label, statistic) where statistic is "mean" or "median" (which across-replicate statistic the values predict), or
     None."""
     data, model, loop = arm["data"], arm["model"], arm["loop"]
-    g, M, regime = np.asarray(generations), loop["samples"], loop["regime"]
+    g, M, regime = np.asarray(generations), loop["samples"], regime_name(loop)
     found = published(metric, arm, g)
     if found is not None:
         return found

@@ -13,15 +13,15 @@ from functools import partial
 
 import numpy as np
 
-from ..config import Config, build
-from ..plugins.data import SOURCES
+from ..config import Config
 from ..errors import ConfigError
-from .exact import sampler_for
+from ..plugins.data import SOURCES
 from ..plugins.filters import FilterContext, build_chain, curate
 from ..plugins.metrics import Context, measure
 from ..plugins.models import MODELS
-from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs
+from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec
 from ..seeding import rng_for
+from .exact import sampler_for
 from .store import RunStore
 
 
@@ -66,16 +66,18 @@ def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndar
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
     """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
     rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
-    source, model = build(SOURCES, cfg.data, "data"), build(MODELS, cfg.model, "model")
-    regime = REGIMES.get(cfg.loop.regime, "loop.regime")
+    source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
+    regime_name, regime_params = regime_spec(cfg.loop)
+    regime, keeps_history = partial(REGIMES.get(regime_name), **regime_params), REGIMES.trait(regime_name, "keeps_history")
     R, M, loop = unit.size, cfg.loop.samples, cfg.loop
     names = cfg.metrics or list(model.default_metrics)
     exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
 
     chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
-    real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, loop.n_real or 0), rng(generation=0, role="real")), REAL)
-    n_real = loop.n_real if loop.n_real is not None else round(loop.real_fraction * M)
-    if regime is REGIMES.get("mix") and n_real > real.size:
+    wanted_real = regime_params.get("n_real")
+    real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, wanted_real or 0), rng(generation=0, role="real")), REAL)
+    n_real = real_count(M, regime_params.get("real_fraction", 0.0), wanted_real)
+    if regime_name == "mix" and n_real > real.size:
         raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}.")
     heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if source.can_draw else real.x[0]
     model.bind(source, real.x)
@@ -90,9 +92,9 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
     start, synthetic, gen0 = store.last_generation(unit.arm, unit.shard) + 1, [], None
     if start > 0:
-        gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
+        gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
         model.set_state(store.load_state(unit.arm, unit.shard))
-        if regime.keeps_history:
+        if keeps_history:
             synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
         elif not exact:
             synthetic = [draw(start - 1)[0]]
@@ -109,23 +111,22 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         else:
             # 1. assemble: generation 0 trains on real data only
             train = [real] if g == 0 else regime(
-                RegimeInputs(real, synthetic, M, loop.real_fraction, partial(fresh, g), rng(generation=g, role="assemble"),
-                             loop.n_real, loop.n_synthetic)
+                RegimeInputs(real, synthetic, M, partial(fresh, g), rng(generation=g, role="assemble"), loop.n_synthetic)
             )
             # 2. fit
             model.fit_chunks(train, rng=rng(generation=g, role="fit"))
         if g == 0:
-            gen0 = build(MODELS, cfg.model, "model").bind(source, real.x).set_state(model.get_state())
+            gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(model.get_state())
         # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)
         chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
-        synthetic = [*synthetic, chunk] if regime.keeps_history else [chunk]
+        synthetic = [*synthetic, chunk] if keeps_history else [chunk]
         # 5. measure
         ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
         values = {**measure(names, ctx), **filtered}
         real_n, synthetic_n = provenance(train, R)
         values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
         # 6. persist, before the next generation starts
-        kept = {"x": chunk.x, "origin": chunk.origin} if regime.keeps_history else None
+        kept = {"x": chunk.x, "origin": chunk.origin} if keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
         store.save_extra(unit.arm, unit.shard, g, ctx.arrays)
         on_generation(g)

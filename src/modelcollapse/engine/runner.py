@@ -11,21 +11,12 @@ from typing import Any
 
 import yaml
 
-from ..config import PRESETS_DIR, Config, apply_overrides, expand_arms, load_raw, resolve, set_dotted, validate
+from ..config import PRESETS_DIR, Config, apply_overrides, load_raw, set_dotted
 from ..errors import ConfigError, RunError
 from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
+from .plan import make_plan, validate
 from .store import RunStore, atomic_write, refuse_existing
-
-
-def resolved_run(config: Config) -> dict[str, Any]:
-    """The resolved config, with each arm's resolved form under ``arms_resolved``."""
-    out = resolve(config)
-    out["arms_resolved"] = {name: resolve(arm) for name, arm in expand_arms(config)}
-    for arm in out["arms_resolved"].values():
-        for key in ("arms", "grid", "version"):
-            arm.pop(key, None)
-    return out
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
@@ -61,7 +52,8 @@ def execute(
     Units that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
     """
     store = RunStore(out)
-    resolved = resolved_run(config)
+    plan = make_plan(config)
+    resolved = plan.resolved
     if resume:
         saved = store.read_config()
         diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
@@ -69,7 +61,7 @@ def execute(
             raise ConfigError(f"--resume: the config differs from {out}/config.yaml at {diff!r}; resume with the same config.")
     else:
         refuse_existing(out)
-    arms = expand_arms(config)
+    arms = plan.arms
     arm_names = [name for name, _ in arms]
     store.write_config(resolved)
     manifest = store.read_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)

@@ -52,7 +52,8 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def point_config(raw: dict[str, Any], values: dict[str, Any]):
     """The validated config of one grid point (``sweep`` section removed, name suffixed with the point's values)."""
-    from ..config import set_dotted, validate
+    from ..config import set_dotted
+    from .plan import validate
 
     tree = {k: v for k, v in raw.items() if k != "sweep"}
     for key, value in values.items():

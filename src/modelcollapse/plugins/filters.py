@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, ValidationError, create_model
 
 from ..errors import ConfigError, RunError
 from ..registry import Registry
@@ -59,39 +57,23 @@ class FilterContext:
 
 
 # -- building and running a chain ---------------------------------------------------------------------------------------
-@functools.cache
-def _params_model(fn: Callable):
-    fields = {}
-    hints = inspect.get_annotations(fn, eval_str=True)
-    for name, p in inspect.signature(fn).parameters.items():
-        if p.kind is p.KEYWORD_ONLY:
-            fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
-    return create_model(f"{fn.__name__}_params", __config__=ConfigDict(extra="forbid"), **fields)
-
-
 def build_chain(specs: list[dict[str, Any]], model_spec: dict[str, Any] | None = None) -> list[tuple[str, Callable]]:
-    """Validate ``loop.filters`` and return ``[(label, filter with its parameters bound)]``; labels name metric rows."""
-    from ..config import translate
+    """Validate ``loop.filters`` and return ``[(label, filter with its parameters bound)]``; labels name metric rows.
 
+    A filter's optional ``check`` trait, ``check(key, params, model_spec)``, refuses settings that conflict with the
+    model (a watermark detector's γ against the generator's)."""
     kinds = [s.get("kind") if isinstance(s, dict) else None for s in specs]
     chain = []
     for i, spec in enumerate(specs):
         key = f"loop.filters[{i}]"
-        if not isinstance(spec, dict) or "kind" not in spec:
+        if not isinstance(spec, dict):
             raise ConfigError(f"{key}.kind is required; accepted: {', '.join(FILTERS.names())}; got {spec!r}.")
-        fn = FILTERS.get(spec["kind"], f"{key}.kind")
-        params = {k: v for k, v in spec.items() if k != "kind"}
-        model = _params_model(fn)
-        try:
-            valid = model.model_validate(params)
-        except ValidationError as err:
-            raise translate(err, key, list(model.model_fields)) from None
-        bound = {k: getattr(valid, k) for k in model.model_fields}
-        check = getattr(fn, "check", None)
+        name, bound = FILTERS.params(spec, key)
+        check = FILTERS.trait(name, "check")
         if check:
             check(key, bound, model_spec or {})
         label = spec["kind"].replace("-", "_") + (f"_{i}" if kinds.count(spec["kind"]) > 1 else "")
-        chain.append((label, functools.partial(fn, **bound)))
+        chain.append((label, functools.partial(FILTERS.get(name), **bound)))
     return chain
 
 
@@ -186,7 +168,11 @@ def load_callable(path: str, key: str) -> Callable:
     return obj
 
 
-@FILTERS.register("verifier")
+def _check_verifier(key: str, params: dict, model: dict) -> None:
+    load_callable(params["function"], f"{key}.function")
+
+
+@FILTERS.register("verifier", check=_check_verifier)
 def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0.5):
     """Keep records a user verifier accepts: ``function`` (``module:function``) maps records ``(R, n, ...)`` to
     ``(R, n)`` booleans or scores (a classifier's confidence); kept where score ≥ ``threshold``."""
@@ -194,9 +180,6 @@ def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0
     if score.shape != keep.shape:
         raise RunError(f"verifier {function!r} returned shape {score.shape}; expected {keep.shape} (one score a record).")
     return x, keep & (score >= threshold)
-
-
-verifier.check = lambda key, params, model: load_callable(params["function"], f"{key}.function")
 
 
 @FILTERS.register("dedup")
@@ -267,7 +250,18 @@ def self_correct(x, keep, ctx: FilterContext, *, mode: Literal["project", "rejec
     return y, keep
 
 
-@FILTERS.register("watermark")
+def _check_watermark(key: str, params: dict, model: dict) -> None:
+    from .watermark import GAMMA
+
+    mark = model.get("watermark")
+    shared = mark.get("gamma", GAMMA) if isinstance(mark, dict) else None  # the family fills in the default γ
+    if params["gamma"] is not None and shared is not None and params["gamma"] != shared:
+        raise ConfigError(f"{key}.gamma {params['gamma']!r} differs from model.watermark.gamma {shared!r}; "
+                          "generator and detector must share one γ (leave the filter's gamma unset).")
+
+
+
+@FILTERS.register("watermark", check=_check_watermark)
 def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key: int | None = None,
                      gamma: float | None = None):
     """Drop synthetic token blocks ``(R, n, B)`` whose green-list z-score exceeds ``threshold`` (Kirchenbauer et al.).
@@ -291,16 +285,3 @@ def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key
         fpr = float((wm.z_scores(np.asarray(ctx.heldout), key=key, gamma=gamma) > threshold).mean())
         ctx.stats["watermark_fpr"] = np.full(len(keep), fpr)
     return x, keep & ~flagged
-
-
-def _check_watermark(key: str, params: dict, model: dict) -> None:
-    from .watermark import GAMMA
-
-    mark = model.get("watermark")
-    shared = mark.get("gamma", GAMMA) if isinstance(mark, dict) else None  # the family fills in the default γ
-    if params["gamma"] is not None and shared is not None and params["gamma"] != shared:
-        raise ConfigError(f"{key}.gamma {params['gamma']!r} differs from model.watermark.gamma {shared!r}; "
-                          "generator and detector must share one γ (leave the filter's gamma unset).")
-
-
-watermark_filter.check = _check_watermark

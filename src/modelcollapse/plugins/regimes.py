@@ -1,7 +1,14 @@
 """Regimes: how generation g+1's training set is assembled from real and synthetic data.
 
-Each regime is a small function from :class:`RegimeInputs` to a list of :class:`Chunk`; adding one is one function
-plus one decorator. See DESIGN's mixing law: every regime is a setting of p_{i+1} = α·p_θ(i+1) + β·p_i + γ·p_0.
+Each regime is a small function from :class:`RegimeInputs` to a list of :class:`Chunk` (the training set is their
+union); its settings are keyword-only parameters, validated from the signature. Adding one is one function plus its
+registration::
+
+    @REGIMES.register("window", keeps_history=True)
+    def window(inputs, *, k: int = 2):
+        return list(inputs.synthetic[-k:])
+
+and a config chooses it with ``loop.regime: {kind: window, k: 3}`` (a bare name takes the defaults). See DESIGN's mixing law: every regime is a setting of p_{i+1} = α·p_θ(i+1) + β·p_i + γ·p_0.
 
 | regime                 | training set of generation g+1                                          |
 | ---------------------- | ----------------------------------------------------------------------- |
@@ -10,10 +17,12 @@ plus one decorator. See DESIGN's mixing law: every regime is a setting of p_{i+1
 | accumulate-subsample   | a uniform subsample of ``loop.samples`` records of the accumulated pool |
 | mix                    | ``real_fraction`` from the fixed original pool, the rest synthetic of g  |
 | fresh                  | ``real_fraction`` drawn anew from the real distribution, the rest synthetic of g |
+| window                 | the synthetic samples of the last ``k`` generations                      |
 
 Alemohammad et al.'s names for the three MAD loops are aliases: ``fully-synthetic`` = replace,
-``synthetic-augmentation`` = mix (a fixed real set), ``fresh-data`` = fresh. In mix and fresh, ``loop.n_real`` and
+``synthetic-augmentation`` = mix (a fixed real set), ``fresh-data`` = fresh. In mix and fresh, ``n_real`` and
 ``loop.n_synthetic`` (records per generation) override ``real_fraction × samples`` and ``samples − n_real`` when given.
+``loop.real_fraction`` and ``loop.n_real`` are kept as aliases of the mixing regimes' parameters.
 A curated synthetic chunk is always refilled to its full size before it reaches a regime (see ``filters.curate``).
 """
 
@@ -21,9 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 REAL = -1  # origin tag of real records; synthetic records carry the generation that sampled them
@@ -50,32 +62,21 @@ class Chunk:
 @dataclass
 class RegimeInputs:
     """What a regime may use. ``synthetic`` holds every synthetic chunk so far if the regime keeps history, else only
-    the newest; ``fresh(n)`` draws ``n`` new real records per replicate."""
+    the newest; ``samples`` is ``loop.samples``; ``fresh(n)`` draws ``n`` new real records per replicate;
+    ``n_synthetic`` is ``loop.n_synthetic`` (synthetic records drawn per generation; None: ``samples`` − real)."""
 
     real: Chunk
     synthetic: list[Chunk]
     samples: int
-    real_fraction: float
     fresh: Callable[[int], Chunk]
     rng: np.random.Generator
-    n_real: int | None = None
     n_synthetic: int | None = None
 
 
 REGIMES: Registry = Registry("loop.regime")
-
-
-def regime(*names: str, keeps_history: bool = False, needs_fresh: bool = False, mixes_real: bool = False):
-    """Register a regime under one or more names. ``keeps_history``: it needs every past synthetic chunk (they are
-    checkpointed); ``needs_fresh``: it draws fresh real data; ``mixes_real``: it reads ``n_real``/``real_fraction``."""
-
-    def add(fn):
-        fn.keeps_history, fn.needs_fresh, fn.mixes_real = keeps_history, needs_fresh, mixes_real
-        for name in names:
-            REGIMES.register(name)(fn)
-        return fn
-
-    return add
+"""Regimes by name. Traits: ``keeps_history`` (it needs every past synthetic chunk: they are checkpointed),
+``needs_fresh`` (it draws fresh real data, so the source must be able to), ``mixes_real`` (it takes ``real_fraction``
+and ``n_real``, which the legacy keys ``loop.real_fraction`` / ``loop.n_real`` fill in)."""
 
 
 def subsample(chunks: list[Chunk], n: int, rng: np.random.Generator) -> Chunk:
@@ -94,9 +95,9 @@ def head(chunk: Chunk, n: int) -> Chunk:
     return Chunk(chunk.x[:, :n], chunk.origin[:, :n])
 
 
-def real_count(inputs: RegimeInputs) -> int:
+def real_count(samples: int, real_fraction: float, n_real: int | None) -> int:
     """Real records per generation: ``n_real`` if given, else ``round(real_fraction × samples)``."""
-    return inputs.n_real if inputs.n_real is not None else int(round(inputs.real_fraction * inputs.samples))
+    return n_real if n_real is not None else int(round(real_fraction * samples))
 
 
 def synthetic_count(inputs: RegimeInputs, k: int) -> int:
@@ -109,28 +110,72 @@ def real_plus_synthetic(real: Chunk | None, inputs: RegimeInputs, k: int) -> lis
     return ([real] if k else []) + ([head(inputs.synthetic[-1], s)] if s > 0 else [])
 
 
-@regime("replace", "fully-synthetic")
+@REGIMES.register("replace", "fully-synthetic")
 def replace(inputs: RegimeInputs) -> list[Chunk]:
     return [inputs.synthetic[-1]]
 
 
-@regime("accumulate", keeps_history=True)
+@REGIMES.register("accumulate", keeps_history=True)
 def accumulate(inputs: RegimeInputs) -> list[Chunk]:
     return [inputs.real, *inputs.synthetic]
 
 
-@regime("accumulate-subsample", keeps_history=True)
+@REGIMES.register("accumulate-subsample", keeps_history=True)
 def accumulate_subsample(inputs: RegimeInputs) -> list[Chunk]:
     return [subsample([inputs.real, *inputs.synthetic], inputs.samples, inputs.rng)]
 
 
-@regime("mix", "synthetic-augmentation", mixes_real=True)
-def mix(inputs: RegimeInputs) -> list[Chunk]:
-    k = real_count(inputs)
+@REGIMES.register("mix", "synthetic-augmentation", mixes_real=True)
+def mix(inputs: RegimeInputs, *, real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
+        n_real: Annotated[int, Field(ge=0)] | None = None) -> list[Chunk]:
+    """``real_fraction × samples`` (or ``n_real``) records from the fixed real pool, the rest synthetic of g."""
+    k = real_count(inputs.samples, real_fraction, n_real)
     return real_plus_synthetic(subsample([inputs.real], k, inputs.rng) if k else None, inputs, k)
 
 
-@regime("fresh", "fresh-data", needs_fresh=True, mixes_real=True)
-def fresh(inputs: RegimeInputs) -> list[Chunk]:
-    k = real_count(inputs)
+@REGIMES.register("fresh", "fresh-data", needs_fresh=True, mixes_real=True)
+def fresh(inputs: RegimeInputs, *, real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
+          n_real: Annotated[int, Field(ge=0)] | None = None) -> list[Chunk]:
+    """``real_fraction × samples`` (or ``n_real``) records drawn anew from the real distribution, the rest synthetic."""
+    k = real_count(inputs.samples, real_fraction, n_real)
     return real_plus_synthetic(inputs.fresh(k) if k else None, inputs, k)
+
+
+@REGIMES.register("window", keeps_history=True)
+def window(inputs: RegimeInputs, *, k: Annotated[int, Field(ge=1)] = 2) -> list[Chunk]:
+    """The synthetic samples of the last ``k`` generations (fewer while fewer exist); ``k = 1`` is ``replace``.
+
+    >>> import numpy as np
+    >>> chunks = [Chunk.tagged(np.zeros((1, 3)), g) for g in range(5)]
+    >>> inputs = RegimeInputs(chunks[0], chunks, 3, fresh=None, rng=None)
+    >>> [int(c.origin[0, 0]) for c in window(inputs, k=2)]
+    [3, 4]
+    """
+    return list(inputs.synthetic[-k:])
+
+
+def regime_spec(loop) -> tuple[str, dict]:
+    """``(canonical name, validated parameters)`` of ``loop.regime``, with the legacy keys folded in.
+
+    ``loop.regime`` is a name or ``{kind: NAME, **parameters}``. ``loop.real_fraction`` and ``loop.n_real`` are
+    aliases of a mixing regime's ``real_fraction`` / ``n_real``; set in both places they must agree. ``loop.n_real``
+    with a regime that mixes no real data is an error (``real_fraction`` is left alone there: sweeps vary it freely).
+    """
+    spec = {"kind": loop.regime} if isinstance(loop.regime, str) else dict(loop.regime)
+    key = "loop.regime" if isinstance(loop.regime, str) else "loop.regime.kind"
+    name = REGIMES.canonical(spec.get("kind"), key) if "kind" in spec else spec.get("kind")
+    mixes = name is not None and REGIMES.trait(name, "mixes_real", False)
+    legacy = {"real_fraction": loop.real_fraction, "n_real": loop.n_real}
+    defaults = {"real_fraction": 0.0, "n_real": None}
+    for param, value in legacy.items():
+        if value == defaults[param]:
+            continue
+        if not mixes:
+            if param == "n_real":
+                raise ConfigError(f"loop.n_real is used only by the regimes {', '.join(map(repr, REGIMES.with_trait('mixes_real')))}; "
+                                  f"got loop.regime {name!r}.")
+            continue
+        if param in spec and spec[param] != value:
+            raise ConfigError(f"loop.{param} {value!r} and loop.regime.{param} {spec[param]!r} disagree; set one of them.")
+        spec[param] = value
+    return REGIMES.params(spec, "loop.regime")

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ...errors import ConfigError
-from . import SOURCES, Source
+from .base import SOURCES, Source
 
 
 def draw_categories(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

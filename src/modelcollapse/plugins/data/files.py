@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
-from . import SOURCES, Source
+from .base import SOURCES, Source
 
 
 def read_table(path: Path, columns: list[str] | None) -> np.ndarray:

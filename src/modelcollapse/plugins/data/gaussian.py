@@ -6,7 +6,7 @@ import numpy as np
 from scipy import special, stats
 
 from ...errors import ConfigError
-from . import SOURCES, Source
+from .base import SOURCES, Source
 
 
 @SOURCES.register("gaussian")

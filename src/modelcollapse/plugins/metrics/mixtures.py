@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..models.gmm_em import precision
-from . import METRICS, Context, require
+from .base import METRICS, Context, require
 
 
 MIXTURE = ("weights_", "means_", "covariances_")

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from . import METRICS, Context, require
+from .base import METRICS, Context, require
 
 SUBSAMPLE = 200  # sequences per replicate for distinct-n, repetition and self-BLEU
 BLEU_SUBSAMPLE = 50  # hypotheses (each against the other 49) for self-BLEU

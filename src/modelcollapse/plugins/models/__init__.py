@@ -1,71 +1,9 @@
-"""Model families (``model.kind``): the generative models that are fitted, sampled and refitted.
+"""Model families (``model.kind``): the generative models that are fitted, sampled and refitted: the registry and the built-in plug-ins.
 
-The protocol every family follows (checked by ``tests/test_conformance.py``):
-
-- hyperparameters are ``__init__`` keyword arguments, stored verbatim; the config validates them from the signature;
-- ``bind(source, real)``: called once per run with the real data source and generation 0's real records, for
-  families whose sampling is conditioned on real inputs (a regression design, language-model prompts); returns self;
-- ``fit(x, *, rng) -> self``: ``x`` has shape ``(R, n, *event_shape)``; all ``R`` replicates are fitted at once;
-  fitted state lives in attributes ending in ``_`` (numpy arrays), never randomness;
-- ``sample(n, *, rng)`` -> ``(R, n, *event_shape)``; two calls with different generators differ;
-- ``log_prob(x)`` -> ``(R, n)`` in nats, where defined; ``moments()`` -> mean ``(R, d)``, covariance ``(R, d, d)``;
-  optional ``mean_log_prob(x)`` -> ``(R,)``: ``log_prob(x).mean(1)`` by a cheaper route (``nll_real`` uses it);
-- ``degenerate_`` ``(R,)`` bool: fits that collapsed (a singular covariance, say). Collapse is a result, not a crash;
-- ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
-
-Sampling bias λ (``loop.bias``, default 1 = unbiased): a family that supports it takes ``sample(n, *, rng, bias=1.0)``,
-in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm`` (each component), temperature T = λ
-(p^(1/T) renormalised) for ``categorical``, latent truncation (z = √λ·ε ~ N(0, λI)) for VAEs, softmax temperature × λ
-for LMs (``decoding: sample`` only; top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when
-λ ≠ 1, and the config refuses λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter, or whose optional
-``check_bias(bias)`` raises (a λ its settings cannot honour).
-
-Watermarking generators (LM families, ``model.watermark``) expose ``watermark = {"key": int, "gamma": float,
-"delta": float}`` (their ``watermark.processor`` settings; None when off) so the ``watermark`` filter detects with the
-same key and γ.
-
-Optional: ``fit_chunks(chunks, *, rng)`` fits on a list of :class:`~modelcollapse.plugins.regimes.Chunk` without
-concatenating them (the accumulate regime's pool grows every generation).
+See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 
-from __future__ import annotations
-
-import numpy as np
-
-from ...errors import RunError
-from ...registry import Registry
-
-MODELS: Registry = Registry("model.kind")
-
-
-class Family:
-    """Shared defaults for families; subclasses override ``fit`` and ``sample``."""
-
-    default_metrics: tuple[str, ...] = ()
-
-    def bind(self, source, real: np.ndarray):
-        return self
-
-    def fit_chunks(self, chunks, *, rng: np.random.Generator):
-        x = chunks[0].x if len(chunks) == 1 else np.concatenate([c.x for c in chunks], axis=1)
-        return self.fit(x, rng=rng)
-
-    def check_fitted(self, attribute: str) -> None:
-        if not hasattr(self, attribute):
-            raise RunError(f"{type(self).__name__} is not fitted yet: call fit(x, rng=...) before sampling or scoring.")
-
-    @property
-    def replicates(self) -> int:
-        return len(self.degenerate_)
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """Every fitted array (attributes ending in ``_``)."""
-        return {k: np.asarray(v) for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
-
-    def set_state(self, state: dict[str, np.ndarray]):
-        for key, value in state.items():
-            setattr(self, key, np.asarray(value))
-        return self
-
-
+from .base import MODELS, Family  # noqa: F401
 from . import categorical, gaussian, gaussian_sgd, gmm, kde, lm, regression, sklearn_family, vae  # noqa: E402,F401  (registers the built-in families)
+
+__all__ = ['MODELS', 'Family']

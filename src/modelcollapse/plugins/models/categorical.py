@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ..data.categorical import draw_categories
-from . import MODELS, Family
+from .base import MODELS, Family
 
 
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -7,7 +7,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from . import MODELS, Family
+from ...errors import ConfigError
+from .base import MODELS, Family
 
 TINY = 1e-300  # a variance below this cannot be sampled from: the fit has collapsed to a point
 
@@ -18,6 +19,29 @@ def chunk_sums(chunk) -> tuple[int, np.ndarray, np.ndarray]:
         x = chunk.x
         chunk.cache["gaussian_sums"] = (x.shape[1], x.sum(1), np.einsum("rni,rnj->rij", x, x))
     return chunk.cache["gaussian_sums"]
+
+
+def wishart(df: float, root: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw of W ~ Wishart(df, Σ) per replicate, batched, by the Bartlett decomposition.
+
+    ``root`` ``(R, d, d)``: any L with L Lᵀ = Σ (a Cholesky factor or V·diag(√λ); singular Σ is fine).
+    W = (L A)(L A)ᵀ with A lower triangular, A_ii = √χ²(df − i) for i = 0..d−1 and A_ij ~ N(0, 1) below the
+    diagonal. Needs ``df > d − 1``. E[W] = df·Σ. Returns ``(R, d, d)``; O(R d³) whatever df is.
+
+    >>> w = wishart(9.0, np.eye(2)[None].repeat(3, 0), np.random.default_rng(0))
+    >>> w.shape
+    (3, 2, 2)
+    """
+    r, d, _ = root.shape
+    if df <= d - 1:
+        raise ConfigError(f"the Wishart degrees of freedom must be > d - 1 = {d - 1}; got {df!r}.")
+    a = np.zeros((r, d, d))
+    a[:, np.arange(d), np.arange(d)] = np.sqrt(rng.chisquare(df - np.arange(d), size=(r, d)))
+    rows, cols = np.tril_indices(d, -1)
+    a[:, rows, cols] = rng.standard_normal((r, len(rows)))
+    la = root @ a
+    return la @ np.swapaxes(la, -1, -2)
+
 
 
 @MODELS.register("gaussian")
@@ -95,7 +119,6 @@ class Gaussian(Family):
         """Refit as if on ``n`` fresh draws from N(μ̂, λΣ̂) (λ = ``bias``, as :meth:`sample`), drawing the fit from its
         exact sampling distribution: mean ~ N(μ, λΣ/n), covariance = W / (n − ddof) with W ~ Wishart(n − 1, λΣ)
         (independent). O(R d³), not O(R n d)."""
-        from ...engine.exact import wishart
 
         self.check_fitted("mean_")
         root = np.sqrt(bias) * self._root()

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from ...errors import ConfigError
-from . import MODELS, Family
+from .base import MODELS, Family
 
 TINY = 1e-300  # a variance at or below this (or a non-finite parameter: SGD diverged) marks a degenerate fit
 

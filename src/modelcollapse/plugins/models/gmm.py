@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from ...errors import ConfigError, RunError
-from . import MODELS, Family
+from .base import MODELS, Family
 from .gmm_em import (
     cholesky,
     component_stats,

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special, stats
 
 from ...errors import ConfigError, RunError
-from . import MODELS, Family
+from .base import MODELS, Family
 
 TINY = 1e-300  # kernel variances are floored here: all records identical means a collapsed (degenerate) fit
 QUERY_BLOCK = 2_000_000  # query x record pairs per replicate batch in log_prob, to bound memory

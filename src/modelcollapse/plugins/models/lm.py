@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
-from . import MODELS, Family
+from .base import MODELS, Family
 from .vae import pick_device
 
 

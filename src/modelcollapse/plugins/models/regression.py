@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import MODELS, Family
+from .base import MODELS, Family
 
 
 @MODELS.register("linear-regression")

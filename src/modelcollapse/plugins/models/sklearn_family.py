@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError, RunError
-from . import MODELS, Family
+from .base import MODELS, Family
 from .gmm import mixture_moments
 
 SEED_BOUND = 2**31 - 1  # scikit-learn accepts random_state integers below 2**32; stay well inside

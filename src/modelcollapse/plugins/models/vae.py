@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from ...seeding import torch_generator
-from . import MODELS, Family
+from .base import MODELS, Family
 
 
 def pick_device(device: str, threads: int | None = None) -> str:

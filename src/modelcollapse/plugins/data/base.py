@@ -1,0 +1,30 @@
+"""Real data sources (``data.kind``).
+
+A source is the real distribution the loop starts from and measures against. Records are arrays along axis 1 of a
+``(replicates, n, *event_shape)`` array: ``(R, n, d)`` floats for continuous data, ``(R, n)`` ints for categories.
+
+Every source has ``sample(replicates, n, rng)`` (fresh draws; a fixed pool raises) and ``pool(replicates, n, rng)``
+(generation 0's real data: fresh draws, or the fixed pool broadcast to every replicate). Sources with an exact density
+also offer ``moments()``, ``log_prob(x)`` and, for categories, ``probs``, so metrics can be closed-form.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...registry import Registry
+
+SOURCES: Registry = Registry("data.kind")
+
+
+class Source:
+    """Base for data sources: a fresh-draw distribution by default."""
+
+    can_draw = True
+
+    def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def pool(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Generation 0's real records, shape ``(replicates, n, *event_shape)``."""
+        return self.sample(replicates, n, rng)

@@ -1,0 +1,59 @@
+"""Metrics: pure functions of one generation's :class:`Context`, each returning one value per replicate ``(R,)``.
+
+Names are a contract (they are the ``metric`` column of ``metrics.parquet``). Each docstring states exactly what is
+computed, its units, and whether it is squared. Adding a metric is one function plus one decorator::
+
+    @METRICS.register("variance", from_model=True)
+    def variance(ctx: Context) -> np.ndarray: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError
+from ...registry import Registry
+
+METRICS: Registry = Registry("metrics")
+
+
+@dataclass
+class Context:
+    """Everything a metric may look at for one generation.
+
+    ``model``: the fitted family (R replicates); ``samples``: its synthetic records ``(R, m, ...)``; ``source``: the
+    real distribution; ``heldout``: real records ``(h, ...)`` shared by all replicates, drawn once per run;
+    ``gen0``: the generation-0 model; ``train``: the training chunks of this generation; ``rng``: for sample-based
+    metrics; ``arrays``: extra arrays a metric wants kept in the run directory (name -> array); ``shared``: values
+    several metrics derive from (name -> value), computed by the first that needs them this generation.
+    """
+
+    model: Any
+    samples: np.ndarray
+    source: Any
+    heldout: np.ndarray
+    generation: int
+    rng: np.random.Generator
+    gen0: Any = None
+    train: list = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+def require(ctx: Context, attribute: str, metric: str, owner: str = "model"):
+    """``getattr(ctx.model or ctx.source, attribute)``, or a clear error naming the metric."""
+    obj = ctx.model if owner == "model" else ctx.source
+    if not hasattr(obj, attribute):
+        raise ConfigError(
+            f"metric {metric!r} needs {owner} {type(obj).__name__} to provide {attribute}(); "
+            "remove it from metrics or choose another family."
+        )
+    return getattr(obj, attribute)
+
+
+def measure(names: list[str], ctx: Context) -> dict[str, np.ndarray]:
+    """Every named metric on ``ctx``, as ``{name: (R,) float array}``."""
+    return {name: np.asarray(METRICS.get(name)(ctx), dtype=float).reshape(-1) for name in names}
