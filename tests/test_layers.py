@@ -1,0 +1,125 @@
+"""The package's layers: every module's imports (module level and function level, read from the AST) point only to
+its own layer or the layers below, and no group of modules imports itself in a circle.
+
+Layer order, bottom to top (docs/architecture.md draws it)::
+
+    ground     errors, seeding, registry, the package itself (__version__)
+    config     config.py: the schema, loading, overrides, arm expansion
+    plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
+    engine     engine/: plan (validation), loop, runner, store, executors, sweep, exact
+    chains     chains/: telephone chains (no retraining)
+    analysis   analysis/: reports, plots, alarms, theory, anatomy, tracking
+    api        api.py: the Python API
+    cli        cli.py, __main__.py: every click command
+"""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
+LAYERS = [
+    ("ground", ["modelcollapse", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("config", ["modelcollapse.config"]),
+    ("plugins", ["modelcollapse.plugins"]),
+    ("engine", ["modelcollapse.engine"]),
+    ("chains", ["modelcollapse.chains"]),
+    ("analysis", ["modelcollapse.analysis"]),
+    ("api", ["modelcollapse.api"]),
+    ("cli", ["modelcollapse.cli", "modelcollapse.__main__"]),
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ["modelcollapse", *path.relative_to(PACKAGE).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def layer_of(module: str) -> int:
+    best, index = -1, None
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, index = len(prefix), i
+    assert index is not None, f"{module} is in no layer: add it to LAYERS"
+    return index
+
+
+def imports(module: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``module`` imports anywhere in its body (relative and absolute imports)."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("modelcollapse"):
+                continue
+            for alias in node.names:  # `from . import x` may name a submodule
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in known else target)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("modelcollapse"))
+    return {m for m in found if m in known and m != module}
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: imports(m, p, set(mods)) for m, p in mods.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+def test_no_upward_imports():
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"
+              for m, targets in graph().items() for t in targets if layer_of(t) > layer_of(m)]
+    assert upward == []
+
+
+def test_the_checker_sees_a_cycle_and_an_upward_edge():
+    assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+    assert layer_of("modelcollapse.engine.loop") > layer_of("modelcollapse.plugins.models.gmm")
+    edges = graph()
+    assert "modelcollapse.plugins.models.base" in edges["modelcollapse.plugins.models.gmm"]
