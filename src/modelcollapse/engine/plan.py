@@ -58,7 +58,7 @@ def validate(raw: dict[str, Any]) -> Config:
 
 def make_plan(config: Config) -> Plan:
     """Expand ``config``'s arms, check each, and resolve everything (cached: one expansion per config)."""
-    return _plan(json.dumps(config.model_dump(), sort_keys=True, default=str))
+    return _plan(json.dumps(config.model_dump(), default=str))  # key order kept: arms run in the order written
 
 
 @functools.lru_cache(maxsize=64)
