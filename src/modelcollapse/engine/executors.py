@@ -40,11 +40,14 @@ import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import ConfigError, choice_error
+from ..registry import Registry
 
-KINDS = ("local", "ray")
+EXECUTORS: Registry = Registry("--executor")
+"""Executors by name: each is ``fn(task, items, spec, gpus) -> Iterator[Outcome]``, yielding as tasks complete.
+A new one (say a Slurm array) is one function plus ``@EXECUTORS.register("slurm")``; ``--executor`` then accepts it."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,14 @@ class ExecutorSpec:
     """Where tasks run. ``workers``: processes (local) or CPUs of a Ray instance this call starts (ray, no
     ``address``); ``None`` means 1 for local and every core for Ray. ``retries``: extra attempts per failed task."""
 
-    kind: Literal["local", "ray"] = "local"
+    kind: str = "local"
     address: str | None = None
     workers: int | None = None
     retries: int = 2
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise choice_error("--executor", self.kind, KINDS)
+        if self.kind not in EXECUTORS:
+            raise choice_error("--executor", self.kind, EXECUTORS.names())
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be >= 1; got {self.workers!r}.")
         if self.address and self.kind != "ray":
@@ -114,16 +117,20 @@ def map_tasks(
     requests from Ray (ignored locally). A task that raises is retried ``spec.retries`` times, then yielded with its
     error; the remaining tasks still run. ``KeyboardInterrupt`` is not caught.
     """
-    if spec.kind == "ray":
-        yield from _map_ray(fn, items, spec, gpus)
-    elif spec.in_process:
-        for i, item in enumerate(items):
-            try:
-                yield Outcome(i, retried(fn, item, spec.retries))
-            except Exception as err:
-                yield Outcome(i, error=describe(err), details=traceback.format_exc())
-    else:
+    yield from EXECUTORS.get(spec.kind, "--executor")(fn, items, spec, gpus)
+
+
+@EXECUTORS.register("local")
+def _map_local(fn, items, spec: ExecutorSpec, gpus=None) -> Iterator[Outcome]:
+    """In this process one task at a time (``--workers 1``), else a pool of spawned processes."""
+    if not spec.in_process:
         yield from _map_pool(fn, items, spec)
+        return
+    for i, item in enumerate(items):
+        try:
+            yield Outcome(i, retried(fn, item, spec.retries))
+        except Exception as err:
+            yield Outcome(i, error=describe(err), details=traceback.format_exc())
 
 
 def map_units(
@@ -190,6 +197,7 @@ def _package_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
+@EXECUTORS.register("ray")
 def _map_ray(fn, items, spec: ExecutorSpec, gpus) -> Iterator[Outcome]:
     ray = connect_ray(spec)
     task = ray.remote(max_retries=spec.retries, retry_exceptions=True)(fn)
