@@ -104,6 +104,12 @@ class Registry(Generic[T]):
 
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove a plug-in and its aliases (a notebook cell that defines it again can then re-register it)."""
+        name = self.canonical(name)
+        del self._items[name], self._traits[name]
+        self._aliases = {a: n for a, n in self._aliases.items() if n != name}
+
     def canonical(self, name: str, key: str | None = None) -> str:
         """The canonical name of ``name`` (itself, or what an alias stands for); a ConfigError if unknown."""
         if isinstance(name, str) and name in self._items:

@@ -4,10 +4,19 @@ Each filter is ``fn(x, keep, ctx, **params) -> (x, keep)``: ``x`` the candidate 
 ``keep`` a ``(R, n)`` bool mask of the records still in (a filter only narrows it, and looks only at kept records),
 ``ctx`` a :class:`FilterContext`. A filter may also move records (``self-correct``'s projection) and may record
 detector statistics in ``ctx.stats``. Parameters are keyword-only and validated from the signature. Adding one is one
-function plus one decorator::
+function plus its registration (an optional ``check`` trait refuses settings that conflict with the model)::
 
-    @FILTERS.register("my-filter")
-    def my_filter(x, keep, ctx, *, threshold: float = 0.5): ...
+    >>> import numpy as np
+    >>> @FILTERS.register("clip-norm")
+    ... def clip_norm(x, keep, ctx, *, radius: float = 3.0):
+    ...     # Keep records within Euclidean ``radius`` of the origin.
+    ...     return x, keep & (np.linalg.norm(flat(x), axis=-1) <= radius)
+    >>> [(label, fn.keywords) for label, fn in build_chain([{"kind": "clip-norm", "radius": 1.5}])]
+    [('clip_norm', {'radius': 1.5})]
+    >>> x = np.array([[[0.5], [2.0], [-1.0]]])
+    >>> build_chain([{"kind": "clip-norm", "radius": 1.5}])[0][1](x, np.ones((1, 3), bool), None)[1]
+    array([[ True, False,  True]])
+    >>> FILTERS.unregister("clip-norm")
 
 Config: ``loop.filters: [{kind: likelihood, quantile: 0.05}, {kind: dedup}]`` applies them in order.
 

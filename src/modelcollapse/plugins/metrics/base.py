@@ -1,10 +1,22 @@
 """Metrics: pure functions of one generation's :class:`Context`, each returning one value per replicate ``(R,)``.
 
 Names are a contract (they are the ``metric`` column of ``metrics.parquet``). Each docstring states exactly what is
-computed, its units, and whether it is squared. Adding a metric is one function plus one decorator::
+computed, its units, and whether it is squared. Adding a metric is one function plus its registration; a metric
+that reads only the fitted model (never the generation's samples) says ``from_model=True``, so the exact fast path
+(``model.sampler: exact``) may skip drawing the samples::
 
-    @METRICS.register("variance", from_model=True)
-    def variance(ctx: Context) -> np.ndarray: ...
+    >>> import numpy as np
+    >>> from modelcollapse.plugins.metrics import METRICS, Context
+    >>> @METRICS.register("sample_range")
+    ... def sample_range(ctx: Context) -> np.ndarray:
+    ...     # Largest minus smallest synthetic record per replicate (records' units), ``(R,)``.
+    ...     x = ctx.samples.reshape(ctx.samples.shape[0], -1)
+    ...     return x.max(1) - x.min(1)
+    >>> ctx = Context(model=None, samples=np.array([[[0.0], [2.5]], [[1.0], [1.5]]]), source=None, heldout=None,
+    ...               generation=0, rng=None)
+    >>> measure(["sample_range"], ctx)["sample_range"]
+    array([2.5, 0.5])
+    >>> METRICS.unregister("sample_range")
 """
 
 from __future__ import annotations

@@ -13,6 +13,30 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
 - ``degenerate_`` ``(R,)`` bool: fits that collapsed (a singular covariance, say). Collapse is a result, not a crash;
 - ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
 
+Adding a family is one class plus its registration; optional capabilities (``moments``, ``log_prob``,
+``fit_population``, ``fit_next``, ``sample(..., bias=)``) are the protocols at the end of this module, checked when a
+config is validated::
+
+    >>> import numpy as np
+    >>> from modelcollapse.plugins.models import MODELS, Family
+    >>> @MODELS.register("coin")
+    ... class Coin(Family):
+    ...     # 0/1 records ``(R, n)``; the fit ``p_`` ``(R,)`` is each replicate's share of ones.
+    ...     default_metrics = ("mean",)
+    ...     def __init__(self, *, prior: float = 0.0):
+    ...         self.prior = prior
+    ...     def fit(self, x, *, rng):
+    ...         self.p_ = (x.sum(1) + self.prior) / (x.shape[1] + 2 * self.prior)
+    ...         self.degenerate_ = (self.p_ == 0) | (self.p_ == 1)
+    ...         return self
+    ...     def sample(self, n, *, rng):
+    ...         self.check_fitted("p_")
+    ...         return (rng.random((len(self.p_), n)) < self.p_[:, None]).astype(float)
+    >>> coin = MODELS.build({"kind": "coin", "prior": 1.0}).fit(np.array([[1.0, 0, 1, 1]]), rng=None)
+    >>> coin.p_, coin.sample(3, rng=np.random.default_rng(0)).shape
+    (array([0.66666667]), (1, 3))
+    >>> MODELS.unregister("coin")
+
 Sampling bias λ (``loop.bias``, default 1 = unbiased): a family that supports it takes ``sample(n, *, rng, bias=1.0)``,
 in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm`` (each component), temperature T = λ
 (p^(1/T) renormalised) for ``categorical``, latent truncation (z = √λ·ε ~ N(0, λI)) for VAEs, softmax temperature × λ
