@@ -147,37 +147,10 @@ def cell_label(factors: dict[str, list[str]], levels: tuple[int, ...]) -> str:
     return "/".join(v[i] for v, i in zip(factors.values(), levels))
 
 
-def plot(anatomy: Anatomy, metric: str, path: Path) -> None:
-    """Two panels: the mean divergence of every cell per generation, and the anchored terms per generation."""
-    from .plots import pyplot, save_figure
-
-    plt = pyplot()
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
-    g = anatomy.generations
-    for i, (levels, y) in enumerate(sorted(anatomy.cells.items(), key=lambda kv: (sum(kv[0]), kv[0]))):
-        left.plot(g, y, color=f"C{i % 10}", lw=1.6, ls="-" if levels[0] else "--", label=cell_label(anatomy.factors, levels))
-    left.set_title(f"{metric} per arm ({'/'.join(anatomy.factors)})")
-    for i, (term, y) in enumerate(anatomy.terms.items()):
-        right.plot(g, y, color="k" if i == 0 else f"C{(i - 1) % 10}", lw=2.2 if "×" not in term else 1.2,
-                   ls=":" if i == 0 else ("-" if "×" not in term else "--"), label=term)
-        e = anatomy.stderr[term]
-        right.fill_between(g, y - 2 * e, y + 2 * e, color="k" if i == 0 else f"C{(i - 1) % 10}", alpha=0.12, lw=0)
-    right.axhline(0, color="grey", lw=0.6)
-    right.set_title(f"{metric}: {anatomy.coding} factorial terms (band: ±2 s.e.)")
-    for ax in (left, right):
-        ax.set_xlabel("generation")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def report_section(run_dir: Path, config: dict[str, Any]) -> str:
     """The report's anatomy section for a run whose config has an ``anatomy`` key (else ""): the figure
     ``figures/anatomy.png`` and a table of every term at the first and last generation, in both codings."""
-    from .plots import img
+    from .plots import anatomy_figure, img
     from ..engine.store import RunStore
 
     spec = config.get("anatomy")
@@ -188,7 +161,8 @@ def report_section(run_dir: Path, config: dict[str, Any]) -> str:
     anchored = decompose(table, spec["factors"], metric, "anchored", statistic)
     effects = decompose(table, spec["factors"], metric, "effects", statistic)
     path = Path(run_dir) / "figures" / "anatomy.png"
-    plot(anchored, f"{statistic} {metric}", path)
+    labels = {levels: cell_label(anchored.factors, levels) for levels in anchored.cells}
+    anatomy_figure(anchored, labels, f"{statistic} {metric}", path)
     first, last = 0, len(anchored.generations) - 1
     fmt = lambda a, t, i: f"{a.terms[t][i]:.4g} ± {a.stderr[t][i]:.2g}"  # noqa: E731
     rows = "".join(

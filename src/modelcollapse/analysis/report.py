@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import RunError
 from ..engine.store import RunStore, atomic_write, codes_column
-from .plots import PAGE, img, pyplot, save_figure
+from .plots import PAGE, img, metric_figure
 from .theory import reference
 
 
@@ -96,34 +96,6 @@ def arm_configs(run_dir: Path) -> dict[str, dict]:
     return config.get("arms_resolved") or {config.get("name", "run"): config}
 
 
-def plot_metric(metric: str, data: dict[str, Curve], arms: dict[str, dict], path: Path) -> None:
-    """Median and interquartile band per arm against generation, with closed-form or published references dashed."""
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
-    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()), default=1)
-    for i, (arm, c) in enumerate(data.items()):
-        color = f"C{i % 10}"
-        ax.plot(c.generations, c.median, color=color, lw=1.6, label=f"{arm} (median)" if len(data) > 1 else "median")
-        ax.fill_between(c.generations, c.q25, c.q75, color=color, alpha=0.2, lw=0)
-        ref = reference(metric, arms.get(arm, {}), c.generations) if arm in arms else None
-        if ref is not None:
-            values, label, stat = ref
-            if stat == "mean":
-                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":", label="replicate mean" if len(data) == 1 else None)
-            ax.plot(c.generations, values, color="k", lw=1.0, ls="--", label=label if i == 0 else None)
-    if positive and spread > 100:
-        ax.set_yscale("log")
-    ax.set_xlabel("generation")
-    ax.set_ylabel(metric)
-    ax.set_title(metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
     """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published figure) if there is one."""
     data = data if data is not None else curves(run_dir)
@@ -191,7 +163,8 @@ def section(run_dir: Path) -> str:
         if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
             continue  # constant in every arm (e.g. train_real under replace): the table says it all
         path = run_dir / "figures" / f"{metric}.png"
-        plot_metric(metric, per_arm, arms, path)
+        refs = {arm: reference(metric, arms[arm], c.generations) for arm, c in per_arm.items() if arm in arms}
+        metric_figure(metric, per_arm, refs, path)
         figures.append(img(path))
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (

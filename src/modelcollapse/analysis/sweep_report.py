@@ -12,6 +12,7 @@ import numpy as np
 
 from ..engine.store import RunStore, atomic_write, text_column
 from ..errors import ConfigError
+from .plots import PAGE, heatmap_figure, img
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
 
@@ -48,28 +49,8 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
     return metric, keys, axes, grid
 
 
-def plot_heatmap(metric: str, keys: list[str], axes: list[list[Any]], grid: np.ndarray, path: Path) -> None:
-    from .plots import pyplot, save_figure
-
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(1.2 + 1.0 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]), dpi=110)
-    im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
-    for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, "failed" if np.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
-    ax.set_yticks(range(len(axes[0])), [str(v) for v in axes[0]])
-    ax.set_ylabel(keys[0])
-    ax.set_xticks(range(len(axes[1])), [str(v) for v in axes[1]])
-    ax.set_xlabel(keys[1] if len(keys) > 1 else "")
-    ax.set_title(f"{metric}: median at the final generation")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
 def build_sweep_report(out: Path, metric: str | None = None) -> Path:
     """Write ``report.html`` (the heatmap and the per-point status table) from the sweep directory alone."""
-    from .plots import PAGE, img
 
     manifest = RunStore(out).read_manifest()
     rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
@@ -77,7 +58,7 @@ def build_sweep_report(out: Path, metric: str | None = None) -> Path:
     figure = "<p>no completed point</p>"
     if (out / "sweep.parquet").exists():
         m, keys, axes, grid = final_grid(out, metric)
-        plot_heatmap(m, keys, axes, grid, out / "figures" / "heatmap.png")
+        heatmap_figure(m, keys, axes, grid, out / "figures" / "heatmap.png")
         figure = img(out / "figures" / "heatmap.png")
     body = (f"<p>grid: {html.escape(json.dumps(manifest['grid']))} · status {manifest['status']}</p>{figure}"
             f"<table><tr><th>point</th><th>values</th><th>status</th><th>error</th></tr>{rows}</table>")
