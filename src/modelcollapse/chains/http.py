@@ -78,7 +78,8 @@ def completion_text(body: Any) -> str:
         raise ValueError(f"the reply is {_json_kind(body)}, not a JSON object")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise ValueError(f"choices is {_json_kind(choices)}, not a non-empty array")
+        raise ValueError(f"choices is {'an empty array' if choices == [] else _json_kind(choices)}, not an array of "
+                         "at least one choice")
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     if not isinstance(message, dict):
         raise ValueError(f"choices[0].message is {_json_kind(message)}, not an object")
