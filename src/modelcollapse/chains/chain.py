@@ -23,7 +23,8 @@ from .config import TelephoneConfig, load, prompt_template, resolve
 
 # Keys that change how a run is executed but not what it produces: they may differ on --resume.
 _EXECUTION_KEYS = {"generations", "backend.concurrency", "backend.timeout_s", "backend.retries", "backend.backoff_s",
-                   "backend.batch_size", "backend.threads", "backend.api_key_env", "version"}
+                   "backend.batch_size", "backend.threads", "backend.api_key_env", "backend.max_response_bytes",
+                   "version"}
 
 
 @dataclass(frozen=True)

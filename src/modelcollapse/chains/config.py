@@ -68,6 +68,8 @@ class BackendConfig(_Strict):
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
     concurrency: int = Field(4, ge=1, description="openai: requests in flight at once")
     timeout_s: float = Field(120.0, gt=0.0, description="openai: per request")
+    max_response_bytes: int = Field(1 << 20, ge=1, description="openai: the largest reply body accepted; a larger "
+                                    "one fails the run")
     retries: int = Field(5, ge=0, description="openai: retries after a 429, a 5xx or a network error")
     backoff_s: float = Field(1.0, ge=0.0, description="openai: first retry delay, doubled on each retry")
 
