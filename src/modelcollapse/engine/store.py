@@ -77,11 +77,15 @@ def fault_point(step: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-@functools.cache
 def file_mode() -> int:
-    """The mode new files get from the process umask, as ``open`` would give them: ``0o666 & ~umask``."""
-    umask = os.umask(0)
-    os.umask(umask)
+    """The mode new files get from the process umask, as ``open`` would give them: ``0o666 & ~umask``. Read from
+    /proc on Linux (setting the umask to read it would race with threads creating files), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        umask = os.umask(0o022)
+        os.umask(umask)
     return 0o666 & ~umask
 
 
