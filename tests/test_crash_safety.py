@@ -210,3 +210,34 @@ def zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+@pytest.mark.parametrize("fails", ["table", "state"])
+def test_a_full_disk_fails_the_run_and_resume_completes_it(tmp_path, fails):
+    """A write that fails (here: RLIMIT_FSIZE, as a full disk would) leaves the files before it intact: the run exits
+    1 and ``--resume`` reaches the uninterrupted table. ``table``: the limit lets every file but metrics.parquet
+    through; ``state``: it stops the state checkpoints midway (they grow by 64 bytes of digests a generation)."""
+    import resource
+
+    raw = {**RAW, "loop": {**RAW["loop"], "generations": 12}}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    execute(validate(raw), tmp_path / "full", quiet=True)
+    table = (tmp_path / "full" / "metrics.parquet").stat().st_size
+    state = (tmp_path / "full" / "checkpoints" / "arm000-shard000" / "state.npz").stat().st_size
+    others = max(p.stat().st_size for p in (tmp_path / "full").rglob("*") if p.is_file() and p.name != "metrics.parquet")
+    assert table > others, "this test needs metrics.parquet to be the largest file"
+    limit = others + 1 if fails == "table" else state - 3 * 64
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "run"
+    result = subprocess.run(cli("run", str(config), "--out", str(out), "--quiet", "--no-report"), preexec_fn=small_disk,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 1 and "File too large" in result.stderr
+    assert not (out / "metrics.parquet").exists()
+    assert [p.name for p in out.rglob(".*")] == [".lock"]  # no temporary file left behind
+    execute(validate(raw), out, resume=True, quiet=True)
+    assert pq.read_table(out / "metrics.parquet").equals(pq.read_table(tmp_path / "full" / "metrics.parquet"))
