@@ -577,14 +577,18 @@ class RunStore:
         if pq.ParquetFile(self.table_path).metadata.num_rows != record["rows"]:
             raise CorruptFile(self.table_path, f"it does not hold the {record['rows']} rows manifest.json records")
 
-    def finish(self, arms: list[str], shard_size: int, units: list[tuple[int, int]], manifest: dict[str, Any]) -> None:
-        """Consolidate the segments of ``units`` ((arm, shard) pairs) into metrics.parquet; idempotent, and safe to
-        kill at any point.
+    def finish(self, arms: list[str], shard_size: int, units: list[tuple[int, int]] | None = None,
+               manifest: dict[str, Any] | None = None) -> None:
+        """Consolidate the segments of ``units`` ((arm, shard) pairs; default: every unit with a checkpoint folder)
+        into metrics.parquet, recording it in ``manifest`` (default: the one on disk); idempotent, and safe to kill at
+        any point.
 
         Order: write the table atomically; record its rows and sha256 in ``manifest["table"]`` and write the manifest;
         only then drop the segments. A table with its record is verified and kept (never rebuilt from what segments
         are left); a table without one is rebuilt from the segments, each checked against its checkpoint's digest.
         """
+        manifest = self.read_manifest() if manifest is None else manifest
+        units = self.units_on_disk() if units is None else units
         record = manifest.get("table")
         if record and self.table_path.exists():
             self.verify_table(record)
@@ -596,6 +600,11 @@ class RunStore:
             for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
                 path.unlink()
                 fault_point("drop")
+
+    def units_on_disk(self) -> list[tuple[int, int]]:
+        """The (arm, shard) of every unit folder under ``checkpoints/``."""
+        folders = sorted((self.root / "checkpoints").glob("arm[0-9][0-9][0-9]-shard[0-9][0-9][0-9]"))
+        return [(int(f.name[3:6]), int(f.name[-3:])) for f in folders]
 
     def _consolidate(self, arms: list[str], shard_size: int, units: list[tuple[int, int]]) -> dict[str, Any]:
         """Write metrics.parquet from the expected segments of ``units`` (generations 0..last of each, as its
