@@ -83,3 +83,34 @@ def test_metric_segments_of_either_format_consolidate(tmp_path):
     rows = sorted(zip(table["generation"], table["metric"], table["replicate"], table["value"]))
     assert rows[:3] == [(0, "a", 0, 0.0), (0, "a", 1, 1.0), (0, "a", 2, 2.0)]
     assert rows[6:9] == [(1, "a", 0, 10.0), (1, "a", 1, 11.0), (1, "a", 2, 12.0)] and len(rows) == 12
+
+
+def test_resume_point_reads_generation_and_state_together(tmp_path):
+    """One read gives the generation and the state that belong together, and the segment digests it recorded."""
+    store = RunStore(tmp_path)
+    for g in range(3):
+        store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
+    generation, state = RunStore(tmp_path).resume_point(0, 0)
+    assert generation == 2 and list(state) == ["mu"] and state["mu"][0] == 20.0
+    from modelcollapse.engine.store import load_arrays
+
+    saved = load_arrays(store.unit_dir(0, 0) / "state.npz")
+    assert saved["__metrics_sha256__"].shape == (3, 32) and saved["__synthetic_sha256__"].shape == (0, 32)
+
+
+def test_a_checkpoint_from_before_checksums_still_resumes(tmp_path):
+    """Run directories written before checksums carry none: they load unchecked, and the next save records digests
+    for the segments already on disk."""
+    from modelcollapse.engine.store import load_arrays, save_arrays, save_columns
+
+    unit = RunStore(tmp_path).unit_dir(0, 0)
+    for g in range(2):
+        save_columns(unit / "segments" / f"metrics-{g:06d}.npy", {"m": np.full(2, float(g))})
+    save_arrays(unit / "state.npz", {"mu": np.ones(2), "__generation__": np.array([1])})
+    store = RunStore(tmp_path)
+    assert store.resume_point(0, 0)[0] == 1
+    store.save_generation(0, 0, 2, {"m": np.full(2, 2.0)}, {"mu": np.zeros(2)}, None)
+    assert load_arrays(unit / "state.npz")["__metrics_sha256__"].shape == (3, 32)
+    manifest = {}
+    store.finish(["run"], 2, [(0, 0)], manifest)
+    assert manifest["table"]["rows"] == 6 and store.read_metrics()["value"].to_pylist()[-2:] == [2.0, 2.0]

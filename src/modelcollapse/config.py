@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import ConfigError, choice_error, translate
 
@@ -71,6 +71,7 @@ class Config(_Strict):
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
+    _plan: Any = PrivateAttr(None)  # the engine's plan of this config, made once (engine/plan.py)
 
 
 def parse_value(text: str) -> Any:

@@ -15,6 +15,9 @@ Choosing one (``modelcollapse run ... --executor local|ray [--address ADDR] [--w
   filesystem every node mounts (NFS, Lustre, ...). Units whose model has ``device: cuda`` (or ``auto`` on a cluster
   with GPUs) request one GPU each (``num_gpus=1``).
 
+Pool workers die with the process that started them (``prctl(PR_SET_PDEATHSIG)`` on Linux, and a parent check
+between generations), so a killed driver leaves no worker writing into its run directory.
+
 Failures: a failed task is retried ``retries`` times (a retried unit resumes from its last completed generation);
 a unit that still fails is reported as a failed :class:`Outcome` while the other units finish.
 
@@ -37,6 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -160,13 +165,38 @@ def thread_share(workers: int):
             os.environ.pop(name, None)
 
 
+_parent: int | None = None  # in a pool worker: the pid of the process that started the pool
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool-worker initializer: on Linux, ask the kernel to SIGKILL this worker when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``), so no orphan keeps writing a run directory whose lock died with the parent; and
+    remember the parent, for :func:`exit_if_orphaned` elsewhere."""
+    global _parent
+    _parent = parent
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    exit_if_orphaned()  # the parent may have died before prctl ran
+
+
+def exit_if_orphaned() -> None:
+    """In a pool worker whose parent has died: exit at once (called between generations; a no-op elsewhere)."""
+    if _parent is not None and os.getppid() != _parent:
+        os._exit(1)
+
+
 def _map_pool(fn, items, spec: ExecutorSpec) -> Iterator[Outcome]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     workers = min(spec.workers or 1, max(len(items), 1))
     # spawn, not fork: the driver may hold threads (the progress bar), and Ray and Torch dislike forked children.
-    with thread_share(workers), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    context = multiprocessing.get_context("spawn")
+    with thread_share(workers), ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
+                                                    initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_call, fn, item, spec.retries): i for i, item in enumerate(items)}
         for future in as_completed(futures):
             try:
@@ -231,4 +261,4 @@ def gpus_for(model_spec: dict[str, Any], cluster_gpus: float) -> float:
     return 1.0 if device == "auto" and cluster_gpus > 0 else 0.0
 
 
-__all__ = ["ExecutorSpec", "Outcome", "map_tasks", "map_units", "gpus_for", "cluster_gpus", "connect_ray"]
+__all__ = ["ExecutorSpec", "Outcome", "map_tasks", "map_units", "gpus_for", "cluster_gpus", "connect_ray", "exit_if_orphaned"]

@@ -90,10 +90,11 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         return Chunk.tagged(x, g), stats
 
     # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
-    start, synthetic, gen0 = store.last_generation(unit.arm, unit.shard) + 1, [], None
+    done, state = store.resume_point(unit.arm, unit.shard)  # generation and state from one read of the checkpoint
+    start, synthetic, gen0 = done + 1, [], None
     if start > 0:
         gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
-        model.set_state(store.load_state(unit.arm, unit.shard))
+        model.set_state(state)
         if keeps_history:
             synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
         elif not exact:

@@ -14,8 +14,6 @@ passes :func:`validate` runs; one that does not fails before anything is written
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +55,14 @@ def validate(raw: dict[str, Any]) -> Config:
 
 
 def make_plan(config: Config) -> Plan:
-    """Expand ``config``'s arms, check each, and resolve everything (cached: one expansion per config)."""
-    return _plan(json.dumps(config.model_dump(), default=str))  # key order kept: arms run in the order written
+    """Expand ``config``'s arms, check each, and resolve everything. The plan made by :func:`validate` travels with
+    the config, so a validated run expands its arms once."""
+    if config._plan is None:
+        config._plan = _plan(config)
+    return config._plan
 
 
-@functools.lru_cache(maxsize=64)
-def _plan(dumped: str) -> Plan:
-    config = Config.model_validate(json.loads(dumped))
+def _plan(config: Config) -> Plan:
     arms = expand_arms(config)
     for _, arm in arms:
         check_arm(arm)

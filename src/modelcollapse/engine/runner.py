@@ -13,7 +13,7 @@ import yaml
 
 from ..config import PRESETS_DIR, Config, apply_overrides, load_raw, set_dotted
 from ..errors import ConfigError, RunError
-from .executors import ExecutorSpec, cluster_gpus, gpus_for, map_tasks
+from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
 from .store import RunStore, atomic_write, refuse_existing
@@ -40,8 +40,21 @@ class UnitJob:
 
 
 def run_unit_job(job: UnitJob) -> str:
-    """Run one unit into its run directory (a top-level function, so process pools and Ray can ship it)."""
-    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: None))
+    """Run one unit into its run directory (a top-level function, so process pools and Ray can ship it). Out of
+    process, the unit stops between generations once the process that started its pool has died."""
+    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()))
+
+
+def check_resumable(store: RunStore, resolved: dict[str, Any]) -> None:
+    """``--resume`` continues only the run its directory holds: same resolved config (a ``data.kind: file`` input's
+    sha256 included), else ConfigError naming the first key that differs."""
+    saved = store.read_config()
+    diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
+    if diff and diff.endswith("data.sha256"):
+        raise ConfigError(f"--resume: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
+                          "differs from config.yaml); restore it, or start a new run.")
+    if diff:
+        raise ConfigError(f"--resume: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same config.")
 
 
 def execute(
@@ -49,23 +62,29 @@ def execute(
 ) -> dict[str, Any]:
     """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
 
-    Units that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
+    The whole call holds ``out/.lock``: a second process running or resuming ``out`` meanwhile gets RunError. Units
+    that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
     """
-    store = RunStore(out)
     plan = make_plan(config)
-    resolved = plan.resolved
-    if resume:
-        saved = store.read_config()
-        diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
-        if diff:
-            raise ConfigError(f"--resume: the config differs from {out}/config.yaml at {diff!r}; resume with the same config.")
-    else:
+    if not resume:
         refuse_existing(out)
+    with RunStore(out).lock():
+        return _execute(config, RunStore(out), plan, resume=resume, quiet=quiet, executor=executor)
+
+
+def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec) -> dict[str, Any]:
+    out, resolved = store.root, plan.resolved
+    if resume:
+        check_resumable(store, resolved)
+    else:
+        refuse_existing(out)  # again, under the lock: another run may have started here meanwhile
     arms = plan.arms
     arm_names = [name for name, _ in arms]
     store.write_config(resolved)
     manifest = store.read_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)
     if manifest.get("status") == "complete":
+        if manifest.get("table"):
+            store.verify_table(manifest["table"])
         return manifest
     manifest["status"] = "running"
     manifest.pop("error", None)
@@ -118,7 +137,7 @@ def execute(
         store.write_manifest(manifest)
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
                        "fix the cause and rerun with --resume.")
-    store.finish(arm_names, config.shard_size)
+    store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
     if stopped:

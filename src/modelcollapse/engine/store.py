@@ -11,19 +11,37 @@ Layout::
     figures/           PNG figures of the report
     report.html        self-contained report, built from the files above alone
 
-Every file is written atomically: a temporary file in the same folder, then ``os.replace``. A generation is complete
-when its state checkpoint is written, after its metrics segment.
+Every file is written atomically (a temporary file in the same folder, then ``os.replace``), with the permissions of
+the process umask (``0o666 & ~umask``). A generation is complete when its state checkpoint is written, after its
+metrics segment.
+
+Integrity (see README, "What modelcollapse guarantees"):
+
+- each checkpoint carries ``__sha256__`` (a digest of its own arrays) and the sha256 of every segment written up to its
+  generation (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8); a resume and a consolidation check
+  them, and a consolidation also knows from them which segments must exist;
+- ``metrics.parquet`` is written, then its row count and sha256 are recorded in ``manifest.json`` (``table``), and only
+  then are the segments dropped: a table with its record is verified and kept, one without is rebuilt;
+- ``.lock`` (pid and host) is held with ``fcntl.flock`` by the one process writing the directory (:meth:`RunStore.lock`).
+
+Test-only fault injection: ``MODELCOLLAPSE_FAULT=STEP:N`` SIGKILLs the process the N-th time it reaches ``STEP`` (one of
+:data:`FAULT_STEPS`); see :func:`fault_point`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import io
 import json
 import os
 import platform
+import signal
+import socket
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +51,61 @@ import yaml
 from ..errors import ConfigError, RunError
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a torn one."""
+FAULT_STEPS = (
+    "rename",  # atomic_write: the temporary file is written, not yet renamed
+    "segment",  # save_generation: the metrics segment is written
+    "synthetic",  # save_generation: the synthetic segment is written (regimes that keep history)
+    "gen0",  # save_generation: the generation-0 checkpoint is written
+    "state",  # save_generation: the state checkpoint is written (the generation is complete)
+    "table",  # finish: metrics.parquet is written, its record not yet
+    "record",  # finish: the table's record is in manifest.json, the segments not yet dropped
+    "drop",  # finish: one segment is dropped
+)
+_reached: Counter = Counter()
+
+
+def fault_point(step: str) -> None:
+    """Test-only: with ``MODELCOLLAPSE_FAULT=STEP:N`` set, SIGKILL this process the N-th time (default 1) it reaches
+    ``step``; otherwise nothing (one environment lookup)."""
+    wanted = os.environ.get("MODELCOLLAPSE_FAULT")
+    if not wanted:
+        return
+    name, _, n = wanted.partition(":")
+    if name == step:
+        _reached[step] += 1
+        if _reached[step] == int(n or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def file_mode() -> int:
+    """The mode new files get from the process umask, as ``open`` would give them: ``0o666 & ~umask``. Read from
+    /proc on Linux (setting the umask to read it would race with threads creating files), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: Path, data: bytes | str) -> bytes:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a torn one. Returns the
+    sha256 digest (32 bytes) of what was written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            f.write(data)
+        fault_point("rename")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return hashlib.sha256(data).digest()
 
 
 def atomic_save(path: Path, save) -> None:
@@ -55,30 +116,85 @@ def atomic_save(path: Path, save) -> None:
     os.close(fd)
     try:
         save(tmp)
+        os.chmod(tmp, file_mode())
+        fault_point("rename")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """sha256 over a checkpoint's arrays (names, dtypes, shapes, bytes; ``__sha256__`` left out), as ``(32,)`` uint8."""
+    digest = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != "__sha256__"):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        digest.update(a.view(np.uint8).reshape(-1) if a.size else b"")
+    return np.frombuffer(digest.digest(), np.uint8)
+
+
+class CorruptFile(RunError):
+    """A run file that cannot be read, or whose checksum differs from the one recorded for it."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path} is corrupted ({why}); restore it from a backup, or start the run again in a new --out.")
+
+
 IN_MEMORY_BYTES = 1 << 26  # safetensors smaller than this (64 MiB) are serialised in memory, then written at once
 
 
-def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Arrays to ``.npz`` (no pickle) or ``.safetensors``, atomically."""
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bytes | None:
+    """Arrays to ``.npz`` (no pickle) or ``.safetensors``, atomically; returns the file's sha256 digest (None for a
+    safetensors file written through a temporary path)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.numpy import save, save_file
 
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         if sum(a.nbytes for a in arrays.values()) < IN_MEMORY_BYTES:  # one file opened, not two
-            atomic_write(path, save(arrays))
-        else:
-            atomic_save(path, lambda tmp: save_file(arrays, tmp))
-    else:  # serialised in memory, then one write: zipfile's many small writes to disk cost ~2x more
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        atomic_write(path, buffer.getbuffer())
+            return atomic_write(path, save(arrays))
+        atomic_save(path, lambda tmp: save_file(arrays, tmp))
+        return None
+    # serialised in memory, then one write: zipfile's many small writes to disk cost ~2x more
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write(path, buffer.getbuffer())
+
+
+def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
+    """A checkpoint's arrays, checked against the ``__sha256__`` it carries (checkpoints from before checksums carry
+    none); :class:`CorruptFile` names the file when it cannot be parsed or does not match."""
+    arrays = read_arrays(path)
+    if "__sha256__" in arrays and not np.array_equal(arrays["__sha256__"], arrays_digest(arrays)):
+        raise CorruptFile(path, "its arrays differ from the sha256 it carries")
+    if "__generation__" not in arrays:
+        raise CorruptFile(path, "it records no generation")
+    return arrays
+
+
+def read_arrays(path: Path, source=None) -> dict[str, np.ndarray]:
+    """:func:`load_arrays` (from ``source``, bytes of ``path`` already read, when given), any parse failure as
+    :class:`CorruptFile` naming ``path``."""
+    try:
+        if source is None:
+            return load_arrays(path)
+        if Path(path).suffix == ".safetensors":
+            from safetensors.numpy import load
+
+            return load(source.getvalue())
+        with np.load(source, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001  (zip CRC, truncated header, safetensors parse: all the same to a user)
+        raise CorruptFile(path, f"{type(err).__name__}: {str(err).strip()[:120]}") from None
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -91,16 +207,17 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def save_columns(path: Path, columns: dict[str, np.ndarray]) -> None:
-    """Equal-length 1-D columns as one structured-array ``.npy`` (a field per column), atomically. Reading it back
-    parses one header, where an ``.npz`` of the same columns parses one per column (~10x slower to load)."""
+def save_columns(path: Path, columns: dict[str, np.ndarray]) -> bytes:
+    """Equal-length 1-D columns as one structured-array ``.npy`` (a field per column), atomically; returns the file's
+    sha256 digest. Reading it back parses one header, where an ``.npz`` of the same columns parses one per column
+    (~10x slower to load)."""
     names = list(columns)
     table = np.empty(len(columns[names[0]]) if names else 0, dtype=[(name, np.float64) for name in names])
     for name in names:
         table[name] = columns[name]
     buffer = io.BytesIO()
     np.save(buffer, table, allow_pickle=False)
-    atomic_write(path, buffer.getbuffer())
+    return atomic_write(path, buffer.getbuffer())
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,11 +230,14 @@ def npy_layout(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
     return dtype, shape, fortran
 
 
-def load_columns(path: Path) -> dict[str, np.ndarray]:
-    """The columns saved by :func:`save_columns` (or, for run directories written before it, by :func:`save_arrays`)."""
+def load_columns(path: Path, sha256: bytes | None = None) -> dict[str, np.ndarray]:
+    """The columns saved by :func:`save_columns` (or, for run directories written before it, by :func:`save_arrays`).
+    With ``sha256`` (a digest), the file's bytes must match it, else :class:`CorruptFile`."""
     if Path(path).suffix == ".npz":
         return load_arrays(path)
     data = Path(path).read_bytes()
+    if sha256 is not None and hashlib.sha256(data).digest() != bytes(sha256):
+        raise CorruptFile(path, "its sha256 differs from the one its checkpoint recorded")
     if data[6:7] == b"\x01":  # format version 1.0, as np.save writes small tables: the header's length is 2 bytes
         start = 10 + int.from_bytes(data[8:10], "little")
         dtype, shape, fortran = npy_layout(data[:start])
@@ -144,10 +264,38 @@ def versions() -> dict[str, str]:
     }
 
 
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive(root: Path):
+    """Hold ``ROOT/.lock`` (an exclusive ``fcntl.flock``, recording pid and host) for the ``with`` body: one writer per
+    run directory. Another holder makes it raise :class:`RunError` at once. The kernel drops the lock when the
+    holder exits, however it exits (a SIGKILL too), so a stale lock file never blocks ``--resume``."""
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise RunError(f"{root} is in use by {holder} (lock {root / LOCK_NAME}); wait for it to finish, or stop it, "
+                           "before running or resuming here.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def refuse_existing(out: Path) -> None:
-    """A new run or sweep never writes into a folder that already holds files: that needs ``--resume``."""
+    """A new run or sweep never writes into a folder that already holds files (its own lock aside): that needs
+    ``--resume``."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
 
 
@@ -180,6 +328,11 @@ class RunStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._sums: dict[tuple[int, int], dict[str, list[bytes]]] = {}  # segment digests per unit, as last read/written
+
+    def lock(self):
+        """``with store.lock():`` — be the one process writing this directory (see :func:`exclusive`)."""
+        return exclusive(self.root)
 
     # -- config and manifest -------------------------------------------------------------------------------------
     @property
@@ -228,36 +381,101 @@ class RunStore:
     ) -> None:
         """Persist one completed generation: metrics, synthetic records if the regime keeps history, then state.
 
-        The state checkpoint is written last: it marks the generation complete.
+        The state checkpoint is written last: it marks the generation complete, and it records the sha256 of every
+        segment of generations ``0..generation`` (so a later reader knows which must exist, and what they hold).
         """
         unit = self.unit_dir(arm, shard)
-        save_columns(unit / "segments" / f"metrics-{generation:06d}.npy", metrics)
+        sums = self._segment_sums(arm, shard, generation)
+        sums["metrics"].append(save_columns(unit / "segments" / f"metrics-{generation:06d}.npy", metrics))
+        fault_point("segment")
         if synthetic is not None:
-            save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic)
-        state = {**state, "__generation__": np.array([generation])}
+            sums["synthetic"].append(save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic))
+            fault_point("synthetic")
+        state = {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums)}
+        state["__sha256__"] = arrays_digest(state)
         if generation == 0:
             save_arrays(unit / f"gen0.{state_format}", state)
+            fault_point("gen0")
         save_arrays(unit / f"state.{state_format}", state)
+        fault_point("state")
 
-    def _latest(self, arm: int, shard: int, which: str) -> tuple[int, dict[str, np.ndarray] | None]:
-        """The generation and arrays of checkpoint ``which`` (``state`` or ``gen0``), or (-1, None). Should a unit
-        hold it in two formats (a run resumed by a version whose family changed format), the later generation wins."""
-        found = [load_arrays(p) for p in self.unit_dir(arm, shard).glob(f"{which}.*") if not p.name.startswith(".")]
-        return max(((int(s["__generation__"][0]), s) for s in found), key=lambda t: t[0], default=(-1, None))
+    @staticmethod
+    def _sum_arrays(sums: dict[str, list[bytes]]) -> dict[str, np.ndarray]:
+        return {f"__{kind}_sha256__": np.frombuffer(b"".join(d), np.uint8).reshape(len(d), 32) for kind, d in sums.items()}
+
+    def _segment_sums(self, arm: int, shard: int, generation: int) -> dict[str, list[bytes]]:
+        """The digests of the unit's segments of generations ``0..generation-1``: kept from the last save or resume
+        in this process, else read from its state checkpoint (or, for a checkpoint from before checksums, from the
+        segment files themselves)."""
+        sums = self._sums.get((arm, shard))
+        if generation == 0:
+            sums = {"metrics": [], "synthetic": []}
+        elif sums is None or len(sums["metrics"]) != generation:
+            done, state, sums = self._checkpoint(arm, shard, "state")
+            if done != generation - 1:
+                raise RunError(f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}.")
+            sums = sums or self._sums_from_files(arm, shard, generation)
+        sums = {kind: list(d[:generation]) for kind, d in sums.items()}
+        self._sums[(arm, shard)] = sums
+        return sums
+
+    def _sums_from_files(self, arm: int, shard: int, generation: int) -> dict[str, list[bytes]]:
+        segments = self.unit_dir(arm, shard) / "segments"
+        digest = lambda p: hashlib.sha256(p.read_bytes()).digest()  # noqa: E731
+        synthetic = [segments / f"synthetic-{g:06d}.npz" for g in range(generation)]
+        return {"metrics": [digest(self._segment(arm, shard, g)) for g in range(generation)],
+                "synthetic": [digest(p) for p in synthetic] if all(p.exists() for p in synthetic) else []}
+
+    def _checkpoint(self, arm: int, shard: int, which: str) -> tuple[int, dict[str, np.ndarray] | None, dict | None]:
+        """One read of checkpoint ``which`` (``state`` or ``gen0``): its generation, its model arrays and the digests
+        of the segments it records (None for a checkpoint from before checksums); (-1, None, None) when absent.
+        Should a unit hold it in two formats (a run resumed by a version whose family changed format), the later
+        generation wins. A checkpoint that does not match its own ``__sha256__`` raises :class:`CorruptFile`."""
+        found = [read_checkpoint(p) for p in self.unit_dir(arm, shard).glob(f"{which}.*") if not p.name.startswith(".")]
+        if not found:
+            return -1, None, None
+        state = max(found, key=lambda s: int(s["__generation__"][0]))
+        generation = int(state.pop("__generation__")[0])
+        sums = {kind: [bytes(row) for row in state.pop(f"__{kind}_sha256__")] for kind in ("metrics", "synthetic")
+                if f"__{kind}_sha256__" in state}
+        state.pop("__sha256__", None)
+        return generation, state, (sums or None)
+
+    def resume_point(self, arm: int, shard: int) -> tuple[int, dict[str, np.ndarray] | None]:
+        """The last completed generation of a unit and its model state, from one read of its checkpoint (-1, None
+        when it has none). Remembers the segment digests it records, for :meth:`load_synthetic` and the next save."""
+        generation, state, sums = self._checkpoint(arm, shard, "state")
+        if sums is not None:
+            self._sums[(arm, shard)] = sums
+        return generation, state
 
     def last_generation(self, arm: int, shard: int) -> int:
         """The last completed generation of a unit, or -1."""
-        return self._latest(arm, shard, "state")[0]
+        return self._checkpoint(arm, shard, "state")[0]
 
     def load_state(self, arm: int, shard: int, which: str = "state") -> dict[str, np.ndarray]:
-        state = self._latest(arm, shard, which)[1]
+        state = self._checkpoint(arm, shard, which)[1]
         if state is None:
             raise RunError(f"checkpoint {which!r} of arm {arm}, shard {shard} is missing in {self.root}.")
-        state.pop("__generation__", None)
         return state
 
     def load_synthetic(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray]:
-        return load_arrays(self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz")
+        """Generation ``generation``'s kept synthetic records, checked against the digest its checkpoint recorded
+        (when :meth:`resume_point` or a save of this store read one)."""
+        path = self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz"
+        if not path.exists():
+            raise CorruptFile(path, "the file is missing, though a checkpoint records its generation")
+        kept = (self._sums.get((arm, shard)) or {}).get("synthetic") or []
+        data = path.read_bytes()
+        if generation < len(kept) and hashlib.sha256(data).digest() != kept[generation]:
+            raise CorruptFile(path, "its sha256 differs from the one its checkpoint recorded")
+        return read_arrays(path, io.BytesIO(data))
+
+    def _segment(self, arm: int, shard: int, generation: int) -> Path:
+        """The metrics segment of one generation (``.npy``; ``.npz`` in run directories written before it)."""
+        path = self.unit_dir(arm, shard) / "segments" / f"metrics-{generation:06d}.npy"
+        legacy = path.with_suffix(".npz")
+        return legacy if not path.exists() and legacy.exists() else path
 
     # -- metrics ------------------------------------------------------------------------------------------------
     METRIC_FILES_PER_BATCH = 200  # segments per consolidation batch: bounds memory whatever the run's size
@@ -269,7 +487,8 @@ class RunStore:
         for i in range(0, len(paths), self.METRIC_FILES_PER_BATCH):
             yield self._metric_table(paths[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
 
-    def _metric_table(self, paths: list[Path], arms: list[str], shard_size: int):
+    def _metric_table(self, paths: list[Path], arms: list[str], shard_size: int, sums: dict[Path, bytes] | None = None):
+        """The rows of segments ``paths``; with ``sums``, each segment is checked against its digest there."""
         import pyarrow as pa
 
         names: dict[str, int] = {}
@@ -277,7 +496,7 @@ class RunStore:
         for path in paths:  # rows of one segment: metric by metric, replicate by replicate
             arm, shard = (int(s[-3:]) for s in path.parent.parent.name.split("-"))
             generation = int(path.stem.split("-")[1])
-            columns = load_columns(path)
+            columns = load_columns(path, (sums or {}).get(path))
             if not columns:
                 continue
             m, r = len(columns), len(next(iter(columns.values())))
@@ -317,18 +536,24 @@ class RunStore:
                 for table in batches:
                     writer.write_table(table)
 
-        atomic_save(self.root / "metrics.parquet", write)
+        atomic_save(self.table_path, write)
+
+    @property
+    def table_path(self) -> Path:
+        return self.root / "metrics.parquet"
 
     def read_metrics(self, metrics: list[str] | None = None):
-        """The tidy metrics table (pyarrow.Table): from metrics.parquet, or from segments for an unfinished run; only
-        the rows of ``metrics`` when given (read without loading the others from a finished run)."""
+        """The tidy metrics table (pyarrow.Table): from metrics.parquet (checked against its record in the manifest),
+        or from segments for an unfinished run; only the rows of ``metrics`` when given (read without loading the
+        others from a finished run)."""
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        path = self.root / "metrics.parquet"
-        if path.exists():
-            return pq.read_table(path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
+        if self.table_path.exists():
+            if record := self.read_manifest().get("table"):
+                self.verify_table(record)
+            return pq.read_table(self.table_path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
         table = self.metric_rows(*self.segment_layout())
         if metrics is None:
             return table
@@ -340,11 +565,70 @@ class RunStore:
         config = self.read_config()
         return self.read_manifest().get("arms") or [config.get("name", "run")], config.get("shard_size", 1000)
 
-    def finish(self, arms: list[str], shard_size: int) -> None:
-        """Consolidate the segments into metrics.parquet, then drop them."""
-        self.write_metrics(self.metric_batches(arms, shard_size))
-        for path in (self.root / "checkpoints").glob("arm*-shard*/segments/metrics-*.np[yz]"):
-            path.unlink()
+    def verify_table(self, record: dict[str, Any]) -> None:
+        """metrics.parquet matches ``record`` (its sha256 and row count, as :meth:`finish` recorded them), else
+        :class:`CorruptFile`."""
+        import pyarrow.parquet as pq
+
+        if not self.table_path.exists():
+            raise CorruptFile(self.table_path, "the file is missing, though manifest.json records it")
+        if file_sha256(self.table_path) != record["sha256"]:
+            raise CorruptFile(self.table_path, "its sha256 differs from the one manifest.json records")
+        if pq.ParquetFile(self.table_path).metadata.num_rows != record["rows"]:
+            raise CorruptFile(self.table_path, f"it does not hold the {record['rows']} rows manifest.json records")
+
+    def finish(self, arms: list[str], shard_size: int, units: list[tuple[int, int]] | None = None,
+               manifest: dict[str, Any] | None = None) -> None:
+        """Consolidate the segments of ``units`` ((arm, shard) pairs; default: every unit with a checkpoint folder)
+        into metrics.parquet, recording it in ``manifest`` (default: the one on disk); idempotent, and safe to kill at
+        any point.
+
+        Order: write the table atomically; record its rows and sha256 in ``manifest["table"]`` and write the manifest;
+        only then drop the segments. A table with its record is verified and kept (never rebuilt from what segments
+        are left); a table without one is rebuilt from the segments, each checked against its checkpoint's digest.
+        """
+        manifest = self.read_manifest() if manifest is None else manifest
+        units = self.units_on_disk() if units is None else units
+        record = manifest.get("table")
+        if record and self.table_path.exists():
+            self.verify_table(record)
+        else:
+            manifest["table"] = self._consolidate(arms, shard_size, units)
+            self.write_manifest(manifest)
+            fault_point("record")
+        for arm, shard in units:
+            for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
+                path.unlink()
+                fault_point("drop")
+
+    def units_on_disk(self) -> list[tuple[int, int]]:
+        """The (arm, shard) of every unit folder under ``checkpoints/``."""
+        folders = sorted((self.root / "checkpoints").glob("arm[0-9][0-9][0-9]-shard[0-9][0-9][0-9]"))
+        return [(int(f.name[3:6]), int(f.name[-3:])) for f in folders]
+
+    def _consolidate(self, arms: list[str], shard_size: int, units: list[tuple[int, int]]) -> dict[str, Any]:
+        """Write metrics.parquet from the expected segments of ``units`` (generations 0..last of each, as its
+        checkpoint records); returns its record ``{"file", "rows", "sha256"}``."""
+        expected: dict[Path, bytes | None] = {}
+        for arm, shard in units:
+            last, _, sums = self._checkpoint(arm, shard, "state")
+            for g in range(last + 1):
+                path = self._segment(arm, shard, g)
+                if not path.exists():
+                    raise CorruptFile(path, f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
+                                            f"records generations 0..{last}")
+                expected[path] = sums["metrics"][g] if sums else None
+        paths, rows = sorted(expected), [0]
+
+        def batches():
+            for i in range(0, len(paths), self.METRIC_FILES_PER_BATCH):
+                table = self._metric_table(paths[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size, expected)
+                rows[0] += table.num_rows
+                yield table
+
+        self.write_metrics(batches())
+        fault_point("table")
+        return {"file": self.table_path.name, "rows": rows[0], "sha256": file_sha256(self.table_path)}
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
         """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from .executors import ExecutorSpec, map_tasks
 from .store import RunStore, atomic_save, refuse_existing
 
@@ -96,6 +96,13 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
     todo = points(grid)
     for values in todo:  # validate every point before running any
         point_config(raw, values)
+    with RunStore(out).lock():  # one sweep per directory; each point's run also holds its own directory's lock
+        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers))
+
+
+def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo: list[dict[str, Any]], out: Path,
+                resume: bool, quiet: bool, spec: ExecutorSpec) -> dict[str, Any]:
+    """The body of :func:`run_sweep`, under the sweep directory's lock; returns the sweep manifest."""
     manifest = {"name": name, "grid": grid, "metric": (raw.get("sweep") or {}).get("metric"), "status": "running",
                 "points": [{"values": v, "dir": f"points/{i:03d}", "status": "pending"} for i, v in enumerate(todo)]}
     store = RunStore(out)
@@ -116,7 +123,6 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
             print(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}", flush=True)
 
     jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists()) for _, p in pending]
-    spec = executor or ExecutorSpec(workers=workers)
     for outcome in map_tasks(run_point_job, jobs, spec):  # in process, a process pool or Ray (see executors)
         record(pending[outcome.index][0], outcome.value if not outcome.error else {"status": "failed", "error": outcome.error})
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
@@ -124,7 +130,7 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     write_table(out, manifest)
     store.write_manifest(manifest)
-    return out, manifest
+    return manifest
 
 
 def write_table(out: Path, manifest: dict[str, Any]) -> None:
@@ -135,8 +141,10 @@ def write_table(out: Path, manifest: dict[str, Any]) -> None:
 
     tables = []
     for i, p in enumerate(manifest["points"]):
-        if p["status"] == "failed" or not (out / p["dir"] / "metrics.parquet").exists():
+        if p["status"] == "failed":
             continue
+        if not (out / p["dir"] / "metrics.parquet").exists():  # never a sweep table silently short of a point's rows
+            raise RunError(f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with --resume.")
         t = RunStore(out / p["dir"]).read_metrics()
         t = t.append_column("point", pa.array(np.full(t.num_rows, i, np.int64)))
         for key in manifest["grid"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +39,22 @@ def read_table(path: Path, columns: list[str] | None) -> np.ndarray:
 class FileSource(Source):
     """A fixed pool of records from ``path``; every replicate starts from the whole pool.
 
-    It cannot draw fresh data, so the ``fresh`` regime is refused; ``mix`` draws from this pool.
+    It cannot draw fresh data, so the ``fresh`` regime is refused; ``mix`` draws from this pool. ``sha256``: the
+    file's sha256 (hex), recorded in the resolved config, so ``--resume`` refuses a file changed since the run
+    started; given in a config, a file with another sha256 is refused.
     """
 
     can_draw = False
 
-    def __init__(self, path: str, columns: list[str] | None = None):
+    def __init__(self, path: str, columns: list[str] | None = None, sha256: str | None = None):
         self.path, self.columns = path, columns
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"data.path must be an existing file; got {path!r}.")
+        with open(p, "rb") as f:
+            self.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        if sha256 is not None and sha256 != self.sha256:
+            raise ConfigError(f"data.sha256 must be the sha256 of data.path {path!r}, {self.sha256!r}; got {sha256!r}.")
         x = read_table(p, columns)
         if x.ndim == 1:
             x = x[:, None]
