@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from modelcollapse.config import validate
+from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
 from modelcollapse.engine.store import FAULT_STEPS, RunStore
 from modelcollapse.errors import RunError
