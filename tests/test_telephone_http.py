@@ -4,6 +4,7 @@ The server is the standard library's ``http.server`` in a thread. It answers ``/
 deterministic rewrite of the text in the prompt, and can be told to answer 429 to the first requests.
 """
 
+import importlib.util
 import json
 import os
 import threading
@@ -23,6 +24,10 @@ from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
 from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
+
+# positivity needs vaderSentiment (the telephone extra); without it the chain runs still test the HTTP backend
+METRICS = ["length_words", "fact_retention", "type_token_ratio", "readability"]
+METRICS += ["positivity"] if importlib.util.find_spec("vaderSentiment") else []
 
 START = [
     "The Aston Martin DB9 was launched in 2004 by Aston Martin. It was designed by Ian Callum and Henrik Fisker.",
@@ -100,7 +105,7 @@ def _config(tmp_path: Path, url: str, generations: int = 3) -> list[str]:
     return [f"start.source={starts}", "task=rephrase", f"generations={generations}", "seeds=[0, 1]",
             "backend.kind=openai", f"backend.base_url={url}", "backend.model=toy", "backend.concurrency=3",
             "backend.backoff_s=0.01", "backend.retries=3", "backend.timeout_s=10",
-            "metrics=[length_words, fact_retention, type_token_ratio, positivity, readability]"]
+            f"metrics=[{', '.join(METRICS)}]"]
 
 
 def _config_file(tmp_path: Path) -> str:
@@ -184,7 +189,7 @@ def test_run_directory_contents(tmp_path, server):
         assert (run_dir / name).is_file(), name
     table = pq.read_table(run_dir / "metrics.parquet").to_pylist()
     assert {"chain", "replicate", "generation", "metric", "value"} <= set(table[0])
-    assert len(table) == 4 * 4 * 5  # chains x (generations + 1) x metrics
+    assert len(table) == 4 * 4 * len(METRICS)  # chains x (generations + 1) x metrics
     assert all(r["chain"] == r["replicate"] for r in table)
     words = {(r["chain"], r["generation"]): r["value"] for r in table if r["metric"] == "length_words"}
     assert words[0, 3] < words[0, 0]  # the toy model drops words

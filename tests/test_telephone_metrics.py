@@ -9,6 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest import needs  # noqa: E402
 
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
 from modelcollapse.chains import journal  # noqa: E402
@@ -64,6 +65,10 @@ def test_text_metrics():
     assert math.isnan(readability("  "))
     # Short words in short sentences read more easily than long words in one long sentence.
     assert readability(text) > readability("Institutionalised characterisation necessitates interdisciplinary deliberation")
+
+
+def test_positivity():
+    needs("vaderSentiment")
     assert positivity("What a wonderful, happy day.") > 0.5 > -0.5 > positivity("A terrible, awful, hateful mess.")
 
 

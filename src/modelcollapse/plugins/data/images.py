@@ -105,7 +105,7 @@ def _mnist() -> dict[str, np.ndarray]:
 class DigitsSource(ImageSource):
     """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth, 299, is a test image). The fast default.
 
-    >>> DigitsSource().pool(1, 5, np.random.default_rng(0)).shape  # doctest: +SKIP
+    >>> DigitsSource().pool(1, 5, np.random.default_rng(0)).shape
     (1, 5, 8, 8)
     """
 

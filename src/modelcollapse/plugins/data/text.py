@@ -60,7 +60,7 @@ def need(module: str, extra: str = NEURAL_EXTRA):
 def load_tokenizer(name: str):
     """A Hugging Face tokenizer by name: ``gpt2``, ``smollm2`` or a local tokenizer directory.
 
-    >>> load_tokenizer("gpt2")("Hello world")["input_ids"]  # doctest: +SKIP
+    >>> load_tokenizer("gpt2")("Hello world")["input_ids"]
     [15496, 995]
     """
     need("transformers")
@@ -237,7 +237,7 @@ class WikipediaSource(TextSource):
     """English Wikipedia articles (gensim's packaged dump; the paper uses WikiText-2), split by article.
 
     >>> src = WikipediaSource(block=64, max_blocks=100)
-    >>> src.pool(1, 10, np.random.default_rng(0)).shape  # doctest: +SKIP
+    >>> src.pool(1, 10, np.random.default_rng(0)).shape
     (1, 10, 64)
     """
 
