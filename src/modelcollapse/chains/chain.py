@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..engine.store import RunStore
+from ..errors import ConfigError
+from ..seeding import seed_for
 from . import journal
 from .config import TelephoneConfig, load, prompt_template, resolve
 
@@ -44,9 +45,7 @@ def plan_chains(config: TelephoneConfig, n_starts: int) -> list[Chain]:
 
 def step_seed(run_seed: int, config: TelephoneConfig, chain: Chain, generation: int) -> int:
     """The 63-bit seed of one step, keyed by (task, start, seed, generation): independent of batching and resumes."""
-    key = (config.task.index(chain.task), chain.start, chain.seed, generation)
-    state = np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))
+    return seed_for(run_seed, config.task.index(chain.task), chain.start, chain.seed, generation)
 
 
 def messages(config: TelephoneConfig, task: str, text: str) -> tuple[dict[str, str], ...]:
@@ -146,14 +145,11 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
 
 
 def make_backend(backend, decoding):
-    """The backend named by ``backend.kind`` (``local``: :mod:`.local`; ``openai``: :mod:`.http`)."""
-    if backend.kind == "local":
-        from .local import LocalBackend
+    """The backend registered as ``backend.kind`` (``local``: :mod:`.local`; ``openai``: :mod:`.http`)."""
+    from . import http, local  # noqa: F401  (register the built-in backends; neither imports torch at import time)
+    from .backends import BACKENDS
 
-        return LocalBackend(backend, decoding)
-    from .http import OpenAIBackend
-
-    return OpenAIBackend(backend, decoding)
+    return BACKENDS.get(backend.kind, "backend.kind")(backend, decoding)
 
 
 def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],

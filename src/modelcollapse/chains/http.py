@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..errors import ConfigError, RunError
-from .backends import Completion, Request
+from .backends import BACKENDS, Completion, Request
 from .config import BackendConfig, DecodingConfig
 
 
@@ -25,6 +25,7 @@ def _retry_after(headers) -> float | None:
         return None
 
 
+@BACKENDS.register("openai")
 class OpenAIBackend:
     """``POST {base_url}/chat/completions``; the API key is read from ``backend.api_key_env`` and sent only as a header.
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, RunError
-from .backends import Completion, Request
+from .backends import BACKENDS, Completion, Request
 from .config import BackendConfig, DecodingConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -70,6 +70,7 @@ class _RowSampler:
         return out
 
 
+@BACKENDS.register("local")
 class LocalBackend:
     """An in-process Hugging Face causal LM; ``backend.batch_size`` chains per ``generate`` call."""
 
