@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from . import SOURCES, Source
-from .text import NEURAL_EXTRA, package_dir
+from ..packaged import NEURAL_EXTRA, package_dir
 
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
