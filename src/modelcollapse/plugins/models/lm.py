@@ -11,7 +11,9 @@ loop's business (``loop.regime``, ``loop.real_fraction``): the two are independe
 
 Decoding: ``decoding: beam`` (``num_beams`` 5 in the paper), ``sample`` (``temperature``, ``top_k``, ``top_p``) or
 ``greedy``; ``repetition_penalty`` applies to all (3.0 in the published code, 2.0 in the paper's text). Generation is
-batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache. Sampling bias λ
+batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache by
+:func:`modelcollapse.plugins.hf.generate_batched`; sampling draws each prompt's tokens from its own generator, so the
+tokens do not depend on ``generate_batch_size``. Sampling bias λ
 (``loop.bias``) multiplies the temperature (sampling only). ``watermark: {key, gamma, delta}`` (default null) adds
 Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``); ``self.watermark`` carries the settings
 to the ``watermark`` filter.
@@ -32,49 +34,9 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
+from ..hf import autocast, generate_batched
 from . import MODELS, Family
 from .vae import pick_device
-
-
-def autocast(device: str):
-    """bf16 autocast on CUDA, a no-op context on the CPU."""
-    import contextlib
-
-    import torch
-
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
-
-
-def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id: int, seed: int, **decoding) -> np.ndarray:
-    """Continue every prompt by exactly ``new_tokens`` tokens; returns ``(n, new_tokens)`` int64 in prompt order.
-
-    ``prompts``: a sequence of 1-D token arrays (any lengths). Prompts are sorted by length and batched
-    ``batch_size`` at a time, left-padded with ``pad_id`` under an attention mask, and decoded with the KV cache by
-    ``model.generate(**decoding)``. HF ``generate`` draws from torch's global generator, so it runs inside
-    ``torch.random.fork_rng`` seeded with ``seed``: the caller's global state is untouched and the bits reproducible.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    lengths = np.array([len(p) for p in prompts])
-    order = np.argsort(-lengths, kind="stable")
-    out = np.zeros((len(prompts), new_tokens), np.int64)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), autocast(device.type):
-        torch.manual_seed(seed)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - lengths[i] :] = torch.as_tensor(np.asarray(prompts[i], np.int64))
-                mask[row, width - lengths[i] :] = 1
-            gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens, pad_token_id=pad_id, use_cache=True, **decoding,
-            )
-            out[idx] = gen[:, width:].cpu().numpy()
-    return out
 
 
 def watermark_settings(spec: dict | None) -> dict | None:
@@ -305,8 +267,6 @@ class CausalLM(Family):
 
         ``bias`` λ (1 = unbiased) samples at temperature ``temperature × λ`` (``decoding: sample`` only; top-k and
         top-p stay as set). With ``model.watermark`` set, every generated token carries the green-list bias δ."""
-        from transformers import LogitsProcessorList
-
         self.check_fitted("_models")
         self.check_bias(bias)
         prompts = self.train_ if self.prompts == "train" else self._real
@@ -318,8 +278,9 @@ class CausalLM(Family):
             seed = int(rng.integers(2**62))
             kw = {**self.decoding_kwargs(bias), **self._extra_decoding()}
             if marker is not None:
-                kw["logits_processor"] = LogitsProcessorList([marker])
-            new = generate_batched(model, chosen, new_tokens=self._block, batch_size=self.generate_batch_size, pad_id=int(self._to_model(self._pad)), seed=seed, **kw)
+                kw["logits_processor"] = [marker]
+            new = generate_batched(model, chosen, new_tokens=self._block, min_new_tokens=self._block, batch_size=self.generate_batch_size,
+                                   pad_id=int(self._to_model(self._pad)), seeds=seed, **kw)
             out.append(self._from_model(new))
         return np.stack(out)
 
