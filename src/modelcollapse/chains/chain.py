@@ -154,13 +154,11 @@ def make_backend(backend, decoding):
 
 def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],
                        texts: dict[tuple[int, int], str]) -> None:
-    """``metrics.parquet`` (one row per chain, generation and metric) and ``attractors.json``."""
+    """``metrics.parquet`` (the loop's tidy table, one row per chain, generation and metric, plus the columns ``chain``
+    (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..engine.store import atomic_save, atomic_write
+    from ..engine.store import atomic_write, tidy_table, write_metrics_table
     from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])
@@ -176,19 +174,14 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
         values = chain_metrics(chain_texts, None if vectors is None else vectors[c.id], names)
         for metric, series in sorted(values.items()):
             n = len(series)
-            cols["arm"] += [c.task] * n
-            cols["chain"] += [c.id] * n
-            cols["replicate"] += [c.id] * n
-            cols["start"] += [c.start] * n
-            cols["seed"] += [c.seed] * n
+            for key, value in (("arm", c.task), ("chain", c.id), ("replicate", c.id), ("start", c.start), ("seed", c.seed),
+                               ("metric", metric)):
+                cols[key] += [value] * n
             cols["generation"] += list(range(n))
-            cols["metric"] += [metric] * n
             cols["value"] += [float(v) for v in series]
             if metric in TEXT_METRICS:
                 finals.setdefault((c.task, metric), []).append((series[0], series[-1]))
-    types = {"arm": pa.string(), "metric": pa.string(), "value": pa.float64()}
-    table = pa.table({k: pa.array(v, types.get(k, pa.int64())) for k, v in cols.items()})
-    atomic_save(store.root / "metrics.parquet", lambda tmp: pq.write_table(table, tmp))
+    write_metrics_table(store.root / "metrics.parquet", tidy_table(cols))
     rows = []
     for (task, metric), pairs in sorted(finals.items()):
         x, y = np.array(pairs, float).T
