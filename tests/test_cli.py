@@ -135,3 +135,43 @@ def test_runtime_failure_exits_1_without_traceback(tmp_path):
 def test_import_is_light():
     code = "import sys, modelcollapse, modelcollapse.cli, modelcollapse.config; print(sorted(m for m in ('torch','transformers','matplotlib','ray','sklearn') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_report_builds_a_loop_run_and_a_sweep(tmp_path):
+    raw = {"name": "g", "replicates": 4, "loop": {"generations": 3, "samples": 20}, "metrics": ["mean", "variance"]}
+    config = write(tmp_path, raw)
+    assert invoke("run", config, "--out", str(tmp_path / "run"), "--quiet", "--no-report").exit_code == 0
+    sweep = invoke("sweep", config, "--grid", "loop.samples=10,20", "--out", str(tmp_path / "sweep"), "--quiet")
+    assert sweep.exit_code == 0, sweep.output
+    (tmp_path / "sweep" / "report.html").unlink()
+    for kind, title in (("run", "<title>modelcollapse: g</title>"), ("sweep", "<title>modelcollapse sweep: g</title>")):
+        result = invoke("report", str(tmp_path / kind))
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == str(tmp_path / kind / "report.html")
+        assert title in (tmp_path / kind / "report.html").read_text()
+
+
+def test_loop_and_chain_presets_name_the_right_command():
+    chain = invoke("chain", "gmm-paper")
+    assert chain.exit_code == 2
+    assert chain.output.strip().splitlines() == [
+        "error: 'gmm-paper' is a self-consuming loop config (it has data, model, loop, replicates), not a telephone "
+        "chain: run it with `modelcollapse run gmm-paper`."
+    ]
+    run = invoke("run", "telephone-summarize")
+    assert run.exit_code == 2
+    assert run.output.strip().splitlines() == [
+        "error: 'telephone-summarize' is a telephone-chain config: run it with `modelcollapse chain`."
+    ]
+
+
+@pytest.mark.parametrize("args", [["--debug", "chain", "no-such-preset"], ["chain", "no-such-preset", "--debug"],
+                                  ["chain", "no-such-preset"]])
+def test_chain_debug_shows_the_traceback_in_either_position(args):
+    result = subprocess.run([sys.executable, "-m", "modelcollapse", *args], capture_output=True, text=True)
+    assert result.returncode == (1 if "--debug" in args else 2)  # a raised exception exits 1; a handled error 2
+    if "--debug" in args:
+        assert "Traceback (most recent call last)" in result.stderr and "ConfigError: CONFIG must be" in result.stderr
+    else:
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("error: CONFIG must be a YAML file or a preset:") and result.stderr.count("\n") == 1

@@ -120,7 +120,7 @@ def test_user_text_files(tmp_path):
         SOURCES.build({"kind": "text", "path": str(empty)}, "data").splits()
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
-    with pytest.raises(ConfigError, match="line 1 is not a JSON object with a 'text' field"):
+    with pytest.raises(ConfigError, match="line 1 must be a JSON object with key 'text'"):
         SOURCES.build({"kind": "text", "path": str(bad)}, "data").splits()
     with pytest.raises(ConfigError, match="data.path must end in .txt or .jsonl"):
         SOURCES.build({"kind": "text", "path": str(tmp_path / "x.npy")}, "data") if (tmp_path / "x.npy").write_text("") is not None else None

@@ -14,7 +14,7 @@ from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
-from modelcollapse.plugins.models.lm import generate_batched  # noqa: E402
+from modelcollapse.plugins.hf import generate_batched  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
 from modelcollapse.engine.store import RunStore  # noqa: E402
 
@@ -61,7 +61,7 @@ def test_conformance(source, real):
 def test_batched_generation_matches_one_at_a_time(source, real):
     model = MODELS.build(TINY, "model").bind(source, real).fit(real, rng=rng(1))
     net, prompts = model._models[0], [model._to_model(p) for p in (real[0, 0], real[0, 1, :9], real[0, 2, :12])]
-    kw = dict(new_tokens=6, pad_id=0, seed=0, do_sample=False, num_beams=1, repetition_penalty=1.0)
+    kw = dict(new_tokens=6, min_new_tokens=6, pad_id=0, seeds=0, do_sample=False, num_beams=1, repetition_penalty=1.0)
     batched = generate_batched(net, prompts, batch_size=8, **kw)
     single = np.concatenate([generate_batched(net, [p], batch_size=1, **kw) for p in prompts])
     assert np.array_equal(batched, single)

@@ -180,10 +180,14 @@ def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
 def test_run_directory_contents(tmp_path, server):
     import pyarrow.parquet as pq
 
-    from modelcollapse.analysis.chain_report import build_report
+    from modelcollapse.analysis.report import curves
+    from modelcollapse.cli import main
+    from modelcollapse.engine.store import TIDY_COLUMNS, tidy_table
 
     run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", _config(tmp_path, server.url), False, True)
-    build_report(run_dir)
+    result = CliRunner().invoke(main, ["report", str(run_dir)])  # the one report command knows a chain run
+    assert result.exit_code == 0 and result.output.strip() == str(run_dir / "report.html"), result.output
+    assert "telephone chains</title>" in (run_dir / "report.html").read_text()
     for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.jsonl", "attractors.json", "report.html",
                  "figures/drift.png", "figures/attractors.png"):
         assert (run_dir / name).is_file(), name
@@ -191,6 +195,11 @@ def test_run_directory_contents(tmp_path, server):
     assert {"chain", "replicate", "generation", "metric", "value"} <= set(table[0])
     assert len(table) == 4 * 4 * len(METRICS)  # chains x (generations + 1) x metrics
     assert all(r["chain"] == r["replicate"] for r in table)
+    # the loop's tidy schema (plus chain, start, seed), so the loop's readers read it too
+    schema, tidy = pq.read_schema(run_dir / "metrics.parquet"), tidy_table({k: [] for k in TIDY_COLUMNS}).schema
+    assert all(schema.field(k).type == tidy.field(k).type for k in TIDY_COLUMNS)
+    assert {"start", "seed"} <= set(schema.names)
+    assert curves(run_dir)["rephrase", "length_words"].generations.tolist() == [0, 1, 2, 3]
     words = {(r["chain"], r["generation"]): r["value"] for r in table if r["metric"] == "length_words"}
     assert words[0, 3] < words[0, 0]  # the toy model drops words
     retention = {(r["chain"], r["generation"]): r["value"] for r in table if r["metric"] == "fact_retention"}

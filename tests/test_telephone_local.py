@@ -1,7 +1,7 @@
 """The telephone loop with the real packaged model (SmolLM2-135M-Instruct) and the real sentence embedder.
 
 Loading SmolLM2 from its GGUF takes 30–80 s on 2 CPU cores, so these tests are ``slow``; the model is loaded once per
-process (``load_local`` is cached) and shared by the tests here.
+process (``plugins.hf.load_causal_lm`` is cached) and shared by the tests here.
 """
 
 import importlib.util

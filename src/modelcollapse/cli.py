@@ -20,7 +20,8 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
+        ctx = click.get_current_context()  # the root's --debug (modelcollapse --debug CMD) or the command's own
+        debug = bool(ctx.params.get("debug") or ctx.find_root().params.get("debug"))
         try:
             return fn(*args, **kwargs)
         except ModelCollapseError as err:
@@ -104,10 +105,10 @@ def presets() -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @friendly
 def report(run_dir: Path) -> None:
-    """Build RUN_DIR/report.html from the run directory alone."""
-    from .analysis.report import build_report
+    """Build RUN_DIR/report.html from the run directory alone: a loop run or suite, a sweep, or a telephone run."""
+    from .analysis.report import build_any
 
-    click.echo(build_report(run_dir))
+    click.echo(build_any(run_dir))
 
 
 @main.command()

@@ -209,3 +209,28 @@ def build_report(run_dir: Path) -> Path:
     path = run_dir / "report.html"
     atomic_write(path, PAGE.format(title=html.escape(title), body=body))
     return path
+
+
+def run_kind(run_dir: Path) -> str:
+    """What ``run_dir`` holds: ``telephone`` (a chain run: config.yaml says ``kind: telephone``), ``sweep`` (a sweep
+    directory: a manifest listing grid points, no config.yaml) or ``loop`` (a loop run or a suite of them)."""
+    store = RunStore(run_dir)
+    if store.config_path.exists():
+        return "telephone" if store.read_config().get("kind") == "telephone" else "loop"
+    return "sweep" if "points" in store.read_manifest() else "loop"
+
+
+def build_any(run_dir: Path) -> Path:
+    """Write the report of whatever run ``run_dir`` holds (see :func:`run_kind`) and return its path: a chain run's
+    (:func:`chain_report.build_report`), a sweep's (:func:`sweep_report.build_sweep_report`, default metric) or a loop
+    run's or suite's (:func:`build_report`)."""
+    kind = run_kind(run_dir)
+    if kind == "telephone":
+        from .chain_report import build_report as build_chain_report
+
+        return build_chain_report(run_dir)
+    if kind == "sweep":
+        from .sweep_report import build_sweep_report
+
+        return build_sweep_report(Path(run_dir))
+    return build_report(run_dir)

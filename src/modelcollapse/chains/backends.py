@@ -14,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..registry import Registry
+
+#: Backend classes by ``backend.kind``; each is built as ``cls(backend: BackendConfig, decoding: DecodingConfig)``.
+BACKENDS: Registry[type] = Registry("backend.kind")
+
 
 @dataclass(frozen=True)
 class Request:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..engine.store import RunStore
+from ..errors import ConfigError
+from ..seeding import seed_for
 from . import journal
 from .config import TelephoneConfig, load, prompt_template, resolve
 
@@ -45,9 +46,7 @@ def plan_chains(config: TelephoneConfig, n_starts: int) -> list[Chain]:
 
 def step_seed(run_seed: int, config: TelephoneConfig, chain: Chain, generation: int) -> int:
     """The 63-bit seed of one step, keyed by (task, start, seed, generation): independent of batching and resumes."""
-    key = (config.task.index(chain.task), chain.start, chain.seed, generation)
-    state = np.random.SeedSequence(run_seed, spawn_key=key).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))
+    return seed_for(run_seed, config.task.index(chain.task), chain.start, chain.seed, generation)
 
 
 def messages(config: TelephoneConfig, task: str, text: str) -> tuple[dict[str, str], ...]:
@@ -147,25 +146,20 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
 
 
 def make_backend(backend, decoding):
-    """The backend named by ``backend.kind`` (``local``: :mod:`.local`; ``openai``: :mod:`.http`)."""
-    if backend.kind == "local":
-        from .local import LocalBackend
+    """The backend registered as ``backend.kind`` (``local``: :mod:`.local`; ``openai``: :mod:`.http`)."""
+    from . import http, local  # noqa: F401  (register the built-in backends; neither imports torch at import time)
+    from .backends import BACKENDS
 
-        return LocalBackend(backend, decoding)
-    from .http import OpenAIBackend
-
-    return OpenAIBackend(backend, decoding)
+    return BACKENDS.get(backend.kind, "backend.kind")(backend, decoding)
 
 
 def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],
                        texts: dict[tuple[int, int], str]) -> None:
-    """``metrics.parquet`` (one row per chain, generation and metric) and ``attractors.json``."""
+    """``metrics.parquet`` (the loop's tidy table, one row per chain, generation and metric, plus the columns ``chain``
+    (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ..engine.store import atomic_save, atomic_write
+    from ..engine.store import atomic_write, tidy_table, write_metrics_table
     from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])
@@ -181,19 +175,14 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
         values = chain_metrics(chain_texts, None if vectors is None else vectors[c.id], names)
         for metric, series in sorted(values.items()):
             n = len(series)
-            cols["arm"] += [c.task] * n
-            cols["chain"] += [c.id] * n
-            cols["replicate"] += [c.id] * n
-            cols["start"] += [c.start] * n
-            cols["seed"] += [c.seed] * n
+            for key, value in (("arm", c.task), ("chain", c.id), ("replicate", c.id), ("start", c.start), ("seed", c.seed),
+                               ("metric", metric)):
+                cols[key] += [value] * n
             cols["generation"] += list(range(n))
-            cols["metric"] += [metric] * n
             cols["value"] += [float(v) for v in series]
             if metric in TEXT_METRICS:
                 finals.setdefault((c.task, metric), []).append((series[0], series[-1]))
-    types = {"arm": pa.string(), "metric": pa.string(), "value": pa.float64()}
-    table = pa.table({k: pa.array(v, types.get(k, pa.int64())) for k, v in cols.items()})
-    atomic_save(store.root / "metrics.parquet", lambda tmp: pq.write_table(table, tmp))
+    write_metrics_table(store.root / "metrics.parquet", tidy_table(cols))
     rows = []
     for (task, metric), pairs in sorted(finals.items()):
         x, y = np.array(pairs, float).T

@@ -22,17 +22,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import load_raw, parse_value, set_dotted, translate
+from ..config import apply_overrides, load_raw, translate
 from ..errors import ConfigError, choice_error
+from ..registry import Registry
 
-#: Prompts of the built-in tasks. ``{text}`` is replaced by the previous generation's text.
-TASKS: dict[str, str] = {
-    "summarize": "Summarize the following text.\n\n{text}",
-    "rephrase": "Rephrase the following text.\n\n{text}",
-    "inspiration": "Write a new text taking inspiration from the following text.\n\n{text}",
-    "continue": "Continue the following text.\n\n{text}",
-}
-TASK_NAMES = sorted([*TASKS, "custom"])
+#: Prompts of the tasks by name. ``{text}`` is replaced by the previous generation's text; task ``custom`` (None here)
+#: takes the config's ``template``. A new task is one registration line.
+TASKS: Registry[str | None] = Registry("task")
+TASKS.register("summarize")("Summarize the following text.\n\n{text}")
+TASKS.register("rephrase")("Rephrase the following text.\n\n{text}")
+TASKS.register("inspiration")("Write a new text taking inspiration from the following text.\n\n{text}")
+TASKS.register("continue")("Continue the following text.\n\n{text}")
+TASKS.register("custom")(None)
+TASK_NAMES = TASKS.names()
+
+#: Keys that only a self-consuming loop config has: such a config is run with ``modelcollapse run``.
+LOOP_KEYS = ("data", "model", "loop", "suite", "replicates", "arms", "grid")
 
 
 class _Strict(BaseModel):
@@ -95,7 +100,7 @@ class TelephoneConfig(_Strict):
 
 def prompt_template(config: TelephoneConfig, task: str) -> str:
     """The prompt of ``task``: a built-in one, or the user's ``template`` for task ``custom``."""
-    return config.template if task == "custom" else TASKS[task]
+    return config.template if task == "custom" else TASKS.get(task)
 
 
 def check(config: TelephoneConfig) -> TelephoneConfig:
@@ -103,8 +108,7 @@ def check(config: TelephoneConfig) -> TelephoneConfig:
     from .metrics import METRIC_NAMES
 
     for task in config.task:
-        if task not in TASK_NAMES:
-            raise choice_error("task", task, TASK_NAMES)
+        TASKS.get(task, "task")
     if len(set(config.task)) != len(config.task):
         raise ConfigError(f"task lists a task twice; got {config.task!r}.")
     if "custom" in config.task:
@@ -137,14 +141,16 @@ def validate(raw: dict[str, Any]) -> TelephoneConfig:
 
 
 def load(source: str, overrides: list[str]) -> TelephoneConfig:
-    """Read a config file or preset, apply ``key=value`` overrides, validate."""
+    """Read a config file or preset, apply ``key=value`` overrides (as ``modelcollapse run`` does), validate.
+
+    A self-consuming loop config (one with a key of :data:`LOOP_KEYS`) is a :class:`ConfigError` that names
+    ``modelcollapse run``."""
     raw = load_raw(source)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set needs key=value; got {item!r}.")
-        raw = set_dotted(raw, key.strip(), parse_value(text))
-    return validate(raw)
+    loop_keys = [k for k in LOOP_KEYS if k in raw]
+    if loop_keys and "task" not in raw:
+        raise ConfigError(f"{source!r} is a self-consuming loop config (it has {', '.join(loop_keys)}), not a telephone "
+                          f"chain: run it with `modelcollapse run {source}`.")
+    return validate(apply_overrides(raw, overrides))
 
 
 def resolve(config: TelephoneConfig) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from ..errors import ConfigError, RunError
-from .backends import Completion, Request
+from .backends import BACKENDS, Completion, Request
 from .config import BackendConfig, DecodingConfig
 
 _REDACTED = "[redacted]"
@@ -179,6 +179,7 @@ class _WatchedHTTPS(_Watched, urllib.request.HTTPSHandler):
     pass
 
 
+@BACKENDS.register("openai")
 class OpenAIBackend:
     """``POST {base_url}/chat/completions``; the API key is read from ``backend.api_key_env`` and sent only as a header.
 

