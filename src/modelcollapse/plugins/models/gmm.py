@@ -45,6 +45,7 @@ from .gmm_em import (
 )
 
 LOG_2PI = np.log(2 * np.pi)
+KMEANS_TOL = 1e-4  # k-means stops when centres move less than this × the data's mean variance (scikit-learn's KMeans)
 EPS_COUNT = 10 * np.finfo(float).eps  # added to component counts (as scikit-learn) so an empty one divides safely
 EMPTY_WEIGHT = 1e-6  # a component with a smaller weight is empty: it keeps its previous mean and covariance
 POPULATION_NODES = 20_001  # fit_population (1-D): at most this many grid nodes represent the population
@@ -66,10 +67,14 @@ def mixture_moments(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) ->
 class GMM(Family):
     """A ``components``-component full-covariance Gaussian mixture per replicate, fitted by batched EM.
 
-    Initialisation (randomness only from the ``rng`` given to :meth:`fit`): ``"kmeans"`` picks ``components``
-    distinct records per replicate as centres and runs up to ``kmeans_iter`` Lloyd steps (0 or 1: just the nearest-
-    centre assignment), a replicate stopping early once its centres no longer move, then starts EM from the hard
-    assignment; ``"random"`` starts from uniformly random responsibilities (scikit-learn's ``"random"``).
+    Initialisation (randomness only from the ``rng`` given to :meth:`fit`), with scikit-learn's defaults
+    (``GaussianMixture(init_params="kmeans")``, whose ``KMeans`` seeds by greedy k-means++ and runs up to 300 Lloyd
+    steps): ``"k-means++"`` (default) seeds k-means by greedy k-means++ (:func:`~.gmm_em.plus_plus_centres`), runs up
+    to ``kmeans_iter`` Lloyd steps (a replicate stops early once its centres no longer move) and starts EM from the
+    hard assignment; ``"kmeans"`` is the same from ``components`` distinct random records (the initialisation before
+    k-means++, kept as an option; it used ``kmeans_iter: 10``); ``"random"`` starts from uniformly random
+    responsibilities (scikit-learn's ``"random"``). ``n_init`` initialisations each run EM to the end; every replicate
+    keeps the fit with the highest final lower bound (scikit-learn's rule; its default is 1).
 
     Degenerate fits are results, not errors. A component whose weight falls below 1e-6 keeps its previous mean and
     covariance (its weight stays ≈ 0, so it is never sampled in practice); a component whose fitted covariance has
@@ -96,12 +101,14 @@ class GMM(Family):
         max_iter: int = 100,
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
-        init: Literal["kmeans", "random"] = "kmeans",
-        kmeans_iter: int = 10,
+        init: Literal["k-means++", "kmeans", "random"] = "k-means++",
+        kmeans_iter: int = 300,
+        n_init: int = 1,
     ):
         self.components, self.max_iter, self.tol, self.reg_covar = components, max_iter, tol, reg_covar
-        self.init, self.kmeans_iter = init, kmeans_iter
-        for key, value, low in (("components", components, 1), ("max_iter", max_iter, 1), ("kmeans_iter", kmeans_iter, 0)):
+        self.init, self.kmeans_iter, self.n_init = init, kmeans_iter, n_init
+        for key, value, low in (("components", components, 1), ("max_iter", max_iter, 1), ("kmeans_iter", kmeans_iter, 0),
+                                ("n_init", n_init, 1)):
             if value < low:
                 raise ConfigError(f"model.{key} must be an int >= {low}; got {value!r}.")
         if tol < 0:
@@ -119,7 +126,9 @@ class GMM(Family):
             resp = rng.random((R, k, n))
             resp /= resp.sum(1, keepdims=True)
             return component_stats(phi, resp)
-        labels = kmeans_labels(phi[:, -feature_dim(F) - 1 :], k, self.kmeans_iter, rng)
+        plus = self.init == "k-means++"  # scikit-learn's KMeans: k-means++ seeds, tol 1e-4; the older start: neither
+        labels = kmeans_labels(phi[:, -feature_dim(F) - 1 :], k, self.kmeans_iter, rng, "k-means++" if plus else "random",
+                               KMEANS_TOL if plus else 0.0)
         if k == 2:  # the first cluster's statistics are the totals minus the second's
             second = component_stats(phi, labels[:, None, :].astype(float))[:, 0]
             return np.stack([total - second, second], axis=1)
@@ -182,6 +191,34 @@ class GMM(Family):
         """log wₖ + log N(x; μₖ, Σₖ) ``(R, k, n)`` of records ``x`` ``(R, n, d)`` under the fitted mixture."""
         return rows_times(*self._terms(x))
 
+    def _em(self, phi: np.ndarray, total: np.ndarray, n: float, params) -> tuple[np.ndarray, ...]:
+        """EM from ``params`` on features ``phi`` ``(R, F, n)``: (weights, means, covariances, converged, n_iter,
+        lower_bound), each replicate leaving the batch when its mean log-likelihood changes by less than ``tol``."""
+        R, k = params[0].shape
+        d = params[1].shape[-1]
+        estep = two_component_estep if k == 2 else mixture_estep
+        out = [np.empty((R, k)), np.empty((R, k, d)), np.empty((R, k, d, d))]
+        converged, n_iter, lower_bound = np.zeros(R, bool), np.zeros(R, np.int64), np.full(R, -np.inf)
+        idx, prev = np.arange(R), np.full(R, -np.inf)
+        for it in range(1, self.max_iter + 1):
+            sums, ll = estep(self._coefficients(*params), phi, total)
+            params = self._m_step(sums, n, params)
+            done = np.abs(ll - prev) < self.tol
+            finished = np.ones_like(done) if it == self.max_iter else done
+            if finished.any():  # write the finished replicates back and drop them from the batch
+                rows = idx[finished]
+                for target, value in zip(out, params):
+                    target[rows] = value[finished]
+                converged[rows], n_iter[rows], lower_bound[rows] = done[finished], it, ll[finished]
+                keep = ~finished
+                idx, phi, total, prev = idx[keep], phi[keep], total[keep], ll[keep]
+                params = tuple(p[keep] for p in params)
+                if not idx.size:
+                    break
+            else:
+                prev = ll
+        return (*out, converged, n_iter, lower_bound)
+
     # -- protocol ----------------------------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
         """Fit every replicate of ``x`` ``(R, n, d)`` from scratch. Returns self.
@@ -200,29 +237,16 @@ class GMM(Family):
         centre = (np.ones(n) @ x) / n  # (R, d): the mean record, as a matrix product (x.mean(1) is 20x slower here)
         phi = features(x, centre)  # (R, F, n), computed once: the records do not change while EM iterates
         total = phi.sum(-1)  # (R, F): Σφ over the records
-        params = self._m_step(self._init_stats(phi, total, rng), n)
-        estep = two_component_estep if k == 2 else mixture_estep
-        out = [np.empty((R, k)), np.empty((R, k, d)), np.empty((R, k, d, d))]
-        self.converged_, self.n_iter_ = np.zeros(R, bool), np.zeros(R, np.int64)
-        self.lower_bound_ = np.full(R, -np.inf)
-        idx, prev = np.arange(R), np.full(R, -np.inf)
-        for it in range(1, self.max_iter + 1):
-            sums, ll = estep(self._coefficients(*params), phi, total)
-            params = self._m_step(sums, n, params)
-            done = np.abs(ll - prev) < self.tol
-            finished = np.ones_like(done) if it == self.max_iter else done
-            if finished.any():  # write the finished replicates back and drop them from the batch
-                rows = idx[finished]
-                for target, value in zip(out, params):
-                    target[rows] = value[finished]
-                self.converged_[rows], self.n_iter_[rows], self.lower_bound_[rows] = done[finished], it, ll[finished]
-                keep = ~finished
-                idx, phi, total, prev = idx[keep], phi[keep], total[keep], ll[keep]
-                params = tuple(p[keep] for p in params)
-                if not idx.size:
-                    break
+        best = None
+        for _ in range(self.n_init):  # each start runs EM to the end; every replicate keeps its highest lower bound
+            fit = self._em(phi, total, n, self._m_step(self._init_stats(phi, total, rng), n))
+            if best is None:
+                best = fit
             else:
-                prev = ll
+                better = fit[-1] > best[-1]
+                best = tuple(np.where(better.reshape((-1,) + (1,) * (b.ndim - 1)), f, b) for f, b in zip(fit, best))
+        out = list(best[:3])
+        self.converged_, self.n_iter_, self.lower_bound_ = best[3:]
         self.weights_, self.means_, self.covariances_ = out
         self.means_ += centre[:, None, :]
         self.degenerate_ = self._degenerate()

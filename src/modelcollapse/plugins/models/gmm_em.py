@@ -266,21 +266,59 @@ def distinct_records(R: int, n: int, k: int, rng: np.random.Generator) -> np.nda
     return pick
 
 
-def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+def plus_plus_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with the greedy trials scikit-learn's ``KMeans`` uses),
+    batched over replicates: ``points`` ``(R, n, d)`` -> centres ``(R, k, d)``.
+
+    The first centre is a uniformly random record; each next one is the best of ``2 + ⌊ln k⌋`` candidates drawn with
+    probability ∝ D² (squared distance to the nearest centre so far), "best" meaning the smallest total D² after
+    adding it. Separated modes then get a centre each with high probability, where ``k`` random records often put two
+    centres in one mode.
+    """
+    R, n, _ = points.shape
+    trials = 2 + int(np.log(k))
+    rows = np.arange(R)
+    first = rng.integers(0, n, R)
+    centres = [points[rows, first]]
+    closest = ((points - centres[0][:, None, :]) ** 2).sum(-1)  # (R, n)
+    for _ in range(1, k):
+        cum = np.cumsum(closest, axis=1)
+        u = rng.random((R, trials)) * cum[:, -1:]
+        pick = np.minimum((cum[:, None, :] < u[..., None]).sum(-1), n - 1)  # (R, trials): inverse-CDF draws
+        cand = np.take_along_axis(points, pick[..., None], axis=1)  # (R, trials, d)
+        d2 = np.minimum(closest[:, None, :], ((points[:, None, :, :] - cand[:, :, None, :]) ** 2).sum(-1))
+        best = d2.sum(-1).argmin(1)  # (R,)
+        centres.append(cand[rows, best])
+        closest = d2[rows, best]
+    return np.stack(centres, axis=1)
+
+
+def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generator, seeding: str = "random",
+                  tol: float = 0.0) -> np.ndarray:
     """Lloyd's k-means cluster labels ``(R, n)`` (int) of the records whose coordinate rows x₁..x_d, followed by a row
     of ones, are ``linear`` ``(R, d + 1, n)``.
 
-    ``k`` distinct records per replicate are the first centres; then up to ``steps`` rounds (at least one) of
+    ``seeding``: ``"random"``, ``k`` distinct records per replicate are the first centres; ``"k-means++"``, the
+    greedy k-means++ centres of :func:`plus_plus_centres`. ``tol``: a replicate is also done once its centres move by
+    at most ``tol`` × the mean per-coordinate variance of its records in total squared distance (scikit-learn's
+    ``KMeans`` rule; 0: only when they stop moving). Then up to ``steps`` rounds (at least one) of
     assign-to-nearest and recentre. A cluster that empties keeps its centre. A replicate whose centres no longer move
     is done (its next assignment would repeat the last); the batch sheds its finished replicates once they are half
     of it (most replicates use every step, and each shedding copies the records). Two clusters: one margin per record,
     and the first cluster's sums are the totals minus the second's.
     """
     R, _, n = linear.shape
-    pick = distinct_records(R, n, k, rng)
-    centres = np.swapaxes(np.take_along_axis(linear[:, :-1], pick[:, None, :], axis=2), 1, 2)  # (R, k, d)
+    if seeding == "k-means++":
+        centres = plus_plus_centres(np.swapaxes(linear[:, :-1], 1, 2), k, rng)
+    else:
+        pick = distinct_records(R, n, k, rng)
+        centres = np.swapaxes(np.take_along_axis(linear[:, :-1], pick[:, None, :], axis=2), 1, 2)  # (R, k, d)
     total = linear.sum(-1)  # (R, d + 1)
     labels, idx, live = np.empty((R, n), np.int64), np.arange(R), np.ones(R, bool)
+    bound = None
+    if tol > 0:  # (R,): tol × mean variance of the coordinates
+        mean = total[:, :-1] / n
+        bound = tol * ((linear[:, :-1] ** 2).sum(-1) / n - mean**2).mean(-1)
     for step in range(max(steps, 1)):
         coef = np.concatenate([-2 * centres, (centres**2).sum(-1, keepdims=True)], axis=-1)  # ‖x − c‖² − ‖x‖² = coef·[x, 1]
         if k == 2:  # one margin per record: new (R, n) is 1.0 where closer to centre 1, else 0.0
@@ -292,12 +330,15 @@ def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generat
             sums = component_stats(linear, (new[:, None, :] == np.arange(k)[:, None]).astype(float))
         counts = sums[..., -1:]
         moved = np.where(counts > 0, sums[..., :-1] / np.maximum(counts, 1), centres)
-        settled = live & ((moved == centres).all((1, 2)) | (step == max(steps, 1) - 1))
+        still = (moved == centres).all((1, 2)) if tol == 0 else ((moved - centres) ** 2).sum((1, 2)) <= bound
+        settled = live & (still | (step == max(steps, 1) - 1))
         labels[idx[settled]] = new[settled]
         live &= ~settled
         if not live.any():
             break
         centres = moved
         if 2 * live.sum() <= len(idx):
+            if tol > 0:
+                bound = bound[live]
             idx, linear, total, centres, live = idx[live], linear[live], total[live], centres[live], live[live]
     return labels
