@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import difflib
 import html
-import io
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..engine.store import RunStore, atomic_write
 from ..chains import journal
+from .plots import attractor_figure, chain_series as _series, drift_figure, quiet_nan as _quiet_nan
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -50,101 +50,6 @@ def word_diff_html(before: str, after: str) -> str:
         if op in ("insert", "replace"):
             parts.append(f"<ins>{html.escape(' '.join(b[j1:j2]))}</ins>")
     return " ".join(parts)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _series(table: dict[str, np.ndarray], arm: str, metric: str) -> np.ndarray:
-    """Values of one (task, metric) as ``(chains, generations + 1)``."""
-    keep = (table["arm"] == arm) & (table["metric"] == metric)
-    chains, gens, values = table["chain"][keep], table["generation"][keep], table["value"][keep]
-    ids = np.unique(chains)
-    out = np.full((ids.size, gens.max() + 1), np.nan)
-    out[np.searchsorted(ids, chains), gens] = values
-    return out
-
-
-def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
-    """One panel per metric: per task, the median across chains and the 10–90 % band, against generation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = 3
-    rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
-        for arm in sorted(set(table["arm"])):
-            y = _series(table, arm, metric)
-            with np.errstate(all="ignore"), _quiet_nan():
-                med, lo, hi = (np.nanpercentile(y, q, axis=0) for q in (50, 10, 90))
-            x = np.arange(y.shape[1])
-            ax.plot(x, med, marker="o", ms=3, label=arm)
-            ax.fill_between(x, lo, hi, alpha=0.2)
-        ax.set_title(metric, fontsize=10)
-        ax.set_xlabel("generation")
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    data = _png(fig)
-    plt.close(fig)
-    return data
-
-
-def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
-    """One panel per property: final against initial value per chain, the fitted line, the identity line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = sorted({a["metric"] for a in attractors})
-    cols = 3
-    rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
-        for i, arm in enumerate(sorted(set(table["arm"]))):
-            y = _series(table, arm, metric)
-            x0, x1 = y[:, 0], y[:, -1]
-            color = f"C{i}"
-            ax.scatter(x0, x1, s=14, color=color, label=arm)
-            fit = next((a for a in attractors if a["arm"] == arm and a["metric"] == metric), None)
-            if fit and fit["slope"] is not None:
-                grid = np.linspace(np.nanmin(x0), np.nanmax(x0), 2)
-                ax.plot(grid, fit["intercept"] + fit["slope"] * grid, color=color, lw=1)
-        lims = [np.nanmin([ax.get_xlim()[0], ax.get_ylim()[0]]), np.nanmax([ax.get_xlim()[1], ax.get_ylim()[1]])]
-        ax.plot(lims, lims, color="#999", lw=0.8, ls="--")
-        ax.set_title(metric, fontsize=10)
-        ax.set_xlabel("initial (generation 0)")
-        ax.set_ylabel("final")
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    if metrics:
-        axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    data = _png(fig)
-    plt.close(fig)
-    return data
-
-
-class _quiet_nan:
-    """Silence numpy's all-NaN-slice warnings inside a ``with`` block (a metric undefined for a whole generation)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
 
 
 def _fmt(value) -> str:

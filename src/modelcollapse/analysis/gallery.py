@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import pyplot, save_figure
+from .plots import image_grid_figure, perplexity_figure
 from ..engine.store import RunStore, load_arrays
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
@@ -37,23 +37,11 @@ def pick_generations(generations: list[int], most: int = 6) -> list[int]:
 
 def image_grids(run_dir: Path) -> list[Path]:
     """One PNG per arm: rows are generations, columns the first 12 generated images of replicate 0."""
-    plt = pyplot()
-
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "sample_grid").items():
         gens = pick_generations(sorted(by_gen))
-        cols = min(12, min(by_gen[g].shape[1] for g in gens))
-        fig, axes = plt.subplots(len(gens), cols, figsize=(cols * 0.7, len(gens) * 0.8), squeeze=False)
-        for row, g in enumerate(gens):
-            for col in range(cols):
-                ax = axes[row, col]
-                ax.imshow(np.asarray(by_gen[g][0, col], float), cmap="gray_r", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
-        fig.suptitle(f"samples by generation: {arm}", fontsize=9)
         path = Path(run_dir) / "figures" / f"samples-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
-        save_figure(fig, path, dpi=90, bbox_inches="tight")
+        image_grid_figure({g: by_gen[g] for g in gens}, arm, path)
         paths.append(path)
     return paths
 
@@ -61,25 +49,11 @@ def image_grids(run_dir: Path) -> list[Path]:
 def perplexity_histograms(run_dir: Path) -> list[Path]:
     """Fig. 1 of Shumailov et al.: per arm, the density of log₁₀ perplexity (under the generation-0 model) of each
     generation's training sequences, one line per generation."""
-    plt = pyplot()
-
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "gen0_perplexity").items():
         gens = pick_generations(sorted(by_gen))
-        values = {g: np.log10(np.clip(np.asarray(by_gen[g], float).ravel(), 1, None)) for g in gens}
-        finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-        bins = np.linspace(finite.min(), finite.max(), 40) if finite.size else 10
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-        for i, g in enumerate(gens):
-            ax.hist(values[g][np.isfinite(values[g])], bins=bins, density=True, histtype="step",
-                    color=plt.cm.viridis(i / max(len(gens) - 1, 1)), label=f"generation {g}")
-        ax.set_xlabel("log10 perplexity under the generation-0 model (per sequence)")
-        ax.set_ylabel("density")
-        ax.set_title(f"training data by generation: {arm}", fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
         path = Path(run_dir) / "figures" / f"perplexity-hist-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
-        save_figure(fig, path)
+        perplexity_figure({g: by_gen[g] for g in gens}, arm, path)
         paths.append(path)
     return paths
 

@@ -113,6 +113,134 @@ def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: 
     save_figure(fig, path)
 
 
+# -- galleries: what the models generate ----------------------------------------------------------------------------
+def image_grid_figure(by_gen: dict, arm: str, path: Path) -> None:
+    """Rows are generations, columns the first 12 images of replicate 0 (``by_gen[g]``: ``(R, m, h, w)`` in [0, 1])."""
+    plt = pyplot()
+    gens = list(by_gen)
+    cols = min(12, min(by_gen[g].shape[1] for g in gens))
+    fig, axes = plt.subplots(len(gens), cols, figsize=(cols * 0.7, len(gens) * 0.8), squeeze=False)
+    for row, g in enumerate(gens):
+        for col in range(cols):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(by_gen[g][0, col], float), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
+    fig.suptitle(f"samples by generation: {arm}", fontsize=9)
+    save_figure(fig, path, dpi=90, bbox_inches="tight")
+
+
+def perplexity_figure(by_gen: dict, arm: str, path: Path) -> None:
+    """Density of log₁₀ per-sequence perplexity, one line per generation (``by_gen[g]``: perplexities, any shape)."""
+    plt = pyplot()
+    gens = list(by_gen)
+    values = {g: np.log10(np.clip(np.asarray(by_gen[g], float).ravel(), 1, None)) for g in gens}
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    bins = np.linspace(finite.min(), finite.max(), 40) if finite.size else 10
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for i, g in enumerate(gens):
+        ax.hist(values[g][np.isfinite(values[g])], bins=bins, density=True, histtype="step",
+                color=plt.cm.viridis(i / max(len(gens) - 1, 1)), label=f"generation {g}")
+    ax.set_xlabel("log10 perplexity under the generation-0 model (per sequence)")
+    ax.set_ylabel("density")
+    ax.set_title(f"training data by generation: {arm}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# -- telephone chains: drift curves and attractor plots -------------------------------------------------------------
+def png_bytes(fig) -> bytes:
+    """``fig`` as PNG bytes (closed by the caller)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def chain_series(table: dict[str, np.ndarray], arm: str, metric: str) -> np.ndarray:
+    """Values of one (task, metric) as ``(chains, generations + 1)``."""
+    keep = (table["arm"] == arm) & (table["metric"] == metric)
+    chains, gens, values = table["chain"][keep], table["generation"][keep], table["value"][keep]
+    ids = np.unique(chains)
+    out = np.full((ids.size, gens.max() + 1), np.nan)
+    out[np.searchsorted(ids, chains), gens] = values
+    return out
+
+
+def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
+    """One panel per metric: per task, the median across chains and the 10–90 % band, against generation."""
+    plt = pyplot()
+
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for arm in sorted(set(table["arm"])):
+            y = chain_series(table, arm, metric)
+            with np.errstate(all="ignore"), quiet_nan():
+                med, lo, hi = (np.nanpercentile(y, q, axis=0) for q in (50, 10, 90))
+            x = np.arange(y.shape[1])
+            ax.plot(x, med, marker="o", ms=3, label=arm)
+            ax.fill_between(x, lo, hi, alpha=0.2)
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("generation")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    data = png_bytes(fig)
+    plt.close(fig)
+    return data
+
+
+def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
+    """One panel per property: final against initial value per chain, the fitted line, the identity line."""
+    plt = pyplot()
+
+    metrics = sorted({a["metric"] for a in attractors})
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for i, arm in enumerate(sorted(set(table["arm"]))):
+            y = chain_series(table, arm, metric)
+            x0, x1 = y[:, 0], y[:, -1]
+            color = f"C{i}"
+            ax.scatter(x0, x1, s=14, color=color, label=arm)
+            fit = next((a for a in attractors if a["arm"] == arm and a["metric"] == metric), None)
+            if fit and fit["slope"] is not None:
+                grid = np.linspace(np.nanmin(x0), np.nanmax(x0), 2)
+                ax.plot(grid, fit["intercept"] + fit["slope"] * grid, color=color, lw=1)
+        lims = [np.nanmin([ax.get_xlim()[0], ax.get_ylim()[0]]), np.nanmax([ax.get_xlim()[1], ax.get_ylim()[1]])]
+        ax.plot(lims, lims, color="#999", lw=0.8, ls="--")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("initial (generation 0)")
+        ax.set_ylabel("final")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if metrics:
+        axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    data = png_bytes(fig)
+    plt.close(fig)
+    return data
+
+
+class quiet_nan:
+    """Silence numpy's all-NaN-slice warnings inside a ``with`` block (a metric undefined for a whole generation)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
 body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
