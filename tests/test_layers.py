@@ -9,6 +9,7 @@ Layer order, bottom to top (docs/architecture.md draws it)::
     engine     engine/: plan (validation), loop, runner, store, executors, sweep, exact
     chains     chains/: telephone chains (no retraining)
     analysis   analysis/: reports, plots, alarms, theory, anatomy, tracking
+    audit      audit/: the collapse profile of a user's own dataset
     api        api.py: the Python API
     cli        cli.py, __main__.py: every click command
 """
@@ -24,6 +25,7 @@ LAYERS = [
     ("engine", ["modelcollapse.engine"]),
     ("chains", ["modelcollapse.chains"]),
     ("analysis", ["modelcollapse.analysis"]),
+    ("audit", ["modelcollapse.audit"]),
     ("api", ["modelcollapse.api"]),
     ("cli", ["modelcollapse.cli", "modelcollapse.__main__"]),
 ]
