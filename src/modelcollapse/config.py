@@ -51,6 +51,27 @@ class AlarmConfig(_Strict):
     likelihood_metrics: list[str] = ["nll_real", "test_perplexity"]
 
 
+class ReportConfig(_Strict):
+    """What the loop keeps for the report's pictures of the distributions: replicate 0's synthetic records (at most
+    ``records``) and its small fitted state, at ``generations`` (None: 0, 1, 2, 5, 10, 20, 50, ... and the last)."""
+
+    generations: list[int] | None = Field(None, description="generations whose samples the report draws; None: auto")
+    records: int = Field(500, ge=0, description="records of replicate 0 kept per drawn generation (0: none)")
+
+
+def report_generations(spec: list[int] | None, generations: int) -> list[int]:
+    """The generations whose samples are kept for the report: ``spec`` within range, or 0, 1, 2, 5, 10, 20, 50, ...
+    and the last one.
+
+    >>> report_generations(None, 300)
+    [0, 1, 2, 5, 10, 20, 50, 100, 200, 299]
+    """
+    if spec is not None:
+        return sorted({g for g in spec if 0 <= g < generations})
+    steps = {m * 10**e for e in range(7) for m in (1, 2, 5)}
+    return sorted({0, generations - 1} | {g for g in steps if g < generations})
+
+
 class SweepConfig(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="default grid of `modelcollapse sweep`")
     metric: str | None = Field(None, description="metric of the sweep heatmap (final generation, median)")
@@ -70,6 +91,7 @@ class Config(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
     _plan: Any = PrivateAttr(None)  # the engine's plan of this config, made once (engine/plan.py)
 

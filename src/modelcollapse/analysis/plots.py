@@ -113,6 +113,78 @@ def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: 
     save_figure(fig, path)
 
 
+# -- pictures of the distributions themselves ----------------------------------------------------------------------
+def _kind(arrays: dict) -> str | None:
+    """Which picture fits what a generation kept: ``categorical``, ``1d``, ``2d`` or None (none drawn here)."""
+    x = arrays.get("records")
+    if "probs_" in arrays or (x is not None and x.ndim == 2 and np.issubdtype(x.dtype, np.integer)):
+        return "categorical"
+    if x is not None and x.ndim == 3 and np.issubdtype(x.dtype, np.floating) and x.shape[-1] in (1, 2):
+        return "1d" if x.shape[-1] == 1 else "2d"
+    if x is None and "mean_" in arrays and np.asarray(arrays["mean_"]).shape[-1] == 1:
+        return "1d"
+    return None
+
+
+def _ellipse(ax, mean: np.ndarray, cov: np.ndarray, color) -> None:
+    """The 2-standard-deviation ellipse of N(mean, cov) in 2-D."""
+    vals, vecs = np.linalg.eigh(cov)
+    t = np.linspace(0, 2 * np.pi, 100)
+    pts = mean + 2 * (vecs @ (np.sqrt(np.clip(vals, 0, None))[:, None] * np.stack([np.cos(t), np.sin(t)]))).T
+    ax.plot(pts[:, 0], pts[:, 1], color=color, lw=1.2)
+
+
+def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
+    """The distribution at selected generations (``by_gen[g]``: replicate 0's kept ``records`` ``(1, m, ...)`` and
+    fitted arrays such as ``probs_``, ``mean_``/``cov_``, ``means_``/``covariances_``/``weights_``). 1-D: densities
+    overlaid (Fig. 1b style); 2-D: one scatter per generation with the fitted components' 2σ ellipses
+    (Supplementary Fig. 6 style); categorical: rank-frequency on log axes. Returns False when nothing fits."""
+    kinds = {_kind(a) for a in by_gen.values()}
+    if len(kinds) != 1 or None in kinds:
+        return False
+    kind, gens = kinds.pop(), list(by_gen)
+    plt = pyplot()
+    colors = [plt.cm.viridis(i / max(len(gens) - 1, 1)) for i in range(len(gens))]
+    if kind == "2d":
+        fig, axes = plt.subplots(1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True, sharey=True)
+        for ax, g, color in zip(axes[0], gens, colors):
+            a = by_gen[g]
+            x = np.asarray(a["records"][0], float)
+            ax.scatter(x[:, 0], x[:, 1], s=2, color=color, alpha=0.5)
+            if "means_" in a:
+                for mean, cov, w in zip(a["means_"][0], a["covariances_"][0], a.get("weights_", np.ones((1, 99)))[0]):
+                    if w > 1e-3:
+                        _ellipse(ax, mean, cov, "k")
+            ax.set_title(f"generation {g}", fontsize=8)
+            ax.set_aspect("equal", adjustable="box")
+        fig.suptitle(f"samples and fitted components: {arm}", fontsize=9)
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        for g, color in zip(gens, colors):
+            a = by_gen[g]
+            if kind == "categorical":
+                p = np.asarray(a["probs_"][0], float) if "probs_" in a else np.bincount(a["records"][0]) / a["records"].shape[1]
+                p = np.sort(p[p > 0])[::-1]
+                ax.loglog(np.arange(1, len(p) + 1), p, marker=".", ms=3, color=color, label=f"generation {g}")
+            else:
+                if "records" in a:
+                    ax.hist(np.asarray(a["records"][0, :, 0], float), bins=40, density=True, histtype="step", color=color,
+                            label=f"generation {g}")
+                if "mean_" in a and "cov_" in a:
+                    mu, sd = float(a["mean_"][0, 0]), float(np.sqrt(max(a["cov_"][0, 0, 0], 1e-300)))
+                    t = np.linspace(mu - 4 * sd, mu + 4 * sd, 200)
+                    ax.plot(t, np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color=color, lw=1,
+                            ls="--" if "records" in a else "-", label=None if "records" in a else f"generation {g}")
+        ax.set_xlabel("rank" if kind == "categorical" else "x")
+        ax.set_ylabel("probability" if kind == "categorical" else "density")
+        ax.set_title(("rank-frequency of the fitted distribution: " if kind == "categorical" else "samples by generation: ") + arm,
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
 # -- galleries: what the models generate ----------------------------------------------------------------------------
 def image_grid_figure(by_gen: dict, arm: str, path: Path) -> None:
     """Rows are generations, columns the first 12 images of replicate 0 (``by_gen[g]``: ``(R, m, h, w)`` in [0, 1])."""
@@ -245,4 +317,7 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title
 body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
 th{{background:#f3f3f3}}.figs img{{max-width:48%;margin:4px}}.meta{{color:#666;font-size:13px}}
-pre{{background:#f7f7f7;padding:1em;font-size:12px}}</style></head><body><h1>{title}</h1>{body}</body></html>"""
+pre{{background:#f7f7f7;padding:1em;font-size:12px}}
+.headline{{font-size:15px;line-height:1.5}}.ok{{color:#060;font-weight:600}}.no{{color:#a00;font-weight:600}}
+.overview{{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}}.overview img{{width:100%}}
+figure{{margin:0}}figcaption{{font-size:13px;text-align:center}}details{{margin:1em 0}}summary{{cursor:pointer}}</style></head><body><h1>{title}</h1>{body}</body></html>"""

@@ -148,8 +148,35 @@ def summary_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def section(run_dir: Path) -> str:
-    """The HTML body of one run's report; writes its figures to ``figures/``."""
+def story(run_dir: Path, data: dict, arms: dict[str, dict], config: dict) -> tuple[str, list[Path]]:
+    """The top of a report: a headline per arm, the reproduced / not-reproduced marks, the distribution pictures
+    (their paths are returned too, for the suite's overview)."""
+    from .story import distribution_pictures, headline, marks
+
+    lines = [h for h in (headline(arm, data) for arm in arms) if h]
+    replicates = {arm: a.get("replicates", config.get("replicates", 1)) for arm, a in arms.items()}
+    found = marks(data, arms, replicates)
+    rows = "".join(
+        f"<tr><td>{html.escape(m.arm)}</td><td>{html.escape(m.metric)}</td><td>{m.generation}</td><td>{m.statistic}</td>"
+        f"<td>{m.ours:.4g}</td><td>{m.expected:.4g}</td><td>±{m.tolerance:.2g}</td><td>{html.escape(m.label)}</td>"
+        f"<td class='{'ok' if m.reproduced else 'no'}'>{'✔ reproduced' if m.reproduced else '✘ not reproduced'}</td></tr>"
+        for m in found
+    )
+    table = (f"<table><tr><th>arm</th><th>metric</th><th>generation</th><th>statistic</th><th>ours</th><th>closed form or "
+             f"published</th><th>tolerance</th><th>source</th><th>mark</th></tr>{rows}</table>"
+             "<p class='meta'>Tolerance: 4 standard errors of our statistic, at least 5% of the expected value.</p>"
+             if found else "")
+    pictures = distribution_pictures(run_dir)
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    body = (f"<div class='story'><ul class='headline'>{summary}</ul>{table}"
+            f"<div class='figs'>{''.join(img(p) for p in pictures)}</div></div>")
+    return body, pictures
+
+
+def section(run_dir: Path) -> tuple[str, list[Path]]:
+    """The HTML body of one run's report, and the paths of its headline figures; writes figures to ``figures/``."""
+    from .story import is_bookkeeping
+
     run_dir = Path(run_dir)
     store = RunStore(run_dir)
     config, manifest = store.read_config(), store.read_manifest()
@@ -158,14 +185,16 @@ def section(run_dir: Path) -> str:
     by_metric: dict[str, dict[str, Curve]] = {}
     for (arm, metric), c in data.items():
         by_metric.setdefault(metric, {})[arm] = c
-    figures = []
+    figures, bookkeeping, paths = [], [], []
     for metric, per_arm in by_metric.items():
         if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
             continue  # constant in every arm (e.g. train_real under replace): the table says it all
         path = run_dir / "figures" / f"{metric}.png"
         refs = {arm: reference(metric, arms[arm], c.generations) for arm, c in per_arm.items() if arm in arms}
         metric_figure(metric, per_arm, refs, path)
-        figures.append(img(path))
+        (bookkeeping if is_bookkeeping(metric) else figures).append(img(path))
+        if not is_bookkeeping(metric):
+            paths.append(path)
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             r["arm"], r["metric"], r["generation"], f"{r['median']:.4g}", f"[{r['q25']:.4g}, {r['q75']:.4g}]",
@@ -176,36 +205,47 @@ def section(run_dir: Path) -> str:
     from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
     from .gallery import gallery_section  # "" unless metrics kept sample arrays
 
+    top, pictures = story(run_dir, data, arms, config)
     description = html.escape(str(config.get("description", "")))
     status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
-    return f"""
-<section><h2>{html.escape(str(config.get('name', run_dir.name)))}</h2>
+    name = html.escape(str(config.get("name", run_dir.name)))
+    held = f"<details><summary>bookkeeping: training-set provenance, filter counts</summary><div class='figs'>{''.join(bookkeeping)}</div></details>"
+    body = f"""
+<section id="{name}"><h2>{name}</h2>
 <p>{description}</p>
+{top}
 <p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
+{gallery_section(run_dir, img)}
+<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
+<div class="figs">{''.join(figures)}</div>
+{held if bookkeeping else ''}
 <h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
 {anatomy_section(run_dir, config)}
-{gallery_section(run_dir, img)}
-<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
-<div class="figs">{''.join(figures)}</div>
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
 </section>"""
+    return body, (pictures or paths)[:1]
 
 
 def build_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` (one self-contained file, figures embedded) and return its path."""
+    """Write ``run_dir/report.html`` (one self-contained file, figures embedded) and return its path. A suite's page
+    opens with an index and an overview grid of each member's headline picture, then every member's section."""
     run_dir = Path(run_dir)
     names = members(run_dir)
     if names is not None:
         sections = {n: section(run_dir / n) for n in names if (run_dir / n / "config.yaml").exists()}
-        for n, body in sections.items():
+        for n, (body, _) in sections.items():
             atomic_write(run_dir / n / "report.html", PAGE.format(title=f"modelcollapse: {n}", body=body))
-        body = "".join(sections.values())
+        index = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in sections)
+        grid = "".join(f"<figure><a href='#{html.escape(n)}'>{img(p[0])}</a><figcaption>{html.escape(n)}</figcaption></figure>"
+                       for n, (_, p) in sections.items() if p)
+        body = (f"<nav><h2>Contents</h2><ol>{index}</ol></nav><h2>Overview</h2><div class='overview'>{grid}</div>"
+                + "".join(body for body, _ in sections.values()))
         title = f"modelcollapse suite: {run_dir.name}"
     else:
-        body, title = section(run_dir), f"modelcollapse: {RunStore(run_dir).read_config().get('name', run_dir.name)}"
+        body, title = section(run_dir)[0], f"modelcollapse: {RunStore(run_dir).read_config().get('name', run_dir.name)}"
     path = run_dir / "report.html"
     atomic_write(path, PAGE.format(title=html.escape(title), body=body))
     return path

@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, report_generations
 from ..errors import ConfigError
 from ..plugins.data import SOURCES
 from ..plugins.filters import FilterContext, build_chain, curate
@@ -61,6 +61,23 @@ def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndar
             c.cache["real_count"] = (c.origin == REAL).sum(1)
     real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
     return real, sum((c.size for c in train), np.zeros(replicates)) - real
+
+
+PICTURE_STATE = 100_000  # fitted arrays up to this many numbers per replicate are kept for the report's pictures
+
+
+def pictures(cfg: Config, unit: Unit, g: int, chunk: Chunk, model) -> dict[str, np.ndarray]:
+    """What the report draws the distributions from (``report`` config): replicate 0's first records and its small
+    fitted arrays, at the chosen generations, from the first shard only. Reads the run; draws no random numbers."""
+    if unit.shard or not cfg.report.records or g not in report_generations(cfg.report.generations, cfg.loop.generations):
+        return {}
+    out = {"picture.records": np.asarray(chunk.x[:1, : cfg.report.records])} if chunk.x.size else {}
+    for key, value in model.get_state().items():
+        value = np.asarray(value)
+        per_replicate = value.ndim and len(value) == unit.size and "." not in key  # not a network's weights
+        if per_replicate and value.size <= PICTURE_STATE * unit.size and value.dtype != object:
+            out[f"picture.{key}"] = value[:1]
+    return out
 
 
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
@@ -129,7 +146,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         # 6. persist, before the next generation starts
         kept = {"x": chunk.x, "origin": chunk.origin} if keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
-        store.save_extra(unit.arm, unit.shard, g, ctx.arrays)
+        store.save_extra(unit.arm, unit.shard, g, {**ctx.arrays, **pictures(cfg, unit, g, chunk, model)})
         on_generation(g)
         if loop.on_degenerate == "stop" and np.all(model.degenerate_):
             return f"stopped: every replicate degenerate at generation {g}"

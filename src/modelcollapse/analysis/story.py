@@ -1,0 +1,135 @@
+"""The collapse story at a glance: one headline sentence per arm, a reproduced / not-reproduced mark wherever a
+closed form or published curve exists, and pictures of the distributions themselves at selected generations.
+
+Everything is read from the run directory: the per-generation curves (``report.curves``), the resolved arm configs,
+and the records and small fitted arrays the loop keeps for pictures (``arrays/*.npz`` keys ``picture.*``; config
+``report: {generations, records}``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.store import RunStore, load_arrays
+from .plots import distribution_figure
+from .theory import reference
+
+#: Metrics a headline is told with, most telling first; a metric a run lacks is skipped.
+HEADLINE = ("variance", "component_std", "trace_ratio", "test_mse", "support_size", "entropy", "recall",
+            "test_perplexity", "latent_std", "distinct_2", "w2_sq", "kl_real", "nll_real")
+TAILS = "tail_mass"
+BOOKKEEPING = re.compile(r"^(train_real|train_synthetic|filter_.*|watermark_.*)$")
+NAME = re.compile(r"arm(\d{3})-shard000-gen(\d{6})\.npz")
+
+
+def is_bookkeeping(metric: str) -> bool:
+    """Counts the loop records about itself (training-set provenance, filter counts), not science."""
+    return bool(BOOKKEEPING.match(metric))
+
+
+def _first_below(curve, share: float) -> int | None:
+    """The first generation whose median is below ``share`` × generation 0's median, or None."""
+    start = curve.median[0]
+    if not np.isfinite(start) or start <= 0:
+        return None
+    below = np.flatnonzero(curve.median < share * start)
+    return int(curve.generations[below[0]]) if below.size else None
+
+
+def headline(arm: str, data: dict) -> str | None:
+    """One sentence on ``arm``: how its headline metric moved from generation 0 to the last, and when its tails went.
+
+    >>> from types import SimpleNamespace as C
+    >>> v = C(generations=np.arange(4), median=np.array([1.0, 0.5, 0.2, 0.05]))
+    >>> t = C(generations=np.arange(4), median=np.array([0.002, 0.001, 0.0001, 0.0]))
+    >>> headline("replace", {("replace", "variance"): v, ("replace", "tail_mass"): t})
+    'replace: variance fell to 0.05 of its start by generation 3; tails gone (below 10% of the start) by generation 2.'
+    """
+    metric = next((m for m in HEADLINE if (arm, m) in data), None)
+    if metric is None:
+        return None
+    c = data[arm, metric]
+    first, last, g = c.median[0], c.median[-1], int(c.generations[-1])
+    if not (np.isfinite(first) and np.isfinite(last)):
+        return f"{arm}: {metric} is undefined by generation {g}."
+    if first > 0 and last > 0:
+        ratio = last / first
+        moved = f"fell to {ratio:.3g}" if ratio < 1 else f"rose to {ratio:.3g}×"
+        text = f"{arm}: {metric} {moved} of its start by generation {g}" if ratio < 1 else f"{arm}: {metric} {moved} its start by generation {g}"
+    else:
+        text = f"{arm}: {metric} went from {first:.3g} to {last:.3g} by generation {g}"
+    if (arm, TAILS) in data:
+        gone = _first_below(data[arm, TAILS], 0.1)
+        text += f"; tails gone (below 10% of the start) by generation {gone}" if gone is not None else "; tails kept"
+    return text + "."
+
+
+@dataclass
+class Mark:
+    """Ours against a closed form or published figure at the last generation: ``ours`` (the statistic the reference
+    predicts), ``expected``, the tolerance used, and whether it is reproduced."""
+
+    arm: str
+    metric: str
+    generation: int
+    statistic: str
+    ours: float
+    expected: float
+    tolerance: float
+    label: str
+
+    @property
+    def reproduced(self) -> bool:
+        return bool(abs(self.ours - self.expected) <= self.tolerance)
+
+
+def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list[Mark]:
+    """A :class:`Mark` for every (arm, metric) with a reference. Tolerance: 4 standard errors of our statistic
+    (the IQR/1.349 as the spread; a median's s.e. is 1.253× a mean's), and at least 5% of the expected value, since
+    closed forms are often large-sample approximations."""
+    out = []
+    for (arm, metric), c in data.items():
+        if arm not in arms:
+            continue
+        ref = reference(metric, arms[arm], c.generations)
+        if ref is None or not np.isfinite(ref[0][-1]):
+            continue
+        values, label, stat = ref
+        ours = c.mean[-1] if stat == "mean" else c.median[-1]
+        spread = (c.q75[-1] - c.q25[-1]) / 1.349
+        se = spread / np.sqrt(max(replicates.get(arm, 1), 1)) * (1.253 if stat == "median" else 1.0)
+        tolerance = max(4 * se, 0.05 * abs(values[-1]))
+        out.append(Mark(arm, metric, int(c.generations[-1]), stat, float(ours), float(values[-1]), float(tolerance), label))
+    return out
+
+
+def kept_pictures(run_dir: Path) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+    """{arm: {generation: {name: array}}} of what the loop kept for pictures (``picture.*``, replicate 0)."""
+    arms = RunStore(run_dir).read_manifest().get("arms", [])
+    out: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+    for path in sorted((Path(run_dir) / "arrays").glob("arm*-shard000-gen*.npz")):
+        match = NAME.fullmatch(path.name)
+        if not match or int(match[1]) >= len(arms):
+            continue
+        arrays = {k.removeprefix("picture."): v for k, v in load_arrays(path).items() if k.startswith("picture.")}
+        if arrays:
+            out.setdefault(arms[int(match[1])], {})[int(match[2])] = arrays
+    return out
+
+
+def distribution_pictures(run_dir: Path, most: int = 6) -> list[Path]:
+    """One figure per arm of the distributions at up to ``most`` kept generations (1-D densities, 2-D scatters with
+    the fitted components' ellipses, categorical rank-frequency), written to ``figures/``."""
+    paths = []
+    for arm, by_gen in kept_pictures(run_dir).items():
+        gens = sorted(by_gen)
+        if len(gens) > most:
+            gens = [gens[i] for i in np.unique(np.linspace(0, len(gens) - 1, most).round().astype(int))]
+        path = Path(run_dir) / "figures" / f"distribution-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
+        if distribution_figure({g: by_gen[g] for g in gens}, arm, path):
+            paths.append(path)
+    return paths
