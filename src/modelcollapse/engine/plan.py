@@ -27,6 +27,7 @@ from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
 from ..plugins.models.base import FitsPopulation, capable
 from ..plugins.regimes import REGIMES, regime_spec
+from ..seeding import arm_key
 from .exact import sampler_for
 
 
@@ -38,6 +39,14 @@ class Plan:
     config: Config
     arms: list[tuple[str, Config]]
     resolved: dict[str, Any]
+
+    @property
+    def stream_keys(self) -> list[int]:
+        """Each arm's random-stream key: the sha256 key of its name, or 0 for the single arm of a config with neither
+        ``arms`` nor ``grid`` (so its ``name`` does not change its numbers); see :mod:`modelcollapse.seeding`."""
+        if not (self.config.arms or self.config.grid):
+            return [0] * len(self.arms)
+        return [arm_key(name) for name, _ in self.arms]
 
 
 def validate(raw: dict[str, Any]) -> Config:
