@@ -44,6 +44,10 @@ def friendly(fn):
     return wrapper
 
 
+TRUST_HELP = ("Allow config keys that name Python code to import and run (model.estimator, a verifier filter's "
+              "function); refused without it, since a config may come from anyone.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="modelcollapse")
@@ -64,16 +68,18 @@ def main(debug: bool) -> None:
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
+@click.option("--trust-code", is_flag=True, help=TRUST_HELP)
 @friendly
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
-        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None) -> None:
+        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
+        trust_code: bool) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .engine.executors import ExecutorSpec
     from .analysis.report import build_report, summary_table
     from .engine.runner import run_config
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec)
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code)
     if not no_report:
         path = build_report(out)
     if track == "mlflow":
@@ -141,7 +147,8 @@ def show(run_dir: Path) -> None:
 @click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
+@click.option("--trust-code", is_flag=True, help=TRUST_HELP)
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
@@ -151,7 +158,7 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
     def go():
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec)
+                                   executor=spec, trust_code=trust_code)
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:
