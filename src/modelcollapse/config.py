@@ -81,10 +81,10 @@ def load_yaml(text: str, what: str) -> Any:
         raise ConfigError(f"{what} is not valid YAML: nested too deeply.") from None
 
 
-def non_finite(tree: Any, key: str = "") -> str | None:
-    """The dotted key of the first NaN or infinite number in ``tree`` (mappings and lists walked), or None."""
+def non_finite(tree: Any, key: str = "") -> tuple[str, float] | None:
+    """``(dotted key, value)`` of the first NaN or infinite number in ``tree`` (mappings and lists walked), or None."""
     if isinstance(tree, float) and not math.isfinite(tree):
-        return key or "<root>"
+        return key or "<root>", tree
     if isinstance(tree, dict):
         items = tree.items()
     elif isinstance(tree, (list, tuple)):
@@ -100,15 +100,9 @@ def non_finite(tree: Any, key: str = "") -> str | None:
 
 def check_finite(tree: Any) -> None:
     """ConfigError naming the first NaN or infinite number anywhere in a raw config (plug-in parameters included)."""
-    key = non_finite(tree)
-    if key:
-        raise ConfigError(f"{key} must be a finite number; got {_at(tree, key)!r}. NaN and infinities are not accepted.")
-
-
-def _at(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = tree[int(part)] if isinstance(tree, (list, tuple)) else tree[part]
-    return tree
+    found = non_finite(tree)
+    if found:
+        raise ConfigError(f"{found[0]} must be a finite number; got {found[1]!r}. NaN and infinities are not accepted.")
 
 
 class _Strict(BaseModel):
