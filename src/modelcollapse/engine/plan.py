@@ -189,14 +189,18 @@ def physical_memory() -> int:
         return 0
 
 
-ROW_BYTES = 64  # one tidy metrics row (arm, replicate, generation, metric, value) in memory, a generous estimate
+# One tidy metrics row in Arrow memory: replicate and generation (int64), value (float64), arm and metric codes (int32).
+# Consolidation streams the table to disk, but the report and `show` read it back whole: a table that cannot be read
+# back is a run that cannot be looked at.
+ROW_BYTES = 32
 RECORD_COPIES = 4  # real pool, training set, synthetic draw and a filter/metric copy, per record and replicate
 
 
 def memory_estimate(arm: Config, metrics: int, units: int) -> tuple[int, int]:
     """Lower bounds in bytes of what one arm needs at once: (one unit's records: ``shard_size`` replicates ×
     records a generation × record size × copies, every generation's for regimes that keep history; the arm's rows of
-    the consolidated table, with ``units`` unit descriptors). Record size is 8 bytes × ``data.dim`` (1 if unknown)."""
+    the metrics table read back whole, plus its ``units`` unit descriptors). Record size is 8 bytes × ``data.dim`` (1
+    if unknown)."""
     loop, source = arm.loop, SOURCES.build(arm.data, "data")
     dim = getattr(source, "dim", 1)
     dim = dim if isinstance(dim, int) and dim > 0 else 1
