@@ -140,3 +140,15 @@ def test_large_n_recovers_parameters(case):
         fit_mean, fit_cov = model.moments()
         np.testing.assert_allclose(fit_mean, np.broadcast_to(mean, fit_mean.shape), atol=0.05 * np.sqrt(cov.max()))
         np.testing.assert_allclose(fit_cov, np.broadcast_to(cov, fit_cov.shape), rtol=0.05, atol=0.05 * cov.max())
+
+
+def test_fitted_declaration_matches_the_fit(case):
+    """``fitted`` (what metrics' ``needs`` are checked against before any fit) names every fitted attribute that
+    ``fit`` sets, and only attributes it sets (an LM's ``train_``, kept only for some settings, aside); None only for
+    families whose attributes depend on what they wrap (``sklearn``)."""
+    model, *_ = fitted(case)
+    declared = type(model).__dict__.get("fitted", getattr(type(model), "fitted", "undeclared"))
+    assert declared != "undeclared", f"{case}: declare the fitted attributes (class attribute 'fitted')"
+    if declared is not None:
+        actual = {k for k in vars(model) if k.endswith("_") and not k.startswith("_")}
+        assert actual <= set(declared) and set(declared) - actual <= {"train_"}, case

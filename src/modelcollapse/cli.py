@@ -27,7 +27,7 @@ def friendly(fn):
         except ModelCollapseError as err:
             if debug:
                 raise
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {one_line(err)}", err=True)
             sys.exit(err.exit_code)
         except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -38,10 +38,31 @@ def friendly(fn):
         except Exception as err:  # a runtime failure: one line, exit 1
             if debug:
                 raise
-            click.echo(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", err=True)
+            click.echo(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)", err=True)
             sys.exit(1)
 
     return wrapper
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line: its first non-empty line, marked when more was cut (a YAML dump, say)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] + (" ..." if len(lines) > 1 else "")) if lines else type(err).__name__
+
+
+def damaged(run_dir: Path, fn):
+    """``fn()``; an unexpected failure reading ``run_dir`` becomes one RunError line naming the directory."""
+    try:
+        return fn()
+    except (ModelCollapseError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a damaged or foreign directory: files missing, or not what a run writes
+        raise RunError(f"cannot read the run in {str(run_dir)!r} (damaged or not a run directory): "
+                       f"{type(err).__name__}: {one_line(err)}") from err
+
+
+TRUST_HELP = ("Allow config keys that name Python code to import and run (model.estimator, a verifier filter's "
+              "function); refused without it, since a config may come from anyone.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,16 +85,18 @@ def main(debug: bool) -> None:
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
+@click.option("--trust-code", is_flag=True, help=TRUST_HELP)
 @friendly
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
-        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None) -> None:
+        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
+        trust_code: bool) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .engine.executors import ExecutorSpec
     from .analysis.report import build_report, summary_table
     from .engine.runner import run_config
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec)
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code)
     if not no_report:
         path = build_report(out)
     if track == "mlflow":
@@ -108,7 +131,7 @@ def report(run_dir: Path) -> None:
     """Build RUN_DIR/report.html from the run directory alone: a loop run or suite, a sweep, or a telephone run."""
     from .analysis.report import build_any
 
-    click.echo(build_any(run_dir))
+    click.echo(damaged(run_dir, lambda: build_any(run_dir)))
 
 
 @main.command()
@@ -116,18 +139,26 @@ def report(run_dir: Path) -> None:
 @friendly
 def show(run_dir: Path) -> None:
     """Print a run's status and final values."""
+    click.echo("\n".join(damaged(run_dir, lambda: _show(run_dir))))  # all or nothing: an error is the one line
+
+
+def _show(run_dir: Path) -> list[str]:
     from .analysis.report import alarm_lines, members, summary_table
     from .engine.store import RunStore
 
+    if not run_dir.is_dir():
+        raise RunError(f"{str(run_dir)!r} is not a run directory.")
+    out = []
     manifest = RunStore(run_dir).read_manifest()
     if manifest:
         done = ", ".join(f"{k}: {v}" for k, v in manifest.get("completed", {}).items())
-        click.echo(f"{manifest.get('name')}: {manifest.get('status')} (completed generations: {done or 'none'})")
-    click.echo(summary_table(run_dir))
+        out.append(f"{manifest.get('name')}: {manifest.get('status')} (completed generations: {done or 'none'})")
+    out.append(summary_table(run_dir))
     for name in members(run_dir) or [None]:
         lines = alarm_lines(run_dir / name if name else run_dir)
         lines = lines or ["none: no watched metric in this run (alarm.diversity_metrics, alarm.likelihood_metrics)"]
-        click.echo("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
+        out.append("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
+    return out
 
 
 @main.command()
@@ -141,7 +172,8 @@ def show(run_dir: Path) -> None:
 @click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
+@click.option("--trust-code", is_flag=True, help=TRUST_HELP)
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
@@ -151,7 +183,7 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
     def go():
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec)
+                                   executor=spec, trust_code=trust_code)
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:

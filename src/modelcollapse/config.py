@@ -5,13 +5,19 @@ parameters), ``model`` (``kind`` and its parameters), ``loop`` (``generations``,
 ``real_fraction``, ...), ``metrics`` and ``arms`` (named variants, each a mapping of dotted keys to values, compared in
 one run). ``--set a.b=v`` overrides go through the same validation. Every error is a :class:`ConfigError` whose one
 line names the key, what is accepted and what was received.
+
+Validation is strict, so that a config that validates runs: numbers must be finite (NaN and infinities are refused
+in every numeric key, plug-in parameters included), ``true`` is not an integer and ``1`` is not a boolean, ``grid``
+values and ``metrics`` are non-empty lists, and the YAML itself may not repeat a key or use anchors and aliases
+(:class:`StrictLoader`: an alias bomb fails at once instead of expanding).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -21,8 +27,90 @@ from .errors import ConfigError, choice_error, translate
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and anchors/aliases (so also ``<<`` merge keys): a config is a
+    plain tree. Refusing aliases when they are composed, before anything is expanded, makes an alias bomb fail at once.
+
+    >>> yaml.load("a: 1\\nb: [2, 3]", StrictLoader)
+    {'a': 1, 'b': [2, 3]}
+    >>> yaml.load("a: 1\\na: 2", StrictLoader)
+    Traceback (most recent call last):
+    ...
+    yaml.constructor.ConstructorError: duplicate key 'a' (line 2)
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                f"YAML aliases (*{event.anchor}, line {event.start_mark.line + 1}) are not accepted in configs; "
+                "write the value out"
+            )
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                f"YAML anchors (&{event.anchor}, line {event.start_mark.line + 1}) are not accepted in configs; "
+                "write the value out"
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse ``text`` with :class:`StrictLoader`; a one-line ConfigError naming ``what`` otherwise."""
+    try:
+        return yaml.load(text, StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or str(err).splitlines()[0]
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None and "line" not in problem else ""
+        raise ConfigError(f"{what} is not valid YAML: {problem}{where}.") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is not valid YAML: nested too deeply.") from None
+
+
+def non_finite(tree: Any, key: str = "") -> tuple[str, float] | None:
+    """``(dotted key, value)`` of the first NaN or infinite number in ``tree`` (mappings and lists walked), or None."""
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return key or "<root>", tree
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(tree))
+    else:
+        return None
+    for k, v in items:
+        found = non_finite(v, f"{key}.{k}" if key else str(k))
+        if found:
+            return found
+    return None
+
+
+def check_finite(tree: Any) -> None:
+    """ConfigError naming the first NaN or infinite number anywhere in a raw config (plug-in parameters included)."""
+    found = non_finite(tree)
+    if found:
+        raise ConfigError(f"{found[0]} must be a finite number; got {found[1]!r}. NaN and infinities are not accepted.")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion (true is not 1, "3" is not 3); allow_inf_nan: numbers are finite
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+NonEmptyList = Annotated[list[Any], Field(min_length=1)]
 
 
 class LoopConfig(_Strict):
@@ -73,7 +161,7 @@ def report_generations(spec: list[int] | None, generations: int) -> list[int]:
 
 
 class SweepConfig(_Strict):
-    grid: dict[str, list[Any]] = Field(default_factory=dict, description="default grid of `modelcollapse sweep`")
+    grid: dict[str, NonEmptyList] = Field(default_factory=dict, description="default grid of `modelcollapse sweep`")
     metric: str | None = Field(None, description="metric of the sweep heatmap (final generation, median)")
 
 
@@ -86,9 +174,9 @@ class Config(_Strict):
     data: dict[str, Any] = Field(default_factory=lambda: {"kind": "gaussian"})
     model: dict[str, Any] = Field(default_factory=lambda: {"kind": "gaussian"})
     loop: LoopConfig = Field(default_factory=LoopConfig)
-    metrics: list[str] | None = None
-    arms: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    metrics: list[str] | None = Field(None, min_length=1, description="default: the family's default_metrics")
+    arms: dict[str, dict[str, Any]] = Field(default_factory=dict, description="{arm name: {dotted key: value}}; {} = base")
+    grid: dict[str, NonEmptyList] = Field(default_factory=dict, description="{dotted key: [values]}, each non-empty")
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
@@ -97,10 +185,13 @@ class Config(_Strict):
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value: YAML scalar or flow collection (``3``, ``0.1``, ``true``, ``[1, 2]``, ``replace``)."""
+    """A ``--set`` value: YAML scalar or flow collection (``3``, ``0.1``, ``true``, ``[1, 2]``, ``replace``), read
+    with :class:`StrictLoader`; text that is not YAML stays text, but a duplicate key or an alias is refused."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return yaml.load(text, StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+    except (yaml.constructor.ConstructorError, yaml.composer.ComposerError):
+        return load_yaml(text, f"--set value {text!r}")
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -138,11 +229,16 @@ def load_raw(source: str) -> dict[str, Any]:
         if not path.exists():
             raise choice_error("CONFIG", source, preset_names(), "a YAML file or a preset:")
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read config {source!r}: {err.strerror}.") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config {source!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {source!r} is not UTF-8 text (byte {err.start}); a config is a YAML file.") from None
+    if "\x00" in text:
+        raise ConfigError(f"config {source!r} is a binary file (it contains NUL bytes); a config is a YAML file.")
+    raw = load_yaml(text, f"config {source!r}")
     if not isinstance(raw, dict):
         raise ConfigError(f"config {source!r} must be a mapping of keys; got {type(raw).__name__}.")
     return raw

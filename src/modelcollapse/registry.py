@@ -38,10 +38,44 @@ from .errors import ConfigError, choice_error, translate
 T = TypeVar("T")
 
 
+def strict_annotation(tp: Any) -> Any:
+    """``tp`` with ``int`` and ``bool`` made strict (``true`` is not an integer, ``1`` is not a boolean) and ``float``
+    refusing booleans and strings (an ``int`` is still a float), inside unions, ``list``, ``tuple`` and ``dict`` too.
+
+    >>> from pydantic import TypeAdapter
+    >>> TypeAdapter(strict_annotation(int | None)).validate_python(3)
+    3
+    >>> TypeAdapter(strict_annotation(list[float])).validate_python([1, 2.5])
+    [1.0, 2.5]
+    """
+    import types
+    import typing
+
+    from pydantic import Strict, StrictBool, StrictInt
+
+    if tp is bool:
+        return StrictBool
+    if tp is int:
+        return StrictInt
+    if tp is float:
+        return typing.Annotated[float, Strict()]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if not args or origin is typing.Literal or origin is typing.Annotated:
+        return tp
+    mapped = tuple(a if a is Ellipsis else strict_annotation(a) for a in args)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[mapped]
+    try:
+        return origin[mapped if len(mapped) > 1 else mapped[0]]
+    except TypeError:
+        return tp
+
+
 @functools.cache
 def params_model(obj: Callable):
     """A pydantic model of ``obj``'s parameters: a class's ``__init__`` keyword parameters (``self`` and ``*args``
-    excluded), or a function's keyword-only parameters, with their annotations and defaults."""
+    excluded), or a function's keyword-only parameters, with their annotations and defaults. Numbers must be finite
+    and ``int``/``bool``/``float`` are strict (:func:`strict_annotation`)."""
     from pydantic import ConfigDict, create_model
 
     target = obj.__init__ if isinstance(obj, type) else obj
@@ -52,8 +86,9 @@ def params_model(obj: Callable):
             continue
         if not isinstance(obj, type) and p.kind is not p.KEYWORD_ONLY:
             continue  # a function plug-in's positional parameters are its inputs, not its settings
-        fields[name] = (hints.get(name, Any), ... if p.default is p.empty else p.default)
-    return create_model(f"{getattr(obj, '__name__', 'plugin')}_params", __config__=ConfigDict(extra="forbid"), **fields)
+        fields[name] = (strict_annotation(hints.get(name, Any)), ... if p.default is p.empty else p.default)
+    config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    return create_model(f"{getattr(obj, '__name__', 'plugin')}_params", __config__=config, **fields)
 
 
 def validate_params(obj: Callable, params: dict[str, Any], key: str) -> dict[str, Any]:

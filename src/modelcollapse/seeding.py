@@ -2,9 +2,16 @@
 
 A resumed run, a run split into shards on another executor, or a run whose metrics change, draws exactly the same
 numbers for the same key, because no stream depends on how many numbers another stream consumed.
+
+The arm part of the key is :func:`arm_key` of the arm's *name*, never its position: adding, removing or reordering
+arms leaves every other arm's numbers unchanged. A config with neither ``arms`` nor ``grid`` has one arm, keyed 0
+(its name is the run's ``name``, which therefore does not change its numbers). The shard part is the index of a block
+of ``shard_size`` replicates, so ``shard_size`` is part of the stream layout: changing it changes the numbers.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 
@@ -19,8 +26,21 @@ ROLES = {
 }
 
 
+def arm_key(name: str | None) -> int:
+    """The stream key of an arm: a stable 63-bit integer from the sha256 of its name (0 for ``None``: the single
+    arm of a config with neither ``arms`` nor ``grid``). Independent of the arm's position and of the Python process.
+
+    >>> arm_key(None), arm_key("mle-M100") == arm_key("mle-M100") != arm_key("mle-M500")
+    (0, True)
+    """
+    if name is None:
+        return 0
+    return int.from_bytes(hashlib.sha256(str(name).encode()).digest()[:8], "big") >> 1
+
+
 def rng_for(seed: int, *, arm: int = 0, shard: int = 0, generation: int = -1, role: str) -> np.random.Generator:
-    """The generator for one stream. ``generation=-1`` keys streams that belong to the whole run.
+    """The generator for one stream. ``arm`` is the arm's :func:`arm_key` (not its index); ``generation=-1`` keys
+    streams that belong to the whole run.
 
     >>> a = rng_for(0, generation=3, role="sample").normal()
     >>> b = rng_for(0, generation=3, role="sample").normal()

@@ -92,8 +92,8 @@ def run_chains(config_source: str, out: Path | None, overrides: list[str], resum
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     # 1. Config, run directory, start texts, chains.
     config = load(config_source, overrides)
+    starts = start_texts(config.start)  # before the run directory: a bad start.source leaves nothing behind
     store = open_run_dir(config, Path(out) if out is not None else None, resume)
-    starts = start_texts(config.start)
     chains = plan_chains(config, len(starts))
     path = store.root / "chains.jsonl"
     texts = {(r["chain"], r["generation"]): r["text"] for r in journal.read(path, repair=True)}

@@ -2,7 +2,7 @@
 
 A run is a set of independent units, one per (arm, shard): an arm is a named config variant, a shard a block of
 ``shard_size`` replicates with its own random streams. Units may run in any order or on any executor and give the
-same bits, because every stream is keyed by (seed, arm, shard, generation, role).
+same bits, because every stream is keyed by (seed, arm name, shard, generation, role).
 """
 
 from __future__ import annotations
@@ -27,18 +27,21 @@ from .store import RunStore
 
 @dataclass(frozen=True)
 class Unit:
-    """One independently runnable piece of a run: arm ``arm`` (index), replicates ``start .. start + size``."""
+    """One independently runnable piece of a run: arm ``arm`` (index, for the run directory's layout), shard
+    ``shard`` of ``size`` replicates, and ``key``: the arm's random-stream key (``seeding.arm_key`` of its name)."""
 
     arm: int
     shard: int
     size: int
+    key: int = 0
 
 
-def units(arms: list[Config]) -> list[Unit]:
+def units(arms: list[Config], keys: list[int] | None = None) -> list[Unit]:
+    """Every (arm, shard) unit; ``keys`` are the arms' stream keys (default 0 each: a single unnamed arm)."""
     out = []
     for a, cfg in enumerate(arms):
         for s, start in enumerate(range(0, cfg.replicates, cfg.shard_size)):
-            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start)))
+            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start), keys[a] if keys else 0))
     return out
 
 
@@ -82,7 +85,7 @@ def pictures(cfg: Config, unit: Unit, g: int, chunk: Chunk, model) -> dict[str, 
 
 def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
     """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
-    rng = partial(rng_for, cfg.seed, arm=unit.arm, shard=unit.shard)
+    rng = partial(rng_for, cfg.seed, arm=unit.key, shard=unit.shard)
     source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
     regime_name, regime_params = regime_spec(cfg.loop)
     regime, keeps_history = partial(REGIMES.get(regime_name), **regime_params), REGIMES.trait(regime_name, "keeps_history")

@@ -3,8 +3,11 @@ resolved to its canonical name and full parameters.
 
 This is the one place where plug-ins meet the config: names are resolved (aliases included) through the registries,
 parameters are validated from each plug-in's signature (:mod:`modelcollapse.registry`), and family capabilities are
-checked against what the loop will ask of them (:mod:`modelcollapse.plugins.models.base`'s protocols). A config that
-passes :func:`validate` runs; one that does not fails before anything is written.
+checked against what the loop will ask of them (:mod:`modelcollapse.plugins.models.base`'s protocols) and against
+what each metric needs (its ``needs`` / ``source_needs`` traits). A config that passes :func:`validate` runs; one that
+does not fails before anything is written. That includes sizes: a run whose working set or result table cannot fit
+in this machine's memory is refused (:func:`check_memory`), and plug-in parameters that name Python code to import
+(``model.estimator``, a verifier filter's ``function``: the ``imports`` trait) are refused unless ``trust_code``.
 
 >>> config = validate({"name": "demo", "replicates": 4, "loop": {"generations": 3, "regime": "fully-synthetic"}})
 >>> plan = make_plan(config)
@@ -19,14 +22,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import Config, check_design, expand_arms
+from ..config import Config, check_design, check_finite, expand_arms
 from ..errors import ConfigError, translate
 from ..plugins.data import SOURCES
-from ..plugins.filters import build_chain
+from ..plugins.filters import FILTERS, build_chain
 from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
 from ..plugins.models.base import FitsPopulation, capable
 from ..plugins.regimes import REGIMES, regime_spec
+from ..seeding import arm_key
 from .exact import sampler_for
 
 
@@ -39,33 +43,49 @@ class Plan:
     arms: list[tuple[str, Config]]
     resolved: dict[str, Any]
 
+    @property
+    def stream_keys(self) -> list[int]:
+        """Each arm's random-stream key: the sha256 key of its name, or 0 for the single arm of a config with neither
+        ``arms`` nor ``grid`` (so its ``name`` does not change its numbers); see :mod:`modelcollapse.seeding`."""
+        if not (self.config.arms or self.config.grid):
+            return [0] * len(self.arms)
+        return [arm_key(name) for name, _ in self.arms]
 
-def validate(raw: dict[str, Any]) -> Config:
-    """Validate the top level and every arm (data, model, regime, filter and metric names and parameters)."""
+
+def validate(raw: dict[str, Any], *, trust_code: bool = False) -> Config:
+    """Validate the top level and every arm (data, model, regime, filter and metric names and parameters).
+    ``trust_code``: allow parameters that name Python code to import (see :func:`check_trust`)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of keys; got {type(raw).__name__}.")
     if "suite" in raw:
         raise ConfigError("this config is a suite of runs; run it with `modelcollapse run`, not as a single config.")
     if "task" in raw and "backend" in raw:
         raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
+    check_finite(raw)
     try:
         config = Config.model_validate(raw)
     except ValidationError as err:
         raise translate(err, "", Config) from None
-    make_plan(config)
+    make_plan(config, trust_code=trust_code)
     return config
 
 
-def make_plan(config: Config) -> Plan:
+def make_plan(config: Config, *, trust_code: bool = False) -> Plan:
     """Expand ``config``'s arms, check each, and resolve everything. The plan made by :func:`validate` travels with
     the config, so a validated run expands its arms once."""
     if config._plan is None:
-        config._plan = _plan(config)
+        config._plan = _plan(config, trust_code)
     return config._plan
 
 
-def _plan(config: Config) -> Plan:
+def _plan(config: Config, trust_code: bool = False) -> Plan:
     arms = expand_arms(config)
     for _, arm in arms:
+        check_finite(arm.model_dump())  # a grid or arm value may bring a NaN
+        check_trust(arm, trust_code)  # before anything is built: building imports
+    for _, arm in arms:
         check_arm(arm)
+    check_memory(config, arms)
     if config.anatomy is not None:
         check_design(config.anatomy, [name for name, _ in arms])
     resolved = resolve(config)
@@ -101,9 +121,119 @@ def check_arm(arm: Config) -> None:
             raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {regime!r}.")
     for name in metric_names(arm, model):
         METRICS.get(name, "metrics")
+        check_metric(name, model, source, arm)
     check_bias(model, arm.loop.bias, arm.model["kind"])
     build_chain(arm.loop.filters, arm.model)
     sampler_for(arm, model, source, metric_names(arm, model))  # refuses sampler: exact where invalid
+
+
+def provides(obj, need: str) -> bool:
+    """Whether ``obj`` (a family or source instance) provides ``need``: a fitted attribute (a name ending in ``_``)
+    the family declares in its ``fitted`` class attribute (fitted state does not exist before ``fit``), or any other
+    attribute or method it has."""
+    if need.endswith("_") and not hasattr(obj, need):
+        declared = getattr(obj, "fitted", None)
+        return declared is None or need in declared  # None: not known before fit (sklearn), checked at run time
+    return hasattr(obj, need)
+
+
+def check_metric(name: str, model, source, arm: Config) -> None:
+    """A metric's ``needs`` (what the fitted family must provide) and ``source_needs`` (what the data source must
+    provide), declared at its registration, against this arm's family and source."""
+    for owner, obj, kind, trait in (("model", model, arm.model["kind"], "needs"), ("data", source, arm.data["kind"], "source_needs")):
+        missing = [n for n in METRICS.trait(name, trait, ()) if not provides(obj, n)]
+        if missing:
+            able = sorted(m for m in (MODELS if owner == "model" else SOURCES)
+                          if all(provides_class((MODELS if owner == "model" else SOURCES).get(m), n) for n in missing))
+            raise ConfigError(
+                f"metric {name!r} needs {owner}.kind to provide {', '.join(missing)}, which {owner}.kind {kind!r} does not; "
+                f"remove it from metrics, or use a {owner}.kind that does" + (f": {', '.join(map(repr, able))}." if able else ".")
+            )
+
+
+def provides_class(cls, need: str) -> bool:
+    """:func:`provides` for a plug-in class (the did-you-mean list of families or sources that can)."""
+    return need in (getattr(cls, "fitted", None) or ()) if need.endswith("_") else hasattr(cls, need)
+
+
+def check_trust(arm: Config, trust_code: bool) -> None:
+    """Refuse plug-in parameters that name Python code to import (a plug-in's ``imports`` trait lists them) unless
+    ``trust_code``: a config from someone else would otherwise run any installed module's code, at validation. A value
+    equal to the plug-in's own default is modelcollapse's choice, not the config's, and needs no trust. This mirrors
+    transformers' ``trust_remote_code``."""
+    if trust_code:
+        return
+    from ..registry import params_model
+
+    specs = [("model", MODELS, arm.model)] + [(f"loop.filters[{i}]", FILTERS, f) for i, f in enumerate(arm.loop.filters)]
+    for key, registry, spec in specs:
+        if not isinstance(spec, dict) or spec.get("kind") not in registry:
+            continue  # named and checked by check_arm
+        name = registry.canonical(spec["kind"])
+        fields = params_model(registry.get(name)).model_fields
+        for param in registry.trait(name, "imports", ()):
+            if param in spec and (param not in fields or fields[param].is_required() or spec[param] != fields[param].default):
+                raise ConfigError(
+                    f"{key}.{param} {spec[param]!r} names Python code to import and run, and a config may come from "
+                    "anyone; pass --trust-code (or trust_code=True in Python) if you trust this config."
+                )
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (``os.sysconf`` page size × physical pages; 0 if unknown)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+# One tidy metrics row in Arrow memory: replicate and generation (int64), value (float64), arm and metric codes (int32).
+# Consolidation streams the table to disk, but the report and `show` read it back whole: a table that cannot be read
+# back is a run that cannot be looked at.
+ROW_BYTES = 32
+RECORD_COPIES = 4  # real pool, training set, synthetic draw and a filter/metric copy, per record and replicate
+
+
+def memory_estimate(arm: Config, metrics: int, units: int) -> tuple[int, int]:
+    """Lower bounds in bytes of what one arm needs at once: (one unit's records: ``shard_size`` replicates ×
+    records a generation × record size × copies, every generation's for regimes that keep history; the arm's rows of
+    the metrics table read back whole, plus its ``units`` unit descriptors). Record size is 8 bytes × ``data.dim`` (1
+    if unknown)."""
+    loop, source = arm.loop, SOURCES.build(arm.data, "data")
+    dim = getattr(source, "dim", 1)
+    dim = dim if isinstance(dim, int) and dim > 0 else 1
+    regime, params = regime_spec(loop)
+    records = max(loop.samples, loop.real_samples or 0, loop.n_synthetic or 0, int(params.get("n_real") or 0))
+    copies = loop.generations + RECORD_COPIES if REGIMES.trait(regime, "keeps_history") else RECORD_COPIES
+    working = min(arm.replicates, arm.shard_size) * records * dim * 8 * copies
+    table = arm.replicates * loop.generations * (metrics + 2) * ROW_BYTES + units * 256
+    return working, table
+
+
+def check_memory(config: Config, arms: list[tuple[str, Config]], memory: int | None = None) -> None:
+    """Refuse a run that cannot fit in ``memory`` (default: this machine's), before anything is allocated."""
+    memory = physical_memory() if memory is None else memory
+    if memory <= 0:
+        return
+    total_table = 0
+    for name, arm in arms:
+        model = MODELS.build(arm.model, "model")
+        units = -(-arm.replicates // arm.shard_size)
+        working, table = memory_estimate(arm, len(metric_names(arm, model)), units)
+        total_table += table
+        if working > memory:
+            raise ConfigError(
+                f"arm {name!r} needs about {working / 2**30:.3g} GiB at once (shard_size {arm.shard_size} × "
+                f"{arm.loop.samples} records a generation × record size), more than this machine's "
+                f"{memory / 2**30:.3g} GiB; lower shard_size or loop.samples."
+            )
+    if total_table > memory:
+        raise ConfigError(
+            f"the results table would need about {total_table / 2**30:.3g} GiB (replicates × generations × metrics), "
+            f"more than this machine's {memory / 2**30:.3g} GiB; lower replicates or loop.generations."
+        )
 
 
 def check_bias(model, bias: float, kind: str) -> None:

@@ -63,13 +63,48 @@ def execute(
     """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
 
     The whole call holds ``out/.lock``: a second process running or resuming ``out`` meanwhile gets RunError. Units
-    that fail (after the executor's retries) mark the run failed while the others finish; then RunError.
+    that fail (after the executor's retries) mark the run failed while the others finish; then RunError. A new run
+    that fails before completing any generation leaves no directory behind (nothing in it is worth resuming, and a
+    corrected config could not resume it), so the corrected rerun starts afresh.
     """
     plan = make_plan(config)
+    out = Path(out)
+    check_out(out)
     if not resume:
         refuse_existing(out)
-    with RunStore(out).lock():
-        return _execute(config, RunStore(out), plan, resume=resume, quiet=quiet, executor=executor)
+    created = not out.exists()
+    store = RunStore(out)
+    with store.lock():
+        try:
+            return _execute(config, store, plan, resume=resume, quiet=quiet, executor=executor)
+        except Exception:
+            if not resume and nothing_completed(store, plan):
+                discard(out, remove_root=created)
+            raise
+
+
+def nothing_completed(store: RunStore, plan) -> bool:
+    """Whether no unit of ``plan`` has a completed generation in ``store``."""
+    return all(store.last_generation(u.arm, u.shard) < 0 for u in units([cfg for _, cfg in plan.arms]))
+
+
+def discard(out: Path, *, remove_root: bool) -> None:
+    """Remove what a new run wrote into ``out`` (everything: a new run starts only in an empty directory)."""
+    import shutil
+
+    for child in out.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    if remove_root:
+        out.rmdir()
+
+
+def check_out(out: Path) -> None:
+    """``--out`` must be a directory or not exist yet (and so must every parent that exists): a one-line ConfigError."""
+    for path in (out, *out.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                raise ConfigError(f"--out {str(out)!r} must be a directory, but {str(path)!r} is a file; choose another --out.")
+            return
 
 
 def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec) -> dict[str, Any]:
@@ -90,7 +125,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest.pop("error", None)
     manifest.pop("errors", None)
     store.write_manifest(manifest)
-    todo = units([cfg for _, cfg in arms])
+    todo = units([cfg for _, cfg in arms], plan.stream_keys)
     keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
     total = sum(arms[u.arm][1].loop.generations for u in todo)
     started = time.perf_counter()
@@ -135,6 +170,12 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
         key, first = next(iter(failures.items()))
         manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
         store.write_manifest(manifest)
+        if not resume and nothing_completed(store, plan):  # execute() discards the directory: no --resume advice
+            errors = list(failures.values())
+            if all(e.startswith("ConfigError: ") for e in errors):
+                raise ConfigError(errors[0].removeprefix("ConfigError: "))
+            raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
+                           f"{first.rstrip('.')}. Nothing was kept.")
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
                        "fix the cause and rerun with --resume.")
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
@@ -189,16 +230,19 @@ def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run_config(
-    source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec()
+    source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec(),
+    trust_code: bool = False,
 ) -> tuple[Path, list[tuple[str, dict]]]:
     """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
-    (name, manifest) of each run made."""
+    (name, manifest) of each run made. ``trust_code``: allow config keys that name Python code to import
+    (``model.estimator``, a verifier filter's ``function``); refused otherwise, like transformers' ``trust_remote_code``."""
     raw = apply_overrides(load_raw(source), overrides)
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("runs") / name
+    check_out(out)
     if "suite" not in raw:
-        return out, [(name, execute(validate(raw), out, resume=resume, quiet=quiet, executor=executor))]
-    entries = [(n, validate(sub)) for n, sub in suite_entries(raw)]  # validate every member before running any
+        return out, [(name, execute(validate(raw, trust_code=trust_code), out, resume=resume, quiet=quiet, executor=executor))]
+    entries = [(n, validate(sub, trust_code=trust_code)) for n, sub in suite_entries(raw)]  # validate every member before running any
     if not resume:
         refuse_existing(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -388,13 +388,28 @@ class RunStore:
         atomic_write(self.config_path, yaml.safe_dump(resolved, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
+        """The run's resolved config; ConfigError if there is none, RunError (one line) if it is damaged."""
         if not self.config_path.exists():
             raise ConfigError(f"{self.root} is not a run directory: it has no config.yaml.")
-        return yaml.safe_load(self.config_path.read_text())
+        return self._read_mapping(self.config_path, yaml.safe_load, yaml.YAMLError)
 
     def read_manifest(self) -> dict[str, Any]:
+        """The run's manifest (an empty dict if there is none yet); RunError (one line) if it is damaged."""
         path = self.root / "manifest.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return self._read_mapping(path, json.loads, ValueError) if path.exists() else {}
+
+    @staticmethod
+    def _read_mapping(path: Path, parse, errors) -> dict[str, Any]:
+        try:
+            value = parse(path.read_text())
+        except (errors, UnicodeDecodeError, RecursionError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CorruptFile(path, first) from None
+        except OSError as err:
+            raise RunError(f"{path} cannot be read: {err.strerror}.") from None
+        if not isinstance(value, dict):
+            raise CorruptFile(path, f"it holds a {type(value).__name__}, not a mapping")
+        return value
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str))

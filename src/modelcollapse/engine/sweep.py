@@ -50,7 +50,7 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def point_config(raw: dict[str, Any], values: dict[str, Any]):
+def point_config(raw: dict[str, Any], values: dict[str, Any], trust_code: bool = False):
     """The validated config of one grid point (``sweep`` section removed, name suffixed with the point's values)."""
     from ..config import set_dotted
     from .plan import validate
@@ -59,29 +59,31 @@ def point_config(raw: dict[str, Any], values: dict[str, Any]):
     for key, value in values.items():
         tree = set_dotted(tree, key, value)
     tree["name"] = f"{raw.get('name', 'sweep')}[{','.join(f'{k}={v}' for k, v in values.items())}]"
-    return validate(tree)
+    return validate(tree, trust_code=trust_code)
 
 
-def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: bool) -> dict[str, Any]:
+def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: bool, trust_code: bool = False) -> dict[str, Any]:
     """Run (or resume) one point into ``out``; returns its status (never raises: a failure is a result)."""
     from .runner import execute
 
     try:
-        manifest = execute(point_config(raw, values), Path(out), resume=resume, quiet=True)
+        manifest = execute(point_config(raw, values, trust_code), Path(out), resume=resume, quiet=True)
         return {"status": manifest.get("status", "complete"), "reason": manifest.get("reason")}
     except Exception as err:  # noqa: BLE001  (recorded per point; the sweep goes on)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
 def run_point_job(job: tuple) -> dict[str, Any]:
-    """:func:`run_point` on one ``(raw, values, out, resume)`` tuple (a top-level function for pools and Ray)."""
+    """:func:`run_point` on one ``(raw, values, out, resume, trust_code)`` tuple (a top-level function for pools and Ray)."""
     return run_point(*job)
 
 
 def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: list[str], *, workers: int = 1,
-              resume: bool = False, quiet: bool = True, executor: ExecutorSpec | None = None) -> tuple[Path, dict[str, Any]]:
+              resume: bool = False, quiet: bool = True, executor: ExecutorSpec | None = None,
+              trust_code: bool = False) -> tuple[Path, dict[str, Any]]:
     """Run a sweep; returns its directory and manifest. ``executor`` (default: local with ``workers``) runs the
-    points, one task each."""
+    points, one task each. ``trust_code``: as for :func:`~modelcollapse.engine.runner.run_config`."""
+    from .runner import check_out
     from ..config import apply_overrides, load_raw
     
 
@@ -91,17 +93,19 @@ def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: l
         raise ConfigError(f"sweep needs --grid key=v1,v2,... or a 'sweep: {{grid: ...}}' section in {source!r}.")
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("sweeps") / name
+    check_out(out)
     if not resume:
         refuse_existing(out)
     todo = points(grid)
     for values in todo:  # validate every point before running any
-        point_config(raw, values)
+        point_config(raw, values, trust_code)
     with RunStore(out).lock():  # one sweep per directory; each point's run also holds its own directory's lock
-        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers))
+        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers),
+                                trust_code)
 
 
 def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo: list[dict[str, Any]], out: Path,
-                resume: bool, quiet: bool, spec: ExecutorSpec) -> dict[str, Any]:
+                resume: bool, quiet: bool, spec: ExecutorSpec, trust_code: bool = False) -> dict[str, Any]:
     """The body of :func:`run_sweep`, under the sweep directory's lock; returns the sweep manifest."""
     manifest = {"name": name, "grid": grid, "metric": (raw.get("sweep") or {}).get("metric"), "status": "running",
                 "points": [{"values": v, "dir": f"points/{i:03d}", "status": "pending"} for i, v in enumerate(todo)]}
@@ -122,7 +126,7 @@ def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo
         if not quiet:
             print(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}", flush=True)
 
-    jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists()) for _, p in pending]
+    jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists(), trust_code) for _, p in pending]
     for outcome in map_tasks(run_point_job, jobs, spec):  # in process, a process pool or Ray (see executors)
         record(pending[outcome.index][0], outcome.value if not outcome.error else {"status": "failed", "error": outcome.error})
     failed = [p for p in manifest["points"] if p["status"] == "failed"]

@@ -181,9 +181,10 @@ def _check_verifier(key: str, params: dict, model: dict) -> None:
     load_callable(params["function"], f"{key}.function")
 
 
-@FILTERS.register("verifier", check=_check_verifier)
+@FILTERS.register("verifier", check=_check_verifier, imports=("function",))
 def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0.5):
-    """Keep records a user verifier accepts: ``function`` (``module:function``) maps records ``(R, n, ...)`` to
+    """Keep records a user verifier accepts (a config naming ``function`` needs ``--trust-code``: it is imported and
+    run): ``function`` (``module:function``) maps records ``(R, n, ...)`` to
     ``(R, n)`` booleans or scores (a classifier's confidence); kept where score ≥ ``threshold``."""
     score = np.asarray(load_callable(function, "loop.filters verifier.function")(x), float)
     if score.shape != keep.shape:

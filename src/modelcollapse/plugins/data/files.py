@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +19,30 @@ def read_table(path: Path, columns: list[str] | None) -> np.ndarray:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
         elif suffix == ".csv":
-            x = np.genfromtxt(path, delimiter=",", names=True, dtype=float, invalid_raise=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # numpy warns (an empty file, say) where we want one clear error
+                x = np.genfromtxt(path, delimiter=",", names=True, dtype=float, invalid_raise=True)
             names = list(x.dtype.names or [])
             x = np.stack([x[c] for c in (columns or names)], axis=-1) if names else x
         elif suffix == ".parquet":
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             table = pq.read_table(path, columns=columns)
+            bad = [f"{f.name} ({f.type})" for f in table.schema if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+            if bad:
+                raise ConfigError(f"data.path {str(path)!r} must hold numeric columns only; got {', '.join(bad)}.")
             x = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names], axis=-1)
         else:
             raise ConfigError(f"data.path must end in .npy, .csv or .parquet; got {str(path)!r}.")
+        if x.dtype.kind not in "biuf" or x.dtype.names:
+            raise ConfigError(f"data.path {str(path)!r} must hold numbers; got values of type {x.dtype}.")
+        return np.asarray(x, dtype=float)
     except ConfigError:
         raise
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"data.path {str(path)!r} cannot be read as numeric records: {err}") from None
-    return np.asarray(x, dtype=float)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, Warning) as err:
+        why = " ".join(str(err).split())[:300] or type(err).__name__  # numpy's ragged-row report spans lines
+        raise ConfigError(f"data.path {str(path)!r} cannot be read as numeric records: {why}") from None
 
 
 @SOURCES.register("file")
@@ -61,7 +71,7 @@ class FileSource(Source):
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise ConfigError(f"data.path {path!r} must hold a non-empty table of records (n, d); got shape {x.shape}.")
         if not np.all(np.isfinite(x)):
-            raise ConfigError(f"data.path {path!r} contains NaN or infinite values; clean them before running.")
+            raise ConfigError(f"data.path {path!r} contains NaN, infinite or non-numeric values; clean them before running.")
         self.data_ = x
         self.dim = x.shape[1]
 

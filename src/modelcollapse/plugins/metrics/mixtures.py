@@ -34,7 +34,7 @@ def gmm_l2_sq(p, q) -> np.ndarray:
     return np.clip(gaussian_overlap(*p, *p) + gaussian_overlap(*q, *q) - 2 * gaussian_overlap(*p, *q), 0, None)
 
 
-@METRICS.register("component_std")
+@METRICS.register("component_std", needs=("covariances_",))
 def component_std(ctx: Context) -> np.ndarray:
     """Mean over the k components (unweighted) of √(tr Σₖ / d), the per-coordinate RMS standard deviation of each
     fitted component, in data units (not squared). ``reg_covar`` is part of Σₖ, as in scikit-learn."""
@@ -42,14 +42,14 @@ def component_std(ctx: Context) -> np.ndarray:
     return np.sqrt(np.trace(covs, axis1=-2, axis2=-1) / covs.shape[-1]).mean(-1)
 
 
-@METRICS.register("gmm_l2_to_gen0")
+@METRICS.register("gmm_l2_to_gen0", needs=MIXTURE)
 def gmm_l2_to_gen0(ctx: Context) -> np.ndarray:
     """L2 distance ‖p − p₀‖₂ = √∫(p − p₀)² dx between the fitted mixture p and generation 0's mixture p₀ (not
     squared), in closed form via ∫N(x; a, A) N(x; b, B) dx = N(a; b, A + B). Units: data units^(−d/2)."""
     return np.sqrt(gmm_l2_sq_to_gen0(ctx))
 
 
-@METRICS.register("gmm_l2_sq_to_gen0")
+@METRICS.register("gmm_l2_sq_to_gen0", needs=MIXTURE)
 def gmm_l2_sq_to_gen0(ctx: Context) -> np.ndarray:
     """Squared L2 distance ∫(p − p₀)² dx between the fitted mixture p and generation 0's p₀ (squared), closed form.
     Units: data units^(−d). For collapsed components (std σ) it grows like Σₖwₖ²/(4πσ²)^(d/2): with σ ≈ 0.01 in 2-D

@@ -14,21 +14,21 @@ def model_moments(ctx: Context, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return require(ctx, "moments", metric)()
 
 
-@METRICS.register("mean", from_model=True)
+@METRICS.register("mean", from_model=True, needs=("moments",))
 def mean(ctx: Context) -> np.ndarray:
     """The fitted mean (1-D); for d > 1, the average of the fitted mean's coordinates. Units of the data."""
     mu, _ = model_moments(ctx, "mean")
     return mu.mean(-1)
 
 
-@METRICS.register("variance", from_model=True)
+@METRICS.register("variance", from_model=True, needs=("moments",))
 def variance(ctx: Context) -> np.ndarray:
     """The fitted variance σ̂² (1-D); for d > 1, tr Σ̂ / d. Squared units of the data."""
     _, cov = model_moments(ctx, "variance")
     return np.trace(cov, axis1=-2, axis2=-1) / cov.shape[-1]
 
 
-@METRICS.register("trace_ratio", from_model=True)
+@METRICS.register("trace_ratio", from_model=True, needs=("moments",), source_needs=("moments",))
 def trace_ratio(ctx: Context) -> np.ndarray:
     """tr Σ̂ / tr Σ₀: fitted over real total variance. Dimensionless; 1 means no collapse."""
     _, cov = model_moments(ctx, "trace_ratio")
@@ -36,7 +36,7 @@ def trace_ratio(ctx: Context) -> np.ndarray:
     return np.trace(cov, axis1=-2, axis2=-1) / np.trace(cov0)
 
 
-@METRICS.register("mean_sq_error", from_model=True)
+@METRICS.register("mean_sq_error", from_model=True, needs=("moments",), source_needs=("moments",))
 def mean_sq_error(ctx: Context) -> np.ndarray:
     """‖μ̂ − μ₀‖², the squared Euclidean error of the fitted mean. Squared units."""
     mu, _ = model_moments(ctx, "mean_sq_error")
@@ -59,7 +59,7 @@ def gaussian_w2_sq(mu1, cov1, mu2, cov2) -> np.ndarray:
     return ((mu1 - mu2) ** 2).sum(-1) + np.clip(tr, 0, None)
 
 
-@METRICS.register("w2_sq", from_model=True)
+@METRICS.register("w2_sq", from_model=True, needs=("moments",), source_needs=("moments",))
 def w2_sq(ctx: Context) -> np.ndarray:
     """W₂² between the fitted model and the real distribution, in squared data units (it is squared).
 
@@ -88,7 +88,7 @@ def tail_mass(ctx: Context) -> np.ndarray:
     return (log_prob(ctx.samples) < threshold).mean(1)
 
 
-@METRICS.register("nll_real", from_model=True)
+@METRICS.register("nll_real", from_model=True, needs=("log_prob",))
 def nll_real(ctx: Context) -> np.ndarray:
     """Mean negative log-likelihood of the held-out real records under the fitted model, in nats per record. Uses the
     family's ``mean_log_prob`` where it has one (the same number by a cheaper route)."""
@@ -102,7 +102,7 @@ KL_GRID = 4001  # nodes of the uniform grid kl_real integrates on
 KL_TAIL = 1e-12  # kl_real's grid spans the real distribution's KL_TAIL to 1 − KL_TAIL quantiles
 
 
-@METRICS.register("kl_real")
+@METRICS.register("kl_real", needs=("log_prob",), source_needs=("log_prob", "quantile"))
 def kl_real(ctx: Context) -> np.ndarray:
     """KL(real ‖ model) = ∫ p₀ log(p₀ / q) dx in nats (1-D), by the trapezoid rule on 4,001 evenly spaced points
     between the real distribution's 1e-12 and 1 − 1e-12 quantiles (the real mass outside is ignored). Deterministic:
@@ -116,7 +116,7 @@ def kl_real(ctx: Context) -> np.ndarray:
     return np.trapezoid(np.exp(log_p) * (log_p - log_q), grid, axis=-1)
 
 
-@METRICS.register("test_mse", from_model=True)
+@METRICS.register("test_mse", from_model=True, needs=("weights_",), source_needs=("weights_",))
 def test_mse(ctx: Context) -> np.ndarray:
     """Regression test MSE against the noiseless truth: E_x[(x·ŵ − x·w*)²] = ‖ŵ − w*‖² for x ~ N(0, I).
     Squared label units."""

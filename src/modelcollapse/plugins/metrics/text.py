@@ -34,7 +34,7 @@ def subsample(ctx: Context, n: int = SUBSAMPLE) -> np.ndarray:
     return np.asarray(ctx.samples)[:, :n]
 
 
-@METRICS.register("test_perplexity")
+@METRICS.register("test_perplexity", needs=("sequence_nll",))
 def test_perplexity(ctx: Context) -> np.ndarray:
     """exp of the mean next-token negative log-likelihood (nats) of the original held-out test blocks
     (``source.heldout()``; the loop's ``heldout`` records if the source has none). Per token, not squared."""

@@ -66,9 +66,12 @@ MODELS: Registry = Registry("model.kind")
 
 
 class Family:
-    """Shared defaults for families; subclasses override ``fit`` and ``sample``."""
+    """Shared defaults for families; subclasses override ``fit`` and ``sample``, and declare ``fitted``: the names of
+    the fitted attributes (ending in ``_``) that ``fit`` sets, which metrics' ``needs`` are checked against before any
+    fit exists (None: not known before fit, as for ``sklearn``, whose attributes depend on its estimator)."""
 
     default_metrics: tuple[str, ...] = ()
+    fitted: tuple[str, ...] | None
 
     def bind(self, source, real: np.ndarray):
         return self

@@ -34,6 +34,7 @@ class Categorical(Family):
     [[0.5, 0.25, 0.25]]
     """
 
+    fitted = ("probs_", "degenerate_")
     default_metrics = ("entropy", "support_size", "heterozygosity", "tv")
 
     def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):

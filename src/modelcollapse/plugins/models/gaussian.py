@@ -60,6 +60,7 @@ class Gaussian(Family):
     (4, 10, 1)
     """
 
+    fitted = ("mean_", "cov_", "degenerate_")
     default_metrics = ("mean", "variance", "w2_sq", "trace_ratio", "mean_sq_error", "tail_mass", "nll_real")
 
     def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", sampler: Literal["auto", "exact", "samples"] = "samples"):

@@ -35,6 +35,7 @@ class GaussianSGD(Family):
     (2, 4, 1)
     """
 
+    fitted = ("mean_", "log_std_", "records_", "degenerate_")
     default_metrics = ("mean", "variance", "w2_sq", "mean_sq_error", "tail_mass", "nll_real")
 
     def __init__(self, lr: float = 0.05, epochs: int = 3, batch_size: int = 10, init_mean: float = 0.0, init_std: float = 1.0):

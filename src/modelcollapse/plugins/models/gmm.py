@@ -92,6 +92,7 @@ class GMM(Family):
     ((3, 2, 2), (3, 10, 2))
     """
 
+    fitted = ("weights_", "means_", "covariances_", "converged_", "n_iter_", "lower_bound_", "degenerate_")
     default_metrics = ("component_std", "gmm_l2_to_gen0", "mean", "variance", "nll_real", "w1")
     state_format = "safetensors"  # written every generation: ~6x faster to serialise than an eight-member .npz
 

@@ -32,6 +32,7 @@ class KDE(Family):
     (2, 5, 1)
     """
 
+    fitted = ("points_", "bandwidth_", "kernel_cov_", "degenerate_")
     default_metrics = ("mean", "variance", "nll_real", "w1")
 
     def __init__(self, bandwidth: float | Literal["scott", "silverman"] = "scott"):

@@ -71,6 +71,7 @@ class CausalLM(Family):
     """
 
     state_format = "safetensors"
+    fitted = ("train_", "degenerate_")
     default_metrics = (
         "test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate", "self_bleu",
         "vocab_coverage", "rare_words_lost",
@@ -314,6 +315,7 @@ class TinyLM(CausalLM):
     """
 
     kind = "lm-tiny"
+    fitted = ("train_", "vocab_", "degenerate_")
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ class LinearRegression(Family):
     Fitted: ``weights_`` ``(R, d)``.
     """
 
+    fitted = ("weights_", "degenerate_")
     default_metrics = ("test_mse",)
 
     def __init__(self, noise: float | None = None):

@@ -2,6 +2,9 @@
 
 This family loops over replicates in Python: it exists to check the batched families against a trusted library and
 to try estimators that have no batched version. For speed use ``gmm`` or ``kde``.
+
+``model.estimator`` is an import path, so a config that sets it (to anything but the default) names code to import
+and run: it is refused unless the run is trusted (``--trust-code``, ``trust_code=True``; the ``imports`` trait).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def load_estimator(path: str) -> type:
     return cls
 
 
-@MODELS.register("sklearn")
+@MODELS.register("sklearn", imports=("estimator",))
 class Sklearn(Family):
     """``estimator(**params)`` fitted to each replicate separately.
 
@@ -58,6 +61,7 @@ class Sklearn(Family):
     (2, 2, 2)
     """
 
+    fitted = None  # the estimator's own attributes: known only after fit
     default_metrics = ("mean", "variance", "nll_real", "w1")
 
     def __init__(self, estimator: str = "sklearn.mixture.GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006

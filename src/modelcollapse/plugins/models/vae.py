@@ -92,6 +92,7 @@ class VAE(Family):
     """
 
     state_format = "safetensors"
+    fitted = ("shape_", "degenerate_")
     default_metrics = ("latent_std", "frechet", "precision", "recall", "class_entropy")
 
     def __init__(
