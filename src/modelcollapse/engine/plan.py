@@ -14,6 +14,7 @@ passes :func:`validate` runs; one that does not fails before anything is written
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +100,9 @@ def check_arm(arm: Config) -> None:
             )
         if regime != "replace":
             raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {regime!r}.")
+        if arm.loop.bias != 1.0 and "bias" not in inspect.signature(model.fit_population).parameters:
+            raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.sampling 'exact' needs a family whose fit_population() "
+                              f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.sampling: finite.")
     for name in metric_names(arm, model):
         METRICS.get(name, "metrics")
     check_bias(model, arm.loop.bias, arm.model["kind"])
