@@ -14,14 +14,16 @@ from modelcollapse.analysis.report import arm_configs
 from modelcollapse.config import load_raw
 
 
-def within(out, values, arm, metric, generations, se=4.0, extra=0.0):
-    """Assert the replicate mean of ``metric`` matches the reference at each of ``generations``."""
+def within(out, values, arm, metric, generations, se=4.0, extra=0.0, sd=None):
+    """Assert the replicate mean of ``metric`` matches the reference at each of ``generations``, within ``se``
+    standard errors (from the replicates' spread, or from ``sd``, a known per-replicate standard deviation)."""
     got = values[(arm, metric)]
     ref, _, statistic = theory.reference(metric, arm_configs(out)[arm], np.asarray(generations))
     assert statistic == "mean"
     for g, r in zip(generations, ref):
         x = got[g]
-        assert x.mean() == pytest.approx(r, abs=se * x.std(ddof=1) / np.sqrt(x.size) + extra), (arm, metric, g)
+        spread = x.std(ddof=1) if sd is None else sd
+        assert x.mean() == pytest.approx(r, abs=se * spread / np.sqrt(x.size) + extra), (arm, metric, g)
 
 
 def preset(name, **changes):
@@ -89,3 +91,34 @@ def test_temperature_needs_a_family_that_tempers_its_population():
 
     with pytest.raises(ConfigError, match="fit_population"):
         validate({"model": {"kind": "gaussian"}, "loop": {"sampling": "exact", "bias": 0.5}})
+
+
+def test_forgetting_row14(tmp_path):
+    raw = preset("forgetting", replicates=8000)
+    raw["arms"]["zipf-N10000"].update({"replicates": 10, "loop.generations": 40, "data": {"kind": "zipf", "exponent": 1.1, "types": 2000},
+                                        "loop.samples": 2000})
+    m = run_small(raw, tmp_path / "r")
+    within(tmp_path / "r", m, "poisson-n10", "nonzero", [0, 19, 49])
+    # The support reference is the Poisson (rare-word) limit of the multinomial: 2% allowed for the approximation.
+    ref = theory.reference("support_size", arm_configs(tmp_path / "r")["zipf-N10000"], np.array([39]))[0][0]
+    within(tmp_path / "r", m, "zipf-N10000", "support_size", [0, 39], extra=0.02 * ref)
+
+
+def test_tails_zipf_row15(tmp_path):
+    raw = preset("tails-zipf", replicates=6, grid={"loop.samples": [10_000, 100_000]})
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("clean", "cut-k100", "cut-k100-clean0.1")}
+    m = run_small(raw, tmp_path / "r")
+    arms = arm_configs(tmp_path / "r")
+    from modelcollapse.plugins.data import SOURCES
+
+    for arm in raw["arms"]:
+        for t in (10_000, 100_000):
+            name = f"{arm},loop.samples={t}"
+            # 6 replicates estimate their own spread badly: use the missing mass's standard deviation with the types'
+            # misses taken independent, √(Σ p_i² u_i (1 − u_i)), u_i = (1 − q_i)^T (an upper bound: the multinomial
+            # counts are negatively correlated)
+            source = SOURCES.build(arms[name]["data"])
+            u = np.exp(t * np.log1p(-getattr(source, "train_probs", source.probs)))
+            within(tmp_path / "r", m, name, "missing_mass", [0], sd=np.sqrt(np.sum(source.probs**2 * u * (1 - u))))
+    # The cut data's floor: Σ_{i>100} p_i, whatever T (0.00605).
+    assert m[("cut-k100,loop.samples=100000", "missing_mass")][0].min() > 0.006

@@ -116,6 +116,16 @@ def poisson_survival(samples: int, rate: float, g: np.ndarray) -> np.ndarray:
     return -np.expm1(-samples * rate * forgetting_g(int(g.max()) + 1)[g])
 
 
+def categorical_support_replace(p: np.ndarray, samples: int, g: np.ndarray) -> np.ndarray:
+    """E[support size] after g + 1 fits to N = ``samples`` draws under replace, in the Poisson (rare-word) limit of
+    Suresh et al.: a category with generation-0 count c survives g more fits w.p. 1 − exp(−c g_{g}) (g_0 = ∞), and c ~
+    Binomial(N, p_i), so E = Σ_i [1 − (1 − p_i g_{g+1})^N]. Exact at g = 0; for common categories (which never die in
+    practice) the approximation does not matter."""
+    g = np.asarray(g)
+    step = forgetting_g(int(g.max()) + 1)[g]
+    return (1 - np.exp(samples * np.log1p(-np.asarray(p)[None, :] * step[:, None]))).sum(-1)
+
+
 def memoriser_error(p: np.ndarray, q: np.ndarray, train: int) -> float:
     """E[missing mass] = Σ p_i (1 − q_i)^T of a memoriser trained on T draws from q, tested on p ("A Tale of Tails";
     row 15). Computed as Σ p_i exp(T log1p(−q_i)), accurate for tiny q_i and huge T."""
@@ -135,6 +145,8 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
     n_real = params.get("n_real", loop.get("n_real"))
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and bias == 1.0 and not exact:
         probs = SOURCES.build(data, "data").probs
+        if metric == "support_size" and regime == "replace" and (loop.get("real_samples") or M) == M == n_synthetic:
+            return categorical_support_replace(probs, M, g), "≈ Σ 1 − (1 − p_i g_(g+1))^N", "mean"
         if metric == "l2_sq_to_truth" and regime == "fresh" and n_real:
             m0 = loop.get("real_samples") or max(M, n_real)
             return fresh_categorical_l2(1 - (probs**2).sum(), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
@@ -145,10 +157,10 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
             return special.entr(p).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
         if metric == "tv":
             return 0.5 * np.abs(p - p0).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
-    if model["kind"] == "categorical" and data["kind"] in ("tail-cut", "tail-narrow") and metric == "missing_mass":
+    if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):
         source = SOURCES.build(data, "data")
-        values = np.full(g.shape, np.nan)
-        values[g == 0] = memoriser_error(source.probs, source.train_probs, loop.get("real_samples") or M)
+        values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
+        values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
         return values, "E: Σ p_i (1 − q_i)^T", "mean"
     if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "mix":
         pool = loop.get("real_samples") or M

@@ -43,16 +43,15 @@ class CategoricalSource(Source):
         probabilities: list[float] | None = None,
     ):
         self.categories, self.distribution, self.exponent = categories, distribution, exponent
-        self.probabilities = probabilities
+        self.probabilities, self._words = probabilities, None
         if probabilities is not None:
             p = np.asarray(probabilities, float)
             if p.ndim != 1 or len(p) < 2 or np.any(p < 0) or p.sum() <= 0:
                 raise ConfigError(f"data.probabilities must be a list of >= 2 non-negative numbers, not all 0; got {probabilities!r}.")
-            self.categories, self.labels, self.probs = len(p), [str(i) for i in range(len(p))], p / p.sum()
+            self.categories, self.probs = len(p), p / p.sum()
             return
         if categories < 2:
             raise ConfigError(f"data.categories must be >= 2; got {categories!r}.")
-        self.labels = [str(i) for i in range(categories)]
         if distribution == "uniform":
             p = np.ones(categories)
         elif distribution == "zipf":
@@ -70,8 +69,13 @@ class CategoricalSource(Source):
             ) from None
         freq = get_frequency_dict("en", wordlist="large")
         top = sorted(freq.items(), key=lambda kv: -kv[1])[:k]
-        self.labels = [w for w, _ in top]
+        self._words = [w for w, _ in top]
         return np.array([f for _, f in top], float)
+
+    @property
+    def labels(self) -> list[str]:
+        """Category names: the words for ``wordfreq``, else the indices as strings (made when asked: 10⁶ types)."""
+        return self._words if self._words is not None else [str(i) for i in range(len(self.probs))]
 
     def sample(self, replicates, n, rng):
         return draw_categories(np.broadcast_to(self.probs, (replicates, len(self.probs))), n, rng)

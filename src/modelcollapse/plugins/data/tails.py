@@ -38,7 +38,7 @@ class _Transformed(Source):
         inner = SOURCES.build(source, "data.source")
         if not hasattr(inner, "probs"):
             raise ConfigError(f"data.source must be a categorical source with exact probabilities; got kind {source.get('kind')!r}.")
-        self.probs, self.labels, self.clean_share = inner.probs, getattr(inner, "labels", None), clean_share
+        self.probs, self.clean_share = inner.probs, clean_share
         return inner.probs
 
     def _mix(self, ai: np.ndarray):
