@@ -74,6 +74,16 @@ PRESETS: dict[str, dict] = {
     "mad-loops-gaussian": {"set": ["replicates=16", "loop.generations=20", "loop.heldout=500"]},
     # sweep presets: `run` runs the base point (the sweep grid is `modelcollapse sweep`'s business)
     "mad-phase": {"set": ["replicates=16", "loop.generations=15"]},
+    "fresh-categorical": {"set": ["replicates=50", "loop.generations=10"]},
+    "stability-mix": {"set": ["replicates=50", "loop.generations=10"]},
+    "heat-death": {"set": ["replicates=4", "loop.generations=10", "loop.samples=1000"]},
+    "heat-death-phase": {"set": ["replicates=16", "loop.generations=10"]},
+    "forgetting": {
+        "set": ["replicates=200", "loop.generations=20",
+                "arms={poisson-n10: {}, zipf: {data: {kind: zipf, exponent: 1.1, types: 500}, model: {kind: categorical}, "
+                "metrics: [support_size, entropy], replicates: 10, loop.samples: 500}}"],
+    },
+    "tails-zipf": {"set": ["replicates=2", "grid={loop.samples: [1000, 10000]}"]},
     "real-fraction-sweep": {"set": ["replicates=32", "loop.generations=25"]},
     "regression-regimes": {"set": ["replicates=50", "loop.generations=50"]},
     "vae-digits": {

@@ -88,7 +88,7 @@ def test_exact_sampling_needs_a_family_that_can_and_the_replace_regime():
     base = raw({"kind": "linear-regression"}, {"kind": "regression"}, metrics=["test_mse"])
     with pytest.raises(ConfigError, match="loop.sampling 'exact' fits each generation to the previous model's population, "
                        "which model.kind 'linear-regression' cannot do; families that can: 'categorical', 'gaussian', "
-                       "'gaussian-sgd', 'gmm', 'kde'."):
+                       "'gaussian-mean', 'gaussian-sgd', 'gmm', 'kde', 'poisson'."):
         validate(base)
     with pytest.raises(ConfigError, match="loop.sampling 'exact' needs loop.regime 'replace'; got 'accumulate'."):
         validate({**raw({"kind": "gaussian"}), "loop": {"sampling": "exact", "regime": "accumulate"}})

@@ -43,6 +43,8 @@ CASES = {
     "gaussian-3d-mle": Case({"kind": "gaussian", "variance": "mle"}, {"kind": "gaussian", "dim": 3, "std": [1.0, 2.0, 0.5]}),
     "gaussian-sgd": Case({"kind": "gaussian-sgd"}, {"kind": "gaussian", "mean": 2.0, "std": 3.0}),
     "categorical": Case({"kind": "categorical"}, {"kind": "categorical", "categories": 6, "distribution": "zipf"}),
+    "gaussian-mean": Case({"kind": "gaussian-mean", "std": 1.5}, {"kind": "gaussian", "mean": 2.0, "std": 1.5}),
+    "poisson": Case({"kind": "poisson"}, {"kind": "poisson", "rate": [0.5, 3.0]}),
     "linear-regression": Case({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}),
     "gmm": Case({"kind": "gmm"}, MIXTURE),
     "kde": Case({"kind": "kde"}, MIXTURE),

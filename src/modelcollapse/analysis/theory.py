@@ -39,13 +39,143 @@ def heterozygosity_replace(h0: float, samples: int, g: np.ndarray) -> np.ndarray
 
 def regression_test_mse(regime: str, noise: float, dim: int, samples: int, g: np.ndarray) -> np.ndarray | None:
     """E‖ŵ_g − w*‖² with a fixed isotropic design: replace σ²d/(T−d−1)·(g+1); accumulate σ²d/(T−d−1)·Σ_{k≤g+1} 1/k²
-    (an upper bound of Gerstgrasser et al.). None for other regimes."""
+    (Gerstgrasser et al. give it as an upper bound; with the pool's normal equations shared it is exact: PAPER-NUMBERS,
+    under row 3). None for other regimes."""
     unit = noise**2 * dim / (samples - dim - 1)
     g = np.asarray(g)
     if regime == "replace":
         return unit * (g + 1)
     if regime == "accumulate":
         return unit * np.cumsum(1.0 / np.arange(1, g.max() + 2) ** 2)[g]
+    return None
+
+
+def mean_sq_error_replace(trace0: float, samples: int, ddof: int, g: np.ndarray) -> np.ndarray:
+    """E‖μ̂_g − μ₀‖² under replace with n = ``samples`` draws a generation: fit k's mean takes a step of covariance
+    Σ̂_{k−1}/n (Σ̂_{−1} = Σ₀), and E tr Σ̂_k = tr Σ₀·r^(k+1) with r = (n − 1)/(n − ddof). Summed over k = 0..g:
+    tr Σ₀·(1 − ((n−1)/n)^(g+1)) for MLE fits, tr Σ₀·(g+1)/n for unbiased ones (PAPER-NUMBERS, under row 2)."""
+    g = np.asarray(g, float)
+    if ddof == 1:
+        return trace0 * (g + 1) / samples
+    return trace0 * (1 - ((samples - 1) / samples) ** (g + 1))
+
+
+def det_ratio_replace(dim: int, samples: int, ddof: int, g: np.ndarray) -> np.ndarray:
+    """E[det Σ̂_g / det Σ₀] under replace: each fit multiplies the determinant by det W/(n − ddof)^d with
+    W ~ Wishart(n − 1, I) independent of the past, whose mean is Π_{i=1..d} (n − i)/(n − ddof); raised to g + 1.
+    For MLE fits (ddof 0): Π_{i=1..d} (1 − i/n)^(g+1) (PAPER-NUMBERS, under row 2)."""
+    step = np.prod([(samples - i) / (samples - ddof) for i in range(1, dim + 1)])
+    return step ** (np.asarray(g, float) + 1)
+
+
+def fresh_categorical_l2(h: float, n_real: int, n_synthetic: int, m0: int, g: np.ndarray) -> np.ndarray:
+    """E‖p̂_g − p*‖² when each generation g ≥ 1 fits the MLE to N = ``n_real`` fresh real and n = ``n_synthetic``
+    synthetic draws (α = n/(N+n)); generation 0 fits ``m0`` real draws; h = 1 − Σ p*².
+
+    V_{g+1} = h/(N+n) + c·V_g with c = α²(1 − 1/n), V_0 = h/m0; so V_g = V∞ + (V_0 − V∞) c^g and
+    V∞ = h / ((N+n)(1 − α²(1 − 1/n))) (PAPER-NUMBERS row 13: 0.005980 for N = n = 100, K = 10 uniform)."""
+    alpha = n_synthetic / (n_real + n_synthetic)
+    c = alpha**2 * (1 - 1 / n_synthetic)
+    stationary = h / ((n_real + n_synthetic) * (1 - c))
+    return stationary + (h / m0 - stationary) * c ** np.asarray(g, float)
+
+
+def mix_known_sigma_mse(sigma2: float, n: int, lam: float, g: np.ndarray) -> np.ndarray:
+    """E(μ̂_g − μ)² for a known-σ Gaussian mean refitted on the same n real records plus λn synthetic draws of the
+    previous fit. With r the real records' mean error and a = λ/(1+λ), d_g = μ̂_g − μ − r follows
+    d_{g+1} = a(d_g + η), η ~ N(0, σ²/(λn)), d_0 = 0: E(μ̂_g − μ)² = σ²/n + D∞(1 − a^(2g)),
+    D∞ = λσ²/(n(1 + 2λ)) (PAPER-NUMBERS row 18: 0.02667 at stationarity for n = 50, λ = 1)."""
+    a = lam / (1 + lam)
+    return sigma2 / n + lam * sigma2 / (n * (1 + 2 * lam)) * (1 - a ** (2 * np.asarray(g, float)))
+
+
+def tempered_probs(p0: np.ndarray, temperature: float, g: np.ndarray) -> np.ndarray:
+    """p_g ∝ p₀^(T^−g): g population fits at temperature T after generation 0, ``(len(g), K)`` (PAPER-NUMBERS row 19:
+    T = 1.1, g = 30 gives (0.3425, 0.3326, 0.3249) from (0.5, 0.3, 0.2))."""
+    with np.errstate(divide="ignore"):
+        logits = np.log(np.asarray(p0, float))[None, :] * (float(temperature) ** -np.asarray(g, float))[:, None]
+    w = np.exp(logits - logits.max(-1, keepdims=True))
+    return w / w.sum(-1, keepdims=True)
+
+
+def forgetting_g(k: int) -> np.ndarray:
+    """g_1..g_k with g_1 = 1, g_{j+1} = 1 − e^(−g_j) (Suresh et al.): P(a Poisson rate fitted k times is still > 0)
+    = 1 − exp(−n λ₀ g_k). g_k ≈ 2/k for large k."""
+    out = np.empty(k)
+    out[0] = 1.0
+    for j in range(1, k):
+        out[j] = -np.expm1(-out[j - 1])
+    return out
+
+
+def poisson_survival(samples: int, rate: float, g: np.ndarray) -> np.ndarray:
+    """P(λ̂_g > 0) = 1 − exp(−n λ₀ g_{g+1}) under replace, generation g being the (g+1)-th fit (generation 0 counts as a
+    fit): n λ̂ is a Galton–Watson population with Poisson(1) offspring started from Poisson(n λ₀) (row 14: 0.3676 at
+    20 fits, 0.1746 at 50 for n = 10, λ₀ = 0.5)."""
+    g = np.asarray(g)
+    return -np.expm1(-samples * rate * forgetting_g(int(g.max()) + 1)[g])
+
+
+def categorical_support_replace(p: np.ndarray, samples: int, g: np.ndarray) -> np.ndarray:
+    """E[support size] after g + 1 fits to N = ``samples`` draws under replace, in the Poisson (rare-word) limit of
+    Suresh et al.: a category with generation-0 count c survives g more fits w.p. 1 − exp(−c g_{g}) (g_0 = ∞), and c ~
+    Binomial(N, p_i), so E = Σ_i [1 − (1 − p_i g_{g+1})^N]. Exact at g = 0; for common categories (which never die in
+    practice) the approximation does not matter."""
+    g = np.asarray(g)
+    step = forgetting_g(int(g.max()) + 1)[g]
+    return (1 - np.exp(samples * np.log1p(-np.asarray(p)[None, :] * step[:, None]))).sum(-1)
+
+
+def memoriser_error(p: np.ndarray, q: np.ndarray, train: int) -> float:
+    """E[missing mass] = Σ p_i (1 − q_i)^T of a memoriser trained on T draws from q, tested on p ("A Tale of Tails";
+    row 15). Computed as Σ p_i exp(T log1p(−q_i)), accurate for tiny q_i and huge T."""
+    q = np.asarray(q, float)
+    with np.errstate(divide="ignore"):
+        return float(np.sum(np.asarray(p) * np.exp(train * np.log1p(-np.minimum(q, 1.0)))))
+
+
+def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """References for the newer-theory presets (PAPER-NUMBERS rows 13–19), or None."""
+    from ..plugins.data import SOURCES
+
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
+    M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("sampling", "finite") == "exact"
+    n_synthetic = loop.get("n_synthetic") or M
+    n_real = params.get("n_real", loop.get("n_real"))
+    if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and bias == 1.0 and not exact:
+        probs = SOURCES.build(data, "data").probs
+        if metric == "support_size" and regime == "replace" and (loop.get("real_samples") or M) == M == n_synthetic:
+            return categorical_support_replace(probs, M, g), "≈ Σ 1 − (1 − p_i g_(g+1))^N", "mean"
+        if metric == "l2_sq_to_truth" and regime == "fresh" and n_real:
+            m0 = loop.get("real_samples") or max(M, n_real)
+            return fresh_categorical_l2(1 - (probs**2).sum(), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
+    if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and exact and regime == "replace":
+        p0 = SOURCES.build(data, "data").probs
+        p = tempered_probs(p0, bias, g)
+        if metric == "entropy":
+            return special.entr(p).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
+        if metric == "tv":
+            return 0.5 * np.abs(p - p0).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
+    if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):
+        source = SOURCES.build(data, "data")
+        values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
+        values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
+        return values, "E: Σ p_i (1 − q_i)^T", "mean"
+    if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "mix":
+        pool = loop.get("real_samples") or M
+        sigma2 = float(np.mean(np.square(data["std"])))
+        if n_real == pool and data["dim"] == 1 and sigma2 == model["std"] ** 2:
+            lam = n_synthetic / pool
+            return mix_known_sigma_mse(sigma2, pool, lam, g), "E: σ²/n + λσ²(1 − a^(2g))/(n(1+2λ))", "mean"
+    if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "replace":
+        trace0 = float(np.sum(np.broadcast_to(np.square(data["std"]), (data["dim"],))))
+        if (loop.get("real_samples") or M) == M and n_synthetic == M and trace0 == data["dim"] * model["std"] ** 2:
+            return trace0 * (g + 1.0) / M, "E: tr Σ₀(g+1)/n", "mean"
+    if model["kind"] == "poisson" and data["kind"] == "poisson" and metric == "nonzero" and regime == "replace":
+        rate = np.atleast_1d(data["rate"])
+        if len(rate) == 1 and (loop.get("real_samples") or M) == M and n_synthetic == M:
+            return poisson_survival(M, float(rate[0]), g), "P: 1 − exp(−nλ₀g_(g+1))", "mean"
     return None
 
 
@@ -81,9 +211,12 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
     data, model, loop = arm["data"], arm["model"], arm["loop"]
     g, M, regime = np.asarray(generations), loop["samples"], regime_name(loop)
     found = published(metric, arm, g)
+    if found is None:
+        found = newer_reference(metric, arm, g)
     if found is not None:
         return found
     same_size = (loop.get("real_samples") or M) == M
+    population = loop.get("sampling", "finite") == "exact" or loop.get("bias", 1.0) != 1.0
     if regime != "replace" and not (model["kind"] == "linear-regression" and regime == "accumulate"):
         return None
     if model["kind"] == "gaussian" and data["kind"] == "gaussian" and same_size:
@@ -95,16 +228,21 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
             return trace_ratio_mle_replace(M, g), "E: ((n−1)/n)^(g+1)", "mean"
         if metric == "trace_ratio" and model["variance"] == "unbiased":
             return np.ones(g.shape), "E: 1 (martingale)", "mean"
+        ddof = 1 if model["variance"] == "unbiased" else 0
+        if metric == "mean_sq_error" and not population:
+            return mean_sq_error_replace(sigma2 * dim, M, ddof, g), "E: tr Σ₀(1−((n−1)/n)^(g+1)) or tr Σ₀(g+1)/n", "mean"
+        if metric == "det_ratio" and not population:
+            return det_ratio_replace(dim, M, ddof, g), "E: Π_i ((n−i)/(n−ddof))^(g+1)", "mean"
         if metric == "variance" and dim == 1:
             ddof = 1 if model["variance"] == "unbiased" else 0
             return sigma2 * np.exp(median_log_variance(M, ddof, g)), "median: exp((g+1)(ψ((M−1)/2)+log(2/(M−ddof))))", "median"
-    if model["kind"] == "categorical" and data["kind"] == "categorical" and metric == "heterozygosity" and same_size:
-        from ..plugins.data.categorical import CategoricalSource
+    if model["kind"] == "categorical" and data["kind"] == "categorical" and metric == "heterozygosity" and same_size and not population:
+        from ..plugins.data import SOURCES
 
-        probs = CategoricalSource(data["categories"], data["distribution"], data["exponent"]).probs
+        probs = SOURCES.build(data, "data").probs
         return heterozygosity_replace(1 - (probs**2).sum(), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
     if model["kind"] == "linear-regression" and metric == "test_mse" and same_size:
         values = regression_test_mse(regime, data["noise"], data["dim"], M, g)
-        label = "E: σ²d/(T−d−1)·(g+1)" if regime == "replace" else "bound: σ²d/(T−d−1)·Σ1/k²"
+        label = "E: σ²d/(T−d−1)·(g+1)" if regime == "replace" else "E: σ²d/(T−d−1)·Σ1/k²"
         return (values, label, "mean") if values is not None else None
     return None

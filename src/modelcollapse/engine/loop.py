@@ -123,7 +123,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     for g in range(start, loop.generations):
         if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
             train = []
-            model.fit_population(model, rng=rng(generation=g, role="fit"))
+            model.fit_population(model, rng=rng(generation=g, role="fit"), **({"bias": loop.bias} if loop.bias != 1.0 else {}))
         elif g > 0 and exact:
             # 1-2. model.sampler exact: the fit to n_draw (biased) draws from the last fit, drawn from its sampling
             # distribution, from the stream of the samples it replaces

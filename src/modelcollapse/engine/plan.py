@@ -17,6 +17,7 @@ in this machine's memory is refused (:func:`check_memory`), and plug-in paramete
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,9 @@ def check_arm(arm: Config) -> None:
             )
         if regime != "replace":
             raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {regime!r}.")
+        if arm.loop.bias != 1.0 and "bias" not in inspect.signature(model.fit_population).parameters:
+            raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.sampling 'exact' needs a family whose fit_population() "
+                              f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.sampling: finite.")
     for name in metric_names(arm, model):
         METRICS.get(name, "metrics")
         check_metric(name, model, source, arm)

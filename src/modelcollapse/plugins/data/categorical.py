@@ -24,7 +24,8 @@ def draw_categories(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.n
 
 @SOURCES.register("categorical")
 class CategoricalSource(Source):
-    """``categories`` outcomes with a ``uniform``, ``zipf`` (p_i ∝ i^-exponent) or ``wordfreq`` distribution.
+    """``categories`` outcomes with a ``uniform``, ``zipf`` (p_i ∝ i^-exponent) or ``wordfreq`` distribution, or
+    explicit ``probabilities`` (a list, renormalised; it sets ``categories`` and overrides ``distribution``).
 
     ``wordfreq`` takes the ``categories`` most frequent English words (the ``wordfreq`` package's large list) and
     renormalises their frequencies; ``self.labels`` holds the words. Records are category indices, shape ``()``.
@@ -39,11 +40,18 @@ class CategoricalSource(Source):
         categories: int = 10,
         distribution: Literal["uniform", "zipf", "wordfreq"] = "uniform",
         exponent: float = 1.1,
+        probabilities: list[float] | None = None,
     ):
         self.categories, self.distribution, self.exponent = categories, distribution, exponent
+        self.probabilities, self._words = probabilities, None
+        if probabilities is not None:
+            p = np.asarray(probabilities, float)
+            if p.ndim != 1 or len(p) < 2 or np.any(p < 0) or p.sum() <= 0:
+                raise ConfigError(f"data.probabilities must be a list of >= 2 non-negative numbers, not all 0; got {probabilities!r}.")
+            self.categories, self.probs = len(p), p / p.sum()
+            return
         if categories < 2:
             raise ConfigError(f"data.categories must be >= 2; got {categories!r}.")
-        self.labels = [str(i) for i in range(categories)]
         if distribution == "uniform":
             p = np.ones(categories)
         elif distribution == "zipf":
@@ -61,8 +69,13 @@ class CategoricalSource(Source):
             ) from None
         freq = get_frequency_dict("en", wordlist="large")
         top = sorted(freq.items(), key=lambda kv: -kv[1])[:k]
-        self.labels = [w for w, _ in top]
+        self._words = [w for w, _ in top]
         return np.array([f for _, f in top], float)
+
+    @property
+    def labels(self) -> list[str]:
+        """Category names: the words for ``wordfreq``, else the indices as strings (made when asked: 10⁶ types)."""
+        return self._words if self._words is not None else [str(i) for i in range(len(self.probs))]
 
     def sample(self, replicates, n, rng):
         return draw_categories(np.broadcast_to(self.probs, (replicates, len(self.probs))), n, rng)

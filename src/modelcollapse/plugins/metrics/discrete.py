@@ -40,3 +40,26 @@ def tv(ctx: Context) -> np.ndarray:
 def top_category(ctx: Context) -> np.ndarray:
     """Index of the most probable fitted category (after absorption, the category that won)."""
     return probs(ctx, "top_category").argmax(-1)
+
+
+@METRICS.register("l2_sq_to_truth", from_model=True, needs=("probs_",), source_needs=("probs",))
+def l2_sq_to_truth(ctx: Context) -> np.ndarray:
+    """‖p̂ − p*‖² = Σ_i (p̂_i − p*_i)², the squared Euclidean distance of the fitted probabilities to the real ones
+    (squared; dimensionless). Its expectation for one fit to N draws is (1 − Σ p*²)/N."""
+    return ((probs(ctx, "l2_sq_to_truth") - ctx.source.probs) ** 2).sum(-1)
+
+
+@METRICS.register("missing_mass", from_model=True, needs=("probs_",), source_needs=("probs",))
+def missing_mass(ctx: Context) -> np.ndarray:
+    """Σ_i p*_i · 1[p̂_i = 0]: the real distribution's mass on the categories the fit gives probability zero, in
+    [0, 1]. For the memoriser (the MLE of counts) it is the test error of "A Tale of Tails": the chance that a fresh real
+    draw is a type never seen in training."""
+    return ((probs(ctx, "missing_mass") == 0) * ctx.source.probs).sum(-1)
+
+
+@METRICS.register("nonzero", from_model=True, needs=("rate_",))
+def nonzero(ctx: Context) -> np.ndarray:
+    """1 if the fitted rate (``rate_`` ``(R,)`` or ``(R, d)``) is not degenerate at 0 (some coordinate > 0), else 0.
+    Averaged over replicates it is the probability the quantity is still present (Suresh et al.'s forgetting)."""
+    rate = require(ctx, "rate_", "nonzero")
+    return (rate.reshape(len(rate), -1) > 0).any(-1).astype(float)

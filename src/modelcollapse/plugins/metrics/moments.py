@@ -36,6 +36,16 @@ def trace_ratio(ctx: Context) -> np.ndarray:
     return np.trace(cov, axis1=-2, axis2=-1) / np.trace(cov0)
 
 
+@METRICS.register("det_ratio", from_model=True, needs=("moments",), source_needs=("moments",))
+def det_ratio(ctx: Context) -> np.ndarray:
+    """det Σ̂ / det Σ₀: the fitted over the real generalised variance (volume²), from log-determinants (no overflow in
+    high d). Dimensionless; 1 means no collapse, 0 a singular fit."""
+    _, cov = model_moments(ctx, "det_ratio")
+    _, cov0 = require(ctx, "moments", "det_ratio", owner="source")()
+    sign, logdet = np.linalg.slogdet(cov)
+    return np.where(sign > 0, np.exp(logdet - np.linalg.slogdet(cov0)[1]), 0.0)
+
+
 @METRICS.register("mean_sq_error", from_model=True, needs=("moments",), source_needs=("moments",))
 def mean_sq_error(ctx: Context) -> np.ndarray:
     """‖μ̂ − μ₀‖², the squared Euclidean error of the fitted mean. Squared units."""

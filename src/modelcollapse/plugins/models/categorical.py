@@ -76,10 +76,11 @@ class Categorical(Family):
         k = max(c.cache["counts"].shape[1] for c in chunks)
         return self._set(sum(np.pad(c.cache["counts"], ((0, 0), (0, k - c.cache["counts"].shape[1]))) for c in chunks))
 
-    def fit_population(self, previous, *, rng: np.random.Generator):
-        """Fit to infinitely many draws of ``previous`` (``probs_`` ``(R, K)``): its probabilities, copied. The
-        ``smoothing`` pseudo-counts vanish against infinite counts. Returns self."""
-        self.probs_ = np.array(previous.probs_, dtype=float)
+    def fit_population(self, previous, *, rng: np.random.Generator, bias: float = 1.0):
+        """Fit to infinitely many draws of ``previous`` (``probs_`` ``(R, K)``) at temperature T = ``bias`` (as
+        :meth:`sample`): its probabilities p^(1/T) renormalised, so t such fits give p₀^(T^−t) ("heat death" for
+        T > 1, the argmax for T < 1). The ``smoothing`` pseudo-counts vanish against infinite counts. Returns self."""
+        self.probs_ = np.array(previous.probs_ if bias == 1.0 else tempered(previous.probs_, bias), dtype=float)
         self.degenerate_ = (self.probs_ > 0).sum(1) <= 1
         return self
 
