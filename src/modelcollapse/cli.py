@@ -64,16 +64,22 @@ def main(debug: bool) -> None:
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a plug-in module or file first (repeatable). Importing runs its code: use only code you trust.")
 @friendly
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
-        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None) -> None:
+        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
+        plugins: tuple[str, ...] = ()) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .engine.executors import ExecutorSpec
     from .analysis.report import build_report, summary_table
     from .engine.runner import run_config
+    from .registry import import_plugins
+
+    import_plugins(plugins, "--plugin")
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec)
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, plugins=plugins)
     if not no_report:
         path = build_report(out)
     if track == "mlflow":
@@ -141,17 +147,21 @@ def show(run_dir: Path) -> None:
 @click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet):
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a plug-in module or file first (repeatable). Importing runs its code: use only code you trust.")
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, plugins=()):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
     from .engine.sweep import run_sweep
+    from .registry import import_plugins
 
     @friendly
     def go():
+        import_plugins(plugins, "--plugin")
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec)
+                                   executor=spec, plugins=plugins)
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:

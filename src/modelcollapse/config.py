@@ -71,6 +71,9 @@ class Config(_Strict):
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
+    plugins: list[str] = Field(
+        default_factory=list, description="plug-in modules or .py files imported before validation (their code runs)"
+    )
     _plan: Any = PrivateAttr(None)  # the engine's plan of this config, made once (engine/plan.py)
 
 

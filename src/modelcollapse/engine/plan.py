@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from ..config import Config, check_design, expand_arms
 from ..errors import ConfigError, translate
+from ..registry import import_plugins
 from ..plugins.data import SOURCES
 from ..plugins.filters import build_chain
 from ..plugins.metrics import METRICS
@@ -63,6 +64,7 @@ def make_plan(config: Config) -> Plan:
 
 
 def _plan(config: Config) -> Plan:
+    import_plugins(config.plugins)  # the config's plug-in modules register their names before anything resolves
     arms = expand_arms(config)
     for _, arm in arms:
         check_arm(arm)
@@ -102,6 +104,8 @@ def check_arm(arm: Config) -> None:
     for name in metric_names(arm, model):
         METRICS.get(name, "metrics")
     check_bias(model, arm.loop.bias, arm.model["kind"])
+    if hasattr(model, "check_metrics"):  # a family whose capabilities depend on its settings (sklearn's estimator)
+        model.check_metrics(metric_names(arm, model), source)
     build_chain(arm.loop.filters, arm.model)
     sampler_for(arm, model, source, metric_names(arm, model))  # refuses sampler: exact where invalid
 
