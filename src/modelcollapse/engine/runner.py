@@ -63,7 +63,8 @@ def run_unit_job(job: UnitJob) -> str:
     listener, start = job.listener, job.unit.shard * job.cfg.shard_size
     on_metrics = None if listener is None else (lambda g, values: listener(GenerationEvent(
         job.arm, g, values, job.unit.shard, range(start, start + job.unit.size))))
-    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()), on_metrics)
+    extra = {"on_metrics": on_metrics} if on_metrics else {}  # only when asked (tests wrap run_unit's 4-argument form)
+    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()), **extra)
 
 
 def check_resumable(store: RunStore, resolved: dict[str, Any], spelling: Spelling = CLI) -> None:
