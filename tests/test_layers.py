@@ -73,9 +73,14 @@ def imports(module: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in found if m in known and m != module}
 
 
+#: The package's lazy façade: ``modelcollapse.__getattr__`` imports the API on first attribute access (``mc.run``),
+#: never at import time, so ``import modelcollapse`` stays ground. The only edge allowed to point up.
+FACADE = {("modelcollapse", "modelcollapse.api")}
+
+
 def graph() -> dict[str, set[str]]:
     mods = modules()
-    return {m: imports(m, p, set(mods)) for m, p in mods.items()}
+    return {m: {t for t in imports(m, p, set(mods)) if (m, t) not in FACADE} for m, p in mods.items()}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

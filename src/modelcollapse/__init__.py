@@ -1,3 +1,33 @@
-"""modelcollapse: a laboratory for self-consuming generative training loops."""
+"""modelcollapse: a laboratory for self-consuming generative training loops.
+
+The Python API (:mod:`modelcollapse.api`) is reachable from the package and loads on first use, so ``import
+modelcollapse`` stays light (no pandas, torch or matplotlib until a function needs them)::
+
+    import modelcollapse as mc
+    run = mc.run("gaussian-replace", overrides={"replicates": 50})
+"""
 
 __version__ = "0.1.0"
+
+_API = ("run", "load", "sweep", "chain", "presets", "Run", "GenerationEvent", "metric", "regime", "model", "data",
+        "filter")
+_ERRORS = ("ConfigError", "RunError")
+__all__ = ["__version__", *_API, *_ERRORS]
+
+
+def __getattr__(name: str):
+    # The one upward reach of the package: a lazy façade, resolved at attribute access, never at import time
+    # (tests/test_layers.py allows exactly this edge).
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name in _ERRORS:
+        from . import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module 'modelcollapse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API, *_ERRORS])

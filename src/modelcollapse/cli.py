@@ -86,17 +86,23 @@ def main(debug: bool) -> None:
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
 @friendly
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
         executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
-        trust_code: bool) -> None:
+        trust_code: bool, plugins: tuple[str, ...] = ()) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .engine.executors import ExecutorSpec
     from .analysis.report import build_report, summary_table
     from .engine.runner import run_config
+    from .registry import import_plugins
+
+    import_plugins(plugins, "--plugin")
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code)
+    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
+                           plugins=plugins)
     if not no_report:
         path = build_report(out)
     if track == "mlflow":
@@ -173,17 +179,21 @@ def _show(run_dir: Path) -> list[str]:
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code):
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code, plugins=()):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
     from .engine.sweep import run_sweep
+    from .registry import import_plugins
 
     @friendly
     def go():
+        import_plugins(plugins, "--plugin")
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec, trust_code=trust_code)
+                                   executor=spec, trust_code=trust_code, plugins=plugins)
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:

@@ -181,6 +181,9 @@ class Config(_Strict):
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     anatomy: dict[str, Any] | None = Field(None, description="factorial error-source design over the arms (anatomy.py)")
+    plugins: list[str] = Field(
+        default_factory=list, description="plug-in modules or .py files imported before validation (their code runs)"
+    )
     _plan: Any = PrivateAttr(None)  # the engine's plan of this config, made once (engine/plan.py)
 
 

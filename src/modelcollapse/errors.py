@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class ModelCollapseError(Exception):
@@ -27,6 +28,30 @@ class RunError(ModelCollapseError, RuntimeError):
     """A failure while running. The CLI exits 1."""
 
     exit_code = 1
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How error messages name the caller's options: the CLI's flags (:data:`CLI`) or the Python API's keyword
+    arguments (:data:`PYTHON`), so a message never tells a notebook user to "add --resume".
+
+    >>> PYTHON.hint("out", "runs/x")
+    "out='runs/x'"
+    """
+
+    out: str = "--out"
+    resume: str = "--resume"
+    add_resume: str = "add --resume"
+    replace: str = ""  # how to replace an existing run, where the caller can
+
+    def hint(self, option: str, value: object) -> str:
+        """``--out 'x'`` or ``out='x'``."""
+        name = getattr(self, option)
+        return f"{name}={value!r}" if not name.startswith("-") else f"{name} {value!r}"
+
+
+CLI = Spelling()
+PYTHON = Spelling(out="out", resume="resume", add_resume="pass resume=True", replace="overwrite=True replaces it")
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

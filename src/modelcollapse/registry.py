@@ -29,7 +29,10 @@ modelcollapse.errors.ConfigError: unknown key 'shape.sise'; accepted keys here: 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -146,7 +149,10 @@ class Registry(Generic[T]):
         self._aliases = {a: n for a, n in self._aliases.items() if n != name}
 
     def canonical(self, name: str, key: str | None = None) -> str:
-        """The canonical name of ``name`` (itself, or what an alias stands for); a ConfigError if unknown."""
+        """The canonical name of ``name`` (itself, or what an alias stands for); a ConfigError if unknown. An unknown
+        name first loads the installed packages' plug-ins (the ``modelcollapse.plugins`` entry points), once."""
+        if isinstance(name, str) and name not in self._items and name not in self._aliases:
+            load_entry_points()
         if isinstance(name, str) and name in self._items:
             return name
         if isinstance(name, str) and name in self._aliases:
@@ -208,3 +214,76 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+# -- plug-in modules: the config's `plugins:` list, --plugin, and installed packages' entry points ---------------------
+ENTRY_POINT_GROUP = "modelcollapse.plugins"
+_entry_points_loaded = False
+
+
+def load_entry_points() -> list[str]:
+    """Import every ``modelcollapse.plugins`` entry point of the installed packages (once per process), so their
+    plug-ins register themselves. Returns the entry points' names (empty after the first call). A package declares
+    one in its ``pyproject.toml``::
+
+        [project.entry-points."modelcollapse.plugins"]
+        mypkg = "mypkg.collapse_plugins"
+
+    Importing a module runs its code: install only packages you trust. A failing entry point is a ConfigError naming
+    it (the name being resolved may be one it would have registered)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return []
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    names = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as err:
+            raise ConfigError(f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed to import: "
+                              f"{type(err).__name__}: {err}") from err
+        names.append(ep.name)
+    return names
+
+
+def import_plugins(specs: list[str] | tuple[str, ...] | None, key: str = "plugins") -> list[str]:
+    """Import plug-in modules so that their ``register`` calls run: each spec is a module name (``mypkg.plugins``)
+    or a Python file (``my_metrics.py``, relative to the working directory). Importing runs the module's code, so
+    list only code you trust. A module is imported once per process (a file is keyed by its resolved path). Returns
+    the module names; a ConfigError names the spec that cannot be imported."""
+    names = []
+    for spec in specs or ():
+        spec = str(spec)
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            from pathlib import Path
+
+            path = Path(spec).expanduser().resolve()
+            if not path.is_file():
+                raise ConfigError(f"{key}: plug-in file {spec!r} does not exist (resolved to {str(path)!r}).")
+            name = "modelcollapse_plugin_" + hashlib_name(str(path))
+            if name not in sys.modules:
+                loader_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(loader_spec)
+                sys.modules[name] = module
+                try:
+                    loader_spec.loader.exec_module(module)
+                except Exception as err:
+                    del sys.modules[name]
+                    raise ConfigError(f"{key}: plug-in file {spec!r} failed to import: {type(err).__name__}: {err}") from err
+        else:
+            name = spec
+            try:
+                importlib.import_module(spec)
+            except ImportError as err:
+                raise ConfigError(f"{key}: cannot import plug-in module {spec!r} ({err}); give a module name on the "
+                                  "Python path or a .py file.") from err
+        names.append(name)
+    return names
+
+
+def hashlib_name(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

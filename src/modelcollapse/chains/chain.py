@@ -82,7 +82,7 @@ def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool) -> Run
     return store
 
 
-def run_chains(config_source: str, out: Path | None, overrides: list[str], resume: bool, quiet: bool) -> Path:
+def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides: list[str], resume: bool, quiet: bool) -> Path:
     """Run (or resume) the telephone chains of a config or preset; return the run directory.
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.

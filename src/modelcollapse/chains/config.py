@@ -140,12 +140,12 @@ def validate(raw: dict[str, Any]) -> TelephoneConfig:
     return check(config)
 
 
-def load(source: str, overrides: list[str]) -> TelephoneConfig:
+def load(source: str | dict[str, Any], overrides: list[str]) -> TelephoneConfig:
     """Read a config file or preset, apply ``key=value`` overrides (as ``modelcollapse run`` does), validate.
 
     A self-consuming loop config (one with a key of :data:`LOOP_KEYS`) is a :class:`ConfigError` that names
     ``modelcollapse run``."""
-    raw = load_raw(source)
+    raw = dict(source) if isinstance(source, dict) else load_raw(source)
     loop_keys = [k for k in LOOP_KEYS if k in raw]
     if loop_keys and "task" not in raw:
         raise ConfigError(f"{source!r} is a self-consuming loop config (it has {', '.join(loop_keys)}), not a telephone "

@@ -128,7 +128,13 @@ def map_tasks(
 @EXECUTORS.register("local")
 def _map_local(fn, items, spec: ExecutorSpec, gpus=None) -> Iterator[Outcome]:
     """In this process one task at a time (``--workers 1``), else a pool of spawned processes."""
-    if not spec.in_process:
+    blocker = pool_blocker() if not spec.in_process else None
+    if blocker:
+        import warnings
+
+        warnings.warn(f"running {len(items)} task(s) one after another in this process instead of {spec.workers} "
+                      f"worker processes: {blocker}.", RuntimeWarning, stacklevel=3)
+    elif not spec.in_process:
         yield from _map_pool(fn, items, spec)
         return
     for i, item in enumerate(items):
@@ -136,6 +142,47 @@ def _map_local(fn, items, spec: ExecutorSpec, gpus=None) -> Iterator[Outcome]:
             yield Outcome(i, retried(fn, item, spec.retries))
         except Exception as err:
             yield Outcome(i, error=describe(err), details=traceback.format_exc())
+
+
+def _is_main_guard(node) -> bool:
+    """``if __name__ == "__main__":`` (either side of the ``==``)."""
+    import ast
+
+    test = getattr(node, "test", None)
+    if not (isinstance(node, ast.If) and isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, *test.comparators]
+    return "__name__" in {getattr(x, "id", None) for x in sides} and any(getattr(x, "value", None) == "__main__" for x in sides)
+
+
+def pool_blocker() -> str | None:
+    """Why spawned worker processes cannot run here, or None. Spawned workers re-import the main script: one that
+    starts the pool from top-level code outside ``if __name__ == "__main__":`` would start it again in every worker
+    (Python's multiprocessing then kills them: BrokenProcessPool). A notebook, a REPL or ``python -c`` has no main
+    file, so what it defined (plug-ins registered in a cell, say) never reaches a spawned worker."""
+    import ast
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None:
+        return ("the main program is a notebook, a REPL or `python -c`, whose definitions (plug-ins registered there) "
+                "worker processes cannot import; to use a pool, run a script whose pool starts under "
+                "`if __name__ == \"__main__\":`")
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+        frame = frame.f_back
+    if frame is None:  # not started from the main module's top-level code (a thread, a callback): spawn is fine
+        return None
+    try:
+        tree = ast.parse(open(frame.f_code.co_filename, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    line = frame.f_lineno
+    if any(_is_main_guard(node) and node.lineno <= line <= node.end_lineno for node in tree.body):
+        return None
+    return (f"{frame.f_code.co_filename} starts the pool at line {line}, outside an `if __name__ == \"__main__\":` "
+            "block, and every spawned worker would re-run it; put the call under that guard to run in parallel")
 
 
 def map_units(

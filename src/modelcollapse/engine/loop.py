@@ -83,8 +83,10 @@ def pictures(cfg: Config, unit: Unit, g: int, chunk: Chunk, model) -> dict[str, 
     return out
 
 
-def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None) -> str:
-    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string."""
+def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None,
+             on_metrics: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> str:
+    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string.
+    After generation ``g`` is persisted: ``on_generation(g)``, then ``on_metrics(g, {metric: (R,) values})``."""
     rng = partial(rng_for, cfg.seed, arm=unit.key, shard=unit.shard)
     source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
     regime_name, regime_params = regime_spec(cfg.loop)
@@ -151,6 +153,8 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
         store.save_extra(unit.arm, unit.shard, g, {**ctx.arrays, **pictures(cfg, unit, g, chunk, model)})
         on_generation(g)
+        if on_metrics is not None:
+            on_metrics(g, values)
         if loop.on_degenerate == "stop" and np.all(model.degenerate_):
             return f"stopped: every replicate degenerate at generation {g}"
     return "complete"

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from ..config import Config, check_design, check_finite, expand_arms
 from ..errors import ConfigError, translate
+from ..registry import import_plugins
 from ..plugins.data import SOURCES
 from ..plugins.filters import FILTERS, build_chain
 from ..plugins.metrics import METRICS
@@ -80,6 +81,10 @@ def make_plan(config: Config, *, trust_code: bool = False) -> Plan:
 
 
 def _plan(config: Config, trust_code: bool = False) -> Plan:
+    if config.plugins and not trust_code:
+        raise ConfigError(f"plugins {config.plugins!r} would import and run Python code at validation; such code can do "
+                          "anything: pass --trust-code (or trust_code=True in Python) if you trust it.")
+    import_plugins(config.plugins)  # the config's plug-in modules register their names before anything resolves
     arms = expand_arms(config)
     for _, arm in arms:
         check_finite(arm.model_dump())  # a grid or arm value may bring a NaN
@@ -127,6 +132,8 @@ def check_arm(arm: Config) -> None:
         METRICS.get(name, "metrics")
         check_metric(name, model, source, arm)
     check_bias(model, arm.loop.bias, arm.model["kind"])
+    if hasattr(model, "check_metrics"):  # a family whose capabilities depend on its settings (sklearn's estimator)
+        model.check_metrics(metric_names(arm, model), source)
     build_chain(arm.loop.filters, arm.model)
     sampler_for(arm, model, source, metric_names(arm, model))  # refuses sampler: exact where invalid
 
@@ -176,7 +183,8 @@ def check_trust(arm: Config, trust_code: bool) -> None:
         name = registry.canonical(spec["kind"])
         fields = params_model(registry.get(name)).model_fields
         for param in registry.trait(name, "imports", ()):
-            if param in spec and (param not in fields or fields[param].is_required() or spec[param] != fields[param].default):
+            named = param in spec and isinstance(spec[param], str)  # an object passed in Python is already imported
+            if named and (param not in fields or fields[param].is_required() or spec[param] != fields[param].default):
                 raise ConfigError(
                     f"{key}.{param} {spec[param]!r} names Python code to import and run, and a config may come from "
                     "anyone; pass --trust-code (or trust_code=True in Python) if you trust this config."

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ..config import PRESETS_DIR, Config, apply_overrides, load_raw, set_dotted
-from ..errors import ConfigError, RunError
+from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
@@ -37,28 +37,52 @@ class UnitJob:
     cfg: Config
     unit: Unit
     on_generation: Callable[[int], None] | None = None
+    arm: str = ""
+    listener: Callable[[GenerationEvent], None] | None = None  # the caller's, called wherever the unit runs
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """What ``on_generation(event)`` receives after a generation is persisted: the arm's name, the generation, and
+    ``metrics``, every metric of this unit's replicates (name -> ``(R,)`` array, R = the shard's replicates:
+    ``replicates`` ``range`` of them, all of them when ``replicates <= shard_size``)."""
+
+    arm: str
+    generation: int
+    metrics: dict[str, Any]
+    shard: int = 0
+    replicates: range = range(0)
 
 
 def run_unit_job(job: UnitJob) -> str:
     """Run one unit into its run directory (a top-level function, so process pools and Ray can ship it). Out of
     process, the unit stops between generations once the process that started its pool has died."""
-    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()))
+    from ..registry import import_plugins
+
+    import_plugins(job.cfg.plugins)  # a worker process has only the built-ins until it imports the config's plug-ins
+    listener, start = job.listener, job.unit.shard * job.cfg.shard_size
+    on_metrics = None if listener is None else (lambda g, values: listener(GenerationEvent(
+        job.arm, g, values, job.unit.shard, range(start, start + job.unit.size))))
+    extra = {"on_metrics": on_metrics} if on_metrics else {}  # only when asked (tests wrap run_unit's 4-argument form)
+    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()), **extra)
 
 
-def check_resumable(store: RunStore, resolved: dict[str, Any]) -> None:
+def check_resumable(store: RunStore, resolved: dict[str, Any], spelling: Spelling = CLI) -> None:
     """``--resume`` continues only the run its directory holds: same resolved config (a ``data.kind: file`` input's
     sha256 included), else ConfigError naming the first key that differs."""
+    flag = spelling.resume
     saved = store.read_config()
     diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
     if diff and diff.endswith("data.sha256"):
-        raise ConfigError(f"--resume: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
+        raise ConfigError(f"{flag}: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
                           "differs from config.yaml); restore it, or start a new run.")
     if diff:
-        raise ConfigError(f"--resume: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same config.")
+        raise ConfigError(f"{flag}: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same config.")
 
 
 def execute(
-    config: Config, out: Path, *, resume: bool = False, quiet: bool = False, executor: ExecutorSpec = ExecutorSpec()
+    config: Config, out: Path, *, resume: bool = False, quiet: bool = False, executor: ExecutorSpec = ExecutorSpec(),
+    on_generation: Callable[[GenerationEvent], None] | None = None, spelling: Spelling = CLI,
 ) -> dict[str, Any]:
     """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
 
@@ -66,17 +90,21 @@ def execute(
     that fail (after the executor's retries) mark the run failed while the others finish; then RunError. A new run
     that fails before completing any generation leaves no directory behind (nothing in it is worth resuming, and a
     corrected config could not resume it), so the corrected rerun starts afresh.
+    ``on_generation(event)`` (a :class:`GenerationEvent`) is called after each generation of each unit is persisted,
+    in the process that runs the unit (so it must be picklable for a process pool or Ray). ``spelling``: how error
+    messages name the caller's options (the CLI's ``--resume``, or Python's ``resume=True``).
     """
     plan = make_plan(config)
     out = Path(out)
     check_out(out)
     if not resume:
-        refuse_existing(out)
+        refuse_existing(out, spelling)
     created = not out.exists()
     store = RunStore(out)
     with store.lock():
         try:
-            return _execute(config, store, plan, resume=resume, quiet=quiet, executor=executor)
+            return _execute(config, store, plan, resume=resume, quiet=quiet, executor=executor,
+                            listener=on_generation, spelling=spelling)
         except Exception:
             if not resume and nothing_completed(store, plan):
                 discard(out, remove_root=created)
@@ -107,12 +135,13 @@ def check_out(out: Path) -> None:
             return
 
 
-def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec) -> dict[str, Any]:
+def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec,
+             listener=None, spelling: Spelling = CLI) -> dict[str, Any]:
     out, resolved = store.root, plan.resolved
     if resume:
-        check_resumable(store, resolved)
+        check_resumable(store, resolved, spelling)
     else:
-        refuse_existing(out)  # again, under the lock: another run may have started here meanwhile
+        refuse_existing(out, spelling)  # again, under the lock: another run may have started here meanwhile
     arms = plan.arms
     arm_names = [name for name, _ in arms]
     store.write_config(resolved)
@@ -144,7 +173,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
 
         jobs = [
             UnitJob(str(out), arms[u.arm][1], u, partial(on_generation, key=k, generations=arms[u.arm][1].loop.generations)
-                    if executor.in_process else None)
+                    if executor.in_process else None, arm_names[u.arm], listener)
             for u, k in zip(todo, keys)
         ]
         has_gpus = cluster_gpus(executor) if any(str(cfg.model.get("device")) == "auto" for _, cfg in arms) else 0.0
@@ -177,7 +206,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
             raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
                            f"{first.rstrip('.')}. Nothing was kept.")
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       "fix the cause and rerun with --resume.")
+                       f"fix the cause and rerun with {spelling.resume}{'=True' if spelling is not CLI else ''}.")
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
@@ -229,20 +258,31 @@ def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return entries
 
 
+def with_plugins(raw: dict[str, Any], plugins: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``raw`` with ``plugins`` (``--plugin``) appended to its ``plugins`` list, so config.yaml records them and pool
+    workers import them too."""
+    if not plugins:
+        return raw
+    return {**raw, "plugins": list(dict.fromkeys([*(raw.get("plugins") or []), *map(str, plugins)]))}
+
+
 def run_config(
     source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec(),
     trust_code: bool = False,
+    plugins: list[str] | tuple[str, ...] = (),
 ) -> tuple[Path, list[tuple[str, dict]]]:
     """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
     (name, manifest) of each run made. ``trust_code``: allow config keys that name Python code to import
-    (``model.estimator``, a verifier filter's ``function``); refused otherwise, like transformers' ``trust_remote_code``."""
-    raw = apply_overrides(load_raw(source), overrides)
+    (``model.estimator``, a verifier filter's ``function``, ``plugins``); refused otherwise, like transformers'
+    ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's ``plugins``."""
+    raw = with_plugins(apply_overrides(load_raw(source), overrides), plugins)
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("runs") / name
     check_out(out)
     if "suite" not in raw:
         return out, [(name, execute(validate(raw, trust_code=trust_code), out, resume=resume, quiet=quiet, executor=executor))]
-    entries = [(n, validate(sub, trust_code=trust_code)) for n, sub in suite_entries(raw)]  # validate every member before running any
+    entries = [(n, validate(with_plugins(sub, raw.get("plugins") or []), trust_code=trust_code))
+               for n, sub in suite_entries(raw)]  # validate every member before running any
     if not resume:
         refuse_existing(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..errors import ConfigError, RunError
+from ..errors import CLI, ConfigError, RunError, Spelling
 
 
 FAULT_STEPS = (
@@ -291,12 +291,14 @@ def exclusive(root: Path):
         os.close(fd)  # releases the lock
 
 
-def refuse_existing(out: Path) -> None:
+def refuse_existing(out: Path, spelling: Spelling = CLI) -> None:
     """A new run or sweep never writes into a folder that already holds files (its own lock aside): that needs
-    ``--resume``."""
+    ``--resume`` (``resume=True`` from Python: ``spelling`` names the caller's options)."""
     out = Path(out)
     if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        raise ConfigError(f"--out {str(out)!r} already holds files; choose another --out, or add --resume to continue it.")
+        also = f"; {spelling.replace} if it holds a modelcollapse run" if spelling.replace else ""
+        raise ConfigError(f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.out}, or "
+                          f"{spelling.add_resume} to continue it{also}.")
 
 
 def codes_column(table, name: str) -> tuple[np.ndarray, list]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, RunError
+from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, map_tasks
 from .store import RunStore, atomic_save, refuse_existing
 
@@ -78,41 +78,48 @@ def run_point_job(job: tuple) -> dict[str, Any]:
     return run_point(*job)
 
 
-def run_sweep(source: str, grid_items: list[str], out: Path | None, overrides: list[str], *, workers: int = 1,
-              resume: bool = False, quiet: bool = True, executor: ExecutorSpec | None = None,
-              trust_code: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Run a sweep; returns its directory and manifest. ``executor`` (default: local with ``workers``) runs the
-    points, one task each. ``trust_code``: as for :func:`~modelcollapse.engine.runner.run_config`."""
+def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, list[Any]] | None, out: Path | None,
+              overrides: list[str], *, workers: int = 1, resume: bool = False, quiet: bool = True,
+              executor: ExecutorSpec | None = None, spelling: Spelling = CLI,
+              plugins: list[str] | tuple[str, ...] = (), trust_code: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Run a sweep; returns its directory and manifest. ``source``: a YAML path or preset, or a raw config dict;
+    ``grid_items``: ``--grid`` strings or a ``{key: [values]}`` dict. ``executor`` (default: local with ``workers``)
+    runs the points, one task each. ``trust_code``: as for :func:`~modelcollapse.engine.runner.run_config`."""
     from .runner import check_out
     from ..config import apply_overrides, load_raw
-    
 
-    raw = apply_overrides(load_raw(source), overrides)
-    grid = parse_grid(grid_items) if grid_items else dict((raw.get("sweep") or {}).get("grid") or {})
+    from .runner import with_plugins
+
+    raw = with_plugins(apply_overrides(load_raw(source) if isinstance(source, str) else dict(source), overrides), plugins)
+    if isinstance(grid_items, dict):
+        grid = dict(grid_items)
+    else:
+        grid = parse_grid(grid_items) if grid_items else dict((raw.get("sweep") or {}).get("grid") or {})
     if not grid:
-        raise ConfigError(f"sweep needs --grid key=v1,v2,... or a 'sweep: {{grid: ...}}' section in {source!r}.")
-    name = str(raw.get("name", Path(source).stem))
+        where = "grid={key: [values]}" if spelling is not CLI else "--grid key=v1,v2,..."
+        raise ConfigError(f"sweep needs {where} or a 'sweep: {{grid: ...}}' section in the config.")
+    name = str(raw.get("name", Path(source).stem if isinstance(source, str) else "sweep"))
     out = Path(out) if out else Path("sweeps") / name
     check_out(out)
     if not resume:
-        refuse_existing(out)
+        refuse_existing(out, spelling)
     todo = points(grid)
     for values in todo:  # validate every point before running any
         point_config(raw, values, trust_code)
     with RunStore(out).lock():  # one sweep per directory; each point's run also holds its own directory's lock
-        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers),
+        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers), spelling,
                                 trust_code)
 
 
 def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo: list[dict[str, Any]], out: Path,
-                resume: bool, quiet: bool, spec: ExecutorSpec, trust_code: bool = False) -> dict[str, Any]:
+                resume: bool, quiet: bool, spec: ExecutorSpec, spelling: Spelling = CLI, trust_code: bool = False) -> dict[str, Any]:
     """The body of :func:`run_sweep`, under the sweep directory's lock; returns the sweep manifest."""
     manifest = {"name": name, "grid": grid, "metric": (raw.get("sweep") or {}).get("metric"), "status": "running",
                 "points": [{"values": v, "dir": f"points/{i:03d}", "status": "pending"} for i, v in enumerate(todo)]}
     store = RunStore(out)
     old = store.read_manifest() if resume else {}
     if old and old.get("grid") != json.loads(json.dumps(grid)):
-        raise ConfigError(f"--resume: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid.")
+        raise ConfigError(f"{spelling.resume}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid.")
     for p in manifest["points"]:
         if RunStore(out / p["dir"]).read_manifest().get("status") == "complete":
             p["status"] = "complete"

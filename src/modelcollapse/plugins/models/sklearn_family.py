@@ -9,8 +9,10 @@ and run: it is refused unless the run is trusted (``--trust-code``, ``trust_code
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
+import sys
 from typing import Any
 
 import numpy as np
@@ -43,9 +45,47 @@ def load_estimator(path: str) -> type:
     return cls
 
 
+def public_path(cls: type) -> str:
+    """The shortest import path of ``cls``: ``sklearn.neighbors.KernelDensity``, not ``sklearn.neighbors._kde...``."""
+    parts = cls.__module__.split(".")
+    for i in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is not None and getattr(module, cls.__qualname__, None) is cls:
+            return f"{'.'.join(parts[:i])}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _clone(estimator):
+    """An unfitted copy with the same settings: ``sklearn.base.clone`` (a deep copy for estimators outside sklearn)."""
+    try:
+        from sklearn.base import clone
+    except ImportError:
+        return copy.deepcopy(estimator)
+    return clone(estimator)
+
+
+def plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    """An estimator's ``get_params(deep=False)`` with only what YAML can record: numbers, strings, booleans, None,
+    and lists of them (an array becomes a list); anything else (a nested estimator, a callable) is left out of the
+    record and the error says so where it matters."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or isinstance(value, (bool, int, float, str)) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
+        ):
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 @MODELS.register("sklearn", imports=("estimator",))
 class Sklearn(Family):
-    """``estimator(**params)`` fitted to each replicate separately.
+    """``estimator(**params)`` fitted to each replicate separately. ``estimator``: an import path, or (from Python) an
+    estimator instance, cloned for every replicate (``sklearn.base.clone``); ``config.yaml`` then records its class
+    path and ``get_params()``, never the object.
 
     Randomness: every ``fit`` and every ``sample`` call passes a fresh integer ``random_state`` drawn from the
     ``rng`` argument (``GaussianMixture.sample`` would otherwise reuse the estimator's own seed and repeat its draws,
@@ -64,18 +104,48 @@ class Sklearn(Family):
     fitted = None  # the estimator's own attributes: known only after fit
     default_metrics = ("mean", "variance", "nll_real", "w1")
 
-    def __init__(self, estimator: str = "sklearn.mixture.GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006
+    def __init__(self, estimator: Any = "sklearn.mixture.GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006
+        if not isinstance(estimator, str):  # an instance: record its class and settings, clone it per replicate
+            cls = type(estimator)
+            missing = [m for m in ("fit", "sample", "get_params") if not callable(getattr(estimator, m, None))]
+            if missing:
+                raise ConfigError(f"model.estimator must be an import path or a scikit-learn estimator with fit() and "
+                                  f"sample(); {cls.__name__} lacks {', '.join(missing)}().")
+            instance = _clone(estimator).set_params(**params) if params else estimator  # the caller's object untouched
+            params = plain_params(instance.get_params(deep=False))
+            self._cls, estimator = cls, public_path(cls)
+        else:
+            self._cls, instance = load_estimator(estimator), None
         self.estimator, self.params = estimator, params  # params is never mutated
-        self._cls = load_estimator(estimator)
         try:
-            self._cls(**dict(params))
+            self._prototype = self._cls(**dict(params)) if instance is None else _clone(instance)
         except TypeError as err:
             raise ConfigError(f"model.params {params!r} do not fit {estimator}: {err}.") from None
         self._estimators: list | None = None
         self._event_shape: tuple[int, ...] = ()
 
+    def check_metrics(self, names: list[str], source) -> None:
+        """Validation: fit one estimator to 200 real records and compute every metric on it, so a metric the
+        estimator cannot serve (``variance`` needs a mixture's moments, which ``KernelDensity`` lacks) fails before
+        the run starts, naming the metric."""
+        from ..metrics import Context, measure
+
+        rng = np.random.default_rng(0)
+        real = source.pool(2, 200, rng)
+        trial = copy.copy(self)
+        trial.bind(source, real)
+        trial.fit(real, rng=rng)
+        samples = trial.sample(50, rng=rng)
+        for name in names:
+            try:
+                measure([name], Context(trial, samples, source, real[0], 0, rng, trial, []))
+            except Exception as err:
+                detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ConfigError(f"metrics: {name!r} cannot be computed for model.estimator {self.estimator!r} "
+                                  f"({detail.rstrip('.')}); remove it from metrics or choose another estimator.") from None
+
     def _new(self, seed: int):
-        est = self._cls(**dict(self.params))
+        est = _clone(self._prototype)
         if "random_state" in est.get_params():
             est.set_params(random_state=seed)
         return est
