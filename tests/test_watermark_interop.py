@@ -125,3 +125,30 @@ def test_settings_and_mismatch_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert wm.check_pair(det, dict(det)) == []
+
+
+def test_cli_watermark_detect(tmp_path, tiny):
+    """``modelcollapse watermark detect FILE``: one z a record, .jsonl and .txt; watermarked text flagged."""
+    import json
+
+    from click.testing import CliRunner
+    from transformers import WatermarkingConfig
+
+    from modelcollapse.cli import main
+    from modelcollapse.plugins.data.text import load_tokenizer
+
+    tok = load_tokenizer("gpt2")
+    out = generate(tiny, watermarking_config=WatermarkingConfig(greenlist_ratio=0.25, bias=2.0, hashing_key=KEY))
+    marked = tok.batch_decode(out.tolist())
+    real = "The river rises in the hills north of the town and flows south through farmland to the sea. " * 2
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in [*marked, real]))
+    (tmp_path / "b.txt").write_text(real + "\n\n" + real)
+    res = CliRunner().invoke(main, ["watermark", "detect", str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt")])
+    assert res.exit_code == 0, res.output
+    z = [float(v) for v in res.output.split()]
+    # decoding and re-tokenising random-model text can split tokens differently: most, not all, survive
+    assert len(z) == 5 and min(z[:2]) > 4 and max(z[2:]) < 3
+    res = CliRunner().invoke(main, ["watermark", "detect", "--table", "--gamma", "0.25", str(tmp_path / "a.jsonl")])
+    assert res.output.splitlines()[0] == "file\trecord\ttokens\tz\tflagged" and res.output.count("\tyes") == 2
+    res = CliRunner().invoke(main, ["watermark", "detect", "--scheme", "hff", str(tmp_path / "a.jsonl")])
+    assert res.exit_code == 2 and "hff" in res.output
