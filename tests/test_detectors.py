@@ -54,3 +54,9 @@ def test_calibration_hits_its_target_fpr_within_binomial_error():
     c = calibrate(rng.standard_normal(2000), 0.05, heldout=rng.standard_normal(2000))
     assert abs(c["measured_fpr"] - 0.05) < 0.028 and c["target_fpr"] == 0.05
     assert abs(c["threshold"] - 1.645) < 0.15
+
+
+def test_detectors_leave_gradients_on():
+    model = tiny(0)
+    DETECTORS.get("binoculars")(np.zeros((3, 8), int), model=model, reference=tiny(1), batch_size=2)
+    assert torch.is_grad_enabled()

@@ -32,29 +32,43 @@ from ..registry import Registry
 DETECTORS: Registry = Registry("detector.kind")
 
 
-def _logits(model, tokens, batch_size: int):
-    """Yield float32 next-token log-softmax ``(b, L−1, V)`` and targets ``(b, L−1)`` per batch of ``tokens``."""
+def _per_batch(models, tokens, batch_size: int, score) -> np.ndarray:
+    """``score(log_softmaxes, targets) -> (b,)`` over batches of ``tokens`` ``(n, L)``, concatenated to ``(n,)``;
+    ``log_softmaxes`` holds each model's float32 next-token log-probabilities ``(b, L−1, V)``, ``targets`` ``(b, L−1)``.
+    Gradients off inside this call only (a generator holding ``no_grad`` across a yield would leak it to the caller)."""
     import torch
 
-    device = next(model.parameters()).device
+    device = next(models[0].parameters()).device
     x = torch.as_tensor(np.asarray(tokens, np.int64))
+    out = []
     with torch.no_grad():
         for b in x.split(batch_size):
             b = b.to(device)
-            yield torch.log_softmax(model(input_ids=b).logits[:, :-1].float(), -1), b[:, 1:]
+            lps = [torch.log_softmax(m(input_ids=b).logits[:, :-1].float(), -1) for m in models]
+            out.append(score(lps, b[:, 1:]).cpu().numpy())
+    return np.concatenate(out).astype(float) if out else np.zeros(0)
+
+
+def _sampling_discrepancy(lps, y):
+    lp = lps[0]
+    p = lp.exp()
+    ll = lp.gather(-1, y[..., None])[..., 0]
+    mu = (p * lp).sum(-1)
+    var = (p * lp**2).sum(-1) - mu**2
+    return (ll - mu).sum(-1) / var.sum(-1).clamp_min(1e-12).sqrt()
 
 
 @DETECTORS.register("fast-detectgpt")
 def fast_detectgpt(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
     """Analytic sampling discrepancy (see the module docstring), ``(n,)``."""
-    out = []
-    for lp, y in _logits(model, tokens, batch_size):
-        p = lp.exp()
-        ll = lp.gather(-1, y[..., None])[..., 0]
-        mu = (p * lp).sum(-1)
-        var = (p * lp**2).sum(-1) - mu**2
-        out.append(((ll - mu).sum(-1) / var.sum(-1).clamp_min(1e-12).sqrt()).cpu())
-    return np.concatenate([o.numpy() for o in out]).astype(float) if out else np.zeros(0)
+    return _per_batch([model], tokens, batch_size, _sampling_discrepancy)
+
+
+def _binoculars(lps, y):
+    lp, lr = lps
+    nll = -lp.gather(-1, y[..., None])[..., 0].mean(-1)
+    xent = -(lr.exp() * lp).sum(-1).mean(-1)
+    return -nll / xent
 
 
 @DETECTORS.register("binoculars")
@@ -64,29 +78,23 @@ def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.nda
         from ..errors import ConfigError
 
         raise ConfigError("detector binoculars needs a reference model sharing the tokenizer; got none.")
-    out = []
-    for (lp, y), (lr, _) in zip(_logits(model, tokens, batch_size), _logits(reference, tokens, batch_size)):
-        nll = -lp.gather(-1, y[..., None])[..., 0].mean(-1)
-        xent = -(lr.exp() * lp).sum(-1).mean(-1)
-        out.append((-nll / xent).cpu())
-    return np.concatenate([o.numpy() for o in out]).astype(float) if out else np.zeros(0)
+    return _per_batch([model, reference], tokens, batch_size, _binoculars)
 
 
 @DETECTORS.register("gltr")
 def gltr(tokens, *, model, reference=None, batch_size: int = 32, top: int = 10) -> np.ndarray:
     """Share of scored tokens ranked in the model's ``top`` (rank = number of tokens with a higher probability)."""
-    out = []
-    for lp, y in _logits(model, tokens, batch_size):
-        rank = (lp > lp.gather(-1, y[..., None])).sum(-1)
-        out.append((rank < top).float().mean(-1).cpu())
-    return np.concatenate([o.numpy() for o in out]).astype(float) if out else np.zeros(0)
+    def share(lps, y):
+        rank = (lps[0] > lps[0].gather(-1, y[..., None])).sum(-1)
+        return (rank < top).float().mean(-1)
+
+    return _per_batch([model], tokens, batch_size, share)
 
 
 @DETECTORS.register("perplexity")
 def perplexity(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
     """−mean next-token NLL (nats) per block: −log per-sequence perplexity, ``(n,)``."""
-    out = [lp.gather(-1, y[..., None])[..., 0].mean(-1).cpu() for lp, y in _logits(model, tokens, batch_size)]
-    return np.concatenate([o.numpy() for o in out]).astype(float) if out else np.zeros(0)
+    return _per_batch([model], tokens, batch_size, lambda lps, y: lps[0].gather(-1, y[..., None])[..., 0].mean(-1))
 
 
 def calibrate(real_scores, target_fpr: float = 0.05, heldout=None) -> dict:
