@@ -229,8 +229,9 @@ def test_bias_needs_sampling():
 def test_watermark_settings_are_validated_and_shared():
     assert MODELS.build(TINY, "model").watermark is None
     model = MODELS.build({**TINY, "watermark": {"key": 7}}, "model")
-    assert model.watermark == {"key": 7, "gamma": 0.25, "delta": 2.0}
-    with pytest.raises(ConfigError, match=r"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got \['seed'\]"):
+    assert model.watermark == {"scheme": "kirchenbauer", "key": 7, "gamma": 0.25, "delta": 2.0, "seeding": "lefthash",
+                               "context_width": 1}
+    with pytest.raises(ConfigError, match=r"model.watermark must be null or a mapping with keys among 'context_width', 'delta', 'gamma', 'key', 'scheme', 'seeding'; got \['seed'\]"):
         MODELS.build({**TINY, "watermark": {"seed": 7}}, "model")
     with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):
         MODELS.build({**TINY, "watermark": {"gamma": 1.5}}, "model")
@@ -238,15 +239,18 @@ def test_watermark_settings_are_validated_and_shared():
 
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):
         build_chain([{"kind": "watermark", "gamma": 0.5}], {**TINY, "watermark": {"key": 7}})  # the default γ counts
+    with pytest.raises(ConfigError, match=r"loop.filters\[0\].seeding 'selfhash' differs from model.watermark.seeding 'lefthash'"):
+        build_chain([{"kind": "watermark", "seeding": "selfhash"}], {**TINY, "watermark": {"scheme": "hf"}})
 
 
-def test_watermarked_generation_is_caught_by_the_filter(tmp_path):
+@pytest.mark.parametrize("scheme", ["kirchenbauer", "hf"])
+def test_watermarked_generation_is_caught_by_the_filter(tmp_path, scheme):
     """Two generations with the generator watermarking (reduced 512-token vocabulary, coloured by tokenizer id): the
-    filter detects its synthetic blocks (TPR 1) and no held-out real block (FPR 0)."""
+    filter detects its synthetic blocks (TPR 1) and no held-out real block (FPR 0), under either scheme."""
     cfg = validate({
         "name": "lm-wm", "seed": 0, "replicates": 1,
         "data": {**DATA, "block": 32},
-        "model": {**TINY, "decoding": "sample", "watermark": {"key": 7, "delta": 2.0}},
+        "model": {**TINY, "decoding": "sample", "watermark": {"key": 7, "delta": 2.0, "scheme": scheme}},
         "loop": {"generations": 2, "samples": 32, "regime": "replace", "filters": [{"kind": "watermark", "threshold": 4.0}]},
         "metrics": ["distinct_2"],
     })

@@ -233,3 +233,46 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def watermark() -> None:
+    """Green-list watermark tools (detect)."""
+
+
+@watermark.command("detect")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--scheme", type=click.Choice(["hf", "kirchenbauer"]), default="hf", show_default=True,
+              help="hf: transformers' WatermarkLogitsProcessor; kirchenbauer: ours.")
+@click.option("--key", type=int, default=15485863, show_default=True, help="The generator's hashing key.")
+@click.option("--gamma", type=float, default=0.25, show_default=True, help="Green-list fraction (the generator's).")
+@click.option("--seeding", type=click.Choice(["lefthash", "selfhash"]), default="lefthash", show_default=True)
+@click.option("--context-width", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--tokenizer", default="gpt2", show_default=True, help="gpt2, smollm2 or a local tokenizer directory.")
+@click.option("--field", default="text", show_default=True, help="The text field of .jsonl records.")
+@click.option("--count-repeats", is_flag=True, help="Count repeated n-grams each time (transformers' default).")
+@click.option("--threshold", type=float, default=4.0, show_default=True, help="z above which a text is flagged.")
+@click.option("--table", is_flag=True, help="A table (file, record, tokens, z, flagged) instead of one z a line.")
+@friendly
+def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenizer, field, count_repeats, threshold, table):
+    """Detection z of every record in FILES: .txt (one record a blank-line-separated paragraph) or .jsonl (FIELD of
+    each line). Prints one z a line in record order (NaN: nothing to score), or --table."""
+    import numpy as np
+
+    from .plugins.data.corpora import read_user_text
+    from .plugins.data.text import load_tokenizer
+    from .plugins.watermark import watermark_z
+
+    records = [(str(f), i, t) for f in files
+               for i, t in enumerate(read_user_text(f, key="FILE", field=field, paragraphs=True))]
+    tok = load_tokenizer(tokenizer)
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for _, _, t in records]
+    z = watermark_z(ids, scheme=scheme, key=key, gamma=gamma, seeding=seeding, context_width=context_width,
+                    tokenizer=tok, unique=not count_repeats)
+    if not table:
+        for value in z:
+            click.echo(f"{value:.4f}")
+        return
+    click.echo("file\trecord\ttokens\tz\tflagged")
+    for (name, i, _), seq, value in zip(records, ids, z):
+        click.echo(f"{name}\t{i}\t{len(seq)}\t{value:.4f}\t{'yes' if np.isfinite(value) and value > threshold else 'no'}")

@@ -2,5 +2,5 @@
 
 ``data/`` real data sources, ``models/`` model families, ``metrics/`` metrics, ``regimes.py`` how training sets are
 assembled, ``filters.py`` curation filters; ``watermark.py`` is the green-list kernel the LM families and the
-watermark filter share. A new plug-in is one function or class in one file plus its registration.
+watermark filter share; ``detectors.py`` zero-shot machine-text detectors (``DETECTORS``). A new plug-in is one function or class in one file plus its registration.
 """

@@ -261,23 +261,29 @@ def self_correct(x, keep, ctx: FilterContext, *, mode: Literal["project", "rejec
 
 
 def _check_watermark(key: str, params: dict, model: dict) -> None:
-    from .watermark import GAMMA
+    from . import watermark as wm
 
     mark = model.get("watermark")
-    shared = mark.get("gamma", GAMMA) if isinstance(mark, dict) else None  # the family fills in the default γ
-    if params["gamma"] is not None and shared is not None and params["gamma"] != shared:
-        raise ConfigError(f"{key}.gamma {params['gamma']!r} differs from model.watermark.gamma {shared!r}; "
-                          "generator and detector must share one γ (leave the filter's gamma unset).")
-
+    if not isinstance(mark, dict):
+        return
+    generator = wm.settings(mark)  # the family fills in the defaults, so they count
+    detector = {k: params[k] for k in ("scheme", "gamma", "seeding") if params.get(k) is not None}
+    found = wm.mismatches(detector, generator)
+    if found:
+        name, mine, theirs = found[0].split(" ")[0], params[found[0].split(" ")[0]], generator[found[0].split(" ")[0]]
+        raise ConfigError(f"{key}.{name} {mine!r} differs from model.watermark.{name} {theirs!r}; "
+                          f"generator and detector must share one {'γ' if name == 'gamma' else name} (leave the filter's {name} unset).")
 
 
 @FILTERS.register("watermark", check=_check_watermark)
 def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key: int | None = None,
-                     gamma: float | None = None):
+                     gamma: float | None = None, scheme: Literal["hf", "kirchenbauer"] | None = None,
+                     seeding: Literal["lefthash", "selfhash"] | None = None):
     """Drop synthetic token blocks ``(R, n, B)`` whose green-list z-score exceeds ``threshold`` (Kirchenbauer et al.).
 
-    ``key`` and ``gamma`` default to the model's ``watermark`` settings (one γ shared by generator and detector), else
-    :data:`watermark.KEY` and :data:`watermark.GAMMA`. Records ``watermark_tpr`` (share of synthetic blocks detected:
+    ``key``, ``gamma``, ``scheme`` and ``seeding`` default to the model's ``watermark`` settings (one γ and seeding
+    shared by generator and detector; a differing one is a config error), else :data:`watermark.KEY`,
+    :data:`watermark.GAMMA`, ``kirchenbauer``, ``lefthash``. The ``hf`` scheme counts each distinct n-gram once. Records ``watermark_tpr`` (share of synthetic blocks detected:
     the true-positive rate when the generator watermarks) and ``watermark_fpr`` (share of held-out real blocks
     detected) per replicate.
     """
@@ -286,12 +292,14 @@ def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key
     settings = getattr(ctx.model, "watermark", None) or {}
     key = key if key is not None else settings.get("key", wm.KEY)
     gamma = gamma if gamma is not None else settings.get("gamma", wm.GAMMA)
+    kw = {"scheme": scheme or settings.get("scheme", "kirchenbauer"), "seeding": seeding or settings.get("seeding", "lefthash"),
+          "context_width": settings.get("context_width", 1), "vocab_size": getattr(ctx.model, "tokenizer_size", 50257)}
     if np.asarray(x).ndim != 3:
         raise ConfigError(f"loop.filters watermark needs token blocks (R, n, B); got records of shape {np.shape(x)}.")
-    z = wm.z_scores(np.asarray(x), key=key, gamma=gamma)
+    z = wm.z_scores(np.asarray(x), key=key, gamma=gamma, **kw)
     flagged = z > threshold
     ctx.stats["watermark_tpr"] = (flagged & keep).sum(1) / np.maximum(keep.sum(1), 1)
     if np.asarray(ctx.heldout).ndim == 2:
-        fpr = float((wm.z_scores(np.asarray(ctx.heldout), key=key, gamma=gamma) > threshold).mean())
+        fpr = float((wm.z_scores(np.asarray(ctx.heldout), key=key, gamma=gamma, **kw) > threshold).mean())
         ctx.stats["watermark_fpr"] = np.full(len(keep), fpr)
     return x, keep & ~flagged

@@ -14,9 +14,10 @@ Decoding: ``decoding: beam`` (``num_beams`` 5 in the paper), ``sample`` (``tempe
 batched (``generate_batch_size`` prompts, length-sorted, left-padded) with the KV cache by
 :func:`modelcollapse.plugins.hf.generate_batched`; sampling draws each prompt's tokens from its own generator, so the
 tokens do not depend on ``generate_batch_size``. Sampling bias λ
-(``loop.bias``) multiplies the temperature (sampling only). ``watermark: {key, gamma, delta}`` (default null) adds
-Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``); ``self.watermark`` carries the settings
-to the ``watermark`` filter.
+(``loop.bias``) multiplies the temperature (sampling only). ``watermark: {scheme, key, gamma, delta, seeding}`` (default
+null) adds Kirchenbauer et al.'s green-list bias δ at generation (see ``watermark.py``; ``scheme: hf`` colours exactly
+as ``transformers.WatermarkLogitsProcessor`` over the tokenizer's ids); ``self.watermark`` carries the settings to the
+``watermark`` filter.
 
 Replicates (usually R = 1) are trained one after another. ``device: auto`` uses CUDA with bf16 autocast when present,
 else the CPU with all its cores. torch and transformers are imported inside functions.
@@ -39,26 +40,12 @@ from .vae import pick_device
 
 
 def watermark_settings(spec: dict | None) -> dict | None:
-    """``model.watermark`` with defaults filled in: ``{"key": int, "gamma": float, "delta": float}``, or None (off).
-
-    Defaults are :data:`watermark.KEY`, :data:`watermark.GAMMA` and :data:`watermark.DELTA`. The ``watermark`` filter
-    reads ``key`` and ``gamma`` from here, so generator and detector share them.
-    """
+    """``model.watermark`` with defaults filled in (:func:`watermark.settings`: ``scheme`` kirchenbauer | hf, ``key``,
+    ``gamma``, ``delta``, ``seeding``, ``context_width``), or None (off). The ``watermark`` filter reads them from
+    here, so generator and detector share them."""
     from .. import watermark as wm
 
-    if spec is None:
-        return None
-    if not isinstance(spec, dict) or set(spec) - {"key", "gamma", "delta"}:
-        extra = sorted(set(spec) - {"key", "gamma", "delta"}) if isinstance(spec, dict) else spec
-        raise ConfigError(f"model.watermark must be null or a mapping with keys among 'delta', 'gamma', 'key'; got {extra!r}.")
-    key, gamma, delta = spec.get("key", wm.KEY), spec.get("gamma", wm.GAMMA), spec.get("delta", wm.DELTA)
-    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
-        raise ConfigError(f"model.watermark.key must be an integer in [0, 2**64); got {key!r}.")
-    if not isinstance(gamma, (int, float)) or not 0 < gamma < 1:
-        raise ConfigError(f"model.watermark.gamma must be a number in (0, 1); got {gamma!r}.")
-    if not isinstance(delta, (int, float)) or delta < 0:
-        raise ConfigError(f"model.watermark.delta must be a number >= 0; got {delta!r}.")
-    return {"key": int(key), "gamma": float(gamma), "delta": float(delta)}
+    return wm.settings(spec)
 
 
 class CausalLM(Family):
@@ -241,6 +228,11 @@ class CausalLM(Family):
                 f"model.decoding 'sample'; got {self.decoding!r}. Use decoding: sample or loop.bias: 1.0."
             )
 
+    @property
+    def tokenizer_size(self) -> int:
+        """The tokenizer's length: the range of the ``hf`` watermark's green lists (transformers' ``vocab_size``)."""
+        return len(self._tok)
+
     def _watermark_processor(self):
         """The green-list processor for ``model.watermark`` (None when off), colouring tokenizer ids: logit i of the
         model is token ``_from_model(i)``, so the detector, which reads the records' tokenizer ids, sees the same lists."""
@@ -250,7 +242,9 @@ class CausalLM(Family):
 
         width = self._models[0].get_output_embeddings().weight.shape[0]
         ids = self._from_model(np.arange(width))
-        return wm.processor(self.watermark["key"], self.watermark["gamma"], self.watermark["delta"], ids=ids)
+        mark = self.watermark
+        return wm.processor(mark["key"], mark["gamma"], mark["delta"], ids=ids, scheme=mark["scheme"],
+                            seeding=mark["seeding"], context_width=mark["context_width"], vocab_size=self.tokenizer_size)
 
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
         """``(R, n, B)`` int64: B new tokens after each of the first n prompt blocks (cycled if n exceeds them).
