@@ -9,7 +9,7 @@ modelcollapse`` stays light (no pandas, torch or matplotlib until a function nee
 
 __version__ = "0.1.0"
 
-_API = ("run", "load", "sweep", "chain", "presets", "Run", "GenerationEvent", "metric", "regime", "model", "data",
+_API = ("run", "load", "sweep", "chain", "presets", "watermark_z", "Run", "GenerationEvent", "metric", "regime", "model", "data",
         "filter")
 _ERRORS = ("ConfigError", "RunError")
 __all__ = ["__version__", *_API, *_ERRORS]

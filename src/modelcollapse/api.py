@@ -52,7 +52,7 @@ from .engine.store import LOCK_NAME, RunStore, atomic_write
 from .errors import PYTHON, ConfigError, RunError
 from .registry import Registry, import_plugins
 
-__all__ = ["run", "load", "sweep", "chain", "presets", "Run", "GenerationEvent", "ConfigError", "RunError",
+__all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "Run", "GenerationEvent", "ConfigError", "RunError",
            "metric", "regime", "model", "data", "filter"]
 
 
@@ -503,3 +503,14 @@ def filter(name: str, *aliases: str, replace: bool = False, **traits: Any):  # n
     from .plugins.filters import FILTERS
 
     return _register(FILTERS, name, aliases, traits, replace)
+
+
+def watermark_z(texts, *, scheme: str = "hf", key: int = 15485863, gamma: float = 0.25, seeding: str = "lefthash",
+                tokenizer: str = "smollm2", **options):
+    """One green-list z-score per text (numpy array ``(len(texts),)``): ``scheme="hf"`` counts exactly as
+    transformers' ``WatermarkDetector`` (``seeding`` lefthash or selfhash), ``"kirchenbauer"`` as our own loop's
+    generator; ``tokenizer``: ``smollm2``, ``gpt2`` or a local tokenizer folder. See
+    :func:`modelcollapse.plugins.watermark.watermark_z` for the other options."""
+    from .plugins.watermark import watermark_z as z
+
+    return z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, tokenizer=tokenizer, **options)
