@@ -3,7 +3,7 @@ its own layer or the layers below, and no group of modules imports itself in a c
 
 Layer order, bottom to top (docs/architecture.md draws it)::
 
-    ground     errors, seeding, registry, the package itself (__version__)
+    ground     version, errors, seeding, registry
     config     config.py: the schema, loading, overrides, arm expansion
     plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
     engine     engine/: plan (validation), loop, runner, store, executors, sweep, exact
@@ -12,6 +12,7 @@ Layer order, bottom to top (docs/architecture.md draws it)::
     audit      audit/: the collapse profile of a user's own dataset
     api        api.py: the Python API
     cli        cli.py, __main__.py: every click command
+    package    modelcollapse/__init__.py: the face (``mc.run`` ... load the API on first attribute access)
 """
 
 import ast
@@ -19,7 +20,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
-    ("ground", ["modelcollapse", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
     ("config", ["modelcollapse.config"]),
     ("plugins", ["modelcollapse.plugins"]),
     ("engine", ["modelcollapse.engine"]),
@@ -28,6 +29,7 @@ LAYERS = [
     ("audit", ["modelcollapse.audit"]),
     ("api", ["modelcollapse.api"]),
     ("cli", ["modelcollapse.cli", "modelcollapse.__main__"]),
+    ("package", ["modelcollapse"]),  # the package's face: __version__ and the API, loaded lazily on attribute access
 ]
 
 
@@ -73,14 +75,9 @@ def imports(module: str, path: Path, known: set[str]) -> set[str]:
     return {m for m in found if m in known and m != module}
 
 
-#: The package's lazy façade: ``modelcollapse.__getattr__`` imports the API on first attribute access (``mc.run``),
-#: never at import time, so ``import modelcollapse`` stays ground. The only edge allowed to point up.
-FACADE = {("modelcollapse", "modelcollapse.api")}
-
-
 def graph() -> dict[str, set[str]]:
     mods = modules()
-    return {m: {t for t in imports(m, p, set(mods)) if (m, t) not in FACADE} for m, p in mods.items()}
+    return {m: imports(m, p, set(mods)) for m, p in mods.items()}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

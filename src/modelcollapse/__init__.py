@@ -7,7 +7,7 @@ modelcollapse`` stays light (no pandas, torch or matplotlib until a function nee
     run = mc.run("gaussian-replace", overrides={"replicates": 50})
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _API = ("run", "load", "sweep", "chain", "presets", "watermark_z", "Run", "GenerationEvent", "metric", "regime", "model", "data",
         "filter")

@@ -155,7 +155,7 @@ def load(source: str | dict[str, Any], overrides: list[str]) -> TelephoneConfig:
 
 def resolve(config: TelephoneConfig) -> dict[str, Any]:
     """The config with every default filled in, as written to ``config.yaml``."""
-    from .. import __version__
+    from ..version import __version__
     from .metrics import METRIC_NAMES
 
     out = config.model_dump()

@@ -263,7 +263,7 @@ def check_bias(model, bias: float, kind: str) -> None:
 
 def resolve(config: Config) -> dict[str, Any]:
     """The config with every default filled in and every plug-in under its canonical name, as in ``config.yaml``."""
-    from .. import __version__
+    from ..version import __version__
 
     out = config.model_dump()
     out["data"] = SOURCES.resolve(config.data, "data")

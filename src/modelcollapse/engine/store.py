@@ -250,7 +250,7 @@ def load_columns(path: Path, sha256: bytes | None = None) -> dict[str, np.ndarra
 
 
 def versions() -> dict[str, str]:
-    from .. import __version__
+    from ..version import __version__
 
     import pyarrow
     import scipy
