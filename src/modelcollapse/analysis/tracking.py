@@ -346,3 +346,11 @@ class Hooks:
     def __call__(self, event) -> None:
         for hook in self.hooks:
             hook(event)
+
+
+def log_runs(out: str | Path, names: list[str], uri: str | None = None, warn=None) -> list[str]:
+    """Log the runs of ``modelcollapse run`` after the fact (a suite's members, or one run directory) with
+    :func:`log_run_dir`. Never raises; returns the parent run ids logged."""
+    out = Path(out)
+    dirs = [out / n for n in names] if (out / "suite.yaml").exists() else [out]
+    return [i for i in (log_run_dir(d, uri, warn) for d in dirs) if i is not None]
