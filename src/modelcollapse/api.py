@@ -145,6 +145,8 @@ def run(
     workers: int | None = None,
     executor: str = "local",
     address: str | None = None,
+    track: str | None = None,
+    tracking_uri: str | None = None,
 ) -> Run:
     """Run ``config`` (a dict, a YAML path or a preset name) into ``out`` (default ``runs/NAME``) and return its
     :class:`Run`.
@@ -155,15 +157,28 @@ def run(
     that runs it (with ``workers > 1`` it must be picklable: a module-level function), with ``event.arm``,
     ``event.generation`` and ``event.metrics`` (metric name -> ``(R,)`` array of the unit's replicates).
     ``workers``/``executor``/``address``: as ``modelcollapse run``'s options. ``quiet=False`` shows a progress bar.
-    A suite config (``suite:``) runs each member into ``out/MEMBER``.
+    A suite config (``suite:``) runs each member into ``out/MEMBER``. ``track="mlflow"`` logs each generation live to
+    MLflow at ``tracking_uri`` (default ``sqlite:///OUT/mlflow.db``; see :mod:`modelcollapse.analysis.tracking`).
     """
+    if track not in (None, "mlflow"):
+        raise ConfigError(f"track must be 'mlflow' or None; got {track!r}.")
     raw = raw_config(config, overrides)
     out = Path(out) if out is not None else Path("runs") / _name(raw, config)
     prepare_out(out, overwrite=overwrite, resume=resume)
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
+
+    def one(cfg, path: Path, again: bool) -> None:
+        if track is None:
+            execute(cfg, path, resume=again, quiet=quiet, executor=spec, on_generation=on_generation, spelling=PYTHON)
+            return
+        from .analysis.tracking import Hooks, tracking
+
+        with tracking(path, tracking_uri, poll=None if spec.in_process else 1.0) as tracker:
+            execute(cfg, path, resume=again, quiet=quiet, executor=spec, on_generation=Hooks(tracker, on_generation),
+                    spelling=PYTHON)
+
     if "suite" not in raw:
-        execute(_validate(raw, trust_code), out, resume=resume, quiet=quiet, executor=spec, on_generation=on_generation,
-                spelling=PYTHON)
+        one(_validate(raw, trust_code), out, resume)
         return Run(out)
     from .engine.store import refuse_existing
 
@@ -175,8 +190,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "suite.yaml", yaml.safe_dump({"name": _name(raw, config), "members": [n for n, _ in entries]}))
     for n, cfg in entries:
-        execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet, executor=spec,
-                on_generation=on_generation, spelling=PYTHON)
+        one(cfg, out / n, resume or (out / n / "config.yaml").exists())
     return Run(out)
 
 

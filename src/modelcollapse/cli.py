@@ -84,7 +84,7 @@ def main(debug: bool) -> None:
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
-@click.option("--tracking-uri", help="MLflow tracking URI (default: file store RUN_DIR/mlruns).")
+@click.option("--tracking-uri", help="MLflow tracking URI (default: SQLite store sqlite:///RUN_DIR/mlflow.db).")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
               help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
@@ -101,14 +101,21 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
     import_plugins(plugins, "--plugin")
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
+    warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
+    tracker = None
+    if track == "mlflow":  # live, per generation; the driver polls the run directory when units run elsewhere
+        from .analysis.tracking import tracking
+
+        tracker = lambda path: tracking(path, tracking_uri, poll=None if spec.in_process else 1.0, warn=warn)  # noqa: E731
     out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
-                           plugins=plugins)
+                           plugins=plugins, track=tracker)
     if not no_report:
         path = build_report(out)
-    if track == "mlflow":
-        from .analysis.tracking import log_runs
+        if track == "mlflow":
+            from .analysis.tracking import attach_report
 
-        log_runs(out, [name for name, _ in runs], uri=tracking_uri, warn=lambda line: click.echo(f"warning: {line}", err=True))
+            for run_dir in ([out / name for name, _ in runs] if (out / "suite.yaml").exists() else [out]):
+                attach_report(run_dir, tracking_uri, warn)
     if not quiet:
         for name, manifest in runs:
             status = manifest.get("status")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -270,25 +271,31 @@ def run_config(
     source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec(),
     trust_code: bool = False,
     plugins: list[str] | tuple[str, ...] = (),
+    track: Callable[[Path], Any] | None = None,
 ) -> tuple[Path, list[tuple[str, dict]]]:
     """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
     (name, manifest) of each run made. ``trust_code``: allow config keys that name Python code to import
     (``model.estimator``, a verifier filter's ``function``, ``plugins``); refused otherwise, like transformers'
-    ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's ``plugins``."""
+    ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's ``plugins``.
+    ``track(run_dir)``: a context manager around each run, yielding its ``on_generation`` hook (``--track``)."""
+
+    def one(cfg: Config, path: Path, again: bool) -> dict:
+        with (track(path) if track else contextlib.nullcontext()) as hook:
+            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook)
+
     raw = with_plugins(apply_overrides(load_raw(source), overrides), plugins)
     name = str(raw.get("name", Path(source).stem))
     out = Path(out) if out else Path("runs") / name
     check_out(out)
     if "suite" not in raw:
-        return out, [(name, execute(validate(raw, trust_code=trust_code), out, resume=resume, quiet=quiet, executor=executor))]
+        return out, [(name, one(validate(raw, trust_code=trust_code), out, resume))]
     entries = [(n, validate(with_plugins(sub, raw.get("plugins") or []), trust_code=trust_code))
                for n, sub in suite_entries(raw)]  # validate every member before running any
     if not resume:
         refuse_existing(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
-    return out, [(n, execute(cfg, out / n, resume=resume or (out / n / "config.yaml").exists(), quiet=quiet, executor=executor))
-                 for n, cfg in entries]
+    return out, [(n, one(cfg, out / n, resume or (out / n / "config.yaml").exists())) for n, cfg in entries]
 
 
 __all__ = ["execute", "run_config", "apply_overrides", "PRESETS_DIR"]
