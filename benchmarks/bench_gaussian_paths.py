@@ -6,6 +6,7 @@ Usage (from the repository root)::
 
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py                      # paths at M = 100, 1000, 10000
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --long              # gaussian-long, full scale, exact
+    PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --long --compare    # ... then in the earlier store layout
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --preset gmm-paper  # any preset: seconds and peak RSS
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --units             # units/s: local pool vs Ray
     PYTHONPATH=src python benchmarks/bench_gaussian_paths.py --io                # ms per persisted generation
@@ -98,24 +99,30 @@ def bench_paths(replicates: int, generations: int, workdir: Path, repeats: int, 
             print(f"{m:>6} {sampler:>13} {rate:>12,.0f} {limit:>12,.0f} {limit / rate:>10.2f} {io:>9.0%}")
 
 
-def bench_preset(preset: str, workdir: Path, overrides: list[str]) -> None:
+def bench_preset(preset: str, workdir: Path, overrides: list[str], files: bool = False) -> float:
+    """Seconds for the whole run (and peak RSS of this process so far). ``files``: every unit in the earlier store
+    layout (a metrics segment file and a state checkpoint renamed into place per generation)."""
     from modelcollapse.engine.runner import run_config
 
     out = Path(tempfile.mkdtemp(dir=workdir)) / preset
-    start = time.perf_counter()
-    _, runs = run_config(preset, out, overrides, resume=False, quiet=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    print(f"{preset} {' '.join(overrides)}: {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS {peak:.0f} MiB")
-    import yaml
+    save = RunStore.save_generation
+    if files:
+        def save_in_files(self, arm, shard, *args, **kwargs):
+            (self.unit_dir(arm, shard) / "segments").mkdir(parents=True, exist_ok=True)
+            return save(self, arm, shard, *args, **kwargs)
 
-    arms = yaml.safe_load((out / "config.yaml").read_text())["arms_resolved"]
-    for i, (name, arm) in enumerate(arms.items()):  # a unit's time: from its gen0 checkpoint to its last state
-        unit = sorted((out / "checkpoints").glob(f"arm{i:03d}-shard*"))
-        spent = sum((u / "state.npz").stat().st_mtime - (u / "gen0.npz").stat().st_mtime for u in unit)
-        print(f"  {name:18s} {arm['model'].get('sampler', '-'):8s} R={arm['replicates']:<5d} M={arm['loop']['samples']:<6d} "
-              f"G={arm['loop']['generations']}: {spent:6.1f} s after generation 0")
+        RunStore.save_generation = save_in_files
+    try:
+        start = time.perf_counter()
+        _, runs = run_config(preset, out, overrides, resume=False, quiet=True)
+        seconds = time.perf_counter() - start
+    finally:
+        RunStore.save_generation = save
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    layout = "file per generation" if files else "journal"
+    print(f"{preset} {' '.join(overrides)} ({layout}): {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS so far {peak:.0f} MiB")
     shutil.rmtree(out.parent)
+    return seconds
 
 
 def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
@@ -206,6 +213,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--units", action="store_true", help="units/s: in process, process pool, Ray")
     parser.add_argument("--io", action="store_true", help="milliseconds per persisted generation")
+    parser.add_argument("--compare", action="store_true", help="--long/--preset: also run the earlier store layout")
     parser.add_argument("--nll", action="store_true", help="exact path: nll_real closed form vs per record")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
@@ -215,7 +223,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
     try:
         if args.long or args.preset:
-            bench_preset("gaussian-long" if args.long else args.preset, workdir, args.overrides)
+            name = "gaussian-long" if args.long else args.preset
+            journal = bench_preset(name, workdir, args.overrides)
+            if args.compare:
+                files = bench_preset(name, workdir, args.overrides, files=True)
+                print(f"journal vs file per generation: {files / journal:.2f}x faster")
         elif args.nll:
             bench_nll(args.replicates, args.generations, workdir, args.repeats)
         elif args.io:

@@ -892,37 +892,46 @@ class RunStore:
         """Write metrics.parquet from the expected segments of ``units`` (generations 0..last of each, as its
         checkpoint records); returns its record ``{"file", "rows", "sha256"}``."""
         expected: dict[Path, bytes | None] = {}
-        items = []
+        items = []  # per unit, one list of (arm, shard, generation, loader); a journal is read when its turn comes
         for arm, shard in sorted(units):
             last, _, sums = self._checkpoint(arm, shard, "state")
             journal = self.unit_dir(arm, shard) / JOURNAL
             if journal.exists():
-                log = Log.read(journal)
-                records = log.of(METRICS)
-                for g in range(last + 1):
-                    if g not in records:
-                        raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
-                                                   f"{arm}, shard {shard} records generations 0..{last}")
-                    items.append((arm, shard, g, partial(columns_from_bytes, log.payload(records[g]))))
+                items.append(partial(self._journal_items, arm, shard, last))
                 continue
+            unit_items = []
+            items.append(lambda unit_items=unit_items: unit_items)
             for g in range(last + 1):
                 path = self._segment(arm, shard, g)
                 if not path.exists():
                     raise CorruptFile(path, f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
                                             f"records generations 0..{last}")
                 expected[path] = sums["metrics"][g] if sums else None
-                items.append((arm, shard, g, partial(load_columns, path, expected[path])))
+                unit_items.append((arm, shard, g, partial(load_columns, path, expected[path])))
         rows = [0]
 
-        def batches():
-            for i in range(0, len(items), self.METRIC_FILES_PER_BATCH):
-                table = self._metric_table(items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
-                rows[0] += table.num_rows
-                yield table
+        def batches():  # one unit at a time: memory holds one journal, whatever the run's size
+            for unit_items in items:
+                unit_items = unit_items()
+                for i in range(0, len(unit_items), self.METRIC_FILES_PER_BATCH):
+                    table = self._metric_table(unit_items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+                    rows[0] += table.num_rows
+                    yield table
 
         self.write_metrics(batches())
         fault_point("table")
         return {"file": self.table_path.name, "rows": rows[0], "sha256": file_sha256(self.table_path)}
+
+    def _journal_items(self, arm: int, shard: int, last: int) -> list:
+        """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
+        journal = self.unit_dir(arm, shard) / JOURNAL
+        log = Log.read(journal)
+        records = log.of(METRICS)
+        for g in range(last + 1):
+            if g not in records:
+                raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
+                                           f"{arm}, shard {shard} records generations 0..{last}")
+        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]))) for g in range(last + 1)]
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
         """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""
