@@ -52,7 +52,8 @@ PACK
   exit 0
 fi
 
-if compgen -G ".whl/*/*" > /dev/null; then
+# Install the carried wheels only where a package is missing (here, the wheels are for the device's Python 3.12).
+if compgen -G ".whl/*/*" > /dev/null && ! PYTHONPATH=$PWD/src "$PY" benchmarks/gpu_rows.py --check > /dev/null; then
   mkdir -p /tmp/wheels
   for base in $(ls .whl/*/*.part-* 2>/dev/null | sed 's|.*/||; s|\.part-..$||' | sort -u); do
     ls .whl/*/"$base".part-* | awk -F/ '{print $NF" "$0}' | sort | cut -d' ' -f2 | xargs cat > "/tmp/wheels/$base"
