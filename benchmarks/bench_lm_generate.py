@@ -33,6 +33,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--generate-batch", type=int, default=64, help="prompts per batched generate call")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also profile one batched generate call and one training epoch with torch.profiler; print the "
+                         "top N operators by self time, and the share of the time in each group")
     args = ap.parse_args()
 
     import torch
@@ -84,6 +87,39 @@ def main() -> None:
         "batched_over_plain": round(plain_s / batched_s, 2), "train_tokens_per_s": round(train_tps, 1),
     }
     print(json.dumps(result, indent=2))
+    if args.profile:
+        profile(model, net, train, prompts, pad, kw, args)
+
+
+def profile(model, net, train, prompts, pad, kw, args) -> None:
+    """Where one batched generate call and one training epoch spend their time (torch.profiler, CPU and CUDA)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    from modelcollapse.plugins.hf import generate_batched
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    steps = {
+        "generate": lambda: generate_batched(net, prompts, new_tokens=args.block, min_new_tokens=args.block,
+                                             batch_size=model.generate_batch_size, pad_id=pad, seeds=0, **kw),
+        "train": lambda: model.fit(train, rng=np.random.default_rng(1)),
+    }
+    for name, step in steps.items():
+        with torch_profile(activities=activities) as prof:
+            step()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events) or 1
+        groups: dict[str, float] = {}
+        for e in events:
+            key = ("matmul/linear" if any(k in e.key for k in ("mm", "linear", "matmul", "addmm")) else
+                   "attention" if "attention" in e.key or "softmax" in e.key else
+                   "beam/logits processing" if any(k in e.key for k in ("topk", "sort", "gather", "index", "cat", "where")) else
+                   "optimizer" if "adam" in e.key.lower() or "foreach" in e.key else "other")
+            groups[key] = groups.get(key, 0.0) + e.self_cpu_time_total
+        print(f"\n== {name}: self CPU time by group ==")
+        for key, value in sorted(groups.items(), key=lambda kv: -kv[1]):
+            print(f"  {key:24s} {value / total:6.1%}")
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.profile))
 
 
 if __name__ == "__main__":

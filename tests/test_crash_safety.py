@@ -24,9 +24,10 @@ from modelcollapse.errors import RunError
 RAW = {"name": "cs", "seed": 7, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian", "dim": 2},
        "model": {"kind": "gaussian"}, "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},
        "metrics": ["w2_sq", "mean"]}
-# (step, n): 2 shards x 5 generations = 10 saves; the run writes 2 metrics segments per shard and generation.
+# (step, n): 2 shards x 5 generations = 10 saves; the run appends a metrics and a state record to each shard's journal
+# per generation, and drops one journal per shard when it completes.
 KILLS = [("rename", 7), ("segment", 3), ("synthetic", 6), ("gen0", 2), ("state", 4), ("state", 10), ("table", 1),
-         ("record", 1), ("drop", 3)]
+         ("record", 1), ("drop", 2)]
 
 
 def cli(*args):
@@ -66,7 +67,7 @@ def test_kill_at_every_step_then_resume_equals_uninterrupted(runs, step, n):
     full = pq.read_table(root / "full" / "metrics.parquet")
     assert manifest["status"] == "complete" and manifest["table"]["rows"] == full.num_rows == 4 * 5 * 4
     assert pq.read_table(killed / "metrics.parquet").equals(full)  # same rows, same order, same bits
-    assert not list(killed.glob("checkpoints/*/segments/metrics-*"))
+    assert not list(killed.glob("checkpoints/*/segments/metrics-*")) and not list(killed.glob("checkpoints/*/journal.log"))
     execute(validate(RAW), killed, resume=True, quiet=True)  # idempotent: a complete run resumes to itself
     assert pq.read_table(killed / "metrics.parquet").equals(full)
 
@@ -82,8 +83,8 @@ def test_sweep_killed_inside_a_points_consolidation_resumes_to_the_full_table(tm
         cli("sweep", str(config), "--grid", "loop.samples=10,20", "--out", str(out), "--quiet", *extra),
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **({"MODELCOLLAPSE_FAULT": fault} if fault else {})})
     assert sweep(tmp_path / "full").returncode == 0
-    # point 0 drops 6 segments (2 shards x 3 generations): killed in point 1's consolidation, 2 segments dropped
-    assert sweep(tmp_path / "killed", fault="drop:8").returncode == -signal.SIGKILL
+    # point 0 drops 2 journals (2 shards): killed in point 1's consolidation, 1 journal dropped
+    assert sweep(tmp_path / "killed", fault="drop:3").returncode == -signal.SIGKILL
     assert sweep(tmp_path / "killed", "--resume").returncode == 0
     a, b = (pq.read_table(tmp_path / d / "sweep.parquet") for d in ("full", "killed"))
     assert a.num_rows == 2 * 4 * 3 * 4 and a.equals(b)
@@ -121,16 +122,22 @@ def unconsolidated(runs, tmp_path):
 
 
 @pytest.mark.parametrize("damage,name", [
-    ("flip", "checkpoints/arm000-shard001/segments/metrics-000002.npy"),
-    ("delete", "checkpoints/arm000-shard001/segments/metrics-000002.npy"),
-    ("flip", "checkpoints/arm000-shard000/segments/synthetic-000001.npz"),
-    ("delete", "checkpoints/arm000-shard000/segments/synthetic-000003.npz"),
-    ("flip", "checkpoints/arm000-shard000/state.npz"),
-    ("flip", "checkpoints/arm000-shard001/gen0.npz"),
+    ("flip", "checkpoints/arm000-shard001/journal.log"),  # a metrics or state record of generation 2 or 3
+    ("flip-start", "checkpoints/arm000-shard001/journal.log"),  # generation 0 (the gen0 state)
+    ("flip-header", "checkpoints/arm000-shard000/journal.log"),  # a record's length: not mistaken for a torn tail
+    ("flip", "checkpoints/arm000-shard000/synthetic.log"),
+    ("delete", "checkpoints/arm000-shard000/synthetic.log"),
 ])
 def test_a_damaged_file_is_an_error_naming_it(unconsolidated, damage, name):
     path = unconsolidated / name
-    flip_byte(path) if damage == "flip" else path.unlink()
+    if damage == "delete":
+        path.unlink()
+    else:
+        flip_byte(path, {"flip": 0.6, "flip-start": 0.02}.get(damage, 0))
+    if damage == "flip-header":  # the first record's length (bytes 16..23 of its header), made longer than the file
+        data = bytearray(path.read_bytes())
+        data[16:24] = (len(data) * 2).to_bytes(8, "little")
+        path.write_bytes(bytes(data))
     with pytest.raises(RunError, match=rf"{path} is corrupted \(.*\); restore it"):
         execute(validate(RAW), unconsolidated, resume=True, quiet=True)
     assert not (unconsolidated / "metrics.parquet").exists()
@@ -215,27 +222,33 @@ def zombie(pid: int) -> bool:
 @pytest.mark.parametrize("fails", ["table", "state"])
 def test_a_full_disk_fails_the_run_and_resume_completes_it(tmp_path, fails):
     """A write that fails (here: RLIMIT_FSIZE, as a full disk would) leaves the files before it intact: the run exits
-    1 and ``--resume`` reaches the uninterrupted table. ``table``: the limit lets every file but metrics.parquet
-    through; ``state``: it stops the state checkpoints midway (they grow by 64 bytes of digests a generation)."""
+    1 and ``--resume`` reaches the uninterrupted table. ``state``: the limit stops a unit's journal midway, inside an
+    append (a torn tail, cut on resume); ``table``: a run killed once its table was written loses that table, and the
+    resume that rewrites it meets the limit (it appends nothing: the journals are complete)."""
     import resource
 
     raw = {**RAW, "loop": {**RAW["loop"], "generations": 12}}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     execute(validate(raw), tmp_path / "full", quiet=True)
-    table = (tmp_path / "full" / "metrics.parquet").stat().st_size
-    state = (tmp_path / "full" / "checkpoints" / "arm000-shard000" / "state.npz").stat().st_size
-    others = max(p.stat().st_size for p in (tmp_path / "full").rglob("*") if p.is_file() and p.name != "metrics.parquet")
-    assert table > others, "this test needs metrics.parquet to be the largest file"
-    limit = others + 1 if fails == "table" else state - 3 * 64
+    out = tmp_path / "run"
+    assert start(config, out, "table:1").wait(timeout=120) == -signal.SIGKILL
+    table = (out / "metrics.parquet").stat().st_size
+    journal = (out / "checkpoints" / "arm000-shard000" / "journal.log").stat().st_size
+    if fails == "table":
+        (out / "metrics.parquet").unlink()
+        limit = table // 2
+    else:
+        shutil.rmtree(out)
+        limit = journal // 2 + 7  # inside a record, most likely
 
     def small_disk():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    out = tmp_path / "run"
-    result = subprocess.run(cli("run", str(config), "--out", str(out), "--quiet", "--no-report"), preexec_fn=small_disk,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    result = subprocess.run(cli("run", str(config), "--out", str(out), "--quiet", "--no-report", *(["--resume"] if fails == "table" else [])),
+                            preexec_fn=small_disk, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert result.returncode == 1 and "File too large" in result.stderr
     assert not (out / "metrics.parquet").exists()
     assert [p.name for p in out.rglob(".*")] == [".lock"]  # no temporary file left behind

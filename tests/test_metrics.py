@@ -58,6 +58,33 @@ def test_nll_real_is_entropy_for_the_truth(rng):
     assert nll == pytest.approx(0.5 * np.log(2 * np.pi * np.e * 4.0), abs=0.01)
 
 
+@pytest.mark.parametrize("d", [1, 3])
+def test_gaussian_mean_log_prob_from_sufficient_statistics_equals_the_direct_mean(rng, d):
+    """The closed form (held-out mean and scatter) against log_prob per record, averaged: equal to rounding, for
+    shared and per-replicate records, far from the origin, and for a collapsed (singular) fit."""
+    x = rng.normal(3.0, 2.0, size=(5, 40, d))
+    model = Gaussian().fit(x, rng=rng)
+    model.cov_[0] = 0.0  # collapsed to a point: eigenvalues clipped at TINY in both routes
+    heldout = rng.normal(3.0, 2.0, size=(300, d))
+    for records in (np.broadcast_to(heldout, (5, 300, d)), rng.normal(size=(5, 300, d))):
+        direct = model.log_prob(records).mean(1)
+        np.testing.assert_allclose(model.mean_log_prob(records), direct, rtol=1e-10)
+    source = GaussianSource(dim=d)
+    nll = measure(["nll_real"], ctx_for(model, source, None, heldout))["nll_real"]
+    np.testing.assert_allclose(nll, -model.log_prob(np.broadcast_to(heldout, (5, 300, d))).mean(1), rtol=1e-10)
+
+
+def test_categorical_mean_log_prob_from_counts_equals_the_direct_mean(rng):
+    source = CategoricalSource(categories=6)
+    model = Categorical().bind(source, None).fit(rng.integers(0, 6, size=(4, 30)), rng=rng)
+    model.probs_[1] = [0.5, 0.5, 0, 0, 0, 0]  # categories the held-out set has but the fit lost: -inf
+    for records in (np.broadcast_to(rng.integers(0, 6, 500), (4, 500)), rng.integers(0, 6, size=(4, 500))):
+        with np.errstate(divide="ignore"):
+            direct = model.log_prob(records).mean(1)
+        np.testing.assert_allclose(model.mean_log_prob(records), direct, rtol=1e-12)
+    assert model.mean_log_prob(np.broadcast_to(np.array([0, 1, 1]), (4, 3)))[1] == pytest.approx(np.log(0.5))
+
+
 def test_discrete_metrics_closed_form():
     source = CategoricalSource(categories=4)
     model = Categorical().bind(source, None).set_state({"probs_": np.array([[0.5, 0.5, 0, 0]]), "degenerate_": np.zeros(1, bool)})

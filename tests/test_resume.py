@@ -92,10 +92,34 @@ def test_resume_point_reads_generation_and_state_together(tmp_path):
         store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
     generation, state = RunStore(tmp_path).resume_point(0, 0)
     assert generation == 2 and list(state) == ["mu"] and state["mu"][0] == 20.0
-    from modelcollapse.engine.store import load_arrays
+    from modelcollapse.engine.store import JOURNAL, METRICS, STATE_NPZ, Log
 
-    saved = load_arrays(store.unit_dir(0, 0) / "state.npz")
-    assert saved["__metrics_sha256__"].shape == (3, 32) and saved["__synthetic_sha256__"].shape == (0, 32)
+    log = Log.read(store.unit_dir(0, 0) / JOURNAL)  # one metrics record, then one state record, per generation
+    assert [(r.kind, r.generation) for r in log.records] == [(k, g) for g in range(3) for k in (METRICS, STATE_NPZ)]
+    assert not list(store.unit_dir(0, 0).glob("state.*"))  # small states live in the journal until the run completes
+
+
+def test_a_torn_journal_tail_is_cut_on_resume_and_a_damaged_record_is_an_error(tmp_path):
+    """A record cut short or failing its checksum at the end of the log is a crash mid-append: dropped, with every
+    record of a generation that did not complete. The same damage with records after it is corruption."""
+    from modelcollapse.engine.store import JOURNAL, CorruptFile, frame
+
+    store = RunStore(tmp_path)
+    for g in range(3):
+        store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
+    journal = store.unit_dir(0, 0) / JOURNAL
+    whole = journal.read_bytes()
+    for torn in (frame(0, 3, b"x" * 100)[:-7], frame(0, 3, b"x" * 100)[:30], frame(0, 3, b"y" * 10)):
+        journal.write_bytes(whole + torn)  # generation 3's metrics record: torn, cut short, or complete but uncommitted
+        resumed = RunStore(tmp_path)
+        assert resumed.resume_point(0, 0)[0] == 2
+        resumed.save_generation(0, 0, 3, {"m": np.full(2, 3.0)}, {"mu": np.zeros(2)}, None)
+        assert journal.read_bytes().startswith(whole) and RunStore(tmp_path).resume_point(0, 0)[0] == 3
+    damaged = bytearray(whole)
+    damaged[len(whole) // 2] ^= 0x40
+    journal.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptFile, match=rf"{journal} is corrupted \(.*\); restore it"):
+        RunStore(tmp_path).resume_point(0, 0)
 
 
 def test_a_checkpoint_from_before_checksums_still_resumes(tmp_path):

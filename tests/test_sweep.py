@@ -102,7 +102,7 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "modelcollapse.cli", "sweep", path, *grid, "--out", str(killed), "--quiet"], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill once point 1 has started and saved a generation
-        if list((killed / "points" / "001" / "checkpoints").glob("*/state.npz")):
+        if list((killed / "points" / "001" / "checkpoints").glob("*/journal.log")):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

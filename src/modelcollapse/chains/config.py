@@ -67,6 +67,8 @@ class BackendConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="local: chains per generate call")
     threads: int | None = Field(None, ge=1, description="local: torch CPU threads; None keeps torch's default. On a "
                                 "busy machine 1 avoids thread oversubscription, which can slow generation 10x")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="local: where the model runs; auto is cuda when "
+                                                   "a GPU is visible (generation is batch-independent on either)")
     # openai
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the URL that /chat/completions is under")
     model: str = Field("default", description="openai: the model name sent with each request")

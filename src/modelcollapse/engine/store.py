@@ -5,21 +5,28 @@ Layout::
     config.yaml        resolved config (every default filled in, package version, seed)
     manifest.json      status, completed generations per arm and shard, timings, versions
     metrics.parquet    tidy rows: arm, replicate, generation, metric, value
-    checkpoints/       per arm and shard: state (latest), gen0, and per-generation segments (metrics: a structured
-                       .npy, a field per metric) until the run completes
+    checkpoints/       per arm and shard: journal.log (append-only, until the run completes: each generation's
+                       metrics and, for small states, its model state), synthetic.log (the records of regimes that
+                       keep history), state and gen0 (written each generation for large states, at completion for
+                       small ones); run directories of earlier versions hold a segment file per generation instead
     arrays/            extra per-generation arrays a metric chose to keep (npz)
     figures/           PNG figures of the report
     report.html        self-contained report, built from the files above alone
 
-Every file is written atomically (a temporary file in the same folder, then ``os.replace``), with the permissions of
-the process umask (``0o666 & ~umask``). A generation is complete when its state checkpoint is written, after its
-metrics segment.
+Every file but the two logs is written atomically (a temporary file in the same folder, then ``os.replace``), with the
+permissions of the process umask (``0o666 & ~umask``). The logs are appended to: each record is framed with its kind,
+generation, length and sha256 (:func:`frame`). A generation is complete when its state is saved — a state record
+appended to journal.log (states under :data:`JOURNAL_STATE_BYTES`), else the state checkpoint file — after its metrics
+(and synthetic) records. A resume reads the logs, checks every record, and truncates the torn tail: records after the
+last complete generation, or a last record cut short or failing its checksum (a crash mid-append). A record that fails
+its checksum with records after it is corruption: :class:`CorruptFile`.
 
 Integrity (see README, "What modelcollapse guarantees"):
 
-- each checkpoint carries ``__sha256__`` (a digest of its own arrays) and the sha256 of every segment written up to its
-  generation (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8); a resume and a consolidation check
-  them, and a consolidation also knows from them which segments must exist;
+- each log record carries the sha256 of its payload, checked on every read; each checkpoint file carries
+  ``__sha256__`` (a digest of its own arrays); a consolidation needs one metrics record per generation 0..last;
+- (earlier layout, still read and resumed) per-generation segment files, whose digests each checkpoint records
+  (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8);
 - ``metrics.parquet`` is written, then its row count and sha256 are recorded in ``manifest.json`` (``table``), and only
   then are the segments dropped: a table with its record is verified and kept, one without is rebuilt;
 - ``.lock`` (pid and host) is held with ``fcntl.flock`` by the one process writing the directory (:meth:`RunStore.lock`).
@@ -31,6 +38,7 @@ Test-only fault injection: ``MODELCOLLAPSE_FAULT=STEP:N`` SIGKILLs the process t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -39,9 +47,12 @@ import os
 import platform
 import signal
 import socket
+import struct
 import tempfile
 import time
+import zlib
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +64,13 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 
 FAULT_STEPS = (
     "rename",  # atomic_write: the temporary file is written, not yet renamed
-    "segment",  # save_generation: the metrics segment is written
+    "segment",  # save_generation: the metrics record (segment) is written
     "synthetic",  # save_generation: the synthetic segment is written (regimes that keep history)
     "gen0",  # save_generation: the generation-0 checkpoint is written
     "state",  # save_generation: the state checkpoint is written (the generation is complete)
     "table",  # finish: metrics.parquet is written, its record not yet
     "record",  # finish: the table's record is in manifest.json, the segments not yet dropped
-    "drop",  # finish: one segment is dropped
+    "drop",  # finish: one unit's journal (one segment, in the earlier layout) is dropped
 )
 _reached: Counter = Counter()
 
@@ -211,13 +222,26 @@ def save_columns(path: Path, columns: dict[str, np.ndarray]) -> bytes:
     """Equal-length 1-D columns as one structured-array ``.npy`` (a field per column), atomically; returns the file's
     sha256 digest. Reading it back parses one header, where an ``.npz`` of the same columns parses one per column
     (~10x slower to load)."""
-    names = list(columns)
+    return atomic_write(path, columns_bytes(columns))
+
+
+def columns_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    """Equal-length 1-D columns as the bytes of one structured-array ``.npy`` (see :func:`save_columns`)."""
+    names = tuple(columns)
     table = np.empty(len(columns[names[0]]) if names else 0, dtype=[(name, np.float64) for name in names])
     for name in names:
         table[name] = columns[name]
-    buffer = io.BytesIO()
-    np.save(buffer, table, allow_pickle=False)
-    return atomic_write(path, buffer.getbuffer())
+    return npy_header(names, len(table)) + table.tobytes()
+
+
+@functools.lru_cache(maxsize=64)
+def npy_header(names: tuple[str, ...], rows: int) -> bytes:
+    """The ``.npy`` header ``np.save`` writes for :func:`columns_bytes`'s table (cached: a run's generations share
+    a few layouts, and building one costs more than the rest of the record)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype([(n, np.float64) for n in names])),
+                                                  "fortran_order": False, "shape": (rows,)})
+    return header.getvalue()
 
 
 @functools.lru_cache(maxsize=64)
@@ -238,15 +262,141 @@ def load_columns(path: Path, sha256: bytes | None = None) -> dict[str, np.ndarra
     data = Path(path).read_bytes()
     if sha256 is not None and hashlib.sha256(data).digest() != bytes(sha256):
         raise CorruptFile(path, "its sha256 differs from the one its checkpoint recorded")
+    return columns_from_bytes(data, path)
+
+
+def columns_from_bytes(data: bytes | memoryview, path: Path | None = None) -> dict[str, np.ndarray]:
+    """The columns of :func:`columns_bytes`'s bytes."""
     if data[6:7] == b"\x01":  # format version 1.0, as np.save writes small tables: the header's length is 2 bytes
         start = 10 + int.from_bytes(data[8:10], "little")
-        dtype, shape, fortran = npy_layout(data[:start])
+        dtype, shape, fortran = npy_layout(bytes(data[:start]))
         if not dtype.names:  # no columns
             return {}
         table = np.frombuffer(data, dtype, offset=start).reshape(shape, order="F" if fortran else "C")
     else:
-        table = np.load(path, allow_pickle=False)
+        table = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
     return {name: table[name] for name in table.dtype.names or ()}
+
+
+# -- append-only logs -----------------------------------------------------------------------------------------------
+MAGIC = b"MCR1"
+HEADER = struct.Struct("<4sB3xqQ32sI")  # magic, kind, generation, length, payload sha256, crc32 of the rest: 60 bytes
+METRICS, SYNTHETIC, STATE_NPZ, STATE_SAFETENSORS = 0, 1, 2, 3  # record kinds
+JOURNAL, SYNTHETIC_LOG = "journal.log", "synthetic.log"
+#: A serialised state smaller than this (1 MiB) is appended to journal.log each generation; a larger one (network
+#: weights) is written as the state checkpoint file, atomically, as before.
+JOURNAL_STATE_BYTES = 1 << 20
+
+
+def frame(kind: int, generation: int, payload: bytes | memoryview) -> bytes:
+    """One log record: a 60-byte header (``MCR1``, kind, generation, length, sha256 of the payload, and a crc32 of
+    those fields, so a damaged length is caught rather than read as a torn tail), then the payload.
+
+    >>> record = frame(METRICS, 3, b"abc")
+    >>> len(record), [(r.kind, r.generation) for r in read_log_bytes(record, Path("x.log"))[0]]
+    (63, [(0, 3)])
+    """
+    fields = HEADER.pack(MAGIC, kind, generation, len(payload), hashlib.sha256(payload).digest(), 0)[:-4]
+    return fields + struct.pack("<I", zlib.crc32(fields)) + bytes(payload)
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A checked log record: its kind, generation, and payload's place in the log's bytes (``start``, ``end``)."""
+
+    kind: int
+    generation: int
+    start: int
+    end: int
+
+
+def read_log_bytes(data: bytes, path: Path) -> tuple[list[Record], int]:
+    """The checked records of a log's bytes and the offset where they end. A last record cut short, or failing its
+    checksum with nothing after it, is a torn tail (a crash mid-append): reading stops before it. A record failing its
+    checksum with bytes after it, or bytes that are no record header, raise :class:`CorruptFile` naming ``path``."""
+    records, at, size = [], 0, len(data)
+    while at < size:
+        if size - at < HEADER.size:
+            break  # a header cut short
+        magic, kind, generation, length, digest, crc = HEADER.unpack_from(data, at)
+        if magic != MAGIC or zlib.crc32(memoryview(data)[at : at + HEADER.size - 4]) != crc:
+            raise CorruptFile(path, f"no valid record header at byte {at}")
+        start, end = at + HEADER.size, at + HEADER.size + length
+        if end > size:
+            break  # a payload cut short
+        if hashlib.sha256(memoryview(data)[start:end]).digest() != digest:
+            if end == size:
+                break  # the last append, torn
+            raise CorruptFile(path, f"the record at byte {at} (generation {generation}) differs from its sha256")
+        records.append(Record(kind, generation, start, end))
+        at = end
+    return records, at
+
+
+@dataclasses.dataclass
+class Log:
+    """A log's bytes and checked records (see :func:`read_log_bytes`)."""
+
+    path: Path
+    data: bytes = b""
+    records: list[Record] = dataclasses.field(default_factory=list)
+    end: int = 0
+
+    @classmethod
+    def read(cls, path: Path) -> "Log":
+        data = path.read_bytes() if path.exists() else b""
+        return cls(path, data, *read_log_bytes(data, path))
+
+    def payload(self, record: Record) -> memoryview:
+        return memoryview(self.data)[record.start : record.end]
+
+    def of(self, kind: int | tuple[int, ...]) -> dict[int, Record]:
+        """The records of ``kind`` by generation (the last of a generation wins: none repeats once the tail is cut)."""
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        return {r.generation: r for r in self.records if r.kind in kinds}
+
+    def cut_after(self, generation: int) -> None:
+        """Truncate the file after the records of generations ``<= generation`` (the torn tail too)."""
+        keep = [r for r in self.records if r.generation <= generation]
+        end = keep[-1].end if keep else 0
+        if self.path.exists() and self.path.stat().st_size != end:
+            os.truncate(self.path, end)
+        self.records, self.data, self.end = keep, self.data[:end], end
+
+
+class Appender:
+    """Appends to one log at a time through a file descriptor kept open between calls (opening a file costs more
+    than appending a generation's records to it); closed when another log is appended to, or by :meth:`close`."""
+
+    def __init__(self):
+        self.path, self.fd = None, None
+
+    def __call__(self, path: Path, data: bytes) -> None:
+        if path != self.path:
+            self.close()
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+            self.path = path
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+        self.path, self.fd = None, None
+
+    __del__ = close
+
+
+def state_bytes(state: dict[str, np.ndarray], state_format: str) -> bytes:
+    """A checkpoint's arrays serialised in ``state_format`` (``npz`` or ``safetensors``), in memory."""
+    if state_format == "safetensors":
+        from safetensors.numpy import save
+
+        return save({k: np.ascontiguousarray(v) for k, v in state.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, **state)
+    return buffer.getvalue()
 
 
 def versions() -> dict[str, str]:
@@ -376,6 +526,9 @@ class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._sums: dict[tuple[int, int], dict[str, list[bytes]]] = {}  # segment digests per unit, as last read/written
+        self._done: dict[tuple[int, int], int] = {}  # last generation this process appended per unit (logs cut)
+        self._synthetic: dict[tuple[int, int], Log] = {}  # synthetic.log as read by load_synthetic
+        self._append = Appender()
 
     def lock(self):
         """``with store.lock():`` — be the one process writing this directory (see :func:`exclusive`)."""
@@ -431,6 +584,10 @@ class RunStore:
     def unit_dir(self, arm: int, shard: int) -> Path:
         return self.root / "checkpoints" / f"arm{arm:03d}-shard{shard:03d}"
 
+    @functools.lru_cache(maxsize=256)  # noqa: B019  (a store lives as long as its run: the cache with it)
+    def _journal_path(self, arm: int, shard: int) -> Path:
+        return self.unit_dir(arm, shard) / JOURNAL
+
     def save_generation(
         self,
         arm: int,
@@ -443,9 +600,14 @@ class RunStore:
     ) -> None:
         """Persist one completed generation: metrics, synthetic records if the regime keeps history, then state.
 
-        The state checkpoint is written last: it marks the generation complete, and it records the sha256 of every
-        segment of generations ``0..generation`` (so a later reader knows which must exist, and what they hold).
+        The state is saved last: it marks the generation complete. A unit of this version appends a metrics record
+        to ``journal.log``, a synthetic record to ``synthetic.log``, then the state as a record of ``journal.log``
+        (one ``write`` each, no file created or renamed) or, at :data:`JOURNAL_STATE_BYTES` and above, as the state
+        checkpoint file. A unit of the earlier layout (a ``segments/`` folder) goes on in it: a segment file each, and
+        a state checkpoint that records the sha256 of every segment of generations ``0..generation``.
         """
+        if self._done.get((arm, shard)) == generation - 1 or not (self.unit_dir(arm, shard) / "segments").is_dir():
+            return self._append_generation(arm, shard, generation, metrics, state, synthetic, state_format)
         unit = self.unit_dir(arm, shard)
         sums = self._segment_sums(arm, shard, generation)
         sums["metrics"].append(save_columns(unit / "segments" / f"metrics-{generation:06d}.npy", metrics))
@@ -460,6 +622,50 @@ class RunStore:
             fault_point("gen0")
         save_arrays(unit / f"state.{state_format}", state)
         fault_point("state")
+
+    def _append_generation(self, arm, shard, generation, metrics, state, synthetic, state_format) -> None:
+        journal = self._journal_path(arm, shard)
+        unit = journal.parent
+        if self._done.get((arm, shard)) != generation - 1:  # first save in this process: cut the torn tail first
+            unit.mkdir(parents=True, exist_ok=True)
+            done = self._cut_to_committed(arm, shard)
+            if done != generation - 1:
+                raise RunError(f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}.")
+        self._append(journal, frame(METRICS, generation, columns_bytes(metrics)))
+        fault_point("segment")
+        if synthetic is not None:
+            self._append(unit / SYNTHETIC_LOG, frame(SYNTHETIC, generation, state_bytes(synthetic, "npz")))
+            fault_point("synthetic")
+        state = {**state, "__generation__": np.array([generation])}
+        payload = state_bytes(state, "safetensors")  # in a record, always safetensors: 5x faster to write than npz
+        if len(payload) < JOURNAL_STATE_BYTES:
+            self._append(journal, frame(STATE_SAFETENSORS if state_format == "safetensors" else STATE_NPZ, generation, payload))
+            if generation == 0:
+                fault_point("gen0")
+        else:
+            state["__sha256__"] = arrays_digest(state)
+            if generation == 0:
+                save_arrays(unit / f"gen0.{state_format}", state)
+                fault_point("gen0")
+            save_arrays(unit / f"state.{state_format}", state)
+        fault_point("state")
+        self._done[(arm, shard)] = generation
+
+    def _cut_to_committed(self, arm: int, shard: int) -> int:
+        """Truncate a unit's logs after its last complete generation (dropping a torn tail); returns that generation."""
+        unit = self.unit_dir(arm, shard)
+        done = self._checkpoint(arm, shard, "state")[0]
+        for name in (JOURNAL, SYNTHETIC_LOG):
+            if (unit / name).exists():
+                Log.read(unit / name).cut_after(done)
+        return done
+
+    @staticmethod
+    def _state_of(log: Log, record: Record) -> dict[str, np.ndarray]:
+        """A state record's arrays (its payload is safetensors; its kind names the checkpoint file's format)."""
+        from safetensors.numpy import load
+
+        return load(bytes(log.payload(record)))
 
     @staticmethod
     def _sum_arrays(sums: dict[str, list[bytes]]) -> dict[str, np.ndarray]:
@@ -493,7 +699,14 @@ class RunStore:
         of the segments it records (None for a checkpoint from before checksums); (-1, None, None) when absent.
         Should a unit hold it in two formats (a run resumed by a version whose family changed format), the later
         generation wins. A checkpoint that does not match its own ``__sha256__`` raises :class:`CorruptFile`."""
-        found = [read_checkpoint(p) for p in self.unit_dir(arm, shard).glob(f"{which}.*") if not p.name.startswith(".")]
+        unit = self.unit_dir(arm, shard)
+        found = [read_checkpoint(p) for p in unit.glob(f"{which}.*") if not p.name.startswith(".")]
+        if (unit / JOURNAL).exists():  # states appended to the journal: the last one, or generation 0's
+            log = Log.read(unit / JOURNAL)
+            states = log.of((STATE_NPZ, STATE_SAFETENSORS))
+            pick = 0 if which == "gen0" else max(states, default=None)
+            if pick in states:
+                found.append(self._state_of(log, states[pick]))
         if not found:
             return -1, None, None
         state = max(found, key=lambda s: int(s["__generation__"][0]))
@@ -524,6 +737,18 @@ class RunStore:
     def load_synthetic(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray]:
         """Generation ``generation``'s kept synthetic records, checked against the digest its checkpoint recorded
         (when :meth:`resume_point` or a save of this store read one)."""
+        log_path = self.unit_dir(arm, shard) / SYNTHETIC_LOG
+        if not (self.unit_dir(arm, shard) / "segments").is_dir():
+            log = self._synthetic.get((arm, shard))
+            if log is None or generation not in log.of(SYNTHETIC):
+                if not log_path.exists():
+                    raise CorruptFile(log_path, "the file is missing, though a checkpoint records its generations")
+                log = self._synthetic[(arm, shard)] = Log.read(log_path)
+            record = log.of(SYNTHETIC).get(generation)
+            if record is None:
+                raise CorruptFile(log_path, f"it holds no record of generation {generation}, though a checkpoint records it")
+            with np.load(io.BytesIO(log.payload(record)), allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
         path = self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz"
         if not path.exists():
             raise CorruptFile(path, "the file is missing, though a checkpoint records its generation")
@@ -545,20 +770,26 @@ class RunStore:
     def metric_batches(self, arms: list[str], shard_size: int):
         """The metric rows from the per-generation segments, as a stream of pyarrow tables (in unit, then generation
         order), each from at most ``METRIC_FILES_PER_BATCH`` segments."""
-        paths = sorted((self.root / "checkpoints").glob("arm*-shard*/segments/metrics-*.np[yz]"))
-        for i in range(0, len(paths), self.METRIC_FILES_PER_BATCH):
-            yield self._metric_table(paths[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+        items = []
+        for arm, shard in self.units_on_disk():
+            journal = self.unit_dir(arm, shard) / JOURNAL
+            if journal.exists():  # every checked record, complete generations or not (an unfinished run's report)
+                log = Log.read(journal)
+                items += [(arm, shard, g, partial(columns_from_bytes, log.payload(r))) for g, r in sorted(log.of(METRICS).items())]
+            for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
+                items.append((arm, shard, int(path.stem.split("-")[1]), partial(load_columns, path)))
+            for i in range(0, len(items), self.METRIC_FILES_PER_BATCH):
+                yield self._metric_table(items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+            items = []
 
-    def _metric_table(self, paths: list[Path], arms: list[str], shard_size: int, sums: dict[Path, bytes] | None = None):
-        """The rows of segments ``paths``; with ``sums``, each segment is checked against its digest there."""
+    def _metric_table(self, items: list, arms: list[str], shard_size: int):
+        """The rows of ``items``: (arm, shard, generation, a function returning that generation's columns)."""
         import pyarrow as pa
 
         names: dict[str, int] = {}
         parts: dict[str, list[np.ndarray]] = {"arm": [], "replicate": [], "generation": [], "metric": [], "value": []}
-        for path in paths:  # rows of one segment: metric by metric, replicate by replicate
-            arm, shard = (int(s[-3:]) for s in path.parent.parent.name.split("-"))
-            generation = int(path.stem.split("-")[1])
-            columns = load_columns(path, (sums or {}).get(path))
+        for arm, shard, generation, load in items:  # rows of one generation: metric by metric, replicate by replicate
+            columns = load()
             if not columns:
                 continue
             m, r = len(columns), len(next(iter(columns.values())))
@@ -648,9 +879,26 @@ class RunStore:
             self.write_manifest(manifest)
             fault_point("record")
         for arm, shard in units:
+            self._materialise(arm, shard)
             for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
                 path.unlink()
                 fault_point("drop")
+
+    def _materialise(self, arm: int, shard: int) -> None:
+        """A completed unit's journal as files: its first and last states (if the journal holds them) written as the
+        gen0 and state checkpoints, then the journal dropped (its metrics are in metrics.parquet)."""
+        unit = self.unit_dir(arm, shard)
+        if not (unit / JOURNAL).exists():
+            return
+        log = Log.read(unit / JOURNAL)
+        states = log.of((STATE_NPZ, STATE_SAFETENSORS))
+        for which, g in (("gen0", 0), ("state", max(states, default=None))):
+            if g in states:
+                state = self._state_of(log, states[g])
+                state["__sha256__"] = arrays_digest(state)
+                save_arrays(unit / f"{which}.{'safetensors' if states[g].kind == STATE_SAFETENSORS else 'npz'}", state)
+        (unit / JOURNAL).unlink()
+        fault_point("drop")
 
     def units_on_disk(self) -> list[tuple[int, int]]:
         """The (arm, shard) of every unit folder under ``checkpoints/``."""
@@ -661,25 +909,46 @@ class RunStore:
         """Write metrics.parquet from the expected segments of ``units`` (generations 0..last of each, as its
         checkpoint records); returns its record ``{"file", "rows", "sha256"}``."""
         expected: dict[Path, bytes | None] = {}
-        for arm, shard in units:
+        items = []  # per unit, one list of (arm, shard, generation, loader); a journal is read when its turn comes
+        for arm, shard in sorted(units):
             last, _, sums = self._checkpoint(arm, shard, "state")
+            journal = self.unit_dir(arm, shard) / JOURNAL
+            if journal.exists():
+                items.append(partial(self._journal_items, arm, shard, last))
+                continue
+            unit_items = []
+            items.append(lambda unit_items=unit_items: unit_items)
             for g in range(last + 1):
                 path = self._segment(arm, shard, g)
                 if not path.exists():
                     raise CorruptFile(path, f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
                                             f"records generations 0..{last}")
                 expected[path] = sums["metrics"][g] if sums else None
-        paths, rows = sorted(expected), [0]
+                unit_items.append((arm, shard, g, partial(load_columns, path, expected[path])))
+        rows = [0]
 
-        def batches():
-            for i in range(0, len(paths), self.METRIC_FILES_PER_BATCH):
-                table = self._metric_table(paths[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size, expected)
-                rows[0] += table.num_rows
-                yield table
+        def batches():  # one unit at a time: memory holds one journal, whatever the run's size
+            for unit_items in items:
+                unit_items = unit_items()
+                for i in range(0, len(unit_items), self.METRIC_FILES_PER_BATCH):
+                    table = self._metric_table(unit_items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+                    rows[0] += table.num_rows
+                    yield table
 
         self.write_metrics(batches())
         fault_point("table")
         return {"file": self.table_path.name, "rows": rows[0], "sha256": file_sha256(self.table_path)}
+
+    def _journal_items(self, arm: int, shard: int, last: int) -> list:
+        """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
+        journal = self.unit_dir(arm, shard) / JOURNAL
+        log = Log.read(journal)
+        records = log.of(METRICS)
+        for g in range(last + 1):
+            if g not in records:
+                raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
+                                           f"{arm}, shard {shard} records generations 0..{last}")
+        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]))) for g in range(last + 1)]
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
         """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""
