@@ -154,11 +154,8 @@ class Tracker:
                            for m in parts[event.shard]})
 
     def _segment(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray] | None:
-        path = self.store.unit_dir(arm, shard) / "segments" / f"metrics-{generation:06d}.npy"
-        try:  # written atomically, and final once written (a rerun writes the same bits)
-            return load_columns(path)
-        except OSError:  # not yet written, or consolidated into metrics.parquet and dropped
-            return None
+        # persisted once written (a rerun writes the same bits); None before, or after consolidation dropped it
+        return self.store.generation_metrics(arm, shard, generation)
 
     # -- the driver's poll (workers > 1, Ray) ----------------------------------------------------------------------
     def poll_segments(self) -> None:

@@ -939,6 +939,21 @@ class RunStore:
         fault_point("table")
         return {"file": self.table_path.name, "rows": rows[0], "sha256": file_sha256(self.table_path)}
 
+    def generation_metrics(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray] | None:
+        """One unit's persisted metrics of one generation, ``{metric: (R,) values}``, from its journal (or a segment
+        file of an older layout); None if not persisted (yet), or consolidated away."""
+        journal = self.unit_dir(arm, shard) / JOURNAL
+        try:
+            if journal.exists():
+                log = Log.read(journal)
+                record = log.of(METRICS).get(generation)
+                if record is not None:
+                    return columns_from_bytes(log.payload(record))
+            path = self._segment(arm, shard, generation)
+            return load_columns(path) if path.exists() else None
+        except (OSError, CorruptFile):  # a tail being appended right now: the next poll reads it whole
+            return None
+
     def _journal_items(self, arm: int, shard: int, last: int) -> list:
         """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
         journal = self.unit_dir(arm, shard) / JOURNAL
