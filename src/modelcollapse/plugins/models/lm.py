@@ -19,6 +19,8 @@ null) adds Kirchenbauer et al.'s green-list bias δ at generation (see ``waterma
 as ``transformers.WatermarkLogitsProcessor`` over the tokenizer's ids); ``self.watermark`` carries the settings to the
 ``watermark`` filter.
 
+``save: none | last | every`` exports generations as ``save_pretrained`` directories (see :meth:`CausalLM.export`).
+
 Replicates (usually R = 1) are trained one after another. ``device: auto`` uses CUDA with bf16 autocast when present,
 else the CPU with all its cores. torch and transformers are imported inside functions.
 """
@@ -282,6 +284,20 @@ class CausalLM(Family):
             state.update({f"r{r}.{k}": v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
         return state
 
+    def export(self, directories: list) -> None:
+        """Write replicate r's fitted model to ``directories[r]`` as a ``save_pretrained`` directory that
+        ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` open without modelcollapse:
+        ``model.safetensors`` (fp32), ``config.json``, ``generation_config.json`` and the tokenizer's files. The loop
+        calls it under ``model.save`` (``last`` | ``every``), into ``checkpoints/<arm>/<replicate>/generation-<g>/``."""
+        self.check_fitted("_models")
+        for model, directory in zip(self._models, directories):
+            self._exportable(model).save_pretrained(directory)
+            self._tok.save_pretrained(directory)
+
+    def _exportable(self, model):
+        """The model as other tools should see it (over the tokenizer's ids); the trained model itself by default."""
+        return model
+
     def set_state(self, state: dict[str, np.ndarray]):
         import torch
 
@@ -334,6 +350,7 @@ class TinyLM(CausalLM):
         generate_batch_size: int = 64,
         eval_batch_size: int = 64,
         watermark: dict | None = None,
+        save: Literal["none", "last", "every"] = "none",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
@@ -346,8 +363,8 @@ class TinyLM(CausalLM):
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
-            threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
+            device=device, threads=threads,
         )
 
     def _bind_vocabulary(self) -> None:
@@ -386,17 +403,41 @@ class TinyLM(CausalLM):
         self.vocab_ = np.asarray(state["vocab_"], np.int64)
         return super().set_state({k: v for k, v in state.items() if k != "vocab_"})
 
+    def _config(self, vocab_size: int, end: int):
+        from transformers import GPT2Config
+
+        return GPT2Config(vocab_size=vocab_size, n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
+                          n_embd=self.n_embd, bos_token_id=end, eos_token_id=end)
+
     def _base(self, gen):
         import torch
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import GPT2LMHeadModel
 
-        config = GPT2Config(
-            vocab_size=len(self.vocab_) + (len(self.vocab_) < len(self._tok)), n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
-            n_embd=self.n_embd, bos_token_id=int(self._to_model(self._pad)), eos_token_id=int(self._to_model(self._pad)),
-        )
+        config = self._config(len(self.vocab_) + (len(self.vocab_) < len(self._tok)), int(self._to_model(self._pad)))
         with torch.random.fork_rng(devices=[]):  # HF init draws from the global generator: seed a private copy
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
             return GPT2LMHeadModel(config)
+
+    def _exportable(self, model):
+        """Over the tokenizer's whole vocabulary: row i of the (tied) embedding is the trained row of token i, and
+        every token outside the working vocabulary gets the unknown token's row. With ``vocab_size: null`` this is the
+        trained model exactly; with a reduced vocabulary, in-vocabulary tokens keep their logits but the unknown
+        token's probability is shared by every out-of-vocabulary token, so blocks holding such tokens score a higher
+        perplexity than the run's metric (which scores them as the one unknown token)."""
+        import torch
+        from transformers import GPT2LMHeadModel
+
+        if len(self.vocab_) == len(self._tok):
+            return model
+        with torch.device("meta"):
+            full = GPT2LMHeadModel(self._config(len(self._tok), int(self._pad)))
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        table = torch.as_tensor(self._lookup())
+        for key in ("transformer.wte.weight", "lm_head.weight"):
+            state[key] = state[key][table].clone()
+        full.load_state_dict(state, assign=True)
+        full.tie_weights()
+        return full.eval()
 
 
 @MODELS.register("lm-hf")
@@ -432,6 +473,7 @@ class HFLM(CausalLM):
         generate_batch_size: int = 32,
         eval_batch_size: int = 32,
         watermark: dict | None = None,
+        save: Literal["none", "last", "every"] = "none",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
@@ -442,8 +484,8 @@ class HFLM(CausalLM):
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
-            threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
+            device=device, threads=threads,
         )
 
     def _check_tokenizer(self, name: str) -> None:
