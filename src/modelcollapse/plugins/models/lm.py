@@ -212,6 +212,20 @@ class CausalLM(Family):
         x = np.asarray(x)
         return np.stack([self._nll(m, x if x.ndim == 2 else x[r]) for r, m in enumerate(self._models)])
 
+    def detector_scores(self, x: np.ndarray, detector: str, reference=None) -> np.ndarray:
+        """Zero-shot detector scores ``(R, n)`` (higher = more machine-like; see ``plugins/detectors.py``) of token
+        blocks ``x`` ``(n, B)`` (scored by every replicate) or ``(R, n, B)``: replicate r's model scores, and
+        ``reference`` (another fitted family of the same kind, e.g. the loop's generation-0 model) lends its
+        replicate r as the second model ``binoculars`` needs."""
+        from ..detectors import DETECTORS
+
+        self.check_fitted("_models")
+        fn, x, out = DETECTORS.get(detector), np.asarray(x), []
+        for r, model in enumerate(self._models):
+            other = None if reference is None else reference._models[min(r, len(reference._models) - 1)]
+            out.append(fn(self._to_model(x if x.ndim == 2 else x[r]), model=model, reference=other, batch_size=self.eval_batch_size))
+        return np.stack(out)
+
     # -- sampling ------------------------------------------------------------------------------------------------------
     def decoding_kwargs(self, bias: float = 1.0) -> dict:
         """Keyword arguments for ``model.generate`` from the decoding keys; ``bias`` λ multiplies the temperature."""
