@@ -87,3 +87,21 @@ def test_vae_export_rebuilds_from_its_files(tmp_path):
     z = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(net.decode(z), vae._nets[1].decode(z))
+
+
+def test_lm_hf_accepts_a_hub_id_in_the_local_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from modelcollapse.errors import ConfigError
+    from modelcollapse.plugins.hf import is_local_model
+
+    snapshot = tmp_path / "models--someorg--tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--someorg--tiny" / "refs").mkdir()
+    (tmp_path / "models--someorg--tiny" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    assert is_local_model("someorg/tiny") and not is_local_model("someorg/absent")
+    assert MODELS.build({"kind": "lm-hf", "path": "someorg/tiny"}, "model").path == "someorg/tiny"
+    with pytest.raises(ConfigError, match="or a hub id in the local Hugging Face cache"):
+        MODELS.build({"kind": "lm-hf", "path": "someorg/absent"}, "model")

