@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     source = SOURCES.build({"kind": "wikipedia", "block": top, "tokenizer": "smollm2", "max_blocks": n,
                             "validation_blocks": n, "heldout_blocks": n}, "data")
     calibration, test = np.asarray(source.validation())[:n], np.asarray(source.heldout())[:n]
-    prompts = np.asarray(source.pool(1, n, np.random.default_rng(args.seed)))[0, :, :PROMPT]
+    prompts = np.array(source.pool(1, n, np.random.default_rng(args.seed)))[0, :, :PROMPT]  # a writable copy
     tok, model = load_causal_lm(None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     machine = generate_batched(model, list(prompts), new_tokens=top, min_new_tokens=top, batch_size=n, pad_id=pad,
