@@ -103,6 +103,12 @@ PRESETS: dict[str, dict] = {
                 "model.device=cpu"],
         "needs": ["torch", "transformers"],
     },
+    "detector-filter": {
+        "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",
+                "data.heldout_blocks=8", "loop.samples=24", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
+                "model.vocab_size=512", "model.epochs=1", "model.threads=1", "model.device=cpu"],
+        "needs": ["torch", "transformers"],
+    },
     "lm-smollm2-wikipedia": {
         "set": ["loop.generations=2", "data.block=8", "data.max_blocks=4", "data.validation_blocks=2",
                 "data.heldout_blocks=2", "loop.samples=4", "model.epochs=1", "model.batch_size=4",

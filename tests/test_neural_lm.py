@@ -77,7 +77,7 @@ def test_init_previous_continues(source, real):
 def test_bad_config_errors():
     with pytest.raises(ConfigError, match="model.decoding must be one of"):
         MODELS.build({**TINY, "decoding": "nucleus"}, "model")
-    with pytest.raises(ConfigError, match="model.path must be 'smollm2' or a local Hugging Face model directory"):
+    with pytest.raises(ConfigError, match="model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the local"):
         MODELS.build({"kind": "lm-hf", "path": "/no/such/dir"}, "model")
     with pytest.raises(ConfigError, match="data.tokenizer must be the model's own tokenizer, 'smollm2'"):
         MODELS.build({"kind": "lm-hf"}, "model").bind(SOURCES.build(DATA, "data"), np.zeros((1, 2, 16), np.int64))

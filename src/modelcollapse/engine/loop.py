@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -28,20 +29,22 @@ from .store import RunStore
 @dataclass(frozen=True)
 class Unit:
     """One independently runnable piece of a run: arm ``arm`` (index, for the run directory's layout), shard
-    ``shard`` of ``size`` replicates, and ``key``: the arm's random-stream key (``seeding.arm_key`` of its name)."""
+    ``shard`` of ``size`` replicates, ``key``: the arm's random-stream key (``seeding.arm_key`` of its name), and
+    ``name``: the arm's name (where ``model.save`` exports; empty: the config's ``name``)."""
 
     arm: int
     shard: int
     size: int
     key: int = 0
+    name: str = ""
 
 
-def units(arms: list[Config], keys: list[int] | None = None) -> list[Unit]:
+def units(arms: list[Config], keys: list[int] | None = None, names: list[str] | None = None) -> list[Unit]:
     """Every (arm, shard) unit; ``keys`` are the arms' stream keys (default 0 each: a single unnamed arm)."""
     out = []
     for a, cfg in enumerate(arms):
         for s, start in enumerate(range(0, cfg.replicates, cfg.shard_size)):
-            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start), keys[a] if keys else 0))
+            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start), keys[a] if keys else 0, names[a] if names else ""))
     return out
 
 
@@ -64,6 +67,29 @@ def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndar
             c.cache["real_count"] = (c.origin == REAL).sum(1)
     real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
     return real, sum((c.size for c in train), np.zeros(replicates)) - real
+
+
+def export_generation(cfg: Config, unit: Unit, root: Path, g: int, model) -> None:
+    """``model.save`` (``last`` | ``every``; families with an ``export(directories)`` method): write generation ``g``
+    of every replicate to ``checkpoints/<arm>/<replicate>/generation-<g>/`` under the run directory ``root``, each
+    directory complete or absent (written beside, then renamed; a rerun after a crash replaces it). ``last`` then
+    removes the replicate's earlier generations. Replicates are numbered across shards."""
+    import shutil
+
+    save = cfg.model.get("save", "none")
+    if save == "none" or not hasattr(model, "export"):
+        return
+    folders = [root / "checkpoints" / (unit.name or cfg.name) / str(unit.shard * cfg.shard_size + r) for r in range(unit.size)]
+    partial_dirs = [f / f".generation-{g}.partial" for f in folders]
+    for d in partial_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    model.export(partial_dirs)
+    for folder, d in zip(folders, partial_dirs):
+        shutil.rmtree(folder / f"generation-{g}", ignore_errors=True)
+        d.rename(folder / f"generation-{g}")
+        for old in folder.glob("generation-*") if save == "last" else ():
+            if old.name != f"generation-{g}":
+                shutil.rmtree(old, ignore_errors=True)
 
 
 PICTURE_STATE = 100_000  # fitted arrays up to this many numbers per replicate are kept for the report's pictures
@@ -148,7 +174,8 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         values = {**measure(names, ctx), **filtered}
         real_n, synthetic_n = provenance(train, R)
         values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
-        # 6. persist, before the next generation starts
+        # 6. persist, before the next generation starts (the export first: a crash between the two reruns both)
+        export_generation(cfg, unit, store.root, g, model)
         kept = {"x": chunk.x, "origin": chunk.origin} if keeps_history else None
         store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
         store.save_extra(unit.arm, unit.shard, g, {**ctx.arrays, **pictures(cfg, unit, g, chunk, model)})

@@ -155,7 +155,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest.pop("error", None)
     manifest.pop("errors", None)
     store.write_manifest(manifest)
-    todo = units([cfg for _, cfg in arms], plan.stream_keys)
+    todo = units([cfg for _, cfg in arms], plan.stream_keys, arm_names)
     keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
     total = sum(arms[u.arm][1].loop.generations for u in todo)
     started = time.perf_counter()

@@ -303,3 +303,104 @@ def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key
         fpr = float((wm.z_scores(np.asarray(ctx.heldout), key=key, gamma=gamma, **kw) > threshold).mean())
         ctx.stats["watermark_fpr"] = np.full(len(keep), fpr)
     return x, keep & ~flagged
+
+
+# -- zero-shot detectors as filters (LM families: token blocks) --------------------------------------------------------
+DetectorName = Literal["fast-detectgpt", "binoculars", "gltr", "perplexity"]
+
+
+def detector_scores(x, ctx: FilterContext, detector: str, scorer: str, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``(R, n)`` of the candidates ``x`` ``(R, n, B)`` and ``(R, h)`` of held-out real blocks, under the
+    current model (``scorer: model``) or the generation-0 model (``gen0``); ``binoculars`` pairs the scorer with the
+    other one. The real blocks are the source's validation blocks (real text no generation trains on), else
+    ``ctx.heldout``."""
+    if not hasattr(ctx.model, "detector_scores") or np.asarray(x).ndim != 3:
+        raise ConfigError(f"{key} needs a language-model family (lm-tiny, lm-hf) and token blocks (R, n, B); "
+                          f"got {type(ctx.model).__name__} with records of shape {np.shape(x)}.")
+    model, other = (ctx.model, ctx.gen0) if scorer == "model" else (ctx.gen0, ctx.model)
+    real = ctx.source.validation() if hasattr(ctx.source, "validation") else ctx.heldout
+    reference = other if detector == "binoculars" else None
+    return model.detector_scores(x, detector, reference), model.detector_scores(real, detector, reference)
+
+
+@FILTERS.register("detector")
+def detector_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "fast-detectgpt", fpr: float = 0.1,
+                    scorer: Literal["model", "gen0"] = "model"):
+    """Drop synthetic token blocks that a zero-shot ``detector`` (``plugins/detectors.py``) flags as machine text.
+
+    The threshold is calibrated, per replicate and generation, for false-positive rate ``fpr`` on real blocks (see
+    :func:`detector_scores`): the first half of them sets it (``detectors.calibrate``), the second half measures the
+    FPR. A block is dropped when its score exceeds the threshold. Records ``detector_threshold``, ``detector_fpr``
+    (measured) and ``detector_tpr`` (share of the kept candidates flagged) per replicate."""
+    from .detectors import calibrate
+
+    if not 0 < fpr < 1:
+        raise ConfigError(f"loop.filters detector.fpr must be in (0, 1); got {fpr!r}.")
+    score, real = detector_scores(x, ctx, detector, scorer, "loop.filters detector")
+    half = max(1, real.shape[1] // 2)
+    cal = [calibrate(r[:half], fpr, heldout=r[half:] if real.shape[1] > 1 else None) for r in real]
+    cut = np.array([c["threshold"] for c in cal])
+    flagged = score > cut[:, None]
+    ctx.stats["detector_threshold"] = cut
+    ctx.stats["detector_fpr"] = np.array([c["measured_fpr"] for c in cal])
+    ctx.stats["detector_tpr"] = (flagged & keep).sum(1) / np.maximum(keep.sum(1), 1)
+    return x, keep & ~flagged
+
+
+def density_ratio(real: np.ndarray, synthetic: np.ndarray, ridge: float = 1e-3, steps: int = 25) -> Callable:
+    """The detector's density-ratio estimate r(s) = p_real(s) / p_synthetic(s) from 1-D scores ``real`` ``(R, h)``
+    and ``synthetic`` ``(R, n)``: a logistic regression P(real | s) = σ(a + b·s) per replicate, fitted by Newton's
+    method with the two classes weighted equally (so its odds are the density ratio, free of the class sizes) and a
+    small ridge on b (separable scores would send it to infinity). Returns ``s (R, m) -> r(s) (R, m)``, i.e.
+    ``exp(a + b·s)``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> ratio = density_ratio(rng.normal(0, 1, (1, 4000)), rng.normal(1, 1, (1, 4000)))
+    >>> bool(abs(np.log(ratio(np.array([[0.5]])))[0, 0]) < 0.1)  # N(0,1) vs N(1,1): equal densities at s = 0.5
+    True
+    """
+    s = np.concatenate([real, synthetic], axis=1)
+    loc, scale = s.mean(1, keepdims=True), s.std(1, keepdims=True) + 1e-12
+    z = (s - loc) / scale
+    y = np.concatenate([np.ones_like(real), np.zeros_like(synthetic)], axis=1)
+    w = np.concatenate([np.full(real.shape, 0.5 / real.shape[1]), np.full(synthetic.shape, 0.5 / synthetic.shape[1])], axis=1)
+    design = np.stack([np.ones_like(z), z], -1)  # (R, m, 2)
+    theta = np.zeros((len(s), 2))
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.einsum("rmk,rk->rm", design, theta)))
+        grad = np.einsum("rm,rmk->rk", w * (p - y), design) + ridge * theta * np.array([0, 1])
+        hess = np.einsum("rm,rmk,rml->rkl", w * p * (1 - p), design, design) + ridge * np.diag([1e-9, 1.0])
+        theta = theta - np.linalg.solve(hess, grad[..., None])[..., 0]
+    return lambda t: np.exp(np.clip(theta[:, :1] + theta[:, 1:] * (np.asarray(t) - loc) / scale, -50, 50))
+
+
+@FILTERS.register("importance")
+def importance_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "fast-detectgpt",
+                      scorer: Literal["model", "gen0"] = "model"):
+    """Importance resampling by the detector's density ratio, instead of dropping (after Drayson et al. 2025).
+
+    Each kept candidate i gets weight wᵢ = r(sᵢ) = p_real(sᵢ) / p_synthetic(sᵢ), the density ratio of its detector
+    score estimated by :func:`density_ratio` from the real blocks' scores against the candidates'; the output is as
+    many records as came in, drawn with replacement from the kept candidates with probability wᵢ / Σw (filter rng), so
+    the next generation trains on synthetic text reweighted towards what real text looks like to the detector. Every
+    output record is kept. Records ``importance_ess`` (effective sample size (Σw)² / Σw² as a share of the kept
+    candidates) and ``importance_unique`` (share of kept candidates drawn at least once)."""
+    score, real = detector_scores(x, ctx, detector, scorer, "loop.filters importance")
+    ratio = density_ratio(real, score)(score) if keep.all() else _masked_ratio(real, score, keep)
+    weight = np.where(keep, ratio, 0.0)
+    cdf = np.cumsum(weight / weight.sum(1, keepdims=True), axis=1)
+    rows = np.arange(len(keep))[:, None]  # offset each replicate's CDF by its row: one searchsorted for all of them
+    u = ctx.rng.random(keep.shape)
+    idx = np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(keep.shape) - rows * keep.shape[1]
+    idx = np.clip(idx, 0, keep.shape[1] - 1)
+    n_kept = np.maximum(keep.sum(1), 1)
+    ctx.stats["importance_ess"] = weight.sum(1) ** 2 / np.maximum((weight**2).sum(1), 1e-300) / n_kept
+    ctx.stats["importance_unique"] = np.array([len(np.unique(i)) for i in idx]) / n_kept
+    out = np.take_along_axis(np.asarray(x), idx.reshape(idx.shape + (1,) * (np.ndim(x) - 2)), axis=1)
+    return out, keep.any(1, keepdims=True) & np.ones_like(keep)
+
+
+def _masked_ratio(real: np.ndarray, score: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``density_ratio`` fitted per replicate on its kept candidates only (kept counts differ across replicates)."""
+    return np.concatenate([density_ratio(real[r : r + 1], score[r : r + 1, keep[r]])(score[r : r + 1]) if keep[r].any()
+                           else np.zeros((1, keep.shape[1])) for r in range(len(keep))])

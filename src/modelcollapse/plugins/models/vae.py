@@ -107,12 +107,13 @@ class VAE(Family):
         weight_decay: float = 1e-5,
         beta: float = 1.0,
         decode: Literal["mean", "bernoulli"] = "mean",
+        save: Literal["none", "last", "every"] = "none",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int | None = None,
     ):
         self.latent, self.capacity, self.hidden, self.architecture = latent, capacity, hidden, architecture
         self.epochs, self.batch_size, self.lr, self.weight_decay, self.beta = epochs, batch_size, lr, weight_decay, beta
-        self.decode, self.device, self.threads = decode, device, threads
+        self.decode, self.save, self.device, self.threads = decode, save, device, threads
         from ...errors import ConfigError
 
         for key in ("latent", "capacity", "hidden", "epochs", "batch_size"):
@@ -208,6 +209,24 @@ class VAE(Family):
         for r, net in enumerate(self._nets):
             state.update({f"r{r}.{k}": v.detach().cpu().numpy() for k, v in net.state_dict().items()})
         return state
+
+    def export(self, directories: list) -> None:
+        """Write replicate r's network to ``directories[r]``: ``model.safetensors`` (the ``state_dict``, fp32, no
+        prefix) and ``config.json`` (``latent``, ``capacity``, ``hidden``, ``architecture``, ``shape``, ``decode``), so
+        ``build_net(shape, latent, capacity, architecture, hidden).load_state_dict(safetensors.torch.load_file(...))``
+        rebuilds it. The loop calls it under ``model.save`` (``last`` | ``every``)."""
+        import json
+        from pathlib import Path
+
+        from safetensors.torch import save_file
+
+        self.check_fitted("_nets")
+        config = {"model_type": "modelcollapse-vae", "latent": self.latent, "capacity": self.capacity, "hidden": self.hidden,
+                  "architecture": self.architecture, "shape": [int(s) for s in self.shape_], "decode": self.decode}
+        for net, directory in zip(self._nets, directories):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(Path(directory) / "model.safetensors"))
+            (Path(directory) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     def set_state(self, state: dict[str, np.ndarray]):
         import torch
