@@ -46,6 +46,9 @@ CASES = {
     "gaussian-mean": Case({"kind": "gaussian-mean", "std": 1.5}, {"kind": "gaussian", "mean": 2.0, "std": 1.5}),
     "poisson": Case({"kind": "poisson"}, {"kind": "poisson", "rate": [0.5, 3.0]}),
     "linear-regression": Case({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}),
+    # ridge summed (not per-sample), so large n still recovers w*
+    "linear-regression-ridge-fresh": Case({"kind": "linear-regression", "design": "fresh", "ridge": 0.5, "ridge_scaling": "sum",
+                                           "ridge_applies": "downstream"}, {"kind": "regression", "dim": 4}),
     "gmm": Case({"kind": "gmm"}, MIXTURE),
     "kde": Case({"kind": "kde"}, MIXTURE),
     "sklearn": Case({"kind": "sklearn", "params": {"n_components": 2}}, MIXTURE, needs=("sklearn",)),

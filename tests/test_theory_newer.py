@@ -122,3 +122,43 @@ def test_tails_zipf_row15(tmp_path):
             within(tmp_path / "r", m, name, "missing_mass", [0], sd=np.sqrt(np.sum(source.probs**2 * u * (1 - u))))
     # The cut data's floor: Σ_{i>100} p_i, whatever T (0.00605).
     assert m[("cut-k100,loop.samples=100000", "missing_mass")][0].min() > 0.006
+
+
+def test_strong_collapse_row16(tmp_path):
+    # Row 16: 0.1312 for p = 0.1, d = 100, n = 1000. The ≈ (a heteroscedastic noise term taken at its mean) is within
+    # 0.2% of 2,000-replicate simulation; 1% of the reference is allowed for it beside the 4 s.e.
+    assert theory.strong_collapse_mse(1.0, 100, 1000, 0.1, 1.0) == pytest.approx(0.1312, abs=1e-4)
+    raw = preset("strong-collapse", replicates=40, grid={"loop.samples": [1000, 3000]})
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("p0.1", "p0.3")}
+    m = run_small(raw, tmp_path / "r")
+    arms = arm_configs(tmp_path / "r")
+    for name in arms:
+        ref = theory.reference("test_mse", arms[name], np.array([0]))[0][0]
+        within(tmp_path / "r", m, name, "test_mse", [0], extra=0.01 * ref)
+    # The floor: three times the data does not bring p = 0.3 below p²‖Δ‖² = 0.09 (clean OLS would fall to 0.035).
+    assert m[("p0.3,loop.samples=3000", "test_mse")][0].mean() > 0.09
+
+
+def test_regression_ridge_row17(tmp_path):
+    # Row 17's closed forms: 1.5190 (d = 20, T = T₀ = 100, n = 5); λ* ≈ 0.50 → 0.414 at n = 0, ≈ 7.2 → 0.888 at n = 5.
+    np.testing.assert_allclose(theory.regression_test_mse("replace", 1.0, 20, 100, np.array([5])), [1.5190], atol=1e-4)
+    np.testing.assert_allclose(theory.ridge_optimum(0, 100, 200, 200), [0.50, 0.414], atol=2e-3)
+    lam5, e5 = theory.ridge_optimum(5, 100, 200, 200)
+    assert lam5 == pytest.approx(7.2, abs=0.05) and e5 == pytest.approx(0.888, abs=1e-3)
+    assert theory.ridge_downstream_mse(0.1, 5, 100, 200, 200) == pytest.approx(4.33, abs=0.005)
+    # OLS on fresh inputs, d = 20: E = 0.2532·(g+1), checked at g = 5 (1.5190).
+    ols = preset("regression-ridge", replicates=400, data={"kind": "regression", "dim": 20, "noise": 1.0},
+                 grid={"model.ridge": [0.0]}, arms={"fresh": {}})
+    ols["loop"]["samples"] = 100
+    m = run_small(ols, tmp_path / "ols")
+    within(tmp_path / "ols", m, "fresh,model.ridge=0.0", "test_mse", [0, 5])
+    # The ridge downstream model, d = 100, T = 200: the Marchenko–Pastur reference is a d → ∞ limit; 2% of it is
+    # allowed for d = 100 beside the 4 s.e.
+    raw = preset("regression-ridge", replicates=40, grid={"model.ridge": [0.5, 7.2]}, arms={"fresh": {}})
+    m = run_small(raw, tmp_path / "ridge")
+    arms = arm_configs(tmp_path / "ridge")
+    for name in arms:
+        refs = theory.reference("test_mse", arms[name], np.array([0, 5]))[0]
+        within(tmp_path / "ridge", m, name, "test_mse", [0, 5], extra=0.02 * refs.max())
+    small, large = m[("fresh,model.ridge=0.5", "test_mse")], m[("fresh,model.ridge=7.2", "test_mse")]
+    assert small[0].mean() < large[0].mean() and large[5].mean() < small[5].mean()  # λ* grows with the generations

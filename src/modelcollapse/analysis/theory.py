@@ -50,6 +50,53 @@ def regression_test_mse(regime: str, noise: float, dim: int, samples: int, g: np
     return None
 
 
+def strong_collapse_mse(noise: float, dim: int, samples: int, fraction: float, shift_sq: float) -> float:
+    """E‖ŵ − w*‖² of OLS on n = ``samples`` isotropic records whose labels come from w* + Δ with probability p =
+    ``fraction`` (‖Δ‖² = ``shift_sq``), else from w*, noise σ: writing the label y = x·(w* + pΔ) + (b − p)x·Δ + σε,
+    OLS is unbiased for w* + pΔ (bias² p²‖Δ‖²) and its noise has variance σ² + p(1−p)‖Δ‖² per record, so
+    E ≈ (σ² + p(1−p)‖Δ‖²)·d/(n−d−1) + p²‖Δ‖² (≈: the second noise term is heteroscedastic, (x·Δ)² for ‖Δ‖²).
+    As n → ∞ it tends to p²‖Δ‖² > 0 (PAPER-NUMBERS row 16: 0.1312 for p = 0.1, d = 100, n = 1000, σ² = ‖Δ‖² = 1)."""
+    unit = dim / (samples - dim - 1)
+    return (noise**2 + fraction * (1 - fraction) * shift_sq) * unit + fraction**2 * shift_sq
+
+
+def marchenko_pastur_mean(f, gamma: float) -> float:
+    """∫ f dμ_γ for the Marchenko–Pastur law of XᵀX/T's eigenvalues (x ~ N(0, I_d), γ = d/T < 1): the d, T → ∞ limit
+    of E tr f(XᵀX/T)/d."""
+    from scipy import integrate
+
+    a, b = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
+    density = lambda x: np.sqrt(max((b - x) * (x - a), 0.0)) / (2 * np.pi * gamma * x)  # noqa: E731
+    return integrate.quad(lambda x: f(x) * density(x), a, b, limit=200)[0]
+
+
+def ridge_downstream_mse(lam: float, generations: np.ndarray, dim: int, samples: int, samples0: int, noise: float = 1.0,
+                         noise0: float = 1.0, weights_sq: float = 1.0) -> np.ndarray:
+    """E‖ŵ − w*‖² of the ridge ŵ = (XᵀX/T + λI)⁻¹Xᵀy/T trained on T fresh isotropic inputs labelled by the n-th of a
+    chain of OLS fits (each on T₀ fresh inputs, noise σ₀; n = ``generations``), label noise σ ("Model Collapse
+    Demystified" setting; derived). The labels' weights are w* + e with e isotropic, E‖e‖² = nσ₀²d/(T₀−d−1), and
+    independent of this fit's inputs, so with S = XᵀX/T:
+    E = λ²‖w*‖² tr(S+λ)⁻²/d + E‖e‖² tr S²(S+λ)⁻²/d + σ²(d/T) tr S(S+λ)⁻²/d, the traces taken in the Marchenko–Pastur
+    limit (γ = d/T). λ = 0 gives σ²d/(T−d−1)-like terms in the limit only; use :func:`regression_test_mse` there.
+    PAPER-NUMBERS row 17 (d = 100, T = T₀ = 200, ‖w*‖² = 1): 0.414 at λ = 0.5, n = 0; 0.888 at λ = 7.2, n = 5."""
+    gamma = dim / samples
+    bias = lam**2 * weights_sq * marchenko_pastur_mean(lambda x: 1 / (x + lam) ** 2, gamma)
+    inherited = noise0**2 * dim / (samples0 - dim - 1) * marchenko_pastur_mean(lambda x: x**2 / (x + lam) ** 2, gamma)
+    variance = noise**2 * gamma * marchenko_pastur_mean(lambda x: x / (x + lam) ** 2, gamma)
+    return bias + variance + inherited * np.asarray(generations, float)
+
+
+def ridge_optimum(generations: int, dim: int, samples: int, samples0: int, noise: float = 1.0, noise0: float = 1.0,
+                  weights_sq: float = 1.0) -> tuple[float, float]:
+    """(λ*, E at λ*) of :func:`ridge_downstream_mse` after n = ``generations`` OLS fits: λ* grows with n (row 17:
+    ≈ 0.50 at n = 0, ≈ 7.2 at n = 5)."""
+    from scipy.optimize import minimize_scalar
+
+    f = lambda t: float(ridge_downstream_mse(np.exp(t), generations, dim, samples, samples0, noise, noise0, weights_sq))  # noqa: E731
+    best = minimize_scalar(f, bounds=(-8.0, 8.0), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(best.x)), float(best.fun)
+
+
 def mean_sq_error_replace(trace0: float, samples: int, ddof: int, g: np.ndarray) -> np.ndarray:
     """E‖μ̂_g − μ₀‖² under replace with n = ``samples`` draws a generation: fit k's mean takes a step of covariance
     Σ̂_{k−1}/n (Σ̂_{−1} = Σ₀), and E tr Σ̂_k = tr Σ₀·r^(k+1) with r = (n − 1)/(n − ddof). Summed over k = 0..g:
@@ -172,6 +219,22 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
         trace0 = float(np.sum(np.broadcast_to(np.square(data["std"]), (data["dim"],))))
         if (loop.get("real_samples") or M) == M and n_synthetic == M and trace0 == data["dim"] * model["std"] ** 2:
             return trace0 * (g + 1.0) / M, "E: tr Σ₀(g+1)/n", "mean"
+    if model["kind"] == "linear-regression" and data["kind"] == "regression" and metric == "test_mse" and data.get("shift_fraction"):
+        if regime == "replace" and (loop.get("real_samples") or M) == M and not model.get("ridge"):
+            first = strong_collapse_mse(data["noise"], data["dim"], M, data["shift_fraction"], data.get("shift_sq_norm", 1.0))
+            later = data["noise"] ** 2 * data["dim"] / (M - data["dim"] - 1)  # each refit on regenerated labels adds one
+            return first + later * np.asarray(g, float), "E ≈ (σ²+p(1−p)‖Δ‖²)d/(n−d−1) + p²‖Δ‖² (+ g σ²d/(n−d−1))", "mean"
+        return None
+    if model["kind"] == "linear-regression" and data["kind"] == "regression" and metric == "test_mse" and model.get("ridge"):
+        downstream = model.get("ridge_applies") == "downstream" and model.get("design") == "fresh"
+        if downstream and regime == "replace" and (loop.get("real_samples") or M) == M and not data.get("shift_fraction"):
+            lam = model["ridge"] * (1.0 if model.get("ridge_scaling", "per-sample") == "per-sample" else 1.0 / M)
+            w_sq = float(np.sum(SOURCES.build(data, "data").weights_ ** 2))
+            if model.get("noise") not in (None, data["noise"]):
+                return None  # generation 0's labels and the later ones' would differ in noise: not this formula
+            values = ridge_downstream_mse(lam, g, data["dim"], M, M, data["noise"], data["noise"], w_sq)
+            return values, "E (Marchenko–Pastur limit): ridge on labels from g OLS fits", "mean"
+        return None
     if model["kind"] == "poisson" and data["kind"] == "poisson" and metric == "nonzero" and regime == "replace":
         rate = np.atleast_1d(data["rate"])
         if len(rate) == 1 and (loop.get("real_samples") or M) == M and n_synthetic == M:
@@ -241,7 +304,9 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
 
         probs = SOURCES.build(data, "data").probs
         return heterozygosity_replace(1 - (probs**2).sum(), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
-    if model["kind"] == "linear-regression" and metric == "test_mse" and same_size:
+    plain_ols = not data.get("shift_fraction") and not model.get("ridge")  # rows 16-17 have their own (or none)
+    fixed = model.get("design", "fixed") == "fixed" or regime == "replace"  # fresh inputs keep the replace sum only
+    if model["kind"] == "linear-regression" and metric == "test_mse" and same_size and plain_ols and fixed:
         values = regression_test_mse(regime, data["noise"], data["dim"], M, g)
         label = "E: σ²d/(T−d−1)·(g+1)" if regime == "replace" else "E: σ²d/(T−d−1)·Σ1/k²"
         return (values, label, "mean") if values is not None else None
