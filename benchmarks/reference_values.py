@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("MPLBACKEND", "Agg")):
+# One BLAS thread: a product's last bits can depend on the thread count, and these values are compared bit for bit.
+for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("MPLBACKEND", "Agg"),
+                     ("OPENBLAS_NUM_THREADS", "1"), ("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")):
     os.environ.setdefault(_key, _value)
 
 JSON_PATH = Path(__file__).with_name("reference_values.json")
