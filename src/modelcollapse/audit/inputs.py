@@ -9,7 +9,8 @@ are read, parquet text columns stream by record batch. ``.csv`` and numeric ``.p
 project's table reader (``plugins/data/files.py``) before the sample is taken.
 
 A run directory is named ``PATH:generation=G`` (``:arm=NAME`` where the run has arms; ``:replicate=R``, default 0).
-Its records are the samples generation ``G`` drew: read from disk when the run's regime kept them
+``:samples=N`` draws N records from generation ``G``'s fit with the same keyed stream instead (ground truth
+larger than the run's own sample). Its records are the samples generation ``G`` drew: read from disk when the run's regime kept them
 (``checkpoints/.../segments/synthetic-*.npz``), else regenerated bit for bit from the fitted state of generation ``G``
 with the family's ``sample`` and the keyed stream ``rng_for(seed, arm, shard, generation=G, role="sample")`` that the
 run itself drew them from. The state is read from the checkpoint when ``G`` is generation 0 or the run's last;
@@ -33,7 +34,7 @@ from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 
 KINDS = ("text", "table", "images")
-RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate)=[^:]+)+)$")
+RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate|samples)=[^:]+)+)$")
 
 
 @dataclass
@@ -244,6 +245,7 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
         raise ConfigError(f"{path}: name the generation to audit, as {path}:generation=G.")
     try:
         g, replicate = int(parts["generation"]), int(parts.get("replicate", 0))
+        samples = int(parts["samples"]) if "samples" in parts else None
     except ValueError:
         raise ConfigError(f"{path}: generation and replicate must be integers; got {parts}.") from None
     store = RunStore(root)
@@ -258,7 +260,7 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
     last = store.last_generation(arm, shard)
     if not 0 <= g <= last:
         raise ConfigError(f"{path} has no generation {g} (arm {arm_name!r}: generations 0..{last} completed).")
-    x = regenerate(store, raw, arm_name, arm, shard, g, last)[row]
+    x = regenerate(store, raw, arm_name, arm, shard, g, last, samples)[row]
     x = np.asarray(x)
     if x.dtype.kind in "iu" and x.ndim == 2:  # token blocks of a language-model family: decoded below
         kind = "text"
@@ -279,7 +281,8 @@ def arm_config(raw: dict, arm_name: str):
     return arms.get(arm_name, next(iter(arms.values())))
 
 
-def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, last: int) -> np.ndarray:
+def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, last: int,
+               samples: int | None = None) -> np.ndarray:
     """Generation ``g``'s synthetic records ``(R, n, ...)`` of one unit: kept on disk, or drawn again from its state."""
     from ..engine.loop import sampler
     from ..plugins.data import SOURCES
@@ -288,7 +291,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..seeding import rng_for
 
     kept = store.unit_dir(arm, shard) / "segments" / f"synthetic-{g:06d}.npz"
-    if kept.exists():
+    if kept.exists() and samples is None:
         return store.load_synthetic(arm, shard, g)["x"]
     cfg = arm_config(raw, arm_name)
     if cfg.loop.filters:
@@ -305,7 +308,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     real = source.pool(size, cfg.loop.real_samples or max(cfg.loop.samples, params.get("n_real") or 0),
                        rng(generation=0, role="real"))  # the loop's real pool: some families bind to it
     model.bind(source, real).set_state(state)
-    n = cfg.loop.n_synthetic or cfg.loop.samples
+    n = samples or cfg.loop.n_synthetic or cfg.loop.samples
     return sampler(model, cfg.loop.bias)(n, rng=rng(generation=g, role="sample"))
 
 
