@@ -54,7 +54,7 @@ def threshold(k: int, repeats: int) -> float:
     """The ``watch`` threshold in null standard deviations for ``k`` indicators and ``repeats`` null draws.
 
     >>> round(threshold(1, 30), 2), round(threshold(20, 30), 2)
-    (1.73, 3.45)
+    (1.73, 3.09)
     """
     from scipy.stats import t
 
@@ -87,8 +87,12 @@ def _additive(fns, ref: Side, cand: Side) -> dict[str, float]:
 
 
 def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.random.Generator) -> list[Row]:
-    """Every indicator of ``kind`` for one candidate, calibrated (module docstring)."""
-    null, without, boot = draws(kind, ref, cand, repeats, rng)
+    """Every indicator of ``kind`` for one candidate, calibrated (module docstring). BLAS runs on one thread here:
+    the matrices are at most 1,000 × 1,000, and multithreaded BLAS on a shared machine made the loop 10–50× slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        null, without, boot = draws(kind, ref, cand, repeats, rng)
     m = max(1, min(len(cand), len(ref) // 2))
     t = threshold(len(null), repeats)
     rows = []

@@ -49,8 +49,6 @@ from functools import cached_property
 
 import numpy as np
 
-from ..plugins.metrics.features import frechet_sq
-
 WORD = re.compile(r"[^\W\d_]+")
 K_NN = 5
 MAX_FEATURE_POINTS = 1000
@@ -324,8 +322,13 @@ def prdc(ref: Side, cand: Side, k: int = K_NN) -> dict[str, float]:
 
 
 def frechet(ref: Side, cand: Side) -> dict[str, float]:
-    """Squared Fréchet distance between Gaussians fitted to the two sides' features (at most 1,000 records each)."""
-    return {"frechet": float(frechet_sq(cand.head(MAX_FEATURE_POINTS)[None], ref.head(MAX_FEATURE_POINTS)[None])[0])}
+    """Squared Fréchet distance between Gaussians fitted (covariance ddof 1) to the two sides' features (at most
+    1,000 records each): ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 Σᵢ √λᵢ(Σ₁Σ₂), the eigenvalues of Σ₁Σ₂ being those of
+    (Σ₂^½ Σ₁ Σ₂^½) (real, non-negative up to rounding), so no matrix square root is taken."""
+    a, b = cand.head(MAX_FEATURE_POINTS), ref.head(MAX_FEATURE_POINTS)
+    ca, cb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = np.sqrt(np.clip(np.linalg.eigvals(ca @ cb).real, 0, None)).sum()
+    return {"frechet": float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * root)}
 
 
 def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
