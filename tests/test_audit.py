@@ -115,7 +115,6 @@ def test_cli_writes_schema_and_fail_on(tables, tmp_path):
     assert failed.exit_code == 3
 
 
-@pytest.mark.slow
 def test_gaussian_replace_generations_worsen(tmp_path):
     """MLE fits of n = 20 samples a generation. The log variance ratio of a feature after g fits has mean
     g·(ψ((n−1)/2) + log(2/n)) (−2.08 at g = 20: a geometric-mean ratio of 0.125) and variance g·ψ'((n−1)/2), divided by
