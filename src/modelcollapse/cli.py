@@ -1,4 +1,4 @@
-"""The ``modelcollapse`` command line: run, presets, report, show.
+"""The ``modelcollapse`` command line: run, presets, report, show, sweep, chain, audit.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad config (one line, no traceback unless ``--debug``).
 """
@@ -236,6 +236,40 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
     if not quiet:
         click.echo(f"report: {report}", err=True)
         click.echo(str(run_dir))
+
+
+@main.command("audit")
+@click.argument("reference")
+@click.argument("candidates", nargs=-1, required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for audit.json, audit.parquet and report.html.")
+@click.option("--kind", type=click.Choice(["auto", "text", "table", "images"]), default="auto", show_default=True)
+@click.option("--field", default="text", show_default=True, help="Text field of .jsonl lines and .parquet columns.")
+@click.option("--max-records", type=int, default=10_000, show_default=True, help="Records read per input (reservoir sample).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--repeats", type=int, default=20, show_default=True, help="Null splits and bootstrap draws.")
+@click.option("--watermark-key", type=int, default=None, help="Green-list key for watermark z-scores (text).")
+@click.option("--lm", default="smollm2", show_default=True, help="Reference LM for text: smollm2, none, or a path.")
+@click.option("--fail-on", type=click.Choice(["watch", "collapsed"]), default=None,
+              help="Exit 3 when the overall verdict is at least this bad.")
+@friendly
+def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
+          repeats: int, watermark_key: int | None, lm: str, fail_on: str | None) -> None:
+    """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates.
+
+    Inputs: .txt/.jsonl/.parquet text or a folder of .txt; .npy/.csv/.parquet tables; .npy images; a run directory
+    at a generation, RUN_DIR:generation=G[:arm=NAME]. Exit 0 whatever the verdict; 3 with --fail-on.
+    """
+    from .audit import audit as run_audit
+    from .audit.calibrate import VERDICTS
+
+    result = run_audit(reference, list(candidates), kind=kind, field=field, max_records=max_records, seed=seed,
+                       repeats=repeats, lm=lm, watermark_key=watermark_key)
+    report = result.report(out)
+    click.echo(result.summary())
+    click.echo(f"report: {report}", err=True)
+    if fail_on and VERDICTS.index(result.verdict) >= VERDICTS.index(fail_on):
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,115 @@
+"""Calibration: each indicator's point estimate, its 95% interval, the real-vs-real null and the verdict.
+
+The protocol (pinned; ``docs/audit.md`` states it for users). With ``n`` reference records and a candidate of ``c``,
+every comparison uses ``m = min(c, n // 2)`` candidate-side records against the other ``n − m`` reference records.
+For each of ``B`` repeats (default 20), with its own random permutation of the reference:
+
+* **null**: the indicator of reference records ``perm[m:]`` (the *reference role*) against reference records
+  ``perm[:m]`` (a real-vs-real candidate of the same size);
+* **candidate**: the indicator of the same reference role against ``m`` candidate records drawn without replacement
+  (all of them, shuffled, when ``c = m``), and, for the additive indicators (means of per-record terms), against
+  ``m`` candidate records drawn with replacement (the bootstrap).
+
+The point estimate is the median of the ``B`` without-replacement values; the 95% interval is the 2.5–97.5%
+percentile range of the bootstrap values (additive indicators) or of the without-replacement values (set statistics
+such as distinct-n, duplicates, k-NN coverage, which duplicated records would distort: their interval is conditional on
+the candidate's records when ``c = m``). The null has mean μ₀ and standard deviation σ₀ (over its ``B`` values, floored
+at 1/m for shares of records). With ``K`` indicators and the two-sided-t prediction factor
+``t = t_{B−1}(1 − 0.05/K)·√(1 + 1/B)`` (a family-wise 5% false-alarm rate on real-vs-real data), ``z`` the candidate's
+distance from μ₀ in σ₀ in the direction collapse moves the indicator (either direction for two-sided ones):
+
+* ``ok``: z ≤ t;  ``watch``: t < z ≤ 2t;  ``collapsed``: z > 2t.
+
+The null band reported is μ₀ ± t·σ₀. A candidate's overall verdict is its worst indicator's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .indicators import INDICATORS, Pool, Side, evaluate, spec
+
+VERDICTS = ("ok", "watch", "collapsed")
+SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share"}
+ADDITIVE_FUNCTIONS = {"tails", "frechet", "classifier_auc"}
+
+
+@dataclass
+class Row:
+    """One indicator of one candidate: value, 95% interval, null band, z and verdict (see the module docstring)."""
+
+    name: str
+    group: str
+    value: float
+    ci: tuple[float, float]
+    null: tuple[float, float]
+    null_mean: float
+    z: float
+    verdict: str
+
+
+def threshold(k: int, repeats: int) -> float:
+    """The ``watch`` threshold in null standard deviations for ``k`` indicators and ``repeats`` null draws.
+
+    >>> round(threshold(1, 30), 2), round(threshold(20, 30), 2)
+    (1.73, 3.09)
+    """
+    from scipy.stats import t
+
+    return float(t.ppf(1 - 0.05 / k, repeats - 1) * np.sqrt(1 + 1 / repeats))
+
+
+def draws(kind: str, ref: Pool, cand: Pool, repeats: int, rng: np.random.Generator) -> tuple[dict, dict, dict]:
+    """``(null, without, boot)``: per indicator name, ``(repeats,)`` arrays of the null values, the candidate's
+    values without replacement, and its bootstrap values (additive indicators only)."""
+    n, c = len(ref), len(cand)
+    m = max(1, min(c, n // 2))
+    additive = [fn for fn in INDICATORS[kind] if fn.__name__ in ADDITIVE_FUNCTIONS]
+    null, without, boot = {}, {}, {}
+    for b in range(repeats):
+        perm = rng.permutation(n)
+        role = Side(ref, perm[m:])
+        for out, vals in ((null, evaluate(kind, role, Side(ref, perm[:m]))),
+                          (without, evaluate(kind, role, Side(cand, rng.choice(c, m, replace=False)))),
+                          (boot, _additive(additive, role, Side(cand, rng.choice(c, m, replace=True))))):
+            for name, v in vals.items():
+                out.setdefault(name, np.full(repeats, np.nan))[b] = v
+    return null, without, boot
+
+
+def _additive(fns, ref: Side, cand: Side) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for fn in fns:
+        out |= fn(ref, cand)
+    return out
+
+
+def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.random.Generator) -> list[Row]:
+    """Every indicator of ``kind`` for one candidate, calibrated (module docstring). BLAS runs on one thread here:
+    the matrices are at most 1,000 × 1,000, and multithreaded BLAS on a shared machine made the loop 10–50× slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        null, without, boot = draws(kind, ref, cand, repeats, rng)
+    m = max(1, min(len(cand), len(ref) // 2))
+    t = threshold(len(null), repeats)
+    rows = []
+    for name, values in without.items():
+        s = spec(name)
+        spread = boot.get(name, values)
+        value = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+        ci = tuple(float(q) for q in np.nanpercentile(spread, [2.5, 97.5])) if np.isfinite(spread).any() else (np.nan, np.nan)
+        mu, sd = float(np.nanmean(null[name])), float(np.nanstd(null[name], ddof=1))
+        sd = max(sd, 1.0 / m if name.split("[")[0] in SHARES else 0.0, 1e-12 * max(abs(mu), 1.0))
+        z = (value - mu) / sd
+        directed = abs(z) if s.direction == 0 else s.direction * z
+        verdict = "ok" if not np.isfinite(directed) or directed <= t else ("watch" if directed <= 2 * t else "collapsed")
+        rows.append(Row(name, s.group, value, ci, (mu - t * sd, mu + t * sd), mu, float(z), verdict))
+    return rows
+
+
+def overall(rows: list[Row]) -> str:
+    """The worst verdict among ``rows``."""
+    return VERDICTS[max((VERDICTS.index(r.verdict) for r in rows), default=0)]

@@ -1,0 +1,388 @@
+"""What an audit reads: text, tables, images or a run directory at a generation, as a bounded sample of records.
+
+Every input becomes a :class:`Dataset`: ``records`` (a list of strings for text; an ``(n, d)`` float array for tables;
+``(n, h, w)`` or ``(n, h, w, c)`` for images), ``seen`` (how many records the input held) and ``kind``.
+
+Inputs larger than ``max_records`` are reduced to a seeded reservoir sample (Vitter's algorithm R, one pass, memory
+``max_records`` records): text files stream line by line, ``.npy`` files are memory-mapped and only the chosen rows
+are read, parquet text columns stream by record batch. ``.csv`` and numeric ``.parquet`` tables are read whole by the
+project's table reader (``plugins/data/files.py``) before the sample is taken.
+
+A run directory is named ``PATH:generation=G`` (``:arm=NAME`` where the run has arms; ``:replicate=R``, default 0).
+``:samples=N`` draws N records from generation ``G``'s fit with the same keyed stream instead (ground truth
+larger than the run's own sample). Its records are the samples generation ``G`` drew: read from disk when the run's regime kept them
+(``checkpoints/.../segments/synthetic-*.npz``), else regenerated bit for bit from the fitted state of generation ``G``
+with the family's ``sample`` and the keyed stream ``rng_for(seed, arm, shard, generation=G, role="sample")`` that the
+run itself drew them from. The state is read from the checkpoint when ``G`` is generation 0 or the run's last;
+for a generation in between, the run is replayed to ``G`` in a temporary folder (every stream is keyed, so the replay
+fits exactly the same models). Runs with curation filters are refused: their kept samples are not on disk and a
+regenerated draw would skip the filters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, choice_error
+from ..seeding import seed_for
+
+KINDS = ("text", "table", "images")
+RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate|samples)=[^:]+)+)$")
+
+
+@dataclass
+class Dataset:
+    """One side of an audit: ``records`` as read (after the reservoir sample), their ``kind``, ``seen`` (records in
+    the input), ``name`` (for the report) and ``path``."""
+
+    name: str
+    path: str
+    kind: str
+    records: Any
+    seen: int
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+
+def reservoir(items, k: int, rng: np.random.Generator) -> tuple[list, int]:
+    """A uniform sample of ``k`` items from an iterable of unknown length (Vitter's algorithm R), in input order,
+    and the number of items seen.
+
+    >>> reservoir(range(10), 20, np.random.default_rng(0))
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 10)
+    >>> kept, seen = reservoir(range(1000), 5, np.random.default_rng(0)); len(kept), seen
+    (5, 1000)
+    """
+    kept: list[tuple[int, Any]] = []
+    seen = 0
+    for i, item in enumerate(items):
+        seen = i + 1
+        if i < k:
+            kept.append((i, item))
+        else:
+            j = int(rng.integers(0, i + 1))
+            if j < k:
+                kept[j] = (i, item)
+    kept.sort(key=lambda pair: pair[0])
+    return [item for _, item in kept], seen
+
+
+# -- text ---------------------------------------------------------------------------------------------------------
+def _lines(path: Path):
+    try:
+        with open(path, encoding="utf-8", errors="strict") as f:
+            yield from enumerate(f, 1)
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not valid UTF-8 text (decoded as utf-8, strict): byte {err.start} of a line "
+                          f"holds {err.object[err.start:err.start + 1]!r}; convert it to UTF-8 first.") from None
+
+
+def txt_paragraphs(path: Path):
+    """The blank-line-separated paragraphs of a UTF-8 ``.txt`` file, stripped, streamed."""
+    block: list[str] = []
+    for _, line in _lines(path):
+        if line.strip():
+            block.append(line)
+        elif block:
+            yield "".join(block).strip()
+            block = []
+    if block:
+        yield "".join(block).strip()
+
+
+def jsonl_records(path: Path, field: str):
+    """``str(obj[field])`` of every non-blank line of a ``.jsonl`` file, streamed; a line without it is an error
+    naming the line."""
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield str(json.loads(line)[field])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path} line {number} must be a JSON object with key {field!r} (--field).") from None
+
+
+def parquet_texts(path: Path, field: str):
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(path)
+    if field not in f.schema_arrow.names:
+        raise ConfigError(f"{path} has no column {field!r} (--field); its columns: {', '.join(f.schema_arrow.names)}.")
+    for batch in f.iter_batches(columns=[field]):
+        yield from (str(t) for t in batch.column(0).to_pylist())
+
+
+def text_stream(path: Path, field: str):
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt"))
+        if not files:
+            raise ConfigError(f"{path} is a folder without .txt files.")
+        return (t for f in files for t in txt_paragraphs(f))
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return jsonl_records(path, field)
+    if suffix == ".parquet":
+        return parquet_texts(path, field)
+    return txt_paragraphs(path)
+
+
+# -- arrays -------------------------------------------------------------------------------------------------------
+def array_rows(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` rows of ``x`` drawn uniformly without replacement, in order (all of them when ``k >= len(x)``); reads
+    only those rows from a memory map."""
+    if k >= len(x):
+        return np.asarray(x, float)
+    return np.asarray(x[np.sort(rng.choice(len(x), k, replace=False))], float)
+
+
+def parquet_is_text(path: Path, field: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    if field not in schema.names:
+        return False
+    kind = schema.field(field).type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def guess_kind(path: Path, field: str) -> str:
+    """The kind an input holds, from its suffix (and, for ``.npy``, its shape; for ``.parquet``, whether it has a
+    string column ``field``)."""
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in (".txt", ".jsonl"):
+        return "text"
+    if suffix == ".npy":
+        return "images" if np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4) else "table"
+    if suffix == ".csv":
+        return "table"
+    if suffix == ".parquet":
+        return "text" if parquet_is_text(path, field) else "table"
+    raise ConfigError(f"{path} must be a .txt, .jsonl, .parquet, .npy or .csv file, a folder of .txt files, or a run "
+                      f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}.")
+
+
+def check_table(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ConfigError(f"{where} must hold a table of records (n, d); got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ConfigError(f"{where} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); clean them first.")
+    return x
+
+
+def check_images(x: np.ndarray, where: str) -> np.ndarray:
+    if x.ndim not in (3, 4):
+        raise ConfigError(f"{where} must hold images (n, h, w) or (n, h, w, c); got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"{where} contains NaN or infinite pixel values; clean them first.")
+    return x
+
+
+def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.random.Generator) -> tuple[Any, int]:
+    """``(records, seen)`` of one file or folder of ``kind`` (see the module docstring)."""
+    where = str(path)
+    if kind == "text":
+        if path.suffix.lower() == ".npy":
+            raise ConfigError(f"{where} is an array; --kind text reads .txt, .jsonl, .parquet or a folder of .txt files.")
+        records, seen = reservoir(text_stream(path, field), max_records, rng)
+        records = [t for t in records if t]
+        return records, seen
+    if path.suffix.lower() == ".npy":
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        rows = array_rows(x, max_records, rng) if len(x) else np.asarray(x, float)
+        return (check_table(rows, where) if kind == "table" else check_images(rows, where)), len(x)
+    if kind == "images":
+        raise ConfigError(f"{where}: images are read from .npy arrays (n, h, w) or (n, h, w, c).")
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"{where}: tables are read from .npy, .csv or .parquet files.")
+    from ..plugins.data.files import read_table
+
+    try:
+        x = read_table(path, None)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("data.path ", "")) from None
+    if x.size == 0:
+        return np.zeros((0, 1)), 0
+    return array_rows(check_table(x, where), max_records, rng), len(x)
+
+
+# -- run directories ----------------------------------------------------------------------------------------------
+def parse_run_spec(spec: str) -> tuple[str, dict[str, str]] | None:
+    """``("runs/x", {"generation": "5", "arm": "a"})`` for ``"runs/x:generation=5:arm=a"``; None for a plain path.
+
+    >>> parse_run_spec("runs/x:generation=5:arm=replace")
+    ('runs/x', {'generation': '5', 'arm': 'replace'})
+    >>> parse_run_spec("data/real.txt") is None
+    True
+    """
+    m = RUN_SPEC.match(spec)
+    if not m:
+        return None
+    parts = dict(p.split("=", 1) for p in m.group(2).strip(":").split(":"))
+    return m.group("path"), parts
+
+
+def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator) -> tuple[Any, int, str]:
+    """``(records, seen, kind)``: the samples generation ``parts["generation"]`` of a run drew (module docstring)."""
+    from ..engine.store import RunStore
+
+    root = Path(path)
+    if not (root / "config.yaml").is_file():
+        raise ConfigError(f"{path} is not a modelcollapse run directory (no config.yaml).")
+    if "generation" not in parts:
+        raise ConfigError(f"{path}: name the generation to audit, as {path}:generation=G.")
+    try:
+        g, replicate = int(parts["generation"]), int(parts.get("replicate", 0))
+        samples = int(parts["samples"]) if "samples" in parts else None
+    except ValueError:
+        raise ConfigError(f"{path}: generation and replicate must be integers; got {parts}.") from None
+    store = RunStore(root)
+    raw = store.read_config()
+    arms = store.read_manifest().get("arms") or [raw.get("name", "run")]
+    arm_name = parts.get("arm", arms[0] if len(arms) == 1 else None)
+    if arm_name not in arms:
+        raise choice_error(f"{path} :arm", arm_name, arms)
+    arm = arms.index(arm_name)
+    shard_size = int(raw.get("shard_size") or raw.get("replicates", 1))
+    shard, row = divmod(replicate, shard_size)
+    last = store.last_generation(arm, shard)
+    if not 0 <= g <= last:
+        raise ConfigError(f"{path} has no generation {g} (arm {arm_name!r}: generations 0..{last} completed).")
+    x = regenerate(store, raw, arm_name, arm, shard, g, last, samples)[row]
+    x = np.asarray(x)
+    if x.dtype.kind in "iu" and x.ndim == 2:  # token blocks of a language-model family: decoded below
+        kind = "text"
+    else:
+        kind = "images" if x.ndim >= 3 else "table"
+    if kind == "text":
+        texts = decode(raw, arm_name, x)
+        records, seen = reservoir(texts, max_records, rng)
+        return records, seen, kind
+    return array_rows(x.reshape(len(x), -1) if kind == "table" else x, max_records, rng), len(x), kind
+
+
+def arm_config(raw: dict, arm_name: str):
+    from ..engine.plan import make_plan, validate
+
+    config = validate(run_raw(raw))
+    arms = dict(make_plan(config).arms)
+    return arms.get(arm_name, next(iter(arms.values())))
+
+
+def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, last: int,
+               samples: int | None = None) -> np.ndarray:
+    """Generation ``g``'s synthetic records ``(R, n, ...)`` of one unit: kept on disk, or drawn again from its state."""
+    from ..engine.loop import sampler
+    from ..plugins.data import SOURCES
+    from ..plugins.models import MODELS
+    from ..plugins.regimes import regime_spec
+    from ..seeding import rng_for
+
+    kept = store.unit_dir(arm, shard) / "segments" / f"synthetic-{g:06d}.npz"
+    if kept.exists() and samples is None:
+        return store.load_synthetic(arm, shard, g)["x"]
+    cfg = arm_config(raw, arm_name)
+    if cfg.loop.filters:
+        raise ConfigError(f"{store.root} curates its samples (loop.filters) and kept none on disk; generation {g} "
+                          "cannot be regenerated as the run drew it.")
+    if g in (0, last):
+        state = store.load_state(arm, shard, "gen0" if g == 0 else "state")
+    else:
+        state = replay(store.root, raw, arm, shard, g)
+    size = min(cfg.shard_size, cfg.replicates - shard * cfg.shard_size)
+    rng = lambda **key: rng_for(cfg.seed, arm=arm, shard=shard, **key)  # noqa: E731
+    source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
+    params = regime_spec(cfg.loop)[1]
+    real = source.pool(size, cfg.loop.real_samples or max(cfg.loop.samples, params.get("n_real") or 0),
+                       rng(generation=0, role="real"))  # the loop's real pool: some families bind to it
+    model.bind(source, real).set_state(state)
+    n = samples or cfg.loop.n_synthetic or cfg.loop.samples
+    return sampler(model, cfg.loop.bias)(n, rng=rng(generation=g, role="sample"))
+
+
+def run_raw(raw: dict) -> dict:
+    """The run's config as the user wrote it: ``config.yaml`` less what the run added (version, resolved arms)."""
+    return {k: v for k, v in raw.items() if k not in ("arms_resolved", "version")}
+
+
+def replay(root: Path, raw: dict, arm: int, shard: int, g: int) -> dict[str, np.ndarray]:
+    """The fitted state of generation ``g``: the run's config replayed for ``g + 1`` generations in a temporary
+    folder (keyed streams: the same fits as the run's)."""
+    from ..engine.plan import validate
+    from ..engine.runner import execute
+    from ..engine.store import RunStore
+
+    raw = run_raw(raw)
+    raw["loop"] = {**raw.get("loop", {}), "generations": g + 1}
+    with tempfile.TemporaryDirectory(prefix="mc-audit-replay-") as tmp:
+        execute(validate(raw), Path(tmp) / "run", quiet=True)
+        return RunStore(Path(tmp) / "run").load_state(arm, shard, "state")
+
+
+def decode(raw: dict, arm_name: str, blocks: np.ndarray) -> list[str]:
+    from ..plugins.models import MODELS
+
+    cfg = arm_config(raw, arm_name)
+    model = MODELS.build(cfg.model, "model")
+    if not hasattr(model, "decode_tokens"):
+        raise ConfigError(f"model.kind {cfg.model.get('kind')!r} draws integer records that are not text; audit them as a table.")
+    from ..plugins.data import SOURCES
+
+    model.bind(SOURCES.build(cfg.data, "data"), None)
+    return [str(t) for t in model.decode_tokens(blocks)]
+
+
+# -- one input ----------------------------------------------------------------------------------------------------
+def read_input(spec: str, *, kind: str = "auto", field: str = "text", max_records: int = 10_000, seed: int = 0,
+               index: int = 0, name: str | None = None) -> Dataset:
+    """Read one REFERENCE or CANDIDATE (``index``: its position, keying its reservoir stream) into a :class:`Dataset`.
+
+    Bad input is a :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text
+    field, NaN or inf in a table, a run directory without the generation, ``max_records < 1``.
+    """
+    if max_records < 1:
+        raise ConfigError(f"--max-records must be >= 1; got {max_records}.")
+    if kind not in ("auto", *KINDS):
+        raise choice_error("--kind", kind, ["auto", *KINDS])
+    rng = np.random.default_rng(seed_for(seed, index))
+    run = parse_run_spec(spec) if not Path(spec).exists() else None
+    if run is not None:
+        records, seen, found = read_run(*run, max_records, rng)
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise ConfigError(f"{spec} does not exist (a file, a folder of .txt files, or a run directory PATH:generation=G).")
+        if path.is_file() and path.stat().st_size == 0:
+            raise ConfigError(f"{spec} is empty.")
+        if path.is_dir() and (path / "config.yaml").is_file():
+            raise ConfigError(f"{spec} is a run directory: name the generation to audit, as {spec}:generation=G.")
+        found = guess_kind(path, field) if kind == "auto" else kind
+        records, seen = read_file(path, found, field, max_records, rng)
+    if kind != "auto" and found != kind:
+        raise ConfigError(f"{spec} holds {found} records, not --kind {kind}.")
+    if len(records) == 0:
+        raise ConfigError(f"{spec} holds no records.")
+    return Dataset(name or spec, spec, found, records, seen)
+
+
+def check_compatible(reference: Dataset, candidates: list[Dataset]) -> None:
+    """Every candidate has the reference's kind, and (tables, images) its record shape."""
+    for c in candidates:
+        if c.kind != reference.kind:
+            raise ConfigError(f"reference {reference.path} holds {reference.kind} records but candidate {c.path} holds "
+                              f"{c.kind} records; audit like against like.")
+        if c.kind != "text" and c.records.shape[1:] != reference.records.shape[1:]:
+            raise ConfigError(f"candidate {c.path} has records of shape {c.records.shape[1:]}, the reference "
+                              f"{reference.path} {reference.records.shape[1:]}: the feature dimensions must match.")
