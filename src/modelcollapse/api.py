@@ -52,7 +52,7 @@ from .engine.store import LOCK_NAME, RunStore, atomic_write
 from .errors import PYTHON, ConfigError, RunError
 from .registry import Registry, import_plugins
 
-__all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "Run", "GenerationEvent", "ConfigError", "RunError",
+__all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
            "metric", "regime", "model", "data", "filter"]
 
 
@@ -528,3 +528,12 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = 15485863, gamma: float 
     from .plugins.watermark import watermark_z as z
 
     return z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, tokenizer=tokenizer, **options)
+
+
+def audit(reference, candidates, **options):
+    """The collapse profile of ``candidates`` (one or a list: files, folders or ``runs/x:generation=G``) against the
+    ``reference`` data: an :class:`~modelcollapse.audit.Audit` with ``.indicators`` (pandas), ``.verdict`` and
+    ``.report()``. Options as ``modelcollapse audit``'s (see :func:`modelcollapse.audit.audit`)."""
+    from .audit import audit as run_audit
+
+    return run_audit(reference, candidates, **options)

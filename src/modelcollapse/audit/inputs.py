@@ -11,7 +11,7 @@ project's table reader (``plugins/data/files.py``) before the sample is taken.
 A run directory is named ``PATH:generation=G`` (``:arm=NAME`` where the run has arms; ``:replicate=R``, default 0).
 ``:samples=N`` draws N records from generation ``G``'s fit with the same keyed stream instead (ground truth
 larger than the run's own sample). Its records are the samples generation ``G`` drew: read from disk when the run's regime kept them
-(``checkpoints/.../segments/synthetic-*.npz``), else regenerated bit for bit from the fitted state of generation ``G``
+(a regime that keeps history: ``RunStore.load_synthetic``), else regenerated bit for bit from the fitted state of generation ``G``
 with the family's ``sample`` and the keyed stream ``rng_for(seed, arm, shard, generation=G, role="sample")`` that the
 run itself drew them from. The state is read from the checkpoint when ``G`` is generation 0 or the run's last;
 for a generation in between, the run is replayed to ``G`` in a temporary folder (every stream is keyed, so the replay
@@ -290,10 +290,13 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..plugins.regimes import regime_spec
     from ..seeding import rng_for
 
-    kept = store.unit_dir(arm, shard) / "segments" / f"synthetic-{g:06d}.npz"
-    if kept.exists() and samples is None:
-        return store.load_synthetic(arm, shard, g)["x"]
+    from ..engine.store import SYNTHETIC_LOG
+    from ..plugins.regimes import REGIMES
+
     cfg = arm_config(raw, arm_name)
+    kept = store.unit_dir(arm, shard) / SYNTHETIC_LOG
+    if samples is None and REGIMES.trait(regime_spec(cfg.loop)[0], "keeps_history") and kept.exists():
+        return store.load_synthetic(arm, shard, g)["x"]  # the run kept them (checked against their sha256)
     if cfg.loop.filters:
         raise ConfigError(f"{store.root} curates its samples (loop.filters) and kept none on disk; generation {g} "
                           "cannot be regenerated as the run drew it.")

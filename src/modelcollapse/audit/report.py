@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from ..analysis.plots import pyplot, png_bytes
 from ..engine.store import atomic_save, atomic_write
 from .calibrate import overall
