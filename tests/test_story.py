@@ -47,3 +47,11 @@ def test_categorical_and_gmm_pictures(tmp_path):
         assert (tmp_path / name / "figures" / f"distribution-{name}.png").stat().st_size > 1000
     probs = kept_pictures(tmp_path / "c")["c"][4]["probs_"]
     assert probs.shape == (1, 10) and np.isclose(probs.sum(), 1)
+
+
+def test_published_single_generation_figures_are_marked(tmp_path):
+    """gmm-paper's published component std at generation 0 (≈ 0.89–0.90) is checked where a run reaches it."""
+    run_small({"name": "m", "replicates": 20, "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gmm"},
+               "loop": {"generations": 2, "samples": 1000}, "metrics": ["component_std"]}, tmp_path / "m")
+    (mark,) = [m for m in marks(curves(tmp_path / "m"), arm_configs(tmp_path / "m"), {"m": 20}) if m.generation == 0]
+    assert mark.expected == 0.895 and mark.reproduced

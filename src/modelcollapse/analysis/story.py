@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.store import RunStore, load_arrays
 from .plots import distribution_figure
-from .theory import reference
+from .theory import published_points, reference
 
 #: Metrics a headline is told with, most telling first; a metric a run lacks is skipped.
 HEADLINE = ("variance", "component_std", "trace_ratio", "test_mse", "support_size", "entropy", "recall",
@@ -88,7 +88,9 @@ class Mark:
 
 
 def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list[Mark]:
-    """A :class:`Mark` for every (arm, metric) with a reference. Tolerance: 4 standard errors of our statistic
+    """A :class:`Mark` for every (arm, metric) with a reference at its last generation, and for every published
+    single-generation figure the run reaches (:data:`~.theory.PUBLISHED_POINTS`: their stated tolerance, or 4 of our
+    standard errors if larger). Tolerance at the last generation: 4 standard errors of our statistic
     (the IQR/1.349 as the spread; a median's s.e. is 1.253× a mean's), and at least 5% of the expected value, since
     closed forms are often large-sample approximations."""
     out = []
@@ -104,6 +106,13 @@ def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list
         se = spread / np.sqrt(max(replicates.get(arm, 1), 1)) * (1.253 if stat == "median" else 1.0)
         tolerance = max(4 * se, 0.05 * abs(values[-1]))
         out.append(Mark(arm, metric, int(c.generations[-1]), stat, float(ours), float(values[-1]), float(tolerance), label))
+    for (arm, metric), c in data.items():  # published figures at single generations the run reaches
+        for g, expected, tolerance, label in published_points(metric, arms.get(arm, {})) if arm in arms else []:
+            at = np.flatnonzero(c.generations == g)
+            if at.size:
+                i = at[0]
+                se = (c.q75[i] - c.q25[i]) / 1.349 / np.sqrt(max(replicates.get(arm, 1), 1))
+                out.append(Mark(arm, metric, g, "mean", float(c.mean[i]), expected, float(max(tolerance, 4 * se)), label))
     return out
 
 

@@ -250,6 +250,23 @@ PUBLISHED = {
 }
 
 
+#: Published figures at single generations (no curve): (model kind, data kind, metric) -> [(generation, value,
+#: tolerance, source)]. The report marks ours against each one the run reaches.
+PUBLISHED_POINTS = {
+    ("gmm", "gaussian", "component_std"): [
+        (0, 0.895, 0.01, "≈ 0.89–0.90 at generation 0 (Shumailov et al. 2024, Supp. Fig. 6)"),
+        (2049, 0.01, 0.03, "≈ 0.01 after 2,050 generations (Shumailov et al. 2024, Supp. Fig. 6)"),
+    ],
+}
+
+
+def published_points(metric: str, arm: dict[str, Any]) -> list[tuple[int, float, float, str]]:
+    """The published single-generation figures for ``metric`` under a resolved arm (replace only), or []."""
+    if regime_name(arm["loop"]) != "replace":
+        return []
+    return PUBLISHED_POINTS.get((arm["model"]["kind"], arm["data"]["kind"], metric), [])
+
+
 def regime_name(loop: dict[str, Any]) -> str:
     """The regime of a resolved ``loop`` section: ``{kind: NAME, ...}`` (a plain name in run directories written
     before regimes took parameters)."""
