@@ -87,6 +87,7 @@ PRESETS: dict[str, dict] = {
     },
     "tails-zipf": {"set": ["replicates=2", "grid={loop.samples: [1000, 10000]}"]},
     "strong-collapse": {"set": ["replicates=4", "grid={loop.samples: [200, 1000]}"]},
+    "verifier-phase": {"set": ["replicates=8", "loop.generations=4", "loop.samples=500"]},
     "regression-ridge": {"set": ["replicates=4", "loop.generations=3", "grid={model.ridge: [0.0, 0.5, 7.2]}"]},
     "real-fraction-sweep": {"set": ["replicates=32", "loop.generations=25"]},
     "regression-regimes": {"set": ["replicates=50", "loop.generations=50"]},

@@ -15,6 +15,7 @@ from conftest import needs
 
 from modelcollapse.errors import RunError
 from modelcollapse.plugins.data import SOURCES
+from modelcollapse.plugins.data.classification import ClassificationSource
 from modelcollapse.plugins.data.regression import RegressionSource
 from modelcollapse.plugins.models import MODELS
 
@@ -45,6 +46,7 @@ CASES = {
     "categorical": Case({"kind": "categorical"}, {"kind": "categorical", "categories": 6, "distribution": "zipf"}),
     "gaussian-mean": Case({"kind": "gaussian-mean", "std": 1.5}, {"kind": "gaussian", "mean": 2.0, "std": 1.5}),
     "poisson": Case({"kind": "poisson"}, {"kind": "poisson", "rate": [0.5, 3.0]}),
+    "mean-difference": Case({"kind": "mean-difference", "flip": 0.2}, {"kind": "classification", "dim": 3}),
     "linear-regression": Case({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}),
     # ridge summed (not per-sample), so large n still recovers w*
     "linear-regression-ridge-fresh": Case({"kind": "linear-regression", "design": "fresh", "ridge": 0.5, "ridge_scaling": "sum",
@@ -140,6 +142,8 @@ def test_large_n_recovers_parameters(case):
         np.testing.assert_allclose(model.probs_, np.broadcast_to(source.probs, model.probs_.shape), atol=5e-3)
     elif isinstance(source, RegressionSource):
         np.testing.assert_allclose(model.weights_, np.broadcast_to(source.weights_, model.weights_.shape), atol=2e-2)
+    elif isinstance(source, ClassificationSource):  # clean real labels: w = mean of y·x -> μ
+        np.testing.assert_allclose(model.w_, np.broadcast_to(source.mu, model.w_.shape), atol=1e-2)
     else:
         mean, cov = source.moments()
         fit_mean, fit_cov = model.moments()

@@ -162,3 +162,34 @@ def test_regression_ridge_row17(tmp_path):
         within(tmp_path / "ridge", m, name, "test_mse", [0, 5], extra=0.02 * refs.max())
     small, large = m[("fresh,model.ridge=0.5", "test_mse")], m[("fresh,model.ridge=7.2", "test_mse")]
     assert small[0].mean() < large[0].mean() and large[5].mean() < small[5].mean()  # λ* grows with the generations
+
+
+def test_label_verifier_keeps_labels_wrong_at_p_eff():
+    # The filter alone: 40,000 records, labels wrong w.p. 0.6, kept w.p. 0.9 / 0.7: the kept-wrong share is
+    # p_eff = 0.538 within 4 s.e. of a proportion over the ~24,000 kept records.
+    from modelcollapse.plugins.data import SOURCES
+    from modelcollapse.plugins.filters import FilterContext, label_verifier
+    from modelcollapse.plugins.models import MODELS
+
+    src = SOURCES.build({"kind": "classification", "dim": 2})
+    model = MODELS.build({"kind": "mean-difference", "flip": 0.6}).bind(src, None).fit(src.sample(1, 10, np.random.default_rng(0)), rng=None)
+    x = model.sample(40_000, rng=np.random.default_rng(1))
+    ctx = FilterContext(src, model, model, x[0], 1, np.random.default_rng(2))
+    _, keep = label_verifier(x, np.ones(x.shape[:2], bool), ctx, keep_correct=0.9, keep_wrong=0.7)
+    p_eff = theory.kept_label_error(0.6, 0.9, 0.7)
+    assert p_eff == pytest.approx(0.538, abs=5e-4) and theory.kept_label_error(0.6, 0.9, 0.5) == pytest.approx(0.455, abs=5e-4)
+    wrong = (x[..., 2] != x[..., 3])[keep]
+    assert wrong.mean() == pytest.approx(p_eff, abs=4 * np.sqrt(p_eff * (1 - p_eff) / wrong.size))
+
+
+def test_verifier_phase_row20(tmp_path):
+    # Row 20 on both sides of p_eff = ½: φ₀ = 0.5 (p_eff 0.455) keeps the classifier at +μ, φ₀ = 0.7 (0.538) turns it
+    # to −μ. The reference is the finite-n expectation (n = 5,000; 0.8380 and 0.1636 against the limits 0.8413 and
+    # 0.1587); 4 s.e. of the mean over 60 replicates.
+    raw = preset("verifier-phase", replicates=60)
+    raw["loop"]["generations"] = 3
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("phi0-0.5", "phi0-0.7")}
+    m = run_small(raw, tmp_path / "r")
+    for arm in raw["arms"]:
+        within(tmp_path / "r", m, arm, "accuracy", [0, 2])
+    assert m[("phi0-0.5", "accuracy")][2].mean() > 0.8 and m[("phi0-0.7", "accuracy")][2].mean() < 0.2

@@ -181,8 +181,54 @@ def memoriser_error(p: np.ndarray, q: np.ndarray, train: int) -> float:
         return float(np.sum(np.asarray(p) * np.exp(train * np.log1p(-np.minimum(q, 1.0)))))
 
 
+def kept_label_error(flip: float, keep_correct: float, keep_wrong: float) -> float:
+    """p_eff = pφ₀ / (pφ₀ + (1 − p)φ₁): the share of wrong labels among those a verifier keeps (PAPER-NUMBERS row 20)."""
+    kept_wrong = flip * keep_wrong
+    return kept_wrong / (kept_wrong + (1 - flip) * keep_correct)
+
+
+def verifier_accuracy(separation: float, dim: int, samples: int, wrong: float, nodes: int = 120) -> float:
+    """E Φ(μ·w/‖w‖) for the mean-difference classifier on ``samples`` records x ~ N(t·μ, I) whose labels are wrong
+    independently w.p. ``wrong`` (p_eff). Exactly, w = s̄μ + ε/√n with s̄ the mean of ±1 label agreements and
+    ε ~ N(0, I_d); so the component along μ̂ is u ~ N(‖μ‖(1 − 2p_eff), (1 + 4p_eff(1 − p_eff)‖μ‖²)/n) (s̄ taken
+    Gaussian: its binomial is close to one at these n) and ‖v‖² ~ χ²_{d−1}/n across, and the accuracy is
+    Φ(‖μ‖u/√(u² + ‖v‖²)), averaged by Gauss–Hermite (u) and generalised Gauss–Laguerre (‖v‖²) quadrature. As n → ∞
+    it tends to Φ(‖μ‖) for p_eff < ½ and Φ(−‖μ‖) for p_eff > ½ (½ at p_eff = ½).
+
+    >>> round(verifier_accuracy(1.0, 2, 10**8, 0.45), 4), round(verifier_accuracy(1.0, 2, 10**8, 0.55), 4)
+    (0.8413, 0.1587)
+    """
+    t, wt = special.roots_hermitenorm(nodes)
+    u = separation * (1 - 2 * wrong) + t * np.sqrt((1 + 4 * wrong * (1 - wrong) * separation**2) / samples)
+    wt = wt / np.sqrt(2 * np.pi)
+    if dim == 1:
+        return float(wt @ special.ndtr(separation * np.sign(u)))
+    k = dim - 1  # ‖v‖² n / 2 ~ Gamma(k/2): Laguerre weight y^(k/2 − 1) e^(−y)
+    y, wy = special.roots_genlaguerre(nodes, k / 2 - 1)
+    wy = wy / special.gamma(k / 2)
+    margin = separation * u[:, None] / np.sqrt(u[:, None] ** 2 + 2 * y[None, :] / samples)
+    return float(wt @ special.ndtr(margin) @ wy)
+
+
+def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """Row 20: expected accuracy per generation of the mean-difference classifier under ``labeller: fixed`` and
+    ``replace`` (each generation trains on n verified synthetic records; generation 0 on the clean real pool)."""
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    verifiers = [f for f in loop.get("filters") or [] if f.get("kind") == "label-verifier"]
+    if model.get("labeller", "fixed") != "fixed" or regime_name(loop) != "replace" or len(verifiers) > 1:
+        return None
+    if len(verifiers) != len(loop.get("filters") or []) or any(f.get("truth", "carried") != "carried" for f in verifiers):
+        return None
+    flip = model.get("flip", 0.0)
+    wrong = kept_label_error(flip, verifiers[0].get("keep_correct", 1.0), verifiers[0].get("keep_wrong", 0.0)) if verifiers else flip
+    sep, dim, M = data.get("separation", 1.0), data.get("dim", 2), loop["samples"]
+    real = verifier_accuracy(sep, dim, loop.get("real_samples") or M, 0.0)
+    later = verifier_accuracy(sep, dim, loop.get("n_synthetic") or M, wrong)
+    return np.where(np.asarray(g) == 0, real, later), "E Φ(μ·w/‖w‖), p_eff = pφ₀/(pφ₀+(1−p)φ₁); n → ∞: Φ(±‖μ‖)", "mean"
+
+
 def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
-    """References for the newer-theory presets (PAPER-NUMBERS rows 13–19), or None."""
+    """References for the newer-theory presets (PAPER-NUMBERS rows 13–20), or None."""
     from ..plugins.data import SOURCES
 
     data, model, loop = arm["data"], arm["model"], arm["loop"]
@@ -235,6 +281,8 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
             values = ridge_downstream_mse(lam, g, data["dim"], M, M, data["noise"], data["noise"], w_sq)
             return values, "E (Marchenko–Pastur limit): ridge on labels from g OLS fits", "mean"
         return None
+    if model["kind"] == "mean-difference" and data["kind"] == "classification" and metric == "accuracy":
+        return verifier_reference(arm, g)
     if model["kind"] == "poisson" and data["kind"] == "poisson" and metric == "nonzero" and regime == "replace":
         rate = np.atleast_1d(data["rate"])
         if len(rate) == 1 and (loop.get("real_samples") or M) == M and n_synthetic == M:

@@ -192,6 +192,31 @@ def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0
     return x, keep & (score >= threshold)
 
 
+@FILTERS.register("label-verifier")
+def label_verifier(x, keep, ctx: FilterContext, *, keep_correct: float = 1.0, keep_wrong: float = 0.0,
+                   truth: Literal["carried", "bayes"] = "carried"):
+    """Verify labelled records ``(x (d), label, truth)`` (the ``classification`` source, ``mean-difference`` family):
+    keep a record whose label is correct with probability ``keep_correct`` (φ₁) and a wrong one with probability
+    ``keep_wrong`` (φ₀), independently (filter rng), as Feng et al.'s (2025) verifier. "Correct" means equal to the
+    record's carried true class (``truth: carried``, the default: the class the input was drawn from), or to the Bayes
+    label sign(μ·x) of the source (``truth: bayes``: what a perfect classifier would say). With labels wrong w.p. p
+    before the filter, the kept labels are wrong w.p. p_eff = pφ₀ / (pφ₀ + (1 − p)φ₁)."""
+    for name, value in (("keep_correct", keep_correct), ("keep_wrong", keep_wrong)):
+        if not 0 <= value <= 1:
+            raise ConfigError(f"loop.filters label-verifier.{name} must be in [0, 1] (a probability); got {value!r}.")
+    mu = getattr(ctx.source, "mu", None)
+    if mu is None or np.ndim(x) != 3 or x.shape[-1] != len(mu) + 2:
+        raise ConfigError("loop.filters label-verifier needs labelled records (x, label, truth) of data.kind "
+                          f"'classification'; got {type(ctx.source).__name__} records of shape {np.shape(x)}.")
+    d = len(mu)
+    if truth == "carried":
+        right = x[..., d + 1]
+    else:
+        right = np.where(x[..., :d] @ mu >= 0, 1.0, -1.0)
+    chance = np.where(x[..., d] == right, keep_correct, keep_wrong)
+    return x, keep & (ctx.rng.random(keep.shape) < chance)
+
+
 @FILTERS.register("dedup")
 def dedup(x, keep, ctx: FilterContext, *, radius: float = 0.0):
     """Remove exact (``radius`` 0) or near duplicates: a kept record within Euclidean ``radius`` of an earlier kept

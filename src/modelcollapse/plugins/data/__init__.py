@@ -4,6 +4,6 @@ See :mod:`.base` for the protocol; each built-in plug-in registers itself in its
 """
 
 from .base import SOURCES, Source  # noqa: F401
-from . import categorical, files, gaussian, images, poisson, regression, tails, text  # noqa: E402,F401  (registers the built-in sources)
+from . import categorical, classification, files, gaussian, images, poisson, regression, tails, text  # noqa: E402,F401  (registers the built-in sources)
 
 __all__ = ['SOURCES', 'Source']

@@ -136,6 +136,18 @@ def test_mse(ctx: Context) -> np.ndarray:
     return ((w - ctx.source.weights_) ** 2).sum(-1)
 
 
+@METRICS.register("accuracy", from_model=True, needs=("w_",), source_needs=("mu",))
+def accuracy(ctx: Context) -> np.ndarray:
+    """Test accuracy (a share in [0, 1]) of the linear classifier sign(w·x) on fresh real draws x ~ N(±μ, I), exact,
+    not sampled: Φ(μ·w/‖w‖) (the margin along w is N(±μ·w/‖w‖, 1)). A zero w (no direction) scores ½."""
+    from scipy import special
+
+    w = require(ctx, "w_", "accuracy")
+    norm = np.linalg.norm(w, axis=-1)
+    margin = np.divide(w @ ctx.source.mu, norm, out=np.zeros(len(w)), where=norm > 0)
+    return special.ndtr(margin)
+
+
 @METRICS.register("degenerate", from_model=True)
 def degenerate(ctx: Context) -> np.ndarray:
     """1 where the fit collapsed (singular covariance, empty component, single category), else 0."""
