@@ -119,8 +119,10 @@ def _kind(arrays: dict) -> str | None:
     x = arrays.get("records")
     if "probs_" in arrays or (x is not None and x.ndim == 2 and np.issubdtype(x.dtype, np.integer)):
         return "categorical"
-    if x is not None and x.ndim == 3 and np.issubdtype(x.dtype, np.floating) and x.shape[-1] in (1, 2):
-        return "1d" if x.shape[-1] == 1 else "2d"
+    if x is not None and x.ndim == 3 and np.issubdtype(x.dtype, np.floating):
+        if x.shape[-1] > 2 and "weights_" in arrays and "means_" not in arrays:
+            return "labels"  # regression records (inputs, label): the labels' distribution
+        return "1d" if x.shape[-1] == 1 else "2d"  # d > 2: the first two coordinates
     if x is None and "mean_" in arrays and np.asarray(arrays["mean_"]).shape[-1] == 1:
         return "1d"
     return None
@@ -137,8 +139,9 @@ def _ellipse(ax, mean: np.ndarray, cov: np.ndarray, color) -> None:
 def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
     """The distribution at selected generations (``by_gen[g]``: replicate 0's kept ``records`` ``(1, m, ...)`` and
     fitted arrays such as ``probs_``, ``mean_``/``cov_``, ``means_``/``covariances_``/``weights_``). 1-D: densities
-    overlaid (Fig. 1b style); 2-D: one scatter per generation with the fitted components' 2σ ellipses
-    (Supplementary Fig. 6 style); categorical: rank-frequency on log axes. Returns False when nothing fits."""
+    overlaid (Fig. 1b style); 2-D (or the first two coordinates of d-D): one scatter per generation with the fitted
+    components' 2σ ellipses (Supplementary Fig. 6 style); regression records: the labels' density; categorical:
+    rank-frequency on log axes. Returns False when nothing fits."""
     kinds = {_kind(a) for a in by_gen.values()}
     if len(kinds) != 1 or None in kinds:
         return False
@@ -154,10 +157,13 @@ def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
             if "means_" in a:
                 for mean, cov, w in zip(a["means_"][0], a["covariances_"][0], a.get("weights_", np.ones((1, 99)))[0]):
                     if w > 1e-3:
-                        _ellipse(ax, mean, cov, "k")
+                        _ellipse(ax, mean[:2], cov[:2, :2], "k")
+            elif "mean_" in a and "cov_" in a:  # a Gaussian fit: its marginal on the first two coordinates
+                _ellipse(ax, a["mean_"][0][:2], a["cov_"][0][:2, :2], "k")
             ax.set_title(f"generation {g}", fontsize=8)
             ax.set_aspect("equal", adjustable="box")
-        fig.suptitle(f"samples and fitted components: {arm}", fontsize=9)
+        first_two = " (first two coordinates)" if np.asarray(by_gen[gens[0]]["records"]).shape[-1] > 2 else ""
+        fig.suptitle(f"samples and fitted components{first_two}: {arm}", fontsize=9)
     else:
         fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
         for g, color in zip(gens, colors):
@@ -168,14 +174,15 @@ def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
                 ax.loglog(np.arange(1, len(p) + 1), p, marker=".", ms=3, color=color, label=f"generation {g}")
             else:
                 if "records" in a:
-                    ax.hist(np.asarray(a["records"][0, :, 0], float), bins=40, density=True, histtype="step", color=color,
-                            label=f"generation {g}")
+                    column = -1 if kind == "labels" else 0
+                    ax.hist(np.asarray(a["records"][0, :, column], float), bins=40, density=True, histtype="step",
+                            color=color, label=f"generation {g}")
                 if "mean_" in a and "cov_" in a:
                     mu, sd = float(a["mean_"][0, 0]), float(np.sqrt(max(a["cov_"][0, 0, 0], 1e-300)))
                     t = np.linspace(mu - 4 * sd, mu + 4 * sd, 200)
                     ax.plot(t, np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color=color, lw=1,
                             ls="--" if "records" in a else "-", label=None if "records" in a else f"generation {g}")
-        ax.set_xlabel("rank" if kind == "categorical" else "x")
+        ax.set_xlabel({"categorical": "rank", "labels": "label y of the training records"}.get(kind, "x"))
         ax.set_ylabel("probability" if kind == "categorical" else "density")
         ax.set_title(("rank-frequency of the fitted distribution: " if kind == "categorical" else "samples by generation: ") + arm,
                      fontsize=9)
