@@ -266,27 +266,27 @@ def distinct_records(R: int, n: int, k: int, rng: np.random.Generator) -> np.nda
     return pick
 
 
-def plus_plus_centres(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def plus_plus_centres(coords: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with the greedy trials scikit-learn's ``KMeans`` uses),
-    batched over replicates: ``points`` ``(R, n, d)`` -> centres ``(R, k, d)``.
+    batched over replicates: records as coordinate rows ``coords`` ``(R, d, n)`` -> centres ``(R, k, d)``.
 
     The first centre is a uniformly random record; each next one is the best of ``2 + ⌊ln k⌋`` candidates drawn with
     probability ∝ D² (squared distance to the nearest centre so far), "best" meaning the smallest total D² after
     adding it. Separated modes then get a centre each with high probability, where ``k`` random records often put two
-    centres in one mode.
+    centres in one mode. Distances are summed coordinate by coordinate (d is small; no ``(R, trials, n, d)`` array).
     """
-    R, n, _ = points.shape
+    R, d, n = coords.shape
     trials = 2 + int(np.log(k))
     rows = np.arange(R)
-    first = rng.integers(0, n, R)
-    centres = [points[rows, first]]
-    closest = ((points - centres[0][:, None, :]) ** 2).sum(-1)  # (R, n)
+    centres = [coords[rows, :, rng.integers(0, n, R)]]  # (R, d)
+    closest = sum((coords[:, j] - centres[0][:, j, None]) ** 2 for j in range(d))  # (R, n)
     for _ in range(1, k):
         cum = np.cumsum(closest, axis=1)
         u = rng.random((R, trials)) * cum[:, -1:]
-        pick = np.minimum((cum[:, None, :] < u[..., None]).sum(-1), n - 1)  # (R, trials): inverse-CDF draws
-        cand = np.take_along_axis(points, pick[..., None], axis=1)  # (R, trials, d)
-        d2 = np.minimum(closest[:, None, :], ((points[:, None, :, :] - cand[:, :, None, :]) ** 2).sum(-1))
+        pick = (cum[:, None, :] >= u[..., None]).argmax(-1)  # (R, trials): inverse-CDF draws (the first cum >= u)
+        cand = np.stack([np.take_along_axis(coords[:, j], pick, axis=1) for j in range(d)], axis=-1)  # (R, trials, d)
+        d2 = sum((coords[:, None, j, :] - cand[:, :, j, None]) ** 2 for j in range(d))  # (R, trials, n)
+        np.minimum(d2, closest[:, None, :], out=d2)
         best = d2.sum(-1).argmin(1)  # (R,)
         centres.append(cand[rows, best])
         closest = d2[rows, best]
@@ -309,7 +309,7 @@ def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generat
     """
     R, _, n = linear.shape
     if seeding == "k-means++":
-        centres = plus_plus_centres(np.swapaxes(linear[:, :-1], 1, 2), k, rng)
+        centres = plus_plus_centres(linear[:, :-1], k, rng)
     else:
         pick = distinct_records(R, n, k, rng)
         centres = np.swapaxes(np.take_along_axis(linear[:, :-1], pick[:, None, :], axis=2), 1, 2)  # (R, k, d)
