@@ -190,14 +190,14 @@ class Registry(Generic[T]):
         obj = self._items[name]
         return obj(**params) if isinstance(obj, type) else functools.partial(obj, **params)
 
-    def resolve(self, spec: Any, key: str | None = None) -> dict[str, Any]:
+    def resolve(self, spec: Any, key: str | None = None, built: Any = None) -> dict[str, Any]:
         """The spec with its canonical name and every default filled in, as written to ``config.yaml``. A class
-        plug-in is built and its stored hyperparameters are read back, so what ``__init__`` settles (a data file's
-        hash, say) is recorded too."""
+        plug-in is built (or ``built``, the caller's instance of this spec, is used) and its stored hyperparameters
+        are read back, so what ``__init__`` settles (a data file's hash, say) is recorded too."""
         name, params = self.params(spec, key)
         obj = self._items[name]
         if isinstance(obj, type):
-            built = obj(**params)
+            built = built if built is not None else obj(**params)
             params = {k: getattr(built, k, v) for k, v in params.items()}
         return {"kind": name, **{k: _plain(v) for k, v in params.items()}}
 

@@ -16,16 +16,27 @@ from ..engine.store import RunStore, load_arrays
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
 
 
-def kept_arrays(run_dir: Path, key: str) -> dict[str, dict[int, np.ndarray]]:
-    """{arm name: {generation: array}} of one kept array (first shard only), from ``arrays/``."""
+def kept_by_arm(run_dir: Path):
+    """(arm name, generation, arrays) of every array file the loop kept in ``arrays/`` (first shard only)."""
     arms = RunStore(run_dir).read_manifest().get("arms", [])
-    out: dict[str, dict[int, np.ndarray]] = {}
     for path in sorted((Path(run_dir) / "arrays").glob("arm*-shard000-gen*.npz")):
         match = NAME.fullmatch(path.name)
-        arrays = load_arrays(path)
-        if match and key in arrays and int(match[1]) < len(arms):
-            out.setdefault(arms[int(match[1])], {})[int(match[3])] = arrays[key]
+        if match and int(match[1]) < len(arms):
+            yield arms[int(match[1])], int(match[3]), load_arrays(path)
+
+
+def kept_arrays(run_dir: Path, key: str) -> dict[str, dict[int, np.ndarray]]:
+    """{arm name: {generation: array}} of one kept array (first shard only), from ``arrays/``."""
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for arm, generation, arrays in kept_by_arm(run_dir):
+        if key in arrays:
+            out.setdefault(arm, {})[generation] = arrays[key]
     return out
+
+
+def figure_path(run_dir: Path, prefix: str, arm: str) -> Path:
+    """``figures/PREFIX-ARM.png``, the arm's name made safe for a file name."""
+    return Path(run_dir) / "figures" / f"{prefix}-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
 
 
 def pick_generations(generations: list[int], most: int = 6) -> list[int]:
@@ -40,7 +51,7 @@ def image_grids(run_dir: Path) -> list[Path]:
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "sample_grid").items():
         gens = pick_generations(sorted(by_gen))
-        path = Path(run_dir) / "figures" / f"samples-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
+        path = figure_path(run_dir, "samples", arm)
         image_grid_figure({g: by_gen[g] for g in gens}, arm, path)
         paths.append(path)
     return paths
@@ -52,7 +63,7 @@ def perplexity_histograms(run_dir: Path) -> list[Path]:
     paths = []
     for arm, by_gen in kept_arrays(run_dir, "gen0_perplexity").items():
         gens = pick_generations(sorted(by_gen))
-        path = Path(run_dir) / "figures" / f"perplexity-hist-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
+        path = figure_path(run_dir, "perplexity-hist", arm)
         perplexity_figure({g: by_gen[g] for g in gens}, arm, path)
         paths.append(path)
     return paths

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import RunStore, load_arrays
+from .gallery import figure_path, kept_by_arm, pick_generations
 from .plots import distribution_figure
 from .theory import published_points, reference
 
@@ -23,7 +23,6 @@ HEADLINE = ("variance", "component_std", "trace_ratio", "test_mse", "support_siz
             "test_perplexity", "latent_std", "distinct_2", "w2_sq", "kl_real", "nll_real")
 TAILS = "tail_mass"
 BOOKKEEPING = re.compile(r"^(train_real|train_synthetic|filter_.*|watermark_.*)$")
-NAME = re.compile(r"arm(\d{3})-shard000-gen(\d{6})\.npz")
 
 
 def is_bookkeeping(metric: str) -> bool:
@@ -118,15 +117,11 @@ def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list
 
 def kept_pictures(run_dir: Path) -> dict[str, dict[int, dict[str, np.ndarray]]]:
     """{arm: {generation: {name: array}}} of what the loop kept for pictures (``picture.*``, replicate 0)."""
-    arms = RunStore(run_dir).read_manifest().get("arms", [])
     out: dict[str, dict[int, dict[str, np.ndarray]]] = {}
-    for path in sorted((Path(run_dir) / "arrays").glob("arm*-shard000-gen*.npz")):
-        match = NAME.fullmatch(path.name)
-        if not match or int(match[1]) >= len(arms):
-            continue
-        arrays = {k.removeprefix("picture."): v for k, v in load_arrays(path).items() if k.startswith("picture.")}
-        if arrays:
-            out.setdefault(arms[int(match[1])], {})[int(match[2])] = arrays
+    for arm, generation, arrays in kept_by_arm(run_dir):
+        picture = {k.removeprefix("picture."): v for k, v in arrays.items() if k.startswith("picture.")}
+        if picture:
+            out.setdefault(arm, {})[generation] = picture
     return out
 
 
@@ -135,10 +130,7 @@ def distribution_pictures(run_dir: Path, most: int = 6) -> list[Path]:
     the fitted components' ellipses, categorical rank-frequency), written to ``figures/``."""
     paths = []
     for arm, by_gen in kept_pictures(run_dir).items():
-        gens = sorted(by_gen)
-        if len(gens) > most:
-            gens = [gens[i] for i in np.unique(np.linspace(0, len(gens) - 1, most).round().astype(int))]
-        path = Path(run_dir) / "figures" / f"distribution-{re.sub(r'[^A-Za-z0-9._-]', '_', arm)}.png"
-        if distribution_figure({g: by_gen[g] for g in gens}, arm, path):
+        path = figure_path(run_dir, "distribution", arm)
+        if distribution_figure({g: by_gen[g] for g in pick_generations(sorted(by_gen), most)}, arm, path):
             paths.append(path)
     return paths

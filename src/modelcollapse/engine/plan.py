@@ -266,16 +266,16 @@ def resolve(config: Config) -> dict[str, Any]:
     from ..version import __version__
 
     out = config.model_dump()
-    out["data"] = SOURCES.resolve(config.data, "data")
-    out["model"] = MODELS.resolve(config.model, "model")
+    source, model = SOURCES.build(config.data, "data"), MODELS.build(config.model, "model")  # once each (a file source hashes its file)
+    out["data"] = SOURCES.resolve(config.data, "data", built=source)
+    out["model"] = MODELS.resolve(config.model, "model", built=model)
     name, params = regime_spec(config.loop)
     out["loop"]["regime"] = {"kind": name, **params}
     for legacy in ("real_fraction", "n_real"):  # folded into the regime's parameters
         out["loop"].pop(legacy, None)
-    model = MODELS.build(config.model, "model")
     if out["metrics"] is None:
         out["metrics"] = list(model.default_metrics)
     if "sampler" in out["model"]:  # record the choice 'auto' made
-        out["model"]["sampler"] = sampler_for(config, model, SOURCES.build(config.data, "data"), out["metrics"])
+        out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
     out["version"] = __version__
     return out

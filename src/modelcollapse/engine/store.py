@@ -615,12 +615,8 @@ class RunStore:
         if synthetic is not None:
             sums["synthetic"].append(save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic))
             fault_point("synthetic")
-        state = {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums)}
-        state["__sha256__"] = arrays_digest(state)
-        if generation == 0:
-            save_arrays(unit / f"gen0.{state_format}", state)
-            fault_point("gen0")
-        save_arrays(unit / f"state.{state_format}", state)
+        self._save_state_files(unit, {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums)},
+                               generation, state_format)
         fault_point("state")
 
     def _append_generation(self, arm, shard, generation, metrics, state, synthetic, state_format) -> None:
@@ -643,13 +639,18 @@ class RunStore:
             if generation == 0:
                 fault_point("gen0")
         else:
-            state["__sha256__"] = arrays_digest(state)
-            if generation == 0:
-                save_arrays(unit / f"gen0.{state_format}", state)
-                fault_point("gen0")
-            save_arrays(unit / f"state.{state_format}", state)
+            self._save_state_files(unit, state, generation, state_format)
         fault_point("state")
         self._done[(arm, shard)] = generation
+
+    @staticmethod
+    def _save_state_files(unit: Path, state: dict[str, np.ndarray], generation: int, state_format: str) -> None:
+        """A checkpoint as files (``gen0`` at generation 0, then ``state``), carrying the sha256 of its arrays."""
+        state = {**state, "__sha256__": arrays_digest(state)}
+        if generation == 0:
+            save_arrays(unit / f"gen0.{state_format}", state)
+            fault_point("gen0")
+        save_arrays(unit / f"state.{state_format}", state)
 
     def _cut_to_committed(self, arm: int, shard: int) -> int:
         """Truncate a unit's logs after its last complete generation (dropping a torn tail); returns that generation."""
