@@ -141,10 +141,15 @@ class AlarmConfig(_Strict):
 
 class ReportConfig(_Strict):
     """What the loop keeps for the report's pictures of the distributions: replicate 0's synthetic records (at most
-    ``records``) and its small fitted state, at ``generations`` (None: 0, 1, 2, 5, 10, 20, 50, ... and the last)."""
+    ``records``) and its small fitted state, at ``generations`` (None: 0, 1, 2, 5, 10, 20, 50, ... and the last); and
+    which grid key is the training-set size of the scaling view (``analysis/scaling.py``)."""
 
     generations: list[int] | None = Field(None, description="generations whose samples the report draws; None: auto")
     records: int = Field(500, ge=0, description="records of replicate 0 kept per drawn generation (0: none)")
+    size_key: str | None = Field(
+        None, description="grid key the scaling view puts on its x axis as the training-set size (None: a key ending in "
+        "samples, real_samples, n_real or n_synthetic)"
+    )
 
 
 def report_generations(spec: list[int] | None, generations: int) -> list[int]:

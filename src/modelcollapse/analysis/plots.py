@@ -113,6 +113,60 @@ def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: 
     save_figure(fig, path)
 
 
+def scaling_figure(metric: str, key: str, curves: list, legend: list[str], path: Path) -> None:
+    """The scaling view of one metric: per curve (an ``analysis.scaling.ScalingCurve``, legend entry ``legend[i]``)
+    the median against the training-set size, markers at the sizes run, the interquartile band, and its closed form
+    dashed in the same colour. Log-log where every quartile is positive (else log x only)."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for i, (c, label) in enumerate(zip(curves, legend)):
+        color = f"C{i % 10}"
+        ax.plot(c.sizes, c.median, color=color, lw=1.6, marker="o", ms=4, label=label)
+        ax.fill_between(c.sizes, c.q25, c.q75, color=color, alpha=0.2, lw=0)
+        ok = np.isfinite(c.ref_values)
+        if c.ref_label is not None and ok.any():
+            ax.plot(c.ref_sizes[ok], c.ref_values[ok], color=color, lw=1.0, ls="--")
+    if any(c.ref_label is not None for c in curves):
+        ax.plot([], [], color="k", lw=1.0, ls="--", label="closed form (E)")
+    ax.set_xscale("log")
+    if all(np.nanmin(c.q25) > 0 for c in curves if np.isfinite(c.q25).any()):
+        ax.set_yscale("log")
+    ax.set_xlabel(f"training-set size T ({key})")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against training-set size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def survival_figure(panels: dict, path: Path) -> None:
+    """The survival view: one panel per arm (``panels[arm]`` = (generations, bins), ``bins[g]`` = (mean count
+    ``(B,)``, survival ``(B,)``, its standard error ``(B,)``, closed form at the bins ``(B,)``, smooth closed form
+    (counts ``(m,)``, values ``(m,)``) or None)): the share of categories still present at generation g against their
+    generation-0 count (log x), ±2 s.e. bars, one colour per generation, the closed form dashed."""
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False, sharey=True)
+    for ax, (arm, (gens, bins)) in zip(axes[0], panels.items()):
+        for i, g in enumerate(gens):
+            color = plt.cm.viridis(i / max(len(gens) - 1, 1))
+            count, share, se, _, smooth = bins[g]
+            ax.errorbar(count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1, label=f"generation {g}")
+            if smooth is not None:
+                ax.plot(*smooth, color=color, lw=1.0, ls="--")
+        ax.plot([], [], color="k", lw=1.0, ls="--", label="1 − exp(−c g_g)")
+        ax.set_xscale("log")
+        ax.set_xlabel("generation-0 count c")
+        ax.set_title(arm, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("P(still present)")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 # -- pictures of the distributions themselves ----------------------------------------------------------------------
 def _kind(arrays: dict) -> str | None:
     """Which picture fits what a generation kept: ``categorical``, ``1d``, ``2d`` or None (none drawn here)."""

@@ -204,8 +204,12 @@ def section(run_dir: Path) -> tuple[str, list[Path]]:
     )
     from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
     from .gallery import gallery_section  # "" unless metrics kept sample arrays
+    from .scaling import run_scaling, section as scaling_section  # "" unless the grid varies a training-set size
+    from .survival import section as survival_section  # "" unless the survival metric kept its tables
 
     top, pictures = story(run_dir, data, arms, config)
+    scaling, scaling_paths = scaling_section(run_dir, *run_scaling(run_dir, config), img)
+    survival, survival_paths = survival_section(run_dir, arms, img)
     description = html.escape(str(config.get("description", "")))
     status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
     name = html.escape(str(config.get("name", run_dir.name)))
@@ -214,6 +218,8 @@ def section(run_dir: Path) -> tuple[str, list[Path]]:
 <section id="{name}"><h2>{name}</h2>
 <p>{description}</p>
 {top}
+{scaling}
+{survival}
 <p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
 {gallery_section(run_dir, img)}
@@ -226,7 +232,7 @@ def section(run_dir: Path) -> tuple[str, list[Path]]:
 {anatomy_section(run_dir, config)}
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
 </section>"""
-    return body, (pictures or paths)[:1]
+    return body, (scaling_paths + survival_paths + pictures or paths)[:1]
 
 
 def build_report(run_dir: Path) -> Path:

@@ -1,5 +1,6 @@
 """The report of a sweep directory: a heatmap of one metric's final-generation median over the first two grid keys,
-and the per-point status table, built from the sweep directory alone."""
+the scaling view (``scaling.py``) where the grid varies a training-set size, and the per-point status table, built
+from the sweep directory alone."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
 
 
 def build_sweep_report(out: Path, metric: str | None = None) -> Path:
-    """Write ``report.html`` (the heatmap and the per-point status table) from the sweep directory alone."""
+    """Write ``report.html`` (the heatmap, the scaling view where the grid varies a training-set size, and the
+    per-point status table) from the sweep directory alone."""
+    from .scaling import section as scaling_section, sweep_scaling
 
     manifest = RunStore(out).read_manifest()
     rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
@@ -59,7 +62,7 @@ def build_sweep_report(out: Path, metric: str | None = None) -> Path:
     if (out / "sweep.parquet").exists():
         m, keys, axes, grid = final_grid(out, metric)
         heatmap_figure(m, keys, axes, grid, out / "figures" / "heatmap.png")
-        figure = img(out / "figures" / "heatmap.png")
+        figure = img(out / "figures" / "heatmap.png") + scaling_section(out, *sweep_scaling(out), img)[0]
     body = (f"<p>grid: {html.escape(json.dumps(manifest['grid']))} · status {manifest['status']}</p>{figure}"
             f"<table><tr><th>point</th><th>values</th><th>status</th><th>error</th></tr>{rows}</table>")
     path = out / "report.html"

@@ -6,6 +6,8 @@ of a metric. :func:`reference` picks the one that applies to a resolved arm conf
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import numpy as np
@@ -163,6 +165,34 @@ def poisson_survival(samples: int, rate: float, g: np.ndarray) -> np.ndarray:
     return -np.expm1(-samples * rate * forgetting_g(int(g.max()) + 1)[g])
 
 
+def survival_by_count(counts: np.ndarray, g: int) -> np.ndarray:
+    """P(a category with generation-0 count c is still present at generation g) = 1 − exp(−c g_g) under replace with
+    N draws a generation (1 at g = 0 for c ≥ 1), in the Poisson (rare-word) limit c ≪ N of Suresh et al.: its count is
+    then a Galton–Watson population with Poisson(1) offspring started from c, and one line dies out within g
+    generations w.p. exp(−g_g). ``counts`` any shape; the same shape back.
+
+    >>> survival_by_count(np.array([1, 10]), 19).round(4).tolist()  # after 19 refits (20 fits)
+    [0.0916, 0.6176]
+    """
+    c = np.asarray(counts, float)
+    if g == 0:
+        return (c > 0).astype(float)
+    return -np.expm1(-c * forgetting_g(int(g))[-1])
+
+
+def survival_reference(arm: dict[str, Any]) -> str | None:
+    """The label of the survival view's closed form (:func:`survival_by_count`) when it applies to a resolved arm:
+    the categorical MLE under replace, unbiased finite sampling, the same N draws every generation, no smoothing and no
+    filter; else None."""
+    model, loop = arm["model"], arm["loop"]
+    M = loop["samples"]
+    same = (loop.get("real_samples") or M) == M == (loop.get("n_synthetic") or M)
+    plain = loop.get("bias", 1.0) == 1.0 and loop.get("sampling", "finite") == "finite" and not loop.get("filters")
+    if model["kind"] == "categorical" and not model.get("smoothing") and regime_name(loop) == "replace" and same and plain:
+        return "1 − exp(−c g_g) (Poisson limit)"
+    return None
+
+
 def categorical_support_replace(p: np.ndarray, samples: int, g: np.ndarray) -> np.ndarray:
     """E[support size] after g + 1 fits to N = ``samples`` draws under replace, in the Poisson (rare-word) limit of
     Suresh et al.: a category with generation-0 count c survives g more fits w.p. 1 − exp(−c g_{g}) (g_0 = ∞), and c ~
@@ -210,6 +240,20 @@ def verifier_accuracy(separation: float, dim: int, samples: int, wrong: float, n
     return float(wt @ special.ndtr(margin) @ wy)
 
 
+def built(data: dict[str, Any]):
+    """The data source of a resolved ``data`` section, built once per process for the last few sections asked (a
+    report asks each arm's reference several times; a Zipf over 10⁶ types or wordfreq's word list takes a while).
+    Shared: callers only read it."""
+    return _built(json.dumps(data, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=8)  # a preset's distinct data sections; a 10⁶-type source holds ~16 MB
+def _built(data: str):
+    from ..plugins.data import SOURCES
+
+    return SOURCES.build(json.loads(data), "data")
+
+
 def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
     """Row 20: expected accuracy per generation of the mean-difference classifier under ``labeller: fixed`` and
     ``replace`` (each generation trains on n verified synthetic records; generation 0 on the clean real pool)."""
@@ -229,29 +273,27 @@ def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, 
 
 def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
     """References for the newer-theory presets (PAPER-NUMBERS rows 13–20), or None."""
-    from ..plugins.data import SOURCES
-
     data, model, loop = arm["data"], arm["model"], arm["loop"]
     regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
     M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("sampling", "finite") == "exact"
     n_synthetic = loop.get("n_synthetic") or M
     n_real = params.get("n_real", loop.get("n_real"))
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and bias == 1.0 and not exact:
-        probs = SOURCES.build(data, "data").probs
+        probs = built(data).probs
         if metric == "support_size" and regime == "replace" and (loop.get("real_samples") or M) == M == n_synthetic:
             return categorical_support_replace(probs, M, g), "≈ Σ 1 − (1 − p_i g_(g+1))^N", "mean"
         if metric == "l2_sq_to_truth" and regime == "fresh" and n_real:
             m0 = loop.get("real_samples") or max(M, n_real)
             return fresh_categorical_l2(1 - (probs**2).sum(), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and exact and regime == "replace":
-        p0 = SOURCES.build(data, "data").probs
+        p0 = built(data).probs
         p = tempered_probs(p0, bias, g)
         if metric == "entropy":
             return special.entr(p).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
         if metric == "tv":
             return 0.5 * np.abs(p - p0).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
     if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):
-        source = SOURCES.build(data, "data")
+        source = built(data)
         values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
         values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
         return values, "E: Σ p_i (1 − q_i)^T", "mean"
@@ -275,7 +317,7 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
         downstream = model.get("ridge_applies") == "downstream" and model.get("design") == "fresh"
         if downstream and regime == "replace" and (loop.get("real_samples") or M) == M and not data.get("shift_fraction"):
             lam = model["ridge"] * (1.0 if model.get("ridge_scaling", "per-sample") == "per-sample" else 1.0 / M)
-            w_sq = float(np.sum(SOURCES.build(data, "data").weights_ ** 2))
+            w_sq = float(np.sum(built(data).weights_ ** 2))
             if model.get("noise") not in (None, data["noise"]):
                 return None  # generation 0's labels and the later ones' would differ in noise: not this formula
             values = ridge_downstream_mse(lam, g, data["dim"], M, M, data["noise"], data["noise"], w_sq)
@@ -365,9 +407,7 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
             ddof = 1 if model["variance"] == "unbiased" else 0
             return sigma2 * np.exp(median_log_variance(M, ddof, g)), "median: exp((g+1)(ψ((M−1)/2)+log(2/(M−ddof))))", "median"
     if model["kind"] == "categorical" and data["kind"] == "categorical" and metric == "heterozygosity" and same_size and not population:
-        from ..plugins.data import SOURCES
-
-        probs = SOURCES.build(data, "data").probs
+        probs = built(data).probs
         return heterozygosity_replace(1 - (probs**2).sum(), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
     plain_ols = not data.get("shift_fraction") and not model.get("ridge")  # rows 16-17 have their own (or none)
     fixed = model.get("design", "fixed") == "fixed" or regime == "replace"  # fresh inputs keep the replace sum only

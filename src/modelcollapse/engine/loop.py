@@ -170,7 +170,8 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
         synthetic = [*synthetic, chunk] if keeps_history else [chunk]
         # 5. measure
-        ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train)
+        ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train,
+                      gen0_size=real.x.shape[1])
         values = {**measure(names, ctx), **filtered}
         real_n, synthetic_n = provenance(train, R)
         values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)

@@ -42,7 +42,8 @@ class Context:
     real distribution; ``heldout``: real records ``(h, ...)`` shared by all replicates, drawn once per run;
     ``gen0``: the generation-0 model; ``train``: the training chunks of this generation; ``rng``: for sample-based
     metrics; ``arrays``: extra arrays a metric wants kept in the run directory (name -> array); ``shared``: values
-    several metrics derive from (name -> value), computed by the first that needs them this generation.
+    several metrics derive from (name -> value), computed by the first that needs them this generation;
+    ``gen0_size``: the number of records per replicate generation 0 was fitted to (None where unknown).
     """
 
     model: Any
@@ -55,6 +56,7 @@ class Context:
     train: list = field(default_factory=list)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)
+    gen0_size: int | None = None
 
 
 def require(ctx: Context, attribute: str, metric: str, owner: str = "model"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from ...errors import ConfigError
 from .base import METRICS, Context, require
 
 
@@ -63,3 +64,25 @@ def nonzero(ctx: Context) -> np.ndarray:
     Averaged over replicates it is the probability the quantity is still present (Suresh et al.'s forgetting)."""
     rate = require(ctx, "rate_", "nonzero")
     return (rate.reshape(len(rate), -1) > 0).any(-1).astype(float)
+
+
+@METRICS.register("survival", from_model=True, needs=("probs_",))
+def survival(ctx: Context) -> np.ndarray:
+    """The share of the categories present at generation 0 that are still present now: Σ_i 1[p̂_i > 0, c_i > 0] /
+    Σ_i 1[c_i > 0], in [0, 1], where c_i = n₀·p̂⁰_i is category i's count in generation 0's n₀ training records (an
+    unsmoothed fit: counts / n₀).
+
+    Also keeps, pooled over this shard's replicates, the table the report's survival view draws (Suresh et al.'s
+    forgetting per category): ``ctx.arrays["survival_count"]`` the distinct generation-0 counts c ≥ 1 ``(C,)``,
+    ``["survival_total"]`` how many (replicate, category) pairs had each, ``["survival_alive"]`` how many of those are
+    present now (all int64)."""
+    if ctx.gen0_size is None:
+        raise ConfigError("metric 'survival' needs generation 0's training size (Context.gen0_size); this caller gives none.")
+    now = probs(ctx, "survival")
+    counts = np.rint(ctx.gen0.probs_ * ctx.gen0_size).astype(np.int64)  # exact: the fit's probs_ are counts / n₀
+    alive = now > 0
+    total = np.bincount(counts.ravel())
+    kept = np.bincount(counts[alive], minlength=len(total))
+    seen = np.flatnonzero(total[1:]) + 1
+    ctx.arrays.update(survival_count=seen, survival_total=total[seen], survival_alive=kept[seen])
+    return (alive & (counts > 0)).sum(-1) / np.maximum((counts > 0).sum(-1), 1)
