@@ -83,9 +83,12 @@ PRESETS: dict[str, dict] = {
     "forgetting": {
         "set": ["replicates=200", "loop.generations=20",
                 "arms={poisson-n10: {}, zipf: {data: {kind: zipf, exponent: 1.1, types: 500}, model: {kind: categorical}, "
-                "metrics: [support_size, entropy], replicates: 10, loop.samples: 500}}"],
+                "metrics: [support_size, entropy, survival], replicates: 10, loop.samples: 500}, wordfreq: {data: {kind: "
+                "categorical, distribution: wordfreq, categories: 500}, model: {kind: categorical}, metrics: [support_size, "
+                "survival], replicates: 10, loop.samples: 500}}"],
+        "needs": ["wordfreq"],
     },
-    "tails-zipf": {"set": ["replicates=2", "grid={loop.samples: [1000, 10000]}"]},
+    "tails-zipf": {"set": ["replicates=2", "grid={loop.samples: [1000, 10000]}"], "needs": ["wordfreq"]},
     "strong-collapse": {"set": ["replicates=4", "grid={loop.samples: [200, 1000]}"]},
     "verifier-phase": {"set": ["replicates=8", "loop.generations=4", "loop.samples=500"]},
     "regression-ridge": {"set": ["replicates=4", "loop.generations=3", "grid={model.ridge: [0.0, 0.5, 7.2]}"]},

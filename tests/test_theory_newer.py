@@ -95,6 +95,7 @@ def test_temperature_needs_a_family_that_tempers_its_population():
 
 def test_forgetting_row14(tmp_path):
     raw = preset("forgetting", replicates=8000)
+    del raw["arms"]["wordfreq-N10000"]  # the same law on real words: tests/test_survival_view.py
     raw["arms"]["zipf-N10000"].update({"replicates": 10, "loop.generations": 40, "data": {"kind": "zipf", "exponent": 1.1, "types": 2000},
                                         "loop.samples": 2000})
     m = run_small(raw, tmp_path / "r")
