@@ -10,6 +10,11 @@ the model's own mean entropy; its thresholds are ours, not the paper's.
 
     PYTHONPATH=src python benchmarks/bench_detectors.py            # 32 texts a set: a few minutes on 2 CPU cores
     PYTHONPATH=src python benchmarks/bench_detectors.py --n 128    # tighter numbers
+    PYTHONPATH=src python benchmarks/bench_detectors.py --out detectors   # also the page: detectors/report.html
+
+With ``--out DIR`` the scores are saved (``scores.npz``) and ``analysis/detector_report.py`` draws the page: ROC curves
+per length with each calibrated threshold's operating point (target against measured FPR), score histograms of real
+against machine text with the thresholds, and the calibration table.
 
 With n texts a set, an FPR is measured in steps of 1/n and an AUC has a standard error of about 0.05 at n = 32.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1")):
     os.environ.setdefault(_key, _value)
@@ -30,14 +36,17 @@ PROMPT = 16
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modelcollapse.analysis.detector_report import (build_detector_report, detector_scores, evaluate,
+                                                        markdown_table, write_scores)
     from modelcollapse.plugins.data import SOURCES
-    from modelcollapse.plugins.detectors import DETECTORS, calibrate, roc_auc
     from modelcollapse.plugins.hf import generate_batched, load_causal_lm
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=32, help="texts per set (calibration real, test real, machine)")
     parser.add_argument("--fpr", type=float, nargs="+", default=[0.05, 0.1], help="target false-positive rates")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the scores and the page (ROC curves, score histograms) into this directory")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -51,21 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     machine = generate_batched(model, list(prompts), new_tokens=top, min_new_tokens=top, batch_size=n, pad_id=pad,
                                seeds=args.seed, do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
     print(f"data and {n} continuations of {top} tokens: {time.perf_counter() - t0:.0f} s")
-    header = "| tokens | detector | AUC | " + " | ".join(f"FPR target {f:g}: measured, TPR" for f in args.fpr) + " |"
-    rows = [header, "|" + " --- |" * (3 + len(args.fpr))]
-    for length in LENGTHS:
-        for name in sorted(DETECTORS.names()):
-            fn = DETECTORS.get(name)
-            score = {k: fn(v[:, :length], model=model, reference=model) for k, v in
-                     (("cal", calibration), ("test", test), ("machine", machine))}
-            cells = []
-            for f in args.fpr:
-                c = calibrate(score["cal"], f, heldout=score["test"])
-                cells.append(f"{c['measured_fpr']:.2f}, {(score['machine'] > c['threshold']).mean():.2f}")
-            rows.append(f"| {length} | {name} | {roc_auc(score['test'], score['machine']):.3f} | " + " | ".join(cells) + " |")
-            print(rows[-1], flush=True)
+    sets = {"calibration": calibration, "test": test, "machine": machine}
+    scores = {}
+    for key, s in detector_scores(sets, model=model, reference=model, lengths=LENGTHS):
+        scores[key] = s
+        print(markdown_table(evaluate({key: s}, args.fpr)).splitlines()[-1], flush=True)
     print(f"\n{n} texts a set, {time.perf_counter() - t0:.0f} s in all\n")
-    print("\n".join(rows))
+    print(markdown_table(evaluate(scores, args.fpr)))
+    if args.out is not None:
+        note = (f"Real Wikipedia blocks against SmolLM2-135M-Instruct's sampled continuations (temperature 1) of "
+                f"{PROMPT}-token real prompts, {n} texts a set, seed {args.seed}; scored by the same model "
+                "(binoculars: the model against itself); benchmarks/bench_detectors.py.")
+        write_scores(args.out, scores, args.fpr, note)
+        print(f"page: {build_detector_report(args.out)}")
     return 0
 
 

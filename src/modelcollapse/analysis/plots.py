@@ -283,6 +283,71 @@ def perplexity_figure(by_gen: dict, arm: str, path: Path) -> None:
     save_figure(fig, path)
 
 
+# -- zero-shot detectors: ROC curves and score histograms ----------------------------------------------------------
+_TARGET_MARKERS = "osD^v"
+
+
+def roc_figure(panels: dict, path: Path) -> None:
+    """One panel per text length, one ROC curve per detector (``panels[length]``: a list of ``{"detector", "fpr",
+    "tpr", "auc", "points"}``, ``points`` a list of ``{"target_fpr", "measured_fpr", "tpr"}``, one per calibrated
+    threshold). Each threshold's operating point is a filled marker at (measured FPR, TPR) joined to a hollow one at
+    (target FPR, TPR); a dotted vertical line marks each target."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), dpi=110, squeeze=False)
+    for ax, (length, curves) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--")
+        targets = sorted({p["target_fpr"] for c in curves for p in c["points"]})
+        for target in targets:
+            ax.axvline(target, color="#888", lw=0.7, ls=":")
+        for i, c in enumerate(curves):
+            color = f"C{i % 10}"
+            ax.plot(c["fpr"], c["tpr"], color=color, lw=1.5, label=f"{c['detector']} (AUC {c['auc']:.3f})")
+            for p in c["points"]:
+                marker = _TARGET_MARKERS[targets.index(p["target_fpr"]) % len(_TARGET_MARKERS)]
+                ax.plot([p["target_fpr"], p["measured_fpr"]], [p["tpr"], p["tpr"]], color=color, lw=0.8)
+                ax.plot(p["target_fpr"], p["tpr"], marker=marker, mfc="none", mec=color, ms=6, ls="none")
+                ax.plot(p["measured_fpr"], p["tpr"], marker=marker, color=color, ms=6, ls="none")
+        for j, target in enumerate(targets):  # legend entries for the markers alone
+            ax.plot([], [], marker=_TARGET_MARKERS[j % len(_TARGET_MARKERS)], color="k", ls="none",
+                    label=f"target FPR {target:g}: hollow target, filled measured")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false-positive rate (real text flagged)")
+        ax.set_ylabel("true-positive rate (machine text flagged)")
+        ax.set_title(f"{length} tokens", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def score_histogram_figure(panels: dict, path: Path) -> None:
+    """Rows are detectors, columns text lengths (``panels[(length, detector)]``: ``{"real", "machine", "thresholds"}``,
+    the two score arrays and a list of ``(target_fpr, threshold)``): both score histograms on shared bins, each
+    calibrated threshold a vertical line (flagged: scores to its right)."""
+    plt = pyplot()
+    lengths = list(dict.fromkeys(k[0] for k in panels))
+    detectors = list(dict.fromkeys(k[1] for k in panels))
+    fig, axes = plt.subplots(len(detectors), len(lengths), figsize=(3.6 * len(lengths), 2.3 * len(detectors)),
+                             dpi=110, squeeze=False)
+    for (length, detector), p in panels.items():
+        ax = axes[detectors.index(detector), lengths.index(length)]
+        both = np.concatenate([p["real"], p["machine"]])
+        bins = np.linspace(both.min(), both.max(), 25) if np.ptp(both) > 0 else 5
+        ax.hist(p["real"], bins=bins, color="C0", alpha=0.55, label="real (test)")
+        ax.hist(p["machine"], bins=bins, color="C3", alpha=0.55, label="machine")
+        for j, (target, threshold) in enumerate(p["thresholds"]):
+            ax.axvline(threshold, color="k", lw=1.0, ls=("--", ":", "-.")[j % 3], label=f"threshold, FPR {target:g}")
+        ax.set_title(f"{detector}, {length} tokens", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("score (higher: more machine-like)", fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 # -- telephone chains: drift curves and attractor plots -------------------------------------------------------------
 def png_bytes(fig) -> bytes:
     """``fig`` as PNG bytes (closed by the caller)."""
