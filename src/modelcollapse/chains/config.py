@@ -10,7 +10,8 @@ A telephone config is YAML::
     generations: 5             # model outputs per chain; generation 0 is the start text itself
     seeds: [0, 1]              # one chain per (task, start text, seed)
     decoding: {temperature: 0.0, max_new_tokens: 96}
-    backend: {kind: local}     # or {kind: openai, base_url: ..., model: ...}
+    backend: {kind: local}     # or {kind: openai, base_url: ..., model: ..., endpoint: chat | completions,
+                               #     stop: [...], extra_body: {top_k: 20, ...}}
     metrics: null              # default: every metric
 
 Unknown keys are :class:`ConfigError` with a did-you-mean; ``--set a.b=v`` overrides pass the same validation.
@@ -71,7 +72,13 @@ class BackendConfig(_Strict):
                                                    "a GPU is visible (generation is batch-independent on either)")
     # openai
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the URL that /chat/completions is under")
+    endpoint: Literal["chat", "completions"] = Field("chat", description="openai: chat posts the messages to "
+                                                     "/chat/completions; completions (base models) posts them as "
+                                                     "one prompt to /completions")
     model: str = Field("default", description="openai: the model name sent with each request")
+    stop: list[str] = Field(default_factory=list, description="openai: stop strings sent with each request")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="openai: more fields merged into each "
+                                       "request's JSON (vLLM's top_k, min_p, repetition_penalty ...)")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
     concurrency: int = Field(4, ge=1, description="openai: requests in flight at once")
     timeout_s: float = Field(120.0, gt=0.0, description="openai: per request")
@@ -79,6 +86,11 @@ class BackendConfig(_Strict):
                                     "one fails the run")
     retries: int = Field(5, ge=0, description="openai: retries after a 429, a 5xx or a network error")
     backoff_s: float = Field(1.0, ge=0.0, description="openai: first retry delay, doubled on each retry")
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class TelephoneConfig(_Strict):
@@ -123,7 +135,36 @@ def check(config: TelephoneConfig) -> TelephoneConfig:
     for name in config.metrics or []:
         if name not in METRIC_NAMES:
             raise choice_error("metrics", name, METRIC_NAMES)
+    check_backend(config.backend)
     return config
+
+
+#: Request fields the OpenAI backend sets itself (from ``decoding``, ``backend.model``, the prompt, the step's seed,
+#: ``backend.stop``); ``backend.extra_body`` may not override them, and a streamed reply could not be read.
+RESERVED_BODY_KEYS = ("max_tokens", "messages", "model", "prompt", "seed", "stop", "stream", "temperature", "top_p")
+
+
+def check_backend(backend: BackendConfig) -> None:
+    """The openai-only keys (``stop``, ``extra_body``, ``endpoint``) are valid and used with ``kind: openai`` only."""
+    import json
+
+    if backend.kind != "openai":
+        for key, unset in (("stop", []), ("extra_body", {}), ("endpoint", "chat")):
+            if getattr(backend, key) != unset:
+                raise ConfigError(f"backend.{key} is used only with backend.kind 'openai'; got kind "
+                                  f"{backend.kind!r} with {key} {getattr(backend, key)!r}.")
+    if any(not s for s in backend.stop):
+        raise ConfigError(f"backend.stop must be a list of non-empty strings; got {backend.stop!r}.")
+    clash = sorted(set(backend.extra_body) & set(RESERVED_BODY_KEYS))
+    if clash:
+        raise ConfigError(f"backend.extra_body must not set {', '.join(clash)} (keys the backend sets itself: "
+                          f"{', '.join(RESERVED_BODY_KEYS)}; use decoding.* and backend.stop); got "
+                          f"{backend.extra_body!r}.")
+    try:
+        json.dumps(backend.extra_body, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"backend.extra_body must hold JSON values (strings, numbers, booleans, null, lists, "
+                          f"mappings); got {backend.extra_body!r} ({err}).") from None
 
 
 def validate(raw: dict[str, Any]) -> TelephoneConfig:

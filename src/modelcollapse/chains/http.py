@@ -1,6 +1,11 @@
-"""The OpenAI-compatible HTTP backend: ``POST {base_url}/chat/completions`` with the standard library only, a bounded
-thread pool, a total deadline and a size cap per request, and retries with exponential backoff (vLLM, llama.cpp
-server, Ollama, OpenAI).
+"""The OpenAI-compatible HTTP backend: ``POST {base_url}/chat/completions`` (or ``/completions`` for base models,
+``backend.endpoint: completions``) with the standard library only, a bounded thread pool, a total deadline and a size
+cap per request, and retries with exponential backoff (vLLM, llama.cpp server, Ollama, OpenAI).
+
+What a request holds: ``model``, ``messages`` (chat) or ``prompt`` (completions: the messages' contents joined by a
+blank line), ``max_tokens``, ``temperature``, ``top_p`` and ``seed`` from the config and the step, ``stop`` when
+``backend.stop`` lists strings, and every field of ``backend.extra_body`` (vLLM's ``top_k``, ``min_p``,
+``repetition_penalty`` ...), which may not override the others (checked when the config is validated).
 
 What a misbehaving server can and cannot do:
 
@@ -12,8 +17,8 @@ What a misbehaving server can and cannot do:
   a server that trickles bytes is cut off at the deadline and the request retried like any timeout.
 * **Large replies**: a body over ``backend.max_response_bytes`` fails the run (not retried).
 * **Cut connections** (a reset, no reply, a body shorter than its ``Content-Length``) are retried.
-* **Malformed replies**: ``choices[0].message.content`` must be a string (``null`` reads as ``""``); anything else is
-  a :class:`RunError` that says what was wrong.
+* **Malformed replies**: ``choices[0].message.content`` (chat) or ``choices[0].text`` (completions) must be a string
+  (``null`` reads as ``""``); anything else is a :class:`RunError` that says what was wrong.
 """
 
 from __future__ import annotations
@@ -69,10 +74,14 @@ def _json_kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def completion_text(body: Any) -> str:
-    """``choices[0].message.content`` of a chat-completion reply (``""`` when null).
+def completion_text(body: Any, endpoint: str = "chat") -> str:
+    """``choices[0].message.content`` of a chat-completion reply, ``choices[0].text`` of a completion reply
+    (``endpoint="completions"``); ``""`` when null.
 
     Raises ValueError naming the first part of the reply that does not have the expected shape.
+
+    >>> completion_text({"choices": [{"text": " Paris."}]}, "completions")
+    ' Paris.'
     """
     if not isinstance(body, dict):
         raise ValueError(f"the reply is {_json_kind(body)}, not a JSON object")
@@ -80,6 +89,13 @@ def completion_text(body: Any) -> str:
     if not isinstance(choices, list) or not choices:
         raise ValueError(f"choices is {'an empty array' if choices == [] else _json_kind(choices)}, not an array of "
                          "at least one choice")
+    if endpoint == "completions":
+        if not isinstance(choices[0], dict):
+            raise ValueError(f"choices[0] is {_json_kind(choices[0])}, not an object")
+        text = choices[0].get("text")
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"choices[0].text is {_json_kind(text)}, not a string or null")
+        return text or ""
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     if not isinstance(message, dict):
         raise ValueError(f"choices[0].message is {_json_kind(message)}, not an object")
@@ -181,17 +197,19 @@ class _WatchedHTTPS(_Watched, urllib.request.HTTPSHandler):
 
 @BACKENDS.register("openai")
 class OpenAIBackend:
-    """``POST {base_url}/chat/completions``; the API key is read from ``backend.api_key_env`` and sent only as a header.
+    """``POST {base_url}/chat/completions`` (or ``/completions``); the API key is read from ``backend.api_key_env`` and
+    sent only as a header.
 
     Each request is retried at most ``backend.retries`` times after an HTTP 429, a 5xx, a timeout (``timeout_s`` for
     the whole request), a refused or cut connection, waiting ``backoff_s · 2**attempt`` seconds (or the server's
     ``Retry-After``, capped at 60 s). A redirect, any other HTTP error, a reply over ``max_response_bytes`` or a reply
-    that is not a chat completion fails the run at once.
+    that is not a (chat) completion fails the run at once.
     """
 
     def __init__(self, backend: BackendConfig, decoding: DecodingConfig):
         self.backend, self.decoding = backend, decoding
-        self.url = backend.base_url.rstrip("/") + "/chat/completions"
+        path = "/completions" if backend.endpoint == "completions" else "/chat/completions"
+        self.url = backend.base_url.rstrip("/") + path
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"backend.base_url must start with http:// or https://; got {backend.base_url!r}.")
 
@@ -210,14 +228,20 @@ class OpenAIBackend:
         return headers
 
     def _payload(self, request: Request) -> bytes:
-        dec = self.decoding
+        dec, backend = self.decoding, self.backend
+        if backend.endpoint == "completions":  # a base model continues one text: no roles, no chat template
+            prompt: dict[str, Any] = {"prompt": "\n\n".join(m["content"] for m in request.messages)}
+        else:
+            prompt = {"messages": list(request.messages)}
         body = {
-            "model": self.backend.model,
-            "messages": list(request.messages),
+            "model": backend.model,
+            **prompt,
             "max_tokens": dec.max_new_tokens,
             "temperature": dec.temperature,
             "top_p": dec.top_p,
             "seed": request.sample_seed % 2**31,  # some servers take only 32-bit seeds
+            **({"stop": list(backend.stop)} if backend.stop else {}),
+            **backend.extra_body,  # its keys never clash with the ones above (config.check_backend)
         }
         return json.dumps(body).encode()
 
@@ -296,9 +320,10 @@ class OpenAIBackend:
         except ValueError:
             raise self._error(f"{self.url} returned no JSON: {raw[:_DETAIL_BYTES]!r}") from None
         try:
-            text = completion_text(body)
+            text = completion_text(body, self.backend.endpoint)
         except ValueError as err:
-            raise self._error(f"{self.url} returned no chat completion: {err}; the reply begins "
+            what = "completion" if self.backend.endpoint == "completions" else "chat completion"
+            raise self._error(f"{self.url} returned no {what}: {err}; the reply begins "
                               f"{raw[:_DETAIL_BYTES]!r}") from None
         choice = body["choices"][0]
         model, finish = body.get("model"), choice.get("finish_reason")
