@@ -29,7 +29,7 @@ refit grows as 1/n, which is itself a cause of collapse.
 
 Metrics rows written per generation when filters run: ``filter_drawn`` (candidates drawn), ``filter_kept``,
 ``filter_removed`` (of those candidates), ``filter_<kind>_removed`` per filter (``filter_<kind>_<i>_removed`` when a kind
-repeats), ``filter_shortfall``, plus what filters add (``watermark_tpr``, ``watermark_fpr``).
+repeats), ``filter_shortfall``, plus what filters add (``watermark_tpr``, ``verifier_kept_share`` ...).
 """
 
 from __future__ import annotations
@@ -215,6 +215,74 @@ def label_verifier(x, keep, ctx: FilterContext, *, keep_correct: float = 1.0, ke
         right = np.where(x[..., :d] @ mu >= 0, 1.0, -1.0)
     chance = np.where(x[..., d] == right, keep_correct, keep_wrong)
     return x, keep & (ctx.rng.random(keep.shape) < chance)
+
+
+def _check_classifier_verifier(key: str, params: dict, model: dict) -> None:
+    if not 0 <= params["threshold"] <= 1:
+        raise ConfigError(f"{key}.threshold must be in [0, 1] (a class probability); got {params['threshold']!r}.")
+    for name in ("hidden", "epochs"):
+        if params[name] is not None and params[name] < 1:
+            raise ConfigError(f"{key}.{name} must be >= 1; got {params[name]!r}.")
+
+
+def verifier_net(source, hidden: int, epochs: int | None, seed: int):
+    """The verifier: an MLP ``H·W -> hidden -> classes`` trained on the source's real training images and labels
+    (``metrics.images.train_classifier``; ``epochs`` None: the instrument's rule, about 30,000 images' worth), cached
+    per source, settings and process."""
+    from .metrics.images import source_cache, train_classifier
+
+    labels = getattr(source, "class_labels", lambda split: None)("train")
+    if labels is None:
+        raise ConfigError(f"loop.filters classifier-verifier needs an image source with class labels (digits, mnist, "
+                          f"images with labels); data.kind {type(source).__name__} has none.")
+    cache = source_cache(source)
+    key = ("verifier", hidden, epochs, seed)
+    if key not in cache:
+        x = source.pool(1, 10**12, np.random.default_rng(0))[0]  # every training image, in order: no draw
+        cache[key] = train_classifier(x, labels, epochs or max(2, int(30000 / len(x))), seed=seed, hidden=(hidden,))
+    return cache[key]
+
+
+def class_confidence(net, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """The classifier's largest class probability ``(R, n)`` for images ``x`` ``(R, n, H, W)``, all replicates in one
+    pass (in batches of ``batch`` images)."""
+    import torch
+
+    flat_x = torch.as_tensor(np.asarray(x, np.float32).reshape(-1, *np.shape(x)[2:]))
+    with torch.no_grad():
+        p = torch.cat([torch.softmax(net(b), -1).max(-1).values for b in flat_x.split(batch)])
+    return p.numpy().astype(float).reshape(np.shape(x)[:2])
+
+
+@FILTERS.register("classifier-verifier", "confident-classifier", check=_check_classifier_verifier)
+def classifier_verifier(x, keep, ctx: FilterContext, *, threshold: float = 0.9, hidden: int = 128,
+                        epochs: int | None = None, seed: int = 1):
+    """Keep-if-confident verification of generated images ``(R, n, H, W)`` (Feng et al. 2025; Yi et al. 2025): a
+    classifier trained on the *real* training images and labels keeps an image when its largest class probability is
+    ≥ ``threshold`` (0 keeps everything and only records the statistics).
+
+    The verifier is independent of the measuring instrument of ``metrics/images.py`` (an MLP ``H·W -> 256 -> 64 ->
+    classes`` trained with seed 0, behind ``frechet``, ``precision``, ``recall`` and ``class_entropy``): it has one
+    hidden layer of ``hidden`` units and its own ``seed`` (1), so the metrics do not grade the verifier's own choices
+    with the verifier itself. Like the instrument it does not depend on the run's seed. Records per replicate:
+    ``verifier_kept_share`` (share of the candidates reaching this filter that it keeps: its acceptance rate over
+    every draw of the generation, refills included), ``verifier_confidence`` (their mean confidence: the generator's
+    raw output as the verifier sees it) and ``verifier_kept_confidence`` (mean confidence of those it keeps; NaN when
+    none)."""
+    if np.ndim(x) != 4:
+        raise ConfigError("loop.filters classifier-verifier needs grey images (R, n, H, W); "
+                          f"got records of shape {np.shape(x)}.")
+    net = verifier_net(ctx.source, hidden, epochs, seed)
+    if net[1].in_features != np.prod(np.shape(x)[2:]):
+        raise ConfigError(f"loop.filters classifier-verifier: images of shape {np.shape(x)[2:]} do not match the "
+                          f"source's training images ({net[1].in_features} pixels).")
+    conf = class_confidence(net, x)
+    out = keep & (conf >= threshold)
+    seen, kept = np.maximum(keep.sum(1), 1), out.sum(1)
+    ctx.stats["verifier_kept_share"] = kept / seen
+    ctx.stats["verifier_confidence"] = np.where(keep, conf, 0).sum(1) / seen
+    ctx.stats["verifier_kept_confidence"] = np.where(out, conf, 0).sum(1) / np.where(kept > 0, kept, np.nan)
+    return x, out
 
 
 @FILTERS.register("dedup")

@@ -26,15 +26,20 @@ def keep_grid(ctx: Context, k: int = 64) -> None:
         ctx.arrays["sample_grid"] = np.asarray(ctx.samples)[:, :k].astype(np.float16)
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0):
-    """An MLP ``H·W -> 256 -> 64 -> classes`` trained with Adam on images ``x`` ``(n, H, W)`` and labels ``y``."""
+def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0, hidden: tuple[int, ...] = (256, 64)):
+    """An MLP ``H·W -> hidden... -> classes`` (ReLU between layers; the instrument's is ``H·W -> 256 -> 64 ->
+    classes``) trained with Adam (lr 1e-3, batches of 128) for ``epochs`` on images ``x`` ``(n, H, W)`` and labels
+    ``y`` ``(n,)``; initial weights and batch order from ``seed``."""
     import torch
     from torch import nn
 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(x[0].size, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, int(y.max()) + 1))
+        widths, layers = [x[0].size, *hidden], [nn.Flatten()]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        net = nn.Sequential(*layers, nn.Linear(widths[-1], int(y.max()) + 1))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xt, yt = torch.tensor(np.asarray(x), dtype=torch.float32), torch.tensor(np.asarray(y), dtype=torch.long)
     for _ in range(epochs):
