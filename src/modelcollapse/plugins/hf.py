@@ -134,10 +134,15 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
     ``prompts``: a sequence of 1-D token arrays (any lengths). Prompts are sorted by length and batched ``batch_size``
     at a time, left-padded with ``pad_id`` under an attention mask, and decoded with the KV cache by
     ``model.generate(**decoding)`` (HF keywords: ``num_beams``, ``repetition_penalty``, ``min_new_tokens``,
-    ``logits_processor`` ...). Rows that stop early are padded with ``pad_id``. With ``do_sample=True`` the
-    ``temperature``, ``top_k`` and ``top_p`` keywords go to a :class:`RowSampler` whose row ``i`` draws from a
-    generator seeded with ``row_seeds(seeds, n)[i]``: the output does not depend on ``batch_size``. Greedy and beam
-    decoding draw nothing. ``generate`` runs inside ``torch.random.fork_rng``: the caller's global state is untouched.
+    ``logits_processor`` ...). Rows that stop early are padded with ``pad_id`` after their end-of-sequence token
+    (:func:`after_stop`). With ``do_sample=True`` the ``temperature``, ``top_k`` and ``top_p`` keywords go to a
+    :class:`RowSampler` whose row ``i`` draws from a generator seeded with ``row_seeds(seeds, n)[i]``: the output does
+    not depend on ``batch_size``. Greedy and beam decoding draw nothing. ``generate`` runs inside
+    ``torch.random.fork_rng``: the caller's global state is untouched.
+
+    Every row's tokens equal plain ``model.generate`` on that prompt alone with the same keywords (greedy and beam;
+    ``tests/test_lm_fast_path.py``): ``generate`` numbers positions from the attention mask and its repetition penalty
+    skips the left padding, and the padded rows' logits differ from the unpadded ones only by kernel rounding.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -167,6 +172,24 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens, do_sample=False,
                 pad_token_id=pad_id, use_cache=True, logits_processor=processors, **decoding,
             )
-            new = gen[:, width:].cpu().numpy()
+            new = after_stop(gen[:, width:].cpu().numpy(), stop_ids(model, decoding), pad_id)
             out[idx, : new.shape[1]] = new
     return out
+
+
+def stop_ids(model, decoding: dict) -> np.ndarray:
+    """The end-of-sequence ids ``generate`` stops on: ``decoding["eos_token_id"]`` or the model's generation config's."""
+    eos = decoding.get("eos_token_id", getattr(model.generation_config, "eos_token_id", None))
+    return np.asarray([] if eos is None else eos, np.int64).ravel()
+
+
+def after_stop(tokens: np.ndarray, eos: np.ndarray, pad_id: int) -> np.ndarray:
+    """``tokens`` ``(n, T)`` with every position after a row's first end-of-sequence token set to ``pad_id``.
+
+    A batched ``generate`` runs until every row has stopped and fills the rows that stopped first. Greedy and sampled
+    decoding fill them with the pad id, but beam search (transformers 5.23) fills them with the end-of-sequence id when
+    the pad id is 0 (``pad_token_id or eos_token_id[0]`` on a tensor 0). One prompt at a time, nothing follows the stop:
+    after this, a row reads the same in any batch."""
+    stopped = np.isin(tokens, eos)
+    after = np.cumsum(stopped, axis=1) - stopped > 0
+    return np.where(after, pad_id, tokens)

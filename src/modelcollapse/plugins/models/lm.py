@@ -158,16 +158,19 @@ class CausalLM(Family):
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=device == "cuda")
         cosine = lambda s: (self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * s / max(steps, 1)))) / self.lr  # noqa: E731
         sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        # the training blocks and the validation set go to the device once, not batch by batch and epoch by epoch
+        data, validation = data.to(device), torch.as_tensor(self._to_model(self._validation)).to(device)
         with torch.random.fork_rng(devices=[device] if device == "cuda" else []):  # dropout draws from the global
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))  # generator: seed a private copy
-            best = self._epochs(model, data, gen, opt, sched, micro)
+            best = self._epochs(model, data, validation, gen, opt, sched, micro)
         if best is None:
             return model.eval(), True
         model.load_state_dict(best)
         return model.eval(), False
 
-    def _epochs(self, model, data, gen, opt, sched, micro) -> dict | None:
-        """Train in place; the state dict of the best validation epoch, or None on a non-finite loss."""
+    def _epochs(self, model, data, validation, gen, opt, sched, micro) -> dict | None:
+        """Train in place on ``data`` ``(n, B)`` (model ids, on the model's device); the state dict of the epoch with
+        the lowest mean NLL on ``validation`` ``(m, B)``, or None on a non-finite loss."""
         import torch
 
         device, best, best_loss = self._device, None, math.inf
@@ -185,21 +188,27 @@ class CausalLM(Family):
                     loss.backward()
                 opt.step()
                 sched.step()
-            val = float(self._nll(model, self._validation).mean())
+            val = float(self._nll_ids(model, validation).mean())
             if val < best_loss or best is None:
                 best_loss, best = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
         return best
 
     # -- scoring ------------------------------------------------------------------------------------------------------
     def _nll(self, model, blocks: np.ndarray) -> np.ndarray:
-        """Mean next-token negative log-likelihood (nats) per block ``(n,)`` of ``blocks`` ``(n, B)``."""
+        """Mean next-token negative log-likelihood (nats) per block ``(n,)`` of ``blocks`` ``(n, B)`` (tokenizer ids)."""
+        import torch
+
+        return self._nll_ids(model, torch.as_tensor(self._to_model(blocks)))
+
+    def _nll_ids(self, model, ids) -> np.ndarray:
+        """:meth:`_nll` of a tensor of model ids ``(n, B)`` on any device."""
         import torch
         import torch.nn.functional as F
 
         model.eval()
         device, out = next(model.parameters()).device, []
         with torch.no_grad(), autocast(device.type):
-            for b in torch.as_tensor(self._to_model(blocks)).split(self.eval_batch_size):
+            for b in ids.split(self.eval_batch_size):
                 b = b.to(device)
                 logits = model(input_ids=b).logits[:, :-1].float()
                 nll = F.cross_entropy(logits.transpose(1, 2), b[:, 1:], reduction="none")
