@@ -8,17 +8,18 @@ the first tokens of the 128-token ones (a causal sample's prefix is a sample of 
 SmolLM2 as both observer and performer (no second packaged model shares its tokenizer), so it is log-perplexity over
 the model's own mean entropy; its thresholds are ours, not the paper's.
 
-Which blocks make a set (``--pick``, ``analysis.detector_report.pick_rows``): by default (``random``) the n calibration
-blocks are drawn at random across the whole validation split, the n test blocks across the test split and the n
-prompts across the training split, each the first n of a permutation drawn by
+Which blocks make a set (``--pick``, ``analysis.detector_report.pick_rows``): by default (``random``) the n
+calibration blocks are drawn at random across the whole validation split, the n test blocks across the test split and
+the n prompts across the training split, each the first n of a permutation drawn by
 ``np.random.default_rng(seeding.seed_for(seed, i))`` with i = 0, 1, 2 for calibration, test and prompts (``--seed``,
 default 0). The splits hold different articles (``plugins/data/text.py``), each about ten; a random set spans most of
-its split's, so calibration and test real text are exchangeable draws of "a Wikipedia block" and a threshold set on one
-keeps its FPR on the other. ``--pick first`` takes the first n blocks of each split instead, as the benchmark once did:
-consecutive blocks of one or two articles, so the calibration and test sets differ by article (one list-heavy article
-made the test texts score far below the calibration ones, and the measured FPRs 0).
+its split's (the run prints how many), so calibration and test real text are draws of the same kind rather than of one
+article each (the two splits' articles still differ somewhat: see the README). ``--pick first`` takes the first n
+blocks of each split instead, as the benchmark once did: consecutive blocks of one or two articles, so the calibration
+and test sets differ by article (one list-heavy test article scored far below the calibration ones, and nearly every
+measured FPR was 0).
 
-    PYTHONPATH=src python benchmarks/bench_detectors.py            # 32 texts a set: a few minutes on 2 CPU cores
+    PYTHONPATH=src python benchmarks/bench_detectors.py            # 32 texts a set: 4 min on 2 idle cores
     PYTHONPATH=src python benchmarks/bench_detectors.py --n 128    # tighter numbers
     PYTHONPATH=src python benchmarks/bench_detectors.py --out detectors   # also the page: detectors/report.html
     PYTHONPATH=src python benchmarks/bench_detectors.py --pick first      # the first n blocks of each split
@@ -27,7 +28,7 @@ With ``--out DIR`` the scores are saved (``scores.npz``) and ``analysis/detector
 per length with each calibrated threshold's operating point (target against measured FPR), score histograms of real
 against machine text with the thresholds, and the calibration table.
 
-With n texts a set, an FPR is measured in steps of 1/n and an AUC has a standard error of about 0.05 at n = 32.
+With n texts a set, an FPR is measured in steps of 1/n and an AUC has a standard error of 0.05 to 0.07 at n = 32.
 """
 
 from __future__ import annotations
