@@ -96,3 +96,50 @@ def test_page_from_real_scores_of_a_tiny_model(tmp_path):
             assert t["tpr"] == (s["machine"] > t["threshold"]).mean()
     assert markdown_table(rows).splitlines()[0] == \
         "| tokens | detector | AUC | target FPR 0.1: measured FPR, TPR | target FPR 0.25: measured FPR, TPR |"
+
+
+def _split_of(sizes, block=8, eos=2):
+    """A split as tokenized_splits cuts it: documents of ``sizes`` tokens (none of them ``eos``), each followed by
+    ``eos``, joined and cut into consecutive blocks; and each block's first token's document, counted by position."""
+    flat = np.concatenate([np.append(np.full(k, 10 + d), eos) for d, k in enumerate(sizes)])
+    doc_of_token = np.repeat(np.arange(len(sizes)), np.asarray(sizes) + 1)
+    n = len(flat) // block
+    return flat[: n * block].reshape(n, block), doc_of_token[: n * block : block]
+
+
+def test_block_documents_counts_the_end_of_text_tokens_before_each_block():
+    from modelcollapse.plugins.data.text import block_documents
+
+    blocks, expected = _split_of([3, 20, 7, 0, 40, 1, 15])  # an empty document is its eos alone
+    assert block_documents(blocks, eos=2).tolist() == expected.tolist()
+
+
+def test_random_pick_is_a_seeded_permutation_spread_over_the_split():
+    """The benchmark's sets: 'random' is the first n of a seeded permutation (same seed, same rows; a smaller n is a
+    prefix of a larger one's rows; n ≥ N gives every row once). On a split shaped like the Wikipedia validation split
+    at 128-token blocks (10 articles of 23 to 153 blocks), the first 32 blocks come from 2 articles; 32 random ones from
+    at least 6 for each of 20 seeds (the expected count is 8.6; P(< 6) is about 4e-4 a seed)."""
+    from modelcollapse.analysis.detector_report import pick_rows
+    from modelcollapse.errors import ConfigError
+    from modelcollapse.plugins.data.text import block_documents
+    from modelcollapse.seeding import seed_for
+
+    def rng(seed):
+        return np.random.default_rng(seed_for(seed, 0))
+
+    a, b = pick_rows(722, 128, rng=rng(0)), pick_rows(722, 128, rng=rng(0))
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 128 and a.min() >= 0 and a.max() < 722
+    assert pick_rows(722, 32, rng=rng(0)).tolist() == a[:32].tolist()
+    assert pick_rows(722, 32, rng=rng(1)).tolist() != a[:32].tolist()
+    assert sorted(pick_rows(50, 60, rng=rng(0)).tolist()) == list(range(50))
+    assert pick_rows(722, 32, "first", rng=rng(0)).tolist() == list(range(32))
+    with pytest.raises(ConfigError, match=r"^pick must be one of 'first', 'random'; got 'last'\.$"):
+        pick_rows(722, 32, "last", rng=rng(0))
+
+    blocks_per_article = [23, 120, 153, 82, 11, 41, 37, 103, 103, 49]
+    blocks, _ = _split_of([8 * k - 1 for k in blocks_per_article])  # k blocks each, eos included
+    docs = block_documents(blocks, eos=2)
+    assert np.bincount(docs).tolist() == blocks_per_article
+    assert len(np.unique(docs[pick_rows(len(blocks), 32, "first", rng=rng(0))])) == 2
+    spans = [len(np.unique(docs[pick_rows(len(blocks), 32, rng=rng(s))])) for s in range(20)]
+    assert min(spans) >= 6, spans

@@ -6,7 +6,8 @@ A directory holds ``scores.npz``, one ``(n,)`` float array per text length, dete
 text, where the FPR is measured) or ``machine``, and ``settings.json`` (the target FPRs, a note on how the scores were
 made). :func:`build_detector_report` adds ``detectors.json`` (one row per length and detector),
 ``figures/roc.png``, ``figures/histograms.png`` and ``report.html``. ``benchmarks/bench_detectors.py --out DIR``
-writes such a directory from real Wikipedia blocks and SmolLM2 continuations.
+writes such a directory from real Wikipedia blocks and SmolLM2 continuations, each set's blocks chosen by
+:func:`pick_rows`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,32 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.store import atomic_save, atomic_write
+from ..errors import ConfigError
 from ..plugins.detectors import DETECTORS, calibrate, roc_auc, roc_curve
 from .plots import PAGE, img, roc_figure, score_histogram_figure
 
 SETS = ("calibration", "test", "machine")
+PICKS = ("first", "random")
+
+
+def pick_rows(total: int, n: int, pick: str = "random", *, rng: np.random.Generator) -> np.ndarray:
+    """``(min(n, total),)`` int64 indices of the rows of a split of ``total`` consecutive blocks to use as a set.
+
+    ``pick="random"``: the first n of a uniform random permutation of all ``total`` rows drawn from ``rng``, so the set
+    is spread over the whole split, a set of n is the first n of the set of a larger n from the same seed, and
+    a calibration set and a test set so drawn from two splits of one corpus are exchangeable. ``"first"``: rows 0 to
+    n - 1, consecutive blocks of one or two documents, so two such sets differ by document, not only by chance
+    (``rng`` unused).
+
+    >>> pick_rows(5, 3, "first", rng=np.random.default_rng(0)).tolist()
+    [0, 1, 2]
+    >>> sorted(pick_rows(5, 9, "random", rng=np.random.default_rng(0)).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    if pick not in PICKS:
+        raise ConfigError(f"pick must be one of {', '.join(map(repr, PICKS))}; got {pick!r}.")
+    m = min(int(n), int(total))
+    return np.arange(m, dtype=np.int64) if pick == "first" else rng.permutation(int(total))[:m].astype(np.int64)
 
 
 def detector_scores(sets: dict, *, model, reference=None, lengths: Sequence[int], detectors: Sequence[str] = (),

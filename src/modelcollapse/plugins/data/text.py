@@ -114,6 +114,19 @@ def tokenized_splits(corpus: str, path: str | None, tokenizer: str, block: int) 
     return out
 
 
+def block_documents(blocks: np.ndarray, eos: int) -> np.ndarray:
+    """``(N,)`` int64: the document each of a split's consecutive blocks ``(N, block)`` (as :func:`tokenized_splits`
+    cuts them) starts in, counted from the split's first: the number of end-of-text tokens ``eos`` before the block.
+
+    Every document is followed by one ``eos``, which plain text never tokenizes to, so the count is exact.
+
+    >>> block_documents(np.array([[5, 6, 2], [7, 2, 8], [9, 9, 9]]), eos=2).tolist()
+    [0, 1, 2]
+    """
+    ends = (np.asarray(blocks) == eos).sum(axis=1)
+    return np.concatenate([[0], np.cumsum(ends)[:-1]]).astype(np.int64)
+
+
 class TextSource(Source):
     """Base of the text sources: a fixed pool of token blocks (it cannot draw fresh text).
 
@@ -149,6 +162,12 @@ class TextSource(Source):
     @property
     def tokenizer_(self):
         return load_tokenizer(self.tokenizer)
+
+    @property
+    def eos_id(self) -> int:
+        """The end-of-text token that joins the documents of a split (0 if the tokenizer has none)."""
+        tok = self.tokenizer_
+        return tok.eos_token_id if tok.eos_token_id is not None else 0
 
     def sample(self, replicates, n, rng):
         raise ConfigError(f"data.kind {self.corpus!r} is a fixed text pool and cannot draw fresh samples; use loop.regime 'mix'.")
