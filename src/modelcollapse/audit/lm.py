@@ -16,7 +16,7 @@ Per-record work (:func:`annotate`, once per dataset; :func:`score_texts` is the 
   ``--lm none``); NaN for a record with nothing to score. ``watermark_fpr``: its binomial false-alarm rate P(z > 2)
   given its number of scored tokens (:func:`false_alarm`).
 
-Scoring is batched, longest records first, at most 1,024 padded tokens a batch on CPU (16,384 on a GPU, used when
+Scoring is batched, longest records first, at most 1,024 padded tokens a batch on CPU (8,192 on a GPU, used when
 torch sees one), one forward pass giving both scores.
 
 The ``lm`` indicators (Shumailov et al. 2024, Fig. 1: text from a collapsing model has more low-perplexity sequences
@@ -38,7 +38,7 @@ import numpy as np
 LM_CHOICES = ("none", "smollm2")
 MAX_TOKENS = 128
 LM_RECORDS = 300
-BATCH_TOKENS = {"cpu": 1024, "cuda": 16384}
+BATCH_TOKENS = {"cpu": 1024, "cuda": 8192}
 QUANTILES = (5, 25, 50, 75, 95)
 
 #: ``name: (group, direction, additive)``, merged into ``indicators.SPECS``.
