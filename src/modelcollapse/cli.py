@@ -250,12 +250,15 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.option("--repeats", type=int, default=20, show_default=True, help="Null splits and bootstrap draws.")
 @click.option("--watermark-key", type=int, default=None, help="Green-list key for watermark z-scores (text).")
 @click.option("--lm", default="smollm2", show_default=True, help="Reference LM for text: smollm2, none, or a path.")
+@click.option("--lm-records", type=int, default=300, show_default=True,
+              help="Text records an input scored by the reference LM (a seeded random subset).")
 @click.option("--fail-on", type=click.Choice(["watch", "collapsed"]), default=None,
               help="Exit 3 when the overall verdict is at least this bad.")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
-          repeats: int, watermark_key: int | None, lm: str, fail_on: str | None) -> None:
-    """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates.
+          repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None) -> None:
+    """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
+    text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
     Inputs: .txt/.jsonl/.parquet text or a folder of .txt; .npy/.csv/.parquet tables; .npy images; a run directory
     at a generation, RUN_DIR:generation=G[:arm=NAME]. Exit 0 whatever the verdict; 3 with --fail-on.
@@ -264,7 +267,7 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     from .audit.calibrate import VERDICTS
 
     result = run_audit(reference, list(candidates), kind=kind, field=field, max_records=max_records, seed=seed,
-                       repeats=repeats, lm=lm, watermark_key=watermark_key)
+                       repeats=repeats, lm=lm, watermark_key=watermark_key, lm_records=lm_records)
     report = result.report(out)
     click.echo(result.summary())
     click.echo(f"report: {report}", err=True)

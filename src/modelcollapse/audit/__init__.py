@@ -8,8 +8,8 @@
 >>> result.verdict
 'collapsed'
 
-Inputs: ``inputs.py``; indicators: ``indicators.py``; the null, intervals and verdicts: ``calibrate.py``; the files
-and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol and the thresholds.
+Inputs: ``inputs.py``; indicators: ``indicators.py`` (text under a reference LM: ``lm.py``, ``provenance.py``); the
+null, intervals and verdicts: ``calibrate.py``; the files and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol and the thresholds.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
 from .inputs import Dataset, check_compatible, read_input
-
-LM_CHOICES = ("none", "smollm2")
+from .lm import LM_CHOICES, LM_RECORDS
 
 
 @dataclass
@@ -78,12 +77,13 @@ class Audit:
 
 def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", field: str = "text",
           max_records: int = 10_000, seed: int = 0, repeats: int = 20, lm: str = "smollm2",
-          watermark_key: int | None = None) -> Audit:
+          watermark_key: int | None = None, lm_records: int | None = LM_RECORDS) -> Audit:
     """Audit each of ``candidates`` against ``reference`` (paths, or run directories ``PATH:generation=G``).
 
     ``max_records`` bounds the records read from each input (a seeded reservoir sample), ``repeats`` the null and
-    bootstrap draws. ``lm`` and ``watermark_key`` select the language-model and provenance indicators of text
-    (``docs/audit.md``: not in this version; ``lm`` is checked and recorded). Bad input is a :class:`ConfigError`."""
+    bootstrap draws. For text, ``lm`` (``smollm2``, ``none`` or a local model folder) scores at most ``lm_records``
+    records an input (None: all) for the ``lm`` and ``provenance`` indicators, and ``watermark_key`` adds the
+    watermark z (``lm.py``, ``provenance.py``). Bad input is a :class:`ConfigError`."""
     started = time.perf_counter()
     candidates = [candidates] if isinstance(candidates, str) else list(candidates)
     if not candidates:
@@ -92,6 +92,8 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
         raise choice_error("--lm", lm, [*LM_CHOICES, "PATH"])
     if repeats < 3:
         raise ConfigError(f"repeats must be >= 3; got {repeats}.")
+    if lm_records is not None and lm_records < 1:
+        raise ConfigError(f"--lm-records must be >= 1; got {lm_records}.")
     ref = read_input(reference, kind=kind, field=field, max_records=max_records, seed=seed, index=0)
     cands = [read_input(c, kind=kind, field=field, max_records=max_records, seed=seed, index=i + 1)
              for i, c in enumerate(candidates)]
@@ -100,11 +102,18 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
         raise ConfigError(f"reference {reference} holds {ref.n} records; the null needs at least 4.")
     from .features import pools
 
+    if watermark_key is not None and ref.kind != "text":
+        raise ConfigError(f"--watermark-key applies to text; {reference} holds {ref.kind} records.")
     ref_pool, cand_pools = pools(ref, cands)
+    lm_run = {}
+    if ref.kind == "text":
+        from .lm import annotate
+
+        lm_run = annotate([ref_pool, *cand_pools], lm=lm, watermark_key=watermark_key, lm_records=lm_records, seed=seed)
     rows = [calibrate(ref.kind, ref_pool, p, repeats=repeats, rng=np.random.default_rng(seed_for(seed, 1000 + i)))
             for i, p in enumerate(cand_pools)]
     options = {"kind": kind, "field": field, "max_records": max_records, "seed": seed, "repeats": repeats, "lm": lm,
-               "watermark_key": watermark_key}
+               "watermark_key": watermark_key, "lm_records": lm_records, "lm_run": lm_run}
     return Audit(ref.kind, ref, cands, rows, options, time.perf_counter() - started, [ref_pool, *cand_pools])
 
 

@@ -7,13 +7,15 @@ For each of ``B`` repeats (default 20), with its own random permutation of the r
 * **null**: the indicator of reference records ``perm[m:]`` (the *reference role*) against reference records
   ``perm[:m]`` (a real-vs-real candidate of the same size);
 * **candidate**: the indicator of the same reference role against ``m`` candidate records drawn without replacement
-  (all of them, shuffled, when ``c = m``), and, for the additive indicators (means of per-record terms), against
-  ``m`` candidate records drawn with replacement (the bootstrap).
+  (all of them, shuffled, when ``c = m``), and, for the additive indicators (means of per-record terms) and the
+  ``lm`` / ``provenance`` ones (quantiles and a mixture estimate of per-record scores), against ``m`` candidate
+  records drawn with replacement (the bootstrap).
 
 The point estimate is the median of the ``B`` without-replacement values; the 95% interval is the 2.5–97.5%
-percentile range of the bootstrap values (additive indicators) or of the without-replacement values (set statistics
-such as distinct-n, duplicates, k-NN coverage, which duplicated records would distort: their interval is conditional on
-the candidate's records when ``c = m``). The null has mean μ₀ and standard deviation σ₀ (over its ``B`` values, floored
+percentile range of the bootstrap values (additive indicators; the ``lm`` and ``provenance`` ones, cheap functions of
+stored per-record scores, get 200 bootstrap draws, each with its own reference role, after the ``B`` repeats) or of
+the without-replacement values (set statistics such as distinct-n, duplicates, k-NN coverage, which duplicated records
+would distort: their interval is conditional on the candidate's records when ``c = m``). The null has mean μ₀ and standard deviation σ₀ (over its ``B`` values, floored
 at 1/m for shares of records). With ``K`` indicators and the two-sided-t prediction factor
 ``t = t_{B−1}(1 − 0.05/K)·√(1 + 1/B)`` (a family-wise 5% false-alarm rate on real-vs-real data), ``z`` the candidate's
 distance from μ₀ in σ₀ in the direction collapse moves the indicator (either direction for two-sided ones):
@@ -32,8 +34,11 @@ import numpy as np
 from .indicators import INDICATORS, Pool, Side, evaluate, spec
 
 VERDICTS = ("ok", "watch", "collapsed")
-SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share"}
-ADDITIVE_FUNCTIONS = {"tails", "frechet", "classifier_auc"}
+SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share",
+          "low_ppl_share", "watermark_share", "synthetic_share"}
+ADDITIVE_FUNCTIONS = {"tails", "frechet", "classifier_auc", "lm_perplexity", "provenance"}
+CHEAP_FUNCTIONS = {"lm_perplexity", "provenance"}  # functions of stored per-record scores: microseconds a call
+CHEAP_BOOTSTRAP = 200
 
 
 @dataclass
@@ -76,7 +81,20 @@ def draws(kind: str, ref: Pool, cand: Pool, repeats: int, rng: np.random.Generat
                           (boot, _additive(additive, role, Side(cand, rng.choice(c, m, replace=True))))):
             for name, v in vals.items():
                 out.setdefault(name, np.full(repeats, np.nan))[b] = v
+    cheap = [fn for fn in additive if fn.__name__ in CHEAP_FUNCTIONS]
+    if cheap:  # after the B repeats, so every other indicator keeps its draws
+        boot |= _bootstrap(cheap, ref, cand, m, CHEAP_BOOTSTRAP, rng)
     return null, without, boot
+
+
+def _bootstrap(fns, ref: Pool, cand: Pool, m: int, count: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``count`` bootstrap values of the indicators of ``fns``, each against a fresh reference role (as above)."""
+    out: dict[str, np.ndarray] = {}
+    for b in range(count):
+        perm = rng.permutation(len(ref))
+        for name, v in _additive(fns, Side(ref, perm[m:]), Side(cand, rng.choice(len(cand), m, replace=True))).items():
+            out.setdefault(name, np.full(count, np.nan))[b] = v
+    return out
 
 
 def _additive(fns, ref: Side, cand: Side) -> dict[str, float]:

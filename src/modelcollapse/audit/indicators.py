@@ -37,6 +37,9 @@ Definitions (every one is computed on the records of the two sides given):
 * ``exact_duplicates``: the share of candidate records equal to an earlier candidate record.
 * ``near_duplicates`` (text): the share of candidate records with another candidate record whose estimated Jaccard
   similarity of word 5-gram sets is at least 0.8 (MinHash, 128 permutations, banded 16 × 8 for candidates).
+* text under a reference LM (groups ``lm`` and ``provenance``; present when the pools carry the per-record scores
+  ``lm.annotate`` adds): ``log_ppl_shift[q]``, ``low_ppl_share`` (``lm.py``), ``watermark_z``, ``watermark_share``,
+  ``machine_score``, ``synthetic_share`` (``provenance.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+
+from . import lm, provenance
 
 WORD = re.compile(r"[^\W\d_]+")
 K_NN = 5
@@ -91,6 +96,7 @@ SPECS: dict[str, Spec] = {
     "classifier_auc": Spec("fidelity", +1, True),
     "exact_duplicates": Spec("duplicates", +1, False),
     "near_duplicates": Spec("duplicates", +1, False),
+    **{name: Spec(*v) for name, v in {**lm.SPECS, **provenance.SPECS}.items()},  # text under an LM: lm.py, provenance.py
 }
 
 
@@ -375,7 +381,8 @@ def near_duplicate_share(sig: np.ndarray) -> float:
 #: The indicator functions that apply to each kind.
 INDICATORS = {
     "table": [tails, diversity_features, prdc, frechet, classifier_auc, duplicates],
-    "text": [word_tails, diversity_text, diversity_features, prdc, frechet, classifier_auc, duplicates],
+    "text": [word_tails, diversity_text, diversity_features, prdc, frechet, classifier_auc, duplicates,
+             lm.lm_perplexity, provenance.provenance],
     "images": [diversity_features, prdc, frechet, classifier_auc, duplicates],
 }
 

@@ -21,8 +21,21 @@ def _num(v: float):
     return None if v is None or not np.isfinite(v) else float(v)
 
 
+def synthetic_share(rows) -> dict | None:
+    """``{"value", "ci", "signal"}`` of the ``synthetic_share`` indicator, clipped to [0, 1] (the raw estimate, in
+    the indicator row, can fall below 0 on real data); None where no provenance signal applies (no LM, no watermark
+    key, or not text)."""
+    row = next((r for r in rows if r.name == "synthetic_share"), None)
+    if row is None:
+        return None
+    clip = lambda v: _num(min(max(v, 0.0), 1.0)) if np.isfinite(v) else None  # noqa: E731
+    signal = "watermark_z" if any(r.name == "watermark_z" for r in rows) else "machine_score+log_ppl"
+    return {"value": clip(row.value), "ci": [clip(v) for v in row.ci], "signal": signal}
+
+
 def as_json(result) -> dict:
-    """The ``audit.json`` document. ``synthetic_share`` is null: no provenance signal is computed in this version."""
+    """The ``audit.json`` document (issue 16's schema, plus ``read``, ``options``, ``seconds`` and each indicator's
+    ``z``); ``synthetic_share`` per :func:`synthetic_share`."""
     ref = result.reference
     return {
         "version": __version__,
@@ -34,7 +47,7 @@ def as_json(result) -> dict:
             {"name": c.name, "path": c.path, "n": c.n, "read": c.seen, "verdict": overall(rows),
              "indicators": [{"name": r.name, "group": r.group, "value": _num(r.value), "ci": [_num(v) for v in r.ci],
                              "null": [_num(v) for v in r.null], "z": _num(r.z), "verdict": r.verdict} for r in rows],
-             "synthetic_share": None}
+             "synthetic_share": synthetic_share(rows)}
             for c, rows in zip(result.candidates, result.rows)
         ],
     }
@@ -59,7 +72,15 @@ def summary(result) -> str:
         for r in rows:
             lines.append(f"  {r.group:<10} {r.name:<18} {r.value:>10.4g}  ci [{r.ci[0]:.4g}, {r.ci[1]:.4g}]"
                          f"  null [{r.null[0]:.4g}, {r.null[1]:.4g}]  {r.verdict}")
+        share = synthetic_share(rows)
+        if share is not None and share["value"] is not None:
+            lo, hi = (f"{v:.3g}" if v is not None else "nan" for v in share["ci"])
+            lines.append(f"  synthetic share: {share['value']:.3g}  ci [{lo}, {hi}]  (from {share['signal']})")
         lines.append(f"  overall: {overall(rows)}")
+    run = result.options.get("lm_run") or {}
+    if run:
+        lines.append(f"LM {run['lm']} on {run['device']}: {run['records_scored']} records, {run['tokens']} tokens in "
+                     f"{run['seconds']:.1f} s ({run['tokens_per_s']} tokens/s)")
     lines.append(f"verdict: {result.verdict}  ({result.seconds:.1f} s)")
     return "\n".join(lines)
 
@@ -143,6 +164,22 @@ def pca_figure(result, pools) -> tuple[str, str]:
     return "PCA projection of the features", _img(fig)
 
 
+def perplexity_figure(result, pools) -> tuple[str, str]:
+    """Histograms of the per-sequence log perplexity under the reference LM (scored records of each input)."""
+    plt = pyplot()
+    names = ["reference", *[c.name for c in result.candidates]]
+    values = [p.extra["log_ppl"][np.isfinite(p.extra["log_ppl"])] for p in pools]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    bins = np.histogram_bin_edges(np.concatenate(values), 40)
+    for name, v in zip(names, values):
+        ax.hist(v, bins=bins, density=True, histtype="step", label=name[-40:])
+    ax.axvline(np.percentile(values[0], 5), color="k", ls=":", lw=1, label="reference 5th percentile")
+    ax.set_xlabel(f"log perplexity under {result.options.get('lm')} (nats a token)"), ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return "Perplexity under the reference LM", _img(fig)
+
+
 def page(result) -> str:
     rows = []
     for c, rs in zip(result.candidates, result.rows):
@@ -153,6 +190,8 @@ def page(result) -> str:
     figs = figures(result)
     if getattr(result, "pools", None):
         figs.append(pca_figure(result, result.pools))
+        if "log_ppl" in result.pools[0].extra and np.isfinite(result.pools[0].extra["log_ppl"]).any():
+            figs.append(perplexity_figure(result, result.pools))
     ref = result.reference
     head = (f"<p>kind {result.kind}; reference {html.escape(ref.path)}: {ref.n} records used of {ref.seen} read; "
             + "; ".join(f"{html.escape(c.name)}: {c.n} of {c.seen}, <b>{v}</b>" for c, v in zip(result.candidates, result.verdicts))

@@ -3,8 +3,10 @@ definitions over a causal LM's next-token log-probabilities (torch imported insi
 on one).
 
 Each detector is ``fn(tokens, *, model, reference=None, batch_size=32) -> (n,) float``: ``tokens`` ``(n, L)`` int
-token ids of the model's vocabulary, ``model`` a Hugging Face causal LM (``reference`` a second one sharing its
-tokenizer, for ``binoculars``). Position t ≥ 1 is scored from the prefix before it.
+token ids of the model's vocabulary, or a list of 1-D token sequences of any lengths (right-padded in length-sorted
+batches, padding masked out), ``model`` a Hugging Face causal LM (``reference`` a second one sharing its tokenizer, for
+``binoculars``). Position t ≥ 1 is scored from the prefix before it. :func:`score_many` gives several detectors'
+scores from one forward pass per batch.
 
 - ``fast-detectgpt`` (Bao et al. 2024, analytic sampling discrepancy, one model samples and scores):
   (Σₜ log p(xₜ) − Σₜ μₜ) / √(Σₜ σₜ²), μₜ = E_{v~pₜ} log pₜ(v), σₜ² = Var_{v~pₜ} log pₜ(v). For text sampled from the
@@ -32,30 +34,84 @@ from ..registry import Registry
 DETECTORS: Registry = Registry("detector.kind")
 
 
-def _per_batch(models, tokens, batch_size: int, score) -> np.ndarray:
-    """``score(log_softmaxes, targets) -> (b,)`` over batches of ``tokens`` ``(n, L)``, concatenated to ``(n,)``;
+def _per_batch(models, tokens, batch_size: int, score, max_tokens: int | None = None) -> np.ndarray:
+    """``score(log_softmaxes, targets, mask) -> (b,)`` (or ``(b, k)``) over batches of ``tokens``, in input order;
     ``log_softmaxes`` holds each model's float32 next-token log-probabilities ``(b, L−1, V)``, ``targets`` ``(b, L−1)``.
-    Gradients off inside this call only (a generator holding ``no_grad`` across a yield would leak it to the caller)."""
+
+    ``tokens`` is an ``(n, L)`` array (``mask`` None: every position is scored) or a list of 1-D token arrays of any
+    lengths (ragged: see :func:`_ragged_batches`; ``mask`` ``(b, L−1)`` marks the real targets). Gradients off inside
+    this call only (a generator holding ``no_grad`` across a yield would leak it to the caller)."""
     import torch
 
     device = next(models[0].parameters()).device
-    x = torch.as_tensor(np.asarray(tokens, np.int64))
-    out = []
+    if isinstance(tokens, np.ndarray) and tokens.ndim == 2:
+        x = torch.as_tensor(np.asarray(tokens, np.int64))
+        batches = [(None, b, None) for b in x.split(batch_size)]
+    else:
+        batches = _ragged_batches(tokens, batch_size, max_tokens)
+    out, order = [], []
     with torch.no_grad():
-        for b in x.split(batch_size):
+        for idx, b, mask in batches:
             b = b.to(device)
             lps = [torch.log_softmax(m(input_ids=b).logits[:, :-1].float(), -1) for m in models]
-            out.append(score(lps, b[:, 1:]).cpu().numpy())
-    return np.concatenate(out).astype(float) if out else np.zeros(0)
+            out.append(score(lps, b[:, 1:], None if mask is None else mask.to(device)).cpu().numpy())
+            order.append(idx)
+    if not out:
+        return np.zeros(0)
+    values = np.concatenate(out).astype(float)
+    if order[0] is None:
+        return values
+    result = np.empty_like(values)
+    result[np.concatenate(order)] = values
+    return result
 
 
-def _sampling_discrepancy(lps, y):
+def _ragged_batches(sequences, batch_size: int, max_tokens: int | None):
+    """``(indices, tokens (b, L), mask (b, L−1))`` batches of 1-D token sequences of any lengths (each at least 2):
+    sorted by length (longest first), at most ``batch_size`` rows and ``max_tokens`` padded tokens a batch,
+    right-padded with token 0. A causal LM's logits at a position depend only on the tokens before it, so right
+    padding leaves every real position's log-probabilities as they are; ``mask`` marks the real targets."""
+    import torch
+
+    lengths = np.array([len(s) for s in sequences])
+    if len(lengths) and lengths.min() < 2:
+        raise ValueError("every sequence needs at least 2 tokens to be scored")
+    order = np.argsort(-lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        width = int(lengths[order[start]])
+        rows = max(1, min(batch_size, (max_tokens or width * batch_size) // width))
+        idx = order[start : start + rows]
+        x = torch.zeros((len(idx), width), dtype=torch.long)
+        mask = torch.zeros((len(idx), width - 1), dtype=torch.float32)
+        for row, i in enumerate(idx):
+            x[row, : lengths[i]] = torch.as_tensor(np.asarray(sequences[i], np.int64))
+            mask[row, : lengths[i] - 1] = 1.0
+        yield idx, x, mask
+        start += rows
+
+
+def _sum(x, mask):
+    """Σ over positions (the last axis), over the real ones when ``mask`` is given."""
+    return x.sum(-1) if mask is None else (x * mask).sum(-1)
+
+
+def _mean(x, mask):
+    """Mean over positions (the last axis), over the real ones when ``mask`` is given."""
+    return x.mean(-1) if mask is None else (x * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
+def _sampling_discrepancy(lps, y, mask=None):
     lp = lps[0]
     p = lp.exp()
     ll = lp.gather(-1, y[..., None])[..., 0]
     mu = (p * lp).sum(-1)
     var = (p * lp**2).sum(-1) - mu**2
-    return (ll - mu).sum(-1) / var.sum(-1).clamp_min(1e-12).sqrt()
+    return _sum(ll - mu, mask) / _sum(var, mask).clamp_min(1e-12).sqrt()
+
+
+def _log_likelihood(lps, y, mask=None):
+    return _mean(lps[0].gather(-1, y[..., None])[..., 0], mask)
 
 
 @DETECTORS.register("fast-detectgpt")
@@ -64,10 +120,10 @@ def fast_detectgpt(tokens, *, model, reference=None, batch_size: int = 32) -> np
     return _per_batch([model], tokens, batch_size, _sampling_discrepancy)
 
 
-def _binoculars(lps, y):
+def _binoculars(lps, y, mask=None):
     lp, lr = lps
-    nll = -lp.gather(-1, y[..., None])[..., 0].mean(-1)
-    xent = -(lr.exp() * lp).sum(-1).mean(-1)
+    nll = -_mean(lp.gather(-1, y[..., None])[..., 0], mask)
+    xent = -_mean((lr.exp() * lp).sum(-1), mask)
     return -nll / xent
 
 
@@ -84,17 +140,54 @@ def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.nda
 @DETECTORS.register("gltr")
 def gltr(tokens, *, model, reference=None, batch_size: int = 32, top: int = 10) -> np.ndarray:
     """Share of scored tokens ranked in the model's ``top`` (rank = number of tokens with a higher probability)."""
-    def share(lps, y):
-        rank = (lps[0] > lps[0].gather(-1, y[..., None])).sum(-1)
-        return (rank < top).float().mean(-1)
+    return _per_batch([model], tokens, batch_size, lambda lps, y, mask: _top_share(lps, y, mask, top))
 
-    return _per_batch([model], tokens, batch_size, share)
+
+def _top_share(lps, y, mask=None, top: int = 10):
+    rank = (lps[0] > lps[0].gather(-1, y[..., None])).sum(-1)
+    return _mean((rank < top).float(), mask)
 
 
 @DETECTORS.register("perplexity")
 def perplexity(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
     """−mean next-token NLL (nats) per block: −log per-sequence perplexity, ``(n,)``."""
-    return _per_batch([model], tokens, batch_size, lambda lps, y: lps[0].gather(-1, y[..., None])[..., 0].mean(-1))
+    return _per_batch([model], tokens, batch_size, _log_likelihood)
+
+
+#: Each detector's score of one batch from its log-probabilities: ``fn(log_softmaxes, targets, mask) -> (b,)``.
+KERNELS = {"fast-detectgpt": _sampling_discrepancy, "binoculars": _binoculars, "gltr": _top_share,
+           "perplexity": _log_likelihood}
+
+
+def score_many(tokens, names, *, model, reference=None, batch_size: int = 32,
+               max_tokens: int | None = None) -> dict[str, np.ndarray]:
+    """Several detectors' scores ``{name: (n,)}`` of ``tokens`` from one forward pass per batch (the same values as
+    calling each detector alone). ``tokens``: an ``(n, L)`` array, or a list of 1-D token sequences of any lengths
+    (at least 2 each), batched longest first with at most ``batch_size`` rows and ``max_tokens`` padded tokens a
+    batch. ``reference`` is needed for ``binoculars`` only.
+
+    >>> sorted(KERNELS) == sorted(DETECTORS.names())
+    True
+    """
+    from ..errors import choice_error
+
+    for name in names:
+        if name not in KERNELS:
+            raise choice_error("detector", name, sorted(KERNELS))
+    two = "binoculars" in names
+    if two and reference is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("detector binoculars needs a reference model sharing the tokenizer; got none.")
+    import torch
+
+    def score(lps, y, mask):
+        return torch.stack([KERNELS[name](lps, y, mask) for name in names], -1)
+
+    models = [model, reference] if two else [model]
+    values = _per_batch(models, tokens, batch_size, score, max_tokens)
+    values = values.reshape(-1, len(names))
+    return {name: values[:, k] for k, name in enumerate(names)}
 
 
 def calibrate(real_scores, target_fpr: float = 0.05, heldout=None) -> dict:

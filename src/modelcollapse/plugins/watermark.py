@@ -327,15 +327,15 @@ def check_pair(generator: dict | None, detector: dict | None) -> list[str]:
 
 def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAMMA, seeding: str = "lefthash",
                 context_width: int = 1, tokenizer="gpt2", vocab_size: int | None = None,
-                unique: bool = True) -> np.ndarray:
+                unique: bool = True, return_counts: bool = False):
     """Detection z ``(N,)`` of each of ``texts`` (strings, or token-id sequences), tokenized without special tokens
     by ``tokenizer`` (a name for :func:`~modelcollapse.plugins.data.text.load_tokenizer`, ``gpt2`` / ``smollm2`` / a
     directory, or a tokenizer object). ``scheme="hf"`` scores as transformers' ``WatermarkDetector`` with the same
     key, γ (``greenlist_ratio``), seeding and context width; ``vocab_size`` defaults to the tokenizer's length (the
     model config's ``vocab_size`` for GPT-2 and SmolLM2). ``unique`` (default True) counts a repeated n-gram once, as
     transformers' ``ignore_repeated_ngrams=True``: repeats share one colour, and counting them again widens the null
-    (``unique=False`` is transformers' default count). A text with nothing to score gets NaN.
-    (``mc.watermark_z`` is this function.)
+    (``unique=False`` is transformers' default count). A text with nothing to score gets NaN. With ``return_counts``
+    the result is ``(z, T)``, T ``(N,)`` the number of tokens scored. (``mc.watermark_z`` is this function.)
 
     >>> z = watermark_z(["The quick brown fox jumps over the lazy dog. " * 3])
     >>> z.shape, bool(abs(z[0]) < 4)
@@ -362,7 +362,8 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAM
                   if len(s) > 1 else (0, 0) for s in seqs]
         green, t = (np.array(c, float) for c in zip(*counts)) if counts else (np.zeros(0), np.zeros(0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (green - checked["gamma"] * t) / np.sqrt(t * checked["gamma"] * (1 - checked["gamma"]))
+        z = (green - checked["gamma"] * t) / np.sqrt(t * checked["gamma"] * (1 - checked["gamma"]))
+    return (z, t) if return_counts else z
 
 
 def false_positive_rate(threshold: float = 4.0) -> float:

@@ -1,0 +1,182 @@
+"""The audit's text-under-an-LM indicators (``audit/lm.py``) and provenance (``audit/provenance.py``): the quantile
+shifts and the mixture-proportion estimate against closed forms, and a watermark mixture of known share through the
+whole audit with a tiny local LM (``--lm PATH``)."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from modelcollapse.audit.indicators import Pool, Side
+from modelcollapse.audit.lm import QUANTILES, lm_perplexity
+from modelcollapse.audit.provenance import mixture_share, watermark_share
+from modelcollapse.cli import main
+
+
+def text_pool(log_ppl):
+    n = len(log_ppl)
+    return Pool("text", [f"r{i}" for i in range(n)], np.zeros((n, 1)), extra={"log_ppl": np.asarray(log_ppl, float)})
+
+
+def test_log_ppl_shift_reads_a_known_shift():
+    """A candidate whose log perplexities are the reference's plus 3 shifts every quantile by exactly 3 and has none
+    below the reference's 5th percentile (the reference spans less than 3: sd 0.5, 100 draws); a
+    candidate holding the reference's lowest 10 records twice and its highest 10 puts 10 of its 30 records below the
+    reference's 5th percentile (numpy's linear interpolation at rank 4.95 counting from 0: the lowest 5, twice)."""
+    ref = np.random.default_rng(0).normal(3.0, 0.5, 100)
+    base = Side(text_pool(ref), np.arange(100))
+    shifted = lm_perplexity(base, Side(text_pool(ref + 3.0), np.arange(100)))
+    for q in QUANTILES:
+        assert shifted[f"log_ppl_shift[{q}]"] == pytest.approx(3.0, abs=1e-12)
+    assert shifted["low_ppl_share"] == 0.0
+    order = np.sort(ref)
+    cand = np.r_[order[:10], order[:10], order[-10:]]
+    low = lm_perplexity(base, Side(text_pool(cand), np.arange(30)))
+    assert low["low_ppl_share"] == pytest.approx(np.mean(cand < np.percentile(ref, 5)))
+    assert low["low_ppl_share"] == pytest.approx(10 / 30)
+    assert lm_perplexity(base, Side(Pool("text", ["a"], np.zeros((1, 1))), np.arange(1))) == {}
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.3, 1.0])
+def test_mixture_share_recovers_a_separated_component(share):
+    """Scores N(0, 1) for real records, N(5, 1) for synthetic ones (P₁ of the reference's 98% set is 0.002): 2,000
+    records a side, π̂ within 4 standard errors of the truth. The error of 1 − p/p₀ on a set of reference mass
+    P₀ ≥ 0.5 (the smallest allowed) with the two folds averaged is at most √(0.25/2000 + 0.25/2000)/0.5 = 0.032."""
+    rng = np.random.default_rng(int(share * 10))
+    k = int(share * 2000)
+    real = rng.normal(size=2000)
+    cand = rng.permutation(np.r_[rng.normal(size=2000 - k), rng.normal(5.0, 1.0, k)])
+    assert abs(mixture_share(real, cand) - share) < 4 * 0.032
+
+
+def test_mixture_share_is_unbiased_on_real_data_and_a_lower_bound_under_overlap():
+    """Over 200 real-vs-real draws (300 a side) π̂ averages 0 within 4 standard errors of its mean. When 30% of the
+    candidate overlaps the real scores (N(1.5, 1) against N(0, 1)) the bound at t = Q₀(a) is
+    1 − F(t)/Φ(t) = 0.3·(1 − Φ(t − 1.5)/Φ(t)), largest at a = 0.5 (t = 0): 0.26 < 0.3; the mean over 100 draws lies
+    between 0.15 and 0.3 (the mean's standard error is about 0.01)."""
+    rng = np.random.default_rng(1)
+    null = np.array([mixture_share(rng.normal(size=300), rng.normal(size=300)) for _ in range(200)])
+    assert abs(null.mean()) < 4 * null.std() / np.sqrt(200)
+    over = [mixture_share(rng.normal(size=300), rng.permutation(np.r_[rng.normal(size=210), rng.normal(1.5, 1, 90)]))
+            for _ in range(100)]
+    assert 0.15 < np.mean(over) < 0.3
+
+
+def test_watermark_share_subtracts_the_expected_false_positives():
+    """Real records' z ~ N(0, 1) (false-alarm rate 0.0228 at z > 2), watermarked ones N(5.5, 1.2) (P(z ≤ 2) = 0.002):
+    at 30% of 4,000 records π̂ is within 4 binomial standard errors √(0.3·0.7/4000)/(1 − 0.023) = 0.0074 of 0.3·0.998;
+    without the subtraction the share above 2 would read 0.316."""
+    rng = np.random.default_rng(2)
+    z = np.r_[rng.normal(size=2800), rng.normal(5.5, 1.2, 1200)]
+    assert abs(watermark_share(z, np.full(4000, 0.0228)) - 0.3 * 0.998) < 4 * 0.0074
+    assert np.isnan(watermark_share(np.array([np.nan]), np.array([np.nan])))
+
+
+def test_watermark_share_calibrates_the_false_alarm_rate_on_the_reference():
+    """A reference with 39 records above z = 2 where 20 were expected (1,000 records at rate 0.02) scales the
+    candidate's expected false-positive share by (39 + 1)/(20 + 1): 100 of 1,000 candidate records above 2 read as
+    (0.1 − 0.02·40/21) / (1 − 0.02·40/21)."""
+    cand = np.r_[np.full(100, 5.0), np.zeros(900)]
+    ref = np.r_[np.full(39, 3.0), np.zeros(961)]
+    alpha = 0.02 * 40 / 21
+    got = watermark_share(cand, np.full(1000, 0.02), ref, np.full(1000, 0.02))
+    assert got == pytest.approx((0.1 - alpha) / (1 - alpha), rel=1e-12)
+
+
+# -- the whole audit, with a tiny local LM ----------------------------------------------------------------------------
+KEY = 15485863
+
+
+@pytest.fixture(scope="module")
+def paragraphs():
+    """Wikipedia paragraphs of 40–250 characters from 12 articles, shuffled."""
+    from modelcollapse.plugins.data.corpora import sentence_paragraphs, wikipedia_articles
+
+    paras = [p for _, t in wikipedia_articles()[:12] for p in sentence_paragraphs(t) if 40 <= len(p) <= 250]
+    return [paras[i] for i in np.random.default_rng(0).permutation(len(paras))]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, paragraphs):
+    """A local model folder for ``--lm PATH``: a word-level tokenizer over the paragraphs' words (a vocabulary of a
+    few thousand, so scoring is cheap) and a 1-layer GPT-2 with random weights over it."""
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = sorted({w for p in paragraphs for w in re.findall(r"\w+|[^\w\s]+", p)})
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *words])}, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]")
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=160, vocab_size=len(tok), bos_token_id=0,
+                        eos_token_id=0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder, tok
+
+
+def green_salad(tok, n: int, length: int, rng) -> list[str]:
+    """Texts of ``length`` words drawn from 300 lower-case words of the vocabulary, each word green (the hf scheme,
+    key KEY, γ 0.25) after the word before it: watermarked text with z = 0.75·T/√(0.1875·T) ≈ 9.5 at T = 29."""
+    from modelcollapse.plugins.watermark import hf_green_mask, hf_seeds
+
+    words = np.array(sorted(i for w, i in tok.get_vocab().items() if re.fullmatch("[a-z]{3,}", w)))[:300]
+    green = hf_green_mask(hf_seeds(words[:, None], KEY), len(tok))[:, words]  # (word, next word) green pairs
+    out = []
+    for _ in range(n):
+        k = [int(rng.integers(len(words)))]
+        for _ in range(length - 1):
+            k.append(int(rng.choice(np.flatnonzero(green[k[-1]]))))
+        out.append(tok.decode(words[k].tolist()))
+    return out
+
+
+@pytest.mark.slow
+def test_watermark_mixture_share_and_real_against_real(tiny_lm, paragraphs, tmp_path):
+    """60 Wikipedia paragraphs as the reference; candidates of 30 records: other paragraphs of the same articles, and
+    a known 50% mixture with watermarked word salad (z ≈ 9.5). Each comparison uses all 30 candidate records against
+    30 of the reference, so the mixture's estimate errs only through its real records falling outside the chosen set
+    (sd √(15·0.09)/30 = 0.04 for a 90% set) and the reference fold's share of it (about 0.5·√(0.09/15)/0.9 = 0.04 a
+    fold): within 0.2 (3.5 sd) of 0.5, its 95% interval excluding 0. watermark_share is exactly 15/30 (no real record
+    reaches z > 4 and every salad does). Real against real: the interval of synthetic_share holds 0 and every lm and
+    provenance indicator (under the tiny model) is ok."""
+    folder, tok = tiny_lm
+    rng = np.random.default_rng(0)
+    salad = green_salad(tok, 15, 30, rng)
+    assert tok(salad[0])["input_ids"] == tok(salad[0])["input_ids"] and len(tok(salad[0])["input_ids"]) == 30
+    mix = [(paragraphs[90:105] + salad)[i] for i in rng.permutation(30)]
+    files = {}
+    for name, texts in (("ref", paragraphs[:60]), ("real", paragraphs[60:90]), ("mix", mix)):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["audit", str(files["ref"]), str(files["real"]), str(files["mix"]), "--out",
+                                       str(out), "--lm", str(folder), "--watermark-key", str(KEY), "--repeats", "8"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "audit.json").read_text())
+    real, mixed = ({i["name"]: i for i in c["indicators"]} for c in doc["candidates"])
+    assert {"log_ppl_shift[5]", "log_ppl_shift[95]", "low_ppl_share", "machine_score"} <= set(real)
+    assert real["synthetic_share"]["ci"][0] <= 0 <= real["synthetic_share"]["ci"][1]
+    assert all(i["verdict"] == "ok" for i in real.values() if i["group"] in ("lm", "provenance")), real
+    assert abs(doc["candidates"][1]["synthetic_share"]["value"] - 0.5) < 0.2
+    assert doc["candidates"][1]["synthetic_share"]["ci"][0] > 0
+    assert doc["candidates"][1]["synthetic_share"]["signal"] == "watermark_z"
+    assert mixed["watermark_share"]["value"] == 0.5 and mixed["watermark_share"]["verdict"] == "collapsed"
+    assert doc["options"]["lm_run"]["records_scored"] == 120
+    assert "Perplexity under the reference LM" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lm-records", "0"], "--lm-records must be >= 1; got 0."),
+    (["--watermark-key", "7"], "--watermark-key applies to text"),
+])
+def test_lm_options_bad_input_exit_2(tmp_path, args, message):
+    np.save(tmp_path / "a.npy", np.zeros((10, 2)))
+    result = CliRunner().invoke(main, ["audit", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "--out",
+                                       str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o").exists()
