@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.executors import ExecutorSpec
 from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
@@ -78,12 +79,15 @@ class Audit:
 
 def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", field: str = "text",
           max_records: int = 10_000, seed: int = 0, repeats: int = 20, lm: str = "smollm2",
-          watermark_key: int | None = None) -> Audit:
+          watermark_key: int | None = None, executor: str = "local", address: str | None = None,
+          workers: int | None = None) -> Audit:
     """Audit each of ``candidates`` against ``reference`` (paths, or run directories ``PATH:generation=G``).
 
     ``max_records`` bounds the records read from each input (a seeded reservoir sample), ``repeats`` the null and
     bootstrap draws. ``lm`` and ``watermark_key`` select the language-model and provenance indicators of text
-    (``docs/audit.md``: not in this version; ``lm`` is checked and recorded). Bad input is a :class:`ConfigError`."""
+    (``docs/audit.md``: not in this version; ``lm`` is checked and recorded). ``executor`` (``local`` or ``ray``, with
+    ``address`` and ``workers`` as for runs) is where the per-record work runs (``shards.py``): the numbers are the
+    same on every executor. Bad input is a :class:`ConfigError`."""
     started = time.perf_counter()
     candidates = [candidates] if isinstance(candidates, str) else list(candidates)
     if not candidates:
@@ -92,6 +96,7 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
         raise choice_error("--lm", lm, [*LM_CHOICES, "PATH"])
     if repeats < 3:
         raise ConfigError(f"repeats must be >= 3; got {repeats}.")
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     ref = read_input(reference, kind=kind, field=field, max_records=max_records, seed=seed, index=0)
     cands = [read_input(c, kind=kind, field=field, max_records=max_records, seed=seed, index=i + 1)
              for i, c in enumerate(candidates)]
@@ -100,11 +105,11 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
         raise ConfigError(f"reference {reference} holds {ref.n} records; the null needs at least 4.")
     from .features import pools
 
-    ref_pool, cand_pools = pools(ref, cands)
+    ref_pool, cand_pools = pools(ref, cands, spec)
     rows = [calibrate(ref.kind, ref_pool, p, repeats=repeats, rng=np.random.default_rng(seed_for(seed, 1000 + i)))
             for i, p in enumerate(cand_pools)]
     options = {"kind": kind, "field": field, "max_records": max_records, "seed": seed, "repeats": repeats, "lm": lm,
-               "watermark_key": watermark_key}
+               "watermark_key": watermark_key, "executor": executor}
     return Audit(ref.kind, ref, cands, rows, options, time.perf_counter() - started, [ref_pool, *cand_pools])
 
 
