@@ -8,8 +8,9 @@
 >>> result.verdict
 'collapsed'
 
-Inputs: ``inputs.py``; indicators: ``indicators.py``; the null, intervals and verdicts: ``calibrate.py``; the files
-and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol and the thresholds.
+Inputs: ``inputs.py``; per-record work on an executor (local or Ray): ``shards.py``; indicators: ``indicators.py``;
+the null, intervals and verdicts: ``calibrate.py``; the files and the terminal summary: ``report.py``.
+``docs/audit.md`` states the protocol and the thresholds.
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def image_shard(net, grey: np.ndarray) -> dict[str, np.ndarray]:
     from ..plugins.metrics.images import forward
 
     with one_thread(torch=True):
-        features, probs = forward(net, grey)
+        features, probs = forward(net, np.array(grey))  # a copy: Ray hands tasks read-only arrays, torch warns
     return {"features": features, "probs": probs}
 
 
