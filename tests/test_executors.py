@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -126,3 +127,50 @@ def test_pool_workers_share_the_cores_for_blas_threads(monkeypatch):
     seen = [o.value for o in map_units(os.getenv, ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], workers=2)]
     assert seen == [share, share, "7"]
     assert "OPENBLAS_NUM_THREADS" not in os.environ  # the driver's own environment is restored
+
+
+# -- the audit's per-record work (audit/shards.py) -------------------------------------------------------------------
+def same_rows(a, b) -> bool:
+    """Tidy audit rows equal field by field (NaN equal to NaN)."""
+    def key(r):
+        return [v if v == v else "nan" for v in r.values()]
+
+    return len(a) == len(b) and all(key(x) == key(y) for x, y in zip(a, b))
+
+
+def test_audit_image_features_on_ray_are_identical_to_local(ray_local):
+    """8×8 digits under a feature classifier (1 epoch: the bits matter here, not the features' quality), shipped
+    with every shard: features and class probabilities from Ray tasks (shards of 64, record order across shards)
+    equal the in-process ones bit for bit."""
+    pytest.importorskip("torch")
+    from sklearn.datasets import load_digits
+
+    from modelcollapse.audit.shards import image_task, map_records
+    from modelcollapse.plugins.metrics.images import train_classifier
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)
+    net = train_classifier(x[:300], d.target[:300], epochs=1)
+    sets = [x[:300], x[300:400]]
+    local, ray = map_records(image_task(net), sets, size=64), map_records(image_task(net), sets, ExecutorSpec(kind="ray"), size=64)
+    for a, b, n in zip(local, ray, (300, 100)):
+        assert a["features"].shape == (n, 64) and a["probs"].shape == (n, 10)
+        assert np.array_equal(a["features"], b["features"]) and np.array_equal(a["probs"], b["probs"])
+
+
+@pytest.mark.slow
+def test_audit_text_on_ray_is_identical_to_local(tmp_path, ray_local):
+    """Text: MiniLM embeddings and MinHash signatures in Ray tasks (shards of 8 here, so order across shards is
+    checked) equal the in-process ones bit for bit, and so does every indicator of the audit."""
+    from modelcollapse.audit import audit
+    from modelcollapse.audit.shards import map_records, text_shard
+    from modelcollapse.plugins.data.text import news_stories
+
+    texts = [" ".join(s.split()[:20]) for s in news_stories()[:60]]
+    spec = ExecutorSpec(kind="ray")
+    local, ray = map_records(text_shard, [texts[:30], texts[30:]], size=8), map_records(text_shard, [texts[:30], texts[30:]], spec, size=8)
+    for a, b in zip(local, ray):
+        assert a["features"].shape == (30, 384) and all(np.array_equal(a[k], b[k]) for k in ("features", "signatures"))
+    (tmp_path / "r.txt").write_text("\n\n".join(texts[:40])), (tmp_path / "c.txt").write_text("\n\n".join(texts[40:]))
+    runs = [audit(str(tmp_path / "r.txt"), str(tmp_path / "c.txt"), repeats=3, lm="none", executor=e) for e in ("local", "ray")]
+    assert same_rows(runs[0].records(), runs[1].records())

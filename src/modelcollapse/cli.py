@@ -254,9 +254,14 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
               help="Text records an input scored by the reference LM (a seeded random subset).")
 @click.option("--fail-on", type=click.Choice(["watch", "collapsed"]), default=None,
               help="Exit 3 when the overall verdict is at least this bad.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the per-record work (embeddings, MinHash, image features) runs, in shards; same numbers.")
+@click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
+@click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
-          repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None) -> None:
+          repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
+          executor: str = "local", address: str | None = None, workers: int | None = None) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
@@ -267,7 +272,8 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     from .audit.calibrate import VERDICTS
 
     result = run_audit(reference, list(candidates), kind=kind, field=field, max_records=max_records, seed=seed,
-                       repeats=repeats, lm=lm, watermark_key=watermark_key, lm_records=lm_records)
+                       repeats=repeats, lm=lm, watermark_key=watermark_key, lm_records=lm_records, executor=executor,
+                       address=address, workers=workers)
     report = result.report(out)
     click.echo(result.summary())
     click.echo(f"report: {report}", err=True)

@@ -8,8 +8,9 @@
 >>> result.verdict
 'collapsed'
 
-Inputs: ``inputs.py``; indicators: ``indicators.py`` (text under a reference LM: ``lm.py``, ``provenance.py``); the
-null, intervals and verdicts: ``calibrate.py``; the files and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol and the thresholds.
+Inputs: ``inputs.py``; per-record work on an executor (local or Ray): ``shards.py``; indicators: ``indicators.py``
+(text under a reference LM: ``lm.py``, ``provenance.py``); the null, intervals and verdicts: ``calibrate.py``; the files
+and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol and the thresholds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.executors import ExecutorSpec
 from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
@@ -77,13 +79,16 @@ class Audit:
 
 def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", field: str = "text",
           max_records: int = 10_000, seed: int = 0, repeats: int = 20, lm: str = "smollm2",
-          watermark_key: int | None = None, lm_records: int | None = LM_RECORDS) -> Audit:
+          watermark_key: int | None = None, lm_records: int | None = LM_RECORDS, executor: str = "local",
+          address: str | None = None, workers: int | None = None) -> Audit:
     """Audit each of ``candidates`` against ``reference`` (paths, or run directories ``PATH:generation=G``).
 
     ``max_records`` bounds the records read from each input (a seeded reservoir sample), ``repeats`` the null and
     bootstrap draws. For text, ``lm`` (``smollm2``, ``none`` or a local model folder) scores at most ``lm_records``
     records an input (None: all) for the ``lm`` and ``provenance`` indicators, and ``watermark_key`` adds the
-    watermark z (``lm.py``, ``provenance.py``). Bad input is a :class:`ConfigError`."""
+    watermark z (``lm.py``, ``provenance.py``). ``executor`` (``local`` or ``ray``, with ``address`` and ``workers`` as
+    for runs) is where the per-record embeddings, MinHash signatures and image features run (``shards.py``): the
+    numbers are the same on every executor; the LM scores run in this process. Bad input is a :class:`ConfigError`."""
     started = time.perf_counter()
     candidates = [candidates] if isinstance(candidates, str) else list(candidates)
     if not candidates:
@@ -94,6 +99,7 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
         raise ConfigError(f"repeats must be >= 3; got {repeats}.")
     if lm_records is not None and lm_records < 1:
         raise ConfigError(f"--lm-records must be >= 1; got {lm_records}.")
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     ref = read_input(reference, kind=kind, field=field, max_records=max_records, seed=seed, index=0)
     cands = [read_input(c, kind=kind, field=field, max_records=max_records, seed=seed, index=i + 1)
              for i, c in enumerate(candidates)]
@@ -104,7 +110,7 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
 
     if watermark_key is not None and ref.kind != "text":
         raise ConfigError(f"--watermark-key applies to text; {reference} holds {ref.kind} records.")
-    ref_pool, cand_pools = pools(ref, cands)
+    ref_pool, cand_pools = pools(ref, cands, spec)
     lm_run = {}
     if ref.kind == "text":
         from .lm import annotate
@@ -113,7 +119,7 @@ def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", fi
     rows = [calibrate(ref.kind, ref_pool, p, repeats=repeats, rng=np.random.default_rng(seed_for(seed, 1000 + i)))
             for i, p in enumerate(cand_pools)]
     options = {"kind": kind, "field": field, "max_records": max_records, "seed": seed, "repeats": repeats, "lm": lm,
-               "watermark_key": watermark_key, "lm_records": lm_records, "lm_run": lm_run}
+               "watermark_key": watermark_key, "lm_records": lm_records, "lm_run": lm_run, "executor": executor}
     return Audit(ref.kind, ref, cands, rows, options, time.perf_counter() - started, [ref_pool, *cand_pools])
 
 

@@ -15,14 +15,19 @@ The point estimate is the median of the ``B`` without-replacement values; the 95
 percentile range of the bootstrap values (additive indicators; the ``lm`` and ``provenance`` ones, cheap functions of
 stored per-record scores, get 200 bootstrap draws, each with its own reference role, after the ``B`` repeats) or of
 the without-replacement values (set statistics such as distinct-n, duplicates, k-NN coverage, which duplicated records
-would distort: their interval is conditional on the candidate's records when ``c = m``). The null has mean μ₀ and standard deviation σ₀ (over its ``B`` values, floored
-at 1/m for shares of records). With ``K`` indicators and the two-sided-t prediction factor
-``t = t_{B−1}(1 − 0.05/K)·√(1 + 1/B)`` (a family-wise 5% false-alarm rate on real-vs-real data), ``z`` the candidate's
-distance from μ₀ in σ₀ in the direction collapse moves the indicator (either direction for two-sided ones):
+would distort: their interval is conditional on the candidate's records when ``c = m``). The null has mean μ₀ and
+standard deviation σ₀ over its ``B`` values, times κ ≥ 1 for indicators of the candidate alone (:data:`ONE_SAMPLE`,
+:func:`one_sample_factor`: a subsample of the reference varies less than an independent sample, √3 times less at
+m = n/2); the spread used is σ = max(κσ₀, σ_c, 1/m for shares of records), σ_c the standard deviation of the
+candidate's own draws (those its interval comes from): where an indicator is flat in the data (the variance of a 0/1
+feature with half ones), the reference's splits barely move it while a real candidate does, and σ₀ alone would call
+that collapse. With ``K`` indicators and the two-sided-t prediction factor ``t = t_{B−1}(1 − 0.05/K)·√(1 + 1/B)`` (a
+family-wise 5% false-alarm rate on real-vs-real data), ``z`` the candidate's distance from μ₀ in σ in the direction
+collapse moves the indicator (either direction for two-sided ones):
 
 * ``ok``: z ≤ t;  ``watch``: t < z ≤ 2t;  ``collapsed``: z > 2t.
 
-The null band reported is μ₀ ± t·σ₀. A candidate's overall verdict is its worst indicator's.
+The null band reported is μ₀ ± t·σ. A candidate's overall verdict is its worst indicator's.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .indicators import INDICATORS, Pool, Side, evaluate, spec
+from .indicators import (INDICATORS, MAX_FEATURE_POINTS, MAX_VENDI_POINTS, SELF_BLEU_RECORDS, Pool, Side, evaluate,
+                         spec)
 
 VERDICTS = ("ok", "watch", "collapsed")
 SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share",
@@ -39,6 +45,25 @@ SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "reca
 ADDITIVE_FUNCTIONS = {"tails", "frechet", "classifier_auc", "lm_perplexity", "provenance"}
 CHEAP_FUNCTIONS = {"lm_perplexity", "provenance"}  # functions of stored per-record scores: microseconds a call
 CHEAP_BOOTSTRAP = 200
+#: Indicators of the candidate side alone (not measured against the reference role), with the number of records
+#: they read (None: all m). Their null spread is widened by :func:`one_sample_factor`.
+ONE_SAMPLE = {"zipf_exponent": None, "distinct_1": None, "distinct_2": None, "distinct_3": None,
+              "compression_ratio": None, "self_bleu": SELF_BLEU_RECORDS, "vendi": MAX_VENDI_POINTS,
+              "mean_distance": MAX_FEATURE_POINTS, "class_entropy": None, "exact_duplicates": None,
+              "near_duplicates": None}
+
+
+def one_sample_factor(k: int, c: int, n: int) -> float:
+    """κ = √((k/c + k/n) / (1 − k/n)), at least 1: how much wider than the null's spread a one-sample indicator
+    reading ``k`` records varies between a candidate of ``c`` records and a reference of ``n`` drawn from the same
+    distribution. The null's ``k`` records are a subsample of the reference without replacement, so they vary by
+    (1 − k/n) of an independent sample's variance V/k, while the candidate's value (a median over its own k-subsets)
+    varies by V/c and the null mean μ₀ by V/n (first-order: means and U-statistics). At k = c = n/2, κ = √3.
+
+    >>> round(one_sample_factor(500, 500, 1000), 3), one_sample_factor(100, 5000, 10000)
+    (1.732, 1.0)
+    """
+    return float(max(1.0, np.sqrt((k / c + k / n) / max(1.0 - k / n, 1e-12))))
 
 
 @dataclass
@@ -120,7 +145,10 @@ def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.ra
         value = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
         ci = tuple(float(q) for q in np.nanpercentile(spread, [2.5, 97.5])) if np.isfinite(spread).any() else (np.nan, np.nan)
         mu, sd = float(np.nanmean(null[name])), float(np.nanstd(null[name], ddof=1))
-        sd = max(sd, 1.0 / m if name.split("[")[0] in SHARES else 0.0, 1e-12 * max(abs(mu), 1.0))
+        if name in ONE_SAMPLE:
+            sd *= one_sample_factor(min(m, ONE_SAMPLE[name] or m), len(cand), len(ref))
+        own = float(np.nanstd(spread, ddof=1)) if np.isfinite(spread).sum() > 1 else 0.0
+        sd = max(sd, own, 1.0 / m if name.split("[")[0] in SHARES else 0.0, 1e-12 * max(abs(mu), 1.0))
         z = (value - mu) / sd
         directed = abs(z) if s.direction == 0 else s.direction * z
         verdict = "ok" if not np.isfinite(directed) or directed <= t else ("watch" if directed <= 2 * t else "collapsed")

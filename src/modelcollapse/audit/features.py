@@ -17,6 +17,7 @@ import numpy as np
 
 from .indicators import Pool, words_of
 from .inputs import Dataset
+from .shards import image_task, map_records, text_shard
 
 CLASSIFIER_SOURCES = {(8, 8): "digits", (28, 28): "mnist"}
 
@@ -27,36 +28,39 @@ def grey01(x: np.ndarray) -> np.ndarray:
     return x.mean(-1) if x.ndim == 4 else x
 
 
-def image_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(features, class probabilities or None)`` of images ``(n, h, w[, c])``."""
-    grey = grey01(x)
+def classifier_for(grey: np.ndarray):
+    """The digits / MNIST feature classifier for grey images ``(n, h, w)`` of 8×8 or 28×28 pixels, else None."""
     kind = CLASSIFIER_SOURCES.get(grey.shape[1:])
     if kind is None:
-        return grey.reshape(len(grey), -1).astype(np.float64), None
+        return None
     from ..plugins.data import SOURCES
-    from ..plugins.metrics.images import features
+    from ..plugins.metrics.images import classifier
 
-    return features(SimpleNamespace(source=SOURCES.build({"kind": kind}, "data")), grey)
+    return classifier(SimpleNamespace(source=SOURCES.build({"kind": kind}, "data")))
 
 
-def pools(reference: Dataset, candidates: list[Dataset]) -> tuple[Pool, list[Pool]]:
-    """The reference's and every candidate's :class:`Pool` (features computed once per record)."""
-    kind = reference.kind
+def pools(reference: Dataset, candidates: list[Dataset], executor=None) -> tuple[Pool, list[Pool]]:
+    """The reference's and every candidate's :class:`Pool`. The per-record work (text embeddings and MinHash
+    signatures, image classifier features) runs in shards on ``executor`` (``shards.py``; default in process)."""
+    kind, sets = reference.kind, [reference, *candidates]
     if kind == "text":
-        from ..chains.metrics import embed
-
-        def make(d):
-            return Pool(kind, d.records, embed(d.records).astype(np.float64), True, [words_of(t) for t in d.records])
-
-        return make(reference), [make(c) for c in candidates]
+        done = map_records(text_shard, [d.records for d in sets], executor)
+        made = []
+        for d, out in zip(sets, done):
+            pool = Pool(kind, d.records, out["features"].astype(np.float64), True, [words_of(t) for t in d.records])
+            pool.signatures = out["signatures"]  # computed with the features; the cached property stays unused
+            made.append(pool)
+        return made[0], made[1:]
     if kind == "table":
         x = reference.records
         mu, sd = x.mean(0), x.std(0, ddof=1) if len(x) > 1 else np.ones(x.shape[1])
         sd = np.where(sd > 0, sd, 1.0)
         return Pool(kind, x, (x - mu) / sd), [Pool(kind, c.records, (c.records - mu) / sd) for c in candidates]
-
-    def make_images(d):
-        f, probs = image_features(d.records)
-        return Pool(kind, d.records, f, extra={} if probs is None else {"probs": probs})
-
-    return make_images(reference), [make_images(c) for c in candidates]
+    greys = [grey01(d.records) for d in sets]
+    net = classifier_for(greys[0])
+    if net is None:
+        made = [Pool(kind, d.records, g.reshape(len(g), -1).astype(np.float64)) for d, g in zip(sets, greys)]
+    else:
+        done = map_records(image_task(net), greys, executor)
+        made = [Pool(kind, d.records, out["features"], extra={"probs": out["probs"]}) for d, out in zip(sets, done)]
+    return made[0], made[1:]

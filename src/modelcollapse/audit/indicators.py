@@ -34,6 +34,9 @@ Definitions (every one is computed on the records of the two sides given):
 * ``classifier_auc``: a logistic regression (scikit-learn, L2, C = 1) told candidate from reference on features,
   2-fold cross-fitted (each half scored by the model fitted on the other), at most 500 records a side: the ROC AUC
   (0.5 when the two are indistinguishable).
+* ``class_entropy`` (images with a feature classifier: 8×8 or 28×28): the entropy in nats of the histogram of the
+  classifier's predicted classes over the candidate's records (log 10 ≈ 2.30 for balanced digits; it falls as
+  generations lose modes), as the ``class_entropy`` metric of runs.
 * ``exact_duplicates``: the share of candidate records equal to an earlier candidate record.
 * ``near_duplicates`` (text): the share of candidate records with another candidate record whose estimated Jaccard
   similarity of word 5-gram sets is at least 0.8 (MinHash, 128 permutations, banded 16 × 8 for candidates).
@@ -94,6 +97,7 @@ SPECS: dict[str, Spec] = {
     "coverage": Spec("fidelity", -1, False),
     "frechet": Spec("fidelity", +1, True),
     "classifier_auc": Spec("fidelity", +1, True),
+    "class_entropy": Spec("diversity", -1, False),
     "exact_duplicates": Spec("duplicates", +1, False),
     "near_duplicates": Spec("duplicates", +1, False),
     **{name: Spec(*v) for name, v in {**lm.SPECS, **provenance.SPECS}.items()},  # text under an LM: lm.py, provenance.py
@@ -339,6 +343,9 @@ def frechet(ref: Side, cand: Side) -> dict[str, float]:
 
 def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
     """ROC AUC of a 2-fold cross-fitted logistic regression telling candidate (1) from reference (0) records."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
@@ -348,9 +355,21 @@ def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
     fold = np.r_[np.arange(n) % 2, np.arange(n) % 2]
     scores = np.empty(len(y))
     for f in (0, 1):
-        model = LogisticRegression(C=1.0, max_iter=300).fit(x[fold != f], y[fold != f])
+        with warnings.catch_warnings():  # unscaled image features may stop at 300 iterations: still a fixed score
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = LogisticRegression(C=1.0, max_iter=300).fit(x[fold != f], y[fold != f])
         scores[fold == f] = model.decision_function(x[fold == f])
     return {"classifier_auc": float(roc_auc_score(y, scores))}
+
+
+def class_entropy(ref: Side, cand: Side) -> dict[str, float]:
+    """``class_entropy`` of the candidate (module docstring); nothing for images without class probabilities."""
+    probs = cand.pool.extra.get("probs")
+    if probs is None:
+        return {}
+    p = np.bincount(probs[cand.idx].argmax(1)) / len(cand)
+    p = p[p > 0]
+    return {"class_entropy": float(-(p * np.log(p)).sum())}
 
 
 def duplicates(ref: Side, cand: Side) -> dict[str, float]:
@@ -383,7 +402,7 @@ INDICATORS = {
     "table": [tails, diversity_features, prdc, frechet, classifier_auc, duplicates],
     "text": [word_tails, diversity_text, diversity_features, prdc, frechet, classifier_auc, duplicates,
              lm.lm_perplexity, provenance.provenance],
-    "images": [diversity_features, prdc, frechet, classifier_auc, duplicates],
+    "images": [diversity_features, class_entropy, prdc, frechet, classifier_auc, duplicates],
 }
 
 

@@ -78,9 +78,13 @@ def classifier(ctx: Context):
 
 def features(ctx: Context, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-layer features ``(n, 64)`` and class probabilities ``(n, classes)`` of images ``(n, H, W)``."""
+    return forward(classifier(ctx), x)
+
+
+def forward(net, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`features` under a given classifier ``net`` (one :func:`train_classifier` returned)."""
     import torch
 
-    net = classifier(ctx)
     with torch.no_grad():
         h = net[:-1](torch.as_tensor(np.asarray(x, np.float32)))
         return h.numpy().astype(np.float64), torch.softmax(net[-1](h), -1).numpy()
