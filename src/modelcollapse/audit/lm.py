@@ -151,12 +151,15 @@ def false_alarm(scored: np.ndarray, threshold: float = 2.0, gamma: float = 0.25)
         return np.where(t > 0, binom.sf(cut, t, gamma), np.nan)
 
 
+def per_record(side, key: str) -> np.ndarray:
+    """Per-record score ``key`` of a side's records, NaN where not scored (empty when the pool has none)."""
+    values = side.pool.extra.get(key)
+    return np.zeros(0) if values is None else values[side.idx]
+
+
 def finite(side, key: str) -> np.ndarray:
     """The finite values of per-record score ``key`` on a side (empty when the pool has none)."""
-    values = side.pool.extra.get(key)
-    if values is None:
-        return np.zeros(0)
-    v = values[side.idx]
+    v = per_record(side, key)
     return v[np.isfinite(v)]
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lm import finite, per_record
+
 LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 PENALTY = 3.0
 Z_FLAG = 4.0
@@ -113,28 +115,21 @@ def watermark_share(z: np.ndarray, fpr: np.ndarray, ref_z: np.ndarray | None = N
     return float(((z[ok] > threshold).mean() - alpha) / (1 - alpha))
 
 
-def _values(side, key: str) -> np.ndarray:
-    values = side.pool.extra.get(key)
-    return np.zeros(0) if values is None else values[side.idx]
-
-
 def provenance(ref, cand) -> dict[str, float]:
     """``watermark_z``, ``watermark_share``, ``machine_score`` and ``synthetic_share`` where their scores exist
     (module docstring); nothing without a watermark key or an LM."""
     extra, out = cand.pool.extra, {}
     if "watermark_z" in extra:
-        z = _values(cand, "watermark_z")
-        z = z[np.isfinite(z)]
+        z = finite(cand, "watermark_z")
         out["watermark_z"] = float(z.mean()) if len(z) else np.nan
         out["watermark_share"] = float((z > Z_FLAG).mean()) if len(z) else np.nan
     if "machine" in extra:
-        m = _values(cand, "machine")
+        m = per_record(cand, "machine")
         out["machine_score"] = float(np.nanmean(m)) if np.isfinite(m).any() else np.nan
     if "watermark_z" in extra:
-        out["synthetic_share"] = watermark_share(_values(cand, "watermark_z"), _values(cand, "watermark_fpr"),
-                                                 _values(ref, "watermark_z"), _values(ref, "watermark_fpr"))
+        out["synthetic_share"] = watermark_share(per_record(cand, "watermark_z"), per_record(cand, "watermark_fpr"),
+                                                 per_record(ref, "watermark_z"), per_record(ref, "watermark_fpr"))
         return out
     if "machine" in extra:
-        r, c = _values(ref, "machine"), _values(cand, "machine")
-        out["synthetic_share"] = mixture_share(r[np.isfinite(r)], c[np.isfinite(c)])
+        out["synthetic_share"] = mixture_share(finite(ref, "machine"), finite(cand, "machine"))
     return out
