@@ -127,13 +127,18 @@ def _binoculars(lps, y, mask=None):
     return -nll / xent
 
 
-@DETECTORS.register("binoculars")
-def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
-    """−(log perplexity under ``model``) / (log cross-perplexity of ``reference`` against ``model``), ``(n,)``."""
+def _need_reference(reference) -> None:
+    """binoculars scores against a second model: a :class:`ConfigError` without one."""
     if reference is None:
         from ..errors import ConfigError
 
         raise ConfigError("detector binoculars needs a reference model sharing the tokenizer; got none.")
+
+
+@DETECTORS.register("binoculars")
+def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
+    """−(log perplexity under ``model``) / (log cross-perplexity of ``reference`` against ``model``), ``(n,)``."""
+    _need_reference(reference)
     return _per_batch([model, reference], tokens, batch_size, _binoculars)
 
 
@@ -175,10 +180,8 @@ def score_many(tokens, names, *, model, reference=None, batch_size: int = 32,
         if name not in KERNELS:
             raise choice_error("detector", name, sorted(KERNELS))
     two = "binoculars" in names
-    if two and reference is None:
-        from ..errors import ConfigError
-
-        raise ConfigError("detector binoculars needs a reference model sharing the tokenizer; got none.")
+    if two:
+        _need_reference(reference)
     import torch
 
     def score(lps, y, mask):
