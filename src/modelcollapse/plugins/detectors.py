@@ -127,19 +127,19 @@ def _binoculars(lps, y, mask=None):
     return -nll / xent
 
 
-def _need_reference(reference) -> None:
-    """binoculars scores against a second model: a :class:`ConfigError` without one."""
+@DETECTORS.register("binoculars")
+def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
+    """−(log perplexity under ``model``) / (log cross-perplexity of ``reference`` against ``model``), ``(n,)``."""
+    return _per_batch([model, _need_reference(reference)], tokens, batch_size, _binoculars)
+
+
+def _need_reference(reference):
+    """``reference``, or a ConfigError when ``binoculars`` has none."""
     if reference is None:
         from ..errors import ConfigError
 
         raise ConfigError("detector binoculars needs a reference model sharing the tokenizer; got none.")
-
-
-@DETECTORS.register("binoculars")
-def binoculars(tokens, *, model, reference=None, batch_size: int = 32) -> np.ndarray:
-    """−(log perplexity under ``model``) / (log cross-perplexity of ``reference`` against ``model``), ``(n,)``."""
-    _need_reference(reference)
-    return _per_batch([model, reference], tokens, batch_size, _binoculars)
+    return reference
 
 
 @DETECTORS.register("gltr")
@@ -179,15 +179,12 @@ def score_many(tokens, names, *, model, reference=None, batch_size: int = 32,
     for name in names:
         if name not in KERNELS:
             raise choice_error("detector", name, sorted(KERNELS))
-    two = "binoculars" in names
-    if two:
-        _need_reference(reference)
     import torch
 
     def score(lps, y, mask):
         return torch.stack([KERNELS[name](lps, y, mask) for name in names], -1)
 
-    models = [model, reference] if two else [model]
+    models = [model, _need_reference(reference)] if "binoculars" in names else [model]
     values = _per_batch(models, tokens, batch_size, score, max_tokens)
     values = values.reshape(-1, len(names))
     return {name: values[:, k] for k, name in enumerate(names)}

@@ -227,9 +227,9 @@ def _check_classifier_verifier(key: str, params: dict, model: dict) -> None:
 
 def verifier_net(source, hidden: int, epochs: int | None, seed: int):
     """The verifier: an MLP ``H·W -> hidden -> classes`` trained on the source's real training images and labels
-    (``metrics.images.train_classifier``; ``epochs`` None: the instrument's rule, about 30,000 images' worth), cached
+    (``metrics.images.train_on_source``; ``epochs`` None: the instrument's rule, about 30,000 images' worth), cached
     per source, settings and process."""
-    from .metrics.images import source_cache, train_classifier
+    from .metrics.images import source_cache, train_on_source
 
     labels = getattr(source, "class_labels", lambda split: None)("train")
     if labels is None:
@@ -238,8 +238,7 @@ def verifier_net(source, hidden: int, epochs: int | None, seed: int):
     cache = source_cache(source)
     key = ("verifier", hidden, epochs, seed)
     if key not in cache:
-        x = source.pool(1, 10**12, np.random.default_rng(0))[0]  # every training image, in order: no draw
-        cache[key] = train_classifier(x, labels, epochs or max(2, int(30000 / len(x))), seed=seed, hidden=(hidden,))
+        cache[key] = train_on_source(source, labels, epochs, seed=seed, hidden=(hidden,))
     return cache[key]
 
 

@@ -154,6 +154,7 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
     sampling = {k: decoding.pop(k) for k in ("temperature", "top_k", "top_p") if k in decoding}
     seeds = row_seeds(seeds, len(prompts)) if decoding.pop("do_sample", False) else None
     custom = list(decoding.pop("logits_processor", None) or [])
+    eos = stop_ids(model, decoding)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), autocast(device.type):
         torch.manual_seed(0)  # nothing should draw from the global generator; if something does, it is reproducible
         for start in range(0, len(order), batch_size):
@@ -172,7 +173,7 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens, do_sample=False,
                 pad_token_id=pad_id, use_cache=True, logits_processor=processors, **decoding,
             )
-            new = after_stop(gen[:, width:].cpu().numpy(), stop_ids(model, decoding), pad_id)
+            new = after_stop(gen[:, width:].cpu().numpy(), eos, pad_id)
             out[idx, : new.shape[1]] = new
     return out
 

@@ -87,6 +87,11 @@ def user_documents(path: str) -> tuple[str, ...]:
     return docs
 
 
+def joining_token(tok) -> int:
+    """The token that ends every document of a split: the tokenizer's end-of-text token, 0 if it has none."""
+    return tok.eos_token_id if tok.eos_token_id is not None else 0
+
+
 @functools.cache
 def tokenized_splits(corpus: str, path: str | None, tokenizer: str, block: int) -> dict[str, np.ndarray]:
     """The corpus cut into ``block``-token blocks per split: ``{"train"|"validation"|"test": (n, block) int64}``.
@@ -97,7 +102,7 @@ def tokenized_splits(corpus: str, path: str | None, tokenizer: str, block: int) 
     docs = {"wikipedia": wikipedia_documents, "news": news_stories, "shakespeare": shakespeare_works}.get(corpus)
     docs = docs() if docs else user_documents(path)
     tok = load_tokenizer(tokenizer)
-    eos = tok.eos_token_id if tok.eos_token_id is not None else 0
+    eos = joining_token(tok)
     ids = tok(list(docs))["input_ids"]
     if len(docs) < 10:  # too few documents to split by document: split the joined blocks 80/10/10 by position
         flat = np.concatenate([np.append(np.asarray(i, np.int64), eos) for i in ids])
@@ -166,8 +171,7 @@ class TextSource(Source):
     @property
     def eos_id(self) -> int:
         """The end-of-text token that joins the documents of a split (0 if the tokenizer has none)."""
-        tok = self.tokenizer_
-        return tok.eos_token_id if tok.eos_token_id is not None else 0
+        return joining_token(self.tokenizer_)
 
     def sample(self, replicates, n, rng):
         raise ConfigError(f"data.kind {self.corpus!r} is a fixed text pool and cannot draw fresh samples; use loop.regime 'mix'.")

@@ -71,9 +71,15 @@ def classifier(ctx: Context):
                 f"image metrics need class labels to train their feature classifier; data.kind {type(ctx.source).__name__} "
                 "has none (give data.labels, or drop frechet, precision, recall and class_entropy from metrics)."
             )
-        x = ctx.source.pool(1, 10**12, np.random.default_rng(0))[0]
-        cache["net"] = train_classifier(x, labels, epochs=max(2, int(30000 / len(x))))
+        cache["net"] = train_on_source(ctx.source, labels)
     return cache["net"]
+
+
+def train_on_source(source, labels: np.ndarray, epochs: int | None = None, **kw):
+    """:func:`train_classifier` on every training image of ``source`` (in order: no draw) and their ``labels``;
+    ``epochs`` None: the instrument's rule, about 30,000 images' worth (at least 2). ``kw``: ``seed``, ``hidden``."""
+    x = source.pool(1, 10**12, np.random.default_rng(0))[0]
+    return train_classifier(x, labels, epochs or max(2, int(30000 / len(x))), **kw)
 
 
 def features(ctx: Context, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
