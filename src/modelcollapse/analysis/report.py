@@ -12,8 +12,9 @@ import numpy as np
 import yaml
 
 from ..errors import RunError
-from ..engine.store import RunStore, atomic_write, codes_column
+from ..engine.store import RunStore, atomic_write
 from .plots import PAGE, img, metric_figure
+from .rows import parquet_batches, metric_batches, pair_rows
 from .theory import reference
 
 
@@ -38,34 +39,19 @@ def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
     if path.exists():
         stat = path.stat()
         return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    store = RunStore(run_dir)
-    return _curves(store.metric_batches(*store.segment_layout()), run_dir)
+    return _curves(metric_batches(run_dir), run_dir)
 
 
 @functools.lru_cache(maxsize=4)
 def _finished_curves(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], Curve]:
-    import pyarrow.parquet as pq
-
-    columns = ["arm", "metric", "generation", "value"]
-    return _curves(pq.ParquetFile(path).iter_batches(batch_size=1 << 21, columns=columns), Path(path).parent)
+    return _curves(parquet_batches(Path(path)), Path(path).parent)
 
 
 def _curves(batches, run_dir: Path) -> dict[tuple[str, str], Curve]:
     """Split each batch of metric rows by (arm, metric), then reduce each pair's rows to a Curve."""
     parts: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        arm, arms = codes_column(batch, "arm")
-        metric, metrics = codes_column(batch, "metric")
-        gen = batch["generation"].to_numpy().astype(np.int32)
-        value = batch["value"].to_numpy(zero_copy_only=False)
-        key = arm * len(metrics) + metric
-        order = np.argsort(key, kind="stable")
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
-        for rows in np.split(order, bounds):
-            name = (arms[arm[rows[0]]], metrics[metric[rows[0]]])
-            parts.setdefault(name, []).append((gen[rows], value[rows]))
+    for name, gen, value in pair_rows(batches):
+        parts.setdefault(name, []).append((gen.astype(np.int32), value))
     if not parts:
         raise RunError(f"{run_dir} has no completed generation yet: nothing to report.")
     return {name: _curve(pieces) for name, pieces in parts.items()}

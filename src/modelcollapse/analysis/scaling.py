@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, codes_column
+from ..engine.store import RunStore
 from .plots import scaling_figure
+from .rows import metric_batches, pair_rows
 from .story import is_bookkeeping
 from .theory import reference
 
@@ -87,28 +88,12 @@ def loglog_slope(sizes: np.ndarray, values: np.ndarray) -> float:
 def final_values(run_dir: Path) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
     """{(arm, metric): (last generation, the replicates' values there)} from the metrics table, streamed a batch at
     a time (only the rows of the latest generation seen so far are held)."""
-    store = RunStore(run_dir)
-    path = Path(run_dir) / "metrics.parquet"
-    if path.exists():
-        import pyarrow.parquet as pq
-
-        batches = pq.ParquetFile(path).iter_batches(batch_size=1 << 21, columns=["arm", "metric", "generation", "value"])
-    else:
-        batches = store.metric_batches(*store.segment_layout())
     found: dict[tuple[str, str], tuple[int, list[np.ndarray]]] = {}
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        arm, arms = codes_column(batch, "arm")
-        metric, metrics = codes_column(batch, "metric")
-        gen, value = batch["generation"].to_numpy(), batch["value"].to_numpy(zero_copy_only=False)
-        key = arm.astype(np.int64) * len(metrics) + metric
-        order = np.argsort(key, kind="stable")
-        for rows in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
-            name, last = (arms[arm[rows[0]]], metrics[metric[rows[0]]]), int(gen[rows].max())
-            held = found.get(name, (-1, []))
-            if last >= held[0]:
-                found[name] = (last, (held[1] if last == held[0] else []) + [value[rows[gen[rows] == last]]])
+    for name, gen, value in pair_rows(metric_batches(run_dir)):
+        last = int(gen.max())
+        held = found.get(name, (-1, []))
+        if last >= held[0]:
+            found[name] = (last, (held[1] if last == held[0] else []) + [value[gen == last]])
     return {name: (g, np.concatenate(parts)) for name, (g, parts) in found.items()}
 
 

@@ -8,17 +8,16 @@ Read from the tables the ``survival`` metric keeps in ``arrays/`` (``survival_co
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.store import RunStore
+from .gallery import NAME, pick_generations
 from .plots import survival_figure
 from .theory import forgetting_g, survival_by_count, survival_reference
 
-NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
 KEYS = ("survival_count", "survival_total", "survival_alive")
 
 
@@ -100,10 +99,7 @@ def survival_bins(table: SurvivalTable, generation: int, least: int = 10) -> tup
 def shown_generations(generations: np.ndarray, most: int = 5) -> list[int]:
     """The generations drawn: those ≥ 1 on the 1-2-5 series and the last, at most ``most``, evenly picked."""
     steps = {m * 10**e for e in range(7) for m in (1, 2, 5)}
-    gens = sorted({int(g) for g in generations if g in steps} | {int(generations[-1])} - {0})
-    if len(gens) <= most:
-        return gens
-    return [gens[i] for i in np.unique(np.linspace(0, len(gens) - 1, most).round().astype(int))]
+    return pick_generations(sorted({int(g) for g in generations if g in steps} | {int(generations[-1])} - {0}), most)
 
 
 def half_life_count(mean: np.ndarray, share: np.ndarray) -> float:
