@@ -434,7 +434,7 @@ class Run:
 
         cur = self.curves(metric)
         if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.6))
+            _, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")  # room for labels added later too
         ident = [c for c in ("run", "point", "arm") if c in cur.columns]
         lines = list(cur.groupby(ident, sort=True, dropna=False))
         labels = self._line_labels(cur, ident)
@@ -444,6 +444,7 @@ class Run:
                             label=labels[key] if len(lines) > 1 else "median")
             ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=0.2, lw=0)
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers: no 2.5 ticks
         ax.set_ylabel(f"{metric} (median; band: IQR)")
         if logy:
             ax.set_yscale("log")
