@@ -436,10 +436,9 @@ class Run:
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")  # room for labels added later too
         ident = [c for c in ("run", "point", "arm") if c in cur.columns]
-        lines = list(cur.groupby(ident, sort=True, dropna=False))
-        labels = self._line_labels(cur, ident)
+        lines = [(key if isinstance(key, tuple) else (key,), part) for key, part in cur.groupby(ident, dropna=False)]
+        labels = self._line_labels(cur, ident, [key for key, _ in lines])
         for key, part in lines:
-            key = key if isinstance(key, tuple) else (key,)
             line, = ax.plot(part["generation"], part["median"], lw=1.6, marker="o" if len(part) == 1 else None,
                             label=labels[key] if len(lines) > 1 else "median")
             ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=0.2, lw=0)
@@ -452,17 +451,16 @@ class Run:
             ax.legend(fontsize="small")
         return ax
 
-    def _line_labels(self, cur, ident: list[str]) -> dict[tuple, str]:
-        """A legend entry per line of :meth:`plot` (``ident``: the columns that name a line, among ``run``,
-        ``point``, ``arm``): the member run (suites), the point's grid values as ``key=value`` (sweeps; the keys whose
-        value differs between points) and the arm where its run or point has more than one."""
+    def _line_labels(self, cur, ident: list[str], keys: list[tuple]) -> dict[tuple, str]:
+        """A legend entry per line of :meth:`plot` (``keys``: its values of ``ident``, the columns that name a line,
+        among ``run``, ``point``, ``arm``): the member run (suites), the point's grid values as ``key=value``
+        (sweeps; the keys whose value differs between points) and the arm where its run or point has more than one."""
         points = [p["values"] for p in self.manifest.get("points", [])] if "point" in ident else []
         grid = [k for k in (self.config.get("grid") or {}) if len({repr(v.get(k)) for v in points}) > 1]
         outer = [c for c in ident if c != "arm"]
         arms = cur.groupby(outer)["arm"].nunique() if outer else None
         out = {}
-        for key in cur.groupby(ident, sort=True, dropna=False).groups:
-            key = key if isinstance(key, tuple) else (key,)
+        for key in keys:
             row = dict(zip(ident, key))
             parts = [str(row["run"])] if "run" in row and cur["run"].nunique() > 1 else []
             parts += [f"{k}={_scalar(points[row['point']].get(k))}" for k in grid] if "point" in row else []
