@@ -433,21 +433,24 @@ class Run:
         import matplotlib.pyplot as plt
 
         cur = self.curves(metric)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")  # room for labels added later too
         ident = [c for c in ("run", "point", "arm") if c in cur.columns]
         lines = [(key if isinstance(key, tuple) else (key,), part) for key, part in cur.groupby(ident, dropna=False)]
+        if ax is None:  # wider when the legend goes beside the axes; constrained: room for labels added later too
+            _, ax = plt.subplots(figsize=(8.5 if len(lines) > 4 else 6, 3.6), layout="constrained")
         labels = self._line_labels(cur, ident, [key for key, _ in lines])
+        alpha = 0.2 if len(lines) <= 3 else 0.07  # many overlapping bands would hide the lines
         for key, part in lines:
             line, = ax.plot(part["generation"], part["median"], lw=1.6, marker="o" if len(part) == 1 else None,
                             label=labels[key] if len(lines) > 1 else "median")
-            ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=0.2, lw=0)
+            ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=alpha, lw=0)
         ax.set_xlabel("generation")
         ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers: no 2.5 ticks
         ax.set_ylabel(f"{metric} (median; band: IQR)")
         if logy:
             ax.set_yscale("log")
-        if len(lines) > 1:
+        if len(lines) > 4:  # beside the axes, where it hides no line
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        elif len(lines) > 1:
             ax.legend(fontsize="small")
         return ax
 
