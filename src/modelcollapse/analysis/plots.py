@@ -92,6 +92,7 @@ def anatomy_figure(anatomy, labels: dict, metric: str, path: Path) -> None:
     right.set_title(f"{metric}: {anatomy.coding} factorial terms (band: ±2 s.e.)")
     for ax in (left, right):
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
@@ -395,6 +396,7 @@ def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
             ax.fill_between(x, lo, hi, alpha=0.2)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
