@@ -427,26 +427,51 @@ class Run:
         return out.reset_index()
 
     def plot(self, metric: str, ax=None, *, logy: bool = False):
-        """The median of ``metric`` per generation, one line per arm, with the interquartile band; returns the
-        matplotlib Axes (a new figure's unless ``ax`` is given)."""
+        """The median of ``metric`` over the generations, one line per arm (per member run of a suite, per grid
+        point of a sweep, per task of a telephone run), each with its interquartile band; returns the matplotlib
+        Axes (a new figure's unless ``ax`` is given). A legend names the lines when there is more than one."""
         import matplotlib.pyplot as plt
 
         cur = self.curves(metric)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.6))
-        labels = [c for c in self.group_columns(cur) if c not in cur.columns or cur[c].nunique() > 1] or ["arm"]
-        for key, part in cur.groupby(labels, sort=False):
-            key = key if isinstance(key, tuple) else (key,)
-            label = ", ".join(str(k) if c in ("arm", "run") else f"{c}={k}" for c, k in zip(labels, key))
-            line, = ax.plot(part["generation"], part["median"], label=label)
-            ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=0.2, lw=0)
+        ident = [c for c in ("run", "point", "arm") if c in cur.columns]
+        lines = [(key if isinstance(key, tuple) else (key,), part) for key, part in cur.groupby(ident, dropna=False)]
+        if ax is None:  # wider when the legend goes beside the axes; constrained: room for labels added later too
+            _, ax = plt.subplots(figsize=(8.5 if len(lines) > 4 else 6, 3.6), layout="constrained")
+        labels = self._line_labels(cur, ident, [key for key, _ in lines])
+        alpha = 0.2 if len(lines) <= 3 else 0.07  # many overlapping bands would hide the lines
+        for key, part in lines:
+            line, = ax.plot(part["generation"], part["median"], lw=1.6, marker="o" if len(part) == 1 else None,
+                            label=labels[key] if len(lines) > 1 else "median")
+            ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=alpha, lw=0)
         ax.set_xlabel("generation")
-        ax.set_ylabel(f"{metric} (median, IQR)")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers: no 2.5 ticks
+        ax.set_ylabel(f"{metric} (median; band: IQR)")
         if logy:
             ax.set_yscale("log")
-        if len(cur.groupby(labels)) > 1:
+        if len(lines) > 4:  # beside the axes, where it hides no line
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        elif len(lines) > 1:
             ax.legend(fontsize="small")
         return ax
+
+    def _line_labels(self, cur, ident: list[str], keys: list[tuple]) -> dict[tuple, str]:
+        """A legend entry per line of :meth:`plot` (``keys``: its values of ``ident``, the columns that name a line,
+        among ``run``, ``point``, ``arm``): the member run (suites), the point's grid values as ``key=value``
+        (sweeps; the keys whose value differs between points) and the arm where its run or point has more than one."""
+        points = [p["values"] for p in self.manifest.get("points", [])] if "point" in ident else []
+        grid = [k for k in (self.config.get("grid") or {}) if len({repr(v.get(k)) for v in points}) > 1]
+        outer = [c for c in ident if c != "arm"]
+        arms = cur.groupby(outer)["arm"].nunique() if outer else None
+        out = {}
+        for key in keys:
+            row = dict(zip(ident, key))
+            parts = [str(row["run"])] if "run" in row and cur["run"].nunique() > 1 else []
+            parts += [f"{k}={_scalar(points[row['point']].get(k))}" for k in grid] if "point" in row else []
+            group = key[:-1] if len(outer) > 1 else key[0]  # the (run or point) the line belongs to
+            if not parts or arms is None or arms[group] > 1:
+                parts.append(str(row["arm"]))
+            out[key] = ", ".join(parts)
+        return out
 
     def report(self) -> Path:
         """Build ``report.html`` from the run directory alone and return its path."""

@@ -8,7 +8,6 @@ are PNGs embedded as base64 (and also saved under ``figures/``).
 
 from __future__ import annotations
 
-import base64
 import difflib
 import html
 import json
@@ -19,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..engine.store import RunStore, atomic_write
 from ..chains import journal
-from .plots import attractor_figure, chain_series as _series, drift_figure, quiet_nan as _quiet_nan
+from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, quiet_nan as _quiet_nan, save_figure
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -93,9 +92,9 @@ def build_report(run_dir: str | Path) -> Path:
     figures = {"drift": drift_figure(table, metrics)}
     if attractors:
         figures["attractors"] = attractor_figure(table, attractors)
-    for name, data in figures.items():
-        atomic_write(root / "figures" / f"{name}.png", data)
-    img = {k: f'<img alt="{k}" src="data:image/png;base64,{base64.b64encode(v).decode()}">' for k, v in figures.items()}
+    for name, fig in figures.items():
+        save_figure(fig, root / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
+    img = {k: _img(root / "figures" / f"{k}.png") for k in figures}
 
     summary_rows = []
     for arm in sorted(set(table["arm"])):

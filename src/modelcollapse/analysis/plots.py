@@ -27,7 +27,8 @@ def pyplot():
 
 
 def save_figure(fig, path: Path, **savefig) -> None:
-    """Write ``fig`` as a PNG to ``path`` atomically (like every file of a run directory), then close it."""
+    """Write ``fig`` as a PNG to ``path`` atomically (like every file of a run directory), then close it (a closed
+    Figure still holds its axes and lines: every ``*_figure`` function below returns it, for tests to inspect)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", **savefig)
     pyplot().close(fig)
@@ -61,12 +62,15 @@ def metric_figure(metric: str, data: dict, refs: dict, path: Path) -> None:
     if positive and spread > 100:
         ax.set_yscale("log")
     ax.set_xlabel("generation")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers: no 2.5 ticks
     ax.set_ylabel(metric)
     ax.set_title(metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if len(ax.get_legend_handles_labels()[1]) > 1:  # a lone median needs no legend: the caption says what the line is
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 def anatomy_figure(anatomy, labels: dict, metric: str, path: Path) -> None:
@@ -88,11 +92,13 @@ def anatomy_figure(anatomy, labels: dict, metric: str, path: Path) -> None:
     right.set_title(f"{metric}: {anatomy.coding} factorial terms (band: ±2 s.e.)")
     for ax in (left, right):
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: Path) -> None:
@@ -111,6 +117,7 @@ def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: 
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 def scaling_figure(metric: str, key: str, curves: list, legend: list[str], path: Path) -> None:
@@ -139,6 +146,7 @@ def scaling_figure(metric: str, key: str, curves: list, legend: list[str], path:
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 def survival_figure(panels: dict, path: Path) -> None:
@@ -165,6 +173,7 @@ def survival_figure(panels: dict, path: Path) -> None:
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 # -- pictures of the distributions themselves ----------------------------------------------------------------------
@@ -195,10 +204,10 @@ def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
     fitted arrays such as ``probs_``, ``mean_``/``cov_``, ``means_``/``covariances_``/``weights_``). 1-D: densities
     overlaid (Fig. 1b style); 2-D (or the first two coordinates of d-D): one scatter per generation with the fitted
     components' 2σ ellipses (Supplementary Fig. 6 style); regression records: the labels' density; categorical:
-    rank-frequency on log axes. Returns False when nothing fits."""
+    rank-frequency on log axes. Returns the (closed) Figure, or None when nothing fits."""
     kinds = {_kind(a) for a in by_gen.values()}
     if len(kinds) != 1 or None in kinds:
-        return False
+        return None
     kind, gens = kinds.pop(), list(by_gen)
     plt = pyplot()
     colors = [plt.cm.viridis(i / max(len(gens) - 1, 1)) for i in range(len(gens))]
@@ -243,7 +252,7 @@ def distribution_figure(by_gen: dict, arm: str, path: Path) -> bool:
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    return True
+    return fig
 
 
 # -- galleries: what the models generate ----------------------------------------------------------------------------
@@ -262,6 +271,7 @@ def image_grid_figure(by_gen: dict, arm: str, path: Path) -> None:
         axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
     fig.suptitle(f"samples by generation: {arm}", fontsize=9)
     save_figure(fig, path, dpi=90, bbox_inches="tight")
+    return fig
 
 
 def perplexity_figure(by_gen: dict, arm: str, path: Path) -> None:
@@ -281,6 +291,7 @@ def perplexity_figure(by_gen: dict, arm: str, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 # -- zero-shot detectors: ROC curves and score histograms ----------------------------------------------------------
@@ -320,6 +331,7 @@ def roc_figure(panels: dict, path: Path) -> None:
         ax.legend(fontsize=6.5, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 def score_histogram_figure(panels: dict, path: Path) -> None:
@@ -346,6 +358,7 @@ def score_histogram_figure(panels: dict, path: Path) -> None:
     axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 # -- telephone chains: drift curves and attractor plots -------------------------------------------------------------
@@ -383,13 +396,12 @@ def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
             ax.fill_between(x, lo, hi, alpha=0.2)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    data = png_bytes(fig)
-    plt.close(fig)
-    return data
+    return fig
 
 
 def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
@@ -420,9 +432,7 @@ def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
     if metrics:
         axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    data = png_bytes(fig)
-    plt.close(fig)
-    return data
+    return fig
 
 
 class quiet_nan:
