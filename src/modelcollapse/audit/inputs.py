@@ -275,7 +275,7 @@ def read_object(obj: Any, where: str, field: str, max_records: int,
         if obj.ndim in (3, 4):
             return check_images(array_rows(obj, max_records, rng), where), len(obj), "images", None
         return array_rows(check_table(np.asarray(obj, float), where), max_records, rng), len(obj), "table", None
-    raise ConfigError(f"{where} must be {ACCEPTED}; got {type(obj).__module__}.{type(obj).__qualname__}"
+    raise ConfigError(f"{where} must be {ACCEPTED}; got {type(obj).__module__}.{type(obj).__qualname__}."
                       .replace("builtins.", ""))
 
 
@@ -467,7 +467,7 @@ def check_compatible(reference: Dataset, candidates: list[Dataset]) -> None:
             if sorted(c.columns) != sorted(reference.columns):
                 missing = [n for n in reference.columns if n not in c.columns]
                 extra = [n for n in c.columns if n not in reference.columns]
-                raise ConfigError(f"candidate {c.path} must have the reference's columns ({', '.join(reference.columns)}); "
+                raise ConfigError(f"{c.path} must have the reference's columns ({', '.join(reference.columns)}); "
                                   f"it lacks {missing or 'none'} and adds {extra or 'none'}.")
             c.records = c.records[:, [c.columns.index(n) for n in reference.columns]]
             c.columns = list(reference.columns)
