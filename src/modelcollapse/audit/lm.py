@@ -96,7 +96,9 @@ def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int
     ``extra["watermark_z"]`` and ``extra["watermark_fpr"]`` (:func:`false_alarm`), each ``(n,)``, NaN where not scored.
     Pool ``i`` scores the records at the head of a permutation drawn from ``seed_for(seed, 3000 + i)``.
 
-    ``on_pool(1)`` is called as each pool's LM scores are done (a progress bar's advance). Returns what the LM did: ``{"lm", "device", "records_scored", "tokens", "seconds", "load_seconds",
+    ``on_pool(1)`` is called as each pool's LM scores are done (a progress bar's advance).
+
+    Returns what the LM did: ``{"lm", "device", "records_scored", "tokens", "seconds", "load_seconds",
     "tokens_per_s"}`` (empty without an LM), counting only records not scored earlier in the process, over the scoring
     time without the model's loading."""
     from ..seeding import seed_for
