@@ -155,8 +155,9 @@ def test_out_pointing_at_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, start", [
-    ("x.csv", "a,b\n1,2\n3\n", "cannot be read as numeric records: Some errors were detected ! Line #3 (got 1 columns instead of 2)"),
-    ("x.csv", "a,b\n1,x\n", "contains NaN, infinite or non-numeric values"),
+    ("x.csv", "a,b\n1,2\n3\n", "cannot be read as numeric records: CSV parse error: Expected 2 columns, got 1: 3"),
+    ("x.csv", "a,b\n1,x\n", "must hold numeric columns only; got b (string)."),
+    ("x.csv", "a,b\n1,\n", "contains NaN, infinite or non-numeric values"),
     ("x.csv", "", "cannot be read as numeric records"),
     ("x.csv", "a,b\n", "must hold a non-empty table of records"),
     ("x.parquet", {"a": [1.0, 2.0], "s": ["x", "y"]}, "must hold numeric columns only; got s (string)."),

@@ -18,6 +18,12 @@ __all__ = ["__version__", *_API, *_ERRORS]
 def __getattr__(name: str):
     # The one upward reach of the package: a lazy façade, resolved at attribute access, never at import time
     # (tests/test_layers.py allows exactly this edge).
+    if name == "audit":
+        # The subpackage itself, callable as its audit function (audit/__init__.py says why): mc.audit is then the
+        # same object before and after `import modelcollapse.audit`, which rebinds this attribute to the module.
+        import importlib
+
+        return importlib.import_module(".audit", __name__)  # not `from . import audit`: that asks this hook again
     if name in _API:
         from . import api
 

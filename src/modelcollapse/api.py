@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .audit import audit  # the function itself (mc.audit is the subpackage, callable as this function)
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
 from .engine.plan import validate
@@ -553,12 +554,3 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = 15485863, gamma: float 
     from .plugins.watermark import watermark_z as z
 
     return z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, tokenizer=tokenizer, **options)
-
-
-def audit(reference, candidates, **options):
-    """The collapse profile of ``candidates`` (one or a list: files, folders or ``runs/x:generation=G``) against the
-    ``reference`` data: an :class:`~modelcollapse.audit.Audit` with ``.indicators`` (pandas), ``.verdict`` and
-    ``.report()``. Options as ``modelcollapse audit``'s (see :func:`modelcollapse.audit.audit`)."""
-    from .audit import audit as run_audit
-
-    return run_audit(reference, candidates, **options)

@@ -258,23 +258,28 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
               help="Where the per-record work (embeddings, MinHash, image features) runs, in shards; same numbers.")
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
+@click.option("--quiet", is_flag=True, help="No progress bar (drawn only on a terminal anyway).")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
           repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
-          executor: str = "local", address: str | None = None, workers: int | None = None) -> None:
+          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
     Inputs: .txt/.jsonl/.parquet text or a folder of .txt; .npy/.csv/.parquet tables; .npy images; a run directory
     at a generation, RUN_DIR:generation=G[:arm=NAME]. Exit 0 whatever the verdict; 3 with --fail-on.
     """
-    from .audit import audit as run_audit
+    from .audit import run_audit
     from .audit.calibrate import VERDICTS
+    from .audit.inputs import flag
 
-    result = run_audit(reference, list(candidates), kind=kind, field=field, max_records=max_records, seed=seed,
-                       repeats=repeats, lm=lm, watermark_key=watermark_key, lm_records=lm_records, executor=executor,
-                       address=address, workers=workers)
-    report = result.report(out)
+    # mc.audit's code path with the same options; messages name flags. The bar is drawn only on a terminal (rich
+    # draws on stdout; piped, the summary stays clean).
+    options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
+                   watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
+                   workers=workers, quiet=quiet or not sys.stdout.isatty(), out=out)
+    result = run_audit(reference, list(candidates), options, spell=flag)
+    report = out / "report.html"
     click.echo(result.summary())
     click.echo(f"report: {report}", err=True)
     if fail_on and VERDICTS.index(result.verdict) >= VERDICTS.index(fail_on):

@@ -15,9 +15,15 @@ and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol a
 
 from __future__ import annotations
 
+import inspect
+import os
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +31,7 @@ from ..engine.executors import ExecutorSpec
 from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
-from .inputs import Dataset, check_compatible, read_input
+from .inputs import Dataset, argument, check_compatible, parse_run_spec, read_input
 from .lm import LM_CHOICES, LM_RECORDS
 
 
@@ -77,50 +83,122 @@ class Audit:
         return summary(self)
 
 
-def audit(reference: str, candidates: str | list[str], *, kind: str = "auto", field: str = "text",
-          max_records: int = 10_000, seed: int = 0, repeats: int = 20, lm: str = "smollm2",
-          watermark_key: int | None = None, lm_records: int | None = LM_RECORDS, executor: str = "local",
-          address: str | None = None, workers: int | None = None) -> Audit:
-    """Audit each of ``candidates`` against ``reference`` (paths, or run directories ``PATH:generation=G``).
+def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000,
+          seed: int = 0, repeats: int = 20, lm: str = "smollm2", watermark_key: int | None = None,
+          lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
+          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None) -> Audit:
+    """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
-    ``max_records`` bounds the records read from each input (a seeded reservoir sample), ``repeats`` the null and
-    bootstrap draws. For text, ``lm`` (``smollm2``, ``none`` or a local model folder) scores at most ``lm_records``
-    records an input (None: all) for the ``lm`` and ``provenance`` indicators, and ``watermark_key`` adds the
-    watermark z (``lm.py``, ``provenance.py``). ``executor`` (``local`` or ``ray``, with ``address`` and ``workers`` as
-    for runs) is where the per-record embeddings, MinHash signatures and image features run (``shards.py``): the
-    numbers are the same on every executor; the LM scores run in this process. Bad input is a :class:`ConfigError`."""
+    Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
+    directory ``PATH:generation=G``), a pandas DataFrame or Series, a numpy array, or a list of str (text records).
+    ``candidates`` is one input, or a list of inputs: ``[df]`` for one DataFrame, ``[texts]`` for one candidate's text
+    records (a flat list of str is a list of paths, as on the command line). A table's column names (a CSV's header,
+    a parquet file's or DataFrame's columns; an array's index) name its per-feature indicators and the report's axes.
+
+    The keywords are ``modelcollapse audit``'s options. ``max_records`` bounds the records read from each input (a
+    seeded reservoir sample), ``repeats`` the null and bootstrap draws. For text, ``lm`` (``smollm2``, ``none`` or a
+    local model folder) scores at most ``lm_records`` records an input (None: all) for the ``lm`` and ``provenance``
+    indicators, and ``watermark_key`` adds the watermark z (``lm.py``, ``provenance.py``). ``executor`` (``local`` or
+    ``ray``, with ``address`` and ``workers`` as for runs) is where the per-record embeddings, MinHash signatures and
+    image features run (``shards.py``): the numbers are the same on every executor; the LM scores run in this
+    process. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
+    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet`` and ``report.html`` there, as ``--out``.
+    Bad input is a :class:`ConfigError` naming the argument."""
+    options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
+                   watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
+                   workers=workers, quiet=quiet, out=out)
+    return run_audit(reference, candidates, options, spell=argument)
+
+
+def run_audit(reference: Any, candidates: Any, options: dict, *, spell=argument) -> Audit:
+    """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spell=flag``, so that its messages
+    name flags where Python's name keyword arguments. The one code path of both surfaces."""
+    o = SimpleNamespace(**options)
     started = time.perf_counter()
-    candidates = [candidates] if isinstance(candidates, str) else list(candidates)
-    if not candidates:
-        raise ConfigError("audit needs at least one CANDIDATE besides the REFERENCE.")
-    if lm not in LM_CHOICES and not Path(lm).exists():
-        raise choice_error("--lm", lm, [*LM_CHOICES, "PATH"])
-    if repeats < 3:
-        raise ConfigError(f"repeats must be >= 3; got {repeats}.")
-    if lm_records is not None and lm_records < 1:
-        raise ConfigError(f"--lm-records must be >= 1; got {lm_records}.")
-    spec = ExecutorSpec(kind=executor, address=address, workers=workers)
-    ref = read_input(reference, kind=kind, field=field, max_records=max_records, seed=seed, index=0)
-    cands = [read_input(c, kind=kind, field=field, max_records=max_records, seed=seed, index=i + 1)
-             for i, c in enumerate(candidates)]
+    inputs = candidate_inputs(candidates)
+    if o.lm not in LM_CHOICES and not Path(o.lm).exists():
+        raise choice_error(spell("lm"), o.lm, [*LM_CHOICES, "PATH"])
+    if o.repeats < 3:
+        raise ConfigError(f"{spell('repeats')} must be >= 3; got {o.repeats}.")
+    if o.lm_records is not None and o.lm_records < 1:
+        raise ConfigError(f"{spell('lm_records')} must be >= 1; got {o.lm_records}.")
+    spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers)
+    read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
+    phase = phases(o.quiet)
+    with phase("reading", 1 + len(inputs)) as advance:
+        ref = read_input(reference, index=0, name="reference", **read)
+        advance(1)
+        cands = []
+        for i, (name, c) in enumerate(inputs):
+            cands.append(read_input(c, index=i + 1, name=name, **read))
+            advance(1)
     check_compatible(ref, cands)
     if ref.n < 4:
-        raise ConfigError(f"reference {reference} holds {ref.n} records; the null needs at least 4.")
-    from .features import pools
+        raise ConfigError(f"reference {ref.path} holds {ref.n} records; the null needs at least 4.")
+    if o.watermark_key is not None and ref.kind != "text":
+        raise ConfigError(f"{spell('watermark_key')} applies to text; {ref.path} holds {ref.kind} records.")
+    from .features import pools, shard_count
 
-    if watermark_key is not None and ref.kind != "text":
-        raise ConfigError(f"--watermark-key applies to text; {reference} holds {ref.kind} records.")
-    ref_pool, cand_pools = pools(ref, cands, spec)
+    with phase("embeddings" if ref.kind == "text" else "image features", shard_count(ref, cands)) as advance:
+        ref_pool, cand_pools = pools(ref, cands, spec, on_shard=advance)
     lm_run = {}
     if ref.kind == "text":
         from .lm import annotate
 
-        lm_run = annotate([ref_pool, *cand_pools], lm=lm, watermark_key=watermark_key, lm_records=lm_records, seed=seed)
-    rows = [calibrate(ref.kind, ref_pool, p, repeats=repeats, rng=np.random.default_rng(seed_for(seed, 1000 + i)))
-            for i, p in enumerate(cand_pools)]
-    options = {"kind": kind, "field": field, "max_records": max_records, "seed": seed, "repeats": repeats, "lm": lm,
-               "watermark_key": watermark_key, "lm_records": lm_records, "lm_run": lm_run, "executor": executor}
-    return Audit(ref.kind, ref, cands, rows, options, time.perf_counter() - started, [ref_pool, *cand_pools])
+        with phase("LM scoring", 1 + len(cands) if o.lm != "none" else 0) as advance:
+            lm_run = annotate([ref_pool, *cand_pools], lm=o.lm, watermark_key=o.watermark_key,
+                              lm_records=o.lm_records, seed=o.seed, on_pool=advance)
+    rows = []
+    with phase("calibration", len(cands)) as advance:
+        for i, p in enumerate(cand_pools):
+            rows.append(calibrate(ref.kind, ref_pool, p, repeats=o.repeats,
+                                  rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
+            advance(1)
+    kept = {k: options[k] for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
+                                    "lm_records", "executor")}
+    result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
+                   [ref_pool, *cand_pools])
+    if o.out is not None:
+        result.report(o.out)
+    return result
 
 
-__all__ = ["Audit", "audit"]
+def candidate_inputs(candidates: Any) -> list[tuple[str | None, Any]]:
+    """``(name, input)`` per candidate: a list or tuple holds several inputs (an in-memory one named by its Python
+    argument, ``candidates[i]``; a path by itself), anything else is one. A flat list of str is a list of paths, as
+    on the command line; one that names no existing path is refused with the way to pass text records."""
+    if not isinstance(candidates, (list, tuple)):
+        return [(None if isinstance(candidates, (str, os.PathLike)) else "candidates", candidates)]
+    if not candidates:
+        raise ConfigError("candidates must hold at least one input besides the reference; got an empty "
+                          f"{type(candidates).__name__}.")
+    if all(isinstance(c, str) for c in candidates) and not any(Path(c).exists() or parse_run_spec(c) for c in candidates):
+        raise ConfigError(f"candidates is a list of {len(candidates)} str naming no file; a list of candidates holds "
+                          "inputs (paths, DataFrames, arrays), so pass one candidate's text records as [records].")
+    return [(None if isinstance(c, (str, os.PathLike)) else f"candidates[{i}]", c) for i, c in enumerate(candidates)]
+
+
+def phases(quiet: bool):
+    """``phase(unit, total)``: a context whose value advances one bar of the audit's progress: the run's progress
+    bar (``engine/runner.py``), so one mechanism draws both, on a terminal and in a notebook. Silent with ``quiet``
+    or where a phase has no steps."""
+    from ..engine.runner import progress_bar
+
+    return lambda unit, total: progress_bar(total, quiet or total == 0, "audit", unit)
+
+
+# ``mc.audit`` and the ``modelcollapse.audit`` subpackage share one name. Importing the subpackage (as docs/audit.md
+# shows, or as the first call does) makes the import system bind the package attribute ``modelcollapse.audit`` to
+# this module, replacing the lazy function, so a plain module would turn every later ``mc.audit(...)`` into
+# "'module' object is not callable". Renaming either would break a public contract; a property on the package would
+# hide the subpackage from ``import modelcollapse.audit as a`` (which reads the attribute). So the module itself is
+# callable: calling it is calling :func:`audit`, and ``inspect.signature`` / ``help()`` see audit's signature.
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs) -> Audit:
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+__signature__ = inspect.signature(audit)
+
+__all__ = ["Audit", "audit", "run_audit"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .indicators import Pool, words_of
 from .inputs import Dataset
-from .shards import image_task, map_records, text_shard
+from .shards import image_task, map_records, split, text_shard
 
 CLASSIFIER_SOURCES = {(8, 8): "digits", (28, 28): "mnist"}
 
@@ -39,12 +39,22 @@ def classifier_for(grey: np.ndarray):
     return classifier(SimpleNamespace(source=SOURCES.build({"kind": kind}, "data")))
 
 
-def pools(reference: Dataset, candidates: list[Dataset], executor=None) -> tuple[Pool, list[Pool]]:
+def shard_count(reference: Dataset, candidates: list[Dataset]) -> int:
+    """How many shards of per-record work :func:`pools` maps (its progress total); 0 where there is none (tables,
+    images without a feature classifier)."""
+    if reference.kind == "table" or (reference.kind == "images"
+                                     and tuple(reference.records.shape[1:3]) not in CLASSIFIER_SOURCES):
+        return 0
+    return sum(len(split(d.records)) for d in [reference, *candidates])
+
+
+def pools(reference: Dataset, candidates: list[Dataset], executor=None, on_shard=None) -> tuple[Pool, list[Pool]]:
     """The reference's and every candidate's :class:`Pool`. The per-record work (text embeddings and MinHash
-    signatures, image classifier features) runs in shards on ``executor`` (``shards.py``; default in process)."""
+    signatures, image classifier features) runs in shards on ``executor`` (``shards.py``; default in process),
+    calling ``on_shard(1)`` as each shard is done."""
     kind, sets = reference.kind, [reference, *candidates]
     if kind == "text":
-        done = map_records(text_shard, [d.records for d in sets], executor)
+        done = map_records(text_shard, [d.records for d in sets], executor, on_shard=on_shard)
         made = []
         for d, out in zip(sets, done):
             pool = Pool(kind, d.records, out["features"].astype(np.float64), True, [words_of(t) for t in d.records])
@@ -55,12 +65,14 @@ def pools(reference: Dataset, candidates: list[Dataset], executor=None) -> tuple
         x = reference.records
         mu, sd = x.mean(0), x.std(0, ddof=1) if len(x) > 1 else np.ones(x.shape[1])
         sd = np.where(sd > 0, sd, 1.0)
-        return Pool(kind, x, (x - mu) / sd), [Pool(kind, c.records, (c.records - mu) / sd) for c in candidates]
+        names = reference.columns
+        return (Pool(kind, x, (x - mu) / sd, columns=names),
+                [Pool(kind, c.records, (c.records - mu) / sd, columns=names) for c in candidates])
     greys = [grey01(d.records) for d in sets]
     net = classifier_for(greys[0])
     if net is None:
         made = [Pool(kind, d.records, g.reshape(len(g), -1).astype(np.float64)) for d, g in zip(sets, greys)]
     else:
-        done = map_records(image_task(net), greys, executor)
+        done = map_records(image_task(net), greys, executor, on_shard=on_shard)
         made = [Pool(kind, d.records, out["features"], extra={"probs": out["probs"]}) for d, out in zip(sets, done)]
     return made[0], made[1:]

@@ -12,7 +12,8 @@ replacement; see ``calibrate.py``).
 Definitions (every one is computed on the records of the two sides given):
 
 * ``tail_mass``: the share of candidate values beyond the reference's 0.1% / 99.9% quantiles, averaged over
-  features (0.002 when the two match); ``tail_mass[j]`` per feature (tables of at most 16 features).
+  features (0.002 when the two match); ``tail_mass[name]`` per feature (tables of at most 16 features), named by
+  the reference's column name (a CSV's header, a parquet file's or DataFrame's column) or, for arrays, its index.
 * ``variance_ratio``: the geometric mean over features of var(candidate) / var(reference) (ddof 1); per feature too.
 * ``rare_word_share``: the share of the reference's rare word types (count at most the 10th percentile of its type
   counts: the bottom-frequency decile, ties included) that occur in the candidate.
@@ -144,7 +145,8 @@ def minhash(records: list[list[str]], seed: int = 1) -> np.ndarray:
 class Pool:
     """One dataset's records and per-record work: ``features`` ``(n, f)`` floats; for text, ``words`` (lists),
     ``signatures`` (MinHash) and ``keys`` (the records themselves, for exact duplicates); ``unit_features`` says
-    whether the features are unit-norm (the cosine kernel applies)."""
+    whether the features are unit-norm (the cosine kernel applies); ``columns``, a table's feature names (None: by
+    index)."""
 
     kind: str
     records: object
@@ -152,6 +154,7 @@ class Pool:
     unit_features: bool = False
     words: list[list[str]] | None = None
     extra: dict = field(default_factory=dict)
+    columns: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -206,15 +209,17 @@ class Side:
 
 # -- tables ---------------------------------------------------------------------------------------------------------
 def tails(ref: Side, cand: Side) -> dict[str, float]:
-    """``tail_mass`` and ``variance_ratio`` (module docstring), and per feature for at most 16 features."""
+    """``tail_mass`` and ``variance_ratio`` (module docstring), and per feature for at most 16 features, named by
+    the reference pool's ``columns`` (by index without them)."""
     r, c = ref.table, cand.table
     lo, hi = np.quantile(r, [0.001, 0.999], axis=0)
     mass = ((c < lo) | (c > hi)).mean(0)
     ratio = c.var(0, ddof=1) / np.maximum(r.var(0, ddof=1), 1e-300)
     out = {"tail_mass": float(mass.mean()), "variance_ratio": float(np.exp(np.log(np.maximum(ratio, 1e-300)).mean()))}
     if 1 < r.shape[1] <= PER_FEATURE_MAX:
-        out |= {f"tail_mass[{j}]": float(m) for j, m in enumerate(mass)}
-        out |= {f"variance_ratio[{j}]": float(v) for j, v in enumerate(ratio)}
+        names = ref.pool.columns or [str(j) for j in range(r.shape[1])]
+        out |= {f"tail_mass[{n}]": float(m) for n, m in zip(names, mass)}
+        out |= {f"variance_ratio[{n}]": float(v) for n, v in zip(names, ratio)}
     return out
 
 

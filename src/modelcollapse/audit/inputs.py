@@ -1,7 +1,12 @@
 """What an audit reads: text, tables, images or a run directory at a generation, as a bounded sample of records.
 
 Every input becomes a :class:`Dataset`: ``records`` (a list of strings for text; an ``(n, d)`` float array for tables;
-``(n, h, w)`` or ``(n, h, w, c)`` for images), ``seen`` (how many records the input held) and ``kind``.
+``(n, h, w)`` or ``(n, h, w, c)`` for images), ``seen`` (how many records the input held), ``kind`` and, for tables,
+``columns``: the names of the features (a CSV's header, a parquet file's or DataFrame's columns; None for arrays,
+whose features go by their index).
+
+In Python an input may also be an object a notebook holds (:func:`read_object`): a pandas DataFrame or Series, a
+numpy array, or a list of strings (text records). It is sampled exactly as the same data in a file would be.
 
 Inputs larger than ``max_records`` are reduced to a seeded reservoir sample (Vitter's algorithm R, one pass, memory
 ``max_records`` records): text files stream line by line, ``.npy`` files are memory-mapped and only the chosen rows
@@ -22,7 +27,9 @@ regenerated draw would skip the filters.
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,19 +41,33 @@ from ..errors import ConfigError, choice_error
 from ..seeding import seed_for
 
 KINDS = ("text", "table", "images")
+ACCEPTED = ("a path (str or os.PathLike), a pandas DataFrame or Series, a numpy array, "
+            "or a list of str (text records)")
+
+
+def argument(key: str) -> str:
+    """How a Python caller's error names option ``key``: the keyword argument itself."""
+    return key
+
+
+def flag(key: str) -> str:
+    """How a CLI user's error names option ``key``: its flag (``max_records`` -> ``--max-records``)."""
+    return "--" + key.replace("_", "-")
 RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate|samples)=[^:]+)+)$")
 
 
 @dataclass
 class Dataset:
     """One side of an audit: ``records`` as read (after the reservoir sample), their ``kind``, ``seen`` (records in
-    the input), ``name`` (for the report) and ``path``."""
+    the input), ``name`` (for the report), ``path`` (the file, or the Python argument of an object) and ``columns``
+    (tables with named columns: one name per feature)."""
 
     name: str
     path: str
     kind: str
     records: Any
     seen: int
+    columns: list[str] | None = None
 
     @property
     def n(self) -> int:
@@ -99,7 +120,7 @@ def txt_paragraphs(path: Path):
         yield "".join(block).strip()
 
 
-def jsonl_records(path: Path, field: str):
+def jsonl_records(path: Path, field: str, spell=argument):
     """``str(obj[field])`` of every non-blank line of a ``.jsonl`` file, streamed; a line without it is an error
     naming the line."""
     for number, line in _lines(path):
@@ -108,20 +129,20 @@ def jsonl_records(path: Path, field: str):
         try:
             yield str(json.loads(line)[field])
         except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path} line {number} must be a JSON object with key {field!r} (--field).") from None
+            raise ConfigError(f"{path} line {number} must be a JSON object with key {field!r} ({spell('field')}).") from None
 
 
-def parquet_texts(path: Path, field: str):
+def parquet_texts(path: Path, field: str, spell=argument):
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(path)
     if field not in f.schema_arrow.names:
-        raise ConfigError(f"{path} has no column {field!r} (--field); its columns: {', '.join(f.schema_arrow.names)}.")
+        raise ConfigError(f"{path} has no column {field!r} ({spell('field')}); its columns: {', '.join(f.schema_arrow.names)}.")
     for batch in f.iter_batches(columns=[field]):
         yield from (str(t) for t in batch.column(0).to_pylist())
 
 
-def text_stream(path: Path, field: str):
+def text_stream(path: Path, field: str, spell=argument):
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt"))
         if not files:
@@ -129,9 +150,9 @@ def text_stream(path: Path, field: str):
         return (t for f in files for t in txt_paragraphs(f))
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return jsonl_records(path, field)
+        return jsonl_records(path, field, spell)
     if suffix == ".parquet":
-        return parquet_texts(path, field)
+        return parquet_texts(path, field, spell)
     return txt_paragraphs(path)
 
 
@@ -190,32 +211,76 @@ def check_images(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.random.Generator) -> tuple[Any, int]:
-    """``(records, seen)`` of one file or folder of ``kind`` (see the module docstring)."""
+def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.random.Generator,
+              spell=argument) -> tuple[Any, int, list[str] | None]:
+    """``(records, seen, columns)`` of one file or folder of ``kind`` (see the module docstring)."""
     where = str(path)
     if kind == "text":
         if path.suffix.lower() == ".npy":
-            raise ConfigError(f"{where} is an array; --kind text reads .txt, .jsonl, .parquet or a folder of .txt files.")
-        records, seen = reservoir(text_stream(path, field), max_records, rng)
-        records = [t for t in records if t]
-        return records, seen
+            raise ConfigError(f"{where} is an array; {spell('kind')} 'text' reads .txt, .jsonl, .parquet or a folder of "
+                              ".txt files.")
+        records, seen = reservoir(text_stream(path, field, spell), max_records, rng)
+        return [t for t in records if t], seen, None
     if path.suffix.lower() == ".npy":
         x = np.load(path, mmap_mode="r", allow_pickle=False)
         rows = array_rows(x, max_records, rng) if len(x) else np.asarray(x, float)
-        return (check_table(rows, where) if kind == "table" else check_images(rows, where)), len(x)
+        return (check_table(rows, where) if kind == "table" else check_images(rows, where)), len(x), None
     if kind == "images":
         raise ConfigError(f"{where}: images are read from .npy arrays (n, h, w) or (n, h, w, c).")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"{where}: tables are read from .npy, .csv or .parquet files.")
-    from ..plugins.data.files import read_table
+    from ..plugins.data.files import read_columns
 
     try:
-        x = read_table(path, None)
+        x, columns = read_columns(path)
     except ConfigError as err:
         raise ConfigError(str(err).replace("data.path ", "")) from None
     if x.size == 0:
-        return np.zeros((0, 1)), 0
-    return array_rows(check_table(x, where), max_records, rng), len(x)
+        return np.zeros((0, 1)), 0, columns
+    return array_rows(check_table(x, where), max_records, rng), len(x), columns
+
+
+# -- objects a notebook holds -------------------------------------------------------------------------------------
+def read_object(obj: Any, where: str, field: str, max_records: int,
+                rng: np.random.Generator) -> tuple[Any, int, str, list[str] | None]:
+    """``(records, seen, kind, columns)`` of an in-memory input named ``where`` (its Python argument): a list or tuple
+    of str (text records), a pandas DataFrame (text when it has a string column ``field``, as a parquet file; else a
+    numeric table with its column names), a pandas Series (text when it holds strings, else one feature), or a
+    numeric numpy array ((n,) or (n, d) a table whose features go by index; (n, h, w) or (n, h, w, c) images; a 1-D
+    array of str is text). Sampled as the same data read from a file (:func:`reservoir`, :func:`array_rows`)."""
+    pd = sys.modules.get("pandas")  # a DataFrame can exist only once its user imported pandas; never import it here
+    if pd is not None and isinstance(obj, pd.Series):
+        obj = obj.to_frame(name=field) if _all_str(obj) else obj.to_frame(name=str(obj.name or 0))
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        if field in obj.columns and _all_str(obj[field]):
+            return read_object(list(obj[field]), where, field, max_records, rng)
+        bad = [f"{c} ({t})" for c, t in obj.dtypes.items() if t.kind not in "biuf"]
+        if bad:
+            raise ConfigError(f"{where} must hold numeric columns only (or a string column {field!r} of text); got "
+                              f"{', '.join(map(str, bad))}.")
+        x = obj.to_numpy(dtype=float, na_value=np.nan)
+        return array_rows(check_table(x, where), max_records, rng), len(x), "table", [str(c) for c in obj.columns]
+    if isinstance(obj, (list, tuple)):
+        if not _all_str(obj):
+            odd = next(type(t).__name__ for t in obj if not isinstance(t, str))
+            raise ConfigError(f"{where} must be {ACCEPTED}; got a {type(obj).__name__} holding {odd}.")
+        records, seen = reservoir(obj, max_records, rng)
+        return [t for t in records if t], seen, "text", None
+    if isinstance(obj, np.ndarray):
+        if obj.ndim == 1 and obj.dtype.kind == "U":
+            return read_object([str(t) for t in obj], where, field, max_records, rng)
+        if obj.dtype.kind not in "biuf":
+            raise ConfigError(f"{where} must be a numeric numpy array (or text records as a list of str); got dtype "
+                              f"{obj.dtype}.")
+        if obj.ndim in (3, 4):
+            return check_images(array_rows(obj, max_records, rng), where), len(obj), "images", None
+        return array_rows(check_table(np.asarray(obj, float), where), max_records, rng), len(obj), "table", None
+    raise ConfigError(f"{where} must be {ACCEPTED}; got {type(obj).__module__}.{type(obj).__qualname__}."
+                      .replace("builtins.", ""))
+
+
+def _all_str(items) -> bool:
+    return all(isinstance(t, str) for t in items)
 
 
 # -- run directories ----------------------------------------------------------------------------------------------
@@ -348,18 +413,31 @@ def decode(raw: dict, arm_name: str, blocks: np.ndarray) -> list[str]:
 
 
 # -- one input ----------------------------------------------------------------------------------------------------
-def read_input(spec: str, *, kind: str = "auto", field: str = "text", max_records: int = 10_000, seed: int = 0,
-               index: int = 0, name: str | None = None) -> Dataset:
+def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000, seed: int = 0,
+               index: int = 0, name: str | None = None, spell=argument) -> Dataset:
     """Read one REFERENCE or CANDIDATE (``index``: its position, keying its reservoir stream) into a :class:`Dataset`.
 
-    Bad input is a :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text
-    field, NaN or inf in a table, a run directory without the generation, ``max_records < 1``.
+    ``spec`` is a path (str or os.PathLike) or a run directory at a generation, or an object a notebook holds
+    (:func:`read_object`), then named ``name`` (its Python argument, as ``candidates[0]``). Bad input is a
+    :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text field, NaN or inf in a
+    table, a run directory without the generation, ``max_records < 1``, an object of another type. ``spell`` names
+    the options in messages (:func:`argument` for Python, :func:`flag` for the CLI).
     """
     if max_records < 1:
-        raise ConfigError(f"--max-records must be >= 1; got {max_records}.")
+        raise ConfigError(f"{spell('max_records')} must be >= 1; got {max_records}.")
     if kind not in ("auto", *KINDS):
-        raise choice_error("--kind", kind, ["auto", *KINDS])
+        raise choice_error(spell("kind"), kind, ["auto", *KINDS])
     rng = np.random.default_rng(seed_for(seed, index))
+    columns = None
+    if not isinstance(spec, (str, os.PathLike)):
+        where = name or "input"
+        records, seen, found, columns = read_object(spec, where, field, max_records, rng)
+        if kind != "auto" and found != kind:
+            raise ConfigError(f"{where} holds {found} records, not {spell('kind')} {kind!r}.")
+        if len(records) == 0:
+            raise ConfigError(f"{where} holds no records.")
+        return Dataset(where, where, found, records, seen, columns)
+    spec = os.fspath(spec)
     run = parse_run_spec(spec) if not Path(spec).exists() else None
     if run is not None:
         records, seen, found = read_run(*run, max_records, rng)
@@ -372,17 +450,27 @@ def read_input(spec: str, *, kind: str = "auto", field: str = "text", max_record
         if path.is_dir() and (path / "config.yaml").is_file():
             raise ConfigError(f"{spec} is a run directory: name the generation to audit, as {spec}:generation=G.")
         found = guess_kind(path, field) if kind == "auto" else kind
-        records, seen = read_file(path, found, field, max_records, rng)
+        records, seen, columns = read_file(path, found, field, max_records, rng, spell)
     if kind != "auto" and found != kind:
-        raise ConfigError(f"{spec} holds {found} records, not --kind {kind}.")
+        raise ConfigError(f"{spec} holds {found} records, not {spell('kind')} {kind!r}.")
     if len(records) == 0:
         raise ConfigError(f"{spec} holds no records.")
-    return Dataset(name or spec, spec, found, records, seen)
+    return Dataset(name or spec, spec, found, records, seen, columns)
 
 
 def check_compatible(reference: Dataset, candidates: list[Dataset]) -> None:
-    """Every candidate has the reference's kind, and (tables, images) its record shape."""
+    """Every candidate has the reference's kind, and (tables, images) its record shape. Where the reference and a
+    candidate both name their columns, the candidate's are put in the reference's order (a candidate with the same
+    columns in another order is not compared feature 1 against feature 1), and other names are refused."""
     for c in candidates:
+        if reference.columns is not None and c.columns is not None and c.columns != reference.columns:
+            if sorted(c.columns) != sorted(reference.columns):
+                missing = [n for n in reference.columns if n not in c.columns]
+                extra = [n for n in c.columns if n not in reference.columns]
+                raise ConfigError(f"{c.path} must have the reference's columns ({', '.join(reference.columns)}); "
+                                  f"it lacks {missing or 'none'} and adds {extra or 'none'}.")
+            c.records = c.records[:, [c.columns.index(n) for n in reference.columns]]
+            c.columns = list(reference.columns)
         if c.kind != reference.kind:
             raise ConfigError(f"reference {reference.path} holds {reference.kind} records but candidate {c.path} holds "
                               f"{c.kind} records; audit like against like.")

@@ -90,10 +90,13 @@ def score_texts(texts: list[str], lm: str = "smollm2") -> np.ndarray:
     return np.array([_SCORES[(lm, t)] for t in texts], float).reshape(len(texts), 3)
 
 
-def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int | None, seed: int) -> dict:
+def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int | None, seed: int,
+             on_pool=None) -> dict:
     """Add the per-record scores to text ``pools``: ``extra["log_ppl"]``, ``extra["machine"]`` and, with a key,
     ``extra["watermark_z"]`` and ``extra["watermark_fpr"]`` (:func:`false_alarm`), each ``(n,)``, NaN where not scored.
     Pool ``i`` scores the records at the head of a permutation drawn from ``seed_for(seed, 3000 + i)``.
+
+    ``on_pool(1)`` is called as each pool's LM scores are done (a progress bar's advance).
 
     Returns what the LM did: ``{"lm", "device", "records_scored", "tokens", "seconds", "load_seconds",
     "tokens_per_s"}`` (empty without an LM), counting only records not scored earlier in the process, over the scoring
@@ -122,6 +125,8 @@ def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int
         values[chosen] = score_texts(texts, lm)
         pool.extra["log_ppl"], pool.extra["machine"] = values[:, 0], values[:, 1]
         records, tokens = records + len(fresh), tokens + sum(_SCORES[(lm, t)][2] for t in fresh)
+        if on_pool is not None:
+            on_pool(1)
     seconds = time.perf_counter() - loaded
     device = next(load(lm)[1].parameters()).device.type
     return {"lm": lm, "device": device, "records_scored": records, "tokens": tokens, "seconds": round(seconds, 2),

@@ -109,18 +109,26 @@ def _img(fig) -> str:
 
 
 def _values(d, kind: str) -> np.ndarray:
-    """A 1-D view of a dataset for histograms: the first column of a table, record lengths in words for text,
-    mean pixel intensity for images."""
+    """A 1-D view of a dataset for histograms: the first column of a table (named on the axes by
+    :func:`axis_label`), record lengths in words for text, mean pixel intensity for images."""
     if kind == "text":
         return np.array([len(words_of(t)) for t in d.records], float)
     x = np.asarray(d.records, float)
     return x[:, 0] if kind == "table" else x.reshape(len(x), -1).mean(1)
 
 
+def axis_label(result) -> str:
+    """What :func:`_values` shows: a table's first column by its name (``feature 0`` for an array)."""
+    if result.kind == "table":
+        columns = result.reference.columns
+        return columns[0] if columns else "feature 0"
+    return {"text": "words per record", "images": "mean pixel intensity"}[result.kind]
+
+
 def figures(result) -> list[tuple[str, str]]:
     plt = pyplot()
     sets = [("reference", result.reference), *[(c.name, c) for c in result.candidates]]
-    label = {"table": "feature 0", "text": "words per record", "images": "mean pixel intensity"}[result.kind]
+    label = axis_label(result)
     out = []
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
     vals = {name: _values(d, result.kind) for name, d in sets}

@@ -68,9 +68,11 @@ def _apply(item: tuple[Callable, Sequence]) -> dict[str, np.ndarray]:  # top lev
 
 
 def map_records(fn: Callable[[Sequence], dict[str, np.ndarray]], record_sets: Sequence[Sequence],
-                executor: ExecutorSpec | None = None, *, size: int = SHARD_RECORDS) -> list[dict[str, np.ndarray]]:
+                executor: ExecutorSpec | None = None, *, size: int = SHARD_RECORDS,
+                on_shard: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
     """``fn`` over every shard of every record set, on ``executor`` (default: in this process); per record set, the
-    shards' outputs concatenated along the record axis.
+    shards' outputs concatenated along the record axis. ``on_shard(1)`` is called as each shard comes back (a
+    progress bar's advance).
 
     ``fn(shard) -> {name: array (len(shard), ...)}`` must be picklable (a top-level function, or a
     :func:`functools.partial` of one) for a pool or Ray. All the record sets' shards are submitted together, so a
@@ -82,7 +84,12 @@ def map_records(fn: Callable[[Sequence], dict[str, np.ndarray]], record_sets: Se
         for shard in split(records, size):
             owners.append(s)
             items.append((fn, shard))
-    outcomes = sorted(map_tasks(_apply, items, spec), key=lambda o: o.index)
+    outcomes = []
+    for outcome in map_tasks(_apply, items, spec):
+        outcomes.append(outcome)
+        if on_shard is not None:
+            on_shard(1)
+    outcomes.sort(key=lambda o: o.index)
     failed = [o for o in outcomes if o.error]
     if failed:
         first = failed[0]

@@ -219,10 +219,11 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
 
 
 class progress_bar:
-    """A rich progress bar over generations (silent with ``quiet``); the context value advances it."""
+    """A rich progress bar of ``total`` steps, described ``LABEL: UNIT`` (generations of a run; the audit's phases
+    reuse it), silent with ``quiet``; the context value advances it. In a notebook rich draws it as a widget."""
 
-    def __init__(self, total: int, quiet: bool, label: str):
-        self.total, self.quiet, self.label = total, quiet, label
+    def __init__(self, total: int, quiet: bool, label: str, unit: str = "generations"):
+        self.total, self.quiet, self.label, self.unit = total, quiet, label, unit
 
     def __enter__(self):
         if self.quiet:
@@ -234,7 +235,7 @@ class progress_bar:
             transient=False,
         )
         self.bar.__enter__()
-        task = self.bar.add_task(f"{self.label}: generations", total=self.total)
+        task = self.bar.add_task(f"{self.label}: {self.unit}", total=self.total)
         return lambda n: self.bar.advance(task, n)
 
     def __exit__(self, *exc):

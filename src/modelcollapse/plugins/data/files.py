@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,35 +13,56 @@ from .base import SOURCES, Source
 
 def read_table(path: Path, columns: list[str] | None) -> np.ndarray:
     """Numeric records ``(n, d)`` from a ``.npy`` (never pickled), ``.csv`` (header row) or ``.parquet`` file."""
+    return read_columns(path, columns)[0]
+
+
+def read_columns(path: Path, columns: list[str] | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric records ``(n, d)`` and their column names (None for ``.npy``, which has none) from a ``.npy`` (never
+    pickled), ``.csv`` (a header row, read by pyarrow) or ``.parquet`` file; ``columns`` selects and orders columns.
+
+    CSV goes through pyarrow, not ``numpy.genfromtxt``, so header names survive verbatim (genfromtxt rewrites them)
+    and the parser is the one the parquet path already uses; an empty CSV field reads as NaN."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             x = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # numpy warns (an empty file, say) where we want one clear error
-                x = np.genfromtxt(path, delimiter=",", names=True, dtype=float, invalid_raise=True)
-            names = list(x.dtype.names or [])
-            x = np.stack([x[c] for c in (columns or names)], axis=-1) if names else x
-        elif suffix == ".parquet":
-            import pyarrow as pa
+            if x.dtype.kind not in "biuf" or x.dtype.names:
+                raise ConfigError(f"data.path {str(path)!r} must hold numbers; got values of type {x.dtype}.")
+            return np.asarray(x, dtype=float), None
+        if suffix == ".csv":
+            import pyarrow.csv as pcsv
+
+            return numeric_columns(pcsv.read_csv(path), path, columns)
+        if suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            table = pq.read_table(path, columns=columns)
-            bad = [f"{f.name} ({f.type})" for f in table.schema if not (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
-            if bad:
-                raise ConfigError(f"data.path {str(path)!r} must hold numeric columns only; got {', '.join(bad)}.")
-            x = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names], axis=-1)
-        else:
-            raise ConfigError(f"data.path must end in .npy, .csv or .parquet; got {str(path)!r}.")
-        if x.dtype.kind not in "biuf" or x.dtype.names:
-            raise ConfigError(f"data.path {str(path)!r} must hold numbers; got values of type {x.dtype}.")
-        return np.asarray(x, dtype=float)
+            return numeric_columns(pq.read_table(path), path, columns)
+        raise ConfigError(f"data.path must end in .npy, .csv or .parquet; got {str(path)!r}.")
     except ConfigError:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, Warning) as err:
-        why = " ".join(str(err).split())[:300] or type(err).__name__  # numpy's ragged-row report spans lines
+        why = " ".join(str(err).split())[:300] or type(err).__name__  # a parser's report may span lines
         raise ConfigError(f"data.path {str(path)!r} cannot be read as numeric records: {why}") from None
+
+
+def numeric_columns(table, path: Path, columns: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """A pyarrow table's numeric columns as ``(n, d)`` floats and their names (stripped of surrounding spaces). A
+    column of nulls only (a header without rows, an empty CSV column) reads as NaN."""
+    import pyarrow as pa
+
+    names = [n.strip() for n in table.column_names]
+    table = table.rename_columns(names)
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise ConfigError(f"data.path {str(path)!r} has no column {missing[0]!r}; its columns: {', '.join(names)}.")
+        table, names = table.select(columns), list(columns)
+    numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)  # noqa: E731
+    bad = [f"{f.name} ({f.type})" for f in table.schema if not numeric(f.type)]
+    if bad:
+        raise ConfigError(f"data.path {str(path)!r} must hold numeric columns only; got {', '.join(bad)}.")
+    cols = [table.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False) for c in names]
+    return (np.stack(cols, axis=-1) if cols else np.zeros((table.num_rows, 0))), names
 
 
 @SOURCES.register("file")
