@@ -124,11 +124,10 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
 @friendly
 def presets() -> None:
     """List the presets and what each reproduces."""
-    from .config import PRESETS_DIR, load_raw, preset_names
+    from .api import presets as described
 
-    for name in preset_names():
-        raw = load_raw(str(PRESETS_DIR / f"{name}.yaml"))
-        click.echo(f"{name:28s} {raw.get('description', '').strip().splitlines()[0] if raw.get('description') else ''}")
+    for name, first_line in described().items():
+        click.echo(f"{name:28s} {first_line}")
 
 
 @main.command()
