@@ -84,7 +84,7 @@ def test_errors_name_python_arguments_and_overwrite_only_replaces_runs(made, tmp
     with pytest.raises(mc.ConfigError) as err:
         mc.run(RAW, out=run.path)
     assert "resume=True" in str(err.value) and "overwrite=True" in str(err.value) and "--" not in str(err.value)
-    with pytest.raises(mc.ConfigError, match=r"^resume: the config differs .* at '.*replicates'"):
+    with pytest.raises(mc.ConfigError, match=r"^resume=True: the config differs .* at '.*replicates'"):
         mc.run(RAW, out=run.path, resume=True, overrides={"replicates": 6})
     other = tmp_path / "mine"
     other.mkdir()

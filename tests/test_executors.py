@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from modelcollapse.engine.plan import validate
-from modelcollapse.errors import ConfigError, RunError
+from modelcollapse.errors import PYTHON, ConfigError, RunError
 from modelcollapse.engine.executors import ExecutorSpec, gpus_for, map_tasks, map_units
 from modelcollapse.engine.runner import execute
 
@@ -53,8 +53,20 @@ def test_map_tasks_reports_each_outcome():
 def test_executor_spec_errors_name_the_option():
     with pytest.raises(ConfigError, match=r"--executor must be one of 'local', 'ray'; got 'ary'. Did you mean 'ray'\?"):
         ExecutorSpec(kind="ary")
-    with pytest.raises(ConfigError, match="--address 'auto' needs --executor ray"):
+    with pytest.raises(ConfigError, match=r"^--address 'auto' needs --executor 'ray'; got --executor 'local'.$"):
         ExecutorSpec(address="auto")
+    with pytest.raises(ConfigError, match=r"^--workers must be >= 1; got 0.$"):
+        ExecutorSpec(workers=0)
+
+
+def test_executor_spec_errors_from_python_name_arguments():
+    """The same checks called from Python (``mc.run``, ``map_units``) name the keyword arguments, never a flag."""
+    with pytest.raises(ConfigError, match=r"^executor must be one of 'local', 'ray'; got 'ary'. Did you mean 'ray'\?$"):
+        ExecutorSpec(kind="ary", spelling=PYTHON)
+    with pytest.raises(ConfigError, match=r"^address='auto' needs executor='ray'; got executor='local'.$"):
+        ExecutorSpec(address="auto", spelling=PYTHON)
+    with pytest.raises(ConfigError, match=r"^workers must be >= 1; got 0.$"):
+        map_units(square, [1], workers=0)
 
 
 def test_gpus_follow_the_model_device():

@@ -143,12 +143,12 @@ def test_cli_watermark_detect(tmp_path, tiny):
     real = "The river rises in the hills north of the town and flows south through farmland to the sea. " * 2
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in [*marked, real]))
     (tmp_path / "b.txt").write_text(real + "\n\n" + real)
-    res = CliRunner().invoke(main, ["watermark", "detect", str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt")])
+    res = CliRunner().invoke(main, ["watermark", "detect", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt")])
     assert res.exit_code == 0, res.output
     z = [float(v) for v in res.output.split()]
     # decoding and re-tokenising random-model text can split tokens differently: most, not all, survive
     assert len(z) == 5 and min(z[:2]) > 4 and max(z[2:]) < 3
-    res = CliRunner().invoke(main, ["watermark", "detect", "--table", "--gamma", "0.25", str(tmp_path / "a.jsonl")])
+    res = CliRunner().invoke(main, ["watermark", "detect", "--table", "--gamma", "0.25", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl")])
     assert res.output.splitlines()[0] == "file\trecord\ttokens\tz\tflagged" and res.output.count("\tyes") == 2
     res = CliRunner().invoke(main, ["watermark", "detect", "--scheme", "hff", str(tmp_path / "a.jsonl")])
     assert res.exit_code == 2 and "hff" in res.output

@@ -10,10 +10,11 @@ light)::
     run.curves("variance")        # per arm and generation: median, q25, q75, mean, sem, n
     run.plot("variance")          # a matplotlib Axes
 
-A run made here and one made by ``modelcollapse run`` with the same config write the same ``metrics.parquet``: both
-go through :func:`modelcollapse.engine.plan.validate` and :func:`modelcollapse.engine.runner.execute`. Errors are
+A run made here and one made by ``modelcollapse run`` with the same config write the same ``metrics.parquet``: each
+command and its function here share one code path (:func:`run_and_report`, :func:`modelcollapse.engine.sweep.run_sweep`,
+:func:`modelcollapse.chains.chain.run_chains`), and ``tests/test_parity.py`` feeds both the same input. Errors are
 :class:`ConfigError` and :class:`RunError`, whose messages name config keys and this module's arguments
-(``resume=True``), never CLI flags.
+(``resume=True``, ``workers``), never CLI flags (the shared code takes a :class:`~modelcollapse.errors.Spelling`).
 
 Plug-ins registered with the decorators (:func:`metric`, :func:`regime`, :func:`model`, :func:`data`,
 :func:`filter`) are usable by name in any config run in this process. Re-registering a name replaces the earlier
@@ -34,9 +35,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
-import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,10 @@ import yaml
 from .audit import audit  # the function itself (mc.audit is the subpackage, callable as this function)
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
-from .engine.plan import validate
-from .engine.runner import GenerationEvent, execute, suite_entries
-from .engine.store import LOCK_NAME, RunStore, atomic_write
-from .errors import PYTHON, ConfigError, RunError
+from .engine.runner import GenerationEvent
+from .engine.store import RunStore, is_run_dir, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
+from .errors import PYTHON, ConfigError, RunError, Spelling
+from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM_TOKENIZER
 from .registry import Registry, import_plugins
 
 __all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
@@ -87,7 +88,7 @@ def raw_config(config: Any, overrides: Mapping[str, Any] | Iterable[str] | None 
     if not isinstance(overrides, Mapping):
         from .config import apply_overrides
 
-        return apply_overrides(raw, [str(item) for item in overrides])
+        return apply_overrides(raw, [str(item) for item in overrides], "overrides")
     for key, value in overrides.items():
         if not isinstance(key, str) or not key.strip() or any(not part for part in key.split(".")):
             raise ConfigError(f"overrides keys are dotted config keys such as 'loop.samples'; got {key!r}.")
@@ -97,40 +98,6 @@ def raw_config(config: Any, overrides: Mapping[str, Any] | Iterable[str] | None 
 
 def _name(raw: dict[str, Any], config: Any) -> str:
     return str(raw.get("name") or (Path(str(config)).stem if isinstance(config, str | Path) else "run"))
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` holds something modelcollapse wrote: a run (config.yaml and manifest.json), a suite
-    (suite.yaml) or a sweep (a manifest.json listing grid points)."""
-    path = Path(path)
-    if (path / "config.yaml").is_file() and (path / "manifest.json").is_file():
-        return True
-    if (path / "suite.yaml").is_file():
-        return True
-    return "points" in RunStore(path).read_manifest() if (path / "manifest.json").is_file() else False
-
-
-def prepare_out(out: Path, *, overwrite: bool, resume: bool) -> None:
-    """``overwrite=True``: empty ``out`` if it holds a modelcollapse run (under its lock, so a run still writing there
-    is never deleted); refuse anything else."""
-    if overwrite and resume:
-        raise ConfigError("overwrite=True deletes the run that resume=True would continue; pass one of them.")
-    out = Path(out)
-    if not overwrite or not out.exists() or not any(p.name != LOCK_NAME for p in out.iterdir()):
-        return
-    if not is_run_dir(out):
-        raise ConfigError(f"overwrite=True replaces only a modelcollapse run directory (config.yaml and manifest.json, "
-                          f"a suite or a sweep); out={str(out)!r} holds other files, so it is left alone; choose another out.")
-    with RunStore(out).lock():
-        for child in out.iterdir():
-            if child.name == LOCK_NAME:
-                continue
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-
-
-def _validate(raw: dict[str, Any], trust_code: bool):
-    """``validate`` with the gate for configs that name code to import (``plugins``, ``model.estimator``, ...)."""
-    return validate(raw, trust_code=trust_code)
 
 
 def run(
@@ -148,6 +115,7 @@ def run(
     address: str | None = None,
     track: str | None = None,
     tracking_uri: str | None = None,
+    report: bool | None = None,
 ) -> Run:
     """Run ``config`` (a dict, a YAML path or a preset name) into ``out`` (default ``runs/NAME``) and return its
     :class:`Run`.
@@ -160,39 +128,54 @@ def run(
     ``workers``/``executor``/``address``: as ``modelcollapse run``'s options. ``quiet=False`` shows a progress bar.
     A suite config (``suite:``) runs each member into ``out/MEMBER``. ``track="mlflow"`` logs each generation live to
     MLflow at ``tracking_uri`` (default ``sqlite:///OUT/mlflow.db``; see :mod:`modelcollapse.analysis.tracking`).
+    ``report``: build ``report.html`` (and ``figures/``) at the end; None (default) builds it when ``track`` is set,
+    so MLflow holds what ``modelcollapse run --track mlflow`` logs (the CLI builds it unless ``--no-report``).
     """
-    if track not in (None, "mlflow"):
-        raise ConfigError(f"track must be 'mlflow' or None; got {track!r}.")
     raw = raw_config(config, overrides)
     out = Path(out) if out is not None else Path("runs") / _name(raw, config)
-    prepare_out(out, overwrite=overwrite, resume=resume)
-    spec = ExecutorSpec(kind=executor, address=address, workers=workers)
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers, spelling=PYTHON)
+    run_and_report(raw, out, [], overwrite=overwrite, resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
+                   track=track, tracking_uri=tracking_uri, report=bool(track) if report is None else report,
+                   on_generation=on_generation, spelling=PYTHON)
+    return Run(out)
 
-    def one(cfg, path: Path, again: bool) -> None:
-        if track is None:
-            execute(cfg, path, resume=again, quiet=quiet, executor=spec, on_generation=on_generation, spelling=PYTHON)
-            return
+
+def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overwrite: bool, resume: bool, quiet: bool,
+                   executor: ExecutorSpec, trust_code: bool, track: str | None, tracking_uri: str | None, report: bool,
+                   plugins: Iterable[str] = (), on_generation: Callable[[GenerationEvent], None] | None = None,
+                   warn: Callable[[str], None] | None = None, spelling: Spelling = PYTHON):
+    """The one code path of ``modelcollapse run`` and :func:`run`: run ``source`` (a YAML path, a preset name or a
+    raw config dict, with ``overrides`` strings) via :func:`~modelcollapse.engine.runner.run_config`, tracked live
+    when ``track="mlflow"``; then, with ``report``, build ``report.html`` and add it and ``figures/`` to each run's
+    MLflow parent run. ``warn(line)`` reports a tracking failure (default: a RuntimeWarning). Returns ``(out,
+    [(name, manifest)], report path or None)``; errors name the options as ``spelling`` spells them."""
+    from .engine.runner import run_config
+
+    if track not in (None, "mlflow"):
+        raise ConfigError(f"{spelling.arg('track')} must be 'mlflow'{' or None' if spelling.python else ''}; got {track!r}.")
+    hooks = None
+    if track == "mlflow":  # live, per generation; the driver polls the run directory when units run elsewhere
         from .analysis.tracking import Hooks, tracking
 
-        with tracking(path, tracking_uri, poll=None if spec.in_process else 1.0) as tracker:
-            execute(cfg, path, resume=again, quiet=quiet, executor=spec, on_generation=Hooks(tracker, on_generation),
-                    spelling=PYTHON)
+        @contextlib.contextmanager
+        def hooks(path: Path):
+            with tracking(path, tracking_uri, poll=None if executor.in_process else 1.0, warn=warn) as tracker:
+                yield Hooks(tracker, on_generation)
+    elif on_generation is not None:
+        hooks = lambda path: contextlib.nullcontext(on_generation)  # noqa: E731
+    out, runs = run_config(source, out, overrides, resume=resume, quiet=quiet, executor=executor, trust_code=trust_code,
+                           plugins=tuple(plugins), track=hooks, overwrite=overwrite, spelling=spelling)
+    if not report:
+        return out, runs, None
+    from .analysis.report import build_report
 
-    if "suite" not in raw:
-        one(_validate(raw, trust_code), out, resume)
-        return Run(out)
-    from .engine.store import refuse_existing
+    path = build_report(out)
+    if track == "mlflow":
+        from .analysis.tracking import attach_report
 
-    from .engine.runner import with_plugins
-
-    entries = [(n, _validate(with_plugins(sub, raw.get("plugins") or []), trust_code)) for n, sub in suite_entries(raw)]  # every member valid before any runs
-    if not resume:
-        refuse_existing(out, PYTHON)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "suite.yaml", yaml.safe_dump({"name": _name(raw, config), "members": [n for n, _ in entries]}))
-    for n, cfg in entries:
-        one(cfg, out / n, resume or (out / n / "config.yaml").exists())
-    return Run(out)
+        for run_dir in ([out / name for name, _ in runs] if (out / "suite.yaml").exists() else [out]):
+            attach_report(run_dir, tracking_uri, warn)
+    return out, runs, path
 
 
 def sweep(
@@ -220,10 +203,9 @@ def sweep(
         raise ConfigError(f"grid must map dotted config keys to non-empty lists of values; got {grid!r}.")
     grid = {k: list(v) for k, v in grid.items()} if grid else None
     out = Path(out) if out is not None else Path("sweeps") / _name(raw, config)
-    prepare_out(out, overwrite=overwrite, resume=resume)
-    spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0, spelling=PYTHON)
     path, manifest = run_sweep(raw, grid, out, [], workers=workers, resume=resume, quiet=quiet, executor=spec,
-                               spelling=PYTHON, trust_code=trust_code)
+                               spelling=PYTHON, trust_code=trust_code, overwrite=overwrite)
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
     if failed:
         raise RunError(f"{len(failed)} of {len(manifest['points'])} sweep points failed; first {failed[0]['dir']} "
@@ -234,16 +216,11 @@ def sweep(
 def chain(config: Any, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
           resume: bool = False, overwrite: bool = False, quiet: bool = True) -> Run:
     """Run telephone chains (a model rewriting its own output; no retraining) from a config dict, YAML path or
-    preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``). Returns its :class:`Run`."""
+    preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``, NAME the config's ``name``, as
+    ``modelcollapse chain``). Returns its :class:`Run`."""
     from .chains.chain import run_chains
 
-    raw = raw_config(config, overrides)
-    out = Path(out) if out is not None else Path("runs") / _name(raw, config)
-    prepare_out(out, overwrite=overwrite, resume=resume)
-    if (out / "config.yaml").exists() and not resume:
-        raise ConfigError(f"out={str(out)!r} already holds a run; pass resume=True to continue it, overwrite=True to "
-                          "replace it, or choose another out.")
-    return Run(run_chains(raw, out, [], resume, quiet))
+    return Run(run_chains(raw_config(config, overrides), out, [], resume, quiet, overwrite=overwrite, spelling=PYTHON))
 
 
 def presets() -> dict[str, str]:
@@ -545,12 +522,13 @@ def filter(name: str, *aliases: str, replace: bool = False, **traits: Any):  # n
     return _register(FILTERS, name, aliases, traits, replace)
 
 
-def watermark_z(texts, *, scheme: str = "hf", key: int = 15485863, gamma: float = 0.25, seeding: str = "lefthash",
-                tokenizer: str = "smollm2", **options):
-    """One green-list z-score per text (numpy array ``(len(texts),)``): ``scheme="hf"`` counts exactly as
-    transformers' ``WatermarkDetector`` (``seeding`` lefthash or selfhash), ``"kirchenbauer"`` as our own loop's
-    generator; ``tokenizer``: ``smollm2``, ``gpt2`` or a local tokenizer folder. See
-    :func:`modelcollapse.plugins.watermark.watermark_z` for the other options."""
+def watermark_z(texts, *, scheme: str = "hf", key: int = WM_KEY, gamma: float = WM_GAMMA, seeding: str = "lefthash",
+                tokenizer: str = WM_TOKENIZER, **options):
+    """One green-list z-score per text (numpy array ``(len(texts),)``), each text scored exactly as given (a leading
+    space is part of its first token): ``scheme="hf"`` counts exactly as transformers' ``WatermarkDetector``
+    (``seeding`` lefthash or selfhash), ``"kirchenbauer"`` as our own loop's generator; ``tokenizer``: ``smollm2``
+    (the packaged model's, also ``modelcollapse watermark detect``'s default), ``gpt2`` or a local tokenizer folder.
+    See :func:`modelcollapse.plugins.watermark.watermark_z` for the other options."""
     from .plugins.watermark import watermark_z as z
 
     return z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, tokenizer=tokenizer, **options)

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from .errors import ModelCollapseError, RunError
+from .plugins.watermark import GAMMA, KEY, TOKENIZER
 
 
 def friendly(fn):
@@ -61,6 +62,8 @@ def damaged(run_dir: Path, fn):
                        f"{type(err).__name__}: {one_line(err)}") from err
 
 
+OVERWRITE_HELP = ("First delete the modelcollapse run already in --out (a folder holding anything else is refused); "
+                  "not with --resume.")
 TRUST_HELP = ("Allow config keys that name Python code to import and run (model.estimator, a verifier filter's "
               "function); refused without it, since a config may come from anyone.")
 
@@ -77,6 +80,7 @@ def main(debug: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/NAME).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue a killed run in --out.")
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--no-report", is_flag=True, help="Skip building report.html at the end.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -91,31 +95,21 @@ def main(debug: bool) -> None:
 @friendly
 def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
         executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
-        trust_code: bool, plugins: tuple[str, ...] = ()) -> None:
+        trust_code: bool, plugins: tuple[str, ...] = (), overwrite: bool = False) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .engine.executors import ExecutorSpec
-    from .analysis.report import build_report, summary_table
-    from .engine.runner import run_config
+    from .analysis.report import summary_table
+    from .api import run_and_report
+    from .errors import CLI
     from .registry import import_plugins
 
     import_plugins(plugins, "--plugin")
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
-    tracker = None
-    if track == "mlflow":  # live, per generation; the driver polls the run directory when units run elsewhere
-        from .analysis.tracking import tracking
-
-        tracker = lambda path: tracking(path, tracking_uri, poll=None if spec.in_process else 1.0, warn=warn)  # noqa: E731
-    out, runs = run_config(config, out, list(overrides), resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
-                           plugins=plugins, track=tracker)
-    if not no_report:
-        path = build_report(out)
-        if track == "mlflow":
-            from .analysis.tracking import attach_report
-
-            for run_dir in ([out / name for name, _ in runs] if (out / "suite.yaml").exists() else [out]):
-                attach_report(run_dir, tracking_uri, warn)
+    out, runs, path = run_and_report(config, out, list(overrides), overwrite=overwrite, resume=resume, quiet=quiet,
+                                     executor=spec, trust_code=trust_code, track=track, tracking_uri=tracking_uri,
+                                     report=not no_report, plugins=plugins, warn=warn, spelling=CLI)
     if not quiet:
         for name, manifest in runs:
             status = manifest.get("status")
@@ -130,11 +124,10 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
 @friendly
 def presets() -> None:
     """List the presets and what each reproduces."""
-    from .config import PRESETS_DIR, load_raw, preset_names
+    from .api import presets as described
 
-    for name in preset_names():
-        raw = load_raw(str(PRESETS_DIR / f"{name}.yaml"))
-        click.echo(f"{name:28s} {raw.get('description', '').strip().splitlines()[0] if raw.get('description') else ''}")
+    for name, first_line in described().items():
+        click.echo(f"{name:28s} {first_line}")
 
 
 @main.command()
@@ -184,11 +177,13 @@ def _show(run_dir: Path) -> list[str]:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
 @click.option("--metric", help="Metric of the heatmap (default: the config's sweep.metric, else recall, w2_sq, ...).")
 @click.option("--resume", is_flag=True, help="Skip complete points and resume partial ones in --out.")
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
               help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code, plugins=()):
+def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code, plugins=(),
+          overwrite=False):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
@@ -200,7 +195,7 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
         import_plugins(plugins, "--plugin")
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec, trust_code=trust_code, plugins=plugins)
+                                   executor=spec, trust_code=trust_code, plugins=plugins, overwrite=overwrite)
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:
@@ -217,9 +212,11 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
               help="run directory (default runs/NAME)")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key (repeatable)")
 @click.option("--resume", is_flag=True, help="continue the run in --out; only missing steps are requested")
+@click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress lines")
 @click.option("--debug", is_flag=True, help="show tracebacks")
-def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, debug: bool) -> None:
+def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, debug: bool,
+          overwrite: bool = False) -> None:
     """Run telephone chains: a model rewrites a text, then its own output, again and again.
 
     CONFIG is a YAML file or a preset name (telephone-summarize, telephone-tasks).
@@ -229,7 +226,7 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 
     @friendly
     def go() -> tuple[Path, Path]:
-        run_dir = run_chains(config, out, list(overrides), resume, quiet)
+        run_dir = run_chains(config, out, list(overrides), resume, quiet, overwrite=overwrite)
         return run_dir, build_report(run_dir)
 
     run_dir, report = go()
@@ -299,11 +296,12 @@ def watermark() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--scheme", type=click.Choice(["hf", "kirchenbauer"]), default="hf", show_default=True,
               help="hf: transformers' WatermarkLogitsProcessor; kirchenbauer: ours.")
-@click.option("--key", type=int, default=15485863, show_default=True, help="The generator's hashing key.")
-@click.option("--gamma", type=float, default=0.25, show_default=True, help="Green-list fraction (the generator's).")
+@click.option("--key", type=int, default=KEY, show_default=True, help="The generator's hashing key.")
+@click.option("--gamma", type=float, default=GAMMA, show_default=True, help="Green-list fraction (the generator's).")
 @click.option("--seeding", type=click.Choice(["lefthash", "selfhash"]), default="lefthash", show_default=True)
 @click.option("--context-width", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--tokenizer", default="gpt2", show_default=True, help="gpt2, smollm2 or a local tokenizer directory.")
+@click.option("--tokenizer", default=TOKENIZER, show_default=True,
+              help="smollm2 (the packaged model's), gpt2 or a local tokenizer directory; as mc.watermark_z's.")
 @click.option("--field", default="text", show_default=True, help="The text field of .jsonl records.")
 @click.option("--count-repeats", is_flag=True, help="Count repeated n-grams each time (transformers' default).")
 @click.option("--threshold", type=float, default=4.0, show_default=True, help="z above which a text is flagged.")
@@ -311,7 +309,10 @@ def watermark() -> None:
 @friendly
 def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenizer, field, count_repeats, threshold, table):
     """Detection z of every record in FILES: .txt (one record a blank-line-separated paragraph) or .jsonl (FIELD of
-    each line). Prints one z a line in record order (NaN: nothing to score), or --table."""
+    each line). Prints one z a line in record order (NaN: nothing to score), or --table.
+
+    Each record is scored exactly as mc.watermark_z scores the same string: nothing is stripped (a leading space is
+    part of the first token); only a .txt file's final line break is not part of its last record."""
     import numpy as np
 
     from .plugins.data.corpora import read_user_text
@@ -319,11 +320,12 @@ def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenize
     from .plugins.watermark import watermark_z
 
     records = [(str(f), i, t) for f in files
-               for i, t in enumerate(read_user_text(f, key="FILE", field=field, paragraphs=True))]
+               for i, t in enumerate(read_user_text(f, key="FILE", field=field, paragraphs=True, strip=False))]
     tok = load_tokenizer(tokenizer)
-    ids = [tok(t, add_special_tokens=False)["input_ids"] for _, _, t in records]
-    z = watermark_z(ids, scheme=scheme, key=key, gamma=gamma, seeding=seeding, context_width=context_width,
+    texts = [t for _, _, t in records]
+    z = watermark_z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, context_width=context_width,
                     tokenizer=tok, unique=not count_repeats)
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts] if table else []
     if not table:
         for value in z:
             click.echo(f"{value:.4f}")

@@ -192,13 +192,14 @@ class Config(_Strict):
     _plan: Any = PrivateAttr(None)  # the engine's plan of this config, made once (engine/plan.py)
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, option: str = "--set") -> Any:
     """A ``--set`` value: YAML scalar or flow collection (``3``, ``0.1``, ``true``, ``[1, 2]``, ``replace``), read
-    with :class:`StrictLoader`; text that is not YAML stays text, but a duplicate key or an alias is refused."""
+    with :class:`StrictLoader`; text that is not YAML stays text, but a duplicate key or an alias is refused
+    (``option`` names where the value came from in that error)."""
     try:
         return yaml.load(text, StrictLoader)  # noqa: S506  (a SafeLoader subclass)
     except (yaml.constructor.ConstructorError, yaml.composer.ComposerError):
-        return load_yaml(text, f"--set value {text!r}")
+        return load_yaml(text, f"{option} value {text!r}")
     except (yaml.YAMLError, RecursionError):
         return text
 
@@ -219,13 +220,14 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> dict:
     return out
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set key=value`` strings to a raw config."""
+def apply_overrides(raw: dict[str, Any], overrides: list[str], option: str = "--set") -> dict[str, Any]:
+    """Apply ``--set key=value`` strings to a raw config; ``option`` names them in errors (``overrides`` when the
+    strings come from Python)."""
     for item in overrides:
         key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--set needs key=value; got {item!r}.")
-        raw = set_dotted(raw, key.strip(), parse_value(value))
+        if not eq or not key.strip():
+            raise ConfigError(f"{option} needs key=value with a non-empty key; got {item!r}.")
+        raw = set_dotted(raw, key.strip(), parse_value(value, option))
     return raw
 
 

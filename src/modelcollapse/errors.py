@@ -42,16 +42,30 @@ class Spelling:
     out: str = "--out"
     resume: str = "--resume"
     add_resume: str = "add --resume"
-    replace: str = ""  # how to replace an existing run, where the caller can
+    replace: str = "--overwrite replaces it"  # how to replace an existing run
+    python: bool = False  # keyword arguments (``workers``) rather than flags (``--workers``)
+
+    def arg(self, name: str) -> str:
+        """How this surface names the option whose Python argument is ``name``: ``--trust-code`` or ``trust_code``.
+
+        >>> CLI.arg("trust_code"), PYTHON.arg("trust_code")
+        ('--trust-code', 'trust_code')
+        """
+        return name if self.python else "--" + name.replace("_", "-")
+
+    def flag(self, name: str) -> str:
+        """A boolean option switched on: ``--overwrite`` or ``overwrite=True``."""
+        return f"{name}=True" if self.python else self.arg(name)
 
     def hint(self, option: str, value: object) -> str:
-        """``--out 'x'`` or ``out='x'``."""
-        name = getattr(self, option)
-        return f"{name}={value!r}" if not name.startswith("-") else f"{name} {value!r}"
+        """An option given a value: ``--out 'x'`` or ``out='x'``."""
+        name = self.arg(option)
+        return f"{name}={value!r}" if self.python else f"{name} {value!r}"
 
 
 CLI = Spelling()
-PYTHON = Spelling(out="out", resume="resume", add_resume="pass resume=True", replace="overwrite=True replaces it")
+PYTHON = Spelling(out="out", resume="resume", add_resume="pass resume=True", replace="overwrite=True replaces it",
+                  python=True)
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore
-from ..errors import ConfigError
+from ..engine.store import RunStore, prepare_out
+from ..errors import CLI, ConfigError, Spelling
 from ..seeding import seed_for
 from . import journal
 from .config import TelephoneConfig, load, prompt_template, resolve, validate
@@ -66,26 +66,33 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool) -> RunStore:
-    """The run directory: new, or (``resume``) an existing one whose results the config would reproduce."""
+def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool, *, overwrite: bool = False,
+                 spelling: Spelling = CLI) -> RunStore:
+    """The run directory: new, or (``resume``) an existing one whose results the config would reproduce; with
+    ``overwrite``, a previous run there is deleted first (:func:`~modelcollapse.engine.store.prepare_out`).
+    ``spelling``: how errors name the caller's options (``--resume`` or ``resume=True``)."""
     store = RunStore(out if out is not None else Path("runs") / config.name)
+    prepare_out(store.root, overwrite=overwrite, resume=resume, spelling=spelling)
     resolved = resolve(config)
     if store.config_path.exists():
         if not resume:
-            raise ConfigError(f"{store.root} already holds a run; pass --resume to continue it, or choose another --out.")
+            raise ConfigError(f"{store.root} already holds a run; pass {spelling.flag('resume')} to continue it, "
+                              f"{spelling.flag('overwrite')} to replace it, or choose another {spelling.out}.")
         saved, now = _flatten(store.read_config()), _flatten(resolved)
         defaults = _flatten(resolve(validate({})))  # what a run saved before a key existed used
         for key in [*now, *(k for k in saved if k not in now)]:  # mapping values (extra_body) may lose keys
             value, before = now.get(key), saved.get(key, defaults.get(key))
             if key not in _EXECUTION_KEYS and before != value:
-                raise ConfigError(f"--resume: {key} is {value!r} but the run in {store.root} used {before!r}; "
-                                  "resume with the same config or choose another --out.")
+                raise ConfigError(f"{spelling.flag('resume')}: {key} is {value!r} but the run in {store.root} used "
+                                  f"{before!r}; resume with the same config or choose another {spelling.out}.")
     store.write_config(resolved)
     return store
 
 
-def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides: list[str], resume: bool, quiet: bool) -> Path:
-    """Run (or resume) the telephone chains of a config or preset; return the run directory.
+def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides: list[str], resume: bool, quiet: bool,
+               *, overwrite: bool = False, spelling: Spelling = CLI) -> Path:
+    """Run (or resume) the telephone chains of a config or preset; return the run directory. The one code path of
+    ``modelcollapse chain`` and ``mc.chain``; ``overwrite`` and ``spelling`` as for :func:`open_run_dir`.
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
     """
@@ -95,7 +102,7 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
     # 1. Config, run directory, start texts, chains.
     config = load(config_source, overrides)
     starts = start_texts(config.start)  # before the run directory: a bad start.source leaves nothing behind
-    store = open_run_dir(config, Path(out) if out is not None else None, resume)
+    store = open_run_dir(config, Path(out) if out is not None else None, resume, overwrite=overwrite, spelling=spelling)
     chains = plan_chains(config, len(starts))
     path = store.root / "chains.jsonl"
     texts = {(r["chain"], r["generation"]): r["text"] for r in journal.read(path, repair=True)}

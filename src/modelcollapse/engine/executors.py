@@ -44,10 +44,10 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, choice_error
+from ..errors import CLI, PYTHON, ConfigError, Spelling, choice_error
 from ..registry import Registry
 
 EXECUTORS: Registry = Registry("--executor")
@@ -64,14 +64,17 @@ class ExecutorSpec:
     address: str | None = None
     workers: int | None = None
     retries: int = 2
+    spelling: Spelling = field(default=CLI, compare=False, repr=False)  # errors name --workers or workers=
 
     def __post_init__(self):
+        say = self.spelling
         if self.kind not in EXECUTORS:
-            raise choice_error("--executor", self.kind, EXECUTORS.names())
+            raise choice_error(say.arg("executor"), self.kind, EXECUTORS.names())
         if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1; got {self.workers!r}.")
+            raise ConfigError(f"{say.arg('workers')} must be >= 1; got {self.workers!r}.")
         if self.address and self.kind != "ray":
-            raise ConfigError(f"--address {self.address!r} needs --executor ray; got --executor {self.kind!r}.")
+            raise ConfigError(f"{say.hint('address', self.address)} needs {say.hint('executor', 'ray')}; "
+                              f"got {say.hint('executor', self.kind)}.")
         if self.retries < 0:
             raise ConfigError(f"retries must be >= 0; got {self.retries!r}.")
 
@@ -189,8 +192,9 @@ def map_units(
     fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "local", address: str | None = None,
     workers: int | None = None, *, retries: int = 2, gpus: Sequence[float] | None = None,
 ) -> list[Outcome]:
-    """:func:`map_tasks` with the CLI's options spelled out; returns every :class:`Outcome`, in the order of ``items``."""
-    spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=retries)
+    """:func:`map_tasks` with the CLI's options as arguments (errors name them: ``workers``, not ``--workers``);
+    returns every :class:`Outcome`, in the order of ``items``."""
+    spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=retries, spelling=PYTHON)
     return sorted(map_tasks(fn, items, spec, gpus=gpus), key=lambda o: o.index)
 
 
@@ -257,7 +261,7 @@ def connect_ray(spec: ExecutorSpec):
     try:
         import ray
     except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'modelcollapse[ray]'.") from None
+        raise ConfigError(f"{spec.spelling.hint('executor', 'ray')} needs Ray: pip install 'modelcollapse[ray]'.") from None
     if not ray.is_initialized():
         # Local workers import modelcollapse from wherever this process found it.
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}}

@@ -17,7 +17,7 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
-from .store import RunStore, atomic_write, refuse_existing
+from .store import RunStore, atomic_write, prepare_out, refuse_existing
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
@@ -71,7 +71,7 @@ def run_unit_job(job: UnitJob) -> str:
 def check_resumable(store: RunStore, resolved: dict[str, Any], spelling: Spelling = CLI) -> None:
     """``--resume`` continues only the run its directory holds: same resolved config (a ``data.kind: file`` input's
     sha256 included), else ConfigError naming the first key that differs."""
-    flag = spelling.resume
+    flag = spelling.flag("resume")
     saved = store.read_config()
     diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
     if diff and diff.endswith("data.sha256"):
@@ -97,7 +97,7 @@ def execute(
     """
     plan = make_plan(config)
     out = Path(out)
-    check_out(out)
+    check_out(out, spelling)
     if not resume:
         refuse_existing(out, spelling)
     created = not out.exists()
@@ -127,12 +127,13 @@ def discard(out: Path, *, remove_root: bool) -> None:
         out.rmdir()
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, spelling: Spelling = CLI) -> None:
     """``--out`` must be a directory or not exist yet (and so must every parent that exists): a one-line ConfigError."""
     for path in (out, *out.parents):
         if path.exists() or path.is_symlink():
             if not path.is_dir():
-                raise ConfigError(f"--out {str(out)!r} must be a directory, but {str(path)!r} is a file; choose another --out.")
+                raise ConfigError(f"{spelling.hint('out', str(out))} must be a directory, but {str(path)!r} is a file; "
+                                  f"choose another {spelling.out}.")
             return
 
 
@@ -207,7 +208,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
             raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
                            f"{first.rstrip('.')}. Nothing was kept.")
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       f"fix the cause and rerun with {spelling.resume}{'=True' if spelling is not CLI else ''}.")
+                       f"fix the cause and rerun with {spelling.flag('resume')}.")
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
@@ -269,31 +270,39 @@ def with_plugins(raw: dict[str, Any], plugins: list[str] | tuple[str, ...]) -> d
 
 
 def run_config(
-    source: str, out: Path | None, overrides: list[str], *, resume: bool, quiet: bool, executor: ExecutorSpec = ExecutorSpec(),
+    source: str | dict[str, Any], out: Path | None, overrides: list[str], *, resume: bool, quiet: bool,
+    executor: ExecutorSpec = ExecutorSpec(),
     trust_code: bool = False,
     plugins: list[str] | tuple[str, ...] = (),
     track: Callable[[Path], Any] | None = None,
+    overwrite: bool = False,
+    spelling: Spelling = CLI,
 ) -> tuple[Path, list[tuple[str, dict]]]:
-    """Load, override, validate and run a config or preset (or a suite of them). Returns the run directory and the
-    (name, manifest) of each run made. ``trust_code``: allow config keys that name Python code to import
-    (``model.estimator``, a verifier filter's ``function``, ``plugins``); refused otherwise, like transformers'
-    ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's ``plugins``.
-    ``track(run_dir)``: a context manager around each run, yielding its ``on_generation`` hook (``--track``)."""
+    """Load, override, validate and run a config or preset (or a suite of them): the one code path of
+    ``modelcollapse run`` and ``mc.run``. Returns the run directory and the (name, manifest) of each run made.
+    ``source``: a YAML path or preset name, or a raw config dict. ``trust_code``: allow config keys that name Python
+    code to import (``model.estimator``, a verifier filter's ``function``, ``plugins``); refused otherwise, like
+    transformers' ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's
+    ``plugins``. ``track(run_dir)``: a context manager around each run, yielding its ``on_generation`` hook
+    (``--track``). ``overwrite``: first empty ``out`` if it holds a modelcollapse run
+    (:func:`~modelcollapse.engine.store.prepare_out`). ``spelling``: how errors name the caller's options."""
 
     def one(cfg: Config, path: Path, again: bool) -> dict:
         with (track(path) if track else contextlib.nullcontext()) as hook:
-            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook)
+            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook, spelling=spelling)
 
-    raw = with_plugins(apply_overrides(load_raw(source), overrides), plugins)
-    name = str(raw.get("name", Path(source).stem))
+    raw = load_raw(str(source)) if isinstance(source, str | Path) else dict(source)
+    raw = with_plugins(apply_overrides(raw, overrides), plugins)
+    name = str(raw.get("name") or (Path(source).stem if isinstance(source, str | Path) else "run"))
     out = Path(out) if out else Path("runs") / name
-    check_out(out)
+    check_out(out, spelling)
+    prepare_out(out, overwrite=overwrite, resume=resume, spelling=spelling)
     if "suite" not in raw:
         return out, [(name, one(validate(raw, trust_code=trust_code), out, resume))]
     entries = [(n, validate(with_plugins(sub, raw.get("plugins") or []), trust_code=trust_code))
                for n, sub in suite_entries(raw)]  # validate every member before running any
     if not resume:
-        refuse_existing(out)
+        refuse_existing(out, spelling)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
     return out, [(n, one(cfg, out / n, resume or (out / n / "config.yaml").exists())) for n, cfg in entries]

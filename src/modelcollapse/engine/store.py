@@ -155,7 +155,7 @@ class CorruptFile(RunError):
     """A run file that cannot be read, or whose checksum differs from the one recorded for it."""
 
     def __init__(self, path: Path, why: str):
-        super().__init__(f"{path} is corrupted ({why}); restore it from a backup, or start the run again in a new --out.")
+        super().__init__(f"{path} is corrupted ({why}); restore it from a backup, or start the run again in a new run directory.")
 
 
 IN_MEMORY_BYTES = 1 << 26  # safetensors smaller than this (64 MiB) are serialised in memory, then written at once
@@ -449,6 +449,40 @@ def refuse_existing(out: Path, spelling: Spelling = CLI) -> None:
         also = f"; {spelling.replace} if it holds a modelcollapse run" if spelling.replace else ""
         raise ConfigError(f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.out}, or "
                           f"{spelling.add_resume} to continue it{also}.")
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds something modelcollapse wrote: a run (config.yaml and manifest.json), a suite
+    (suite.yaml) or a sweep (a manifest.json listing grid points)."""
+    path = Path(path)
+    if (path / "config.yaml").is_file() and (path / "manifest.json").is_file():
+        return True
+    if (path / "suite.yaml").is_file():
+        return True
+    return "points" in RunStore(path).read_manifest() if (path / "manifest.json").is_file() else False
+
+
+def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling = CLI) -> None:
+    """With ``overwrite``: empty ``out`` if it holds a modelcollapse run (under its lock, so a run still writing there
+    is never deleted); refuse a folder holding anything else. The one implementation of ``--overwrite`` and
+    ``overwrite=True`` for runs, sweeps and chains; ``spelling`` names the caller's options in errors."""
+    import shutil
+
+    if overwrite and resume:
+        raise ConfigError(f"{spelling.flag('overwrite')} deletes the run that {spelling.flag('resume')} would continue; "
+                          "pass one of them.")
+    out = Path(out)
+    if not overwrite or not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
+        return
+    if not is_run_dir(out):
+        raise ConfigError(f"{spelling.flag('overwrite')} replaces only a modelcollapse run directory (config.yaml and "
+                          f"manifest.json, a suite or a sweep); {spelling.hint('out', str(out))} holds other files, so "
+                          f"it is left alone; choose another {spelling.out}.")
+    with RunStore(out).lock():
+        for child in out.iterdir():
+            if child.name == LOCK_NAME:
+                continue
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def codes_column(table, name: str) -> tuple[np.ndarray, list]:

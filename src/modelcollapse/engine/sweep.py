@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, map_tasks
-from .store import RunStore, atomic_save, refuse_existing
+from .store import RunStore, atomic_save, prepare_out, refuse_existing
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -62,29 +62,32 @@ def point_config(raw: dict[str, Any], values: dict[str, Any], trust_code: bool =
     return validate(tree, trust_code=trust_code)
 
 
-def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: bool, trust_code: bool = False) -> dict[str, Any]:
+def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: bool, trust_code: bool = False,
+              spelling: Spelling = CLI) -> dict[str, Any]:
     """Run (or resume) one point into ``out``; returns its status (never raises: a failure is a result)."""
     from .runner import execute
 
     try:
-        manifest = execute(point_config(raw, values, trust_code), Path(out), resume=resume, quiet=True)
+        manifest = execute(point_config(raw, values, trust_code), Path(out), resume=resume, quiet=True, spelling=spelling)
         return {"status": manifest.get("status", "complete"), "reason": manifest.get("reason")}
     except Exception as err:  # noqa: BLE001  (recorded per point; the sweep goes on)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
 def run_point_job(job: tuple) -> dict[str, Any]:
-    """:func:`run_point` on one ``(raw, values, out, resume, trust_code)`` tuple (a top-level function for pools and Ray)."""
+    """:func:`run_point` on one ``(raw, values, out, resume, trust_code, spelling)`` tuple (a top-level function for pools and Ray)."""
     return run_point(*job)
 
 
 def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, list[Any]] | None, out: Path | None,
               overrides: list[str], *, workers: int = 1, resume: bool = False, quiet: bool = True,
               executor: ExecutorSpec | None = None, spelling: Spelling = CLI,
-              plugins: list[str] | tuple[str, ...] = (), trust_code: bool = False) -> tuple[Path, dict[str, Any]]:
-    """Run a sweep; returns its directory and manifest. ``source``: a YAML path or preset, or a raw config dict;
-    ``grid_items``: ``--grid`` strings or a ``{key: [values]}`` dict. ``executor`` (default: local with ``workers``)
-    runs the points, one task each. ``trust_code``: as for :func:`~modelcollapse.engine.runner.run_config`."""
+              plugins: list[str] | tuple[str, ...] = (), trust_code: bool = False,
+              overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Run a sweep (the one code path of ``modelcollapse sweep`` and ``mc.sweep``); returns its directory and
+    manifest. ``source``: a YAML path or preset, or a raw config dict; ``grid_items``: ``--grid`` strings or a
+    ``{key: [values]}`` dict. ``executor`` (default: local with ``workers``) runs the points, one task each.
+    ``trust_code``, ``overwrite``, ``spelling``: as for :func:`~modelcollapse.engine.runner.run_config`."""
     from .runner import check_out
     from ..config import apply_overrides, load_raw
 
@@ -100,7 +103,8 @@ def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, li
         raise ConfigError(f"sweep needs {where} or a 'sweep: {{grid: ...}}' section in the config.")
     name = str(raw.get("name", Path(source).stem if isinstance(source, str) else "sweep"))
     out = Path(out) if out else Path("sweeps") / name
-    check_out(out)
+    check_out(out, spelling)
+    prepare_out(out, overwrite=overwrite, resume=resume, spelling=spelling)
     if not resume:
         refuse_existing(out, spelling)
     todo = points(grid)
@@ -119,7 +123,7 @@ def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo
     store = RunStore(out)
     old = store.read_manifest() if resume else {}
     if old and old.get("grid") != json.loads(json.dumps(grid)):
-        raise ConfigError(f"{spelling.resume}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid.")
+        raise ConfigError(f"{spelling.flag('resume')}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid.")
     for p in manifest["points"]:
         if RunStore(out / p["dir"]).read_manifest().get("status") == "complete":
             p["status"] = "complete"
@@ -133,18 +137,19 @@ def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo
         if not quiet:
             print(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}", flush=True)
 
-    jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists(), trust_code) for _, p in pending]
+    jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists(), trust_code, spelling)
+            for _, p in pending]
     for outcome in map_tasks(run_point_job, jobs, spec):  # in process, a process pool or Ray (see executors)
         record(pending[outcome.index][0], outcome.value if not outcome.error else {"status": "failed", "error": outcome.error})
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
     manifest["status"] = "failed" if failed else "complete"
     manifest["seconds"] = round(time.perf_counter() - started, 3)
-    write_table(out, manifest)
+    write_table(out, manifest, spelling)
     store.write_manifest(manifest)
     return manifest
 
 
-def write_table(out: Path, manifest: dict[str, Any]) -> None:
+def write_table(out: Path, manifest: dict[str, Any], spelling: Spelling = CLI) -> None:
     """Combine the completed points' metric rows into ``sweep.parquet`` with one column per grid key."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -155,7 +160,7 @@ def write_table(out: Path, manifest: dict[str, Any]) -> None:
         if p["status"] == "failed":
             continue
         if not (out / p["dir"] / "metrics.parquet").exists():  # never a sweep table silently short of a point's rows
-            raise RunError(f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with --resume.")
+            raise RunError(f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with {spelling.flag('resume')}.")
         t = RunStore(out / p["dir"]).read_metrics()
         t = t.append_column("point", pa.array(np.full(t.num_rows, i, np.int64)))
         for key in manifest["grid"]:

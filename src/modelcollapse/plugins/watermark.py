@@ -34,6 +34,7 @@ import numpy as np
 GAMMA = 0.25
 DELTA = 2.0
 KEY = 15485863  # the default secret key (a prime, as in the paper's reference setup)
+TOKENIZER = "smollm2"  # the default detection tokenizer: the packaged model's (mc.watermark_z and the CLI share it)
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -326,7 +327,7 @@ def check_pair(generator: dict | None, detector: dict | None) -> list[str]:
 
 
 def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAMMA, seeding: str = "lefthash",
-                context_width: int = 1, tokenizer="gpt2", vocab_size: int | None = None,
+                context_width: int = 1, tokenizer=TOKENIZER, vocab_size: int | None = None,
                 unique: bool = True, return_counts: bool = False):
     """Detection z ``(N,)`` of each of ``texts`` (strings, or token-id sequences), tokenized without special tokens
     by ``tokenizer`` (a name for :func:`~modelcollapse.plugins.data.text.load_tokenizer`, ``gpt2`` / ``smollm2`` / a
@@ -337,7 +338,7 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAM
     (``unique=False`` is transformers' default count). A text with nothing to score gets NaN. With ``return_counts``
     the result is ``(z, T)``, T ``(N,)`` the number of tokens scored. (``mc.watermark_z`` is this function.)
 
-    >>> z = watermark_z(["The quick brown fox jumps over the lazy dog. " * 3])
+    >>> z = watermark_z(["The quick brown fox jumps over the lazy dog. " * 3], tokenizer="gpt2")
     >>> z.shape, bool(abs(z[0]) < 4)
     ((1,), True)
     """

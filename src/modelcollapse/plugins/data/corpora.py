@@ -76,12 +76,15 @@ def jsonl_texts(raw: str, field: str, where: str) -> list[str]:
 
 
 def read_user_text(path: str | Path, *, key: str = "data.path", field: str = "text", paragraphs: bool = False,
-                   errors: str = "replace") -> list[str]:
-    """Texts from a ``.txt`` or ``.jsonl`` file, or (recursively, in sorted order) a folder of them; each stripped.
+                   errors: str = "replace", strip: bool = True) -> list[str]:
+    """Texts from a ``.txt`` or ``.jsonl`` file, or (recursively, in sorted order) a folder of them; each stripped
+    unless ``strip=False``.
 
     A ``.txt`` file is one text, or with ``paragraphs`` one text per blank-line-separated paragraph (empty ones
     dropped); a ``.jsonl`` file gives ``field`` of each line's object, empty texts kept in place. ``key`` names the
     config key in errors; ``errors`` is the UTF-8 decoding policy (``strict`` makes undecodable bytes an error).
+    ``strip=False`` keeps each text exactly as written (the watermark detector scores leading spaces too): only the
+    blank lines between paragraphs and a ``.txt`` file's final line break are not part of a text.
     """
     p = Path(path)
     files = sorted(f for f in p.rglob("*") if f.suffix.lower() in {".txt", ".jsonl"}) if p.is_dir() else [p]
@@ -90,8 +93,11 @@ def read_user_text(path: str | Path, *, key: str = "data.path", field: str = "te
         raw = _read(f, key, errors)
         if f.suffix.lower() == ".jsonl":
             texts += jsonl_texts(raw, field, f"{key} {str(f)!r}")
-        elif paragraphs:
+            continue
+        if not strip:
+            raw = raw.removesuffix("\n")  # the line break editors end a file with
+        if paragraphs:
             texts += [t for t in re.split(r"\n\s*\n", raw) if t.strip()]
         else:
             texts.append(raw)
-    return [t.strip() for t in texts]
+    return [t.strip() for t in texts] if strip else texts
