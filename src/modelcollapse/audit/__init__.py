@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.executors import ExecutorSpec
-from ..errors import ConfigError, choice_error
+from ..errors import CLI, PYTHON, ConfigError, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
 from .inputs import Dataset, argument, check_compatible, parse_run_spec, read_input
@@ -122,7 +122,8 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spell=argument)
         raise ConfigError(f"{spell('repeats')} must be >= 3; got {o.repeats}.")
     if o.lm_records is not None and o.lm_records < 1:
         raise ConfigError(f"{spell('lm_records')} must be >= 1; got {o.lm_records}.")
-    spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers)
+    spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers,
+                        spelling=PYTHON if spell is argument else CLI)
     read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
     phase = phases(o.quiet)
     with phase("reading", 1 + len(inputs)) as advance:

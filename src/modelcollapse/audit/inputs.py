@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, choice_error
+from ..errors import CLI, PYTHON, ConfigError, choice_error
 from ..seeding import seed_for
 
 KINDS = ("text", "table", "images")
@@ -45,14 +45,11 @@ ACCEPTED = ("a path (str or os.PathLike), a pandas DataFrame or Series, a numpy 
             "or a list of str (text records)")
 
 
-def argument(key: str) -> str:
-    """How a Python caller's error names option ``key``: the keyword argument itself."""
-    return key
+# How an error names option ``key``: the keyword argument in Python, the flag (``--max-records``) on the CLI; the one
+# spelling of :mod:`modelcollapse.errors`.
+argument = PYTHON.arg
+flag = CLI.arg
 
-
-def flag(key: str) -> str:
-    """How a CLI user's error names option ``key``: its flag (``max_records`` -> ``--max-records``)."""
-    return "--" + key.replace("_", "-")
 RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate|samples)=[^:]+)+)$")
 
 
