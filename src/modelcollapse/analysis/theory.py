@@ -147,6 +147,56 @@ def tempered_probs(p0: np.ndarray, temperature: float, g: np.ndarray) -> np.ndar
     return w / w.sum(-1, keepdims=True)
 
 
+def bradley_terry_step(p: np.ndarray, reward: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """One K = 2 curation of the population ``p`` ``(..., C)``: p′ = p ⊙ 2(Bp), B_ij = e^{βr_i}/(e^{βr_i} + e^{βr_j}).
+
+    An ordered pair (i, j) is drawn w.p. p_i p_j and i kept w.p. B_ij; i is first or second of its pair, so it is
+    kept w.p. 2 Σ_j p_i p_j B_ij = 2 p_i (Bp)_i, and Σ p′ = Σ_ij p_i p_j (B_ij + B_ji) = 1. Exact in expectation for
+    one finite generation: E[p̂′ | p̂] = p̂ ⊙ 2(Bp̂) (PAPER-NUMBERS row 21)."""
+    r = beta * np.asarray(reward, float)
+    b = special.expit(r[:, None] - r[None, :])  # e^{r_i}/(e^{r_i}+e^{r_j}), without overflow
+    return 2 * p * (p @ b.T)
+
+
+def curated_probs(p0: np.ndarray, reward: np.ndarray, g: np.ndarray, *, k: int | str = 2, beta: float = 1.0,
+                  real_share: float = 0.0) -> np.ndarray:
+    """The infinite-sample population after g curation steps, ``(len(g), C)``: p_{t+1} = λ p₀ + (1 − λ) c(p_t) with
+    λ = ``real_share`` (each generation's share of fresh real draws) and c the K = 2 step
+    (:func:`bradley_terry_step`) or, for ``k = "inf"``, c(p) ∝ p·e^{βr}; without real data, p_t ∝ p₀e^{tβr}.
+    As t grows it tends to the fixed point of that map (λ > 0) or to the reward's argmax (λ = 0).
+
+    >>> r = np.array([0, 0.5, 1, 1.5, 2])
+    >>> round(float(curated_probs(np.full(5, 0.2), r, np.array([5]))[0] @ r), 5)  # E[r] after 5 pair choices
+    1.77177
+    """
+    if k not in (2, "inf"):
+        raise ValueError(f"curated_probs knows k = 2 and k = 'inf'; got {k!r}.")
+    p0 = np.asarray(p0, float) / np.sum(p0)
+    tilt = np.exp(beta * (np.asarray(reward, float) - np.max(reward)))
+    step = (lambda p: bradley_terry_step(p, reward, beta)) if k == 2 else (lambda p: p * tilt / (p @ tilt))  # noqa: E731
+    g = np.asarray(g)
+    out, p = np.empty((len(g), len(p0))), p0
+    for t in range(int(g.max(initial=0)) + 1):
+        out[g == t] = p
+        c = step(p)
+        p = real_share * p0 + (1 - real_share) * c / c.sum()  # renormalised: no drift of Σp over many steps
+    return out
+
+
+def golden_ratio_mse(w: float, n_real: int, n_synthetic: int, g: np.ndarray, n0: int | None = None,
+                     sigma2: float = 1.0) -> np.ndarray:
+    """E(μ̂_g − μ)² when each generation g ≥ 1 estimates a known-σ Gaussian mean as μ̂ = w·mean(real) + (1 − w)·mean(
+    synthetic), from n_r fresh real draws and n_s draws of N(μ̂_{g−1}, σ²); generation 0 is the mean of n₀ real draws.
+
+    μ̂_{g+1} − μ = w e_r + (1 − w)(μ̂_g − μ + e_s), e_r ~ N(0, σ²/n_r), e_s ~ N(0, σ²/n_s), all independent: so
+    V_{g+1} = w²σ²/n_r + (1 − w)²(V_g + σ²/n_s), V_g = V∞ + (V₀ − V∞)(1 − w)^(2g), V₀ = σ²/n₀ and
+    V∞ = σ²(w²/n_r + (1 − w)²/n_s) / (1 − (1 − w)²). For n_r = n_s = n, n·V∞ = (w² + (1 − w)²)/(1 − (1 − w)²), least at
+    w* = 1/φ with value 1/φ (PAPER-NUMBERS row 22)."""
+    c = (1 - w) ** 2
+    stationary = sigma2 * (w**2 / n_real + c / n_synthetic) / (1 - c)
+    return stationary + (sigma2 / (n0 or n_real) - stationary) * c ** np.asarray(g, float)
+
+
 def forgetting_g(k: int) -> np.ndarray:
     """g_1..g_k with g_1 = 1, g_{j+1} = 1 − e^(−g_j) (Suresh et al.): P(a Poisson rate fitted k times is still > 0)
     = 1 − exp(−n λ₀ g_k). g_k ≈ 2/k for large k."""
