@@ -514,11 +514,12 @@ def _check_curate(key: str, params: dict, model: dict) -> None:
 
 
 def bradley_terry_choice(r: np.ndarray, keep: np.ndarray, k: int, beta: float, rng: np.random.Generator) -> np.ndarray:
-    """The records chosen ``(R, n)`` bool: each replicate's kept records, in order, form groups of ``k`` (a last short
+    """The records chosen ``(R, n)`` bool: each replicate's kept records form random groups of ``k`` (a last short
     group is dropped) and each group keeps one member, record i with probability e^{β rᵢ} / Σ_group e^{β rⱼ} (the
-    Gumbel-max trick: the argmax of β r + Gumbel noise)."""
+    Gumbel-max trick: the argmax of β r + Gumbel noise). Groups are random, not consecutive records, because a family
+    may return its draws in order (the categorical family's come sorted by category)."""
     R, n = keep.shape
-    order = np.argsort(~keep, axis=1, kind="stable")  # kept records first, in their original order
+    order = np.argsort(np.where(keep, rng.random((R, n)), 2.0), axis=1)  # kept records first, in random order
     groups = int(keep.sum(1).max(initial=0)) // k
     idx = order[:, : groups * k].reshape(R, groups, k)
     z = beta * np.take_along_axis(r, idx.reshape(R, -1), axis=1).reshape(R, groups, k) + rng.gumbel(size=(R, groups, k))
