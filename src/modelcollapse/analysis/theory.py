@@ -321,9 +321,63 @@ def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, 
     return np.where(np.asarray(g) == 0, real, later), "E Φ(μ·w/‖w‖), p_eff = pφ₀/(pφ₀+(1−p)φ₁); n → ∞: Φ(±‖μ‖)", "mean"
 
 
-def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
-    """References for the newer-theory presets (PAPER-NUMBERS rows 13–20), or None."""
+def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """Row 21: ``mean_reward`` and ``entropy`` of the infinite-sample curated population (:func:`curated_probs`) for a
+    categorical fit whose only filter is ``curate`` with k = 2 or inf and a ``table`` reward, under replace or fresh
+    real mixing (λ = real records / training records), unbiased finite sampling and no weights; else None."""
     data, model, loop = arm["data"], arm["model"], arm["loop"]
+    filters = loop.get("filters") or []
+    if metric not in ("mean_reward", "entropy") or model["kind"] != "categorical" or data["kind"] != "categorical":
+        return None
+    if len(filters) != 1 or filters[0].get("kind") != "curate" or filters[0].get("k", 2) not in (2, "inf"):
+        return None
+    reward = filters[0].get("reward")
+    plain = loop.get("bias", 1.0) == 1.0 and loop.get("sampling", "finite") == "finite" and not loop.get("weights")
+    if not (isinstance(reward, dict) and reward.get("kind") == "table") or not plain or model.get("smoothing"):
+        return None
+    regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
+    M = loop["samples"]
+    if regime == "replace":
+        share = 0.0
+    elif regime == "fresh":
+        n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+        n_synthetic = loop.get("n_synthetic") or M - n_real
+        share = n_real / (n_real + n_synthetic)
+    else:
+        return None
+    values = np.asarray(reward["values"], float)
+    p = curated_probs(built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share)
+    label = f"infinite-sample curation (K = {filters[0].get('k', 2)}, λ = {share:g})"
+    return (p @ values if metric == "mean_reward" else special.entr(p).sum(-1)), label, "mean"
+
+
+def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """Row 22: E(μ̂ − μ)² of a known-σ 1-D Gaussian mean fitted to n_r fresh real and n_s synthetic records weighted
+    w and 1 − w (``loop.weights.real``; :func:`golden_ratio_mse`); else None."""
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    params = loop["regime"] if isinstance(loop["regime"], dict) else {}
+    if model["kind"] != "gaussian-mean" or data["kind"] != "gaussian" or metric != "mean_sq_error" or data["dim"] != 1:
+        return None
+    sigma2 = float(np.mean(np.square(data["std"])))
+    if regime_name(loop) != "fresh" or sigma2 != model["std"] ** 2 or loop.get("bias", 1.0) != 1.0 or loop.get("filters"):
+        return None
+    M = loop["samples"]
+    n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+    n_synthetic = loop.get("n_synthetic") or M - n_real
+    if not n_real or not n_synthetic:
+        return None
+    w = loop["weights"]["real"]
+    n0 = loop.get("real_samples") or max(M, n_real)
+    return golden_ratio_mse(w, n_real, n_synthetic, g, n0, sigma2), "E: V∞ + (V₀ − V∞)(1 − w)^(2g)", "mean"
+
+
+def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """References for the newer-theory presets (PAPER-NUMBERS rows 13–22), or None."""
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    if loop.get("filters"):
+        found = curated_reference(metric, arm, g)
+        if found is not None or any(f.get("kind") == "curate" for f in loop["filters"]):
+            return found
     regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
     M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("sampling", "finite") == "exact"
     n_synthetic = loop.get("n_synthetic") or M
@@ -347,6 +401,8 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
         values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
         values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
         return values, "E: Σ p_i (1 − q_i)^T", "mean"
+    if loop.get("weights"):
+        return weighted_reference(metric, arm, g)
     if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "mix":
         pool = loop.get("real_samples") or M
         sigma2 = float(np.mean(np.square(data["std"])))
