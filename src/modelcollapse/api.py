@@ -53,7 +53,7 @@ from .errors import PYTHON, ConfigError, RunError
 from .registry import Registry, import_plugins
 
 __all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
-           "metric", "regime", "model", "data", "filter"]
+           "metric", "regime", "model", "data", "filter", "reward"]
 
 
 # -- configs --------------------------------------------------------------------------------------------------------
@@ -517,6 +517,14 @@ def filter(name: str, *aliases: str, replace: bool = False, **traits: Any):  # n
     from .plugins.filters import FILTERS
 
     return _register(FILTERS, name, aliases, traits, replace)
+
+
+def reward(name: str, *aliases: str, replace: bool = False, **traits: Any):
+    """Register a reward for the ``curate`` filter: a function ``(x, *, params) -> (R, n)`` of records ``x``
+    ``(R, n, ...)`` (see :mod:`modelcollapse.plugins.rewards`), used as ``reward: {kind: NAME, ...}``."""
+    from .plugins.rewards import REWARDS
+
+    return _register(REWARDS, name, aliases, traits, replace)
 
 
 def watermark_z(texts, *, scheme: str = "hf", key: int = 15485863, gamma: float = 0.25, seeding: str = "lefthash",
