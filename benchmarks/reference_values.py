@@ -78,6 +78,8 @@ PRESETS: dict[str, dict] = {
     "mad-phase": {"set": ["replicates=16", "loop.generations=15"]},
     "fresh-categorical": {"set": ["replicates=50", "loop.generations=10"]},
     "stability-mix": {"set": ["replicates=50", "loop.generations=10"]},
+    "curated-categorical": {"set": ["replicates=20", "loop.generations=6"]},
+    "golden-ratio": {"set": ["replicates=50", "loop.generations=10", "grid={loop.weights.real: [0.5, 0.618034, 1.0]}"]},
     "heat-death": {"set": ["replicates=4", "loop.generations=10", "loop.samples=1000"]},
     "heat-death-phase": {"set": ["replicates=16", "loop.generations=10"]},
     "forgetting": {

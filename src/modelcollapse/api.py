@@ -55,7 +55,7 @@ from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM
 from .registry import Registry, import_plugins
 
 __all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
-           "metric", "regime", "model", "data", "filter"]
+           "metric", "regime", "model", "data", "filter", "reward"]
 
 
 # -- configs --------------------------------------------------------------------------------------------------------
@@ -520,6 +520,14 @@ def filter(name: str, *aliases: str, replace: bool = False, **traits: Any):  # n
     from .plugins.filters import FILTERS
 
     return _register(FILTERS, name, aliases, traits, replace)
+
+
+def reward(name: str, *aliases: str, replace: bool = False, **traits: Any):
+    """Register a reward for the ``curate`` filter: a function ``(x, *, params) -> (R, n)`` of records ``x``
+    ``(R, n, ...)`` (see :mod:`modelcollapse.plugins.rewards`), used as ``reward: {kind: NAME, ...}``."""
+    from .plugins.rewards import REWARDS
+
+    return _register(REWARDS, name, aliases, traits, replace)
 
 
 def watermark_z(texts, *, scheme: str = "hf", key: int = WM_KEY, gamma: float = WM_GAMMA, seeding: str = "lefthash",

@@ -113,6 +113,15 @@ class _Strict(BaseModel):
 NonEmptyList = Annotated[list[Any], Field(min_length=1)]
 
 
+class WeightsConfig(_Strict):
+    """``loop.weights``: how a weighted fit shares its weight between provenances. Real records together carry
+    ``real``, synthetic ones ``synthetic`` (default 1 − ``real``; given, the two must sum to 1), evenly within each;
+    a training set of one kind gives it all the weight. Only families whose fit takes record weights accept it."""
+
+    real: float = Field(ge=0.0, le=1.0, description="total weight of the real records in each fit")
+    synthetic: float | None = Field(None, ge=0.0, le=1.0, description="total weight of the synthetic records (1 − real)")
+
+
 class LoopConfig(_Strict):
     generations: int = Field(10, ge=1, description="generations fitted, numbered 0..G-1")
     samples: int = Field(100, ge=1, description="synthetic samples drawn per generation (the training-set size)")
@@ -127,6 +136,9 @@ class LoopConfig(_Strict):
     n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
     bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
     filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
+    weights: WeightsConfig | None = Field(
+        None, description="{real: w, synthetic: 1 − w}: fit with the real records weighted w in total (None: unweighted)"
+    )
     sampling: Literal["finite", "exact"] = Field(
         "finite", description="exact: generation g > 0 is fitted to the previous model's population, not to samples of it"
     )

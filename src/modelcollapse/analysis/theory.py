@@ -147,6 +147,56 @@ def tempered_probs(p0: np.ndarray, temperature: float, g: np.ndarray) -> np.ndar
     return w / w.sum(-1, keepdims=True)
 
 
+def bradley_terry_step(p: np.ndarray, reward: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """One K = 2 curation of the population ``p`` ``(..., C)``: p′ = p ⊙ 2(Bp), B_ij = e^{βr_i}/(e^{βr_i} + e^{βr_j}).
+
+    An ordered pair (i, j) is drawn w.p. p_i p_j and i kept w.p. B_ij; i is first or second of its pair, so it is
+    kept w.p. 2 Σ_j p_i p_j B_ij = 2 p_i (Bp)_i, and Σ p′ = Σ_ij p_i p_j (B_ij + B_ji) = 1. Exact in expectation for
+    one finite generation: E[p̂′ | p̂] = p̂ ⊙ 2(Bp̂) (PAPER-NUMBERS row 21)."""
+    r = beta * np.asarray(reward, float)
+    b = special.expit(r[:, None] - r[None, :])  # e^{r_i}/(e^{r_i}+e^{r_j}), without overflow
+    return 2 * p * (p @ b.T)
+
+
+def curated_probs(p0: np.ndarray, reward: np.ndarray, g: np.ndarray, *, k: int | str = 2, beta: float = 1.0,
+                  real_share: float = 0.0) -> np.ndarray:
+    """The infinite-sample population after g curation steps, ``(len(g), C)``: p_{t+1} = λ p₀ + (1 − λ) c(p_t) with
+    λ = ``real_share`` (each generation's share of fresh real draws) and c the K = 2 step
+    (:func:`bradley_terry_step`) or, for ``k = "inf"``, c(p) ∝ p·e^{βr}; without real data, p_t ∝ p₀e^{tβr}.
+    As t grows it tends to the fixed point of that map (λ > 0) or to the reward's argmax (λ = 0).
+
+    >>> r = np.array([0, 0.5, 1, 1.5, 2])
+    >>> round(float(curated_probs(np.full(5, 0.2), r, np.array([5]))[0] @ r), 5)  # E[r] after 5 pair choices
+    1.77177
+    """
+    if k not in (2, "inf"):
+        raise ValueError(f"curated_probs knows k = 2 and k = 'inf'; got {k!r}.")
+    p0 = np.asarray(p0, float) / np.sum(p0)
+    tilt = np.exp(beta * (np.asarray(reward, float) - np.max(reward)))
+    step = (lambda p: bradley_terry_step(p, reward, beta)) if k == 2 else (lambda p: p * tilt / (p @ tilt))  # noqa: E731
+    g = np.asarray(g)
+    out, p = np.empty((len(g), len(p0))), p0
+    for t in range(int(g.max(initial=0)) + 1):
+        out[g == t] = p
+        c = step(p)
+        p = real_share * p0 + (1 - real_share) * c / c.sum()  # renormalised: no drift of Σp over many steps
+    return out
+
+
+def golden_ratio_mse(w: float, n_real: int, n_synthetic: int, g: np.ndarray, n0: int | None = None,
+                     sigma2: float = 1.0) -> np.ndarray:
+    """E(μ̂_g − μ)² when each generation g ≥ 1 estimates a known-σ Gaussian mean as μ̂ = w·mean(real) + (1 − w)·mean(
+    synthetic), from n_r fresh real draws and n_s draws of N(μ̂_{g−1}, σ²); generation 0 is the mean of n₀ real draws.
+
+    μ̂_{g+1} − μ = w e_r + (1 − w)(μ̂_g − μ + e_s), e_r ~ N(0, σ²/n_r), e_s ~ N(0, σ²/n_s), all independent: so
+    V_{g+1} = w²σ²/n_r + (1 − w)²(V_g + σ²/n_s), V_g = V∞ + (V₀ − V∞)(1 − w)^(2g), V₀ = σ²/n₀ and
+    V∞ = σ²(w²/n_r + (1 − w)²/n_s) / (1 − (1 − w)²). For n_r = n_s = n, n·V∞ = (w² + (1 − w)²)/(1 − (1 − w)²), least at
+    w* = 1/φ with value 1/φ (PAPER-NUMBERS row 22)."""
+    c = (1 - w) ** 2
+    stationary = sigma2 * (w**2 / n_real + c / n_synthetic) / (1 - c)
+    return stationary + (sigma2 / (n0 or n_real) - stationary) * c ** np.asarray(g, float)
+
+
 def forgetting_g(k: int) -> np.ndarray:
     """g_1..g_k with g_1 = 1, g_{j+1} = 1 − e^(−g_j) (Suresh et al.): P(a Poisson rate fitted k times is still > 0)
     = 1 − exp(−n λ₀ g_k). g_k ≈ 2/k for large k."""
@@ -271,9 +321,63 @@ def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, 
     return np.where(np.asarray(g) == 0, real, later), "E Φ(μ·w/‖w‖), p_eff = pφ₀/(pφ₀+(1−p)φ₁); n → ∞: Φ(±‖μ‖)", "mean"
 
 
-def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
-    """References for the newer-theory presets (PAPER-NUMBERS rows 13–20), or None."""
+def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """Row 21: ``mean_reward`` and ``entropy`` of the infinite-sample curated population (:func:`curated_probs`) for a
+    categorical fit whose only filter is ``curate`` with k = 2 or inf and a ``table`` reward, under replace or fresh
+    real mixing (λ = real records / training records), unbiased finite sampling and no weights; else None."""
     data, model, loop = arm["data"], arm["model"], arm["loop"]
+    filters = loop.get("filters") or []
+    if metric not in ("mean_reward", "entropy") or model["kind"] != "categorical" or data["kind"] != "categorical":
+        return None
+    if len(filters) != 1 or filters[0].get("kind") != "curate" or filters[0].get("k", 2) not in (2, "inf"):
+        return None
+    reward = filters[0].get("reward")
+    plain = loop.get("bias", 1.0) == 1.0 and loop.get("sampling", "finite") == "finite" and not loop.get("weights")
+    if not (isinstance(reward, dict) and reward.get("kind") == "table") or not plain or model.get("smoothing"):
+        return None
+    regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
+    M = loop["samples"]
+    if regime == "replace":
+        share = 0.0
+    elif regime == "fresh":
+        n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+        n_synthetic = loop.get("n_synthetic") or M - n_real
+        share = n_real / (n_real + n_synthetic)
+    else:
+        return None
+    values = np.asarray(reward["values"], float)
+    p = curated_probs(built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share)
+    label = f"infinite-sample curation (K = {filters[0].get('k', 2)}, λ = {share:g})"
+    return (p @ values if metric == "mean_reward" else special.entr(p).sum(-1)), label, "mean"
+
+
+def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """Row 22: E(μ̂ − μ)² of a known-σ 1-D Gaussian mean fitted to n_r fresh real and n_s synthetic records weighted
+    w and 1 − w (``loop.weights.real``; :func:`golden_ratio_mse`); else None."""
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    params = loop["regime"] if isinstance(loop["regime"], dict) else {}
+    if model["kind"] != "gaussian-mean" or data["kind"] != "gaussian" or metric != "mean_sq_error" or data["dim"] != 1:
+        return None
+    sigma2 = float(np.mean(np.square(data["std"])))
+    if regime_name(loop) != "fresh" or sigma2 != model["std"] ** 2 or loop.get("bias", 1.0) != 1.0 or loop.get("filters"):
+        return None
+    M = loop["samples"]
+    n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+    n_synthetic = loop.get("n_synthetic") or M - n_real
+    if not n_real or not n_synthetic:
+        return None
+    w = loop["weights"]["real"]
+    n0 = loop.get("real_samples") or max(M, n_real)
+    return golden_ratio_mse(w, n_real, n_synthetic, g, n0, sigma2), "E: V∞ + (V₀ − V∞)(1 − w)^(2g)", "mean"
+
+
+def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """References for the newer-theory presets (PAPER-NUMBERS rows 13–22), or None."""
+    data, model, loop = arm["data"], arm["model"], arm["loop"]
+    if loop.get("filters"):
+        found = curated_reference(metric, arm, g)
+        if found is not None or any(f.get("kind") == "curate" for f in loop["filters"]):
+            return found
     regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
     M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("sampling", "finite") == "exact"
     n_synthetic = loop.get("n_synthetic") or M
@@ -297,6 +401,8 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
         values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
         values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
         return values, "E: Σ p_i (1 − q_i)^T", "mean"
+    if loop.get("weights"):
+        return weighted_reference(metric, arm, g)
     if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "mix":
         pool = loop.get("real_samples") or M
         sigma2 = float(np.mean(np.square(data["std"])))

@@ -35,6 +35,8 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
         out.append(f"loop.regime is {regime!r}, not 'replace'")
     if cfg.loop.filters:
         out.append("loop.filters curate the samples")
+    if getattr(cfg.loop, "weights", None) is not None:
+        out.append("loop.weights weight the fit's records")
     if getattr(cfg.loop, "sampling", "finite") == "exact":
         out.append("loop.sampling 'exact' fits each previous population, not samples")
     one_d = getattr(source, "dim", None) == 1 and hasattr(model, "cdf")

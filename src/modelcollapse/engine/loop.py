@@ -20,7 +20,7 @@ from ..plugins.data import SOURCES
 from ..plugins.filters import FilterContext, build_chain, curate
 from ..plugins.metrics import Context, measure
 from ..plugins.models import MODELS
-from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec
+from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec, weighted_records
 from ..seeding import rng_for
 from .exact import sampler_for
 from .store import RunStore
@@ -162,8 +162,11 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             train = [real] if g == 0 else regime(
                 RegimeInputs(real, synthetic, M, partial(fresh, g), rng(generation=g, role="assemble"), loop.n_synthetic)
             )
-            # 2. fit
-            model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+            # 2. fit (weighted by provenance under loop.weights)
+            if loop.weights is None:
+                model.fit_chunks(train, rng=rng(generation=g, role="fit"))
+            else:
+                model.fit_weighted(*weighted_records(train, loop.weights.real), rng=rng(generation=g, role="fit"))
         if g == 0:
             gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(model.get_state())
         # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)

@@ -30,7 +30,7 @@ from ..plugins.data import SOURCES
 from ..plugins.filters import FILTERS, build_chain
 from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
-from ..plugins.models.base import FitsPopulation, capable
+from ..plugins.models.base import FitsPopulation, FitsWeighted, capable
 from ..plugins.regimes import REGIMES, regime_spec
 from ..seeding import arm_key
 from .exact import sampler_for
@@ -135,7 +135,24 @@ def check_arm(arm: Config) -> None:
     if hasattr(model, "check_metrics"):  # a family whose capabilities depend on its settings (sklearn's estimator)
         model.check_metrics(metric_names(arm, model), source)
     build_chain(arm.loop.filters, arm.model)
+    check_weights(arm, model)
     sampler_for(arm, model, source, metric_names(arm, model))  # refuses sampler: exact where invalid
+
+
+def check_weights(arm: Config, model) -> None:
+    """``loop.weights`` needs a family whose fit takes record weights, and shares that sum to 1."""
+    weights = arm.loop.weights
+    if weights is None:
+        return
+    if weights.synthetic is not None and abs(weights.real + weights.synthetic - 1.0) > 1e-9:
+        raise ConfigError(f"loop.weights.real {weights.real!r} and loop.weights.synthetic {weights.synthetic!r} must sum to 1 "
+                          "(leave synthetic out: it defaults to 1 − real).")
+    if not capable(model, FitsWeighted):
+        can = sorted(name for name in MODELS if capable(MODELS.get(name), FitsWeighted))
+        raise ConfigError(f"loop.weights needs a family whose fit takes record weights; model.kind {arm.model['kind']!r} "
+                          f"cannot. Families that can: {', '.join(map(repr, can))}; or remove loop.weights.")
+    if arm.loop.sampling == "exact":
+        raise ConfigError("loop.weights weight a fit to records; loop.sampling 'exact' fits populations. Use loop.sampling: finite.")
 
 
 def provides(obj, need: str) -> bool:
@@ -273,6 +290,8 @@ def resolve(config: Config) -> dict[str, Any]:
     out["loop"]["regime"] = {"kind": name, **params}
     for legacy in ("real_fraction", "n_real"):  # folded into the regime's parameters
         out["loop"].pop(legacy, None)
+    if out["loop"].get("weights") and out["loop"]["weights"]["synthetic"] is None:
+        out["loop"]["weights"]["synthetic"] = 1.0 - out["loop"]["weights"]["real"]
     if out["metrics"] is None:
         out["metrics"] = list(model.default_metrics)
     if "sampler" in out["model"]:  # record the choice 'auto' made

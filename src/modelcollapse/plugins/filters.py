@@ -44,6 +44,7 @@ import numpy as np
 
 from ..errors import ConfigError, RunError
 from ..registry import Registry
+from .rewards import build_reward
 
 FILTERS: Registry = Registry("loop.filters[].kind")
 MAX_ROUNDS = 16  # candidate draws per generation at most: a filter keeping 1/16 of its input still fills the set
@@ -123,6 +124,15 @@ def curate(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------------
+def weighted_draw(weight: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Indices ``(R, m)`` into each row of ``weight`` ``(R, n)`` (non-negative, a positive sum per row), drawn with
+    replacement with probability weight / Σ weight by inverting each row's CDF at the uniforms ``u`` ``(R, m)``."""
+    cdf = np.cumsum(weight / weight.sum(1, keepdims=True), axis=1)
+    rows = np.arange(len(weight))[:, None]  # offset each replicate's CDF by its row: one searchsorted for all of them
+    idx = np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(u.shape) - rows * weight.shape[1]
+    return np.clip(idx, 0, weight.shape[1] - 1)
+
+
 def flat(x: np.ndarray) -> np.ndarray:
     """Records as float vectors ``(R, n, F)``."""
     return np.asarray(x, float).reshape(*x.shape[:2], -1)
@@ -480,11 +490,7 @@ def importance_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "
     score, real = detector_scores(x, ctx, detector, scorer, "loop.filters importance")
     ratio = density_ratio(real, score)(score) if keep.all() else _masked_ratio(real, score, keep)
     weight = np.where(keep, ratio, 0.0)
-    cdf = np.cumsum(weight / weight.sum(1, keepdims=True), axis=1)
-    rows = np.arange(len(keep))[:, None]  # offset each replicate's CDF by its row: one searchsorted for all of them
-    u = ctx.rng.random(keep.shape)
-    idx = np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(keep.shape) - rows * keep.shape[1]
-    idx = np.clip(idx, 0, keep.shape[1] - 1)
+    idx = weighted_draw(weight, ctx.rng.random(keep.shape))
     n_kept = np.maximum(keep.sum(1), 1)
     ctx.stats["importance_ess"] = weight.sum(1) ** 2 / np.maximum((weight**2).sum(1), 1e-300) / n_kept
     ctx.stats["importance_unique"] = np.array([len(np.unique(i)) for i in idx]) / n_kept
@@ -496,3 +502,85 @@ def _masked_ratio(real: np.ndarray, score: np.ndarray, keep: np.ndarray) -> np.n
     """``density_ratio`` fitted per replicate on its kept candidates only (kept counts differ across replicates)."""
     return np.concatenate([density_ratio(real[r : r + 1], score[r : r + 1, keep[r]])(score[r : r + 1]) if keep[r].any()
                            else np.zeros((1, keep.shape[1])) for r in range(len(keep))])
+
+
+# -- preference curation: a user or a reward model picks among K samples (Ferbach et al. 2024) -------------------------
+def _check_curate(key: str, params: dict, model: dict) -> None:
+    k = params["k"]
+    if k != "inf" and not 1 <= k <= MAX_ROUNDS:
+        raise ConfigError(f"{key}.k must be an integer in [1, {MAX_ROUNDS}] (the refill draws at most {MAX_ROUNDS} "
+                          f"candidates per kept record) or 'inf'; got {k!r}.")
+    build_reward(params["reward"], f"{key}.reward")
+
+
+def bradley_terry_choice(r: np.ndarray, keep: np.ndarray, k: int, beta: float, rng: np.random.Generator) -> np.ndarray:
+    """The records chosen ``(R, n)`` bool: each replicate's kept records form random groups of ``k`` (a last short
+    group is dropped) and each group keeps one member, record i with probability e^{β rᵢ} / Σ_group e^{β rⱼ} (the
+    Gumbel-max trick: the argmax of β r + Gumbel noise). Groups are random, not consecutive records, because a family
+    may return its draws in order (the categorical family's come sorted by category)."""
+    R, n = keep.shape
+    order = np.argsort(np.where(keep, rng.random((R, n)), 2.0), axis=1)  # kept records first, in random order
+    groups = int(keep.sum(1).max(initial=0)) // k
+    idx = order[:, : groups * k].reshape(R, groups, k)
+    z = beta * np.take_along_axis(r, idx.reshape(R, -1), axis=1).reshape(R, groups, k) + rng.gumbel(size=(R, groups, k))
+    winner = np.take_along_axis(idx, z.argmax(-1)[..., None], axis=-1)[..., 0]  # (R, groups)
+    full = np.arange(groups)[None, :] < (keep.sum(1) // k)[:, None]  # a replicate with fewer kept has fewer groups
+    chosen = np.zeros((R, n), bool)
+    chosen[np.nonzero(full)[0], winner[full]] = True
+    return chosen
+
+
+@FILTERS.register("curate", check=_check_curate)
+def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], k: int | Literal["inf"] = 2,
+                  beta: float = 1.0):
+    """Preference curation: the next generation sees the records a curator prefers, by ``reward`` (``plugins/rewards``).
+
+    ``k`` finite: the kept candidates form groups of ``k`` and each group keeps one, record i with the Bradley–Terry
+    probability e^{β rᵢ} / Σ_group e^{β rⱼ} (a user picking the preferred of ``k`` samples); the loop's refill draws
+    ``k`` candidates per training record. From a categorical fit p, ``k = 2`` keeps category i with probability
+    (p ⊙ 2(Bp))_i, B_ij = e^{βr_i}/(e^{βr_i} + e^{βr_j}), exactly. ``k: inf`` is the K → ∞ limit, p′ ∝ p·e^{βr}, by
+    importance resampling: as many records as were kept, drawn with replacement from them with weight e^{β rᵢ}
+    (consistent as the candidates grow; a self-normalised weight, so O(1/n) biased at n candidates).
+
+    Records per replicate: ``curate_kept_share`` (share of the candidates reaching the filter that enter the training
+    set: ≈ 1/k; for ``inf`` the share drawn at least once), ``curate_reward_raw`` and ``curate_reward_kept`` (mean
+    reward of those candidates and of the kept records, with multiplicity), ``curate_entropy_kept`` (category-index
+    records only: entropy in nats of the kept records' frequencies) and ``mean_reward``: the reward the generation's
+    fit expects, Σ p̂_c r(c) exactly for a fit with category probabilities ``probs_``, else the raw candidates' mean
+    reward (an unbiased estimate of it when no earlier filter narrows them)."""
+    from .metrics.discrete import shannon_entropy
+
+    r = build_reward(reward, "loop.filters curate.reward")(x)
+    R, n = keep.shape
+    seen = np.maximum(keep.sum(1), 1)
+    ctx.stats["curate_reward_raw"] = np.where(keep, r, 0.0).sum(1) / seen
+    if k == "inf":
+        m = keep.sum(1)
+        top = np.where(keep, r, -np.inf).max(1, keepdims=True)
+        weight = np.exp(np.where(keep, beta * (r - top), -np.inf))  # e^{β(r − max r)}: no overflow
+        weight[m == 0] = 1.0  # nothing kept: any draw, and none of it is kept below
+        idx = weighted_draw(weight, ctx.rng.random((R, n)))
+        x = np.take_along_axis(np.asarray(x), idx.reshape(idx.shape + (1,) * (np.ndim(x) - 2)), axis=1)
+        r = np.take_along_axis(r, idx, axis=1)
+        out = np.arange(n)[None, :] < m[:, None]  # as many records out as came in
+        drawn = np.zeros((R, n), bool)
+        drawn[np.nonzero(out)[0], idx[out]] = True
+        ctx.stats["curate_kept_share"] = drawn.sum(1) / seen
+    else:
+        out = keep & bradley_terry_choice(r, keep, k, beta, ctx.rng)
+        ctx.stats["curate_kept_share"] = out.sum(1) / seen
+    ctx.stats["curate_reward_kept"] = np.where(out, r, 0.0).sum(1) / np.where(out.any(1), out.sum(1), np.nan)
+    xs = np.asarray(x)
+    if xs.ndim == 2 and np.issubdtype(xs.dtype, np.integer):
+        cats = int(xs.max(initial=0)) + 1
+        counts = np.bincount((xs + cats * np.arange(R)[:, None])[out], minlength=R * cats).reshape(R, cats)
+        ctx.stats["curate_entropy_kept"] = shannon_entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
+    ctx.stats["mean_reward"] = fit_reward(ctx.model, reward) if hasattr(ctx.model, "probs_") else ctx.stats["curate_reward_raw"]
+    return x, out
+
+
+def fit_reward(model, reward) -> np.ndarray:
+    """Σ_c p̂_c r(c), ``(R,)``: the reward a fit with category probabilities ``probs_`` ``(R, C)`` expects."""
+    p = np.asarray(model.probs_)
+    cats = np.broadcast_to(np.arange(p.shape[1]), p.shape)
+    return (p * build_reward(reward, "loop.filters curate.reward")(cats)).sum(1)

@@ -90,6 +90,23 @@ def subsample(chunks: list[Chunk], n: int, rng: np.random.Generator) -> Chunk:
     return Chunk(np.take_along_axis(x, idx, axis=1), np.take_along_axis(origin, pick, axis=1))
 
 
+def weighted_records(chunks: list[Chunk], real_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """A training set's records ``(R, N, ...)`` and their weights ``(R, N)`` for ``loop.weights``: the real records
+    share ``real_weight`` evenly, the synthetic ones 1 − ``real_weight``; a replicate whose set holds one kind only
+    gives it all the weight. Each replicate's weights sum to 1.
+
+    >>> real, synthetic = Chunk.tagged(np.zeros((1, 2)), REAL), Chunk.tagged(np.ones((1, 3)), 0)
+    >>> weighted_records([real, synthetic], 0.6)[1].round(3).tolist()
+    [[0.3, 0.3, 0.133, 0.133, 0.133]]
+    """
+    x = np.concatenate([c.x for c in chunks], axis=1) if len(chunks) > 1 else chunks[0].x
+    real = np.concatenate([c.origin for c in chunks], axis=1) == REAL
+    n_real, n_synthetic = real.sum(1, keepdims=True), (~real).sum(1, keepdims=True)
+    share_real = np.where(n_synthetic > 0, real_weight, 1.0)
+    share_synthetic = np.where(n_real > 0, 1.0 - real_weight, 1.0)
+    return x, np.where(real, share_real / np.maximum(n_real, 1), share_synthetic / np.maximum(n_synthetic, 1))
+
+
 def head(chunk: Chunk, n: int) -> Chunk:
     """The first ``n`` records: a uniform subset, since synthetic records are i.i.d. draws."""
     return Chunk(chunk.x[:, :n], chunk.origin[:, :n])

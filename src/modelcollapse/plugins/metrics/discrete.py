@@ -13,10 +13,15 @@ def probs(ctx: Context, metric: str) -> np.ndarray:
     return require(ctx, "probs_", metric)
 
 
+def shannon_entropy(p: np.ndarray) -> np.ndarray:
+    """−Σ p log p over the last axis of probabilities ``p`` ``(..., K)``, in nats (0 log 0 = 0); ``(...)``."""
+    return special.entr(p).sum(-1)
+
+
 @METRICS.register("entropy", from_model=True, needs=("probs_",))
 def entropy(ctx: Context) -> np.ndarray:
     """Shannon entropy −Σ p̂ log p̂ of the fitted distribution, in nats."""
-    return special.entr(probs(ctx, "entropy")).sum(-1)
+    return shannon_entropy(probs(ctx, "entropy"))
 
 
 @METRICS.register("support_size", from_model=True, needs=("probs_",))

@@ -14,7 +14,7 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
 - ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
 
 Adding a family is one class plus its registration; optional capabilities (``moments``, ``log_prob``,
-``fit_population``, ``fit_next``, ``sample(..., bias=)``) are the protocols at the end of this module, checked when a
+``fit_population``, ``fit_next``, ``fit_weighted``, ``sample(..., bias=)``) are the protocols at the end of this module, checked when a
 config is validated::
 
     >>> import numpy as np
@@ -126,6 +126,14 @@ class FitsNext(Protocol):
     (``model.sampler: exact``; see ``engine/exact.py``)."""
 
     def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0): ...
+
+
+@runtime_checkable
+class FitsWeighted(Protocol):
+    """``fit_weighted(x, weight, *, rng)``: fit to records ``x`` ``(R, n, ...)`` weighted by ``weight`` ``(R, n)``
+    (non-negative, each replicate's summing to 1); equal weights give the plain fit (``loop.weights``)."""
+
+    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator): ...
 
 
 @runtime_checkable

@@ -60,6 +60,15 @@ class Categorical(Family):
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
         return self._set(self.counts(x))
 
+    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator):
+        """Weighted counts (``loop.weights``): category c counts n·Σ_{xᵢ = c} wᵢ of the n records, so equal weights
+        give the plain counts (and ``smoothing`` keeps its meaning). ``weight`` ``(R, n)`` sums to 1 per replicate."""
+        x = np.asarray(x)
+        r, n = x.shape
+        k = self._k or int(x.max()) + 1
+        counts = np.bincount((x + k * np.arange(r)[:, None]).ravel(), weights=(n * np.asarray(weight)).ravel(), minlength=r * k)
+        return self._set(counts.reshape(r, k))
+
     def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):
         """Refit as if on ``n`` fresh draws from the current fit (tempered by ``bias``, as :meth:`sample`): only their
         counts matter, one multinomial per replicate (the draw :meth:`sample` makes with the same ``rng``, so both

@@ -89,6 +89,19 @@ class Gaussian(Family):
         self.degenerate_ = smallest_eigenvalue(self.cov_) <= TINY
         return self
 
+    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator):
+        """Weighted fit (``loop.weights``): mean μ = Σ wᵢxᵢ and covariance Σ wᵢ(xᵢ − μ)(xᵢ − μ)ᵀ, divided by
+        1 − Σ wᵢ² for ``variance='unbiased'`` (the reliability-weights correction; n/(n − 1) for equal weights).
+        ``x`` ``(R, n, d)``, ``weight`` ``(R, n)`` summing to 1 per replicate."""
+        x = np.asarray(x, float)
+        self.mean_ = np.einsum("rn,rnd->rd", weight, x)
+        centred = x - self.mean_[:, None, :]
+        self.cov_ = np.einsum("rn,rni,rnj->rij", weight, centred, centred)
+        if self.variance == "unbiased":
+            self.cov_ /= (1 - (weight**2).sum(1))[:, None, None]
+        self.degenerate_ = smallest_eigenvalue(self.cov_) <= TINY
+        return self
+
     def fit_population(self, previous, *, rng: np.random.Generator):
         """Fit to infinitely many samples of ``previous`` (any family with ``moments()``): its mean and covariance,
         copied. Population moments are exact, so ``variance`` (the ddof) plays no part. Returns self."""

@@ -43,6 +43,10 @@ class GaussianMean(Gaussian):
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
         return self._known(np.asarray(x, float).mean(1))
 
+    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator):
+        """Weighted mean μ̂ = Σ wᵢxᵢ (``loop.weights``; ``weight`` ``(R, n)`` sums to 1 per replicate)."""
+        return self._known(np.einsum("rn,rnd->rd", weight, np.asarray(x, float)))
+
     def fit_population(self, previous, *, rng: np.random.Generator):
         """Fit to the infinite population of ``previous``: its mean (the covariance stays known)."""
         return self._known(np.array(previous.moments()[0], dtype=float))

@@ -71,6 +71,13 @@ class LinearRegression(Family):
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
         return self._solve(*self.normal_equations(x), x.shape[1])
 
+    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator):
+        """Weighted least squares (``loop.weights``): the normal equations n·Σ wᵢ xᵢxᵢᵀ and n·Σ wᵢ xᵢyᵢ of the n
+        records, so equal weights give the plain fit and the ridge keeps its scaling. ``weight`` ``(R, n)`` sums to 1."""
+        design, y, n = x[..., :-1], x[..., -1], x.shape[1]
+        gram = n * np.einsum("rn,rni,rnj->rij", weight, design, design)
+        return self._solve(gram, n * np.einsum("rn,rni,rn->ri", weight, design, y), n)
+
     def fit_chunks(self, chunks, *, rng: np.random.Generator):
         """Least squares on the union of chunks from per-chunk normal equations, cached (the accumulate pool)."""
         for c in chunks:
