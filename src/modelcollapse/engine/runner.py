@@ -159,7 +159,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
     total = sum(arms[u.arm][1].loop.generations for u in todo)
     started = time.perf_counter()
-    statuses, failures = [], {}
+    statuses, failures, causes = [], {}, {}
     with progress_bar(total, quiet, config.name) as advance:
         done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
         advance(sum(done))
@@ -183,7 +183,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
             for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
                 u, key = todo[outcome.index], keys[outcome.index]
                 if outcome.error:
-                    failures[key] = outcome.error
+                    failures[key], causes[key] = outcome.error, outcome.exception
                 else:
                     statuses.append(outcome.value)
                 if not executor.in_process:  # a unit finished elsewhere: record and show its generations now
@@ -198,16 +198,18 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
     if failures:  # keep the segments (no consolidation): --resume reruns only the failed units, then consolidates
         key, first = next(iter(failures.items()))
+        # each error below is raised from the first failure, so its traceback (--debug, __cause__) leads into the
+        # code that raised: a plug-in's own function included
         manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
         store.write_manifest(manifest)
         if not resume and nothing_completed(store, plan):  # execute() discards the directory: no --resume advice
             errors = list(failures.values())
             if all(e.startswith("ConfigError: ") for e in errors):
-                raise ConfigError(errors[0].removeprefix("ConfigError: "))
+                raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
             raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
-                           f"{first.rstrip('.')}. Nothing was kept.")
+                           f"{first.rstrip('.')}. Nothing was kept.") from causes[key]
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       f"fix the cause and rerun with {spelling.resume}{'=True' if spelling is not CLI else ''}.")
+                       f"fix the cause and rerun with {spelling.resume}{'=True' if spelling is not CLI else ''}.") from causes[key]
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
