@@ -221,7 +221,9 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
 
 
 class progress_bar:
-    """A rich progress bar over generations (silent with ``quiet``); the context value advances it."""
+    """A rich progress bar over generations (silent with ``quiet``) on stderr, so stdout keeps only what a command
+    prints as its result; the context value advances it. Every long-running surface (run, chain) shows its progress
+    with this one bar: live on a terminal and in a notebook, one final line when stderr is a file or a pipe."""
 
     def __init__(self, total: int, quiet: bool, label: str):
         self.total, self.quiet, self.label = total, quiet, label
@@ -229,11 +231,12 @@ class progress_bar:
     def __enter__(self):
         if self.quiet:
             return lambda n: None
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            transient=False,
+            transient=False, console=Console(stderr=True),
         )
         self.bar.__enter__()
         task = self.bar.add_task(f"{self.label}: generations", total=self.total)
