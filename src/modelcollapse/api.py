@@ -233,7 +233,8 @@ def sweep(
 def chain(config: Any, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
           resume: bool = False, overwrite: bool = False, quiet: bool = True) -> Run:
     """Run telephone chains (a model rewriting its own output; no retraining) from a config dict, YAML path or
-    preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``). Returns its :class:`Run`."""
+    preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``). Returns its :class:`Run`. ``quiet=False``
+    shows a progress bar over the chains' steps (and a line per generation) on stderr, as ``modelcollapse chain`` does."""
     from .chains.chain import run_chains
 
     raw = raw_config(config, overrides)

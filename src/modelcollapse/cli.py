@@ -72,8 +72,9 @@ def damaged(run_dir: Path, fn):
                        f"{type(err).__name__}: {one_line(err)}") from err
 
 
-TRUST_HELP = ("Allow config keys that name Python code to import and run (model.estimator, a verifier filter's "
-              "function); refused without it, since a config may come from anyone.")
+TRUST_HELP = ("Allow --plugin and config keys that name Python code to import and run (plugins, model.estimator, a "
+              "verifier filter's function); refused without it, before anything is imported, since a config may come "
+              "from anyone.")
 
 
 def import_consented(plugins: tuple[str, ...], trust_code: bool) -> None:
