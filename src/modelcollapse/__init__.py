@@ -11,7 +11,7 @@ from .version import __version__
 
 _API = ("run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "metric", "regime", "model", "data",
         "filter", "reward")
-_ERRORS = ("ConfigError", "RunError")
+_ERRORS = ("ConfigError", "RunError", "PluginError")
 __all__ = ["__version__", *_API, *_ERRORS]
 
 

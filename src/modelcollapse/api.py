@@ -217,7 +217,8 @@ def chain(config: Any, out: str | Path | None = None, overrides: Mapping[str, An
           resume: bool = False, overwrite: bool = False, quiet: bool = True) -> Run:
     """Run telephone chains (a model rewriting its own output; no retraining) from a config dict, YAML path or
     preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``, NAME the config's ``name``, as
-    ``modelcollapse chain``). Returns its :class:`Run`."""
+    ``modelcollapse chain``). Returns its :class:`Run`. ``quiet=False`` shows a progress bar over the chains' steps
+    (and a line per generation) on stderr, as ``modelcollapse chain`` does."""
     from .chains.chain import run_chains
 
     return Run(run_chains(raw_config(config, overrides), out, [], resume, quiet, overwrite=overwrite, spelling=PYTHON))

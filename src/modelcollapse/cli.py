@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .errors import ModelCollapseError, RunError
+from .errors import ConfigError, ModelCollapseError, PluginError, RunError
 from .plugins.watermark import GAMMA, KEY, TOKENIZER
 
 
@@ -28,7 +28,8 @@ def friendly(fn):
         except ModelCollapseError as err:
             if debug:
                 raise
-            click.echo(f"error: {one_line(err)}", err=True)
+            hint = " (rerun with --debug for the traceback into the plug-in)" if plugin_failure(err) else ""
+            click.echo(f"error: {one_line(err)}{hint}", err=True)
             sys.exit(err.exit_code)
         except BrokenPipeError:  # output piped into a reader that stopped (`| head`): not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -51,6 +52,16 @@ def one_line(err: BaseException) -> str:
     return (lines[0] + (" ..." if len(lines) > 1 else "")) if lines else type(err).__name__
 
 
+def plugin_failure(err: BaseException | None) -> bool:
+    """Whether ``err`` is, or was raised from, a :class:`PluginError` raised from what a plug-in raised: then the
+    ``--debug`` traceback leads into the user's own code."""
+    while err is not None:
+        if isinstance(err, PluginError) and err.__cause__ is not None:
+            return True
+        err = err.__cause__
+    return False
+
+
 def damaged(run_dir: Path, fn):
     """``fn()``; an unexpected failure reading ``run_dir`` becomes one RunError line naming the directory."""
     try:
@@ -64,8 +75,20 @@ def damaged(run_dir: Path, fn):
 
 OVERWRITE_HELP = ("First delete the modelcollapse run already in --out (a folder holding anything else is refused); "
                   "not with --resume.")
-TRUST_HELP = ("Allow config keys that name Python code to import and run (model.estimator, a verifier filter's "
-              "function); refused without it, since a config may come from anyone.")
+TRUST_HELP = ("Allow --plugin and config keys that name Python code to import and run (plugins, model.estimator, a "
+              "verifier filter's function); refused without it, before anything is imported, since a config may come "
+              "from anyone.")
+
+
+def import_consented(plugins: tuple[str, ...], trust_code: bool) -> None:
+    """Import the ``--plugin`` modules and files, only with ``--trust-code``: importing runs their code, so without
+    consent nothing is imported and the command stops (exit 2) before any of it can run."""
+    from .registry import import_plugins
+
+    if plugins and not trust_code:
+        raise ConfigError(f"--plugin {', '.join(map(repr, plugins))} names Python code to import and run; nothing was "
+                          "imported: add --trust-code if you trust it.")
+    import_plugins(plugins, "--plugin")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,9 +124,7 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
     from .analysis.report import summary_table
     from .api import run_and_report
     from .errors import CLI
-    from .registry import import_plugins
-
-    import_plugins(plugins, "--plugin")
+    import_consented(plugins, trust_code)
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
@@ -188,11 +209,10 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
     from .engine.sweep import run_sweep
-    from .registry import import_plugins
 
     @friendly
     def go():
-        import_plugins(plugins, "--plugin")
+        import_consented(plugins, trust_code)
         spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
         path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
                                    executor=spec, trust_code=trust_code, plugins=plugins, overwrite=overwrite)

@@ -287,6 +287,9 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
         for dotted, value in list(overrides.items()) + list(zip(keys, combo)):
             if dotted.split(".")[0] in {"arms", "grid", "seed"}:
                 raise ConfigError(f"arms and grid may not set {dotted!r}: one run shares one seed and one arm list.")
+            if dotted.split(".")[0] == "plugins":  # else an arm's modules would be imported at run time, unchecked
+                raise ConfigError(f"arms and grid may not set {dotted!r}: plug-ins are imported once for the whole run, "
+                                  "after consent (trust_code) and before validation; list them in the top-level plugins.")
             tree = set_dotted(tree, dotted, value)
         parts = ([arm_name] if arm_name else []) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = ",".join(parts) or config.name

@@ -30,6 +30,11 @@ class RunError(ModelCollapseError, RuntimeError):
     exit_code = 1
 
 
+class PluginError(RunError):
+    """A plug-in (a metric, a regime, a filter) failed while running: it raised, or returned the wrong shape. The
+    message names the plug-in; ``__cause__`` is what it raised, whose traceback leads into the plug-in's own code."""
+
+
 @dataclass(frozen=True)
 class Spelling:
     """How error messages name the caller's options: the CLI's flags (:data:`CLI`) or the Python API's keyword

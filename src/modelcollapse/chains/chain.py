@@ -96,6 +96,7 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
     """
+    from ..engine.runner import progress_bar
     from .texts import start_texts
 
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -114,9 +115,12 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
             texts[c.id, 0] = starts[c.start]
             journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
                                   "text": starts[c.start], "meta": {"backend": "original"}})
-    # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing.
+    # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing. The bar is the
+    # run command's (one progress mechanism), counting steps: one generation of one chain each.
     try:
-        generate_missing(config, store, manifest, chains, texts, say)
+        with progress_bar(len(chains) * config.generations, quiet, config.name, "steps") as advance:
+            advance(sum(1 for c in chains for g in range(1, config.generations + 1) if (c.id, g) in texts))
+            generate_missing(config, store, manifest, chains, texts, say, advance)
     except BaseException as err:
         store.write_manifest({**manifest, "status": "interrupted", "error": f"{type(err).__name__}: {err}"})
         raise
@@ -128,8 +132,9 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
 
 
 def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
-                     texts: dict[tuple[int, int], str], say) -> None:
-    """Request every step missing from ``texts``, generation by generation, journaling each as it completes."""
+                     texts: dict[tuple[int, int], str], say, advance=lambda n: None) -> None:
+    """Request every step missing from ``texts``, generation by generation, journaling each as it completes (then
+    ``advance(1)``, a progress bar's)."""
     from .backends import Request
 
     path = store.root / "chains.jsonl"
@@ -148,6 +153,7 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
             journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": g,
                                   "text": completion.text, "sample_seed": request.sample_seed, "meta": completion.meta})
             texts[c.id, g] = completion.text
+            advance(1)
         manifest["timings"][f"generation {g}"] = round(time.perf_counter() - t0, 3)
         manifest["completed"] = {"generation": g}
         store.write_manifest(manifest)

@@ -86,12 +86,15 @@ class ExecutorSpec:
 
 @dataclass
 class Outcome:
-    """The result of task ``index``: ``value`` on success, else ``error`` (one line) and ``details`` (traceback)."""
+    """The result of task ``index``: ``value`` on success, else ``error`` (one line), ``details`` (traceback) and
+    ``exception``, what the task raised, for ``raise ... from outcome.exception``: in process it carries its own
+    traceback; from a worker process or Ray, its ``__cause__`` holds the worker's traceback as text."""
 
     index: int
     value: Any = None
     error: str | None = None
     details: str = ""
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 def describe(err: BaseException) -> str:
@@ -144,7 +147,7 @@ def _map_local(fn, items, spec: ExecutorSpec, gpus=None) -> Iterator[Outcome]:
         try:
             yield Outcome(i, retried(fn, item, spec.retries))
         except Exception as err:
-            yield Outcome(i, error=describe(err), details=traceback.format_exc())
+            yield Outcome(i, error=describe(err), details=traceback.format_exc(), exception=err)
 
 
 def _is_main_guard(node) -> bool:
@@ -253,7 +256,8 @@ def _map_pool(fn, items, spec: ExecutorSpec) -> Iterator[Outcome]:
             try:
                 yield Outcome(futures[future], future.result())
             except Exception as err:
-                yield Outcome(futures[future], error=describe(err), details="".join(traceback.format_exception(err)))
+                yield Outcome(futures[future], error=describe(err), details="".join(traceback.format_exception(err)),
+                              exception=err)
 
 
 def connect_ray(spec: ExecutorSpec):
@@ -293,7 +297,7 @@ def _map_ray(fn, items, spec: ExecutorSpec, gpus) -> Iterator[Outcome]:
             try:
                 yield Outcome(refs[ref], ray.get(ref))
             except Exception as err:
-                yield Outcome(refs[ref], error=describe(err), details=str(err))
+                yield Outcome(refs[ref], error=describe(err), details=str(err), exception=err)
 
 
 def cluster_gpus(spec: ExecutorSpec) -> float:

@@ -21,6 +21,7 @@ from ..plugins.filters import FilterContext, build_chain, curate
 from ..plugins.metrics import Context, measure
 from ..plugins.models import MODELS
 from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec, weighted_records
+from ..registry import running
 from ..seeding import rng_for
 from .exact import sampler_for
 from .store import RunStore
@@ -159,9 +160,10 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
             train = []
         else:
             # 1. assemble: generation 0 trains on real data only
-            train = [real] if g == 0 else regime(
-                RegimeInputs(real, synthetic, M, partial(fresh, g), rng(generation=g, role="assemble"), loop.n_synthetic)
-            )
+            with running("regime", regime_name):
+                train = [real] if g == 0 else regime(
+                    RegimeInputs(real, synthetic, M, partial(fresh, g), rng(generation=g, role="assemble"), loop.n_synthetic)
+                )
             # 2. fit (weighted by provenance under loop.weights)
             if loop.weights is None:
                 model.fit_chunks(train, rng=rng(generation=g, role="fit"))

@@ -160,7 +160,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
     total = sum(arms[u.arm][1].loop.generations for u in todo)
     started = time.perf_counter()
-    statuses, failures = [], {}
+    statuses, failures, causes = [], {}, {}
     with progress_bar(total, quiet, config.name) as advance:
         done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
         advance(sum(done))
@@ -184,7 +184,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
             for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
                 u, key = todo[outcome.index], keys[outcome.index]
                 if outcome.error:
-                    failures[key] = outcome.error
+                    failures[key], causes[key] = outcome.error, outcome.exception
                 else:
                     statuses.append(outcome.value)
                 if not executor.in_process:  # a unit finished elsewhere: record and show its generations now
@@ -199,16 +199,18 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
     if failures:  # keep the segments (no consolidation): --resume reruns only the failed units, then consolidates
         key, first = next(iter(failures.items()))
+        # each error below is raised from the first failure, so its traceback (--debug, __cause__) leads into the
+        # code that raised: a plug-in's own function included
         manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
         store.write_manifest(manifest)
         if not resume and nothing_completed(store, plan):  # execute() discards the directory: no --resume advice
             errors = list(failures.values())
             if all(e.startswith("ConfigError: ") for e in errors):
-                raise ConfigError(errors[0].removeprefix("ConfigError: "))
+                raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
             raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
-                           f"{first.rstrip('.')}. Nothing was kept.")
+                           f"{first.rstrip('.')}. Nothing was kept.") from causes[key]
         raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       f"fix the cause and rerun with {spelling.flag('resume')}.")
+                       f"fix the cause and rerun with {spelling.flag('resume')}.") from causes[key]
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
@@ -220,8 +222,10 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
 
 
 class progress_bar:
-    """A rich progress bar of ``total`` steps, described ``LABEL: UNIT`` (generations of a run; the audit's phases
-    reuse it), silent with ``quiet``; the context value advances it. In a notebook rich draws it as a widget."""
+    """A rich progress bar of ``total`` steps, described ``LABEL: UNIT`` (generations of a run, steps of a chain; the
+    audit's phases reuse it), silent with ``quiet``; the context value advances it. It draws on stderr, so stdout keeps
+    only what a command prints as its result: live on a terminal and in a notebook, one final line when stderr is a
+    file or a pipe. Every long-running surface (run, chain, audit) shows its progress with this one bar."""
 
     def __init__(self, total: int, quiet: bool, label: str, unit: str = "generations"):
         self.total, self.quiet, self.label, self.unit = total, quiet, label, unit
@@ -229,11 +233,12 @@ class progress_bar:
     def __enter__(self):
         if self.quiet:
             return lambda n: None
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            transient=False,
+            transient=False, console=Console(stderr=True),
         )
         self.bar.__enter__()
         task = self.bar.add_task(f"{self.label}: {self.unit}", total=self.total)

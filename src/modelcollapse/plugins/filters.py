@@ -43,7 +43,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, RunError
-from ..registry import Registry
+from ..registry import Registry, running
 from .rewards import build_reward
 
 FILTERS: Registry = Registry("loop.filters[].kind")
@@ -93,7 +93,8 @@ def apply_chain(chain, x: np.ndarray, ctx: FilterContext) -> tuple[np.ndarray, n
     removed = {}
     for label, fn in chain:
         before = keep.sum(1)
-        x, keep = fn(x, keep, ctx)
+        with running("filter", label):
+            x, keep = fn(x, keep, ctx)
         removed[f"filter_{label}_removed"] = (before - keep.sum(1)).astype(float)
     return x, keep, removed
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ConfigError
-from ...registry import Registry
+from ...errors import ConfigError, PluginError
+from ...registry import Registry, running
 
 METRICS: Registry = Registry("metrics")
 
@@ -71,5 +71,27 @@ def require(ctx: Context, attribute: str, metric: str, owner: str = "model"):
 
 
 def measure(names: list[str], ctx: Context) -> dict[str, np.ndarray]:
-    """Every named metric on ``ctx``, as ``{name: (R,) float array}``."""
-    return {name: np.asarray(METRICS.get(name)(ctx), dtype=float).reshape(-1) for name in names}
+    """Every named metric on ``ctx``, as ``{name: (R,) float array}`` (R = ``len(ctx.samples)``; any length when
+    ``ctx.samples`` is None, as a caller measuring a fitted model alone may pass). A metric that raises, or returns
+    anything but R numbers, is a :class:`~modelcollapse.errors.PluginError` naming it."""
+    replicates = None if ctx.samples is None else len(ctx.samples)
+    out = {}
+    for name in names:
+        with running("metric", name):
+            value = METRICS.get(name)(ctx)
+        out[name] = per_replicate(value, name, replicates)
+    return out
+
+
+def per_replicate(value: Any, name: str, replicates: int | None) -> np.ndarray:
+    """A metric's result as ``(R,)`` floats; ``(R, 1)`` and other shapes holding R values are flattened. Anything
+    else (a scalar, one value per sample) would be broadcast or misread downstream, so it is refused here, by name."""
+    expected = f"({replicates},)" if replicates is not None else "(R,)"
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise PluginError(f"metric {name!r} returned {type(value).__name__}, not numbers; expected an array of shape "
+                          f"{expected}, one value per replicate.") from None
+    if array.ndim == 0 or (replicates is not None and array.size != replicates):
+        raise PluginError(f"metric {name!r} returned shape {array.shape}; expected {expected}, one value per replicate.")
+    return array.reshape(-1)
