@@ -91,3 +91,26 @@ def test_extend_modelcollapse(tmp_path):
         assert abs(np.log(simulated / closed)) < 4 * sd / np.sqrt(chains), (M, simulated, closed)
     table = r["phase_table"]
     assert table["4,200"] > table["1,20"]  # a longer window and more samples keep more variance
+
+
+def test_progress_bars_draw_in_a_notebook(tmp_path):
+    """``quiet=False`` draws the one progress bar (rich, as a Jupyter widget) for a run and for an audit, in a kernel."""
+    pytest.importorskip("ipywidgets")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import modelcollapse as mc\n"
+                                  "mc.run('gaussian-replace', out='r', quiet=False,\n"
+                                  "       overrides={'replicates': 4, 'loop.generations': 3}, report=False)"),
+        nbformat.v4.new_code_cell("import numpy as np\n"
+                                  "rng = np.random.default_rng(0)\n"
+                                  "a = mc.audit(rng.normal(size=(200, 2)), [rng.normal(size=(200, 2))], quiet=False,"
+                                  " repeats=5)"),
+    ]
+    os.environ.update({"PYTHONPATH": os.pathsep.join([SRC, *sys.path[1:]]), "HF_HUB_OFFLINE": "1"})
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell, label in zip(nb.cells, ["gaussian-replace: generations", "audit: calibration"]):
+        widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert widgets, (label, cell.outputs)
+    state = json.dumps(nb.metadata.get("widgets", {}))  # the bars' text lives in the widgets' saved state
+    assert "gaussian-replace: generations" in state and "audit: calibration" in state, state[:2000]
