@@ -480,7 +480,7 @@ def check_preset(name: str, reference: dict | None = None, current: dict | None 
         return f"{name}: the overrides in the script differ from the reference's; rerun --write", 0.0
     rtol = tolerance(name, reference, current) if rtol == "auto" else rtol
     if rtol == math.inf:
-        return f"{name}: no rtol measured for this preset; see --measure", 0.0
+        return f"{name}: no finite rtol measured for this preset; see --measure", 0.0
     got, seconds = run_preset(name)
     return first_difference(name, entry["values"], got, rtol, not_portable(entry)), seconds
 
@@ -489,9 +489,22 @@ def check_preset(name: str, reference: dict | None = None, current: dict | None 
 
 #: rtol = the power of ten at or above FACTOR x the largest relative difference measured, and at least FLOOR.
 FACTOR, FLOOR = 100.0, 1e-12
+#: float32's machine epsilon: the least a different kernel moves a float32 result by, when it moves it at all.
+FLOAT32_EPS = 2.0**-23
 
 
-def rtol_from(measured: float) -> float:
+def computes_in_float32(name: str) -> bool:
+    """Whether the preset trains or runs a torch model (float32), rather than computing in float64 only."""
+    return "torch" in PRESETS[name].get("needs", [])
+
+
+def rtol_from(measured: float, *, float32: bool = False) -> float:
+    """The rtol that ``measured`` (the largest relative difference seen) justifies; inf for a difference of shape,
+    which no tolerance covers (``check_preset`` then refuses to compare). A ``float32`` preset counts as having
+    measured at least FLOAT32_EPS: its kernels here may agree with the writer's by chance, not by design."""
+    if not math.isfinite(measured):
+        return math.inf
+    measured = max(measured, FLOAT32_EPS if float32 else 0.0)
     if measured <= 0:
         return FLOOR
     return max(FLOOR, float(10.0 ** math.ceil(math.log10(FACTOR * measured))))
@@ -521,7 +534,7 @@ def measure(paths: list[Path], reference: dict, names: list[str], record: bool) 
             continue
         if record:
             entry["measured_rdiff"] = {**entry.get("measured_rdiff", {}), **{k: v[0] for k, v in found.items()}}
-            entry["rtol"] = rtol_from(max(entry["measured_rdiff"].values()))
+            entry["rtol"] = rtol_from(max(entry["measured_rdiff"].values()), float32=computes_in_float32(name))
         cells = [f"{found[label][0]:.1e}" if label in found else "" for label in labels]
         label, (worst, where) = max(found.items(), key=lambda kv: kv[1][0])
         rtol = f"{entry['rtol']:g}" if "rtol" in entry else ""
@@ -550,8 +563,10 @@ def write(names: list[str], all_presets: bool) -> int:
     reference = load_reference() if JSON_PATH.exists() else {"presets": {}}
     differ = fingerprint_differences(reference.get("fingerprint"), fingerprint())
     if not all_presets and reference["presets"] and differ:
-        print(f"--write PRESET: this machine's fingerprint differs from the reference's ({', '.join(differ)}); "
-              "write every preset (--write alone) or write on the machine that wrote them", file=sys.stderr)
+        why = ("the reference stores no fingerprint" if reference.get("fingerprint") is None else
+               f"this machine's fingerprint differs from the reference's in {', '.join(differ)}")
+        print(f"--write PRESET: {why}; write every preset (--write alone) or on the machine that wrote them",
+              file=sys.stderr)
         return 2
     total = 0.0
     for name in names:
