@@ -26,10 +26,24 @@ def smallest_eigenvalue(cov: np.ndarray) -> np.ndarray:
     return cov[:, 0, 0].copy() if cov.shape[-1] == 1 else np.linalg.eigvalsh(cov)[:, 0]
 
 
+def psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """The symmetric square root S of each covariance ``cov`` ``(R, d, d)`` (S = Sᵀ, S S = Σ; eigenvalues clipped at 0).
+
+    Samples are drawn as z Sᵀ. Unlike V·diag(√λ), S does not depend on the sign (or, for a repeated eigenvalue, the
+    basis) that the LAPACK kernel picks for each eigenvector, so one seed draws the same samples on every machine, up
+    to rounding: with V·diag(√λ) a flipped eigenvector mirrored a generation's draws under another BLAS kernel.
+
+    >>> psd_sqrt(np.array([[[4.0, 0.0], [0.0, 9.0]]])).round(12).tolist()
+    [[[2.0, 0.0], [0.0, 3.0]]]
+    """
+    w, v = np.linalg.eigh(cov)
+    return (v * np.sqrt(np.clip(w, 0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
 def wishart(df: float, root: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One draw of W ~ Wishart(df, Σ) per replicate, batched, by the Bartlett decomposition.
 
-    ``root`` ``(R, d, d)``: any L with L Lᵀ = Σ (a Cholesky factor or V·diag(√λ); singular Σ is fine).
+    ``root`` ``(R, d, d)``: any L with L Lᵀ = Σ (a Cholesky factor or :func:`psd_sqrt`; singular Σ is fine).
     W = (L A)(L A)ᵀ with A lower triangular, A_ii = √χ²(df − i) for i = 0..d−1 and A_ij ~ N(0, 1) below the
     diagonal. Needs ``df > d − 1``. E[W] = df·Σ. Returns ``(R, d, d)``; O(R d³) whatever df is.
 
@@ -117,8 +131,7 @@ class Gaussian(Family):
         return self._set(sum(s[0] for s in sums), sum(s[1] for s in sums), sum(s[2] for s in sums))
 
     def _root(self) -> np.ndarray:
-        w, v = np.linalg.eigh(self.cov_)
-        return v * np.sqrt(np.clip(w, 0, None))[:, None, :]
+        return psd_sqrt(self.cov_)
 
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
         """``(R, n, d)`` draws from N(μ̂, λΣ̂), λ = ``bias`` (covariance shrink; 1 = unbiased); a collapsed fit (zero

@@ -9,6 +9,7 @@ from scipy import special, stats
 
 from ...errors import ConfigError, RunError
 from .base import MODELS, Family
+from .gaussian import psd_sqrt
 
 TINY = 1e-300  # kernel variances are floored here: all records identical means a collapsed (degenerate) fit
 QUERY_BLOCK = 2_000_000  # query x record pairs per replicate batch in log_prob, to bound memory
@@ -107,9 +108,7 @@ class KDE(Family):
         self.check_fitted("points_")
         R, m, d = self.points_.shape
         pick = rng.integers(0, m, size=(R, n))
-        w, v = np.linalg.eigh(self.kernel_cov_)
-        root = v * np.sqrt(np.clip(w, 0, None))[:, None, :]
-        noise = rng.standard_normal((R, n, d)) @ np.swapaxes(root, -1, -2)
+        noise = rng.standard_normal((R, n, d)) @ psd_sqrt(self.kernel_cov_)  # symmetric: S = Sᵀ
         return np.take_along_axis(self.points_, pick[..., None], axis=1) + noise
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
