@@ -134,7 +134,7 @@ def test_text_records_as_lists_of_str_read_as_the_same_file(tmp_path, capsys):
     from_files = values(mc.audit(tmp_path / "real.txt", tmp_path / "narrow.txt", **FAST))
     capsys.readouterr()
     from_lists = values(mc.audit(real, [narrow], quiet=False, **FAST))
-    drawn = capsys.readouterr().out
+    drawn = capsys.readouterr().err  # the one progress bar draws on stderr
     pd.testing.assert_frame_equal(from_lists, from_files)
     assert "distinct_2" in from_lists.index
     for phase in ("audit: reading", "audit: embeddings", "audit: calibration"):
@@ -185,7 +185,7 @@ def test_cli_draws_progress_on_a_terminal_only(files, tmp_path):
     primary, secondary = pty.openpty()
     code = "from modelcollapse.cli import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", str(tmp_path / "tty")], stdout=secondary,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC, "TERM": "xterm", "COLUMNS": "120"})
+                            stderr=secondary, env={**os.environ, "PYTHONPATH": SRC, "TERM": "xterm", "COLUMNS": "120"})
     os.close(secondary)
     drawn = b""
     while True:
@@ -196,7 +196,7 @@ def test_cli_draws_progress_on_a_terminal_only(files, tmp_path):
         if not chunk:
             break
         drawn += chunk
-    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, drawn.decode(errors="replace")
     os.close(primary)
     text = drawn.decode(errors="replace")
     assert "audit: reading" in text and "audit: calibration" in text and "verdict:" in text
