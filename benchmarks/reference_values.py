@@ -38,6 +38,7 @@ pyarrow. Presets marked ``slow`` load SmolLM2 (torch + transformers; ~30 s just 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.util
 import json
@@ -233,7 +234,7 @@ def run_preset(name: str) -> tuple[dict, float]:
 
     from modelcollapse.cli import main
 
-    with tempfile.TemporaryDirectory(prefix=f"refvalues-{name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"refvalues-{name}-") as tmp, blas_threads():
         out = Path(tmp) / "run"
         start = time.perf_counter()
         result = CliRunner().invoke(main, cli_args(name, out), catch_exceptions=False)
@@ -264,6 +265,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@contextlib.contextmanager
+def blas_threads():
+    """BLAS limited to ``OPENBLAS_NUM_THREADS`` threads (default 1) while a preset runs, also where numpy was loaded
+    before this script set the variable (pytest imports it first), so the thread count is the fingerprint's."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=int(os.environ.get("OPENBLAS_NUM_THREADS") or 1), user_api="blas"):
+        yield
+
+
 def blas_libraries() -> list[str] | None:
     """Each BLAS that numpy and scipy loaded, as ``"openblas 0.3.30 Haswell threads=1"``: the kernel OpenBLAS picked
     for this CPU (or ``OPENBLAS_CORETYPE``) and its thread count, read by threadpoolctl; None without threadpoolctl."""
@@ -274,8 +288,9 @@ def blas_libraries() -> list[str] | None:
         from threadpoolctl import threadpool_info
     except ImportError:
         return None
-    return sorted({f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')} "
-                   f"threads={lib.get('num_threads')}" for lib in threadpool_info() if lib.get("user_api") == "blas"})
+    with blas_threads():  # the count the presets run with
+        return sorted({f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')} "
+                       f"threads={lib.get('num_threads')}" for lib in threadpool_info() if lib.get("user_api") == "blas"})
 
 
 def numpy_simd() -> str | None:

@@ -124,9 +124,10 @@ def test_a_difference_of_shape_is_reported_in_both_modes():
 
 
 def test_a_not_portable_column_is_compared_only_on_the_writing_machine():
+    # no preset lists one today (gaussian-multivariate's means were, until its draws became sign-free): mark one
     name = "gaussian-multivariate"
-    skip = rv.not_portable(REFERENCE["presets"][name])
-    arm, metric = sorted(skip)[0]
+    arm, metric = "replace-n32", "mean_sq_error"
+    skip = rv.not_portable({"not_portable": {"why": "a test", "columns": [[arm, metric]]}})
     entry = REFERENCE["presets"][name]["values"]
     changed = _copy(entry)
     changed[arm][metric]["values"][0] = (2 * float.fromhex(entry[arm][metric]["values"][0])).hex()
