@@ -51,7 +51,7 @@ def alpha_bar(schedule: str, timesteps: int) -> np.ndarray:
     """ᾱ_t for t = 0..T (``(T + 1,)`` float64, ᾱ_0 = 1), the cumulative product of 1 − β_t, β_t capped at 0.999.
 
     >>> a = alpha_bar("cosine", 100)
-    >>> a[0], bool(np.all(np.diff(a) < 0)), a[-1] < 1e-4
+    >>> float(a[0]), bool(np.all(np.diff(a) < 0)), bool(a[-1] < 1e-4)
     (1.0, True, True)
     """
     t = np.arange(timesteps + 1, dtype=np.float64)
