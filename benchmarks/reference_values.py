@@ -122,6 +122,11 @@ PRESETS: dict[str, dict] = {
     "regression-ridge": {"set": ["replicates=4", "loop.generations=3", "grid={model.ridge: [0.0, 0.5, 7.2]}"]},
     "real-fraction-sweep": {"set": ["replicates=32", "loop.generations=25"]},
     "regression-regimes": {"set": ["replicates=50", "loop.generations=50"]},
+    "mad-diffusion-2d": {
+        "set": ["replicates=2", "loop.generations=2", "loop.samples=64", "loop.heldout=200", "model.timesteps=20",
+                "model.hidden=16", "model.layers=1", "model.train_steps=30", "model.batch_size=32", "model.threads=1"],
+        "needs": ["torch"],
+    },
     "vae-digits": {
         "set": ["loop.generations=2", "loop.samples=500", "model.hidden=64", "model.epochs=5", "model.threads=1",
                 "model.device=cpu"],

@@ -4,6 +4,6 @@ See :mod:`.base` for the protocol; each built-in plug-in registers itself in its
 """
 
 from .base import MODELS, Family  # noqa: F401
-from . import categorical, classifier, gaussian, gaussian_mean, gaussian_sgd, gmm, kde, lm, poisson, regression, sklearn_family, vae  # noqa: E402,F401  (registers the built-in families)
+from . import categorical, classifier, diffusion, gaussian, gaussian_mean, gaussian_sgd, gmm, kde, lm, poisson, regression, sklearn_family, vae  # noqa: E402,F401  (registers the built-in families)
 
 __all__ = ['MODELS', 'Family']
