@@ -4,9 +4,10 @@ its own layer or the layers below, and no group of modules imports itself in a c
 Layer order, bottom to top (docs/architecture.md draws it)::
 
     ground     version, errors, seeding, registry
+    rundir     rundir/: the run directory (atomic files, columns, journal, lock, RunStore)
     config     config.py: the schema, loading, overrides, arm expansion
     plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
-    engine     engine/: plan (validation), loop, runner, store, executors, sweep, exact
+    engine     engine/: plan (validation), loop, runner, executors, sweep, exact
     chains     chains/: telephone chains (no retraining)
     analysis   analysis/: reports, plots, alarms, theory, anatomy, tracking
     audit      audit/: the collapse profile of a user's own dataset
@@ -21,6 +22,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
     ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("rundir", ["modelcollapse.rundir"]),
     ("config", ["modelcollapse.config"]),
     ("plugins", ["modelcollapse.plugins"]),
     ("engine", ["modelcollapse.engine"]),

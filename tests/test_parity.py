@@ -15,7 +15,7 @@ from conftest import LocalServer, needs, send_json
 
 import modelcollapse as mc
 from modelcollapse.cli import main
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 CONFIG = """name: parity
 seed: 7

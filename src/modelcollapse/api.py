@@ -49,7 +49,7 @@ from .audit import audit  # the function itself (mc.audit is the subpackage, cal
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
 from .engine.runner import GenerationEvent
-from .engine.store import RunStore, is_run_dir, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
+from .rundir.store import RunStore, is_run_dir, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
 from .errors import PYTHON, ConfigError, RunError, Spelling
 from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM_TOKENIZER
 from .registry import Registry, import_plugins

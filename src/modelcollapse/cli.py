@@ -171,7 +171,7 @@ def show(run_dir: Path) -> None:
 
 def _show(run_dir: Path) -> list[str]:
     from .analysis.report import alarm_lines, members, summary_table
-    from .engine.store import RunStore
+    from .rundir.store import RunStore
 
     if not run_dir.is_dir():
         raise RunError(f"{str(run_dir)!r} is not a run directory.")

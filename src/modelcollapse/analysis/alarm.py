@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.store import text_column
+from ..rundir.store import text_column
 
 DIVERSITY = ("distinct_2", "recall", "support_size", "tail_mass")
 LIKELIHOOD = ("nll_real", "test_perplexity")
@@ -102,7 +102,7 @@ def table_columns(table) -> dict[str, np.ndarray]:
 
 def run_alarms(run_dir) -> list[Alarm]:
     """The alarms of a run directory, with the thresholds of its resolved config."""
-    from ..engine.store import RunStore
+    from ..rundir.store import RunStore
 
     store = RunStore(run_dir)
     settings = store.read_config().get("alarm") or {}

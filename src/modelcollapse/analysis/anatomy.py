@@ -44,7 +44,7 @@ import numpy as np
 
 from ..config import STATISTICS, check_design, parse_arm  # noqa: F401  (parse_arm: part of this module's API)
 from ..errors import ConfigError
-from ..engine.store import text_column
+from ..rundir.store import text_column
 
 CODINGS = ("anchored", "effects")
 
@@ -151,7 +151,7 @@ def report_section(run_dir: Path, config: dict[str, Any]) -> str:
     """The report's anatomy section for a run whose config has an ``anatomy`` key (else ""): the figure
     ``figures/anatomy.png`` and a table of every term at the first and last generation, in both codings."""
     from .plots import anatomy_figure, img
-    from ..engine.store import RunStore
+    from ..rundir.store import RunStore
 
     spec = config.get("anatomy")
     if not spec:

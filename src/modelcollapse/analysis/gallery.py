@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .plots import image_grid_figure, perplexity_figure
-from ..engine.store import RunStore, load_arrays
+from ..rundir.store import RunStore, load_arrays
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import RunStore, codes_column
+from ..rundir.store import RunStore, codes_column
 
 
 def parquet_batches(path: Path):

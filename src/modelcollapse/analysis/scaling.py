@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore
+from ..rundir.store import RunStore
 from .plots import scaling_figure
 from .rows import metric_batches, pair_rows
 from .story import is_bookkeeping

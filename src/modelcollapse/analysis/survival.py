@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import RunStore
+from ..rundir.store import RunStore
 from .gallery import NAME, pick_generations
 from .plots import survival_figure
 from .theory import forgetting_g, survival_by_count, survival_reference

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, atomic_write, text_column
+from ..rundir.store import RunStore, atomic_write, text_column
 from ..errors import ConfigError
 from .plots import PAGE, heatmap_figure, img
 

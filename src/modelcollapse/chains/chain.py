@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, prepare_out
+from ..rundir.store import RunStore, prepare_out
 from ..errors import CLI, ConfigError, Spelling
 from ..seeding import seed_for
 from . import journal
@@ -69,7 +69,7 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool, *, overwrite: bool = False,
                  spelling: Spelling = CLI) -> RunStore:
     """The run directory: new, or (``resume``) an existing one whose results the config would reproduce; with
-    ``overwrite``, a previous run there is deleted first (:func:`~modelcollapse.engine.store.prepare_out`).
+    ``overwrite``, a previous run there is deleted first (:func:`~modelcollapse.rundir.store.prepare_out`).
     ``spelling``: how errors name the caller's options (``--resume`` or ``resume=True``)."""
     store = RunStore(out if out is not None else Path("runs") / config.name)
     prepare_out(store.root, overwrite=overwrite, resume=resume, spelling=spelling)
@@ -174,7 +174,7 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
     (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
 
-    from ..engine.store import atomic_write, tidy_table, write_metrics_table
+    from ..rundir.store import atomic_write, tidy_table, write_metrics_table
     from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])

@@ -24,7 +24,7 @@ from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, re
 from ..registry import running
 from ..seeding import rng_for
 from .exact import sampler_for
-from .store import RunStore
+from ..rundir.store import RunStore
 
 
 @dataclass(frozen=True)

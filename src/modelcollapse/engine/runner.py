@@ -17,7 +17,7 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
-from .store import RunStore, atomic_write, prepare_out, refuse_existing
+from ..rundir.store import RunStore, atomic_write, prepare_out, refuse_existing
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
@@ -290,7 +290,7 @@ def run_config(
     transformers' ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's
     ``plugins``. ``track(run_dir)``: a context manager around each run, yielding its ``on_generation`` hook
     (``--track``). ``overwrite``: first empty ``out`` if it holds a modelcollapse run
-    (:func:`~modelcollapse.engine.store.prepare_out`). ``spelling``: how errors name the caller's options."""
+    (:func:`~modelcollapse.rundir.store.prepare_out`). ``spelling``: how errors name the caller's options."""
 
     def one(cfg: Config, path: Path, again: bool) -> dict:
         with (track(path) if track else contextlib.nullcontext()) as hook:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, map_tasks
-from .store import RunStore, atomic_save, prepare_out, refuse_existing
+from ..rundir.store import RunStore, atomic_save, prepare_out, refuse_existing
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
