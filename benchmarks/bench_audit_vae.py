@@ -71,7 +71,7 @@ def main() -> None:
 
 def figure(result, path: Path) -> None:
     from modelcollapse.analysis.plots import png_bytes, pyplot
-    from modelcollapse.rundir.store import atomic_write
+    from modelcollapse.rundir.atomic import atomic_write
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), dpi=110)

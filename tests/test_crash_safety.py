@@ -18,7 +18,8 @@ import yaml
 
 from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
-from modelcollapse.rundir.store import FAULT_STEPS, RunStore
+from modelcollapse.rundir.atomic import FAULT_STEPS
+from modelcollapse.rundir.store import RunStore
 from modelcollapse.errors import RunError
 
 RAW = {"name": "cs", "seed": 7, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian", "dim": 2},

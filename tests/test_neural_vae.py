@@ -45,7 +45,7 @@ def test_conformance():
     again = MODELS.build(SMALL, "model").fit(x, rng=rng(1))
     assert np.array_equal(again.sample(16, rng=rng(2)), a)
     # checkpoints round-trip through safetensors
-    from modelcollapse.rundir.store import load_arrays, save_arrays
+    from modelcollapse.rundir.columns import load_arrays, save_arrays
 
     import tempfile
 

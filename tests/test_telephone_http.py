@@ -153,7 +153,7 @@ def test_run_directory_contents(tmp_path, server):
 
     from modelcollapse.analysis.report import curves
     from modelcollapse.cli import main
-    from modelcollapse.rundir.store import TIDY_COLUMNS, tidy_table
+    from modelcollapse.rundir.table import TIDY_COLUMNS, tidy_table
 
     run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", _config(tmp_path, server.url), False, True)
     result = CliRunner().invoke(main, ["report", str(run_dir)])  # the one report command knows a chain run

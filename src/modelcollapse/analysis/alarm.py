@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rundir.store import text_column
+from ..rundir.table import text_column
 
 DIVERSITY = ("distinct_2", "recall", "support_size", "tail_mass")
 LIKELIHOOD = ("nll_real", "test_perplexity")

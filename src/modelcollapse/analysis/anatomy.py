@@ -44,7 +44,7 @@ import numpy as np
 
 from ..config import STATISTICS, check_design, parse_arm  # noqa: F401  (parse_arm: part of this module's API)
 from ..errors import ConfigError
-from ..rundir.store import text_column
+from ..rundir.table import text_column
 
 CODINGS = ("anchored", "effects")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..rundir.store import RunStore, atomic_write
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
 from ..chains import journal
 from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, quiet_nan as _quiet_nan, save_figure
 

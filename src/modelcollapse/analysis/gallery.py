@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .plots import image_grid_figure, perplexity_figure
-from ..rundir.store import RunStore, load_arrays
+from ..rundir.columns import load_arrays
+from ..rundir.store import RunStore
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
 

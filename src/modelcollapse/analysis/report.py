@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 from ..errors import RunError
-from ..rundir.store import RunStore, atomic_write
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
 from .plots import PAGE, img, metric_figure
 from .rows import parquet_batches, metric_batches, pair_rows
 from .theory import reference

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rundir.store import RunStore, codes_column
+from ..rundir.store import RunStore
+from ..rundir.table import codes_column
 
 
 def parquet_batches(path: Path):

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..rundir.store import RunStore, atomic_write, text_column
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
+from ..rundir.table import text_column
 from ..errors import ConfigError
 from .plots import PAGE, heatmap_figure, img
 

@@ -49,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from ..rundir.store import RunStore, load_columns, text_column
+from ..rundir.columns import load_columns
+from ..rundir.store import RunStore
+from ..rundir.table import text_column
 
 BATCH = 1000  # MLflow accepts at most 1,000 metrics (and 100 params) per log_batch call
 PARAM_LIMIT = 6000  # characters of one param value

@@ -352,7 +352,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..plugins.regimes import regime_spec
     from ..seeding import rng_for
 
-    from ..rundir.store import SYNTHETIC_LOG
+    from ..rundir.journal import SYNTHETIC_LOG
     from ..plugins.regimes import REGIMES
 
     cfg = arm_config(raw, arm_name)

@@ -174,7 +174,8 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
     (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
 
-    from ..rundir.store import atomic_write, tidy_table, write_metrics_table
+    from ..rundir.atomic import atomic_write
+    from ..rundir.table import tidy_table, write_metrics_table
     from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])

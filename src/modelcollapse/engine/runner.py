@@ -17,7 +17,9 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
-from ..rundir.store import RunStore, atomic_write, prepare_out, refuse_existing
+from ..rundir.atomic import atomic_write
+from ..rundir.lock import refuse_existing
+from ..rundir.store import RunStore, prepare_out
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:

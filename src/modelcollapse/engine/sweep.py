@@ -28,7 +28,9 @@ import numpy as np
 
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .executors import ExecutorSpec, map_tasks
-from ..rundir.store import RunStore, atomic_save, prepare_out, refuse_existing
+from ..rundir.atomic import atomic_save
+from ..rundir.lock import refuse_existing
+from ..rundir.store import RunStore, prepare_out
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
