@@ -351,5 +351,5 @@ def log_runs(out: str | Path, names: list[str], uri: str | None = None, warn=Non
     """Log the runs of ``modelcollapse run`` after the fact (a suite's members, or one run directory) with
     :func:`log_run_dir`. Never raises; returns the parent run ids logged."""
     out = Path(out)
-    dirs = [out / n for n in names] if (out / "suite.yaml").exists() else [out]
+    dirs = [out / n for n in names] if RunStore(out).kind == "suite" else [out]
     return [i for i in (log_run_dir(d, uri, warn) for d in dirs) if i is not None]

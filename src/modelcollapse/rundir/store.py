@@ -37,6 +37,7 @@ and column files), :mod:`.journal` (the framed logs), :mod:`.lock` (``.lock``) a
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import io
@@ -59,6 +60,9 @@ from .table import MetricsTable
 #: A serialised state smaller than this (1 MiB) is appended to journal.log each generation; a larger one (network
 #: weights) is written as the state checkpoint file, atomically, as before.
 JOURNAL_STATE_BYTES = 1 << 20
+#: The kinds of run directory (:attr:`RunStore.kind`): what ``--overwrite`` may replace and ``mc.load`` may read.
+RUN_KINDS = ("loop", "telephone", "suite", "sweep")
+SUITE = "suite.yaml"
 
 
 def versions() -> dict[str, str]:
@@ -85,11 +89,45 @@ class RunStore(MetricsTable):
         self._sums: dict[tuple[int, int], dict[str, list[bytes]]] = {}  # segment digests per unit, as last read/written
         self._done: dict[tuple[int, int], int] = {}  # last generation this process appended per unit (logs cut)
         self._synthetic: dict[tuple[int, int], Log] = {}  # synthetic.log as read by load_synthetic
+        self._config: tuple[tuple, dict[str, Any]] | None = None  # config.yaml: (inode, mtime, size), value
         self._append = Appender()
+
+    @classmethod
+    def of(cls, run: RunStore | str | Path) -> RunStore:
+        """``run`` itself when it is a store, else a store of the directory ``run``: what a function that reads a run
+        takes, so that a report opens its run once and hands the store to every part."""
+        return run if isinstance(run, RunStore) else cls(run)
 
     def lock(self):
         """``with store.lock():`` — be the one process writing this directory (see :func:`exclusive`)."""
         return exclusive(self.root)
+
+    # -- what the directory holds --------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str | None:
+        """What this directory holds, told from its files alone (the one place that tells): ``suite`` (suite.yaml),
+        ``loop`` or ``telephone`` (config.yaml and manifest.json; config.yaml's ``kind`` tells which), ``sweep`` (a
+        manifest.json listing grid points), ``audit`` (audit.json), else None."""
+        manifest = self.root / "manifest.json"
+        if (self.root / SUITE).is_file():
+            return "suite"
+        if self.config_path.is_file() and manifest.is_file():
+            return "telephone" if self.read_config().get("kind") == "telephone" else "loop"
+        if manifest.is_file() and "points" in self.read_manifest():
+            return "sweep"
+        return "audit" if (self.root / "audit.json").is_file() else None
+
+    def write_suite(self, name: str, members: list[str]) -> None:
+        """suite.yaml: a suite's name and its members, each a run directory under this one."""
+        atomic_write(self.root / SUITE, yaml.safe_dump({"name": name, "members": members}))
+
+    def read_suite(self) -> dict[str, Any]:
+        """suite.yaml as written by :meth:`write_suite`; RunError (one line) if it is damaged."""
+        return self._read_mapping(self.root / SUITE, yaml.safe_load, yaml.YAMLError)
+
+    def members(self) -> list[str] | None:
+        """A suite's member names, in order; None when this directory is not a suite."""
+        return self.read_suite()["members"] if (self.root / SUITE).is_file() else None
 
     # -- config and manifest -------------------------------------------------------------------------------------
     @property
@@ -101,9 +139,14 @@ class RunStore(MetricsTable):
 
     def read_config(self) -> dict[str, Any]:
         """The run's resolved config; ConfigError if there is none, RunError (one line) if it is damaged."""
-        if not self.config_path.exists():
-            raise ConfigError(f"{self.root} is not a run directory: it has no config.yaml.")
-        return self._read_mapping(self.config_path, yaml.safe_load, yaml.YAMLError)
+        try:
+            stat = self.config_path.stat()
+        except FileNotFoundError:
+            raise ConfigError(f"{self.root} is not a run directory: it has no config.yaml.") from None
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # parsed once while unchanged (YAML parsing is slow)
+        if self._config is None or self._config[0] != stamp:
+            self._config = stamp, self._read_mapping(self.config_path, yaml.safe_load, yaml.YAMLError)
+        return copy.deepcopy(self._config[1])  # the caller's to change
 
     def read_manifest(self) -> dict[str, Any]:
         """The run's manifest (an empty dict if there is none yet); RunError (one line) if it is damaged."""
@@ -329,17 +372,6 @@ class RunStore(MetricsTable):
             save_arrays(self.root / "arrays" / f"arm{arm:03d}-shard{shard:03d}-gen{generation:06d}.npz", arrays)
 
 
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` holds something modelcollapse wrote: a run (config.yaml and manifest.json), a suite
-    (suite.yaml) or a sweep (a manifest.json listing grid points)."""
-    path = Path(path)
-    if (path / "config.yaml").is_file() and (path / "manifest.json").is_file():
-        return True
-    if (path / "suite.yaml").is_file():
-        return True
-    return "points" in RunStore(path).read_manifest() if (path / "manifest.json").is_file() else False
-
-
 def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling = CLI) -> None:
     """With ``overwrite``: empty ``out`` if it holds a modelcollapse run (under its lock, so a run still writing there
     is never deleted); refuse a folder holding anything else. The one implementation of ``--overwrite`` and
@@ -352,7 +384,7 @@ def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling 
     out = Path(out)
     if not overwrite or not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
         return
-    if not is_run_dir(out):
+    if RunStore(out).kind not in RUN_KINDS:
         raise ConfigError(f"{spelling.flag('overwrite')} replaces only a modelcollapse run directory (config.yaml and "
                           f"manifest.json, a suite or a sweep); {spelling.hint('out', str(out))} holds other files, so "
                           f"it is left alone; choose another {spelling.out}.")
