@@ -18,8 +18,9 @@ from .atomic import CorruptFile, file_mode
 
 MAGIC = b"MCR1"
 HEADER = struct.Struct("<4sB3xqQ32sI")  # magic, kind, generation, length, payload sha256, crc32 of the rest: 60 bytes
-METRICS, SYNTHETIC, STATE_NPZ, STATE_SAFETENSORS = 0, 1, 2, 3  # record kinds
+METRICS, SYNTHETIC, STATE_NPZ, STATE_SAFETENSORS, STEP = 0, 1, 2, 3, 4  # record kinds (STEP: a telephone step, JSON)
 JOURNAL, SYNTHETIC_LOG = "journal.log", "synthetic.log"  # a run unit's two journals
+CHAINS_LOG = "chains.log"  # a telephone run's journal: every completed step
 
 
 def frame(kind: int, generation: int, payload: bytes | memoryview) -> bytes:
@@ -97,6 +98,12 @@ class Log:
             os.truncate(self.path, end)
         self.records, self.data, self.end = keep, self.data[:end], end
 
+    def cut_tail(self) -> None:
+        """Truncate the file where its checked records end, dropping a torn last append (before appending again)."""
+        if self.path.exists() and self.path.stat().st_size != self.end:
+            os.truncate(self.path, self.end)
+        self.data = self.data[: self.end]
+
 
 class Appender:
     """Appends to one log at a time through a file descriptor kept open between calls (opening a file costs more
@@ -105,7 +112,9 @@ class Appender:
     def __init__(self):
         self.path, self.fd = None, None
 
-    def __call__(self, path: Path, data: bytes) -> None:
+    def __call__(self, path: Path, data: bytes, sync: bool = False) -> None:
+        """Append ``data`` to ``path``; with ``sync``, also on disk (``fsync``) before returning: safe from a power
+        cut, not only from a killed process."""
         if path != self.path:
             self.close()
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
@@ -113,6 +122,8 @@ class Appender:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
+        if sync:
+            os.fsync(self.fd)
 
     def close(self) -> None:
         if self.fd is not None:

@@ -10,6 +10,8 @@ Layout::
                        keep history), state and gen0 (written each generation for large states, at completion for
                        small ones); run directories of earlier versions hold a segment file per generation instead
     arrays/            extra per-generation arrays a metric chose to keep (npz)
+    chains.log         (a telephone run) every completed step, appended and fsynced as it completes
+    suite.yaml         (a suite) its name and members, each a run directory below this one
     figures/           PNG figures of the report
     report.html        self-contained report, built from the files above alone
 
@@ -53,7 +55,8 @@ import yaml
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .atomic import CorruptFile, atomic_write, fault_point
 from .columns import arrays_digest, columns_bytes, read_arrays, read_checkpoint, save_arrays, save_columns, state_bytes
-from .journal import JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, SYNTHETIC, SYNTHETIC_LOG, Appender, Log, Record, frame
+from .journal import (CHAINS_LOG, JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, STEP, SYNTHETIC, SYNTHETIC_LOG,
+                      Appender, Log, Record, frame)
 from .lock import LOCK_NAME, exclusive
 from .table import MetricsTable
 
@@ -179,6 +182,26 @@ class RunStore(MetricsTable):
             "timings": {},
             "versions": versions(),
         }
+
+    # -- telephone steps -----------------------------------------------------------------------------------------
+    def append_step(self, step: dict[str, Any]) -> None:
+        """Append one completed telephone step (a JSON object with its ``generation``) to chains.log, on disk before
+        returning (fsync): a killed run loses only the steps in flight."""
+        payload = json.dumps(step, ensure_ascii=False).encode()
+        self._append(self.root / CHAINS_LOG, frame(STEP, step["generation"], payload), sync=True)
+
+    def read_steps(self, repair: bool = False) -> list[dict[str, Any]]:
+        """Every checked step of chains.log, in the order appended. A torn last append (a crash mid-write) is left
+        out, and with ``repair`` cut off the file, before a resume appends; a damaged record with records after it is
+        :class:`~.atomic.CorruptFile`. A telephone run of an earlier version (``chains.jsonl``) is refused."""
+        legacy = self.root / "chains.jsonl"
+        if legacy.exists() and not (self.root / CHAINS_LOG).exists():
+            raise RunError(f"{legacy} is the step journal of an earlier modelcollapse version (JSON lines), which this "
+                           f"version does not read; run the chains again in a new directory.")
+        log = Log.read(self.root / CHAINS_LOG)
+        if repair:
+            log.cut_tail()
+        return [json.loads(bytes(log.payload(r))) for r in log.records if r.kind == STEP]
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def unit_dir(self, arm: int, shard: int) -> Path:
