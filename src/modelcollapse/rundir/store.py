@@ -69,19 +69,20 @@ SUITE = "suite.yaml"
 
 
 def versions() -> dict[str, str]:
-    from ..version import __version__
+    """The versions a manifest records (scipy's read from its package metadata: importing it here is not needed)."""
+    from importlib.metadata import version
 
     import pyarrow
-    import scipy
+
+    from ..version import __version__
 
     return {
         "modelcollapse": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "scipy": scipy.__version__,
+        "scipy": version("scipy"),
         "pyarrow": pyarrow.__version__,
     }
-
 
 
 class RunStore(MetricsTable):
@@ -387,7 +388,6 @@ class RunStore(MetricsTable):
         path = self.unit_dir(arm, shard) / "segments" / f"metrics-{generation:06d}.npy"
         legacy = path.with_suffix(".npz")
         return legacy if not path.exists() and legacy.exists() else path
-
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
         """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""
