@@ -20,6 +20,7 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import LocalServer, send_json  # noqa: E402
 
 from modelcollapse.errors import RunError  # noqa: E402
+from modelcollapse.rundir.journal import Log  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.chains.backends import Request
 from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
@@ -131,12 +132,12 @@ def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
     assert len(server.log) == 4 * 3  # 2 start texts x 2 seeds x 3 generations, each requested once
     assert set(server.auth) == {"Bearer sk-secret-123"}
 
-    # Simulate a run killed mid-generation 2: keep the first 4 + 4 + 1 records and a torn half line.
+    # Simulate a run killed mid-generation 2: keep the first 4 + 4 + 1 records and a torn half of the next.
     part = tmp_path / "part"
     part.mkdir()
     (part / "config.yaml").write_bytes((full / "config.yaml").read_bytes())
-    lines = (full / "chains.jsonl").read_text().splitlines(keepends=True)
-    (part / "chains.jsonl").write_text("".join(lines[:9]) + lines[9][:25])
+    log = Log.read(full / "chains.log")
+    (part / "chains.log").write_bytes(log.data[: log.records[9].end - 25])
     server.log.clear()
     server.fail_first = 2  # and the server is overloaded for a moment
     resumed = run_chains(cfg, part, overrides, resume=True, quiet=True)
@@ -161,7 +162,7 @@ def test_run_directory_contents(tmp_path, server):
     result = CliRunner().invoke(main, ["report", str(run_dir)])  # the one report command knows a chain run
     assert result.exit_code == 0 and result.output.strip() == str(run_dir / "report.html"), result.output
     assert "telephone chains</title>" in (run_dir / "report.html").read_text()
-    for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.jsonl", "attractors.json", "report.html",
+    for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.log", "attractors.json", "report.html",
                  "figures/drift.png", "figures/attractors.png"):
         assert (run_dir / name).is_file(), name
     table = pq.read_table(run_dir / "metrics.parquet").to_pylist()
