@@ -10,7 +10,6 @@ from pathlib import Path
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .atomic import file_mode
 
-
 LOCK_NAME = ".lock"
 
 

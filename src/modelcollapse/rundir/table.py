@@ -84,7 +84,6 @@ def write_metrics_table(path: Path, tables) -> None:
     atomic_save(path, write)
 
 
-
 class MetricsTable:
     """The metrics half of :class:`~modelcollapse.rundir.store.RunStore` (which provides ``root``, ``unit_dir``,
     ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest): per-generation records to
