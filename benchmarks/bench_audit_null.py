@@ -155,7 +155,7 @@ def run_wiki(name: str, seeds: int, repeats: int, cache: Path, workers: int, siz
 
 def figure(results: dict[str, list], seeds: int, path: Path) -> None:
     from modelcollapse.analysis.plots import png_bytes, pyplot
-    from modelcollapse.engine.store import atomic_write
+    from modelcollapse.rundir.atomic import atomic_write
 
     plt = pyplot()
     fig, axes = plt.subplots(len(results), 1, figsize=(12, 2.3 * len(results)), dpi=110, squeeze=False)

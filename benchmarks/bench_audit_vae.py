@@ -42,7 +42,7 @@ def main() -> None:
     from modelcollapse.config import apply_overrides, load_raw
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
-    from modelcollapse.engine.store import RunStore
+    from modelcollapse.rundir.store import RunStore
 
     tmp = Path(tempfile.mkdtemp())
     raw = apply_overrides(load_raw("vae-digits"), ["model.threads=1", *a.overrides])
@@ -71,7 +71,7 @@ def main() -> None:
 
 def figure(result, path: Path) -> None:
     from modelcollapse.analysis.plots import png_bytes, pyplot
-    from modelcollapse.engine.store import atomic_write
+    from modelcollapse.rundir.atomic import atomic_write
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), dpi=110)

@@ -32,7 +32,7 @@ import numpy as np
 
 from modelcollapse.engine.plan import validate
 from modelcollapse.engine.loop import Unit, run_unit
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 
 class TimedStore(RunStore):

@@ -39,7 +39,7 @@ def engine(replicates: int, generations: int) -> tuple[float, dict]:
         start = time.perf_counter()
         execute(validate(raw), Path(tmp) / "run", quiet=True)
         seconds = time.perf_counter() - start
-        from modelcollapse.engine.store import RunStore
+        from modelcollapse.rundir.store import RunStore
 
         t = RunStore(Path(tmp) / "run").read_metrics()
         metric, gen, value = (np.array(t[c].to_pylist()) for c in ("metric", "generation", "value"))

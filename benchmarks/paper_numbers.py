@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 
 def grid(run: Path, metric: str) -> dict[str, np.ndarray]:

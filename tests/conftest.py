@@ -52,7 +52,7 @@ def run_small(raw: dict, out, **kw):
 
 
 def metric_arrays(out):
-    from modelcollapse.engine.store import RunStore
+    from modelcollapse.rundir.store import RunStore
 
     t = RunStore(out).read_metrics()
     arm = np.array(t["arm"].to_pylist(), dtype=object)

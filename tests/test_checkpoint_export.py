@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
-from modelcollapse.engine.store import RunStore  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 

@@ -18,7 +18,8 @@ import yaml
 
 from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
-from modelcollapse.engine.store import FAULT_STEPS, RunStore
+from modelcollapse.rundir.atomic import FAULT_STEPS
+from modelcollapse.rundir.store import RunStore
 from modelcollapse.errors import RunError
 
 RAW = {"name": "cs", "seed": 7, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian", "dim": 2},
@@ -93,7 +94,7 @@ def test_sweep_killed_inside_a_points_consolidation_resumes_to_the_full_table(tm
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
     out = tmp_path / "run"
     execute(validate(RAW), out, quiet=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom modelcollapse.engine.store import RunStore\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom modelcollapse.rundir.store import RunStore\n"
                                "with RunStore(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(60)", str(out)],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:

@@ -113,7 +113,7 @@ class Killed(Exception):
 def test_exact_resume_equals_uninterrupted(tmp_path):
     """Kill a unit after generation 3, run it again (it resumes from its checkpoint): the same bits as one run."""
     from modelcollapse.engine.loop import Unit, run_unit
-    from modelcollapse.engine.store import RunStore
+    from modelcollapse.rundir.store import RunStore
 
     raw = {"replicates": 50, "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "sampler": "exact"},
            "loop": {"generations": 9, "samples": 30}, "metrics": ["trace_ratio"]}

@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from conftest import LocalServer, send_json  # noqa: E402
 
-from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.chains.backends import Request  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig, load  # noqa: E402
 from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
@@ -101,7 +101,7 @@ def test_echoed_key_reaches_no_file_and_no_message(tmp_path):
     assert result.exit_code == 1, result.output
     assert "answered HTTP 400: {\"error\": \"invalid key Bearer [redacted]\"}" in result.output
     assert KEY not in result.output
-    records = journal.read(tmp_path / "run" / "chains.jsonl")
+    records = RunStore(tmp_path / "run").read_steps()
     assert [r["generation"] for r in records] == [0, 0, 1, 1]  # generation 1 was journaled, redacted
     assert records[-1]["text"] == "Here is your key: Bearer [redacted]"
     assert records[-1]["meta"]["model"] == "Bearer [redacted]"
@@ -243,7 +243,7 @@ def test_sibling_success_is_journaled_and_not_requested_again(tmp_path):
         args = _chain_args(tmp_path, server.url, 1)
         result = CliRunner().invoke(chain, args)
         assert result.exit_code == 1 and "answered HTTP 400" in result.output
-        records = journal.read(tmp_path / "run" / "chains.jsonl")
+        records = RunStore(tmp_path / "run").read_steps()
         assert [(r["chain"], r["generation"]) for r in records] == [(0, 0), (1, 0), (0, 1)]
         assert records[-1]["text"] == "Rewritten: " + START[0][:20]
 
@@ -251,5 +251,5 @@ def test_sibling_success_is_journaled_and_not_requested_again(tmp_path):
         result = CliRunner().invoke(chain, [*args, "--resume", "--quiet"])
         assert result.exit_code == 0, result.output
         assert server.requests - before == 1  # only the failed step
-    records = journal.read(tmp_path / "run" / "chains.jsonl")
+    records = RunStore(tmp_path / "run").read_steps()
     assert [(r["chain"], r["generation"]) for r in records] == [(0, 0), (1, 0), (0, 1), (1, 1)]

@@ -4,9 +4,10 @@ its own layer or the layers below, and no group of modules imports itself in a c
 Layer order, bottom to top (docs/architecture.md draws it)::
 
     ground     version, errors, seeding, registry
+    rundir     rundir/: the run directory (atomic files, columns, journal, lock, RunStore)
     config     config.py: the schema, loading, overrides, arm expansion
     plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
-    engine     engine/: plan (validation), loop, runner, store, executors, sweep, exact
+    engine     engine/: plan (validation), loop, runner, executors, sweep, exact
     chains     chains/: telephone chains (no retraining)
     analysis   analysis/: reports, plots, alarms, theory, anatomy, tracking
     audit      audit/: the collapse profile of a user's own dataset
@@ -21,6 +22,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
     ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("rundir", ["modelcollapse.rundir"]),
     ("config", ["modelcollapse.config"]),
     ("plugins", ["modelcollapse.plugins"]),
     ("engine", ["modelcollapse.engine"]),
@@ -127,3 +129,80 @@ def test_the_checker_sees_a_cycle_and_an_upward_edge():
     assert layer_of("modelcollapse.engine.loop") > layer_of("modelcollapse.plugins.models.gmm")
     edges = graph()
     assert "modelcollapse.plugins.models.base" in edges["modelcollapse.plugins.models.gmm"]
+
+
+RUNDIR_MAY_IMPORT = {"modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.version"}
+RUNDIR_LIBRARIES = {"numpy", "pyarrow", "yaml", "safetensors"}  # beside the standard library
+
+
+def imported_roots(path: Path) -> set[str]:
+    """The top-level names of the absolute (non-package) imports in a file, anywhere in its body."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+    return found - {"modelcollapse"}
+
+
+def test_rundir_is_the_ground_floor_of_files():
+    """rundir (the run directory) sits below engine: it imports only errors, seeding and version from the package, and
+    only the standard library, numpy, pyarrow, yaml and safetensors from outside."""
+    import sys
+
+    edges = graph()
+    mods = modules()
+    rundir = [m for m in mods if m == "modelcollapse.rundir" or m.startswith("modelcollapse.rundir.")]
+    assert len(rundir) >= 6
+    inside = {t for m in rundir for t in edges[m] if not t.startswith("modelcollapse.rundir")}
+    assert inside <= RUNDIR_MAY_IMPORT, inside - RUNDIR_MAY_IMPORT
+    outside = set().union(*(imported_roots(mods[m]) for m in rundir)) - set(sys.stdlib_module_names)
+    assert outside <= RUNDIR_LIBRARIES, outside - RUNDIR_LIBRARIES
+    assert layer_of("modelcollapse.rundir.store") < layer_of("modelcollapse.engine.loop")
+    assert "modelcollapse.engine.store" not in mods
+
+
+def rundir_names() -> set[str]:
+    """Every top-level name a rundir module defines or imports: what reaching the run directory's files looks like."""
+    names = set()
+    for module, path in modules().items():
+        if module.startswith("modelcollapse.rundir"):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                    names.add(node.name)
+                elif isinstance(node, ast.Assign):
+                    names.update(t.id for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store))
+    return names
+
+
+def engine_imports(module: str, path: Path) -> list[tuple[str, str]]:
+    """(engine module, name) for each name ``module`` imports from ``modelcollapse.engine`` (relative or absolute)."""
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)] if node.level else []
+            target = ".".join(base + [node.module or ""]) if node.level else node.module or ""
+            if target.startswith("modelcollapse.engine"):
+                out += [(target, a.name) for a in node.names]
+    return out
+
+
+def test_nothing_above_the_engine_imports_it_to_reach_files():
+    """chains, analysis and audit reach run directories through rundir: no name they import from engine is one of
+    rundir's (a store, an atomic write, a column, the journal, the lock)."""
+    files = rundir_names()
+    assert {"RunStore", "atomic_write", "frame", "exclusive", "text_column"} <= files
+    found = [f"{m} imports {name} from {target}" for m, path in modules().items()
+             if m.split(".")[1:2] in (["chains"], ["analysis"], ["audit"])
+             for target, name in engine_imports(m, path) if name in files]
+    assert found == []
+
+
+def test_the_file_checker_sees_a_file_import_through_engine(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("from ..engine.runner import RunStore, progress_bar\n")
+    assert engine_imports("modelcollapse.analysis.x", path) == [("modelcollapse.engine.runner", "RunStore"),
+                                                                 ("modelcollapse.engine.runner", "progress_bar")]
+    assert "RunStore" in rundir_names() and "progress_bar" not in rundir_names()

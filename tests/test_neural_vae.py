@@ -14,7 +14,7 @@ from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
-from modelcollapse.engine.store import RunStore  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 SMALL = {"kind": "vae", "latent": 4, "hidden": 64, "epochs": 3, "batch_size": 64, "threads": 1}
 
@@ -45,7 +45,7 @@ def test_conformance():
     again = MODELS.build(SMALL, "model").fit(x, rng=rng(1))
     assert np.array_equal(again.sample(16, rng=rng(2)), a)
     # checkpoints round-trip through safetensors
-    from modelcollapse.engine.store import load_arrays, save_arrays
+    from modelcollapse.rundir.columns import load_arrays, save_arrays
 
     import tempfile
 

@@ -15,7 +15,7 @@ from conftest import LocalServer, needs, send_json
 
 import modelcollapse as mc
 from modelcollapse.cli import main
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 CONFIG = """name: parity
 seed: 7
@@ -109,8 +109,7 @@ def test_chain_matches_python(chain_setup, tmp_path):
     cli("chain", config, "--out", tmp_path / "cli", "--quiet", *sum((["--set", o] for o in overrides), []))
     run = mc.chain(config, out=tmp_path / "py", overrides=overrides)
     assert rows(tmp_path / "cli") == rows(run.path) and len(rows(run.path)) == 3 * 2
-    journal = [(tmp_path / d / "chains.jsonl").read_text().splitlines() for d in ("cli", "py")]
-    texts = [[json.loads(line)["text"] for line in lines] for lines in journal]
+    texts = [[step["text"] for step in RunStore(tmp_path / d).read_steps()] for d in ("cli", "py")]
     assert texts[0] == texts[1] and len(texts[0]) == 3
 
 
@@ -127,9 +126,9 @@ def test_chain_overwrite_and_resume_errors_name_each_surfaces_options(chain_setu
     with pytest.raises(mc.ConfigError, match=r"^resume=True: decoding.temperature is 0.5 but the run in .* used .*; "
                                              r"resume with the same config or choose another out.$"):
         mc.chain(config, out=tmp_path / "run", overrides=[*overrides, "decoding.temperature=0.5"], resume=True)
-    (tmp_path / "run" / "chains.jsonl").write_text("")  # a replaced run starts afresh: every step is requested again
+    (tmp_path / "run" / "chains.log").write_bytes(b"")  # a replaced run starts afresh: every step is requested again
     cli("chain", config, "--out", tmp_path / "run", "--quiet", "--overwrite", *sets)
-    assert len((tmp_path / "run" / "chains.jsonl").read_text().splitlines()) == 3
+    assert len(RunStore(tmp_path / "run").read_steps()) == 3
 
 
 # -- --overwrite ----------------------------------------------------------------------------------------------------

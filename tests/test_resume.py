@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 
 def cli(*args):
@@ -74,7 +74,7 @@ def test_seed_determinism_and_shard_independence(tmp_path):
 
 
 def test_metric_segments_of_either_format_consolidate(tmp_path):
-    from modelcollapse.engine.store import save_arrays, save_columns
+    from modelcollapse.rundir.columns import save_arrays, save_columns
 
     segments = tmp_path / "checkpoints" / "arm000-shard000" / "segments"
     save_arrays(segments / "metrics-000000.npz", {"a": np.arange(3.0), "b": np.ones(3)})  # written before save_columns
@@ -92,7 +92,7 @@ def test_resume_point_reads_generation_and_state_together(tmp_path):
         store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
     generation, state = RunStore(tmp_path).resume_point(0, 0)
     assert generation == 2 and list(state) == ["mu"] and state["mu"][0] == 20.0
-    from modelcollapse.engine.store import JOURNAL, METRICS, STATE_NPZ, Log
+    from modelcollapse.rundir.journal import JOURNAL, METRICS, STATE_NPZ, Log
 
     log = Log.read(store.unit_dir(0, 0) / JOURNAL)  # one metrics record, then one state record, per generation
     assert [(r.kind, r.generation) for r in log.records] == [(k, g) for g in range(3) for k in (METRICS, STATE_NPZ)]
@@ -102,7 +102,8 @@ def test_resume_point_reads_generation_and_state_together(tmp_path):
 def test_a_torn_journal_tail_is_cut_on_resume_and_a_damaged_record_is_an_error(tmp_path):
     """A record cut short or failing its checksum at the end of the log is a crash mid-append: dropped, with every
     record of a generation that did not complete. The same damage with records after it is corruption."""
-    from modelcollapse.engine.store import JOURNAL, CorruptFile, frame
+    from modelcollapse.rundir.atomic import CorruptFile
+    from modelcollapse.rundir.journal import JOURNAL, frame
 
     store = RunStore(tmp_path)
     for g in range(3):
@@ -125,7 +126,7 @@ def test_a_torn_journal_tail_is_cut_on_resume_and_a_damaged_record_is_an_error(t
 def test_a_checkpoint_from_before_checksums_still_resumes(tmp_path):
     """Run directories written before checksums carry none: they load unchecked, and the next save records digests
     for the segments already on disk."""
-    from modelcollapse.engine.store import load_arrays, save_arrays, save_columns
+    from modelcollapse.rundir.columns import load_arrays, save_arrays, save_columns
 
     unit = RunStore(tmp_path).unit_dir(0, 0)
     for g in range(2):

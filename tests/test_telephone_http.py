@@ -8,6 +8,8 @@ first requests.
 import importlib.util
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,7 +20,8 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import LocalServer, send_json  # noqa: E402
 
 from modelcollapse.errors import RunError  # noqa: E402
-from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.rundir.journal import Log  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.chains.backends import Request
 from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
@@ -86,7 +89,7 @@ def _config_file(tmp_path: Path) -> str:
 
 
 def _texts(run_dir: Path) -> dict:
-    return {(r["chain"], r["generation"]): r["text"] for r in journal.read(run_dir / "chains.jsonl")}
+    return {(r["chain"], r["generation"]): r["text"] for r in RunStore(run_dir).read_steps()}
 
 
 def test_backend_survives_429_then_recovers():
@@ -129,18 +132,18 @@ def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
     assert len(server.log) == 4 * 3  # 2 start texts x 2 seeds x 3 generations, each requested once
     assert set(server.auth) == {"Bearer sk-secret-123"}
 
-    # Simulate a run killed mid-generation 2: keep the first 4 + 4 + 1 records and a torn half line.
+    # Simulate a run killed mid-generation 2: keep the first 4 + 4 + 1 records and a torn half of the next.
     part = tmp_path / "part"
     part.mkdir()
     (part / "config.yaml").write_bytes((full / "config.yaml").read_bytes())
-    lines = (full / "chains.jsonl").read_text().splitlines(keepends=True)
-    (part / "chains.jsonl").write_text("".join(lines[:9]) + lines[9][:25])
+    log = Log.read(full / "chains.log")
+    (part / "chains.log").write_bytes(log.data[: log.records[9].end - 25])
     server.log.clear()
     server.fail_first = 2  # and the server is overloaded for a moment
     resumed = run_chains(cfg, part, overrides, resume=True, quiet=True)
     assert len(server.log) == 12 - 5  # only the missing model steps
     assert _texts(resumed) == _texts(full)
-    assert len(journal.read(resumed / "chains.jsonl")) == 4 * 4
+    assert len(RunStore(resumed).read_steps()) == 4 * 4
 
     # The key never reaches the run directory.
     for path in list(full.rglob("*")) + list(resumed.rglob("*")):
@@ -153,13 +156,13 @@ def test_run_directory_contents(tmp_path, server):
 
     from modelcollapse.analysis.report import curves
     from modelcollapse.cli import main
-    from modelcollapse.engine.store import TIDY_COLUMNS, tidy_table
+    from modelcollapse.rundir.table import TIDY_COLUMNS, tidy_table
 
     run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", _config(tmp_path, server.url), False, True)
     result = CliRunner().invoke(main, ["report", str(run_dir)])  # the one report command knows a chain run
     assert result.exit_code == 0 and result.output.strip() == str(run_dir / "report.html"), result.output
     assert "telephone chains</title>" in (run_dir / "report.html").read_text()
-    for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.jsonl", "attractors.json", "report.html",
+    for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.log", "attractors.json", "report.html",
                  "figures/drift.png", "figures/attractors.png"):
         assert (run_dir / name).is_file(), name
     table = pq.read_table(run_dir / "metrics.parquet").to_pylist()
@@ -190,11 +193,41 @@ def test_existing_run_needs_resume(tmp_path, server):
     result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet",
                                         *sum((["--set", o] for o in overrides + ["generations=2"]), [])])
     assert result.exit_code == 0, result.output
-    assert len(journal.read(tmp_path / "run" / "chains.jsonl")) == 4 * 3
+    assert len(RunStore(tmp_path / "run").read_steps()) == 4 * 3
     result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet",
                                         *sum((["--set", o] for o in overrides + ["decoding.temperature=0.5"]), [])])
     assert result.exit_code == 2
     assert "--resume: decoding.temperature is 0.5 but the run" in result.output
+
+
+def test_a_second_chain_writer_is_refused_while_one_runs(tmp_path):
+    """A telephone run holds its directory's ``.lock`` for its whole life, as a loop run and a sweep do: a second
+    writer (here ``--resume`` from the CLI) is refused with the same one-line message, and the first completes."""
+    asked, release = threading.Event(), threading.Event()
+
+    class Held(Server):  # answers once the test has tried the second writer
+        def _answer(self, handler, n, body):
+            asked.set()
+            release.wait(30)
+            super()._answer(handler, n, body)
+
+    cfg, out = _config_file(tmp_path), tmp_path / "run"
+    with Held() as server:
+        overrides = _config(tmp_path, server.url, generations=1)
+        first = threading.Thread(target=run_chains, args=(cfg, out, overrides, False, True))
+        first.start()
+        try:
+            assert asked.wait(30)
+            result = CliRunner().invoke(chain, [cfg, "--out", str(out), "--resume", "--quiet",
+                                                *sum((["--set", o] for o in overrides), [])])
+        finally:
+            release.set()
+            first.join(60)
+    assert result.exit_code == 1
+    assert result.output == (f"error: {out} is in use by pid {os.getpid()} on host {socket.gethostname()} (lock "
+                             f"{out / '.lock'}); wait for it to finish, or stop it, before running or resuming here.\n")
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    assert len(RunStore(out).read_steps()) == 4 * 2
 
 
 def test_unreachable_server_is_a_runtime_error(tmp_path):
@@ -331,4 +364,4 @@ def test_resume_compares_extra_body_and_accepts_runs_saved_before_these_keys(tmp
     result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "old"), "--resume", "--quiet",
                                         *sum((["--set", o] for o in overrides + ["generations=2"]), [])])
     assert result.exit_code == 0, result.output
-    assert len(journal.read(tmp_path / "old" / "chains.jsonl")) == 4 * 3
+    assert len(RunStore(tmp_path / "old").read_steps()) == 4 * 3

@@ -13,7 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.chains.backends import Request
 from modelcollapse.chains.local import LocalBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
@@ -67,13 +67,13 @@ def test_resumed_local_chain_equals_uninterrupted(full_run, tmp_path, starts):
     part = tmp_path / "part"
     part.mkdir()
     (part / "config.yaml").write_bytes((full_run / "config.yaml").read_bytes())
-    records = journal.read(full_run / "chains.jsonl")
-    for r in records:
+    kept = RunStore(part)
+    for r in RunStore(full_run).read_steps():
         if r["generation"] <= 1:
-            journal.append(part / "chains.jsonl", r)
+            kept.append_step(r)
     (tmp_path / "c.yaml").write_text("name: local-test\n")
     resumed = run_chains(str(tmp_path / "c.yaml"), part, [f"start.source={starts}", *OVERRIDES], True, True)
-    texts = lambda d: {(r["chain"], r["generation"]): r["text"] for r in journal.read(d / "chains.jsonl")}  # noqa: E731
+    texts = lambda d: {(r["chain"], r["generation"]): r["text"] for r in RunStore(d).read_steps()}  # noqa: E731
     assert texts(resumed) == texts(full_run)
 
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import needs  # noqa: E402
 
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.chains import journal  # noqa: E402
+from modelcollapse.rundir.journal import STEP, frame  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.chains.config import load, validate  # noqa: E402
 from modelcollapse.chains.metrics import (  # noqa: E402
@@ -108,19 +109,35 @@ def test_clip_words_and_text_files(tmp_path):
         file_texts(bad, "text")
 
 
-def test_journal_drops_torn_tail_and_refuses_damage(tmp_path):
-    path = tmp_path / "chains.jsonl"
-    journal.append(path, {"chain": 0, "generation": 0, "text": "a"})
-    journal.append(path, {"chain": 0, "generation": 1, "text": "b"})
-    with open(path, "a") as f:
-        f.write('{"chain": 0, "generation": 2, "te')
-    assert [r["text"] for r in journal.read(path)] == ["a", "b"]
-    journal.read(path, repair=True)
-    journal.append(path, {"chain": 0, "generation": 2, "text": "c"})
-    assert [r["text"] for r in journal.read(path)] == ["a", "b", "c"]
-    path.write_text('{"chain": 0}\nnot json\n{"chain": 1}\n')
-    with pytest.raises(RunError, match="line 2 is not a JSON record"):
-        journal.read(path)
+def test_step_journal_drops_torn_tail_and_refuses_damage_and_old_journals(tmp_path):
+    """chains.log is rundir's framed journal: a torn last append is left out and cut off before the next append; a
+    damaged record with records after it, or a telephone run of an earlier version (chains.jsonl), is refused."""
+    store = RunStore(tmp_path / "run")
+    store.root.mkdir()
+    store.append_step({"chain": 0, "generation": 0, "text": "a"})
+    store.append_step({"chain": 0, "generation": 1, "text": "b"})
+    log = store.root / "chains.log"
+    whole = log.stat().st_size
+    with open(log, "ab") as f:  # a crash mid-append: the record cut short
+        f.write(frame(STEP, 2, b'{"chain": 0, "generation": 2, "text": "c"}')[:-7])
+    assert [r["text"] for r in RunStore(store.root).read_steps()] == ["a", "b"]
+    assert log.stat().st_size > whole
+    resumed = RunStore(store.root)
+    resumed.read_steps(repair=True)
+    assert log.stat().st_size == whole
+    resumed.append_step({"chain": 0, "generation": 2, "text": "c"})
+    assert [r["text"] for r in RunStore(store.root).read_steps()] == ["a", "b", "c"]
+    data = bytearray(log.read_bytes())
+    data[70] ^= 0x40  # inside the first record's payload
+    log.write_bytes(bytes(data))
+    with pytest.raises(RunError, match=r"chains.log is corrupted \(the record at byte 0 \(generation 0\) differs from its sha256\)"):
+        RunStore(store.root).read_steps()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "chains.jsonl").write_text('{"chain": 0, "generation": 0, "text": "a"}\n')
+    with pytest.raises(RunError, match=r"chains.jsonl is the step journal of an earlier modelcollapse version \(JSON "
+                                       r"lines\), which this version does not read; run the chains again in a new"):
+        RunStore(old).read_steps()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import modelcollapse as mc
-from modelcollapse.engine.store import RunStore
+from modelcollapse.rundir.store import RunStore
 
 pytest.importorskip("mlflow")
 pytest.importorskip("sqlalchemy")  # MLflow's SQLite store (the track extra)

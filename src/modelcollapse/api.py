@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .audit import audit  # the function itself (mc.audit is the subpackage, callable as this function)
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
 from .engine.runner import GenerationEvent
-from .engine.store import RunStore, is_run_dir, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
+from .rundir.store import RUN_KINDS, RunStore, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
 from .errors import PYTHON, ConfigError, RunError, Spelling
 from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM_TOKENIZER
 from .registry import Registry, import_plugins
@@ -173,7 +172,7 @@ def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overw
     if track == "mlflow":
         from .analysis.tracking import attach_report
 
-        for run_dir in ([out / name for name, _ in runs] if (out / "suite.yaml").exists() else [out]):
+        for run_dir in ([out / name for name, _ in runs] if RunStore(out).kind == "suite" else [out]):
             attach_report(run_dir, tracking_uri, warn)
     return out, runs, path
 
@@ -296,7 +295,8 @@ class Run:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_dir() or not is_run_dir(self.path):
+        self.store = RunStore(self.path)
+        if not self.path.is_dir() or self.store.kind not in RUN_KINDS:
             raise ConfigError(f"{str(self.path)!r} is not a modelcollapse run directory (no config.yaml and "
                               "manifest.json, suite.yaml, or sweep manifest).")
 
@@ -305,24 +305,21 @@ class Run:
 
     @property
     def kind(self) -> str:
-        if (self.path / "suite.yaml").is_file():
-            return "suite"
-        if not (self.path / "config.yaml").is_file():
-            return "sweep"
-        return "telephone" if self.config.get("kind") == "telephone" else "loop"
+        return self.store.kind
 
     @property
     def config(self) -> dict[str, Any]:
-        if (self.path / "suite.yaml").is_file():
-            return yaml.safe_load((self.path / "suite.yaml").read_text())
-        if not (self.path / "config.yaml").is_file():
+        kind = self.kind
+        if kind == "suite":
+            return self.store.read_suite()
+        if kind == "sweep":
             manifest = self.manifest
             return {"name": manifest.get("name"), "grid": manifest.get("grid")}
-        return RunStore(self.path).read_config()
+        return self.store.read_config()
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return RunStore(self.path).read_manifest()
+        return self.store.read_manifest()
 
     @property
     def members(self) -> dict[str, Run]:
@@ -357,7 +354,7 @@ class Run:
             if not parts:
                 raise RunError(f"{self.path} has no results yet.")
             return pa.concat_tables(parts, promote_options="default")
-        table = _decoded(RunStore(self.path).read_metrics(metrics))
+        table = _decoded(self.store.read_metrics(metrics))
         if kind == "loop":
             values = varied_values(self.config)
             arms = table["arm"].to_pylist()

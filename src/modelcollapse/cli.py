@@ -170,19 +170,20 @@ def show(run_dir: Path) -> None:
 
 
 def _show(run_dir: Path) -> list[str]:
-    from .analysis.report import alarm_lines, members, summary_table
-    from .engine.store import RunStore
+    from .analysis.report import alarm_lines, summary_table
+    from .rundir.store import RunStore
 
     if not run_dir.is_dir():
         raise RunError(f"{str(run_dir)!r} is not a run directory.")
     out = []
-    manifest = RunStore(run_dir).read_manifest()
+    store = RunStore(run_dir)
+    manifest = store.read_manifest()
     if manifest:
         done = ", ".join(f"{k}: {v}" for k, v in manifest.get("completed", {}).items())
         out.append(f"{manifest.get('name')}: {manifest.get('status')} (completed generations: {done or 'none'})")
-    out.append(summary_table(run_dir))
-    for name in members(run_dir) or [None]:
-        lines = alarm_lines(run_dir / name if name else run_dir)
+    out.append(summary_table(store))
+    for name in store.members() or [None]:
+        lines = alarm_lines(run_dir / name if name else store)
         lines = lines or ["none: no watched metric in this run (alarm.diversity_metrics, alarm.likelihood_metrics)"]
         out.append("\n".join(([f"== alarms: {name} =="] if name else ["alarms:"]) + [f"  {line}" for line in lines]))
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.store import text_column
+from ..rundir.table import text_column
 
 DIVERSITY = ("distinct_2", "recall", "support_size", "tail_mass")
 LIKELIHOOD = ("nll_real", "test_perplexity")
@@ -100,11 +100,12 @@ def table_columns(table) -> dict[str, np.ndarray]:
     }
 
 
-def run_alarms(run_dir) -> list[Alarm]:
-    """The alarms of a run directory, with the thresholds of its resolved config."""
-    from ..engine.store import RunStore
+def run_alarms(run) -> list[Alarm]:
+    """The alarms of a run (a :class:`~modelcollapse.rundir.store.RunStore` or its directory), with the thresholds of
+    its resolved config."""
+    from ..rundir.store import RunStore
 
-    store = RunStore(run_dir)
+    store = RunStore.of(run)
     settings = store.read_config().get("alarm") or {}
     watched = [*settings.get("diversity_metrics", DIVERSITY), *settings.get("likelihood_metrics", LIKELIHOOD)]
     return alarms(table_columns(store.read_metrics(metrics=watched)), **settings)

@@ -37,14 +37,13 @@ from __future__ import annotations
 import html
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import STATISTICS, check_design, parse_arm  # noqa: F401  (parse_arm: part of this module's API)
 from ..errors import ConfigError
-from ..engine.store import text_column
+from ..rundir.table import text_column
 
 CODINGS = ("anchored", "effects")
 
@@ -147,20 +146,21 @@ def cell_label(factors: dict[str, list[str]], levels: tuple[int, ...]) -> str:
     return "/".join(v[i] for v, i in zip(factors.values(), levels))
 
 
-def report_section(run_dir: Path, config: dict[str, Any]) -> str:
+def report_section(run, config: dict[str, Any]) -> str:
     """The report's anatomy section for a run whose config has an ``anatomy`` key (else ""): the figure
     ``figures/anatomy.png`` and a table of every term at the first and last generation, in both codings."""
     from .plots import anatomy_figure, img
-    from ..engine.store import RunStore
+    from ..rundir.store import RunStore
 
     spec = config.get("anatomy")
     if not spec:
         return ""
     metric, statistic = spec.get("metric", "kl_real"), spec.get("statistic", "mean")
-    table = RunStore(run_dir).read_metrics()
+    store = RunStore.of(run)  # a RunStore or its directory
+    table = store.read_metrics()
     anchored = decompose(table, spec["factors"], metric, "anchored", statistic)
     effects = decompose(table, spec["factors"], metric, "effects", statistic)
-    path = Path(run_dir) / "figures" / "anatomy.png"
+    path = store.root / "figures" / "anatomy.png"
     labels = {levels: cell_label(anchored.factors, levels) for levels in anchored.cells}
     anatomy_figure(anchored, labels, f"{statistic} {metric}", path)
     first, last = 0, len(anchored.generations) - 1

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..engine.store import RunStore, atomic_write
-from ..chains import journal
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
 from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, quiet_nan as _quiet_nan, save_figure
 
 _CSS = """
@@ -80,14 +80,14 @@ def _read_table(root: Path) -> dict[str, np.ndarray]:
     return {name: np.asarray(t.column(name).to_pylist()) for name in t.column_names}
 
 
-def build_report(run_dir: str | Path) -> Path:
+def build_report(run: RunStore | str | Path) -> Path:
     """Write ``report.html`` (and ``figures/*.png``) for a telephone run directory; return the report's path."""
-    root = Path(run_dir)
-    store = RunStore(root)
+    store = RunStore.of(run)
+    root = store.root
     config = store.read_config()
     table = _read_table(root)
     attractors = json.loads((root / "attractors.json").read_text()) if (root / "attractors.json").exists() else []
-    records = journal.read(root / "chains.jsonl")
+    records = store.read_steps()
     metrics = sorted(set(table["metric"].tolist()))
     figures = {"drift": drift_figure(table, metrics)}
     if attractors:

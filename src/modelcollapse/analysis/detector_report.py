@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import atomic_save, atomic_write
+from ..rundir.atomic import atomic_save, atomic_write
 from ..errors import ConfigError
 from ..plugins.detectors import DETECTORS, calibrate, roc_auc, roc_curve
 from .plots import PAGE, img, roc_figure, score_histogram_figure

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import atomic_write
+from ..rundir.atomic import atomic_write
 
 
 def pyplot():

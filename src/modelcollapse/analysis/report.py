@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 from ..errors import RunError
-from ..engine.store import RunStore, atomic_write
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
 from .plots import PAGE, img, metric_figure
 from .rows import parquet_batches, metric_batches, pair_rows
 from .theory import reference
@@ -29,17 +30,18 @@ class Curve:
     mean: np.ndarray
 
 
-def curves(run_dir: Path) -> dict[tuple[str, str], Curve]:
+def curves(run: RunStore | Path) -> dict[tuple[str, str], Curve]:
     """{(arm, metric): Curve} from the run's metrics table, streamed a batch at a time (runs can hold 10⁸ rows: only
     the generation and value columns are held whole, about 12 bytes a row).
 
     A finished run's table is read once per process (``run`` builds the report, then prints the summary from it);
     the cache key is the file's identity, so a rewritten ``metrics.parquet`` is read again."""
-    path = Path(run_dir) / "metrics.parquet"
+    store = RunStore.of(run)
+    path = store.table_path
     if path.exists():
         stat = path.stat()
         return _finished_curves(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    return _curves(metric_batches(run_dir), run_dir)
+    return _curves(metric_batches(store), store.root)
 
 
 @functools.lru_cache(maxsize=4)
@@ -77,15 +79,16 @@ def _curve(pieces: list[tuple[np.ndarray, np.ndarray]]) -> Curve:
     return Curve(gens.astype(np.int64), q[:, 1], q[:, 0], q[:, 2], means)
 
 
-def arm_configs(run_dir: Path) -> dict[str, dict]:
-    config = RunStore(run_dir).read_config()
+def arm_configs(run: RunStore | Path) -> dict[str, dict]:
+    config = RunStore.of(run).read_config()
     return config.get("arms_resolved") or {config.get("name", "run"): config}
 
 
-def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
+def final_rows(run: RunStore | Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
     """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published figure) if there is one."""
-    data = data if data is not None else curves(run_dir)
-    arms = arm_configs(run_dir)
+    store = RunStore.of(run)
+    data = data if data is not None else curves(store)
+    arms = arm_configs(store)
     rows = []
     for (arm, metric), c in data.items():
         ref = reference(metric, arms[arm], c.generations[-1:]) if arm in arms else None
@@ -105,25 +108,21 @@ def final_rows(run_dir: Path, data: dict[tuple[str, str], Curve] | None = None) 
     return rows
 
 
-def alarm_lines(run_dir: Path) -> list[str]:
+def alarm_lines(run: RunStore | Path) -> list[str]:
     """The early-warning lines of a run (see ``alarm``)."""
     from .alarm import describe, run_alarms
 
-    return describe(run_alarms(run_dir))
+    return describe(run_alarms(run))
 
 
-def members(run_dir: Path) -> list[str] | None:
-    suite = Path(run_dir) / "suite.yaml"
-    return yaml.safe_load(suite.read_text())["members"] if suite.exists() else None
-
-
-def summary_table(run_dir: Path) -> str:
+def summary_table(run: RunStore | Path) -> str:
     """A plain-text table of final values (for a suite, one block per member)."""
-    run_dir = Path(run_dir)
-    names = members(run_dir)
+    store = RunStore.of(run)
+    names = store.members()
     if names is not None:
-        return "\n\n".join(f"== {n} ==\n{summary_table(run_dir / n)}" for n in names if (run_dir / n / "config.yaml").exists())
-    rows = [r for r in final_rows(run_dir) if not r["metric"].startswith("train_")]
+        return "\n\n".join(f"== {n} ==\n{summary_table(store.root / n)}" for n in names
+                           if (store.root / n / "config.yaml").exists())
+    rows = [r for r in final_rows(store) if not r["metric"].startswith("train_")]
     w = max([3] + [len(r["arm"]) for r in rows])
     head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
     lines = [head, "-" * len(head)]
@@ -134,7 +133,7 @@ def summary_table(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def story(run_dir: Path, data: dict, arms: dict[str, dict], config: dict) -> tuple[str, list[Path]]:
+def story(store: RunStore, data: dict, arms: dict[str, dict], config: dict) -> tuple[str, list[Path]]:
     """The top of a report: a headline per arm, the reproduced / not-reproduced marks, the distribution pictures
     (their paths are returned too, for the suite's overview)."""
     from .story import distribution_pictures, headline, marks
@@ -152,22 +151,21 @@ def story(run_dir: Path, data: dict, arms: dict[str, dict], config: dict) -> tup
              f"published</th><th>tolerance</th><th>source</th><th>mark</th></tr>{rows}</table>"
              "<p class='meta'>Tolerance: 4 standard errors of our statistic, at least 5% of the expected value.</p>"
              if found else "")
-    pictures = distribution_pictures(run_dir)
+    pictures = distribution_pictures(store)
     summary = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     body = (f"<div class='story'><ul class='headline'>{summary}</ul>{table}"
             f"<div class='figs'>{''.join(img(p) for p in pictures)}</div></div>")
     return body, pictures
 
 
-def section(run_dir: Path) -> tuple[str, list[Path]]:
+def section(store: RunStore) -> tuple[str, list[Path]]:
     """The HTML body of one run's report, and the paths of its headline figures; writes figures to ``figures/``."""
     from .story import is_bookkeeping
 
-    run_dir = Path(run_dir)
-    store = RunStore(run_dir)
+    run_dir = store.root
     config, manifest = store.read_config(), store.read_manifest()
-    data = curves(run_dir)
-    arms = arm_configs(run_dir)
+    data = curves(store)
+    arms = arm_configs(store)
     by_metric: dict[str, dict[str, Curve]] = {}
     for (arm, metric), c in data.items():
         by_metric.setdefault(metric, {})[arm] = c
@@ -186,16 +184,16 @@ def section(run_dir: Path) -> tuple[str, list[Path]]:
             r["arm"], r["metric"], r["generation"], f"{r['median']:.4g}", f"[{r['q25']:.4g}, {r['q75']:.4g}]",
             f"{r['mean']:.4g}", "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})",
         )) + "</tr>"
-        for r in final_rows(run_dir, data)
+        for r in final_rows(store, data)
     )
     from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
     from .gallery import gallery_section  # "" unless metrics kept sample arrays
     from .scaling import run_scaling, section as scaling_section  # "" unless the grid varies a training-set size
     from .survival import section as survival_section  # "" unless the survival metric kept its tables
 
-    top, pictures = story(run_dir, data, arms, config)
-    scaling, scaling_paths = scaling_section(run_dir, *run_scaling(run_dir, config), img)
-    survival, survival_paths = survival_section(run_dir, arms, img)
+    top, pictures = story(store, data, arms, config)
+    scaling, scaling_paths = scaling_section(run_dir, *run_scaling(store, config), img)
+    survival, survival_paths = survival_section(store, arms, img)
     description = html.escape(str(config.get("description", "")))
     status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
     name = html.escape(str(config.get("name", run_dir.name)))
@@ -208,26 +206,28 @@ def section(run_dir: Path) -> tuple[str, list[Path]]:
 {survival}
 <p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
 {config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
-{gallery_section(run_dir, img)}
+{gallery_section(store, img)}
 <h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
 <div class="figs">{''.join(figures)}</div>
 {held if bookkeeping else ''}
-<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(run_dir)) or "no watched metric in this run")}</pre>
+<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(store)) or "no watched metric in this run")}</pre>
 <h3>Final values</h3>
 <table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
-{anatomy_section(run_dir, config)}
+{anatomy_section(store, config)}
 <details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
 </section>"""
     return body, (scaling_paths + survival_paths + pictures or paths)[:1]
 
 
-def build_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` (one self-contained file, figures embedded) and return its path. A suite's page
-    opens with an index and an overview grid of each member's headline picture, then every member's section."""
-    run_dir = Path(run_dir)
-    names = members(run_dir)
+def build_report(run: RunStore | Path) -> Path:
+    """Write ``report.html`` in the run directory (one self-contained file, figures embedded) and return its path. A
+    suite's page opens with an index and an overview grid of each member's headline picture, then every member's
+    section."""
+    store = RunStore.of(run)
+    run_dir = store.root
+    names = store.members()
     if names is not None:
-        sections = {n: section(run_dir / n) for n in names if (run_dir / n / "config.yaml").exists()}
+        sections = {n: section(RunStore(run_dir / n)) for n in names if (run_dir / n / "config.yaml").exists()}
         for n, (body, _) in sections.items():
             atomic_write(run_dir / n / "report.html", PAGE.format(title=f"modelcollapse: {n}", body=body))
         index = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in sections)
@@ -237,32 +237,24 @@ def build_report(run_dir: Path) -> Path:
                 + "".join(body for body, _ in sections.values()))
         title = f"modelcollapse suite: {run_dir.name}"
     else:
-        body, title = section(run_dir)[0], f"modelcollapse: {RunStore(run_dir).read_config().get('name', run_dir.name)}"
+        body, title = section(store)[0], f"modelcollapse: {store.read_config().get('name', run_dir.name)}"
     path = run_dir / "report.html"
     atomic_write(path, PAGE.format(title=html.escape(title), body=body))
     return path
 
 
-def run_kind(run_dir: Path) -> str:
-    """What ``run_dir`` holds: ``telephone`` (a chain run: config.yaml says ``kind: telephone``), ``sweep`` (a sweep
-    directory: a manifest listing grid points, no config.yaml) or ``loop`` (a loop run or a suite of them)."""
-    store = RunStore(run_dir)
-    if store.config_path.exists():
-        return "telephone" if store.read_config().get("kind") == "telephone" else "loop"
-    return "sweep" if "points" in store.read_manifest() else "loop"
-
-
-def build_any(run_dir: Path) -> Path:
-    """Write the report of whatever run ``run_dir`` holds (see :func:`run_kind`) and return its path: a chain run's
+def build_any(run_dir: str | Path) -> Path:
+    """Write the report of whatever run ``run_dir`` holds (:attr:`RunStore.kind`) and return its path: a chain run's
     (:func:`chain_report.build_report`), a sweep's (:func:`sweep_report.build_sweep_report`, default metric) or a loop
-    run's or suite's (:func:`build_report`)."""
-    kind = run_kind(run_dir)
+    run's or suite's (:func:`build_report`). The run is opened once; every part of the report reads that store."""
+    store = RunStore(run_dir)
+    kind = store.kind
     if kind == "telephone":
         from .chain_report import build_report as build_chain_report
 
-        return build_chain_report(run_dir)
+        return build_chain_report(store)
     if kind == "sweep":
         from .sweep_report import build_sweep_report
 
-        return build_sweep_report(Path(run_dir))
-    return build_report(run_dir)
+        return build_sweep_report(store)
+    return build_report(store)

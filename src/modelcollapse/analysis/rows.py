@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import RunStore, codes_column
+from ..rundir.store import RunStore
+from ..rundir.table import codes_column
 
 
 def parquet_batches(path: Path):
@@ -17,13 +18,12 @@ def parquet_batches(path: Path):
     return pq.ParquetFile(path).iter_batches(batch_size=1 << 21, columns=["arm", "metric", "generation", "value"])
 
 
-def metric_batches(run_dir: Path):
+def metric_batches(run: RunStore | Path):
     """The run's metric rows as record batches: from ``metrics.parquet`` once the run is finished, else from its
     segments."""
-    path = Path(run_dir) / "metrics.parquet"
-    if path.exists():
-        return parquet_batches(path)
-    store = RunStore(run_dir)
+    store = RunStore.of(run)
+    if store.table_path.exists():
+        return parquet_batches(store.table_path)
     return store.metric_batches(*store.segment_layout())
 
 

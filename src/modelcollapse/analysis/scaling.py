@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore
+from ..rundir.store import RunStore
 from .plots import scaling_figure
 from .rows import metric_batches, pair_rows
 from .story import is_bookkeeping
@@ -85,11 +85,11 @@ def loglog_slope(sizes: np.ndarray, values: np.ndarray) -> float:
 
 
 # -- reading a run directory --------------------------------------------------------------------------------------
-def final_values(run_dir: Path) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
+def final_values(run: RunStore | Path) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
     """{(arm, metric): (last generation, the replicates' values there)} from the metrics table, streamed a batch at
     a time (only the rows of the latest generation seen so far are held)."""
     found: dict[tuple[str, str], tuple[int, list[np.ndarray]]] = {}
-    for name, gen, value in pair_rows(metric_batches(run_dir)):
+    for name, gen, value in pair_rows(metric_batches(run)):
         last = int(gen.max())
         held = found.get(name, (-1, []))
         if last >= held[0]:
@@ -97,9 +97,9 @@ def final_values(run_dir: Path) -> dict[tuple[str, str], tuple[int, np.ndarray]]
     return {name: (g, np.concatenate(parts)) for name, (g, parts) in found.items()}
 
 
-def arm_configs(run_dir: Path) -> tuple[dict[str, Any], dict[str, dict]]:
+def arm_configs(run: RunStore | Path) -> tuple[dict[str, Any], dict[str, dict]]:
     """(the run's resolved config, {arm: resolved arm config})."""
-    config = RunStore(run_dir).read_config()
+    config = RunStore.of(run).read_config()
     return config, config.get("arms_resolved") or {config.get("name", "run"): config}
 
 
@@ -128,15 +128,16 @@ def _label(arm: str, key: str, run_name: str, lone: bool) -> str:
     return ",".join(p for p in arm.split(",") if not p.startswith(f"{key}="))
 
 
-def _cells(run_dir: Path, key: str, values: dict[str, Any] | None = None, name: str | None = None) -> list[_Cell]:
+def _cells(run: RunStore | Path, key: str, values: dict[str, Any] | None = None, name: str | None = None) -> list[_Cell]:
     """Every (arm, metric) of one run as a cell of the view; ``values``: a sweep point's grid values (the other keys'
     join the label, the size key's is the fallback T); ``name``: the label of a lone arm (default the run's name)."""
-    config, arms = arm_configs(run_dir)
+    store = RunStore.of(run)
+    config, arms = arm_configs(store)
     name = name or str(config.get("name", "run"))
     values = values or {}
     prefix = ",".join(f"{k}={v}" for k, v in values.items() if k != key)
     cells = []
-    for (arm, metric), (g, x) in final_values(run_dir).items():
+    for (arm, metric), (g, x) in final_values(store).items():
         if arm not in arms or is_bookkeeping(metric):
             continue
         size = dotted(arms[arm], key)
@@ -193,17 +194,19 @@ def curves_from_cells(cells: list[_Cell], key: str) -> dict[str, list[ScalingCur
     return out
 
 
-def run_scaling(run_dir: Path, config: dict[str, Any] | None = None) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
+def run_scaling(run: RunStore | Path, config: dict[str, Any] | None = None) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
     """(size key, {metric: curves}) of a loop run (``config``: its config.yaml, when already read); (None, {}) when
     its grid varies no size key."""
-    key = run_key(config if config is not None else RunStore(run_dir).read_config())
-    return (key, curves_from_cells(_cells(Path(run_dir), key), key)) if key else (None, {})
+    store = RunStore.of(run)
+    key = run_key(config if config is not None else store.read_config())
+    return (key, curves_from_cells(_cells(store, key), key)) if key else (None, {})
 
 
-def sweep_scaling(out: Path) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
+def sweep_scaling(out: RunStore | Path) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
     """(size key, {metric: curves}) of a sweep: over its complete points, the size key among the sweep's grid keys
     and the points' own grids; (None, {}) when there is none."""
-    manifest = RunStore(out).read_manifest()
+    store = RunStore.of(out)
+    out, manifest = store.root, store.read_manifest()
     done = [p for p in manifest.get("points", []) if p.get("status") == "complete"]
     if not done:
         return None, {}

@@ -115,22 +115,22 @@ def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list
     return out
 
 
-def kept_pictures(run_dir: Path) -> dict[str, dict[int, dict[str, np.ndarray]]]:
+def kept_pictures(run) -> dict[str, dict[int, dict[str, np.ndarray]]]:
     """{arm: {generation: {name: array}}} of what the loop kept for pictures (``picture.*``, replicate 0)."""
     out: dict[str, dict[int, dict[str, np.ndarray]]] = {}
-    for arm, generation, arrays in kept_by_arm(run_dir):
+    for arm, generation, arrays in kept_by_arm(run):  # run: a RunStore or its directory
         picture = {k.removeprefix("picture."): v for k, v in arrays.items() if k.startswith("picture.")}
         if picture:
             out.setdefault(arm, {})[generation] = picture
     return out
 
 
-def distribution_pictures(run_dir: Path, most: int = 6) -> list[Path]:
+def distribution_pictures(run, most: int = 6) -> list[Path]:
     """One figure per arm of the distributions at up to ``most`` kept generations (1-D densities, 2-D scatters with
     the fitted components' ellipses, categorical rank-frequency), written to ``figures/``."""
     paths = []
-    for arm, by_gen in kept_pictures(run_dir).items():
-        path = figure_path(run_dir, "distribution", arm)
+    for arm, by_gen in kept_pictures(run).items():  # run: a RunStore or its directory
+        path = figure_path(run, "distribution", arm)
         if distribution_figure({g: by_gen[g] for g in pick_generations(sorted(by_gen), most)}, arm, path):
             paths.append(path)
     return paths

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.store import RunStore
+from ..rundir.store import RunStore
 from .gallery import NAME, pick_generations
 from .plots import survival_figure
 from .theory import forgetting_g, survival_by_count, survival_reference
@@ -33,10 +33,10 @@ class SurvivalTable:
     alive: np.ndarray
 
 
-def _kept(run_dir: Path) -> dict[int, dict[int, dict[int, tuple[np.ndarray, ...]]]]:
+def _kept(store: RunStore) -> dict[int, dict[int, dict[int, tuple[np.ndarray, ...]]]]:
     """{arm index: {shard: {generation: (count, total, alive)}}} of every kept survival table."""
     out: dict[int, dict[int, dict[int, tuple[np.ndarray, ...]]]] = {}
-    for path in sorted((Path(run_dir) / "arrays").glob("arm*-shard*-gen*.npz")):
+    for path in sorted((store.root / "arrays").glob("arm*-shard*-gen*.npz")):
         match = NAME.fullmatch(path.name)
         if not match:
             continue
@@ -46,11 +46,12 @@ def _kept(run_dir: Path) -> dict[int, dict[int, dict[int, tuple[np.ndarray, ...]
     return out
 
 
-def survival_tables(run_dir: Path) -> dict[str, SurvivalTable]:
+def survival_tables(run: RunStore | Path) -> dict[str, SurvivalTable]:
     """{arm name: SurvivalTable} of every arm that kept survival tables (the generations every shard reached)."""
-    arms = RunStore(run_dir).read_manifest().get("arms", [])
+    store = RunStore.of(run)
+    arms = store.read_manifest().get("arms", [])
     tables = {}
-    for a, shards in _kept(run_dir).items():
+    for a, shards in _kept(store).items():
         if a >= len(arms):
             continue
         gens = sorted(set.intersection(*(set(s) for s in shards.values())))
@@ -115,10 +116,11 @@ def half_life_count(mean: np.ndarray, share: np.ndarray) -> float:
     return float(np.exp(np.log(mean[i - 1]) + t * (np.log(mean[i]) - np.log(mean[i - 1]))))
 
 
-def section(run_dir: Path, arms: dict[str, dict], img) -> tuple[str, list[Path]]:
+def section(run: RunStore | Path, arms: dict[str, dict], img) -> tuple[str, list[Path]]:
     """The view's HTML (one figure, a panel per arm, and a table of the count that survives with even odds) and the
     figure's path (``figures/survival.png``); ("", []) when no arm kept survival tables."""
-    tables = survival_tables(run_dir)
+    store = RunStore.of(run)
+    tables = survival_tables(store)
     if not tables:
         return "", []
     panels, rows = {}, []
@@ -135,7 +137,7 @@ def section(run_dir: Path, arms: dict[str, dict], img) -> tuple[str, list[Path]]
                         f"<td>{'&lt; 1' if ours == 0 else f'{ours:.3g}'}</td><td>{f'{half:.3g}' if law else ''}</td>"
                         f"<td>{f'{within.sum()} of {len(n)}' if law else ''}</td></tr>")
         panels[arm] = (gens, bins)
-    path = Path(run_dir) / "figures" / "survival.png"
+    path = store.root / "figures" / "survival.png"
     survival_figure(panels, path)
     body = ("<h3>Survival of categories (forgetting)</h3><p class='meta'>Per arm, the share of (replicate, category) "
             "pairs still present at generation g against the category's count c in generation 0's training data "

@@ -11,21 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, atomic_write, text_column
+from ..rundir.atomic import atomic_write
+from ..rundir.store import RunStore
+from ..rundir.table import text_column
 from ..errors import ConfigError
 from .plots import PAGE, heatmap_figure, img
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
 
 
-def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], list[list[Any]], np.ndarray]:
+def final_grid(out: RunStore | Path, metric: str | None = None) -> tuple[str, list[str], list[list[Any]], np.ndarray]:
     """The heatmap data: (metric, the two axis keys, their values, medians ``(len(v0), len(v1))`` of ``metric`` at
     each point's last generation, pooled over arms and replicates; a third grid key and beyond are averaged)."""
     import pyarrow.parquet as pq
 
 
-    manifest = RunStore(out).read_manifest()
-    table = pq.read_table(out / "sweep.parquet")
+    store = RunStore.of(out)
+    manifest = store.read_manifest()
+    table = pq.read_table(store.root / "sweep.parquet")
     metrics = text_column(table, "metric")
     names = set(metrics)
     metric = metric or manifest.get("metric") or next((m for m in DEFAULT_METRICS if m in names), sorted(names)[0])
@@ -50,19 +53,20 @@ def final_grid(out: Path, metric: str | None = None) -> tuple[str, list[str], li
     return metric, keys, axes, grid
 
 
-def build_sweep_report(out: Path, metric: str | None = None) -> Path:
+def build_sweep_report(out: RunStore | Path, metric: str | None = None) -> Path:
     """Write ``report.html`` (the heatmap, the scaling view where the grid varies a training-set size, and the
     per-point status table) from the sweep directory alone."""
     from .scaling import section as scaling_section, sweep_scaling
 
-    manifest = RunStore(out).read_manifest()
+    store = RunStore.of(out)
+    out, manifest = store.root, store.read_manifest()
     rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
                    f"<td>{html.escape(p.get('error', ''))}</td></tr>" for p in manifest["points"])
     figure = "<p>no completed point</p>"
     if (out / "sweep.parquet").exists():
-        m, keys, axes, grid = final_grid(out, metric)
+        m, keys, axes, grid = final_grid(store, metric)
         heatmap_figure(m, keys, axes, grid, out / "figures" / "heatmap.png")
-        figure = img(out / "figures" / "heatmap.png") + scaling_section(out, *sweep_scaling(out), img)[0]
+        figure = img(out / "figures" / "heatmap.png") + scaling_section(out, *sweep_scaling(store), img)[0]
     body = (f"<p>grid: {html.escape(json.dumps(manifest['grid']))} · status {manifest['status']}</p>{figure}"
             f"<table><tr><th>point</th><th>values</th><th>status</th><th>error</th></tr>{rows}</table>")
     path = out / "report.html"

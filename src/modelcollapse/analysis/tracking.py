@@ -49,7 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, load_columns, text_column
+from ..rundir.columns import load_columns
+from ..rundir.store import RunStore
+from ..rundir.table import text_column
 
 BATCH = 1000  # MLflow accepts at most 1,000 metrics (and 100 params) per log_batch call
 PARAM_LIMIT = 6000  # characters of one param value
@@ -349,5 +351,5 @@ def log_runs(out: str | Path, names: list[str], uri: str | None = None, warn=Non
     """Log the runs of ``modelcollapse run`` after the fact (a suite's members, or one run directory) with
     :func:`log_run_dir`. Never raises; returns the parent run ids logged."""
     out = Path(out)
-    dirs = [out / n for n in names] if (out / "suite.yaml").exists() else [out]
+    dirs = [out / n for n in names] if RunStore(out).kind == "suite" else [out]
     return [i for i in (log_run_dir(d, uri, warn) for d in dirs) if i is not None]

@@ -298,7 +298,7 @@ def parse_run_spec(spec: str) -> tuple[str, dict[str, str]] | None:
 
 def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator) -> tuple[Any, int, str]:
     """``(records, seen, kind)``: the samples generation ``parts["generation"]`` of a run drew (module docstring)."""
-    from ..engine.store import RunStore
+    from ..rundir.store import RunStore
 
     root = Path(path)
     if not (root / "config.yaml").is_file():
@@ -352,7 +352,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..plugins.regimes import regime_spec
     from ..seeding import rng_for
 
-    from ..engine.store import SYNTHETIC_LOG
+    from ..rundir.journal import SYNTHETIC_LOG
     from ..plugins.regimes import REGIMES
 
     cfg = arm_config(raw, arm_name)
@@ -387,7 +387,7 @@ def replay(root: Path, raw: dict, arm: int, shard: int, g: int) -> dict[str, np.
     folder (keyed streams: the same fits as the run's)."""
     from ..engine.plan import validate
     from ..engine.runner import execute
-    from ..engine.store import RunStore
+    from ..rundir.store import RunStore
 
     raw = run_raw(raw)
     raw["loop"] = {**raw.get("loop", {}), "generations": g + 1}

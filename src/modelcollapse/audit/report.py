@@ -12,7 +12,7 @@ import numpy as np
 
 from ..version import __version__
 from ..analysis.plots import pyplot, png_bytes
-from ..engine.store import atomic_save, atomic_write
+from ..rundir.atomic import atomic_save, atomic_write
 from .calibrate import overall
 from .indicators import words_of
 

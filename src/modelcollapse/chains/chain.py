@@ -1,7 +1,7 @@
 """Telephone chains: a model rewrites a text, then its own output, generation after generation.
 
 One chain per (task, start text, seed). Generation 0 is the start text; generation ``g`` is the backend's answer to
-the task's prompt filled with generation ``g − 1``. Every completed step is journaled to ``chains.jsonl`` at once, so
+the task's prompt filled with generation ``g − 1``. Every completed step is journaled to ``chains.log`` at once, so
 ``--resume`` requests only the steps that are missing, and the same config gives the same texts (greedy decoding, or
 sampling keyed by (task, start, seed, generation)), resumed or not.
 """
@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.store import RunStore, prepare_out
 from ..errors import CLI, ConfigError, Spelling
+from ..rundir.store import RunStore, prepare_out
 from ..seeding import seed_for
-from . import journal
 from .config import TelephoneConfig, load, prompt_template, resolve, validate
 
 # Keys that change how a run is executed but not what it produces: they may differ on --resume.
@@ -66,13 +65,10 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool, *, overwrite: bool = False,
-                 spelling: Spelling = CLI) -> RunStore:
-    """The run directory: new, or (``resume``) an existing one whose results the config would reproduce; with
-    ``overwrite``, a previous run there is deleted first (:func:`~modelcollapse.engine.store.prepare_out`).
-    ``spelling``: how errors name the caller's options (``--resume`` or ``resume=True``)."""
-    store = RunStore(out if out is not None else Path("runs") / config.name)
-    prepare_out(store.root, overwrite=overwrite, resume=resume, spelling=spelling)
+def open_run_dir(config: TelephoneConfig, store: RunStore, resume: bool, *, spelling: Spelling = CLI) -> None:
+    """Make ``store`` the run directory of ``config`` (its caller holds the lock): new, or (``resume``) an existing
+    one whose results the config would reproduce. ``spelling``: how errors name the caller's options (``--resume``
+    or ``resume=True``)."""
     resolved = resolve(config)
     if store.config_path.exists():
         if not resume:
@@ -86,35 +82,45 @@ def open_run_dir(config: TelephoneConfig, out: Path | None, resume: bool, *, ove
                 raise ConfigError(f"{spelling.flag('resume')}: {key} is {value!r} but the run in {store.root} used "
                                   f"{before!r}; resume with the same config or choose another {spelling.out}.")
     store.write_config(resolved)
-    return store
 
 
 def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides: list[str], resume: bool, quiet: bool,
                *, overwrite: bool = False, spelling: Spelling = CLI) -> Path:
     """Run (or resume) the telephone chains of a config or preset; return the run directory. The one code path of
-    ``modelcollapse chain`` and ``mc.chain``; ``overwrite`` and ``spelling`` as for :func:`open_run_dir`.
+    ``modelcollapse chain`` and ``mc.chain``. With ``overwrite``, a previous run in ``out`` is deleted first
+    (:func:`~modelcollapse.rundir.store.prepare_out`); the run holds the directory's lock, as a loop run and a
+    sweep do, from its config to its measurements. ``spelling``: how errors name the caller's options.
 
     Raises :class:`ConfigError` for a bad config and :class:`RunError` when the backend fails.
     """
-    from ..engine.runner import progress_bar
     from .texts import start_texts
 
-    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    # 1. Config, run directory, start texts, chains.
     config = load(config_source, overrides)
     starts = start_texts(config.start)  # before the run directory: a bad start.source leaves nothing behind
-    store = open_run_dir(config, Path(out) if out is not None else None, resume, overwrite=overwrite, spelling=spelling)
+    store = RunStore(out if out is not None else Path("runs") / config.name)
+    prepare_out(store.root, overwrite=overwrite, resume=resume, spelling=spelling)
+    with store.lock():
+        open_run_dir(config, store, resume, spelling=spelling)
+        _run(config, store, starts, quiet)
+    return store.root
+
+
+def _run(config: TelephoneConfig, store: RunStore, starts: list[str], quiet: bool) -> None:
+    """The chains of :func:`run_chains` in an open run directory, from their journaled steps to the measurements."""
+    from ..engine.runner import progress_bar
+
+    say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    # 1. The chains, and the steps already journaled.
     chains = plan_chains(config, len(starts))
-    path = store.root / "chains.jsonl"
-    texts = {(r["chain"], r["generation"]): r["text"] for r in journal.read(path, repair=True)}
+    texts = {(r["chain"], r["generation"]): r["text"] for r in store.read_steps(repair=True)}
     manifest = {**store.new_manifest(config.name, list(config.task)), "chains": len(chains)}
     store.write_manifest(manifest)
     # 2. Generation 0 is the start text itself.
     for c in chains:
         if (c.id, 0) not in texts:
             texts[c.id, 0] = starts[c.start]
-            journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
-                                  "text": starts[c.start], "meta": {"backend": "original"}})
+            store.append_step({"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
+                               "text": starts[c.start], "meta": {"backend": "original"}})
     # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing. The bar is the
     # run command's (one progress mechanism), counting steps: one generation of one chain each.
     try:
@@ -128,7 +134,6 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
     say("measuring ...")
     write_measurements(store, config, chains, texts)
     store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return store.root
 
 
 def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
@@ -137,7 +142,6 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
     ``advance(1)``, a progress bar's)."""
     from .backends import Request
 
-    path = store.root / "chains.jsonl"
     backend = None
     by_id = {c.id: c for c in chains}
     for g in range(1, config.generations + 1):
@@ -150,8 +154,8 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
                     for c in todo]
         for request, completion in backend.complete(requests):
             c = by_id[request.chain]
-            journal.append(path, {"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": g,
-                                  "text": completion.text, "sample_seed": request.sample_seed, "meta": completion.meta})
+            store.append_step({"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": g,
+                               "text": completion.text, "sample_seed": request.sample_seed, "meta": completion.meta})
             texts[c.id, g] = completion.text
             advance(1)
         manifest["timings"][f"generation {g}"] = round(time.perf_counter() - t0, 3)
@@ -174,7 +178,8 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
     (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
 
-    from ..engine.store import atomic_write, tidy_table, write_metrics_table
+    from ..rundir.atomic import atomic_write
+    from ..rundir.table import tidy_table, write_metrics_table
     from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])

@@ -22,9 +22,9 @@ from ..plugins.metrics import Context, measure
 from ..plugins.models import MODELS
 from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec, weighted_records
 from ..registry import running
+from ..rundir.store import RunStore
 from ..seeding import rng_for
 from .exact import sampler_for
-from .store import RunStore
 
 
 @dataclass(frozen=True)

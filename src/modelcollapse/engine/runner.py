@@ -10,14 +10,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import PRESETS_DIR, Config, apply_overrides, load_raw, set_dotted
 from ..errors import CLI, ConfigError, RunError, Spelling
+from ..rundir.lock import refuse_existing
+from ..rundir.store import RunStore, prepare_out
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
 from .loop import Unit, run_unit, units
 from .plan import make_plan, validate
-from .store import RunStore, atomic_write, prepare_out, refuse_existing
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
@@ -290,7 +289,7 @@ def run_config(
     transformers' ``trust_remote_code``. ``plugins``: modules or files to import (``--plugin``), added to the config's
     ``plugins``. ``track(run_dir)``: a context manager around each run, yielding its ``on_generation`` hook
     (``--track``). ``overwrite``: first empty ``out`` if it holds a modelcollapse run
-    (:func:`~modelcollapse.engine.store.prepare_out`). ``spelling``: how errors name the caller's options."""
+    (:func:`~modelcollapse.rundir.store.prepare_out`). ``spelling``: how errors name the caller's options."""
 
     def one(cfg: Config, path: Path, again: bool) -> dict:
         with (track(path) if track else contextlib.nullcontext()) as hook:
@@ -309,7 +308,7 @@ def run_config(
     if not resume:
         refuse_existing(out, spelling)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "suite.yaml", yaml.safe_dump({"name": name, "members": [n for n, _ in entries]}))
+    RunStore(out).write_suite(name, [n for n, _ in entries])
     return out, [(n, one(cfg, out / n, resume or (out / n / "config.yaml").exists())) for n, cfg in entries]
 
 

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import CLI, ConfigError, RunError, Spelling
+from ..rundir.atomic import atomic_save
+from ..rundir.lock import refuse_existing
+from ..rundir.store import RunStore, prepare_out
 from .executors import ExecutorSpec, map_tasks
-from .store import RunStore, atomic_save, prepare_out, refuse_existing
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:

@@ -1,0 +1,1 @@
+"""The run directory, the ground floor below engine: atomic files, column files, the journal, the lock, RunStore; imports only errors, seeding, version, the standard library, numpy, yaml, pyarrow and safetensors."""

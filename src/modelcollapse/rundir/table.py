@@ -1,0 +1,290 @@
+"""``metrics.parquet``: the tidy metrics table, its string columns as codes, its atomic write, and (the
+:class:`MetricsTable` half of :class:`~modelcollapse.rundir.store.RunStore`) its consolidation from the units'
+journals and segment files, and its checked read."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import CorruptFile, atomic_save, fault_point, file_sha256
+from .columns import arrays_digest, columns_from_bytes, load_columns, save_arrays
+from .journal import JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, Log
+
+
+def codes_column(table, name: str) -> tuple[np.ndarray, list]:
+    """A string column of a (large) metrics table as integer codes ``(rows,)`` and their labels (-1: null)."""
+    import pyarrow as pa
+
+    column = table[name]
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    labels: dict = {}
+    parts = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_encode()
+        remap = np.array([labels.setdefault(v, len(labels)) for v in chunk.dictionary.to_pylist()] + [-1], np.int64)
+        codes = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) if chunk.null_count else chunk.indices.to_numpy()
+        parts.append(remap[codes])
+    return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), list(labels)
+
+
+def text_column(table, name: str) -> np.ndarray:
+    """A string column as a numpy object array whose entries share the few distinct string objects (one pointer
+    per row, not one Python string per row)."""
+    codes, labels = codes_column(table, name)
+    return np.array(labels + [None], dtype=object)[codes]
+
+
+#: The tidy metrics columns every run's metrics.parquet has, in order; a table may add integer columns (a telephone
+#: run adds chain, start and seed).
+TIDY_COLUMNS = ("arm", "replicate", "generation", "metric", "value")
+
+
+def tidy_table(columns: dict[str, Any]):
+    """A metrics table (pyarrow.Table) from equal-length 1-D columns, in the given order: ``arm`` and ``metric`` as
+    dictionary-encoded strings (int32 codes), ``value`` float64, every other column (``replicate``, ``generation``
+    and any extra) int64. Must include :data:`TIDY_COLUMNS`."""
+    import pyarrow as pa
+
+    missing = [k for k in TIDY_COLUMNS if k not in columns]
+    if missing:
+        raise ValueError(f"a metrics table needs the columns {TIDY_COLUMNS}; missing {missing}")
+    arrays = {}
+    for name, values in columns.items():
+        if name in ("arm", "metric"):
+            arrays[name] = pa.array(values, pa.string()).dictionary_encode()
+        else:
+            arrays[name] = pa.array(np.asarray(values, np.float64 if name == "value" else np.int64))
+    return pa.table(arrays)
+
+
+def write_metrics_table(path: Path, tables) -> None:
+    """Write a metrics.parquet atomically from one table or a stream of tables (one row group or more each), all with
+    the schema of the first (:func:`tidy_table`'s; an empty stream writes an empty tidy table)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stream = iter([tables] if isinstance(tables, pa.Table) else tables)
+    first = next(stream, None)
+    if first is None:
+        first = tidy_table({name: [] for name in TIDY_COLUMNS})
+
+    def write(tmp):
+        # Dictionary pages only for the two string columns: on the numeric ones they are a wasted attempt (random
+        # values), and skipping them makes the write ~3x faster and the file ~10% smaller.
+        with pq.ParquetWriter(tmp, first.schema, use_dictionary=["arm", "metric"]) as writer:
+            writer.write_table(first)
+            for table in stream:
+                writer.write_table(table)
+
+    atomic_save(path, write)
+
+
+class MetricsTable:
+    """The metrics half of :class:`~modelcollapse.rundir.store.RunStore` (which provides ``root``, ``unit_dir``,
+    ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest): per-generation records to
+    ``metrics.parquet``, and reading it back."""
+
+    METRIC_FILES_PER_BATCH = 200  # segments per consolidation batch: bounds memory whatever the run's size
+
+    def metric_batches(self, arms: list[str], shard_size: int):
+        """The metric rows from the per-generation segments, as a stream of pyarrow tables (in unit, then generation
+        order), each from at most ``METRIC_FILES_PER_BATCH`` segments."""
+        items = []
+        for arm, shard in self.units_on_disk():
+            journal = self.unit_dir(arm, shard) / JOURNAL
+            if journal.exists():  # every checked record, complete generations or not (an unfinished run's report)
+                log = Log.read(journal)
+                items += [(arm, shard, g, partial(columns_from_bytes, log.payload(r))) for g, r in sorted(log.of(METRICS).items())]
+            for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
+                items.append((arm, shard, int(path.stem.split("-")[1]), partial(load_columns, path)))
+            for i in range(0, len(items), self.METRIC_FILES_PER_BATCH):
+                yield self._metric_table(items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+            items = []
+
+    def _metric_table(self, items: list, arms: list[str], shard_size: int):
+        """The rows of ``items``: (arm, shard, generation, a function returning that generation's columns)."""
+        import pyarrow as pa
+
+        names: dict[str, int] = {}
+        parts: dict[str, list[np.ndarray]] = {"arm": [], "replicate": [], "generation": [], "metric": [], "value": []}
+        for arm, shard, generation, load in items:  # rows of one generation: metric by metric, replicate by replicate
+            columns = load()
+            if not columns:
+                continue
+            m, r = len(columns), len(next(iter(columns.values())))
+            codes = np.array([names.setdefault(metric, len(names)) for metric in columns], np.int32)
+            parts["arm"].append(np.full(m * r, arm, np.int32))
+            parts["replicate"].append(np.tile(shard * shard_size + np.arange(r), m))
+            parts["generation"].append(np.full(m * r, generation))
+            parts["metric"].append(np.repeat(codes, r))
+            parts["value"].append(np.concatenate([np.asarray(v, float) for v in columns.values()]))
+        cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+        return pa.table(
+            {
+                "arm": pa.DictionaryArray.from_arrays(cat["arm"].astype(np.int32), pa.array(arms, pa.string())),
+                "replicate": pa.array(cat["replicate"].astype(np.int64)),
+                "generation": pa.array(cat["generation"].astype(np.int64)),
+                "metric": pa.DictionaryArray.from_arrays(cat["metric"].astype(np.int32), pa.array(list(names), pa.string())),
+                "value": pa.array(cat["value"].astype(np.float64)),
+            }
+        )
+
+    def metric_rows(self, arms: list[str], shard_size: int):
+        """All metric rows from the per-generation segments, as one pyarrow table."""
+        import pyarrow as pa
+
+        return pa.concat_tables([self._metric_table([], arms, shard_size), *self.metric_batches(arms, shard_size)])
+
+    def write_metrics(self, tables) -> None:
+        """Write metrics.parquet atomically from a table or a stream of tables (see :func:`write_metrics_table`)."""
+        write_metrics_table(self.table_path, tables)
+
+    @property
+    def table_path(self) -> Path:
+        return self.root / "metrics.parquet"
+
+    def read_metrics(self, metrics: list[str] | None = None):
+        """The tidy metrics table (pyarrow.Table): from metrics.parquet (checked against its record in the manifest),
+        or from segments for an unfinished run; only the rows of ``metrics`` when given (read without loading the
+        others from a finished run)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        if self.table_path.exists():
+            if record := self.read_manifest().get("table"):
+                self.verify_table(record)
+            return pq.read_table(self.table_path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
+        table = self.metric_rows(*self.segment_layout())
+        if metrics is None:
+            return table
+        return table.filter(pc.is_in(table["metric"].cast("string"), value_set=pa.array(list(metrics), pa.string())))
+
+    def segment_layout(self) -> tuple[list[str], int]:
+        """The arm names and shard size that :meth:`metric_batches` / :meth:`metric_rows` need to read this run's
+        per-generation segments."""
+        config = self.read_config()
+        return self.read_manifest().get("arms") or [config.get("name", "run")], config.get("shard_size", 1000)
+
+    def verify_table(self, record: dict[str, Any]) -> None:
+        """metrics.parquet matches ``record`` (its sha256 and row count, as :meth:`finish` recorded them), else
+        :class:`CorruptFile`."""
+        import pyarrow.parquet as pq
+
+        if not self.table_path.exists():
+            raise CorruptFile(self.table_path, "the file is missing, though manifest.json records it")
+        if file_sha256(self.table_path) != record["sha256"]:
+            raise CorruptFile(self.table_path, "its sha256 differs from the one manifest.json records")
+        if pq.ParquetFile(self.table_path).metadata.num_rows != record["rows"]:
+            raise CorruptFile(self.table_path, f"it does not hold the {record['rows']} rows manifest.json records")
+
+    def finish(self, arms: list[str], shard_size: int, units: list[tuple[int, int]] | None = None,
+               manifest: dict[str, Any] | None = None) -> None:
+        """Consolidate the segments of ``units`` ((arm, shard) pairs; default: every unit with a checkpoint folder)
+        into metrics.parquet, recording it in ``manifest`` (default: the one on disk); idempotent, and safe to kill at
+        any point.
+
+        Order: write the table atomically; record its rows and sha256 in ``manifest["table"]`` and write the manifest;
+        only then drop the segments. A table with its record is verified and kept (never rebuilt from what segments
+        are left); a table without one is rebuilt from the segments, each checked against its checkpoint's digest.
+        """
+        manifest = self.read_manifest() if manifest is None else manifest
+        units = self.units_on_disk() if units is None else units
+        record = manifest.get("table")
+        if record and self.table_path.exists():
+            self.verify_table(record)
+        else:
+            manifest["table"] = self._consolidate(arms, shard_size, units)
+            self.write_manifest(manifest)
+            fault_point("record")
+        for arm, shard in units:
+            self._materialise(arm, shard)
+            for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
+                path.unlink()
+                fault_point("drop")
+
+    def _materialise(self, arm: int, shard: int) -> None:
+        """A completed unit's journal as files: its first and last states (if the journal holds them) written as the
+        gen0 and state checkpoints, then the journal dropped (its metrics are in metrics.parquet)."""
+        unit = self.unit_dir(arm, shard)
+        if not (unit / JOURNAL).exists():
+            return
+        log = Log.read(unit / JOURNAL)
+        states = log.of((STATE_NPZ, STATE_SAFETENSORS))
+        for which, g in (("gen0", 0), ("state", max(states, default=None))):
+            if g in states:
+                state = self._state_of(log, states[g])
+                state["__sha256__"] = arrays_digest(state)
+                save_arrays(unit / f"{which}.{'safetensors' if states[g].kind == STATE_SAFETENSORS else 'npz'}", state)
+        (unit / JOURNAL).unlink()
+        fault_point("drop")
+
+    def units_on_disk(self) -> list[tuple[int, int]]:
+        """The (arm, shard) of every unit folder under ``checkpoints/``."""
+        folders = sorted((self.root / "checkpoints").glob("arm[0-9][0-9][0-9]-shard[0-9][0-9][0-9]"))
+        return [(int(f.name[3:6]), int(f.name[-3:])) for f in folders]
+
+    def _consolidate(self, arms: list[str], shard_size: int, units: list[tuple[int, int]]) -> dict[str, Any]:
+        """Write metrics.parquet from the expected segments of ``units`` (generations 0..last of each, as its
+        checkpoint records); returns its record ``{"file", "rows", "sha256"}``."""
+        expected: dict[Path, bytes | None] = {}
+        items = []  # per unit, one list of (arm, shard, generation, loader); a journal is read when its turn comes
+        for arm, shard in sorted(units):
+            last, _, sums = self._checkpoint(arm, shard, "state")
+            journal = self.unit_dir(arm, shard) / JOURNAL
+            if journal.exists():
+                items.append(partial(self._journal_items, arm, shard, last))
+                continue
+            unit_items = []
+            items.append(lambda unit_items=unit_items: unit_items)
+            for g in range(last + 1):
+                path = self._segment(arm, shard, g)
+                if not path.exists():
+                    raise CorruptFile(path, f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
+                                            f"records generations 0..{last}")
+                expected[path] = sums["metrics"][g] if sums else None
+                unit_items.append((arm, shard, g, partial(load_columns, path, expected[path])))
+        rows = [0]
+
+        def batches():  # one unit at a time: memory holds one journal, whatever the run's size
+            for unit_items in items:
+                unit_items = unit_items()
+                for i in range(0, len(unit_items), self.METRIC_FILES_PER_BATCH):
+                    table = self._metric_table(unit_items[i : i + self.METRIC_FILES_PER_BATCH], arms, shard_size)
+                    rows[0] += table.num_rows
+                    yield table
+
+        self.write_metrics(batches())
+        fault_point("table")
+        return {"file": self.table_path.name, "rows": rows[0], "sha256": file_sha256(self.table_path)}
+
+    def generation_metrics(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray] | None:
+        """One unit's persisted metrics of one generation, ``{metric: (R,) values}``, from its journal (or a segment
+        file of an older layout); None if not persisted (yet), or consolidated away."""
+        journal = self.unit_dir(arm, shard) / JOURNAL
+        try:
+            if journal.exists():
+                log = Log.read(journal)
+                record = log.of(METRICS).get(generation)
+                if record is not None:
+                    return columns_from_bytes(log.payload(record))
+            path = self._segment(arm, shard, generation)
+            return load_columns(path) if path.exists() else None
+        except (OSError, CorruptFile):  # a tail being appended right now: the next poll reads it whole
+            return None
+
+    def _journal_items(self, arm: int, shard: int, last: int) -> list:
+        """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
+        journal = self.unit_dir(arm, shard) / JOURNAL
+        log = Log.read(journal)
+        records = log.of(METRICS)
+        for g in range(last + 1):
+            if g not in records:
+                raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
+                                           f"{arm}, shard {shard} records generations 0..{last}")
+        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]))) for g in range(last + 1)]
