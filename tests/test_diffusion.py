@@ -102,7 +102,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
 
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
-    from modelcollapse.engine.store import RunStore
+    from modelcollapse.rundir.store import RunStore
 
     raw = {"name": "diffusion-ci", "seed": 0, "replicates": 2,
            "data": {"kind": "gaussian-mixture"},
