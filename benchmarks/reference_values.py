@@ -138,6 +138,12 @@ PRESETS: dict[str, dict] = {
                 "model.threads=1", "model.device=cpu"],
         "needs": ["torch", "sklearn"],
     },
+    # as verifier-digits: the check is of bits; tests/test_curation.py checks the direction at a larger scale
+    "curated-digits": {
+        "set": ["replicates=1", "loop.generations=2", "loop.samples=300", "model.hidden=64", "model.epochs=5",
+                "model.threads=1", "model.device=cpu"],
+        "needs": ["torch", "sklearn"],
+    },
     "vae-mnist": {
         "set": ["replicates=1", "loop.generations=2", "data.max_images=1000", "loop.samples=1000", "model.capacity=8",
                 "model.latent=8", "model.epochs=3", "model.batch_size=64", "model.threads=1", "model.device=cpu"],
@@ -149,6 +155,12 @@ PRESETS: dict[str, dict] = {
                 "model.vocab_size=512", "model.epochs=1", "model.num_beams=2", "model.threads=1",
                 "model.device=cpu"],
         "needs": ["torch", "transformers"],
+    },
+    "curated-text": {
+        "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",
+                "data.heldout_blocks=8", "loop.samples=24", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
+                "model.vocab_size=512", "model.epochs=1", "model.threads=1", "model.device=cpu"],
+        "needs": ["torch", "transformers", "vaderSentiment"],
     },
     "detector-filter": {
         "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",

@@ -5,6 +5,8 @@ in 16,000 checks), plus, where a finite-sample loop is compared with an infinite
 states for the difference.
 """
 
+import re
+
 import numpy as np
 import pytest
 from conftest import run_small
@@ -18,6 +20,7 @@ from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.filters import FilterContext, apply_chain, build_chain
 from modelcollapse.plugins.models import MODELS
 from modelcollapse.plugins.regimes import REAL, Chunk, weighted_records
+from modelcollapse.plugins.rewards import build_reward
 
 REWARD = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
 UNIFORM = np.full(5, 0.2)
@@ -244,3 +247,146 @@ def test_weights_exit_2_on_the_command_line(tmp_path):
     result = CliRunner().invoke(main, ["run", "golden-ratio", "--out", str(tmp_path / "r"), "--set", "model={kind: kde}"])
     assert result.exit_code == 2, result.output
     assert "loop.weights" in result.output and "Traceback" not in result.output
+
+
+# -- images and text: the built-in rewards that read the source --------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from modelcollapse.plugins.data import SOURCES
+
+    return SOURCES.build({"kind": "digits"}, "data")
+
+
+@pytest.fixture(scope="module")
+def wiki():
+    pytest.importorskip("transformers")
+    pytest.importorskip("vaderSentiment")
+    from modelcollapse.plugins.data import SOURCES
+
+    return SOURCES.build({"kind": "wikipedia", "block": 16, "max_blocks": 24, "validation_blocks": 8, "heldout_blocks": 8}, "data")
+
+
+def test_class_probability_is_the_curators_classifiers_probability_of_the_label(digits):
+    from modelcollapse.plugins.metrics.images import class_probs, verifier_net
+
+    test, labels = np.asarray(digits.heldout(), np.float32), digits.class_labels("test")
+    r = build_reward({"kind": "class-probability", "label": 3}, "reward", digits)(test[None])[0]
+    assert r.shape == labels.shape and np.all((r >= 0) & (r <= 1))
+    # the classifier-verifier's classifier (not the metrics' instrument), column 3 of its class probabilities
+    np.testing.assert_array_equal(r, class_probs(verifier_net(digits, 128, None, 1), test[None])[0, :, 3])
+    # an MLP of 92% accuracy (its last bits, so these means, move with torch's thread count): the 3s score high
+    assert r[labels == 3].mean() > 0.5 and r[labels == 3].mean() > 10 * r[labels != 3].mean()
+
+
+def test_curating_real_digits_by_class_probability_keeps_the_preferred_digit(digits):
+    test, labels = np.asarray(digits.heldout(), np.float32), digits.class_labels("test")
+    reward = {"kind": "class-probability", "label": 3}
+    r = build_reward(reward, "reward", digits)(test[None])[0]
+    # K = ∞, β = 10: the weight e^{10·P(3)} is ~2·10⁴ times larger for a 3 than for another digit, so nearly every
+    # kept record is a 3 (10% of the candidates)
+    x = test[np.stack([np.random.default_rng(s).permutation(len(test)) for s in range(2)])]
+    y = run_curate(digits, x, k="inf", beta=10.0, reward=reward)[0]
+    label_of = {image.tobytes(): label for image, label in zip(test, labels)}
+    assert np.all(np.mean([[label_of[image.tobytes()] == 3 for image in rep] for rep in y], 1) > 0.9)
+    # K = 2, β = 5, candidates 5 shuffles of the test set: the kept mean reward is the Bradley–Terry expectation over
+    # random pairs, Σ_{i≠j} (rᵢwᵢ + rⱼwⱼ)/(wᵢ + wⱼ) / (m(m − 1)), w = e^{5r}, within 4 s.e., and above the raw mean
+    x = test[np.stack([np.concatenate([np.random.default_rng(10 * s + t).permutation(len(test)) for t in range(5)]) for s in range(2)])]
+    _, keep, stats = run_curate(digits, x, k=2, beta=5.0, reward=reward)
+    w = np.exp(5 * r)
+    pair = (r[:, None] * w[:, None] + r[None] * w[None]) / (w[:, None] + w[None])
+    expected = (pair.sum() - np.trace(pair)) / (len(r) * (len(r) - 1))
+    kept = stats["curate_reward_kept"]
+    assert np.all(np.abs(kept - expected) < 4 * r.std() / np.sqrt(keep.sum(1)))
+    assert expected > r.mean() + 0.05 and np.all(stats["curate_reward_raw"] == pytest.approx(r.mean()))
+
+
+def run_curate(source, x, **spec):
+    """The curate filter alone on candidates ``x`` from ``source``: (records, keep mask, statistics)."""
+    ctx = FilterContext(source, None, None, np.empty(0), 0, np.random.default_rng(1))
+    y, keep, _ = apply_chain(build_chain([{"kind": "curate", **spec}]), x, ctx)
+    return y, keep, ctx.stats
+
+
+def blocks(source, texts):
+    """Token blocks ``(1, n, B)`` of ``texts`` by the source's tokenizer, padded with end-of-text (dropped on decode)."""
+    tok = source.tokenizer_
+    ids = [tok.encode(t) for t in texts]
+    width = max(map(len, ids))
+    return np.array([[i + [tok.eos_token_id] * (width - len(i)) for i in ids]], np.int64)
+
+
+def test_text_rewards_decode_the_records_and_score_them(wiki):
+    from modelcollapse.plugins.metrics.prose import length_words, positivity
+
+    texts = ["What a wonderful, happy day.", "A terrible, awful, hateful mess.", "The river is 40 km long."]
+    x = blocks(wiki, texts)
+    r = build_reward({"kind": "sentiment"}, "reward", wiki)(x)
+    assert r.tolist() == [[positivity(t) for t in texts]]
+    assert r[0, 0] > 0.5 > r[0, 2] > -0.5 > r[0, 1]
+    assert build_reward({"kind": "sentiment", "scale": -2.0}, "reward", wiki)(x).tolist() == [(-2 * r[0]).tolist()]
+    n = build_reward({"kind": "text-length"}, "reward", wiki)(x)
+    assert n.tolist() == [[length_words(t) for t in texts]] == [[5.0, 5.0, 6.0]]
+    chars = build_reward({"kind": "text-length", "unit": "characters"}, "reward", wiki)(x)
+    assert chars.tolist() == [[float(len(t)) for t in texts]]
+
+
+def test_curating_text_by_sentiment_keeps_the_positive_records(wiki):
+    texts = ["What a wonderful, happy day.", "A terrible, awful, hateful mess."] * 200
+    x = blocks(wiki, texts)
+    y, keep, stats = run_curate(wiki, x, k=2, beta=5.0, reward={"kind": "sentiment"})
+    # a pair with both kinds keeps the happy one w.p. 1/(1 + e^{−5·(r₊ − r₋)}) > 0.9999; same-kind pairs are a coin
+    # toss: expected happy share of the kept = ½·1 + ¼·1 + ¼·0 = ¾, s.e. √(3/16/200) ≈ 0.031
+    happy = (y[0][keep[0]] == x[0, 0]).all(1).mean()
+    assert abs(happy - 0.75) < 4 * np.sqrt(3 / 16 / keep.sum())
+    assert stats["curate_reward_kept"][0] > stats["curate_reward_raw"][0]
+
+
+@pytest.mark.parametrize(("reward", "x", "message"), [
+    ({"kind": "class-probability", "label": 3}, np.zeros((1, 4, 2)), "needs grey images (R, n, H, W); got records of shape (1, 4, 2)"),
+    ({"kind": "class-probability", "label": 10}, np.zeros((1, 4, 8, 8)), "label must be a class of the source, in [0, 9]; got 10"),
+    ({"kind": "sentiment"}, np.zeros((1, 4, 8, 8)), "needs token-block records"),
+    ({"kind": "text-length"}, np.zeros((1, 4, 3), np.int64), "needs token-block records"),
+])
+def test_source_rewards_refuse_records_they_cannot_score(digits, reward, x, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_reward(reward, "reward", digits)(x)
+
+
+# -- the image and text presets at CI scale: the direction of the effect ------------------------------------------------
+def bhatia_davis_se(mean, n):
+    """An upper bound on the standard error of a mean of n values in [0, 1] whose mean is ``mean``: their variance is at
+    most mean·(1 − mean) (Bhatia–Davis)."""
+    return np.sqrt(mean * (1 - mean) / n)
+
+
+def test_curated_digits_preferred_class_takes_over(tmp_path, digits):
+    # mean_reward = the curators' classifier's mean P(3) over the fit's raw draws (2n of them under K = 2): the share
+    # of 3s as it sees them. It rises above generation 0 by more than 4 of its standard errors (bounded above), and
+    # more than in the uncurated arm.
+    raw = preset("curated-digits", replicates=1)
+    raw["loop"].update(generations=3, samples=500)
+    raw["model"].update(epochs=20, device="cpu")
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("uncurated", "K4")}
+    m = run_small(raw, tmp_path / "r")
+    reward, drawn = m[("K4", "mean_reward")][:, 0], m[("K4", "filter_drawn")][:, 0]
+    se = np.hypot(bhatia_davis_se(reward[0], drawn[0]), bhatia_davis_se(reward[-1], drawn[-1]))
+    assert reward[-1] - reward[0] > 4 * se, (reward, se)
+    assert reward[-1] > m[("uncurated", "mean_reward")][-1, 0]
+    assert m[("K4", "class_entropy")][-1, 0] < m[("K4", "class_entropy")][0, 0]
+
+
+def test_curated_text_keeps_the_more_positive_continuations(tmp_path, wiki):
+    # Each generation's kept continuations (n = 400 of 800 sampled) are more positive than the raw draws: sentiment is
+    # in [-1, 1], so each mean's s.e. is at most 1/√(its count); the difference exceeds 2 of their combined s.e. bounds
+    # in each generation (a tiny model's 16-token continuations are mostly neutral: the bound is loose)
+    raw = preset("curated-text")
+    raw["data"].update(block=16, max_blocks=400, validation_blocks=8, heldout_blocks=8)
+    raw["model"].update(n_layer=1, n_head=2, n_embd=16, vocab_size=512, epochs=1, threads=1, device="cpu")
+    raw["loop"].update(generations=2, samples=400)
+    raw["metrics"] = ["distinct_2"]
+    raw["arms"] = {"K2": {}}
+    m = run_small(raw, tmp_path / "r")
+    kept, reward, drawn = (m[("K2", k)][:, 0] for k in ("curate_reward_kept", "mean_reward", "filter_drawn"))
+    assert np.all(kept - reward > 2 * np.hypot(1 / np.sqrt(400), 1 / np.sqrt(drawn))), (kept, reward)

@@ -20,27 +20,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*")
+from ..plugins.metrics.prose import WORD as _WORD
+from ..plugins.metrics.prose import length_chars, length_words, positivity, words  # noqa: F401  (text metrics below)
+
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:[.,]\d+)*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)\s*[\"'(]?$")
 
 
-def words(text: str) -> list[str]:
-    """Word tokens: runs of letters and digits, with inner apostrophes (``don't``)."""
-    return _WORD.findall(text)
-
-
 # -- text metrics: f(text) -> float -----------------------------------------------------------------------------------
-def length_words(text: str) -> float:
-    """Number of word tokens."""
-    return float(len(words(text)))
-
-
-def length_chars(text: str) -> float:
-    """Number of characters, whitespace included, after stripping the ends."""
-    return float(len(text.strip()))
-
-
 def unique_words(text: str) -> float:
     """Number of distinct lower-cased word tokens."""
     return float(len({w.lower() for w in words(text)}))
@@ -79,18 +66,6 @@ def readability(text: str) -> float:
     sentences = max(1, len(re.findall(r"[.!?]+(?:\s|$)", text.strip() + " ")))
     per_word = sum(syllables(w) for w in tokens) / len(tokens)
     return 206.835 - 1.015 * len(tokens) / sentences - 84.6 * per_word
-
-
-@functools.cache
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-def positivity(text: str) -> float:
-    """VADER compound sentiment score in [-1, 1]: −1 most negative, 0 neutral, +1 most positive."""
-    return float(_vader().polarity_scores(text)["compound"])
 
 
 # -- reference metrics: f(original, text) -> float --------------------------------------------------------------------

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..errors import ConfigError, RunError
 from ..registry import Registry, running
+from .metrics.images import class_confidence, verifier_net  # noqa: F401  (the verifier's classifier)
 from .rewards import build_reward
 
 FILTERS: Registry = Registry("loop.filters[].kind")
@@ -234,34 +235,6 @@ def _check_classifier_verifier(key: str, params: dict, model: dict) -> None:
     for name in ("hidden", "epochs"):
         if params[name] is not None and params[name] < 1:
             raise ConfigError(f"{key}.{name} must be >= 1; got {params[name]!r}.")
-
-
-def verifier_net(source, hidden: int, epochs: int | None, seed: int):
-    """The verifier: an MLP ``H·W -> hidden -> classes`` trained on the source's real training images and labels
-    (``metrics.images.train_on_source``; ``epochs`` None: the instrument's rule, about 30,000 images' worth), cached
-    per source, settings and process."""
-    from .metrics.images import source_cache, train_on_source
-
-    labels = getattr(source, "class_labels", lambda split: None)("train")
-    if labels is None:
-        raise ConfigError(f"loop.filters classifier-verifier needs an image source with class labels (digits, mnist, "
-                          f"images with labels); data.kind {type(source).__name__} has none.")
-    cache = source_cache(source)
-    key = ("verifier", hidden, epochs, seed)
-    if key not in cache:
-        cache[key] = train_on_source(source, labels, epochs, seed=seed, hidden=(hidden,))
-    return cache[key]
-
-
-def class_confidence(net, x: np.ndarray, batch: int = 65536) -> np.ndarray:
-    """The classifier's largest class probability ``(R, n)`` for images ``x`` ``(R, n, H, W)``, all replicates in one
-    pass (in batches of ``batch`` images)."""
-    import torch
-
-    flat_x = torch.as_tensor(np.asarray(x, np.float32).reshape(-1, *np.shape(x)[2:]))
-    with torch.no_grad():
-        p = torch.cat([torch.softmax(net(b), -1).max(-1).values for b in flat_x.split(batch)])
-    return p.numpy().astype(float).reshape(np.shape(x)[:2])
 
 
 @FILTERS.register("classifier-verifier", "confident-classifier", check=_check_classifier_verifier)
@@ -551,7 +524,7 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
     reward (an unbiased estimate of it when no earlier filter narrows them)."""
     from .metrics.discrete import shannon_entropy
 
-    r = build_reward(reward, "loop.filters curate.reward")(x)
+    r = build_reward(reward, "loop.filters curate.reward", ctx.source)(x)
     R, n = keep.shape
     seen = np.maximum(keep.sum(1), 1)
     ctx.stats["curate_reward_raw"] = np.where(keep, r, 0.0).sum(1) / seen

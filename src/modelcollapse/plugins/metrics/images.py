@@ -82,6 +82,38 @@ def train_on_source(source, labels: np.ndarray, epochs: int | None = None, **kw)
     return train_classifier(x, labels, epochs or max(2, int(30000 / len(x))), **kw)
 
 
+def verifier_net(source, hidden: int, epochs: int | None, seed: int, user: str = "loop.filters classifier-verifier"):
+    """The curators' classifier (the ``classifier-verifier`` filter's and the ``class-probability`` reward's): an MLP
+    ``H·W -> hidden -> classes`` trained on the source's real training images and labels (:func:`train_on_source`;
+    ``epochs`` None: the instrument's rule, about 30,000 images' worth), cached per source, settings and process.
+    ``user`` names who needs it, for the error when the source has no class labels."""
+    labels = getattr(source, "class_labels", lambda split: None)("train")
+    if labels is None:
+        raise ConfigError(f"{user} needs an image source with class labels (digits, mnist, images with labels); "
+                          f"data.kind {type(source).__name__} has none.")
+    cache = source_cache(source)
+    key = ("verifier", hidden, epochs, seed)
+    if key not in cache:
+        cache[key] = train_on_source(source, labels, epochs, seed=seed, hidden=(hidden,))
+    return cache[key]
+
+
+def class_probs(net, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """The classifier's class probabilities ``(R, n, classes)`` (float32) for images ``x`` ``(R, n, H, W)``, all
+    replicates in one pass (in batches of ``batch`` images)."""
+    import torch
+
+    flat_x = torch.as_tensor(np.asarray(x, np.float32).reshape(-1, *np.shape(x)[2:]))
+    with torch.no_grad():
+        p = torch.cat([torch.softmax(net(b), -1) for b in flat_x.split(batch)])
+    return p.numpy().reshape(*np.shape(x)[:2], -1)
+
+
+def class_confidence(net, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+    """The classifier's largest class probability ``(R, n)`` for images ``x`` ``(R, n, H, W)``."""
+    return class_probs(net, x, batch).max(-1).astype(float)
+
+
 def features(ctx: Context, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate-layer features ``(n, 64)`` and class probabilities ``(n, classes)`` of images ``(n, H, W)``."""
     return forward(classifier(ctx), x)
