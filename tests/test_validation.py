@@ -81,6 +81,10 @@ def test_non_finite_in_plugin_params_nested_and_arms():
      "error: metric 'mean' needs model.kind to provide moments"),
     ({"data": {"kind": "regression"}, "model": {"kind": "linear-regression"}, "metrics": ["trace_ratio"]},
      "error: metric 'trace_ratio' needs model.kind to provide moments"),
+    ({"metrics": ["variance", "mean", "variance"]},
+     "error: metrics lists 'variance' more than once; name each metric once."),  # was dropped silently
+    ({"loop": {"filters": [{"kind": "dedup", "radius": -1}]}},
+     "error: loop.filters[0].radius must be >= 0.0; got -1."),  # was accepted
     ({"replicates": 10**12}, "error: the results table would need about"),
     ({"replicates": 10**9, "shard_size": 10**9, "loop": {"samples": 10**6}}, "error: arm 't' needs about"),
 ])

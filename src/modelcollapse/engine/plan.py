@@ -128,7 +128,11 @@ def check_arm(arm: Config) -> None:
         if arm.loop.bias != 1.0 and "bias" not in inspect.signature(model.fit_population).parameters:
             raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.sampling 'exact' needs a family whose fit_population() "
                               f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.sampling: finite.")
-    for name in metric_names(arm, model):
+    names = metric_names(arm, model)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # a second listing would be dropped silently: say so
+        raise ConfigError(f"metrics lists {', '.join(map(repr, repeated))} more than once; name each metric once.")
+    for name in names:
         METRICS.get(name, "metrics")
         check_metric(name, model, source, arm)
     check_bias(model, arm.loop.bias, arm.model["kind"])

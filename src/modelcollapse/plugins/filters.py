@@ -38,9 +38,10 @@ import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..errors import ConfigError, RunError
 from ..registry import Registry, running
@@ -269,7 +270,7 @@ def classifier_verifier(x, keep, ctx: FilterContext, *, threshold: float = 0.9, 
 
 
 @FILTERS.register("dedup")
-def dedup(x, keep, ctx: FilterContext, *, radius: float = 0.0):
+def dedup(x, keep, ctx: FilterContext, *, radius: Annotated[float, Field(ge=0.0)] = 0.0):
     """Remove exact (``radius`` 0) or near duplicates: a kept record within Euclidean ``radius`` of an earlier kept
     record is removed (greedy, in record order), so the survivors are pairwise more than ``radius`` apart."""
     v = flat(x)
