@@ -97,8 +97,7 @@ def test_replace_loop_follows_row_2():
 
 def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     """The MLP network, killed after generation 1 and resumed, gives the metrics of an uninterrupted run, bit for bit."""
-    import modelcollapse.engine.runner as runner
-    from conftest import metric_arrays
+    from conftest import metric_arrays, run_killed_after
 
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
@@ -110,21 +109,8 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
            "loop": {"generations": 4, "samples": 64, "regime": "replace", "heldout": 200},
            "metrics": ["precision", "recall", "frechet"]}
     cfg, out = validate(raw), tmp_path / "run"
-    real_run_unit = runner.run_unit
-
-    def killed_after_generation_1(cfg, unit, store, on_generation):
-        def hook(g):
-            on_generation(g)
-            if g == 1:
-                raise KeyboardInterrupt
-
-        return real_run_unit(cfg, unit, store, hook)
-
-    monkeypatch.setattr(runner, "run_unit", killed_after_generation_1)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, out, quiet=True)
+    run_killed_after(cfg, out, 1, monkeypatch)
     assert RunStore(out).last_generation(0, 0) == 1
-    monkeypatch.setattr(runner, "run_unit", real_run_unit)
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
     execute(cfg, tmp_path / "straight", quiet=True)
     resumed, straight = metric_arrays(out), metric_arrays(tmp_path / "straight")

@@ -105,26 +105,14 @@ def ci_config(decoding, generations=4, **loop):
 
 def test_lm_loop_persists_and_resumes(tmp_path, monkeypatch):
     """The whole loop at toy size: metrics, Fig. 1 arrays and sample texts are kept; a killed run resumes."""
-    import modelcollapse.engine.runner as runner
+    from conftest import run_killed_after
 
     cfg = validate({
         "name": "lm-smoke", "seed": 0, "replicates": 1, "data": DATA, "model": TINY,
         "loop": {"generations": 3, "samples": 32, "regime": "mix", "real_fraction": 0.25},
     })
-    real_run_unit, out = runner.run_unit, tmp_path / "run"
-
-    def killed(cfg, unit, store, on_generation):
-        def hook(g):
-            on_generation(g)
-            if g == 1:
-                raise KeyboardInterrupt
-
-        return real_run_unit(cfg, unit, store, hook)
-
-    monkeypatch.setattr(runner, "run_unit", killed)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, out, quiet=True)
-    monkeypatch.setattr(runner, "run_unit", real_run_unit)
+    out = tmp_path / "run"
+    run_killed_after(cfg, out, 1, monkeypatch)
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
     m = metrics_of(out)
     assert set(m) >= {("lm-smoke", k) for k in ("test_perplexity", "gen0_perplexity", "distinct_2", "self_bleu", "rare_words_lost")}

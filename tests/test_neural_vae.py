@@ -85,24 +85,11 @@ def metric(out, name):
 
 def test_latent_std_falls_and_run_resumes(tmp_path, monkeypatch):
     """Paper (MNIST, conv): 0.67 -> 0.61 -> 0.53 -> 0.47 -> 0.43. Here: 8x8 digits, a small MLP, 3 generations."""
-    import modelcollapse.engine.runner as runner
+    from conftest import run_killed_after
 
     cfg, out = run_config(3), tmp_path / "run"
-    real_run_unit = runner.run_unit
-
-    def killed_after_generation_1(cfg, unit, store, on_generation):
-        def hook(g):
-            on_generation(g)
-            if g == 1:
-                raise KeyboardInterrupt
-
-        return real_run_unit(cfg, unit, store, hook)
-
-    monkeypatch.setattr(runner, "run_unit", killed_after_generation_1)
-    with pytest.raises(KeyboardInterrupt):
-        execute(cfg, out, quiet=True)
+    run_killed_after(cfg, out, 1, monkeypatch)
     assert RunStore(out).read_manifest()["status"] == "interrupted"
-    monkeypatch.setattr(runner, "run_unit", real_run_unit)
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
 
     std = metric(out, "latent_std")
