@@ -44,10 +44,7 @@ class Spelling:
     "out='runs/x'"
     """
 
-    out: str = "--out"
-    resume: str = "--resume"
     add_resume: str = "add --resume"
-    replace: str = "--overwrite replaces it"  # how to replace an existing run
     python: bool = False  # keyword arguments (``workers``) rather than flags (``--workers``)
 
     def arg(self, name: str) -> str:
@@ -69,8 +66,7 @@ class Spelling:
 
 
 CLI = Spelling()
-PYTHON = Spelling(out="out", resume="resume", add_resume="pass resume=True", replace="overwrite=True replaces it",
-                  python=True)
+PYTHON = Spelling(add_resume="pass resume=True", python=True)
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

@@ -73,14 +73,14 @@ def open_run_dir(config: TelephoneConfig, store: RunStore, resume: bool, *, spel
     if store.config_path.exists():
         if not resume:
             raise ConfigError(f"{store.root} already holds a run; pass {spelling.flag('resume')} to continue it, "
-                              f"{spelling.flag('overwrite')} to replace it, or choose another {spelling.out}.")
+                              f"{spelling.flag('overwrite')} to replace it, or choose another {spelling.arg('out')}.")
         saved, now = _flatten(store.read_config()), _flatten(resolved)
         defaults = _flatten(resolve(validate({})))  # what a run saved before a key existed used
         for key in [*now, *(k for k in saved if k not in now)]:  # mapping values (extra_body) may lose keys
             value, before = now.get(key), saved.get(key, defaults.get(key))
             if key not in _EXECUTION_KEYS and before != value:
                 raise ConfigError(f"{spelling.flag('resume')}: {key} is {value!r} but the run in {store.root} used "
-                                  f"{before!r}; resume with the same config or choose another {spelling.out}.")
+                                  f"{before!r}; resume with the same config or choose another {spelling.arg('out')}.")
     store.write_config(resolved)
 
 

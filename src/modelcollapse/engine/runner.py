@@ -132,7 +132,7 @@ def check_out(out: Path, spelling: Spelling = CLI) -> None:
         if path.exists() or path.is_symlink():
             if not path.is_dir():
                 raise ConfigError(f"{spelling.hint('out', str(out))} must be a directory, but {str(path)!r} is a file; "
-                                  f"choose another {spelling.out}.")
+                                  f"choose another {spelling.arg('out')}.")
             return
 
 

@@ -42,6 +42,6 @@ def refuse_existing(out: Path, spelling: Spelling = CLI) -> None:
     ``--resume`` (``resume=True`` from Python: ``spelling`` names the caller's options)."""
     out = Path(out)
     if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        also = f"; {spelling.replace} if it holds a modelcollapse run" if spelling.replace else ""
-        raise ConfigError(f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.out}, or "
+        also = f"; {spelling.flag('overwrite')} replaces it if it holds a modelcollapse run"
+        raise ConfigError(f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.arg('out')}, or "
                           f"{spelling.add_resume} to continue it{also}.")

@@ -410,7 +410,7 @@ def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling 
     if RunStore(out).kind not in RUN_KINDS:
         raise ConfigError(f"{spelling.flag('overwrite')} replaces only a modelcollapse run directory (config.yaml and "
                           f"manifest.json, a suite or a sweep); {spelling.hint('out', str(out))} holds other files, so "
-                          f"it is left alone; choose another {spelling.out}.")
+                          f"it is left alone; choose another {spelling.arg('out')}.")
     with RunStore(out).lock():
         for child in out.iterdir():
             if child.name == LOCK_NAME:
