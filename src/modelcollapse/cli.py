@@ -289,14 +289,14 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     """
     from .audit import run_audit
     from .audit.calibrate import VERDICTS
-    from .audit.inputs import flag
+    from .errors import CLI
 
     # mc.audit's code path with the same options; messages name flags. The bar (on stderr, as every command's) is
     # drawn only when stderr is a terminal, so a log file holds no bar frames.
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
                    workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out)
-    result = run_audit(reference, list(candidates), options, spell=flag)
+    result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"
     click.echo(result.summary())
     click.echo(f"report: {report}", err=True)

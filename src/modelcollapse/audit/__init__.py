@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..engine.executors import ExecutorSpec
-from ..errors import CLI, PYTHON, ConfigError, choice_error
+from ..errors import PYTHON, ConfigError, Spelling, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
-from .inputs import Dataset, argument, check_compatible, parse_run_spec, read_input
+from .inputs import Dataset, check_compatible, parse_run_spec, read_input
 from .lm import LM_CHOICES, LM_RECORDS
 
 
@@ -107,12 +107,13 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
                    workers=workers, quiet=quiet, out=out)
-    return run_audit(reference, candidates, options, spell=argument)
+    return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
-def run_audit(reference: Any, candidates: Any, options: dict, *, spell=argument) -> Audit:
-    """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spell=flag``, so that its messages
+def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spelling = PYTHON) -> Audit:
+    """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
+    spell = spelling.arg
     o = SimpleNamespace(**options)
     started = time.perf_counter()
     inputs = candidate_inputs(candidates)
@@ -122,8 +123,7 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spell=argument)
         raise ConfigError(f"{spell('repeats')} must be >= 3; got {o.repeats}.")
     if o.lm_records is not None and o.lm_records < 1:
         raise ConfigError(f"{spell('lm_records')} must be >= 1; got {o.lm_records}.")
-    spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers,
-                        spelling=PYTHON if spell is argument else CLI)
+    spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers, spelling=spelling)
     read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
     phase = phases(o.quiet)
     with phase("reading", 1 + len(inputs)) as advance:

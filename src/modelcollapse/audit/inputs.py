@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CLI, PYTHON, ConfigError, choice_error
+from ..errors import PYTHON, ConfigError, choice_error
 from ..seeding import seed_for
 
 KINDS = ("text", "table", "images")
@@ -45,10 +45,8 @@ ACCEPTED = ("a path (str or os.PathLike), a pandas DataFrame or Series, a numpy 
             "or a list of str (text records)")
 
 
-# How an error names option ``key``: the keyword argument in Python, the flag (``--max-records``) on the CLI; the one
-# spelling of :mod:`modelcollapse.errors`.
+# How a Python caller's error names option ``key`` (the keyword argument); callers pass ``CLI.arg`` for flags.
 argument = PYTHON.arg
-flag = CLI.arg
 
 RUN_SPEC = re.compile(r"^(?P<path>.+?)((?::(?:generation|arm|replicate|samples)=[^:]+)+)$")
 
@@ -418,7 +416,7 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
     (:func:`read_object`), then named ``name`` (its Python argument, as ``candidates[0]``). Bad input is a
     :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text field, NaN or inf in a
     table, a run directory without the generation, ``max_records < 1``, an object of another type. ``spell`` names
-    the options in messages (:func:`argument` for Python, :func:`flag` for the CLI).
+    the options in messages (:func:`argument` for Python, ``CLI.arg`` for the CLI).
     """
     if max_records < 1:
         raise ConfigError(f"{spell('max_records')} must be >= 1; got {max_records}.")
