@@ -194,17 +194,18 @@ READINGS: dict[str, Reading] = {
         "bound from the machine score (it reads 0 where generated text scores like real text)."),
 }
 
-#: Per group, what a move toward collapse means and what usually helps, for the card's one-line reading.
+KEEP_REAL = "keep real data in every round (accumulate rather than replace)"
+DEDUPLICATE = "deduplicate (drop exact and near-duplicate clusters)"
+FILTER = "filter records by score (log-perplexity, machine score, watermark)"
+#: Per group: what a move toward collapse means, and what usually helps, for the card's one-line reading.
 GROUP_READINGS = {
-    "tails": ("the rare and extreme cases are thinning, the first sign of model collapse",
-              "keep real data in every round (accumulate rather than replace)"),
-    "diversity": ("the candidate is losing variety", "deduplicate and keep real data in the mix"),
-    "duplicates": ("records repeat", "deduplicate (drop exact and near-duplicate clusters)"),
+    "tails": ("the rare and extreme cases are thinning, the first sign of model collapse", (KEEP_REAL,)),
+    "diversity": ("the candidate is losing variety", (KEEP_REAL, DEDUPLICATE)),
+    "duplicates": ("records repeat", (DEDUPLICATE,)),
     "fidelity": ("the candidate has drifted from your reference's distribution",
-                 "keep real data and filter out records far from the reference"),
-    "lm": ("the text has the low-perplexity signature of a model trained on generated text",
-           "filter records by score (log-perplexity, machine score)"),
-    "provenance": ("part of the candidate looks model-generated", "filter records by score (machine score, watermark)"),
+                 (KEEP_REAL, "filter out records far from the reference")),
+    "lm": ("the text has the low-perplexity signature of a model trained on generated text", (FILTER,)),
+    "provenance": ("part of the candidate looks model-generated", (FILTER,)),
 }
 
 #: Terms beyond the indicators, for the glossary.
@@ -287,7 +288,8 @@ def words(name: str, value: float, expected: float) -> str:
     """
     r = reading(name)
     feature = name[name.index("[") + 1:-1] if "[" in name else ""
-    of = f" of {feature}" if feature and r.unit != "shift" else ""
+    column = f"column {feature}" if feature.isdigit() else feature  # an array's columns go by index
+    of = f" of {column}" if feature and r.unit != "shift" else ""
     meaning = (r.up if value >= expected else r.down).format(of=of)
     label = r.label.format(q=QUANTILE_WORDS.get(feature, f"{feature}th-percentile"))
     if r.unit == "shift":  # already a difference from the reference
@@ -374,7 +376,7 @@ def one_line(ranked: list[Move]) -> str:
                     "same data.")
         return "Nothing moved beyond what real data varies by: no sign of collapse."
     meaning = " and ".join(GROUP_READINGS[g][0] for g in groups[:2])
-    advice = "; ".join(dict.fromkeys(GROUP_READINGS[g][1] for g in groups))
+    advice = "; ".join(dict.fromkeys(a for g in groups for a in GROUP_READINGS[g][1]))
     return f"{meaning[0].upper()}{meaning[1:]}. What usually helps: {advice}."
 
 
