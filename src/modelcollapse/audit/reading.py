@@ -340,14 +340,16 @@ class Card:
 
 
 def share(rows) -> Share | None:
-    """The card's :class:`Share` from the ``synthetic_share`` row of ``rows``; None without one. A row marked not
-    identified (``identified`` False, or a ``reason``), or without a finite value, gives no number."""
+    """The card's :class:`Share` from the ``synthetic_share`` row of ``rows``; None without one. A row with a
+    ``note`` ("not identified: REASON", where the scores leave what real and LM-like text can produce), or without a
+    finite value, gives no number and the reason."""
     row = next((r for r in rows if r.name == "synthetic_share"), None)
     if row is None:
         return None
-    reason = getattr(row, "reason", None)
-    if getattr(row, "identified", True) is False or reason or not np.isfinite(row.value):
-        return Share(None, None, False, reason or "no estimate: too few scored records")
+    note = getattr(row, "note", None)
+    if note or not np.isfinite(row.value):
+        reason = (note or "no estimate: too few scored records").removeprefix("not identified: ")
+        return Share(None, None, False, reason)
     lo, hi = clip_band("synthetic_share", *row.ci)
     return Share(min(max(float(row.value), 0.0), 1.0), (lo, hi))
 
