@@ -2,6 +2,7 @@
 read first the indicator planted, departures away from collapse shown, bands clipped to their range, the most-moved
 feature of a table, and the glossary that ``docs/audit.md`` holds."""
 
+import itertools
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from modelcollapse.audit.reading import (GLOSSARY, READINGS, card, clip_band, mo
                                          share, toward)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
+VOCAB = ["".join(w) for w in itertools.product("abcdefghijklmnopqrst", repeat=2)]  # 400 words of letters only
 
 
 def row(name, z, value=None, null=(-1.0, 1.0), mean=0.0, verdict=None, ci=(0.0, 0.0)):
@@ -32,8 +34,7 @@ def emitted_names() -> set[str]:
     """Every indicator name the indicator functions emit, for each kind, with every per-record score present (LM
     scores and a watermark for text; class probabilities for images), on small constructed pools."""
     rng = np.random.default_rng(0)
-    vocab = [f"w{i}" for i in range(60)]
-    texts = [" ".join(rng.choice(vocab, 12)) for _ in range(40)]
+    texts = [" ".join(rng.choice(VOCAB[:60], 12)) for _ in range(40)]
     unit = rng.normal(size=(40, 8))
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     scores = {k: rng.normal(size=40) for k in ("log_ppl", "machine", "watermark_z")}
@@ -202,3 +203,34 @@ def test_glossary_entries_are_in_docs_audit_md_under_their_anchor():
     for anchor, sentence in GLOSSARY.items():
         assert by_anchor[anchor] == sentence, anchor
         assert 1 <= sentence.count(". ") + 1 <= 3, anchor  # one or two sentences (three with a parenthesis)
+
+
+# -- text under a reference LM: the issue's example -----------------------------------------------------------------
+def scored_text_pool(rng, n, log_ppl, machine):
+    """Text records of one word distribution and one embedding distribution, with per-record LM scores as
+    ``lm.annotate`` adds them: log perplexities ``log_ppl`` (nats) and machine scores ``machine``."""
+    texts = [" ".join(rng.choice(VOCAB[:300], 20)) for _ in range(n)]
+    unit = rng.normal(size=(n, 16))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    return Pool("text", texts, unit, True, [words_of(t) for t in texts],
+                extra={"log_ppl": log_ppl, "machine": machine})
+
+
+def test_text_made_more_predictable_reads_lm_first_in_nats_with_its_share():
+    """A candidate whose log perplexities sit 0.8 nats below the reference's, half of it machine-like, calibrated
+    for real (every text indicator, 5 repeats): the card leads with the LM group, says how many nats lower the median
+    is, gives a synthetic share near a half, and advises filtering by score."""
+    from modelcollapse.audit.calibrate import calibrate
+
+    rng = np.random.default_rng(7)
+    ref = scored_text_pool(rng, 300, rng.normal(3.0, 0.3, 300), rng.normal(-1.5, 1.0, 300))
+    cand = scored_text_pool(rng, 150, rng.normal(2.2, 0.3, 150), np.r_[rng.normal(-1.5, 1, 75), rng.normal(2, 1, 75)])
+    rows = calibrate("text", ref, cand, repeats=5, rng=np.random.default_rng(0))
+    c = card("predictable", rows)
+    assert c.moves[0].group == "lm" and c.moves[0].direction == "toward"
+    median = next(m for m in moved(rows) if m.name == "log_ppl_shift[50]")
+    said = re.fullmatch(r"the candidate is more predictable than your reference under the reference LM: median "
+                        r"log-perplexity (\d\.\d\d) nats lower than your reference's", median.words)
+    assert said and abs(float(said.group(1)) - 0.8) < 0.1
+    assert c.share.identified and 0.3 < c.share.value <= 0.6 and 0 <= c.share.ci[0] <= c.share.ci[1] <= 1
+    assert "filter records by score" in c.reading

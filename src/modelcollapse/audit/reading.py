@@ -62,9 +62,10 @@ class Reading:
 
 def _distinct(n: int) -> Reading:
     return Reading(f"distinct-{n}", f"the candidate's wording is more varied than your reference's (more distinct "
-                   f"word {n}-grams)", f"the candidate repeats itself more: fewer distinct word {n}-grams",
-                   "share", SHARE, f"Unique word {n}-grams over all word {n}-grams of the candidate's records. "
-                   "It falls as a model's output loses variety.")
+                   f"word {n}-grams)", f"the candidate repeats itself more than your reference (fewer distinct word "
+                   f"{n}-grams)", "share", SHARE,
+                   f"Unique word {n}-grams over all word {n}-grams of the candidate's records. It falls as a model's "
+                   "output loses variety.")
 
 
 READINGS: dict[str, Reading] = {
@@ -254,7 +255,8 @@ class Move:
     """One indicator's departure from real data: ``value`` against ``expected`` (the null mean), ``z`` signed so
     that positive is toward collapse, ``direction`` ``"toward"`` or ``"away"`` (collapse), the row's ``verdict``,
     ``beyond``: whether the value lies outside the null band (either way: the verdict reads ``ok`` for any
-    departure away from collapse, however large), and ``words``, the plain sentence."""
+    departure away from collapse, however large), and ``words``, the plain sentence (:func:`words`, ending "(within
+    the null band)" where the value is inside it)."""
 
     name: str
     group: str
@@ -306,8 +308,9 @@ def moved(rows) -> list[Move]:
             continue
         z, value = toward(r.name) * float(r.z), float(r.value)
         beyond = not r.null[0] <= value <= r.null[1]
+        said = words(r.name, value, _expected(r)) + ("" if beyond else " (within the null band)")
         out.append(Move(r.name, r.group, value, _expected(r), z, "toward" if z > 0 else "away", r.verdict, beyond,
-                        words(r.name, value, _expected(r))))
+                        said))
     return sorted(out, key=lambda m: -m.z)
 
 
