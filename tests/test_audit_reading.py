@@ -12,8 +12,8 @@ import pytest
 from modelcollapse.audit import audit
 from modelcollapse.audit.calibrate import Row
 from modelcollapse.audit.indicators import INDICATORS, SPECS, Pool, Side, evaluate, words_of
-from modelcollapse.audit.reading import (GLOSSARY, READINGS, card, clip_band, most_moved_features, moved, reading,
-                                         share, toward)
+from modelcollapse.audit.reading import (GLOSSARY, READINGS, card, cards, clip_band, most_moved_features, moved,
+                                         reading, share, toward)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 VOCAB = ["".join(w) for w in itertools.product("abcdefghijklmnopqrst", repeat=2)]  # 400 words of letters only
@@ -142,28 +142,28 @@ def tables():
     wide = rng.normal(size=(300, 12))
     wide[:, 2] *= 2.0
     result = audit(ref, [narrow, np.r_[dup, dup], wide], repeats=8, lm="none")
-    return {name: card(c, rows) for name, c, rows in zip(("narrow", "dup", "wide"), result.candidates, result.rows)}, \
-        result
+    return dict(zip(("narrow", "dup", "wide"), cards(result))), result
 
 
 def test_cards_read_the_planted_indicator_first(tables):
-    cards, _ = tables
-    narrow, dup = cards["narrow"], cards["dup"]
+    by_name, _ = tables
+    narrow, dup = by_name["narrow"], by_name["dup"]
     assert narrow.verdict == "collapsed" and narrow.moves[0].name == "variance_ratio[5]"
     assert narrow.moves[0].direction == "toward"
     assert narrow.moves[0].words.startswith("the candidate's values of column 5 spread less than your reference's")
     assert dup.moves[0].name == "exact_duplicates" and "more exact duplicates" in dup.moves[0].words
     assert "deduplicate" in dup.reading
-    for c in cards.values():
+    for name, c in by_name.items():
+        assert c.name == f"candidates[{'narrow dup wide'.split().index(name)}]"
         assert len(c.moves) <= 3 and len({m.name.split("[")[0] for m in c.moves}) == len(c.moves)
         assert c.share is None  # tables carry no provenance signal
 
 
 def test_a_real_widened_column_reads_away(tables):
-    cards, _ = tables
-    away = {m.name for m in cards["wide"].away}
+    by_name, _ = tables
+    away = {m.name for m in by_name["wide"].away}
     assert "variance_ratio[2]" in away
-    assert all(m.direction == "away" for m in cards["wide"].away)
+    assert all(m.direction == "away" for m in by_name["wide"].away)
 
 
 def test_real_share_bands_go_negative_and_clip_to_zero(tables):

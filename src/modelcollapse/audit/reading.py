@@ -371,6 +371,13 @@ def card(candidate, rows) -> Card:
     return Card(name, overall(rows), share(rows), top, away, one_line(ranked))
 
 
+def cards(result) -> list[Card]:
+    """One :class:`Card` per candidate of an audit ``result`` (``mc.audit``'s :class:`~modelcollapse.audit.Audit`),
+    in its order. For a table, :func:`most_moved_features` of ``result.reference.records`` and each candidate's
+    ``records`` (named by ``result.reference.columns``) says which columns to draw."""
+    return [card(c, rows) for c, rows in zip(result.candidates, result.rows)]
+
+
 def one_line(ranked: list[Move]) -> str:
     """What the moves mean and what usually helps, from the groups that moved toward collapse beyond the null band
     (the two strongest groups' meanings, every such group's advice)."""
@@ -417,5 +424,5 @@ def most_moved_features(reference, candidate, names=None) -> list[Feature]:
     return [Feature(int(j), names[j], float(distance[j])) for j in order]
 
 
-__all__ = ["Card", "Feature", "GLOSSARY", "Move", "READINGS", "Share", "card", "clip_band", "moved",
+__all__ = ["Card", "Feature", "GLOSSARY", "Move", "READINGS", "Share", "card", "cards", "clip_band", "moved",
            "most_moved_features", "reading", "toward", "words"]
