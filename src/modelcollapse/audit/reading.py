@@ -211,11 +211,12 @@ GROUP_READINGS = {
 
 #: Terms beyond the indicators, for the glossary.
 TERMS = {
-    "null-band": "The range an indicator takes when the candidate is real data too: the reference split against "
-                 "itself, mean ± t standard deviations, with t set for a 5% family-wise false-alarm rate. Inside "
-                 "it, the audit sees no departure.",
-    "z": "How far the candidate's value lies from the null mean, in standard deviations of the null. The verdict "
-         "reads z in the direction collapse moves the indicator.",
+    "null-band": "The range an indicator takes when the candidate is real data too: the null mean (the reference "
+                 "split against itself) ± t spreads, the spread being the larger of the null's and the candidate's "
+                 "own sampling spread, t set for a 5% family-wise false-alarm rate. Inside it, the audit sees no "
+                 "departure.",
+    "z": "How far the candidate's value lies from the null mean, in the spread the null band uses. The verdict reads "
+         "z in the direction collapse moves the indicator.",
     "toward-collapse": "A departure in the direction collapse moves an indicator (variance down, duplicates up). "
                        "A departure the other way is shown as away: real, but not the signature of collapse.",
     "verdict": "ok inside the null band, watch beyond it, collapsed beyond twice its half-width, in the direction "
