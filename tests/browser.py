@@ -13,6 +13,8 @@ Two runs of the browser, each with a fresh profile and no network:
   width. The fold is the screenshot's 800 px (:func:`above_fold`): with ``--dump-dom``, Chromium 150 reports
   ``innerHeight`` 657 (the window less its frame), which moves no box unless the page sizes itself by the viewport.
 
+Screenshots for the docs: ``python tests/browser.py PAGE.html docs/img/NAME.png``.
+
 >>> Box(top=10, left=0, width=100, height=50).bottom
 60
 """
@@ -119,3 +121,11 @@ def boxes(page: str | os.PathLike, selectors: list[str], size: tuple[int, int] =
 def above_fold(box: Box, height: int = VIEWPORT[1]) -> bool:
     """Whether ``box`` is drawn and wholly within the first ``height`` pixels of the page (the first screen)."""
     return box.width > 0 and box.height > 0 and box.top >= 0 and box.bottom <= height
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python tests/browser.py PAGE.html OUT.png")
+    print(screenshot(sys.argv[1], sys.argv[2]))
