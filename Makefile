@@ -28,7 +28,15 @@ demo: $(VENV)/.core
 	rm -rf runs/demo
 	$(VENV)/bin/modelcollapse run paper-suite --out runs/demo
 
-test: $(VENV)/.all
+# The page tests (marker `browser`) render reports in headless Chromium: Debian's package, installed when missing.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make test: the page tests need Chromium at $(CHROMIUM); install it (Debian: apt-get install chromium) or set CHROMIUM=PATH"; exit 1; }
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+test: $(VENV)/.all $(CHROMIUM)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 clean:
