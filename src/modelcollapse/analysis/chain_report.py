@@ -39,12 +39,12 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
 
 def word_diff_html(before: str, after: str) -> str:
     """``after`` as escaped HTML with the words removed from ``before`` in ``<del>`` and the new ones in ``<ins>``
-    (:func:`word_diff`, drawn by ``chain.html.j2``'s ``diff`` macro, as the page draws it).
+    (:func:`word_diff`, drawn by the ``diff`` macro of ``diff.html.j2``, as the page draws it).
 
     >>> word_diff_html("the red <car>", "the blue <car>")
     'the <del>red</del> <ins>blue</ins> &lt;car&gt;'
     """
-    return str(macro("chain.html.j2", "diff")(word_diff(before, after)))
+    return str(macro("diff.html.j2", "diff")(word_diff(before, after)))
 
 
 def _fmt(value) -> str:
