@@ -71,8 +71,8 @@ def test_every_loop_page_is_built_by_the_one_builder_and_escapes_the_run_name(tm
     run = mc.run(TOY, out=tmp_path / "run", report=False)
     sweep = mc.sweep(TOY, grid={"loop.samples": [10, 20]}, out=tmp_path / "sweep")
     small = {"replicates": 4, "loop.generations": 3, "loop.samples": 20, "metrics": ["variance"]}
-    suite = mc.run({"name": "su", "suite": [{"preset": "gaussian-replace", "set": small},
-                                            {"preset": "stability-mix", "set": small}]}, out=tmp_path / "suite", report=False)
+    members = [{"preset": "gaussian-replace", "set": small}, {"preset": "stability-mix", "set": small}]
+    suite = mc.run({"name": "su", "suite": members}, out=tmp_path / "suite", report=False)
     for r in (run, sweep, suite):
         r.report()
     assert rendered == {"run": "run.html.j2", "sweep": "sweep.html.j2", "suite": "run.html.j2",
@@ -122,7 +122,8 @@ def test_a_template_field_that_is_missing_is_an_error():
 
 
 # -- no HTML outside the templates ----------------------------------------------------------------------------------
-HTML_IN_PYTHON = re.compile(r"""(html\.escape|<(html|head|body|div|p|h[1-6]|table|tr|td|th|img|ul|ol|li|pre|section|details|summary|del|ins|em|b|nav|figure|style)[ >/])""")
+TAGS = "html|head|body|div|p|h[1-6]|table|tr|td|th|img|ul|ol|li|pre|section|details|summary|del|ins|em|b|nav|figure|style"
+HTML_IN_PYTHON = re.compile(rf"html\.escape|<({TAGS})[ >/]")
 
 
 def test_no_module_under_src_builds_html():
@@ -150,7 +151,8 @@ def test_templates_ship_inside_the_package_and_jinja2_loads_lazily():
             "audit.html.j2"} <= templates
     assert all("{% extends \"base.html.j2\" %}" in (SRC / "templates" / t).read_text()
                for t in ("run.html.j2", "sweep.html.j2", "chain.html.j2", "detectors.html.j2", "audit.html.j2"))
-    code = ("import sys, modelcollapse.analysis.report, modelcollapse.analysis.chain_report, modelcollapse.audit.report; "
+    code = ("import sys, modelcollapse.analysis.report, modelcollapse.analysis.chain_report, "
+            "modelcollapse.audit.report; "
             "print(sorted(m for m in ('jinja2', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []

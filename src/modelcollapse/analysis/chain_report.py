@@ -103,8 +103,10 @@ def build_report(run: RunStore | str | Path) -> Path:
     chains = [{"id": cid, "task": str(rs[0]["task"]), "start": rs[0]["start"], "seed": rs[0]["seed"],
                "generations": len(rs) - 1, "timeline": _timeline(rs)} for cid, rs in by_chain.items()]
     backend = config.get("backend", {})
-    model = backend.get("model") if backend.get("kind") == "openai" else backend.get("model_dir") or "SmolLM2-135M-Instruct, packaged GGUF"
-    return write_page(root / "report.html", "chain.html.j2", title=f"{config.get('name', 'telephone')}: telephone chains",
+    model = (backend.get("model") if backend.get("kind") == "openai"
+             else backend.get("model_dir") or "SmolLM2-135M-Instruct, packaged GGUF")
+    return write_page(root / "report.html", "chain.html.j2",
+                      title=f"{config.get('name', 'telephone')}: telephone chains",
                       config=config, backend=f"{backend.get('kind')} ({model})", decoding=config.get("decoding", {}),
                       drift=Picture.of(root / "figures" / "drift.png"),
                       attractors=Picture.of(root / "figures" / "attractors.png") if attractors else None,

@@ -122,10 +122,15 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The calibration table's header and rows: length, detector, AUC, then per target FPR the threshold, the
     measured FPR and the TPR."""
     targets = [t["target_fpr"] for t in rows[0]["thresholds"]] if rows else []
-    head = ["tokens", "detector", "AUC"] + [h for f in targets for h in (f"FPR {f:g}: threshold", "measured FPR", "TPR")]
-    body = [[str(r["tokens"]), r["detector"], f"{r['auc']:.3f}"]
-            + [c for t in r["thresholds"] for c in (f"{t['threshold']:.4g}", f"{t['measured_fpr']:.3f}", f"{t['tpr']:.3f}")]
-            for r in rows]
+    head = ["tokens", "detector", "AUC"]
+    for f in targets:
+        head += [f"FPR {f:g}: threshold", "measured FPR", "TPR"]
+    body = []
+    for r in rows:
+        cells = [str(r["tokens"]), r["detector"], f"{r['auc']:.3f}"]
+        for t in r["thresholds"]:
+            cells += [f"{t['threshold']:.4g}", f"{t['measured_fpr']:.3f}", f"{t['tpr']:.3f}"]
+        body.append(cells)
     return head, body
 
 
@@ -140,18 +145,18 @@ def build_detector_report(out: Path) -> Path:
     roc_figure(_roc_panels(scores, rows), out / "figures" / "roc.png")
     score_histogram_figure(_histogram_panels(scores, rows), out / "figures" / "histograms.png")
     head, body = _table(rows)
+    sizes = ", ".join(f"{k} {v}" for k, v in rows[0]["n"].items()) if rows else "none"
     return write_page(out / "report.html", "detectors.html.j2",
                       title="modelcollapse: zero-shot detectors, real against machine text",
-                      note=settings.get("note", ""), sizes=", ".join(f"{k} {v}" for k, v in rows[0]["n"].items()) if rows else "none",
-                      roc=Picture.of(out / "figures" / "roc.png"), histograms=Picture.of(out / "figures" / "histograms.png"),
-                      head=head, rows=body)
+                      note=settings.get("note", ""), sizes=sizes, roc=Picture.of(out / "figures" / "roc.png"),
+                      histograms=Picture.of(out / "figures" / "histograms.png"), head=head, rows=body)
 
 
 # -- the figures: ROC curves and score histograms ------------------------------------------------------------------
 _TARGET_MARKERS = "osD^v"
 
 
-def roc_figure(panels: dict, path: Path) :
+def roc_figure(panels: dict, path: Path):
     """One panel per text length, one ROC curve per detector (``panels[length]``: a list of ``{"detector", "fpr",
     "tpr", "auc", "points"}``, ``points`` a list of ``{"target_fpr", "measured_fpr", "tpr"}``, one per calibrated
     threshold). Each threshold's operating point is a filled marker at (measured FPR, TPR) joined to a hollow one at
@@ -187,7 +192,7 @@ def roc_figure(panels: dict, path: Path) :
     return fig
 
 
-def score_histogram_figure(panels: dict, path: Path) :
+def score_histogram_figure(panels: dict, path: Path):
     """Rows are detectors, columns text lengths (``panels[(length, detector)]``: ``{"real", "machine", "thresholds"}``,
     the two score arrays and a list of ``(target_fpr, threshold)``): both score histograms on shared bins, each
     calibrated threshold a vertical line (flagged: scores to its right). Returns the (closed) Figure."""

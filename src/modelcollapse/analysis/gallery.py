@@ -88,8 +88,7 @@ def gallery_section(run: RunStore | Path) -> dict | None:
     return {"figures": figures, "texts": texts} if figures or texts else None
 
 
-
-def image_grid_figure(by_gen: dict, arm: str, path: Path) :
+def image_grid_figure(by_gen: dict, arm: str, path: Path):
     """Rows are generations, columns the first 12 images of replicate 0 (``by_gen[g]``: ``(R, m, h, w)`` in [0, 1]).
     Returns the (closed) Figure."""
     plt = plots.pyplot()
@@ -108,7 +107,7 @@ def image_grid_figure(by_gen: dict, arm: str, path: Path) :
     return fig
 
 
-def perplexity_figure(by_gen: dict, arm: str, path: Path) :
+def perplexity_figure(by_gen: dict, arm: str, path: Path):
     """Density of log₁₀ per-sequence perplexity, one line per generation (``by_gen[g]``: perplexities, any shape).
     Returns the (closed) Figure."""
     plt = plots.pyplot()

@@ -3,9 +3,9 @@ run's, the detectors' page, an audit's) is a jinja2 template under ``modelcollap
 autoescaping on, so every string that reaches a page (a run's name, a text, an error) is escaped exactly once.
 
 ``base.html.j2`` holds the head, the CSS and the navigation; each page extends it. ``macros.html.j2`` holds what
-pages share: embedded figures (``img``, a PNG as a :func:`data_uri`), tables, a section index. A report section shared
-by pages (the scaling view, in a run's and a sweep's report) is a macro in its own ``section_*.html.j2``. jinja2 is imported on first use (``import modelcollapse``
-stays light).
+pages share: embedded figures (``img``, a PNG as a :func:`data_uri`), tables, a section index. A report section
+(the scaling view, in a run's and a sweep's report) is a macro in its own ``section_*.html.j2``. jinja2 is imported on
+first use (``import modelcollapse`` stays light).
 """
 
 from __future__ import annotations

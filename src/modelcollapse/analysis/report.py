@@ -181,7 +181,8 @@ def final_cells(row: dict) -> list[str]:
             f"[{row['q25']:.4g}, {row['q75']:.4g}]", f"{row['mean']:.4g}", ref]
 
 
-def metric_figures(store: RunStore, data: dict[tuple[str, str], Curve], arms: dict[str, dict]) -> tuple[list[Picture], list[Picture]]:
+def metric_figures(store: RunStore, data: dict[tuple[str, str], Curve],
+                   arms: dict[str, dict]) -> tuple[list[Picture], list[Picture]]:
     """One figure per metric (every arm's curve in it), written to ``figures/METRIC.png``: the science
     figures and of the bookkeeping ones (training-set provenance, filter counts). A metric constant in every arm
     gets none (e.g. train_real under replace: the table says it all)."""
@@ -203,10 +204,12 @@ def metric_figures(store: RunStore, data: dict[tuple[str, str], Curve], arms: di
 
 def metric_figure(metric: str, data: dict, refs: dict, path: Path):
     """Median and interquartile band per arm against generation (``data``: {arm: Curve}), with each arm's reference
-    ``refs[arm]`` = (values, label, statistic), a closed form or published curve, dashed. Returns the (closed) Figure."""
+    ``refs[arm]`` = (values, label, statistic), a closed form or published curve, dashed. Returns the (closed)
+    Figure."""
     fig, ax = plots.pyplot().subplots(figsize=(6.4, 3.8), dpi=110)
     positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
-    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()), default=1)
+    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()),
+                 default=1)
     for i, (arm, c) in enumerate(data.items()):
         color = f"C{i % 10}"
         ax.plot(c.generations, c.median, color=color, lw=1.6, label=f"{arm} (median)" if len(data) > 1 else "median")
@@ -215,7 +218,8 @@ def metric_figure(metric: str, data: dict, refs: dict, path: Path):
         if ref is not None:
             values, label, stat = ref
             if stat == "mean":
-                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":", label="replicate mean" if len(data) == 1 else None)
+                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":",
+                        label="replicate mean" if len(data) == 1 else None)
             ax.plot(c.generations, values, color="k", lw=1.0, ls="--", label=label if i == 0 else None)
     if positive and spread > 100:
         ax.set_yscale("log")

@@ -171,7 +171,8 @@ def distribution_figure(by_gen: dict, arm: str, path: Path):
     plt = plots.pyplot()
     colors = [plots.generation_color(i, len(gens)) for i in range(len(gens))]
     if kind == "2d":
-        fig, axes = plt.subplots(1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True, sharey=True)
+        fig, axes = plt.subplots(1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True,
+                                 sharey=True)
         for ax, g, color in zip(axes[0], gens, colors):
             a = by_gen[g]
             x = np.asarray(a["records"][0], float)
@@ -191,7 +192,10 @@ def distribution_figure(by_gen: dict, arm: str, path: Path):
         for g, color in zip(gens, colors):
             a = by_gen[g]
             if kind == "categorical":
-                p = np.asarray(a["probs_"][0], float) if "probs_" in a else np.bincount(a["records"][0]) / a["records"].shape[1]
+                if "probs_" in a:
+                    p = np.asarray(a["probs_"][0], float)
+                else:
+                    p = np.bincount(a["records"][0]) / a["records"].shape[1]
                 p = np.sort(p[p > 0])[::-1]
                 ax.loglog(np.arange(1, len(p) + 1), p, marker=".", ms=3, color=color, label=f"generation {g}")
             else:
@@ -206,7 +210,8 @@ def distribution_figure(by_gen: dict, arm: str, path: Path):
                             ls="--" if "records" in a else "-", label=None if "records" in a else f"generation {g}")
         ax.set_xlabel({"categorical": "rank", "labels": "label y of the training records"}.get(kind, "x"))
         ax.set_ylabel("probability" if kind == "categorical" else "density")
-        ax.set_title(("rank-frequency of the fitted distribution: " if kind == "categorical" else "samples by generation: ") + arm,
+        what = "rank-frequency of the fitted distribution" if kind == "categorical" else "samples by generation"
+        ax.set_title(f"{what}: {arm}",
                      fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()

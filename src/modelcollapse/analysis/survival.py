@@ -141,17 +141,20 @@ def section(run: RunStore | Path, arms: dict[str, dict]) -> dict | None:
     return {"figure": Picture.of(path), "rows": rows}
 
 
-def survival_figure(panels: dict, path: Path) :
+def survival_figure(panels: dict, path: Path):
     """The survival view: one panel per arm (``panels[arm]`` = (generations, bins), ``bins[g]`` = (mean count
     ``(B,)``, survival ``(B,)``, its standard error ``(B,)``, closed form at the bins ``(B,)``, smooth closed form
     (counts ``(m,)``, values ``(m,)``) or None)): the share of categories still present at generation g against their
-    generation-0 count (log x), ±2 s.e. bars, one colour per generation, the closed form dashed. Returns the (closed) Figure."""
-    fig, axes = plots.pyplot().subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False, sharey=True)
+    generation-0 count (log x), ±2 s.e. bars, one colour per generation, the closed form dashed. Returns the (closed)
+    Figure."""
+    fig, axes = plots.pyplot().subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False,
+                                        sharey=True)
     for ax, (arm, (gens, bins)) in zip(axes[0], panels.items()):
         for i, g in enumerate(gens):
             color = plots.generation_color(i, len(gens))
             count, share, se, _, smooth = bins[g]
-            ax.errorbar(count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1, label=f"generation {g}")
+            ax.errorbar(count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1,
+                        label=f"generation {g}")
             if smooth is not None:
                 ax.plot(*smooth, color=color, lw=1.0, ls="--")
         ax.plot([], [], color="k", lw=1.0, ls="--", label="1 − exp(−c g_g)")

@@ -70,7 +70,7 @@ def build_sweep_report(out: RunStore | Path, metric: str | None = None) -> Path:
                       scaling=scaling, points=points)
 
 
-def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: Path) :
+def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: Path):
     """A sweep's heatmap: ``grid`` ``(len(axes[0]), len(axes[1]))`` of final-generation medians, NaN cells "failed".
     Returns the (closed) Figure."""
     fig, ax = plots.pyplot().subplots(figsize=(1.2 + 1.0 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]), dpi=110)

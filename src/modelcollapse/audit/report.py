@@ -126,7 +126,8 @@ def axis_label(result) -> str:
 
 
 def figures(result) -> list[Picture]:
-    """The pictures (alt text: the title) of the histograms and quantile plot of every input, and for text the rank-frequency plot."""
+    """The pictures (alt text: the title) of the histograms and quantile plot of every input, and for text the
+    rank-frequency plot."""
     plt = pyplot()
     sets = [("reference", result.reference), *[(c.name, c) for c in result.candidates]]
     label = axis_label(result)
@@ -197,8 +198,9 @@ def page(result) -> str:
         figs.append(pca_figure(result, result.pools))
         if "log_ppl" in result.pools[0].extra and np.isfinite(result.pools[0].extra["log_ppl"]).any():
             figs.append(perplexity_figure(result, result.pools))
-    rows = [{"verdict": r.verdict, "cells": [c.name, r.group, r.name, f"{r.value:.4g}", f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]",
-                                             f"[{r.null[0]:.4g}, {r.null[1]:.4g}]", f"{r.z:.2f}", r.verdict]}
+    rows = [{"verdict": r.verdict,
+             "cells": [c.name, r.group, r.name, f"{r.value:.4g}", f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]",
+                       f"[{r.null[0]:.4g}, {r.null[1]:.4g}]", f"{r.z:.2f}", r.verdict]}
             for c, rs in zip(result.candidates, result.rows) for r in rs]
     return render("audit.html.j2", title="modelcollapse audit", result=result,
                   candidates=list(zip(result.candidates, result.verdicts)), rows=rows, figures=figs)
