@@ -113,8 +113,8 @@ def test_csv_header_names_the_report_axes(cancer, files, tmp_path, monkeypatch):
     from modelcollapse.audit import report
 
     labels = []
-    draw = report._img
-    monkeypatch.setattr(report, "_img", lambda fig: (labels.extend(a.get_xlabel() for a in fig.axes), draw(fig))[1])
+    draw = report._png
+    monkeypatch.setattr(report, "_png", lambda fig: (labels.extend(a.get_xlabel() for a in fig.axes), draw(fig))[1])
     result = mc.audit(files / "ref.csv", [files / "cand.csv"], out=tmp_path / "a", **FAST)
     assert labels[:2] == ["mean radius", "reference quantiles (mean radius)"]
     doc = json.loads((tmp_path / "a" / "audit.json").read_text())

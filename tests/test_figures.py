@@ -15,7 +15,7 @@ pytest.importorskip("pandas")
 from conftest import LocalServer, send_json  # noqa: E402
 
 import modelcollapse as mc  # noqa: E402
-from modelcollapse.analysis import chain_report, plots  # noqa: E402
+from modelcollapse.analysis import gallery, plots  # noqa: E402
 
 G = 4  # generations of every toy run here
 BASE = {"name": "toy", "seed": 0, "replicates": 6, "loop": {"generations": G, "samples": 20}, "metrics": ["variance"]}
@@ -25,8 +25,8 @@ ARMS = {"replace": {}, "accumulate": {"loop.regime": "accumulate"}}
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """Every figure a report saves, by file name. The real ``save_figure`` still writes each PNG; this keeps the
-    (closed) Figure, whose axes and lines stay readable."""
+    """Every figure a report saves, by file name: every report saves through the one ``plots.save_figure``. The real
+    one still writes each PNG; this keeps the (closed) Figure, whose axes and lines stay readable."""
     figures = {}
     save = plots.save_figure
 
@@ -35,7 +35,6 @@ def drawn(monkeypatch):
         save(fig, path, **savefig)
 
     monkeypatch.setattr(plots, "save_figure", keep)
-    monkeypatch.setattr(chain_report, "save_figure", keep)
     return figures
 
 
@@ -239,10 +238,10 @@ def test_detector_report_figures(tmp_path, drawn):
 
 def test_gallery_figures(tmp_path):
     rng = np.random.default_rng(0)
-    grid = plots.image_grid_figure({g: rng.random((1, 12, 8, 8)) for g in (0, 2, 5)}, "arm", tmp_path / "grid.png")
+    grid = gallery.image_grid_figure({g: rng.random((1, 12, 8, 8)) for g in (0, 2, 5)}, "arm", tmp_path / "grid.png")
     assert len(grid.axes) == 3 * 12 and all(len(a.images) == 1 for a in grid.axes)
     assert [grid.axes[12 * row].get_ylabel() for row in range(3)] == ["gen 0", "gen 2", "gen 5"]
-    hist = plots.perplexity_figure({g: rng.lognormal(3 + g, 0.3, 50) for g in (0, 2, 5)}, "arm", tmp_path / "ppl.png")
+    hist = gallery.perplexity_figure({g: rng.lognormal(3 + g, 0.3, 50) for g in (0, 2, 5)}, "arm", tmp_path / "ppl.png")
     (ax,) = hist.axes
     assert legend(ax) == ["generation 0", "generation 2", "generation 5"] and ax.get_ylabel() == "density"
     assert ax.get_xlabel().startswith("log10 perplexity")

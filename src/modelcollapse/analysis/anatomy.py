@@ -4,7 +4,7 @@ Shumailov et al. (Nature 2024) name three compounding errors: statistical approx
 expressivity (the family cannot represent the truth) and functional approximation (an imperfect learner). A run with
 the ``anatomy`` config key switches each on or off across its arms, in a full 2^k factorial, and this module splits
 the per-generation divergence (any metric, e.g. ``kl_real``) into main effects and interactions. Everything here is a
-pure function of the tidy metrics table; only :func:`report_section` touches files (and matplotlib).
+pure function of the tidy metrics table; only :func:`report_section` and its figure touch files (and matplotlib).
 
 The config::
 
@@ -34,9 +34,9 @@ with se the standard error of each cell mean and c its coefficient.
 
 from __future__ import annotations
 
-import html
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ import numpy as np
 from ..config import STATISTICS, check_design, parse_arm  # noqa: F401  (parse_arm: part of this module's API)
 from ..errors import ConfigError
 from ..rundir.table import text_column
+from . import plots
 
 CODINGS = ("anchored", "effects")
 
@@ -146,15 +147,15 @@ def cell_label(factors: dict[str, list[str]], levels: tuple[int, ...]) -> str:
     return "/".join(v[i] for v, i in zip(factors.values(), levels))
 
 
-def report_section(run, config: dict[str, Any]) -> str:
-    """The report's anatomy section for a run whose config has an ``anatomy`` key (else ""): the figure
-    ``figures/anatomy.png`` and a table of every term at the first and last generation, in both codings."""
-    from .plots import anatomy_figure, img
+def report_section(run, config: dict[str, Any]) -> dict | None:
+    """What ``section_anatomy.html.j2`` shows of a run whose config has an ``anatomy`` key (else None): the figure
+    ``figures/anatomy.png`` and every term at the first and last generation, in both codings."""
     from ..rundir.store import RunStore
+    from .pages import Picture
 
     spec = config.get("anatomy")
     if not spec:
-        return ""
+        return None
     metric, statistic = spec.get("metric", "kl_real"), spec.get("statistic", "mean")
     store = RunStore.of(run)  # a RunStore or its directory
     table = store.read_metrics()
@@ -165,18 +166,33 @@ def report_section(run, config: dict[str, Any]) -> str:
     anatomy_figure(anchored, labels, f"{statistic} {metric}", path)
     first, last = 0, len(anchored.generations) - 1
     fmt = lambda a, t, i: f"{a.terms[t][i]:.4g} ± {a.stderr[t][i]:.2g}"  # noqa: E731
-    rows = "".join(
-        f"<tr><td>{html.escape(t if t == e else f'{t} / {e}')}</td><td>{fmt(anchored, t, first)}</td><td>{fmt(anchored, t, last)}</td>"
-        f"<td>{fmt(effects, e, first)}</td><td>{fmt(effects, e, last)}</td></tr>"
-        for t, e in zip(anchored.terms, effects.terms)
-    )
-    g0, g1 = anchored.generations[first], anchored.generations[last]
-    return f"""
-<h3>Anatomy of the divergence ({html.escape(metric)})</h3>
-<p class="meta">Factors (reference → error level): {html.escape('; '.join(f'{f}: {v[0]} → {v[1]}' for f, v in spec['factors'].items()))}.
-Anchored: each term is what that source (or interaction) adds to the all-reference arm; the terms sum to the
-all-errors arm. Effects: ±1 (Yates) main effects and interactions, averaged over the other factors. Each arm's
-{statistic} over replicates; ± standard error.</p>
-<table><tr><th>term</th><th>anchored, generation {g0}</th><th>anchored, generation {g1}</th>
-<th>effects, generation {g0}</th><th>effects, generation {g1}</th></tr>{rows}</table>
-<div class="figs">{img(path)}</div>"""
+    rows = [[t if t == e else f"{t} / {e}", fmt(anchored, t, first), fmt(anchored, t, last), fmt(effects, e, first),
+             fmt(effects, e, last)] for t, e in zip(anchored.terms, effects.terms)]
+    return {"metric": metric, "statistic": statistic, "figure": Picture.of(path), "rows": rows,
+            "factors": [(f, v[0], v[1]) for f, v in spec["factors"].items()],
+            "generations": (anchored.generations[first], anchored.generations[last])}
+
+
+def anatomy_figure(anatomy, labels: dict, metric: str, path: Path):
+    """Two panels: the divergence of every cell per generation (``labels``: {levels: arm label}), and the factorial
+    terms per generation with ±2 s.e. bands (``anatomy``: an :class:`Anatomy`). Returns the (closed) Figure."""
+    fig, (left, right) = plots.pyplot().subplots(1, 2, figsize=(12, 4.2), dpi=110)
+    g = anatomy.generations
+    for i, (levels, y) in enumerate(sorted(anatomy.cells.items(), key=lambda kv: (sum(kv[0]), kv[0]))):
+        left.plot(g, y, color=f"C{i % 10}", lw=1.6, ls="-" if levels[0] else "--", label=labels[levels])
+    left.set_title(f"{metric} per arm ({'/'.join(anatomy.factors)})")
+    for i, (term, y) in enumerate(anatomy.terms.items()):
+        right.plot(g, y, color="k" if i == 0 else f"C{(i - 1) % 10}", lw=2.2 if "×" not in term else 1.2,
+                   ls=":" if i == 0 else ("-" if "×" not in term else "--"), label=term)
+        e = anatomy.stderr[term]
+        right.fill_between(g, y - 2 * e, y + 2 * e, color="k" if i == 0 else f"C{(i - 1) % 10}", alpha=0.12, lw=0)
+    right.axhline(0, color="grey", lw=0.6)
+    right.set_title(f"{metric}: {anatomy.coding} factorial terms (band: ±2 s.e.)")
+    for ax in (left, right):
+        plots.generation_axis(ax)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

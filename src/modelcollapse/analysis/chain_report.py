@@ -2,72 +2,66 @@
 
 It shows the drift curves (median and 10–90 % band across chains, per task), an attractor plot per property (final
 value against initial value, with the fitted line and the identity), the attractor table, and for every chain a
-timeline of its texts with a word-level diff against the previous generation. Every text is HTML-escaped; figures
-are PNGs embedded as base64 (and also saved under ``figures/``).
+timeline of its texts with a word-level diff against the previous generation. The page is ``chain.html.j2``
+(every text escaped there); figures are PNGs embedded as base64 (and also saved under ``figures/``).
 """
 
 from __future__ import annotations
 
 import difflib
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..rundir.atomic import atomic_write
 from ..rundir.store import RunStore
-from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, quiet_nan as _quiet_nan, save_figure
+from . import plots
+from .pages import Picture, macro, write_page
 
-_CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:100%}
-del{background:#fdd;color:#900}ins{background:#dfd;color:#060;text-decoration:none}
-.gen{border-left:3px solid #ccc;margin:.6em 0;padding:.2em .8em}.gen p{margin:.3em 0;white-space:pre-wrap}
-.meta{color:#777;font-size:85%}details{margin:.5em 0}summary{cursor:pointer;font-weight:600}
-"""
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """``after`` as ``(op, words)`` pieces against ``before``: op ``"equal"``, ``"delete"`` (words of ``before``
+    removed) or ``"insert"`` (new words). Words are whitespace-separated tokens; the diff is difflib's longest
+    matching blocks.
+
+    >>> word_diff("the red car", "the blue car")
+    [('equal', 'the'), ('delete', 'red'), ('insert', 'blue'), ('equal', 'car')]
+    """
+    a, b = before.split(), after.split()
+    pieces = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op in ("equal", "delete", "replace"):
+            pieces.append(("equal" if op == "equal" else "delete", " ".join(a[i1:i2])))
+        if op in ("insert", "replace"):
+            pieces.append(("insert", " ".join(b[j1:j2])))
+    return pieces
 
 
 def word_diff_html(before: str, after: str) -> str:
-    """``after`` as escaped HTML with the words removed from ``before`` in ``<del>`` and the new ones in ``<ins>``.
-
-    Words are whitespace-separated tokens; the diff is difflib's longest matching blocks.
+    """``after`` as escaped HTML with the words removed from ``before`` in ``<del>`` and the new ones in ``<ins>``
+    (:func:`word_diff`, drawn by the ``diff`` macro of ``diff.html.j2``, as the page draws it).
 
     >>> word_diff_html("the red <car>", "the blue <car>")
     'the <del>red</del> <ins>blue</ins> &lt;car&gt;'
     """
-    a, b = before.split(), after.split()
-    parts = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op == "equal":
-            parts.append(html.escape(" ".join(a[i1:i2])))
-            continue
-        if op in ("delete", "replace"):
-            parts.append(f"<del>{html.escape(' '.join(a[i1:i2]))}</del>")
-        if op in ("insert", "replace"):
-            parts.append(f"<ins>{html.escape(' '.join(b[j1:j2]))}</ins>")
-    return " ".join(parts)
+    return str(macro("diff.html.j2", "diff")(word_diff(before, after)))
 
 
 def _fmt(value) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3g}"
 
 
-def _timeline(records: list[dict]) -> str:
-    """One chain's texts, each generation diffed against the previous one."""
-    parts, previous = [], None
+def _timeline(records: list[dict]) -> list[dict]:
+    """One chain's generations for the page: ``generation``, ``words``, ``note`` (backend details), ``text`` and
+    ``diff`` (against the previous generation; None for the first)."""
+    out, previous = [], None
     for r in records:
         meta = r.get("meta") or {}
         note = ", ".join(f"{k}: {v}" for k, v in meta.items() if k in ("backend", "model", "finish_reason", "new_tokens"))
-        body = html.escape(r["text"]) if previous is None else word_diff_html(previous, r["text"])
-        if not r["text"].strip():
-            body = "<em>(empty text)</em>"
-        parts.append(f'<div class="gen"><div class="meta">generation {r["generation"]} · '
-                     f'{len(r["text"].split())} words · {html.escape(note)}</div><p>{body}</p></div>')
+        out.append({"generation": r["generation"], "words": len(r["text"].split()), "note": note, "text": r["text"],
+                    "diff": None if previous is None else word_diff(previous, r["text"])})
         previous = r["text"]
-    return "\n".join(parts)
+    return out
 
 
 def _read_table(root: Path) -> dict[str, np.ndarray]:
@@ -87,55 +81,101 @@ def build_report(run: RunStore | str | Path) -> Path:
     config = store.read_config()
     table = _read_table(root)
     attractors = json.loads((root / "attractors.json").read_text()) if (root / "attractors.json").exists() else []
-    records = store.read_steps()
     metrics = sorted(set(table["metric"].tolist()))
     figures = {"drift": drift_figure(table, metrics)}
     if attractors:
         figures["attractors"] = attractor_figure(table, attractors)
     for name, fig in figures.items():
-        save_figure(fig, root / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
-    img = {k: _img(root / "figures" / f"{k}.png") for k in figures}
+        plots.save_figure(fig, root / "figures" / f"{name}.png", dpi=110, bbox_inches="tight")
 
-    summary_rows = []
+    summary = []
     for arm in sorted(set(table["arm"])):
         for metric in metrics:
-            y = _series(table, arm, metric)
-            with _quiet_nan():
+            y = chain_series(table, arm, metric)
+            with plots.quiet_nan():
                 first, last = np.nanmedian(y[:, 0]), np.nanmedian(y[:, -1])
-            summary_rows.append(f'<tr><td class="l">{html.escape(arm)}</td><td class="l">{metric}</td>'
-                                f"<td>{_fmt(first)}</td><td>{_fmt(last)}</td></tr>")
-    attractor_rows = [
-        f'<tr><td class="l">{html.escape(a["arm"])}</td><td class="l">{a["metric"]}</td><td>{_fmt(a["slope"])}</td>'
-        f'<td>{_fmt(a["intercept"])}</td><td>{_fmt(a["strength"])}</td><td>{_fmt(a["position"])}</td><td>{a["n"]}</td></tr>'
-        for a in attractors
-    ]
+            summary.append([arm, metric, _fmt(first), _fmt(last)])
+    attractor_rows = [[a["arm"], a["metric"], _fmt(a["slope"]), _fmt(a["intercept"]), _fmt(a["strength"]),
+                       _fmt(a["position"]), str(a["n"])] for a in attractors]
     by_chain: dict[int, list[dict]] = {}
-    for r in sorted(records, key=lambda r: (r["chain"], r["generation"])):
+    for r in sorted(store.read_steps(), key=lambda r: (r["chain"], r["generation"])):
         by_chain.setdefault(r["chain"], []).append(r)
-    timelines = [
-        f"<details><summary>chain {cid} · task {html.escape(str(rs[0]['task']))} · start text {rs[0]['start']} · "
-        f"seed {rs[0]['seed']} · {len(rs) - 1} generations</summary>{_timeline(rs)}</details>"
-        for cid, rs in by_chain.items()
-    ]
+    chains = [{"id": cid, "task": str(rs[0]["task"]), "start": rs[0]["start"], "seed": rs[0]["seed"],
+               "generations": len(rs) - 1, "timeline": _timeline(rs)} for cid, rs in by_chain.items()]
     backend = config.get("backend", {})
-    decoding = config.get("decoding", {})
-    title = html.escape(f"{config.get('name', 'telephone')}: telephone chains")
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head><body>
-<h1>{title}</h1>
-<p>{len(by_chain)} chains · tasks {html.escape(', '.join(config.get('task', [])))} · {config.get('generations')} generations ·
-backend {html.escape(str(backend.get('kind')))} ({html.escape(str(backend.get('model') if backend.get('kind') == 'openai' else backend.get('model_dir') or 'SmolLM2-135M-Instruct, packaged GGUF'))}) ·
-temperature {decoding.get('temperature')} · max {decoding.get('max_new_tokens')} new tokens · start texts {html.escape(str(config.get('start', {}).get('source')))}</p>
-<h2>Drift</h2><p>Median across chains (line) and 10–90 % band, per task. Generation 0 is the start text.</p>{img['drift']}
-<table><tr><th class="l">task</th><th class="l">metric</th><th>median at generation 0</th><th>median at the last generation</th></tr>
-{''.join(summary_rows)}</table>
-<h2>Attractors</h2><p>Final value regressed on initial value across chains (Perez et al. 2024): strength = 1 − |slope|
-(1: every chain ends at the same value), position = intercept / (1 − slope) (the value chains are pulled towards).
-The dashed line is no change.</p>{img.get('attractors', '<p>No attractor analysis in this run.</p>')}
-<table><tr><th class="l">task</th><th class="l">property</th><th>slope</th><th>intercept</th><th>strength</th><th>position</th><th>chains</th></tr>
-{''.join(attractor_rows)}</table>
-<h2>Chains</h2><p>Each generation is shown against the previous one: <del>removed words</del>, <ins>new words</ins>.</p>
-{''.join(timelines)}
-</body></html>"""
-    path = root / "report.html"
-    atomic_write(path, page)
-    return path
+    model = (backend.get("model") if backend.get("kind") == "openai"
+             else backend.get("model_dir") or "SmolLM2-135M-Instruct, packaged GGUF")
+    return write_page(root / "report.html", "chain.html.j2",
+                      title=f"{config.get('name', 'telephone')}: telephone chains",
+                      config=config, backend=f"{backend.get('kind')} ({model})", decoding=config.get("decoding", {}),
+                      drift=Picture.of(root / "figures" / "drift.png"),
+                      attractors=Picture.of(root / "figures" / "attractors.png") if attractors else None,
+                      summary=summary, attractor_rows=attractor_rows, chains=chains)
+
+
+# -- the figures: drift curves and attractor plots -----------------------------------------------------------------
+def chain_series(table: dict[str, np.ndarray], arm: str, metric: str) -> np.ndarray:
+    """Values of one (task, metric) as ``(chains, generations + 1)``."""
+    keep = (table["arm"] == arm) & (table["metric"] == metric)
+    chains, gens, values = table["chain"][keep], table["generation"][keep], table["value"][keep]
+    ids = np.unique(chains)
+    out = np.full((ids.size, gens.max() + 1), np.nan)
+    out[np.searchsorted(ids, chains), gens] = values
+    return out
+
+
+def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
+    """One panel per metric: per task, the median across chains and the 10–90 % band, against generation (the
+    Figure, open: :func:`build_report` saves it)."""
+    plt = plots.pyplot()
+
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for arm in sorted(set(table["arm"])):
+            y = chain_series(table, arm, metric)
+            with np.errstate(all="ignore"), plots.quiet_nan():
+                med, lo, hi = (np.nanpercentile(y, q, axis=0) for q in (50, 10, 90))
+            x = np.arange(y.shape[1])
+            ax.plot(x, med, marker="o", ms=3, label=arm)
+            ax.fill_between(x, lo, hi, alpha=0.2)
+        ax.set_title(metric, fontsize=10)
+        plots.generation_axis(ax)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
+    """One panel per property: final against initial value per chain, the fitted line, the identity line (the
+    Figure, open)."""
+    plt = plots.pyplot()
+
+    metrics = sorted({a["metric"] for a in attractors})
+    cols = 3
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for i, arm in enumerate(sorted(set(table["arm"]))):
+            y = chain_series(table, arm, metric)
+            x0, x1 = y[:, 0], y[:, -1]
+            color = f"C{i}"
+            ax.scatter(x0, x1, s=14, color=color, label=arm)
+            fit = next((a for a in attractors if a["arm"] == arm and a["metric"] == metric), None)
+            if fit and fit["slope"] is not None:
+                grid = np.linspace(np.nanmin(x0), np.nanmax(x0), 2)
+                ax.plot(grid, fit["intercept"] + fit["slope"] * grid, color=color, lw=1)
+        lims = [np.nanmin([ax.get_xlim()[0], ax.get_ylim()[0]]), np.nanmax([ax.get_xlim()[1], ax.get_ylim()[1]])]
+        ax.plot(lims, lims, color="#999", lw=0.8, ls="--")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("initial (generation 0)")
+        ax.set_ylabel("final")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    if metrics:
+        axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -12,7 +12,6 @@ writes such a directory from real Wikipedia blocks and SmolLM2 continuations, ea
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ import numpy as np
 from ..rundir.atomic import atomic_save, atomic_write
 from ..errors import ConfigError
 from ..plugins.detectors import DETECTORS, calibrate, roc_auc, roc_curve
-from .plots import PAGE, img, roc_figure, score_histogram_figure
+from . import plots
+from .pages import Picture, write_page
 
 SETS = ("calibration", "test", "machine")
 PICKS = ("first", "random")
@@ -118,15 +118,20 @@ def _histogram_panels(scores: dict, rows: list[dict]) -> dict:
             for (key, s), row in zip(scores.items(), rows)}
 
 
-def _table_html(rows: list[dict]) -> str:
+def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The calibration table's header and rows: length, detector, AUC, then per target FPR the threshold, the
+    measured FPR and the TPR."""
     targets = [t["target_fpr"] for t in rows[0]["thresholds"]] if rows else []
-    head = "".join(f"<th>FPR {f:g}: threshold</th><th>measured FPR</th><th>TPR</th>" for f in targets)
-    body = "".join(
-        f"<tr><td>{r['tokens']}</td><td>{html.escape(r['detector'])}</td><td>{r['auc']:.3f}</td>"
-        + "".join(f"<td>{t['threshold']:.4g}</td><td>{t['measured_fpr']:.3f}</td><td>{t['tpr']:.3f}</td>"
-                  for t in r["thresholds"]) + "</tr>"
-        for r in rows)
-    return f"<table><tr><th>tokens</th><th>detector</th><th>AUC</th>{head}</tr>{body}</table>"
+    head = ["tokens", "detector", "AUC"]
+    for f in targets:
+        head += [f"FPR {f:g}: threshold", "measured FPR", "TPR"]
+    body = []
+    for r in rows:
+        cells = [str(r["tokens"]), r["detector"], f"{r['auc']:.3f}"]
+        for t in r["thresholds"]:
+            cells += [f"{t['threshold']:.4g}", f"{t['measured_fpr']:.3f}", f"{t['tpr']:.3f}"]
+        body.append(cells)
+    return head, body
 
 
 def build_detector_report(out: Path) -> Path:
@@ -139,19 +144,76 @@ def build_detector_report(out: Path) -> Path:
     atomic_write(out / "detectors.json", json.dumps(rows, indent=2))
     roc_figure(_roc_panels(scores, rows), out / "figures" / "roc.png")
     score_histogram_figure(_histogram_panels(scores, rows), out / "figures" / "histograms.png")
+    head, body = _table(rows)
     sizes = ", ".join(f"{k} {v}" for k, v in rows[0]["n"].items()) if rows else "none"
-    body = f"""
-<p>{html.escape(settings.get("note", ""))}</p>
-<p class="meta">texts a set: {sizes} · each threshold is set for its target false-positive rate on the calibration
-real texts and applied to the test real texts (measured FPR) and the machine texts (TPR); a detector flags a score
-above its threshold.</p>
-<h2>ROC curves</h2><p class="meta">Test real against machine text, one panel per length. Markers: each calibrated
-threshold's operating point, hollow at the target FPR, filled at the FPR measured on the test real texts.</p>
-<div>{img(out / "figures" / "roc.png")}</div>
-<h2>Calibration</h2>{_table_html(rows)}
-<h2>Score histograms</h2><p class="meta">Test real (blue) and machine (red) scores; lines: the calibrated
-thresholds.</p>
-<div>{img(out / "figures" / "histograms.png")}</div>"""
-    path = out / "report.html"
-    atomic_write(path, PAGE.format(title="modelcollapse: zero-shot detectors, real against machine text", body=body))
-    return path
+    return write_page(out / "report.html", "detectors.html.j2",
+                      title="modelcollapse: zero-shot detectors, real against machine text",
+                      note=settings.get("note", ""), sizes=sizes, roc=Picture.of(out / "figures" / "roc.png"),
+                      histograms=Picture.of(out / "figures" / "histograms.png"), head=head, rows=body)
+
+
+# -- the figures: ROC curves and score histograms ------------------------------------------------------------------
+_TARGET_MARKERS = "osD^v"
+
+
+def roc_figure(panels: dict, path: Path):
+    """One panel per text length, one ROC curve per detector (``panels[length]``: a list of ``{"detector", "fpr",
+    "tpr", "auc", "points"}``, ``points`` a list of ``{"target_fpr", "measured_fpr", "tpr"}``, one per calibrated
+    threshold). Each threshold's operating point is a filled marker at (measured FPR, TPR) joined to a hollow one at
+    (target FPR, TPR); a dotted vertical line marks each target. Returns the (closed) Figure."""
+    plt = plots.pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.3), dpi=110, squeeze=False)
+    for ax, (length, curves) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--")
+        targets = sorted({p["target_fpr"] for c in curves for p in c["points"]})
+        for target in targets:
+            ax.axvline(target, color="#888", lw=0.7, ls=":")
+        for i, c in enumerate(curves):
+            color = f"C{i % 10}"
+            ax.plot(c["fpr"], c["tpr"], color=color, lw=1.5, label=f"{c['detector']} (AUC {c['auc']:.3f})")
+            for p in c["points"]:
+                marker = _TARGET_MARKERS[targets.index(p["target_fpr"]) % len(_TARGET_MARKERS)]
+                ax.plot([p["target_fpr"], p["measured_fpr"]], [p["tpr"], p["tpr"]], color=color, lw=0.8)
+                ax.plot(p["target_fpr"], p["tpr"], marker=marker, mfc="none", mec=color, ms=6, ls="none")
+                ax.plot(p["measured_fpr"], p["tpr"], marker=marker, color=color, ms=6, ls="none")
+        for j, target in enumerate(targets):  # legend entries for the markers alone
+            ax.plot([], [], marker=_TARGET_MARKERS[j % len(_TARGET_MARKERS)], color="k", ls="none",
+                    label=f"target FPR {target:g}: hollow target, filled measured")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_xlabel("false-positive rate (real text flagged)")
+        ax.set_ylabel("true-positive rate (machine text flagged)")
+        ax.set_title(f"{length} tokens", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="lower right")
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig
+
+
+def score_histogram_figure(panels: dict, path: Path):
+    """Rows are detectors, columns text lengths (``panels[(length, detector)]``: ``{"real", "machine", "thresholds"}``,
+    the two score arrays and a list of ``(target_fpr, threshold)``): both score histograms on shared bins, each
+    calibrated threshold a vertical line (flagged: scores to its right). Returns the (closed) Figure."""
+    plt = plots.pyplot()
+    lengths = list(dict.fromkeys(k[0] for k in panels))
+    detectors = list(dict.fromkeys(k[1] for k in panels))
+    fig, axes = plt.subplots(len(detectors), len(lengths), figsize=(3.6 * len(lengths), 2.3 * len(detectors)),
+                             dpi=110, squeeze=False)
+    for (length, detector), p in panels.items():
+        ax = axes[detectors.index(detector), lengths.index(length)]
+        both = np.concatenate([p["real"], p["machine"]])
+        bins = np.linspace(both.min(), both.max(), 25) if np.ptp(both) > 0 else 5
+        ax.hist(p["real"], bins=bins, color="C0", alpha=0.55, label="real (test)")
+        ax.hist(p["machine"], bins=bins, color="C3", alpha=0.55, label="machine")
+        for j, (target, threshold) in enumerate(p["thresholds"]):
+            ax.axvline(threshold, color="k", lw=1.0, ls=("--", ":", "-.")[j % 3], label=f"threshold, FPR {target:g}")
+        ax.set_title(f"{detector}, {length} tokens", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("score (higher: more machine-like)", fontsize=7)
+    axes[0, 0].legend(fontsize=6)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

@@ -4,13 +4,13 @@ model. Built from the arrays metrics keep in ``arrays/`` (see ``metrics/images.p
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
 import numpy as np
 
-from .plots import image_grid_figure, perplexity_figure
+from . import plots
+from .pages import Picture
 from ..rundir.columns import load_arrays
 from ..rundir.store import RunStore
 
@@ -71,25 +71,58 @@ def perplexity_histograms(run: RunStore | Path) -> list[Path]:
     return paths
 
 
-def text_samples(run: RunStore | Path) -> str:
-    """HTML: per arm, the first kept sample text of replicate 0 at a few generations, side by side."""
-    blocks = []
-    for arm, by_gen in kept_arrays(run, "sample_text").items():
-        rows = "".join(
-            f"<tr><td>gen {g}</td><td style='text-align:left'>{html.escape(str(by_gen[g].ravel()[0]))}</td></tr>"
-            for g in pick_generations(sorted(by_gen))
-        )
-        blocks.append(f"<h4>{html.escape(arm)}</h4><table>{rows}</table>")
-    return "".join(blocks)
+def text_samples(run: RunStore | Path) -> list[tuple[str, list[tuple[int, str]]]]:
+    """Per arm, the first kept sample text of replicate 0 at a few generations: ``[(arm, [(generation, text)])]``."""
+    return [(arm, [(g, str(by_gen[g].ravel()[0])) for g in pick_generations(sorted(by_gen))])
+            for arm, by_gen in kept_arrays(run, "sample_text").items()]
 
 
-def gallery_section(run: RunStore | Path, img) -> str:
-    """The gallery's HTML (empty when the run kept no arrays). ``img(path)`` embeds a PNG."""
+def gallery_section(run: RunStore | Path) -> dict | None:
+    """What ``section_gallery.html.j2`` shows: ``figures`` (image grids, perplexity histograms) and ``texts`` (see
+    :func:`text_samples`); None when the run kept no arrays to show."""
     store = RunStore.of(run)
     if not (store.root / "arrays").exists():
-        return ""
-    figures = [img(p) for p in image_grids(store) + perplexity_histograms(store)]
+        return None
+    figures = [Picture.of(p) for p in image_grids(store) + perplexity_histograms(store)]
     texts = text_samples(store)
-    if not figures and not texts:
-        return ""
-    return f"<h3>Samples by generation</h3><div class='figs'>{''.join(figures)}</div>{texts}"
+    return {"figures": figures, "texts": texts} if figures or texts else None
+
+
+def image_grid_figure(by_gen: dict, arm: str, path: Path):
+    """Rows are generations, columns the first 12 images of replicate 0 (``by_gen[g]``: ``(R, m, h, w)`` in [0, 1]).
+    Returns the (closed) Figure."""
+    plt = plots.pyplot()
+    gens = list(by_gen)
+    cols = min(12, min(by_gen[g].shape[1] for g in gens))
+    fig, axes = plt.subplots(len(gens), cols, figsize=(cols * 0.7, len(gens) * 0.8), squeeze=False)
+    for row, g in enumerate(gens):
+        for col in range(cols):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(by_gen[g][0, col], float), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(f"gen {g}", fontsize=7)
+    fig.suptitle(f"samples by generation: {arm}", fontsize=9)
+    plots.save_figure(fig, path, dpi=90, bbox_inches="tight")
+    return fig
+
+
+def perplexity_figure(by_gen: dict, arm: str, path: Path):
+    """Density of log₁₀ per-sequence perplexity, one line per generation (``by_gen[g]``: perplexities, any shape).
+    Returns the (closed) Figure."""
+    plt = plots.pyplot()
+    gens = list(by_gen)
+    values = {g: np.log10(np.clip(np.asarray(by_gen[g], float).ravel(), 1, None)) for g in gens}
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    bins = np.linspace(finite.min(), finite.max(), 40) if finite.size else 10
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for i, g in enumerate(gens):
+        ax.hist(values[g][np.isfinite(values[g])], bins=bins, density=True, histtype="step",
+                color=plots.generation_color(i, len(gens)), label=f"generation {g}")
+    ax.set_xlabel("log10 perplexity under the generation-0 model (per sequence)")
+    ax.set_ylabel("density")
+    ax.set_title(f"training data by generation: {arm}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

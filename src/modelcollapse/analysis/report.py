@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import html
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +11,9 @@ import numpy as np
 import yaml
 
 from ..errors import RunError
-from ..rundir.atomic import atomic_write
 from ..rundir.store import RunStore
-from .plots import PAGE, img, metric_figure
+from . import plots
+from .pages import Picture, write_page
 from .rows import parquet_batches, metric_batches, pair_rows
 from .theory import reference
 
@@ -133,114 +132,122 @@ def summary_table(run: RunStore | Path) -> str:
     return "\n".join(lines)
 
 
-def story(store: RunStore, data: dict, arms: dict[str, dict], config: dict) -> tuple[str, list[Path]]:
-    """The top of a report: a headline per arm, the reproduced / not-reproduced marks, the distribution pictures
-    (their paths are returned too, for the suite's overview)."""
+def story(store: RunStore, data: dict, arms: dict[str, dict], config: dict) -> dict:
+    """The top of a report: ``headlines`` (a sentence per arm), ``marks`` (reproduced or not, see
+    :func:`.story.marks`) and ``pictures`` (the distribution figures, also the suite overview's)."""
     from .story import distribution_pictures, headline, marks
 
-    lines = [h for h in (headline(arm, data) for arm in arms) if h]
     replicates = {arm: a.get("replicates", config.get("replicates", 1)) for arm, a in arms.items()}
-    found = marks(data, arms, replicates)
-    rows = "".join(
-        f"<tr><td>{html.escape(m.arm)}</td><td>{html.escape(m.metric)}</td><td>{m.generation}</td><td>{m.statistic}</td>"
-        f"<td>{m.ours:.4g}</td><td>{m.expected:.4g}</td><td>±{m.tolerance:.2g}</td><td>{html.escape(m.label)}</td>"
-        f"<td class='{'ok' if m.reproduced else 'no'}'>{'✔ reproduced' if m.reproduced else '✘ not reproduced'}</td></tr>"
-        for m in found
-    )
-    table = (f"<table><tr><th>arm</th><th>metric</th><th>generation</th><th>statistic</th><th>ours</th><th>closed form or "
-             f"published</th><th>tolerance</th><th>source</th><th>mark</th></tr>{rows}</table>"
-             "<p class='meta'>Tolerance: 4 standard errors of our statistic, at least 5% of the expected value.</p>"
-             if found else "")
-    pictures = distribution_pictures(store)
-    summary = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    body = (f"<div class='story'><ul class='headline'>{summary}</ul>{table}"
-            f"<div class='figs'>{''.join(img(p) for p in pictures)}</div></div>")
-    return body, pictures
+    return {"headlines": [h for h in (headline(arm, data) for arm in arms) if h],
+            "marks": marks(data, arms, replicates), "pictures": [Picture.of(p) for p in distribution_pictures(store)]}
 
 
-def section(store: RunStore) -> tuple[str, list[Path]]:
-    """The HTML body of one run's report, and the paths of its headline figures; writes figures to ``figures/``."""
-    from .story import is_bookkeeping
+def section(store: RunStore) -> dict:
+    """What ``run.html.j2`` shows of one run (every field is text or a :class:`~.pages.Picture`); writes the figures
+    to ``figures/``. ``headline_figure`` is the suite overview's picture of the run (None: it has none)."""
+    from .anatomy import report_section as anatomy_section  # None unless the config has an ``anatomy`` key
+    from .gallery import gallery_section  # None unless metrics kept sample arrays
+    from .scaling import run_scaling, section as scaling_section  # None unless the grid varies a training-set size
+    from .survival import section as survival_section  # None unless the survival metric kept its tables
 
-    run_dir = store.root
     config, manifest = store.read_config(), store.read_manifest()
     data = curves(store)
     arms = arm_configs(store)
+    figures, bookkeeping = metric_figures(store, data, arms)
+    top = story(store, data, arms, config)
+    scaling = scaling_section(store.root, *run_scaling(store, config))
+    survival = survival_section(store, arms)
+    headline = [*(scaling["figures"] if scaling else []), *([survival["figure"]] if survival else []), *top["pictures"],
+                *figures]
+    return {
+        "name": str(config.get("name", store.root.name)), "description": str(config.get("description", "")),
+        "status": f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}",
+        "seed": config.get("seed"), "replicates": config.get("replicates"),
+        "generations": config.get("loop", {}).get("generations"), "version": str(config.get("version")),
+        "story": top, "scaling": scaling, "survival": survival, "gallery": gallery_section(store),
+        "figures": figures, "bookkeeping": bookkeeping,
+        "alarms": "\n".join(alarm_lines(store)) or "no watched metric in this run",
+        "finals": [final_cells(r) for r in final_rows(store, data)],
+        "anatomy": anatomy_section(store, config),
+        "config": yaml.safe_dump(config, sort_keys=False),
+        "headline_figure": headline[0] if headline else None,
+    }
+
+
+def final_cells(row: dict) -> list[str]:
+    """One row of the final-values table, formatted: arm, metric, generation, median, IQR, mean, reference."""
+    ref = "" if row["reference"] is None else f"{row['reference']:.4g} ({row['reference_stat']})"
+    return [row["arm"], row["metric"], str(row["generation"]), f"{row['median']:.4g}",
+            f"[{row['q25']:.4g}, {row['q75']:.4g}]", f"{row['mean']:.4g}", ref]
+
+
+def metric_figures(store: RunStore, data: dict[tuple[str, str], Curve],
+                   arms: dict[str, dict]) -> tuple[list[Picture], list[Picture]]:
+    """One figure per metric (every arm's curve in it), written to ``figures/METRIC.png``: the science
+    figures and of the bookkeeping ones (training-set provenance, filter counts). A metric constant in every arm
+    gets none (e.g. train_real under replace: the table says it all)."""
+    from .story import is_bookkeeping
+
     by_metric: dict[str, dict[str, Curve]] = {}
     for (arm, metric), c in data.items():
         by_metric.setdefault(metric, {})[arm] = c
-    figures, bookkeeping, paths = [], [], []
+    figures, bookkeeping = [], []
     for metric, per_arm in by_metric.items():
         if all(np.nanmin(c.q25) == np.nanmax(c.q75) for c in per_arm.values()):
-            continue  # constant in every arm (e.g. train_real under replace): the table says it all
-        path = run_dir / "figures" / f"{metric}.png"
+            continue
+        path = store.root / "figures" / f"{metric}.png"
         refs = {arm: reference(metric, arms[arm], c.generations) for arm, c in per_arm.items() if arm in arms}
         metric_figure(metric, per_arm, refs, path)
-        (bookkeeping if is_bookkeeping(metric) else figures).append(img(path))
-        if not is_bookkeeping(metric):
-            paths.append(path)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            r["arm"], r["metric"], r["generation"], f"{r['median']:.4g}", f"[{r['q25']:.4g}, {r['q75']:.4g}]",
-            f"{r['mean']:.4g}", "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})",
-        )) + "</tr>"
-        for r in final_rows(store, data)
-    )
-    from .anatomy import report_section as anatomy_section  # "" unless the config has an ``anatomy`` key
-    from .gallery import gallery_section  # "" unless metrics kept sample arrays
-    from .scaling import run_scaling, section as scaling_section  # "" unless the grid varies a training-set size
-    from .survival import section as survival_section  # "" unless the survival metric kept its tables
+        (bookkeeping if is_bookkeeping(metric) else figures).append(Picture.of(path))
+    return figures, bookkeeping
 
-    top, pictures = story(store, data, arms, config)
-    scaling, scaling_paths = scaling_section(run_dir, *run_scaling(store, config), img)
-    survival, survival_paths = survival_section(store, arms, img)
-    description = html.escape(str(config.get("description", "")))
-    status = html.escape(f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}")
-    name = html.escape(str(config.get("name", run_dir.name)))
-    held = f"<details><summary>bookkeeping: training-set provenance, filter counts</summary><div class='figs'>{''.join(bookkeeping)}</div></details>"
-    body = f"""
-<section id="{name}"><h2>{name}</h2>
-<p>{description}</p>
-{top}
-{scaling}
-{survival}
-<p class="meta">status: {status} · seed {config.get('seed')} · {config.get('replicates')} replicates ·
-{config.get('loop', {}).get('generations')} generations · modelcollapse {html.escape(str(config.get('version')))}</p>
-{gallery_section(store, img)}
-<h3>Metrics by generation</h3><p class="meta">Line: median across replicates; band: interquartile range; dashed: closed form or published curve.</p>
-<div class="figs">{''.join(figures)}</div>
-{held if bookkeeping else ''}
-<h3>Collapse alarms</h3><pre>{html.escape(chr(10).join(alarm_lines(store)) or "no watched metric in this run")}</pre>
-<h3>Final values</h3>
-<table><tr><th>arm</th><th>metric</th><th>generation</th><th>median</th><th>IQR</th><th>mean</th><th>reference</th></tr>{rows}</table>
-{anatomy_section(store, config)}
-<details><summary>resolved config</summary><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>
-</section>"""
-    return body, (scaling_paths + survival_paths + pictures or paths)[:1]
+
+def metric_figure(metric: str, data: dict, refs: dict, path: Path):
+    """Median and interquartile band per arm against generation (``data``: {arm: Curve}), with each arm's reference
+    ``refs[arm]`` = (values, label, statistic), a closed form or published curve, dashed. Returns the (closed)
+    Figure."""
+    fig, ax = plots.pyplot().subplots(figsize=(6.4, 3.8), dpi=110)
+    positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
+    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()),
+                 default=1)
+    for i, (arm, c) in enumerate(data.items()):
+        color = f"C{i % 10}"
+        ax.plot(c.generations, c.median, color=color, lw=1.6, label=f"{arm} (median)" if len(data) > 1 else "median")
+        ax.fill_between(c.generations, c.q25, c.q75, color=color, alpha=0.2, lw=0)
+        ref = refs.get(arm)
+        if ref is not None:
+            values, label, stat = ref
+            if stat == "mean":
+                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":",
+                        label="replicate mean" if len(data) == 1 else None)
+            ax.plot(c.generations, values, color="k", lw=1.0, ls="--", label=label if i == 0 else None)
+    if positive and spread > 100:
+        ax.set_yscale("log")
+    plots.generation_axis(ax)
+    ax.set_ylabel(metric)
+    ax.set_title(metric)
+    ax.grid(alpha=0.3)
+    if len(ax.get_legend_handles_labels()[1]) > 1:  # a lone median needs no legend: the caption says what the line is
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig
 
 
 def build_report(run: RunStore | Path) -> Path:
     """Write ``report.html`` in the run directory (one self-contained file, figures embedded) and return its path. A
     suite's page opens with an index and an overview grid of each member's headline picture, then every member's
-    section."""
+    section; each member's directory gets its own one-section page too."""
     store = RunStore.of(run)
-    run_dir = store.root
     names = store.members()
-    if names is not None:
-        sections = {n: section(RunStore(run_dir / n)) for n in names if (run_dir / n / "config.yaml").exists()}
-        for n, (body, _) in sections.items():
-            atomic_write(run_dir / n / "report.html", PAGE.format(title=f"modelcollapse: {n}", body=body))
-        index = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in sections)
-        grid = "".join(f"<figure><a href='#{html.escape(n)}'>{img(p[0])}</a><figcaption>{html.escape(n)}</figcaption></figure>"
-                       for n, (_, p) in sections.items() if p)
-        body = (f"<nav><h2>Contents</h2><ol>{index}</ol></nav><h2>Overview</h2><div class='overview'>{grid}</div>"
-                + "".join(body for body, _ in sections.values()))
-        title = f"modelcollapse suite: {run_dir.name}"
-    else:
-        body, title = section(store)[0], f"modelcollapse: {store.read_config().get('name', run_dir.name)}"
-    path = run_dir / "report.html"
-    atomic_write(path, PAGE.format(title=html.escape(title), body=body))
-    return path
+    if names is None:
+        title = f"modelcollapse: {store.read_config().get('name', store.root.name)}"
+        return write_page(store.root / "report.html", "run.html.j2", title=title, runs=[section(store)], suite=False)
+    sections = [(n, section(RunStore(store.root / n))) for n in names if (store.root / n / "config.yaml").exists()]
+    for n, s in sections:
+        write_page(store.root / n / "report.html", "run.html.j2", title=f"modelcollapse: {n}", runs=[s], suite=False)
+    return write_page(store.root / "report.html", "run.html.j2", title=f"modelcollapse suite: {store.root.name}",
+                      runs=[s for _, s in sections], suite=True)
 
 
 def build_any(run_dir: str | Path) -> Path:

@@ -9,7 +9,6 @@ run (or sweep) directory: each arm's resolved config gives its T, the metrics ta
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..rundir.store import RunStore
-from .plots import scaling_figure
+from . import plots
+from .pages import Picture
 from .rows import metric_batches, pair_rows
 from .story import is_bookkeeping
 from .theory import reference
@@ -218,26 +218,47 @@ def sweep_scaling(out: RunStore | Path) -> tuple[str | None, dict[str, list[Scal
 
 
 # -- the report's section -----------------------------------------------------------------------------------------
-def section(root: Path, key: str | None, data: dict[str, list[ScalingCurve]], img) -> tuple[str, list[Path]]:
-    """The view's HTML (a figure per metric, then each curve's log-log slope beside its closed form's) and the
-    figures' paths, written to ``root/figures/scaling-METRIC.png``; ("", []) without data. ``img(path)`` embeds."""
+def section(root: Path, key: str | None, data: dict[str, list[ScalingCurve]]) -> dict | None:
+    """What ``section_scaling.html.j2`` shows: the size ``key``, ``figures`` (one per metric, written to
+    ``root/figures/scaling-METRIC.png``) and ``rows`` (each curve's log-log slope beside its closed form's); None
+    without data."""
     if not data:
-        return "", []
+        return None
     paths, rows = [], []
     for metric, curves in data.items():
         path = Path(root) / "figures" / f"scaling-{metric}.png"
         slopes = [(loglog_slope(c.sizes, c.median), loglog_slope(c.sizes, c.ref_values[::2])) for c in curves]
         scaling_figure(metric, key, curves, [f"{c.label} (slope {s:.2f})" for c, (s, _) in zip(curves, slopes)], path)
-        paths.append(path)
+        paths.append(Picture.of(path))
         for c, (ours, closed) in zip(curves, slopes):  # ref_values[::2]: the closed form at the sizes run
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                c.label, metric, ", ".join(f"{s:g}" for s in c.sizes), f"{ours:.3f}",
-                "" if c.ref_label is None else f"{closed:.3f}")) + "</tr>")
-    body = (f"<h3>Scaling with the training-set size ({html.escape(key)})</h3><p class='meta'>Each metric at each arm's "
-            "last generation against the size, log-log: line and markers the median across replicates, band the "
-            "interquartile range, dashed the closed form (E) where one applies. Slope: least-squares exponent of "
-            "the median (or the closed form) over the sizes run.</p>"
-            f"<div class='figs'>{''.join(img(p) for p in paths)}</div>"
-            "<table><tr><th>curve</th><th>metric</th><th>sizes</th><th>slope (median)</th><th>slope (closed form)</th>"
-            f"</tr>{''.join(rows)}</table>")
-    return body, paths
+            rows.append([c.label, metric, ", ".join(f"{s:g}" for s in c.sizes), f"{ours:.3f}",
+                         "" if c.ref_label is None else f"{closed:.3f}"])
+    return {"key": key, "figures": paths, "rows": rows}
+
+
+def scaling_figure(metric: str, key: str, curves: list, legend: list[str], path: Path):
+    """The scaling view of one metric: per curve (an ``analysis.scaling.ScalingCurve``, legend entry ``legend[i]``)
+    the median against the training-set size, markers at the sizes run, the interquartile band, and its closed form
+    dashed in the same colour. Log-log where every quartile is positive (else log x only). Returns the (closed)
+    Figure."""
+    fig, ax = plots.pyplot().subplots(figsize=(6.4, 4.2), dpi=110)
+    for i, (c, label) in enumerate(zip(curves, legend)):
+        color = f"C{i % 10}"
+        ax.plot(c.sizes, c.median, color=color, lw=1.6, marker="o", ms=4, label=label)
+        ax.fill_between(c.sizes, c.q25, c.q75, color=color, alpha=0.2, lw=0)
+        ok = np.isfinite(c.ref_values)
+        if c.ref_label is not None and ok.any():
+            ax.plot(c.ref_sizes[ok], c.ref_values[ok], color=color, lw=1.0, ls="--")
+    if any(c.ref_label is not None for c in curves):
+        ax.plot([], [], color="k", lw=1.0, ls="--", label="closed form (E)")
+    ax.set_xscale("log")
+    if all(np.nanmin(c.q25) > 0 for c in curves if np.isfinite(c.q25).any()):
+        ax.set_yscale("log")
+    ax.set_xlabel(f"training-set size T ({key})")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} against training-set size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

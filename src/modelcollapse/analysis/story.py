@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .gallery import figure_path, kept_by_arm, pick_generations
-from .plots import distribution_figure
+from . import plots
 from .theory import published_points, reference
 
 #: Metrics a headline is told with, most telling first; a metric a run lacks is skipped.
@@ -134,3 +134,86 @@ def distribution_pictures(run, most: int = 6) -> list[Path]:
         if distribution_figure({g: by_gen[g] for g in pick_generations(sorted(by_gen), most)}, arm, path):
             paths.append(path)
     return paths
+
+
+def _kind(arrays: dict) -> str | None:
+    """Which picture fits what a generation kept: ``categorical``, ``1d``, ``2d`` or None (none drawn here)."""
+    x = arrays.get("records")
+    if "probs_" in arrays or (x is not None and x.ndim == 2 and np.issubdtype(x.dtype, np.integer)):
+        return "categorical"
+    if x is not None and x.ndim == 3 and np.issubdtype(x.dtype, np.floating):
+        if x.shape[-1] > 2 and "weights_" in arrays and "means_" not in arrays:
+            return "labels"  # regression records (inputs, label): the labels' distribution
+        return "1d" if x.shape[-1] == 1 else "2d"  # d > 2: the first two coordinates
+    if x is None and "mean_" in arrays and np.asarray(arrays["mean_"]).shape[-1] == 1:
+        return "1d"
+    return None
+
+
+def _ellipse(ax, mean: np.ndarray, cov: np.ndarray, color) -> None:
+    """The 2-standard-deviation ellipse of N(mean, cov) in 2-D."""
+    vals, vecs = np.linalg.eigh(cov)
+    t = np.linspace(0, 2 * np.pi, 100)
+    pts = mean + 2 * (vecs @ (np.sqrt(np.clip(vals, 0, None))[:, None] * np.stack([np.cos(t), np.sin(t)]))).T
+    ax.plot(pts[:, 0], pts[:, 1], color=color, lw=1.2)
+
+
+def distribution_figure(by_gen: dict, arm: str, path: Path):
+    """The distribution at selected generations (``by_gen[g]``: replicate 0's kept ``records`` ``(1, m, ...)`` and
+    fitted arrays such as ``probs_``, ``mean_``/``cov_``, ``means_``/``covariances_``/``weights_``). 1-D: densities
+    overlaid (Fig. 1b style); 2-D (or the first two coordinates of d-D): one scatter per generation with the fitted
+    components' 2σ ellipses (Supplementary Fig. 6 style); regression records: the labels' density; categorical:
+    rank-frequency on log axes. Returns the (closed) Figure, or None when nothing fits."""
+    kinds = {_kind(a) for a in by_gen.values()}
+    if len(kinds) != 1 or None in kinds:
+        return None
+    kind, gens = kinds.pop(), list(by_gen)
+    plt = plots.pyplot()
+    colors = [plots.generation_color(i, len(gens)) for i in range(len(gens))]
+    if kind == "2d":
+        fig, axes = plt.subplots(1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True,
+                                 sharey=True)
+        for ax, g, color in zip(axes[0], gens, colors):
+            a = by_gen[g]
+            x = np.asarray(a["records"][0], float)
+            ax.scatter(x[:, 0], x[:, 1], s=2, color=color, alpha=0.5)
+            if "means_" in a:
+                for mean, cov, w in zip(a["means_"][0], a["covariances_"][0], a.get("weights_", np.ones((1, 99)))[0]):
+                    if w > 1e-3:
+                        _ellipse(ax, mean[:2], cov[:2, :2], "k")
+            elif "mean_" in a and "cov_" in a:  # a Gaussian fit: its marginal on the first two coordinates
+                _ellipse(ax, a["mean_"][0][:2], a["cov_"][0][:2, :2], "k")
+            ax.set_title(f"generation {g}", fontsize=8)
+            ax.set_aspect("equal", adjustable="box")
+        first_two = " (first two coordinates)" if np.asarray(by_gen[gens[0]]["records"]).shape[-1] > 2 else ""
+        fig.suptitle(f"samples and fitted components{first_two}: {arm}", fontsize=9)
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        for g, color in zip(gens, colors):
+            a = by_gen[g]
+            if kind == "categorical":
+                if "probs_" in a:
+                    p = np.asarray(a["probs_"][0], float)
+                else:
+                    p = np.bincount(a["records"][0]) / a["records"].shape[1]
+                p = np.sort(p[p > 0])[::-1]
+                ax.loglog(np.arange(1, len(p) + 1), p, marker=".", ms=3, color=color, label=f"generation {g}")
+            else:
+                if "records" in a:
+                    column = -1 if kind == "labels" else 0
+                    ax.hist(np.asarray(a["records"][0, :, column], float), bins=40, density=True, histtype="step",
+                            color=color, label=f"generation {g}")
+                if "mean_" in a and "cov_" in a:
+                    mu, sd = float(a["mean_"][0, 0]), float(np.sqrt(max(a["cov_"][0, 0, 0], 1e-300)))
+                    t = np.linspace(mu - 4 * sd, mu + 4 * sd, 200)
+                    ax.plot(t, np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color=color, lw=1,
+                            ls="--" if "records" in a else "-", label=None if "records" in a else f"generation {g}")
+        ax.set_xlabel({"categorical": "rank", "labels": "label y of the training records"}.get(kind, "x"))
+        ax.set_ylabel("probability" if kind == "categorical" else "density")
+        what = "rank-frequency of the fitted distribution" if kind == "categorical" else "samples by generation"
+        ax.set_title(f"{what}: {arm}",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

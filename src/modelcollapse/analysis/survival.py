@@ -7,7 +7,6 @@ Read from the tables the ``survival`` metric keeps in ``arrays/`` (``survival_co
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import numpy as np
 
 from ..rundir.store import RunStore
 from .gallery import NAME, pick_generations
-from .plots import survival_figure
+from . import plots
+from .pages import Picture
 from .theory import forgetting_g, survival_by_count, survival_reference
 
 KEYS = ("survival_count", "survival_total", "survival_alive")
@@ -116,13 +116,13 @@ def half_life_count(mean: np.ndarray, share: np.ndarray) -> float:
     return float(np.exp(np.log(mean[i - 1]) + t * (np.log(mean[i]) - np.log(mean[i - 1]))))
 
 
-def section(run: RunStore | Path, arms: dict[str, dict], img) -> tuple[str, list[Path]]:
-    """The view's HTML (one figure, a panel per arm, and a table of the count that survives with even odds) and the
-    figure's path (``figures/survival.png``); ("", []) when no arm kept survival tables."""
+def section(run: RunStore | Path, arms: dict[str, dict]) -> dict | None:
+    """What ``section_survival.html.j2`` shows: the ``figure`` (``figures/survival.png``, a panel per arm) and
+    ``rows``, the count that survives with even odds per arm and generation; None when no arm kept survival tables."""
     store = RunStore.of(run)
     tables = survival_tables(store)
     if not tables:
-        return "", []
+        return None
     panels, rows = {}, []
     for arm, table in tables.items():
         law = survival_reference(arms[arm]) if arm in arms else None
@@ -133,18 +133,37 @@ def section(run: RunStore | Path, arms: dict[str, dict], img) -> tuple[str, list
             bins[g] = (mean, share, se, closed, (c, survival_by_count(c, g)) if law else None)
             ours, half = half_life_count(mean, share), np.log(2) / forgetting_g(g)[-1]
             within = np.abs(share - closed) <= 2 * np.sqrt(closed * (1 - closed) / n) + 1e-12
-            rows.append(f"<tr><td>{html.escape(arm)}</td><td>{g}</td><td>{int(n.sum())}</td>"
-                        f"<td>{'&lt; 1' if ours == 0 else f'{ours:.3g}'}</td><td>{f'{half:.3g}' if law else ''}</td>"
-                        f"<td>{f'{within.sum()} of {len(n)}' if law else ''}</td></tr>")
+            rows.append([arm, str(g), str(int(n.sum())), "< 1" if ours == 0 else f"{ours:.3g}",
+                         f"{half:.3g}" if law else "", f"{within.sum()} of {len(n)}" if law else ""])
         panels[arm] = (gens, bins)
     path = store.root / "figures" / "survival.png"
     survival_figure(panels, path)
-    body = ("<h3>Survival of categories (forgetting)</h3><p class='meta'>Per arm, the share of (replicate, category) "
-            "pairs still present at generation g against the category's count c in generation 0's training data "
-            "(bins; bars ±2 binomial s.e.), dashed the closed form 1 − exp(−c g_g) of Suresh et al. (Poisson limit, "
-            "replace; g_1 = 1, g_(j+1) = 1 − exp(−g_j) ≈ 2/j). A category needs c½ = ln 2 / g_g ≈ g·ln 2 / 2 "
-            f"generation-0 draws to survive g refits with even odds.</p><div class='figs'>{img(path)}</div>"
-            "<table><tr><th>arm</th><th>generation</th><th>pairs</th><th>c½ (ours)</th><th>c½ = ln 2 / g_g</th>"
-            "<th>bins within ±2 s.e. of the closed form</th></tr>"
-            f"{''.join(rows)}</table>")
-    return body, [path]
+    return {"figure": Picture.of(path), "rows": rows}
+
+
+def survival_figure(panels: dict, path: Path):
+    """The survival view: one panel per arm (``panels[arm]`` = (generations, bins), ``bins[g]`` = (mean count
+    ``(B,)``, survival ``(B,)``, its standard error ``(B,)``, closed form at the bins ``(B,)``, smooth closed form
+    (counts ``(m,)``, values ``(m,)``) or None)): the share of categories still present at generation g against their
+    generation-0 count (log x), ±2 s.e. bars, one colour per generation, the closed form dashed. Returns the (closed)
+    Figure."""
+    fig, axes = plots.pyplot().subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False,
+                                        sharey=True)
+    for ax, (arm, (gens, bins)) in zip(axes[0], panels.items()):
+        for i, g in enumerate(gens):
+            color = plots.generation_color(i, len(gens))
+            count, share, se, _, smooth = bins[g]
+            ax.errorbar(count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1,
+                        label=f"generation {g}")
+            if smooth is not None:
+                ax.plot(*smooth, color=color, lw=1.0, ls="--")
+        ax.plot([], [], color="k", lw=1.0, ls="--", label="1 − exp(−c g_g)")
+        ax.set_xscale("log")
+        ax.set_xlabel("generation-0 count c")
+        ax.set_title(arm, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("P(still present)")
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

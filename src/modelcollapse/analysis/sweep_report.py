@@ -4,18 +4,17 @@ from the sweep directory alone."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..rundir.atomic import atomic_write
 from ..rundir.store import RunStore
 from ..rundir.table import text_column
 from ..errors import ConfigError
-from .plots import PAGE, heatmap_figure, img
+from . import plots
+from .pages import Picture, write_page
 
 DEFAULT_METRICS = ("recall", "w2_sq", "frechet", "tv", "test_mse", "nll_real")
 
@@ -60,15 +59,30 @@ def build_sweep_report(out: RunStore | Path, metric: str | None = None) -> Path:
 
     store = RunStore.of(out)
     out, manifest = store.root, store.read_manifest()
-    rows = "".join(f"<tr><td>{p['dir']}</td><td>{html.escape(str(p['values']))}</td><td>{p['status']}</td>"
-                   f"<td>{html.escape(p.get('error', ''))}</td></tr>" for p in manifest["points"])
-    figure = "<p>no completed point</p>"
+    heatmap = scaling = None
     if (out / "sweep.parquet").exists():
-        m, keys, axes, grid = final_grid(store, metric)
-        heatmap_figure(m, keys, axes, grid, out / "figures" / "heatmap.png")
-        figure = img(out / "figures" / "heatmap.png") + scaling_section(out, *sweep_scaling(store), img)[0]
-    body = (f"<p>grid: {html.escape(json.dumps(manifest['grid']))} · status {manifest['status']}</p>{figure}"
-            f"<table><tr><th>point</th><th>values</th><th>status</th><th>error</th></tr>{rows}</table>")
-    path = out / "report.html"
-    atomic_write(path, PAGE.format(title=html.escape(f"modelcollapse sweep: {manifest['name']}"), body=body))
-    return path
+        heatmap_figure(*final_grid(store, metric), out / "figures" / "heatmap.png")
+        heatmap = Picture.of(out / "figures" / "heatmap.png")
+        scaling = scaling_section(out, *sweep_scaling(store))
+    points = [[p["dir"], str(p["values"]), p["status"], p.get("error", "")] for p in manifest["points"]]
+    return write_page(out / "report.html", "sweep.html.j2", title=f"modelcollapse sweep: {manifest['name']}",
+                      grid=json.dumps(manifest["grid"]), status=manifest["status"], heatmap=heatmap,
+                      scaling=scaling, points=points)
+
+
+def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: Path):
+    """A sweep's heatmap: ``grid`` ``(len(axes[0]), len(axes[1]))`` of final-generation medians, NaN cells "failed".
+    Returns the (closed) Figure."""
+    fig, ax = plots.pyplot().subplots(figsize=(1.2 + 1.0 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]), dpi=110)
+    im = ax.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, "failed" if np.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w", fontsize=8)
+    ax.set_yticks(range(len(axes[0])), [str(v) for v in axes[0]])
+    ax.set_ylabel(keys[0])
+    ax.set_xticks(range(len(axes[1])), [str(v) for v in axes[1]])
+    ax.set_xlabel(keys[1] if len(keys) > 1 else "")
+    ax.set_title(f"{metric}: median at the final generation")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    plots.save_figure(fig, path)
+    return fig

@@ -1,17 +1,18 @@
 """What an audit writes: the one-screen summary, ``audit.json`` (the issue's schema), ``audit.parquet`` (tidy) and
 ``report.html`` (verdict table, reference-vs-candidate histograms and quantile plots, rank-frequency plots for text,
-a PCA projection of the features), every file written atomically, figures drawn through ``analysis/plots.py``."""
+a PCA projection of the features), every file written atomically. The figures are drawn here, with the shared helpers
+of ``analysis/plots.py``; the page is ``audit.html.j2``, built by ``analysis/pages.py``."""
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..version import __version__
-from ..analysis.plots import pyplot, png_bytes
+from ..analysis.pages import Picture, render
+from ..analysis.plots import png_bytes, pyplot
 from ..rundir.atomic import atomic_save, atomic_write
 from .calibrate import overall
 from .indicators import words_of
@@ -100,12 +101,11 @@ def write(result, out: Path) -> Path:
 
 
 # -- the page --------------------------------------------------------------------------------------------------------
-def _img(fig) -> str:
-    import base64
-
+def _png(fig) -> bytes:
+    """``fig`` as PNG bytes, closed (the page embeds them; an audit writes no figure files)."""
     data = png_bytes(fig)
     pyplot().close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+    return data
 
 
 def _values(d, kind: str) -> np.ndarray:
@@ -125,7 +125,9 @@ def axis_label(result) -> str:
     return {"text": "words per record", "images": "mean pixel intensity"}[result.kind]
 
 
-def figures(result) -> list[tuple[str, str]]:
+def figures(result) -> list[Picture]:
+    """The pictures (alt text: the title) of the histograms and quantile plot of every input, and for text the
+    rank-frequency plot."""
     plt = pyplot()
     sets = [("reference", result.reference), *[(c.name, c) for c in result.candidates]]
     label = axis_label(result)
@@ -143,7 +145,7 @@ def figures(result) -> list[tuple[str, str]]:
     a.set_xlabel(label), a.set_ylabel("density"), a.legend(fontsize=7)
     b.set_xlabel(f"reference quantiles ({label})"), b.set_ylabel("candidate quantiles")
     fig.tight_layout()
-    out.append(("Histograms and quantile plot", _img(fig)))
+    out.append(Picture("Histograms and quantile plot", _png(fig)))
     if result.kind == "text":
         from collections import Counter
 
@@ -153,11 +155,12 @@ def figures(result) -> list[tuple[str, str]]:
             ax.loglog(np.arange(1, len(counts) + 1), counts / counts.sum(), label=name[-40:])
         ax.set_xlabel("rank"), ax.set_ylabel("word frequency"), ax.legend(fontsize=7)
         fig.tight_layout()
-        out.append(("Rank-frequency", _img(fig)))
+        out.append(Picture("Rank-frequency", _png(fig)))
     return out
 
 
-def pca_figure(result, pools) -> tuple[str, str]:
+def pca_figure(result, pools) -> Picture:
+    """The picture of every input's features (first 1,000) on the reference's first two principal components."""
     plt = pyplot()
     ref = pools[0].features
     mu = ref.mean(0)
@@ -169,10 +172,10 @@ def pca_figure(result, pools) -> tuple[str, str]:
         ax.scatter(z[:, 0], z[:, 1], s=4, alpha=0.5, label=name[-40:])
     ax.set_xlabel("PC 1 of the reference features"), ax.set_ylabel("PC 2"), ax.legend(fontsize=7, markerscale=3)
     fig.tight_layout()
-    return "PCA projection of the features", _img(fig)
+    return Picture("PCA projection of the features", _png(fig))
 
 
-def perplexity_figure(result, pools) -> tuple[str, str]:
+def perplexity_figure(result, pools) -> Picture:
     """Histograms of the per-sequence log perplexity under the reference LM (scored records of each input)."""
     plt = pyplot()
     names = ["reference", *[c.name for c in result.candidates]]
@@ -185,31 +188,22 @@ def perplexity_figure(result, pools) -> tuple[str, str]:
     ax.set_xlabel(f"log perplexity under {result.options.get('lm')} (nats a token)"), ax.set_ylabel("density")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return "Perplexity under the reference LM", _img(fig)
+    return Picture("Perplexity under the reference LM", _png(fig))
 
 
 def page(result) -> str:
-    rows = []
-    for c, rs in zip(result.candidates, result.rows):
-        for r in rs:
-            rows.append(f"<tr class={r.verdict}><td>{html.escape(c.name)}</td><td>{r.group}</td><td>{r.name}</td>"
-                        f"<td>{r.value:.4g}</td><td>[{r.ci[0]:.4g}, {r.ci[1]:.4g}]</td>"
-                        f"<td>[{r.null[0]:.4g}, {r.null[1]:.4g}]</td><td>{r.z:.2f}</td><td>{r.verdict}</td></tr>")
+    """The audit's ``report.html``: the inputs and verdicts, the indicator table, then the figures."""
     figs = figures(result)
     if getattr(result, "pools", None):
         figs.append(pca_figure(result, result.pools))
         if "log_ppl" in result.pools[0].extra and np.isfinite(result.pools[0].extra["log_ppl"]).any():
             figs.append(perplexity_figure(result, result.pools))
-    ref = result.reference
-    head = (f"<p>kind {result.kind}; reference {html.escape(ref.path)}: {ref.n} records used of {ref.seen} read; "
-            + "; ".join(f"{html.escape(c.name)}: {c.n} of {c.seen}, <b>{v}</b>" for c, v in zip(result.candidates, result.verdicts))
-            + f"</p><p>overall verdict: <b>{result.verdict}</b></p>")
-    return ("<!doctype html><meta charset=utf-8><title>modelcollapse audit</title><style>body{font-family:sans-serif;"
-            "max-width:1100px;margin:auto}td,th{padding:2px 8px;font-size:13px}.watch{background:#fff3c4}"
-            ".collapsed{background:#ffd0d0}</style><h1>Collapse audit</h1>" + head
-            + "<table><tr><th>candidate</th><th>group</th><th>indicator</th><th>value</th><th>95% interval</th>"
-            "<th>null band</th><th>z</th><th>verdict</th></tr>" + "".join(rows) + "</table>"
-            + "".join(f"<h2>{t}</h2>{im}" for t, im in figs))
+    rows = [{"verdict": r.verdict,
+             "cells": [c.name, r.group, r.name, f"{r.value:.4g}", f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]",
+                       f"[{r.null[0]:.4g}, {r.null[1]:.4g}]", f"{r.z:.2f}", r.verdict]}
+            for c, rs in zip(result.candidates, result.rows) for r in rs]
+    return render("audit.html.j2", title="modelcollapse audit", result=result,
+                  candidates=list(zip(result.candidates, result.verdicts)), rows=rows, figures=figs)
 
 
 __all__ = ["as_json", "summary", "tidy", "write"]
