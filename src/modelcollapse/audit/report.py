@@ -16,6 +16,7 @@ from ..analysis.plots import png_bytes, pyplot
 from ..rundir.atomic import atomic_save, atomic_write
 from .calibrate import overall
 from .indicators import words_of
+from .reading import GLOSSARY, cards, clip_band, most_moved_features, toward
 
 
 def _num(v: float):
@@ -108,32 +109,44 @@ def _png(fig) -> bytes:
     return data
 
 
-def _values(d, kind: str) -> np.ndarray:
-    """A 1-D view of a dataset for histograms: the first column of a table (named on the axes by
+def _values(d, kind: str, column: int = 0) -> np.ndarray:
+    """A 1-D view of a dataset for histograms: column ``column`` of a table (named on the axes by
     :func:`axis_label`), record lengths in words for text, mean pixel intensity for images."""
     if kind == "text":
         return np.array([len(words_of(t)) for t in d.records], float)
     x = np.asarray(d.records, float)
-    return x[:, 0] if kind == "table" else x.reshape(len(x), -1).mean(1)
+    return x[:, column] if kind == "table" else x.reshape(len(x), -1).mean(1)
 
 
-def axis_label(result) -> str:
-    """What :func:`_values` shows: a table's first column by its name (``feature 0`` for an array)."""
+def features_moved(result) -> list:
+    """A table's columns, most moved first over every candidate (:func:`reading.most_moved_features`, the largest
+    distance any candidate has), as ``(index, name, distance per candidate)``; empty for text and images."""
+    if result.kind != "table":
+        return []
+    ref = result.reference
+    per = [{f.index: f for f in most_moved_features(ref.records, c.records, ref.columns)} for c in result.candidates]
+    order = sorted(per[0], key=lambda j: -max(p[j].distance for p in per))
+    return [(j, per[0][j].name, [p[j].distance for p in per]) for j in order]
+
+
+def axis_label(result, column: int = 0) -> str:
+    """What :func:`_values` shows: a table's column ``column`` by its name (``feature N`` for an array)."""
     if result.kind == "table":
         columns = result.reference.columns
-        return columns[0] if columns else "feature 0"
+        return columns[column] if columns else f"feature {column}"
     return {"text": "words per record", "images": "mean pixel intensity"}[result.kind]
 
 
-def figures(result) -> list[Picture]:
-    """The pictures (alt text: the title) of the histograms and quantile plot of every input, and for text the
-    rank-frequency plot."""
+def distribution_figure(result) -> Picture:
+    """Histograms and the quantile plot of every input: for a table its most-moved column, for text the record
+    lengths, for images the mean intensity."""
     plt = pyplot()
+    moved = features_moved(result)
+    column = moved[0][0] if moved else 0
+    label = axis_label(result, column)
     sets = [("reference", result.reference), *[(c.name, c) for c in result.candidates]]
-    label = axis_label(result)
-    out = []
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    vals = {name: _values(d, result.kind) for name, d in sets}
+    vals = {name: _values(d, result.kind, column) for name, d in sets}
     bins = np.histogram_bin_edges(np.concatenate(list(vals.values())), 40)
     q = np.linspace(0.005, 0.995, 199)
     for name, v in vals.items():
@@ -141,22 +154,63 @@ def figures(result) -> list[Picture]:
         if name != "reference":
             b.plot(np.quantile(vals["reference"], q), np.quantile(v, q), label=name[-40:])
     lim = [bins[0], bins[-1]]
-    b.plot(lim, lim, "k:", lw=1)
+    b.plot(lim, lim, "k:", lw=1, label="no change (y = x)")
     a.set_xlabel(label), a.set_ylabel("density"), a.legend(fontsize=7)
-    b.set_xlabel(f"reference quantiles ({label})"), b.set_ylabel("candidate quantiles")
+    b.set_xlabel(f"reference quantiles ({label})"), b.set_ylabel("candidate quantiles"), b.legend(fontsize=7)
     fig.tight_layout()
-    out.append(Picture("Histograms and quantile plot", _png(fig)))
-    if result.kind == "text":
-        from collections import Counter
+    what = f"the most-moved column, {label}" if moved else label
+    return Picture(f"Distributions: {what}", _png(fig))
 
-        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        for name, d in sets:
-            counts = np.sort(np.array(list(Counter(w for t in d.records for w in words_of(t)).values())))[::-1]
-            ax.loglog(np.arange(1, len(counts) + 1), counts / counts.sum(), label=name[-40:])
-        ax.set_xlabel("rank"), ax.set_ylabel("word frequency"), ax.legend(fontsize=7)
-        fig.tight_layout()
-        out.append(Picture("Rank-frequency", _png(fig)))
-    return out
+
+def rank_frequency_figure(result) -> Picture:
+    """Word frequency against rank (log-log) of every input: text."""
+    from collections import Counter
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, d in [("reference", result.reference), *[(c.name, c) for c in result.candidates]]:
+        counts = np.sort(np.array(list(Counter(w for t in d.records for w in words_of(t)).values())))[::-1]
+        ax.loglog(np.arange(1, len(counts) + 1), counts / counts.sum(), label=name[-40:])
+    ax.set_xlabel("rank"), ax.set_ylabel("word frequency"), ax.legend(fontsize=7)
+    fig.tight_layout()
+    return Picture("Rank-frequency", _png(fig))
+
+
+def band_units(row) -> float:
+    """Row ``row``'s departure from real data toward collapse, in null half-widths: 1 at the edge of the null band
+    (``watch`` beyond), 2 at ``collapsed``; negative away from collapse."""
+    half = (row.null[1] - row.null[0]) / 2
+    mid = (row.null[1] + row.null[0]) / 2
+    return toward(row.name) * (row.value - mid) / half if half > 0 else float("nan")
+
+
+GROUP_ORDER = ("tails", "diversity", "fidelity", "lm", "provenance")
+GROUP_TITLES = {"tails": "Tails", "diversity": "Diversity", "fidelity": "Fidelity", "lm": "Language model",
+                "provenance": "Provenance"}
+
+
+def group_figure(result, group: str, most: int = 12) -> Picture | None:
+    """Every indicator of ``group`` (the ``most`` most moved, for a table's per-column indicators), each candidate's
+    departure in null half-widths (:func:`band_units`): the shaded band is what real data varies by, right of it is
+    toward collapse. None when the group has no finite indicator."""
+    names = [r.name for r in result.rows[0] if r.group == group] if result.rows else []
+    by = [{r.name: band_units(r) for r in rows if r.group == group} for rows in result.rows]
+    names = [n for n in names if any(np.isfinite(b.get(n, np.nan)) for b in by)]
+    if not names:
+        return None
+    names = sorted(names, key=lambda n: -np.nanmax([abs(b.get(n, np.nan)) for b in by]))[:most][::-1]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.32 * len(names)), dpi=100)
+    ax.axvspan(-1, 1, color="0.9", label="null band (real vs real)")
+    ax.axvline(2, color="#c33", ls=":", lw=1, label="collapsed beyond")
+    y = np.arange(len(names))
+    for i, (c, b) in enumerate(zip(result.candidates, by)):
+        ax.plot([b.get(n, np.nan) for n in names], y + (i - (len(by) - 1) / 2) * 0.12, "o", ms=5, label=c.name[-40:])
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlabel("← away from collapse    departure, in null half-widths    toward collapse →")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return Picture(f"{GROUP_TITLES.get(group, group)}: each indicator against real data", _png(fig))
 
 
 def pca_figure(result, pools) -> Picture:
@@ -191,19 +245,43 @@ def perplexity_figure(result, pools) -> Picture:
     return Picture("Perplexity under the reference LM", _png(fig))
 
 
+def _cell(v: float) -> str:
+    return f"{v:.4g}" if np.isfinite(v) else "–"
+
+
+def sections(result) -> list[dict]:
+    """The figures, one section a group that has indicators (tails, diversity, fidelity, LM, provenance): the
+    group's indicator figure, then the data figure that shows it (distributions under tails, rank-frequency under
+    diversity, the PCA projection under fidelity, perplexity under LM)."""
+    pools = getattr(result, "pools", None)
+    data = {"tails": [distribution_figure], "diversity": [rank_frequency_figure] if result.kind == "text" else [],
+            "fidelity": [lambda r: pca_figure(r, pools)] if pools else [],
+            "lm": [lambda r: perplexity_figure(r, pools)]
+            if pools and "log_ppl" in pools[0].extra and np.isfinite(pools[0].extra["log_ppl"]).any() else []}
+    out = []
+    for group in GROUP_ORDER:
+        pictures = [p for p in [group_figure(result, group), *(f(result) for f in data.get(group, []))] if p]
+        if pictures:
+            out.append({"id": group, "title": GROUP_TITLES[group], "figures": pictures})
+    return out
+
+
 def page(result) -> str:
-    """The audit's ``report.html``: the inputs and verdicts, the indicator table, then the figures."""
-    figs = figures(result)
-    if getattr(result, "pools", None):
-        figs.append(pca_figure(result, result.pools))
-        if "log_ppl" in result.pools[0].extra and np.isfinite(result.pools[0].extra["log_ppl"]).any():
-            figs.append(perplexity_figure(result, result.pools))
-    rows = [{"verdict": r.verdict,
-             "cells": [c.name, r.group, r.name, f"{r.value:.4g}", f"[{r.ci[0]:.4g}, {r.ci[1]:.4g}]",
-                       f"[{r.null[0]:.4g}, {r.null[1]:.4g}]", f"{r.z:.2f}", r.verdict]}
-            for c, rs in zip(result.candidates, result.rows) for r in rs]
+    """The audit's ``report.html``: one card per candidate (:mod:`.reading`), then a section a group of indicators
+    with its figures, a table's most-moved columns, the full indicator table (collapsed) and the glossary."""
+    rows = []
+    for c, rs in zip(result.candidates, result.rows):
+        for r in rs:
+            band = clip_band(r.name, *r.null)
+            way = band_units(r)
+            rows.append({"verdict": r.verdict, "cells": [
+                c.name, r.group, r.name, _cell(r.value), f"[{_cell(r.ci[0])}, {_cell(r.ci[1])}]",
+                f"[{_cell(band[0])}, {_cell(band[1])}]", _cell(r.z),
+                "toward collapse" if way > 0 else ("away" if way < 0 else "–"), r.verdict]})
+    moved = [(name, [f"{d:.2f}" for d in dist]) for _, name, dist in features_moved(result)[:10]]
     return render("audit.html.j2", title="modelcollapse audit", result=result,
-                  candidates=list(zip(result.candidates, result.verdicts)), rows=rows, figures=figs)
+                  candidates=list(zip(result.candidates, result.verdicts)), cards=cards(result), rows=rows,
+                  sections=sections(result), moved=moved, glossary=GLOSSARY)
 
 
 __all__ = ["as_json", "summary", "tidy", "write"]
