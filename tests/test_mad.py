@@ -92,9 +92,7 @@ def gmm_with_bias() -> str | None:
     """Why the GMM version of the MAD test cannot run here, or None."""
     if "gmm" not in MODELS:
         return "the gmm family (branch gmm) is not registered in this build"
-    from modelcollapse.plugins.models.base import SamplesWithBias, capable
-
-    if not capable(MODELS.build({"kind": "gmm"}, "model"), SamplesWithBias):
+    if not MODELS.provides("gmm", "bias"):
         return "gmm.sample has no bias= parameter yet (covariance shrink per component; see models/__init__)"
     return None
 
