@@ -215,6 +215,7 @@ def check_metric(metric: Any, *, model: dict | str = "gaussian", data: dict | st
     from .plugins.data import SOURCES
     from .plugins.metrics import METRICS, Context, measure
     from .plugins.models import MODELS
+    from .plugins.regimes import REAL, Chunk
 
     name = registered_name(METRICS, metric, "metric")
     what = f"metric {name!r}"
@@ -228,7 +229,8 @@ def check_metric(metric: Any, *, model: dict | str = "gaussian", data: dict | st
 
     def value(seed: int) -> np.ndarray:
         samples = fitted.sample(draws, rng=np.random.default_rng(seed))
-        ctx = Context(fitted, samples, source, heldout, 1, np.random.default_rng(4), gen0=fitted, gen0_size=n)
+        ctx = Context(fitted, samples, source, heldout, 1, np.random.default_rng(4), gen0=fitted,
+                      train=[Chunk.tagged(x, REAL)], gen0_size=n)
         return measure([name], ctx)[name]
 
     first = value(3)

@@ -4,8 +4,9 @@ resolved to its canonical name and full parameters.
 This is the one place where plug-ins meet the config: names are resolved (aliases included) through the registries,
 parameters are validated from each plug-in's signature (:mod:`modelcollapse.registry`), and family capabilities are
 checked against what the loop will ask of them and what each metric needs, all read from the traits declared at
-registration (a family's ``provides``, ``fitted`` and ``check``; a metric's ``needs`` / ``source_needs``). A config that passes :func:`validate` runs; one that
-does not fails before anything is written. That includes sizes: a run whose working set or result table cannot fit
+registration (a family's ``provides``, ``fitted`` and ``check``; a metric's ``needs`` / ``source_needs``; a source's
+``can_draw`` and ``provides``). A config that passes :func:`validate` runs; one that does not fails before anything
+is written. That includes sizes: a run whose working set or result table cannot fit
 in this machine's memory is refused (:func:`check_memory`), and plug-in parameters that name Python code to import
 (``model.estimator``, a verifier filter's ``function``: the ``imports`` trait) are refused unless ``trust_code``.
 

@@ -44,7 +44,7 @@ def test_perplexity(ctx: Context) -> np.ndarray:
     return np.exp(nll(test).mean(axis=1))
 
 
-@METRICS.register("gen0_perplexity")
+@METRICS.register("gen0_perplexity", needs=("sequence_nll",))
 def gen0_perplexity(ctx: Context) -> np.ndarray:
     """Median per-sequence perplexity, under the *generation-0* model, of this generation's training blocks.
 
