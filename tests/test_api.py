@@ -221,5 +221,5 @@ def test_plugin_files_modules_and_entry_points(tmp_path):
     assert "['ep_metric', 'train_real', 'train_synthetic']" in done.stdout
     with pytest.raises(mc.ConfigError, match="plugins: plug-in file 'nope.py' does not exist"):
         mc.run({"plugins": ["nope.py"]}, out=tmp_path / "n", trust_code=True)
-    with pytest.raises(mc.ConfigError, match=r"would import and run Python code .* pass --trust-code \(or trust_code=True"):
+    with pytest.raises(mc.ConfigError, match=r"names Python code to import and run; nothing was imported: pass --trust-code \(or trust_code=True"):
         mc.run({"plugins": [str(tmp_path / "my_metric.py")]}, out=tmp_path / "untrusted")  # refused before importing
