@@ -35,7 +35,8 @@ def is_bookkeeping(metric: str) -> bool:
     from ..plugins.filters import bookkeeping_rows
     from ..plugins.regimes import PROVENANCE_ROWS
 
-    return any(metric == row or (row.endswith("_") and metric.startswith(row)) for row in PROVENANCE_ROWS + bookkeeping_rows())
+    rows = PROVENANCE_ROWS + bookkeeping_rows()
+    return any(metric == row or (row.endswith("_") and metric.startswith(row)) for row in rows)
 
 
 def _first_below(curve, share: float) -> int | None:

@@ -1,7 +1,7 @@
 """Exact fast paths: under ``replace``, draw the next fit from its sampling distribution instead of drawing M samples.
 
-A family with ``model.sampler`` that declares ``provides=("fit_next", ...)`` can skip the synthetic samples when the next fit
-consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are independent,
+A family with ``model.sampler`` that declares ``provides=("fit_next", ...)`` can skip the synthetic samples when the
+next fit consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are independent,
 μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the multinomial
 counts. A generation then costs O(1) per replicate instead of O(M).
 

@@ -165,7 +165,8 @@ def check_weights(arm: Config) -> None:
 def check_metric(name: str, arm: Config) -> None:
     """A metric's ``needs`` (what the fitted family must provide) and ``source_needs`` (what the data source must
     provide), declared at its registration, against what this arm's family and source declare at theirs."""
-    for owner, registry, kind, trait in (("model", MODELS, arm.model["kind"], "needs"), ("data", SOURCES, arm.data["kind"], "source_needs")):
+    sides = (("model", MODELS, arm.model["kind"], "needs"), ("data", SOURCES, arm.data["kind"], "source_needs"))
+    for owner, registry, kind, trait in sides:
         missing = [n for n in METRICS.trait(name, trait) if not registry.provides(kind, n)]
         if missing:
             able = sorted(m for m in registry if all(registry.provides(m, n) for n in missing))

@@ -1,6 +1,6 @@
 """Model families (``model.kind``): the generative models that are fitted, sampled and refitted.
 
-The protocol every family follows (checked by ``tests/test_conformance.py``):
+The protocol every family follows (checked by :func:`modelcollapse.testing.check_family`):
 
 - hyperparameters are ``__init__`` keyword arguments, stored verbatim; the config validates them from the signature;
 - ``bind(source, real)``: called once per run with the real data source and generation 0's real records, for
