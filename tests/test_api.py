@@ -153,16 +153,16 @@ def test_sklearn_takes_an_instance_and_checks_metrics_at_validation(tmp_path):
 
     from modelcollapse.engine.plan import validate
 
-    with pytest.raises(mc.ConfigError, match=r"metrics: 'mean' cannot be computed for model.estimator 'sklearn.neighbors.KernelDensity'"):
-        validate({"model": {"kind": "sklearn", "estimator": "sklearn.neighbors.KernelDensity"}}, trust_code=True)
+    with pytest.raises(mc.ConfigError, match=r"metrics: 'mean' cannot be computed for model.estimator 'sklearn.neighbors:KernelDensity'"):
+        validate({"model": {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity"}}, trust_code=True)
     kde = KernelDensity(bandwidth=0.4)
     run = mc.run({"name": "k", "replicates": 2, "loop": {"generations": 3, "samples": 30}, "metrics": ["nll_real", "w1"],
                   "model": {"kind": "sklearn", "estimator": kde}}, out=tmp_path / "k")
-    assert run.config["model"] == {"kind": "sklearn", "estimator": "sklearn.neighbors.KernelDensity",
+    assert run.config["model"] == {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity",
                                    "params": {**kde.get_params(), "bandwidth": 0.4}}
     assert not hasattr(kde, "tree_")  # the caller's estimator is cloned, never fitted
     by_path = mc.run({"name": "k", "replicates": 2, "loop": {"generations": 3, "samples": 30}, "metrics": ["nll_real", "w1"],
-                      "model": {"kind": "sklearn", "estimator": "sklearn.neighbors.KernelDensity", "params": {"bandwidth": 0.4}}},
+                      "model": {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity", "params": {"bandwidth": 0.4}}},
                      out=tmp_path / "k2", trust_code=True)
     assert run.metrics()["value"].equals(by_path.metrics()["value"])  # same settings, same keyed streams, same bits
 
@@ -221,5 +221,5 @@ def test_plugin_files_modules_and_entry_points(tmp_path):
     assert "['ep_metric', 'train_real', 'train_synthetic']" in done.stdout
     with pytest.raises(mc.ConfigError, match="plugins: plug-in file 'nope.py' does not exist"):
         mc.run({"plugins": ["nope.py"]}, out=tmp_path / "n", trust_code=True)
-    with pytest.raises(mc.ConfigError, match=r"would import and run Python code .* pass --trust-code \(or trust_code=True"):
+    with pytest.raises(mc.ConfigError, match=r"names Python code to import and run; nothing was imported: pass --trust-code \(or trust_code=True"):
         mc.run({"plugins": [str(tmp_path / "my_metric.py")]}, out=tmp_path / "untrusted")  # refused before importing

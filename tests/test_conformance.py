@@ -164,8 +164,7 @@ def test_fitted_declaration_matches_the_fit(case):
     ``fit`` sets, and only attributes it sets (an LM's ``train_``, kept only for some settings, aside); None only for
     families whose attributes depend on what they wrap (``sklearn``)."""
     model, *_ = fitted(case)
-    declared = type(model).__dict__.get("fitted", getattr(type(model), "fitted", "undeclared"))
-    assert declared != "undeclared", f"{case}: declare the fitted attributes (class attribute 'fitted')"
+    declared = MODELS.trait(CASES[case].model["kind"], "fitted")
     if declared is not None:
         actual = {k for k in vars(model) if k.endswith("_") and not k.startswith("_")}
         assert actual <= set(declared) and set(declared) - actual <= {"train_"}, case

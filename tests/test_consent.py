@@ -83,7 +83,7 @@ def test_plugins_key_without_trust_imports_nothing(tmp_path, command):
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps({**TINY, "plugins": [str(plugin)], "sweep": {"grid": {"loop.samples": [10, 12]}}}))
     refused(invoke(command, config, "--out", tmp_path / "out", "--quiet"),
-            f"plugins [{str(plugin)!r}] would import and run Python code", "--trust-code")
+            f"plugins [{str(plugin)!r}] names Python code to import and run; nothing was imported", "--trust-code")
     assert not ran(tmp_path)
     extra = ["--no-report"] if command == "run" else []
     result = invoke(command, config, "--out", tmp_path / "out", "--quiet", *extra, "--trust-code")
@@ -95,7 +95,7 @@ def test_plugins_key_without_trust_imports_nothing(tmp_path, command):
                          ids=["run", "sweep"])
 def test_python_plugins_need_trust_code(tmp_path, call):
     raw = {**TINY, "plugins": [str(marker_file(tmp_path))]}
-    with pytest.raises(mc.ConfigError, match=r"would import and run Python code at validation.*trust_code=True"):
+    with pytest.raises(mc.ConfigError, match=r"names Python code to import and run; nothing was imported.*trust_code=True"):
         call(raw, out=tmp_path / "out")
     assert not ran(tmp_path) and not (tmp_path / "out").exists()
     call(raw, out=tmp_path / "out", trust_code=True)
@@ -117,7 +117,7 @@ def test_keys_naming_code_import_only_with_trust(tmp_path, monkeypatch, key):
     if key == "model.estimator":
         pytest.importorskip("sklearn")
         code = "from sklearn.mixture import GaussianMixture as Estimator\n"
-        raw = {**TINY, "model": {"kind": "sklearn", "estimator": f"{name}.Estimator", "params": {"n_components": 1}}}
+        raw = {**TINY, "model": {"kind": "sklearn", "estimator": f"{name}:Estimator", "params": {"n_components": 1}}}
     else:
         code = "def verify(x):\n    return x[..., 0] > -10\n"
         raw = {**TINY, "loop": {**TINY["loop"], "filters": [{"kind": "verifier", "function": f"{name}:verify"}]}}

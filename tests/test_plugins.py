@@ -9,7 +9,6 @@ from modelcollapse.engine.plan import make_plan, validate
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.metrics import METRICS
 from modelcollapse.plugins.models import MODELS
-from modelcollapse.plugins.models.base import FitsNext, FitsPopulation, HasLogProb, HasMoments, capable
 from modelcollapse.plugins.regimes import REGIMES
 from modelcollapse.registry import Registry
 
@@ -84,12 +83,13 @@ def test_metric_traits_replace_the_side_list():
     assert not METRICS.trait("w1", "from_model")
 
 
-def test_family_capabilities_are_protocols():
-    gaussian = MODELS.build({"kind": "gaussian"}, "model")
-    assert capable(gaussian, HasMoments) and capable(gaussian, HasLogProb) and capable(gaussian, FitsNext)
-    assert capable(MODELS.build({"kind": "gmm"}, "model"), HasLogProb)
-    assert not capable(MODELS.build({"kind": "linear-regression"}, "model"), FitsNext)
-    can = [name for name in MODELS if capable(MODELS.get(name), FitsPopulation)]
+def test_family_capabilities_are_traits():
+    assert all(MODELS.provides("gaussian", c) for c in ("moments", "log_prob", "fit_next", "cov_"))
+    assert MODELS.provides("gmm", "log_prob") and MODELS.provides("gmm", "covariances_")
+    assert not MODELS.provides("linear-regression", "fit_next") and not MODELS.provides("gmm", "probs_")
+    assert MODELS.provides("sklearn", "anything_")  # fitted=None: its attributes are known only after fit
+    can = [name for name in MODELS if MODELS.provides(name, "fit_population")]
+    assert "gaussian" in can and "linear-regression" not in can
     with pytest.raises(ConfigError, match="families that can: " + ", ".join(map(repr, can))):
         validate({**with_loop(sampling="exact"), "data": {"kind": "regression"}, "model": {"kind": "linear-regression"},
                   "metrics": ["test_mse"]})

@@ -10,7 +10,7 @@ from modelcollapse.errors import ConfigError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.plugins.models.sklearn_family import Sklearn  # noqa: E402
 
-GMM_PATH = "sklearn.mixture.GaussianMixture"
+GMM_PATH = "sklearn.mixture:GaussianMixture"
 
 
 def fitted(rng, **params):
@@ -45,7 +45,7 @@ def test_stacked_state_moments_and_round_trip(rng):
 
 def test_sample_random_state_argument(rng):
     x = rng.normal(size=(2, 100, 1))
-    m = Sklearn("sklearn.neighbors.KernelDensity", {"bandwidth": 0.5}).fit(x, rng=rng)
+    m = Sklearn("sklearn.neighbors:KernelDensity", {"bandwidth": 0.5}).fit(x, rng=rng)
     gen = np.random.default_rng(4)
     assert not np.array_equal(m.sample(10, rng=gen), m.sample(10, rng=gen))
     assert m.log_prob(x).shape == (2, 100)
@@ -53,10 +53,16 @@ def test_sample_random_state_argument(rng):
 
 def test_clear_errors():
     with pytest.raises(ConfigError, match="cannot import module 'sklearn.mixtur'"):
-        MODELS.build({"kind": "sklearn", "estimator": "sklearn.mixtur.GaussianMixture"}, "model")
+        MODELS.build({"kind": "sklearn", "estimator": "sklearn.mixtur:GaussianMixture"}, "model")
     with pytest.raises(ConfigError, match="has no 'GaussianMixtur'. Did you mean 'GaussianMixture'?"):
-        Sklearn("sklearn.mixture.GaussianMixtur")
+        Sklearn("sklearn.mixture:GaussianMixtur")
     with pytest.raises(ConfigError, match=r"must have fit\(\) and sample\(\) methods; it lacks sample\(\)"):
-        Sklearn("sklearn.linear_model.LinearRegression")
+        Sklearn("sklearn.linear_model:LinearRegression")
+
+
+def test_the_dotted_estimator_path_is_a_deprecated_alias():
+    with pytest.warns(DeprecationWarning, match="write it as 'sklearn.mixture:GaussianMixture'"):
+        old = Sklearn("sklearn.mixture.GaussianMixture")
+    assert old._cls is Sklearn(GMM_PATH)._cls
     with pytest.raises(ConfigError, match="model.params"):
         Sklearn(GMM_PATH, {"n_componentz": 2})

@@ -199,14 +199,14 @@ def test_trust_code_guards_import_paths(tmp_path, capsys):
     validate({**TINY, "model": {"kind": "sklearn"}})  # the family's own default needs no trust
     validate(verifier, trust_code=True)  # trusted: imported and checked as before
     with pytest.raises(ConfigError, match="has no 'Foo'"):
-        validate({**TINY, "model": {"kind": "sklearn", "estimator": "sklearn.mixture.Foo"}}, trust_code=True)
+        validate({**TINY, "model": {"kind": "sklearn", "estimator": "sklearn.mixture:Foo"}}, trust_code=True)
 
 
 def test_trust_code_flag_runs(tmp_path):
     pytest.importorskip("sklearn")
-    raw = {**TINY, "model": {"kind": "sklearn", "estimator": "sklearn.mixture.GaussianMixture", "params": {"n_components": 1}},
+    raw = {**TINY, "model": {"kind": "sklearn", "estimator": "sklearn.mixture:GaussianMixture", "params": {"n_components": 1}},
            "metrics": ["mean"]}
-    raw["model"]["estimator"] = "sklearn.mixture._gaussian_mixture.GaussianMixture"  # not the default path: needs trust
+    raw["model"]["estimator"] = "sklearn.mixture._gaussian_mixture:GaussianMixture"  # not the default path: needs trust
     result, out = run_raw(tmp_path, raw)
     refused(result, out, "error: model.estimator")
     result, out = run_raw(tmp_path, raw, "--trust-code")

@@ -83,11 +83,10 @@ TRUST_HELP = ("Allow --plugin and config keys that name Python code to import an
 def import_consented(plugins: tuple[str, ...], trust_code: bool) -> None:
     """Import the ``--plugin`` modules and files, only with ``--trust-code``: importing runs their code, so without
     consent nothing is imported and the command stops (exit 2) before any of it can run."""
-    from .registry import import_plugins
+    from .registry import consent, import_plugins
 
-    if plugins and not trust_code:
-        raise ConfigError(f"--plugin {', '.join(map(repr, plugins))} names Python code to import and run; nothing was "
-                          "imported: add --trust-code if you trust it.")
+    if plugins:
+        consent("--plugin", ", ".join(plugins), trust_code)
     import_plugins(plugins, "--plugin")
 
 

@@ -3,14 +3,21 @@ backends, executors) is a :class:`Registry` of named plug-ins.
 
 Registration is ``register(name, *aliases, **traits)``: the canonical name, other names that resolve to it, and
 traits that tell the engine what the plug-in can do (a metric computable from the fitted model alone says
-``from_model=True``; a regime that needs every past synthetic chunk says ``keeps_history=True``). Traits are declared
-where the plug-in is defined and read with :meth:`Registry.traits`.
+``from_model=True``; a regime that needs every past synthetic chunk says ``keeps_history=True``; a family that has
+``moments()`` says ``provides=("moments",)``). Traits are the one way a plug-in declares a capability: the engine reads
+them with :meth:`Registry.traits` / :meth:`Registry.provides` and never probes a plug-in's methods. A registry made
+with ``traits={name: default}`` accepts only those traits (a misspelt one fails at registration) and fills in the
+defaults; :mod:`modelcollapse.testing` checks that what a plug-in declares is what it does.
+
+Code a config names (a ``plugins:`` module, ``model.estimator``, a verifier's ``function``) is loaded by one loader,
+:func:`load_code`, with one syntax (``module:attr``, a bare ``module``, or a ``.py`` file), behind one consent gate,
+:func:`consent`.
 
 Parameters are validated in one place, :meth:`Registry.build`, from the plug-in's signature: a class's ``__init__``
 keyword parameters, a function's keyword-only parameters, with their annotations and defaults. Errors name the key,
 the accepted values, the value received and a did-you-mean.
 
->>> SHAPES = Registry("shape.kind")
+>>> SHAPES = Registry("shape.kind", traits={"sides": 0})
 >>> @SHAPES.register("square", "box", sides=4)
 ... def square(*, size: float = 1.0):
 ...     return size * size
@@ -123,8 +130,9 @@ def _plain(value: Any) -> Any:
 class Registry(Generic[T]):
     """Plug-ins by name. ``key`` is the config key the names are chosen with, used in error messages."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, traits: dict[str, Any] | None = None):
         self.key = key
+        self.defaults = traits  # the accepted traits and their defaults (None: any trait, no defaults)
         self._items: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
         self._traits: dict[str, dict[str, Any]] = {}
@@ -132,12 +140,17 @@ class Registry(Generic[T]):
     def register(self, name: str, *aliases: str, **traits: Any) -> Callable[[T], T]:
         """Decorator: register a plug-in under ``name`` (and ``aliases``), with ``traits``."""
 
+        unknown = sorted(set(traits) - set(self.defaults)) if self.defaults is not None else []
+        if unknown:
+            raise ValueError(f"{self.key}: {name!r} declares unknown trait(s) {', '.join(unknown)}; accepted: "
+                             f"{', '.join(sorted(self.defaults))}")
+
         def add(obj: T) -> T:
             for n in (name, *aliases):
                 if n in self._items or n in self._aliases:
                     raise ValueError(f"{self.key}: {n!r} is registered twice")
             self._items[name] = obj
-            self._traits[name] = dict(traits)
+            self._traits[name] = {**(self.defaults or {}), **traits}
             self._aliases.update({a: name for a in aliases})
             return obj
 
@@ -170,6 +183,17 @@ class Registry(Generic[T]):
 
     def trait(self, name: str, trait: str, default: Any = None) -> Any:
         return self.traits(name).get(trait, default)
+
+    def provides(self, name: str, need: str) -> bool:
+        """Whether plug-in ``name`` declares ``need``: listed in its ``provides`` trait (methods and attributes it
+        offers beyond its axis's protocol), or a fitted attribute (ending in ``_``) listed in its ``fitted`` trait,
+        where ``fitted=None`` means "not known before fit" and admits any (checked when the metric runs)."""
+        traits = self.traits(name)
+        if need in traits.get("provides", ()):
+            return True
+        if need.endswith("_") and "fitted" in traits:
+            return traits["fitted"] is None or need in traits["fitted"]
+        return False
 
     def with_trait(self, trait: str, value: Any = True) -> list[str]:
         """Canonical names of the plug-ins whose ``trait`` equals ``value``, sorted."""
@@ -271,39 +295,83 @@ def load_entry_points() -> list[str]:
     return names
 
 
+def consent(what: str, value: Any, trust_code: bool) -> None:
+    """The one consent gate for code named by a config or a flag: ``what`` (``plugins``, ``--plugin``,
+    ``model.estimator``) ``value`` would be imported and run, so it is refused unless ``trust_code`` (``--trust-code``,
+    ``trust_code=True``), before anything is imported. This mirrors transformers' ``trust_remote_code``."""
+    if trust_code:
+        return
+    how = "add --trust-code" if what.startswith("--") else "pass --trust-code (or trust_code=True in Python)"
+    raise ConfigError(f"{what} {value!r} names Python code to import and run; nothing was imported: {how} if you "
+                      "trust it.")
+
+
+def is_file_spec(where: str) -> bool:
+    """Whether the module part of a code spec names a Python file (``my_metrics.py``, ``dir/m.py``)."""
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def load_code(spec: str, key: str, attr: bool = False) -> Any:
+    """The one loader for code a config names: ``module``, ``module:attr``, ``path/file.py`` or ``path/file.py:attr``
+    (a file relative to the working directory). Returns the module, or its attribute ``attr`` after the colon;
+    ``attr=True``: an attribute is required. The dotted ``package.module.Attr`` of older configs still loads where an
+    attribute is required, with a DeprecationWarning. A module is imported once per process (a file is keyed by its
+    resolved path). Importing runs the code: callers pass :func:`consent` first. A ConfigError names ``key``."""
+    spec = str(spec)
+    where, colon, name = spec.rpartition(":")
+    if not colon or "/" in name or "\\" in name:  # no attribute (a colon inside a Windows path is not one)
+        where, colon, name = spec, "", ""
+    if attr and not colon:
+        where, _, name = spec.rpartition(".")
+        if not where or is_file_spec(spec):
+            raise ConfigError(f"{key} must be 'module:attr' (or 'file.py:attr'); got {spec!r}.")
+        import warnings
+
+        warnings.warn(f"{key} {spec!r}: write it as {where + ':' + name!r}; the dotted form is deprecated.",
+                      DeprecationWarning, stacklevel=2)
+    module = _import_file(where, key) if is_file_spec(where) else _import_module(where, key)
+    if not name:
+        return module
+    obj = getattr(module, name, None)
+    if obj is None:
+        from .errors import did_you_mean
+
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise ConfigError(f"{key} {spec!r}: {where!r} has no {name!r}.{did_you_mean(name, public)}")
+    return obj
+
+
+def _import_module(name: str, key: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise ConfigError(f"{key}: cannot import module {name!r} ({err}); give a module on the Python path or a .py "
+                          "file.") from err
+
+
+def _import_file(spec: str, key: str):
+    from pathlib import Path
+
+    path = Path(spec).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{key}: plug-in file {spec!r} does not exist (resolved to {str(path)!r}).")
+    name = "modelcollapse_plugin_" + hashlib_name(str(path))
+    if name not in sys.modules:
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as err:
+            del sys.modules[name]
+            raise ConfigError(f"{key}: plug-in file {spec!r} failed to import: {type(err).__name__}: {err}") from err
+    return sys.modules[name]
+
+
 def import_plugins(specs: list[str] | tuple[str, ...] | None, key: str = "plugins") -> list[str]:
     """Import plug-in modules so that their ``register`` calls run: each spec is a module name (``mypkg.plugins``)
-    or a Python file (``my_metrics.py``, relative to the working directory). Importing runs the module's code, so
-    list only code you trust. A module is imported once per process (a file is keyed by its resolved path). Returns
-    the module names; a ConfigError names the spec that cannot be imported."""
-    names = []
-    for spec in specs or ():
-        spec = str(spec)
-        if spec.endswith(".py") or "/" in spec or "\\" in spec:
-            from pathlib import Path
-
-            path = Path(spec).expanduser().resolve()
-            if not path.is_file():
-                raise ConfigError(f"{key}: plug-in file {spec!r} does not exist (resolved to {str(path)!r}).")
-            name = "modelcollapse_plugin_" + hashlib_name(str(path))
-            if name not in sys.modules:
-                loader_spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(loader_spec)
-                sys.modules[name] = module
-                try:
-                    loader_spec.loader.exec_module(module)
-                except Exception as err:
-                    del sys.modules[name]
-                    raise ConfigError(f"{key}: plug-in file {spec!r} failed to import: {type(err).__name__}: {err}") from err
-        else:
-            name = spec
-            try:
-                importlib.import_module(spec)
-            except ImportError as err:
-                raise ConfigError(f"{key}: cannot import plug-in module {spec!r} ({err}); give a module name on the "
-                                  "Python path or a .py file.") from err
-        names.append(name)
-    return names
+    or a Python file (``my_metrics.py``), loaded by :func:`load_code`. Returns the modules' names."""
+    return [load_code(spec, key).__name__ for spec in specs or ()]
 
 
 def hashlib_name(text: str) -> str:

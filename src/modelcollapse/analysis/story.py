@@ -8,7 +8,6 @@ and the records and small fitted arrays the loop keeps for pictures (``arrays/*.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +17,26 @@ from .gallery import figure_path, kept_by_arm, pick_generations
 from . import plots
 from .theory import published_points, reference
 
-#: Metrics a headline is told with, most telling first; a metric a run lacks is skipped.
-HEADLINE = ("variance", "component_std", "trace_ratio", "test_mse", "support_size", "entropy", "recall",
-            "test_perplexity", "latent_std", "distinct_2", "w2_sq", "kl_real", "nll_real")
 TAILS = "tail_mass"
-BOOKKEEPING = re.compile(r"^(train_real|train_synthetic|filter_.*|watermark_.*)$")
+
+
+def headline_metrics() -> list[str]:
+    """The metrics a headline is told with, most telling first: those registered with a ``headline`` rank (a metric a
+    run lacks is skipped)."""
+    from ..plugins.metrics import METRICS
+
+    ranked = sorted((METRICS.trait(m, "headline"), m) for m in METRICS if METRICS.trait(m, "headline") is not None)
+    return [m for _, m in ranked]
 
 
 def is_bookkeeping(metric: str) -> bool:
-    """Counts the loop records about itself (training-set provenance, filter counts), not science."""
-    return bool(BOOKKEEPING.match(metric))
+    """Counts the loop records about itself (training-set provenance, filter counts), not science: the rows the
+    regimes' provenance and the filters declare as bookkeeping (a name, or a prefix ending in ``_``)."""
+    from ..plugins.filters import bookkeeping_rows
+    from ..plugins.regimes import PROVENANCE_ROWS
+
+    rows = PROVENANCE_ROWS + bookkeeping_rows()
+    return any(metric == row or (row.endswith("_") and metric.startswith(row)) for row in rows)
 
 
 def _first_below(curve, share: float) -> int | None:
@@ -48,7 +57,7 @@ def headline(arm: str, data: dict) -> str | None:
     >>> headline("replace", {("replace", "variance"): v, ("replace", "tail_mass"): t})
     'replace: variance fell to 0.05 of its start by generation 3; tails gone (below 10% of the start) by generation 2.'
     """
-    metric = next((m for m in HEADLINE if (arm, m) in data), None)
+    metric = next((m for m in headline_metrics() if (arm, m) in data), None)
     if metric is None:
         return None
     c = data[arm, metric]

@@ -1,7 +1,7 @@
 """Exact fast paths: under ``replace``, draw the next fit from its sampling distribution instead of drawing M samples.
 
-A family with ``model.sampler`` and a ``fit_next(n, *, rng)`` method can skip the synthetic samples when the next fit
-consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are independent,
+A family with ``model.sampler`` that declares ``provides=("fit_next", ...)`` can skip the synthetic samples when the
+next fit consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are independent,
 μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the multinomial
 counts. A generation then costs O(1) per replicate instead of O(M).
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..plugins.metrics import METRICS
-from ..plugins.models.base import FitsNext, capable
+from ..plugins.models import MODELS
 from ..plugins.regimes import regime_spec
 
 def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
     """Why the exact path cannot replace the samples for arm ``cfg`` (empty when it can), one reason per item."""
     out = []
-    if not capable(model, FitsNext):
+    if not MODELS.provides(cfg.model["kind"], "fit_next"):
         out.append(f"model.kind {cfg.model['kind']!r} has no exact sampler")
     regime, _ = regime_spec(cfg.loop)
     if regime != "replace":
@@ -39,7 +39,7 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
         out.append("loop.weights weight the fit's records")
     if getattr(cfg.loop, "sampling", "finite") == "exact":
         out.append("loop.sampling 'exact' fits each previous population, not samples")
-    one_d = getattr(source, "dim", None) == 1 and hasattr(model, "cdf")
+    one_d = getattr(source, "dim", None) == 1 and MODELS.provides(cfg.model["kind"], "cdf")
     sample_metrics = [m for m in metrics if not METRICS.trait(m, "from_model") and not (m == "tail_mass" and one_d)]
     if sample_metrics:
         out.append(f"metrics {sample_metrics} need the samples")

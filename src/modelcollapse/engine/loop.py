@@ -71,14 +71,14 @@ def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndar
 
 
 def export_generation(cfg: Config, unit: Unit, root: Path, g: int, model) -> None:
-    """``model.save`` (``last`` | ``every``; families with an ``export(directories)`` method): write generation ``g``
+    """``model.save`` (``last`` | ``every``; families that declare ``provides=("export", ...)``): write generation ``g``
     of every replicate to ``checkpoints/<arm>/<replicate>/generation-<g>/`` under the run directory ``root``, each
     directory complete or absent (written beside, then renamed; a rerun after a crash replaces it). ``last`` then
     removes the replicate's earlier generations. Replicates are numbered across shards."""
     import shutil
 
     save = cfg.model.get("save", "none")
-    if save == "none" or not hasattr(model, "export"):
+    if save == "none" or not MODELS.provides(cfg.model["kind"], "export"):
         return
     folders = [root / "checkpoints" / (unit.name or cfg.name) / str(unit.shard * cfg.shard_size + r) for r in range(unit.size)]
     partial_dirs = [f / f".generation-{g}.partial" for f in folders]
@@ -119,7 +119,8 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     regime_name, regime_params = regime_spec(cfg.loop)
     regime, keeps_history = partial(REGIMES.get(regime_name), **regime_params), REGIMES.trait(regime_name, "keeps_history")
     R, M, loop = unit.size, cfg.loop.samples, cfg.loop
-    names = cfg.metrics or list(model.default_metrics)
+    names = cfg.metrics or list(MODELS.trait(cfg.model["kind"], "default_metrics"))
+    state_format = MODELS.trait(cfg.model["kind"], "state_format")
     exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
 
     chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
@@ -128,7 +129,8 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
     n_real = real_count(M, regime_params.get("real_fraction", 0.0), wanted_real)
     if regime_name == "mix" and n_real > real.size:
         raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}.")
-    heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if source.can_draw else real.x[0]
+    can_draw = SOURCES.trait(cfg.data["kind"], "can_draw")
+    heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if can_draw else real.x[0]
     model.bind(source, real.x)
     fresh = lambda g, n: Chunk.tagged(source.sample(R, n, rng(generation=g, role="real")), REAL)  # noqa: E731
 
@@ -183,7 +185,7 @@ def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[
         # 6. persist, before the next generation starts (the export first: a crash between the two reruns both)
         export_generation(cfg, unit, store.root, g, model)
         kept = {"x": chunk.x, "origin": chunk.origin} if keeps_history else None
-        store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, getattr(model, "state_format", "npz"))
+        store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, state_format)
         store.save_extra(unit.arm, unit.shard, g, {**ctx.arrays, **pictures(cfg, unit, g, chunk, model)})
         on_generation(g)
         if on_metrics is not None:

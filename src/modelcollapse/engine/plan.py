@@ -3,9 +3,10 @@ resolved to its canonical name and full parameters.
 
 This is the one place where plug-ins meet the config: names are resolved (aliases included) through the registries,
 parameters are validated from each plug-in's signature (:mod:`modelcollapse.registry`), and family capabilities are
-checked against what the loop will ask of them (:mod:`modelcollapse.plugins.models.base`'s protocols) and against
-what each metric needs (its ``needs`` / ``source_needs`` traits). A config that passes :func:`validate` runs; one that
-does not fails before anything is written. That includes sizes: a run whose working set or result table cannot fit
+checked against what the loop will ask of them and what each metric needs, all read from the traits declared at
+registration (a family's ``provides``, ``fitted`` and ``check``; a metric's ``needs`` / ``source_needs``; a source's
+``can_draw`` and ``provides``). A config that passes :func:`validate` runs; one that does not fails before anything
+is written. That includes sizes: a run whose working set or result table cannot fit
 in this machine's memory is refused (:func:`check_memory`), and plug-in parameters that name Python code to import
 (``model.estimator``, a verifier filter's ``function``: the ``imports`` trait) are refused unless ``trust_code``.
 
@@ -17,7 +18,6 @@ in this machine's memory is refused (:func:`check_memory`), and plug-in paramete
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +25,11 @@ from pydantic import ValidationError
 
 from ..config import Config, check_design, check_finite, expand_arms
 from ..errors import ConfigError, translate
-from ..registry import import_plugins
+from ..registry import consent, import_plugins
 from ..plugins.data import SOURCES
 from ..plugins.filters import FILTERS, build_chain
 from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
-from ..plugins.models.base import FitsPopulation, FitsWeighted, capable
 from ..plugins.regimes import REGIMES, regime_spec
 from ..seeding import arm_key
 from .exact import sampler_for
@@ -81,9 +80,8 @@ def make_plan(config: Config, *, trust_code: bool = False) -> Plan:
 
 
 def _plan(config: Config, trust_code: bool = False) -> Plan:
-    if config.plugins and not trust_code:
-        raise ConfigError(f"plugins {config.plugins!r} would import and run Python code at validation; such code can do "
-                          "anything: pass --trust-code (or trust_code=True in Python) if you trust it.")
+    if config.plugins:
+        consent("plugins", config.plugins, trust_code)
     import_plugins(config.plugins)  # the config's plug-in modules register their names before anything resolves
     arms = expand_arms(config)
     for _, arm in arms:
@@ -102,8 +100,14 @@ def _plan(config: Config, trust_code: bool = False) -> Plan:
     return Plan(config, arms, resolved)
 
 
-def metric_names(arm: Config, model) -> list[str]:
-    return list(arm.metrics or model.default_metrics)
+def metric_names(arm: Config) -> list[str]:
+    """The arm's ``metrics``, or its family's ``default_metrics``."""
+    return list(arm.metrics or MODELS.trait(arm.model["kind"], "default_metrics"))
+
+
+def able(trait: str) -> str:
+    """The families that declare ``provides=(trait, ...)``, quoted and comma-separated (for error messages)."""
+    return ", ".join(repr(name) for name in MODELS if MODELS.provides(name, trait))
 
 
 def check_arm(arm: Config) -> None:
@@ -111,39 +115,39 @@ def check_arm(arm: Config) -> None:
     source = SOURCES.build(arm.data, "data")
     model = MODELS.build(arm.model, "model")
     regime, _ = regime_spec(arm.loop)
-    if REGIMES.trait(regime, "needs_fresh") and not source.can_draw:
+    if REGIMES.trait(regime, "needs_fresh") and not SOURCES.trait(arm.data["kind"], "can_draw"):
         raise ConfigError(
             f"loop.regime {regime!r} draws fresh real data, which data.kind {arm.data['kind']!r} cannot; "
             "use 'mix' for a fixed pool."
         )
     if arm.loop.sampling == "exact":
-        if not capable(model, FitsPopulation):
-            can = sorted(name for name in MODELS if capable(MODELS.get(name), FitsPopulation))
+        if not MODELS.provides(arm.model["kind"], "fit_population"):
             raise ConfigError(
                 f"loop.sampling 'exact' fits each generation to the previous model's population, which model.kind "
-                f"{arm.model['kind']!r} cannot do; families that can: {', '.join(map(repr, can))}."
+                f"{arm.model['kind']!r} cannot do; families that can: {able('fit_population')}."
             )
         if regime != "replace":
             raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {regime!r}.")
-        if arm.loop.bias != 1.0 and "bias" not in inspect.signature(model.fit_population).parameters:
+        if arm.loop.bias != 1.0 and not MODELS.provides(arm.model["kind"], "fit_population_bias"):
             raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.sampling 'exact' needs a family whose fit_population() "
                               f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.sampling: finite.")
-    names = metric_names(arm, model)
+    names = metric_names(arm)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:  # a second listing would be dropped silently: say so
         raise ConfigError(f"metrics lists {', '.join(map(repr, repeated))} more than once; name each metric once.")
     for name in names:
         METRICS.get(name, "metrics")
-        check_metric(name, model, source, arm)
-    check_bias(model, arm.loop.bias, arm.model["kind"])
-    if hasattr(model, "check_metrics"):  # a family whose capabilities depend on its settings (sklearn's estimator)
-        model.check_metrics(metric_names(arm, model), source)
+        check_metric(name, arm)
+    check_bias(arm.loop.bias, arm.model["kind"])
+    check = MODELS.trait(arm.model["kind"], "check")
+    if check:  # capabilities that depend on the family's settings (sklearn's estimator, an LM's decoding)
+        check(model, metrics=names, source=source, bias=arm.loop.bias)
     build_chain(arm.loop.filters, arm.model)
-    check_weights(arm, model)
-    sampler_for(arm, model, source, metric_names(arm, model))  # refuses sampler: exact where invalid
+    check_weights(arm)
+    sampler_for(arm, model, source, names)  # refuses sampler: exact where invalid
 
 
-def check_weights(arm: Config, model) -> None:
+def check_weights(arm: Config) -> None:
     """``loop.weights`` needs a family whose fit takes record weights, and shares that sum to 1."""
     weights = arm.loop.weights
     if weights is None:
@@ -151,48 +155,32 @@ def check_weights(arm: Config, model) -> None:
     if weights.synthetic is not None and abs(weights.real + weights.synthetic - 1.0) > 1e-9:
         raise ConfigError(f"loop.weights.real {weights.real!r} and loop.weights.synthetic {weights.synthetic!r} must sum to 1 "
                           "(leave synthetic out: it defaults to 1 − real).")
-    if not capable(model, FitsWeighted):
-        can = sorted(name for name in MODELS if capable(MODELS.get(name), FitsWeighted))
+    if not MODELS.provides(arm.model["kind"], "fit_weighted"):
         raise ConfigError(f"loop.weights needs a family whose fit takes record weights; model.kind {arm.model['kind']!r} "
-                          f"cannot. Families that can: {', '.join(map(repr, can))}; or remove loop.weights.")
+                          f"cannot. Families that can: {able('fit_weighted')}; or remove loop.weights.")
     if arm.loop.sampling == "exact":
         raise ConfigError("loop.weights weight a fit to records; loop.sampling 'exact' fits populations. Use loop.sampling: finite.")
 
 
-def provides(obj, need: str) -> bool:
-    """Whether ``obj`` (a family or source instance) provides ``need``: a fitted attribute (a name ending in ``_``)
-    the family declares in its ``fitted`` class attribute (fitted state does not exist before ``fit``), or any other
-    attribute or method it has."""
-    if need.endswith("_") and not hasattr(obj, need):
-        declared = getattr(obj, "fitted", None)
-        return declared is None or need in declared  # None: not known before fit (sklearn), checked at run time
-    return hasattr(obj, need)
-
-
-def check_metric(name: str, model, source, arm: Config) -> None:
+def check_metric(name: str, arm: Config) -> None:
     """A metric's ``needs`` (what the fitted family must provide) and ``source_needs`` (what the data source must
-    provide), declared at its registration, against this arm's family and source."""
-    for owner, obj, kind, trait in (("model", model, arm.model["kind"], "needs"), ("data", source, arm.data["kind"], "source_needs")):
-        missing = [n for n in METRICS.trait(name, trait, ()) if not provides(obj, n)]
+    provide), declared at its registration, against what this arm's family and source declare at theirs."""
+    sides = (("model", MODELS, arm.model["kind"], "needs"), ("data", SOURCES, arm.data["kind"], "source_needs"))
+    for owner, registry, kind, trait in sides:
+        missing = [n for n in METRICS.trait(name, trait) if not registry.provides(kind, n)]
         if missing:
-            able = sorted(m for m in (MODELS if owner == "model" else SOURCES)
-                          if all(provides_class((MODELS if owner == "model" else SOURCES).get(m), n) for n in missing))
+            able = sorted(m for m in registry if all(registry.provides(m, n) for n in missing))
             raise ConfigError(
                 f"metric {name!r} needs {owner}.kind to provide {', '.join(missing)}, which {owner}.kind {kind!r} does not; "
                 f"remove it from metrics, or use a {owner}.kind that does" + (f": {', '.join(map(repr, able))}." if able else ".")
             )
 
 
-def provides_class(cls, need: str) -> bool:
-    """:func:`provides` for a plug-in class (the did-you-mean list of families or sources that can)."""
-    return need in (getattr(cls, "fitted", None) or ()) if need.endswith("_") else hasattr(cls, need)
-
-
 def check_trust(arm: Config, trust_code: bool) -> None:
     """Refuse plug-in parameters that name Python code to import (a plug-in's ``imports`` trait lists them) unless
-    ``trust_code``: a config from someone else would otherwise run any installed module's code, at validation. A value
-    equal to the plug-in's own default is modelcollapse's choice, not the config's, and needs no trust. This mirrors
-    transformers' ``trust_remote_code``."""
+    ``trust_code`` (the one gate, :func:`~modelcollapse.registry.consent`): a config from someone else would otherwise
+    run any installed module's code, at validation. A value equal to the plug-in's own default is modelcollapse's
+    choice, not the config's, and needs no trust."""
     if trust_code:
         return
     from ..registry import params_model
@@ -206,10 +194,7 @@ def check_trust(arm: Config, trust_code: bool) -> None:
         for param in registry.trait(name, "imports", ()):
             named = param in spec and isinstance(spec[param], str)  # an object passed in Python is already imported
             if named and (param not in fields or fields[param].is_required() or spec[param] != fields[param].default):
-                raise ConfigError(
-                    f"{key}.{param} {spec[param]!r} names Python code to import and run, and a config may come from "
-                    "anyone; pass --trust-code (or trust_code=True in Python) if you trust this config."
-                )
+                consent(f"{key}.{param}", spec[param], trust_code)
 
 
 def physical_memory() -> int:
@@ -252,9 +237,8 @@ def check_memory(config: Config, arms: list[tuple[str, Config]], memory: int | N
         return
     total_table = 0
     for name, arm in arms:
-        model = MODELS.build(arm.model, "model")
         units = -(-arm.replicates // arm.shard_size)
-        working, table = memory_estimate(arm, len(metric_names(arm, model)), units)
+        working, table = memory_estimate(arm, len(metric_names(arm)), units)
         total_table += table
         if working > memory:
             raise ConfigError(
@@ -269,17 +253,14 @@ def check_memory(config: Config, arms: list[tuple[str, Config]], memory: int | N
         )
 
 
-def check_bias(model, bias: float, kind: str) -> None:
-    """λ ≠ 1 needs a family whose ``sample`` takes ``bias=`` (and whose own ``check_bias`` accepts it)."""
-    from ..plugins.models.base import SamplesWithBias
-
-    if bias != 1.0 and not capable(model, SamplesWithBias):
+def check_bias(bias: float, kind: str) -> None:
+    """λ ≠ 1 needs a family that declares ``provides=("bias", ...)`` (its ``sample`` takes ``bias=``); a family whose λ
+    needs some of its own settings refuses the rest in its ``check`` trait."""
+    if bias != 1.0 and not MODELS.provides(kind, "bias"):
         raise ConfigError(
             f"loop.bias {bias!r} needs a family whose sample() accepts bias=; model.kind {kind!r} does not. "
             "Use loop.bias: 1.0 (unbiased) or a family that supports it."
         )
-    if hasattr(model, "check_bias"):  # a family whose λ needs some of its own settings (LMs: decoding: sample)
-        model.check_bias(bias)
 
 
 def resolve(config: Config) -> dict[str, Any]:
@@ -297,7 +278,7 @@ def resolve(config: Config) -> dict[str, Any]:
     if out["loop"].get("weights") and out["loop"]["weights"]["synthetic"] is None:
         out["loop"]["weights"]["synthetic"] = 1.0 - out["loop"]["weights"]["real"]
     if out["metrics"] is None:
-        out["metrics"] = list(model.default_metrics)
+        out["metrics"] = metric_names(config)
     if "sampler" in out["model"]:  # record the choice 'auto' made
         out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
     out["version"] = __version__

@@ -35,7 +35,6 @@ repeats), ``filter_shortfall``, plus what filters add (``watermark_tpr``, ``veri
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -48,7 +47,19 @@ from ..registry import Registry, running
 from .metrics.images import class_confidence, verifier_net  # noqa: F401  (the verifier's classifier)
 from .rewards import build_reward
 
-FILTERS: Registry = Registry("loop.filters[].kind")
+FILTERS: Registry = Registry("loop.filters[].kind", traits={"check": None, "imports": (), "bookkeeping": ()})
+"""Filters by name. Traits: ``check(key, params, model_spec)`` refuses settings that conflict with the model;
+``imports``: parameters that name code to import (refused without consent, see ``engine/plan.py``);
+``bookkeeping``: the statistics rows it writes that count the loop's own work rather than measure the data (names,
+or prefixes ending in ``_``), which a report keeps out of its headline figures."""
+
+#: Rows the filter chain itself writes (``filter_removed``, ``filter_shortfall``, ``filter_<label>_removed``).
+CHAIN_ROWS = ("filter_",)
+
+
+def bookkeeping_rows() -> tuple[str, ...]:
+    """Every row name or prefix (ending in ``_``) declared as bookkeeping by the chain and by the filters."""
+    return CHAIN_ROWS + tuple(row for name in FILTERS for row in FILTERS.trait(name, "bookkeeping"))
 MAX_ROUNDS = 16  # candidate draws per generation at most: a filter keeping 1/16 of its input still fills the set
 PAIR_BUDGET = 4_000_000  # pairwise distances held in memory at once (replicates are processed in blocks)
 
@@ -177,14 +188,10 @@ def likelihood(x, keep, ctx: FilterContext, *, reference: Literal["truth", "gen0
 
 
 def load_callable(path: str, key: str) -> Callable:
-    """``"module:function"`` -> the function, or a one-line ConfigError."""
-    module, colon, name = path.partition(":")
-    if not colon or not module or not name:
-        raise ConfigError(f"{key} must be an import path 'module:function'; got {path!r}.")
-    try:
-        obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"{key} {path!r} cannot be imported: {err}.") from None
+    """``"module:function"`` (or ``"file.py:function"``) -> the function, or a one-line ConfigError."""
+    from ..registry import load_code
+
+    obj = load_code(path, key, attr=True)
     if not callable(obj):
         raise ConfigError(f"{key} {path!r} is not callable.")
     return obj
@@ -352,7 +359,7 @@ def _check_watermark(key: str, params: dict, model: dict) -> None:
                           f"generator and detector must share one {'γ' if name == 'gamma' else name} (leave the filter's {name} unset).")
 
 
-@FILTERS.register("watermark", check=_check_watermark)
+@FILTERS.register("watermark", check=_check_watermark, bookkeeping=("watermark_",))
 def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key: int | None = None,
                      gamma: float | None = None, scheme: Literal["hf", "kirchenbauer"] | None = None,
                      seeding: Literal["lefthash", "selfhash"] | None = None):

@@ -39,6 +39,9 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 REAL = -1  # origin tag of real records; synthetic records carry the generation that sampled them
+#: The rows the loop writes about each training set's provenance (real and synthetic records per replicate):
+#: bookkeeping, not measurements, so reports keep them out of the headline figures.
+PROVENANCE_ROWS = ("train_real", "train_synthetic")
 
 
 @dataclass
@@ -73,7 +76,7 @@ class RegimeInputs:
     n_synthetic: int | None = None
 
 
-REGIMES: Registry = Registry("loop.regime")
+REGIMES: Registry = Registry("loop.regime", traits={"keeps_history": False, "needs_fresh": False, "mixes_real": False})
 """Regimes by name. Traits: ``keeps_history`` (it needs every past synthetic chunk: they are checkpointed),
 ``needs_fresh`` (it draws fresh real data, so the source must be able to), ``mixes_real`` (it takes ``real_fraction``
 and ``n_real``, which the legacy keys ``loop.real_fraction`` / ``loop.n_real`` fill in)."""

@@ -12,7 +12,7 @@ Adding a source is one class plus its registration; its ``__init__`` keyword par
 
     >>> import numpy as np
     >>> from modelcollapse.plugins.data import SOURCES, Source
-    >>> @SOURCES.register("uniform")
+    >>> @SOURCES.register("uniform", provides=())
     ... class Uniform(Source):
     ...     # U(0, ``width``) records ``(R, n, 1)``.
     ...     dim = 1
@@ -31,13 +31,14 @@ import numpy as np
 
 from ...registry import Registry
 
-SOURCES: Registry = Registry("data.kind")
+SOURCES: Registry = Registry("data.kind", traits={"can_draw": True, "provides": ()})
+"""Sources by name. Traits: ``can_draw`` (False for a fixed pool: ``sample`` raises, so regimes that draw fresh real
+data refuse it); ``provides``: the attributes and methods beyond ``sample``/``pool`` that metrics may ask of it
+(``moments``, ``log_prob``, ``quantile``, ``probs``, ...; a metric's ``source_needs`` are checked against it)."""
 
 
 class Source:
-    """Base for data sources: a fresh-draw distribution by default."""
-
-    can_draw = True
+    """Base for data sources: a fresh-draw distribution by default (a fixed pool registers ``can_draw=False``)."""
 
     def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError

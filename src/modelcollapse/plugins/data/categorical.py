@@ -22,7 +22,7 @@ def draw_categories(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return np.repeat(categories.ravel(), counts.ravel()).reshape(len(counts), n)
 
 
-@SOURCES.register("categorical")
+@SOURCES.register("categorical", provides=("probs",))
 class CategoricalSource(Source):
     """``categories`` outcomes with a ``uniform``, ``zipf`` (p_i ∝ i^-exponent) or ``wordfreq`` distribution, or
     explicit ``probabilities`` (a list, renormalised; it sets ``categories`` and overrides ``distribution``).

@@ -8,7 +8,7 @@ from ...errors import ConfigError
 from .base import SOURCES, Source
 
 
-@SOURCES.register("classification")
+@SOURCES.register("classification", provides=("mu",))
 class ClassificationSource(Source):
     """x ~ N(y·μ, I_d) with y = ±1 equiprobable, μ = ``separation``·e₁ (‖μ‖ = ``separation``; the direction does
     not matter, the noise being isotropic). Records are rows of length d + 2: ``(x (d), label, truth)``, where

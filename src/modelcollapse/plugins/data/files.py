@@ -65,7 +65,7 @@ def numeric_columns(table, path: Path, columns: list[str] | None) -> tuple[np.nd
     return (np.stack(cols, axis=-1) if cols else np.zeros((table.num_rows, 0))), names
 
 
-@SOURCES.register("file")
+@SOURCES.register("file", can_draw=False)
 class FileSource(Source):
     """A fixed pool of records from ``path``; every replicate starts from the whole pool.
 
@@ -73,8 +73,6 @@ class FileSource(Source):
     file's sha256 (hex), recorded in the resolved config, so ``--resume`` refuses a file changed since the run
     started; given in a config, a file with another sha256 is refused.
     """
-
-    can_draw = False
 
     def __init__(self, path: str, columns: list[str] | None = None, sha256: str | None = None):
         self.path, self.columns = path, columns

@@ -9,7 +9,7 @@ from ...errors import ConfigError
 from .base import SOURCES, Source
 
 
-@SOURCES.register("gaussian")
+@SOURCES.register("gaussian", provides=("moments", "log_prob", "quantile"))
 class GaussianSource(Source):
     """N(mean, diag(std²)) in ``dim`` dimensions. Records have shape ``(d,)``.
 
@@ -49,7 +49,7 @@ class GaussianSource(Source):
         return float(stats.norm.ppf(q, self.mean_[0], self.std_[0]))
 
 
-@SOURCES.register("gaussian-mixture")
+@SOURCES.register("gaussian-mixture", provides=("moments", "log_prob", "quantile", "weights_"))
 class MixtureSource(Source):
     """A mixture of isotropic Gaussians: ``weights`` (k,), ``means`` (k, d), ``stds`` (k,). Records ``(d,)``.
 

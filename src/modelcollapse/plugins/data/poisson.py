@@ -8,7 +8,7 @@ from ...errors import ConfigError
 from .base import SOURCES, Source
 
 
-@SOURCES.register("poisson")
+@SOURCES.register("poisson", provides=("moments",))
 class PoissonSource(Source):
     """Independent Poisson(``rate``) counts, one coordinate per rate (a scalar rate: d = 1). Records ``(d,)`` floats.
 

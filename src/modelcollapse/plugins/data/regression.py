@@ -8,7 +8,7 @@ from ...errors import ConfigError
 from .base import SOURCES, Source
 
 
-@SOURCES.register("regression")
+@SOURCES.register("regression", provides=("weights_",))
 class RegressionSource(Source):
     """Records ``(x, y)`` as rows of length ``dim + 1``: x ~ N(0, I_d), y = x·w* + noise·ε.
 

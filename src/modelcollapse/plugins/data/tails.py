@@ -18,7 +18,7 @@ from .base import SOURCES, Source
 from .categorical import CategoricalSource, draw_categories
 
 
-@SOURCES.register("zipf")
+@SOURCES.register("zipf", provides=("probs",))
 class ZipfSource(CategoricalSource):
     """p_i ∝ i^−``exponent`` for i = 1..``types`` (category index i − 1). Records are category indices ``(R, n)``.
 
@@ -51,7 +51,7 @@ class _Transformed(Source):
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-@SOURCES.register("tail-cut")
+@SOURCES.register("tail-cut", provides=("probs",))
 class TailCut(_Transformed):
     """AI data cut at rank ``k``: q_AI ∝ p_i for the ``k`` most probable types, 0 beyond; ``clean_share`` π of the
     draws come from the clean p. A memoriser trained on T draws has test error Σ p_i (1 − q_i)^T, which floors at
@@ -72,7 +72,7 @@ class TailCut(_Transformed):
         self._mix(ai)
 
 
-@SOURCES.register("tail-narrow")
+@SOURCES.register("tail-narrow", provides=("probs",))
 class TailNarrow(_Transformed):
     """AI data sampled at ``temperature`` T: q_AI ∝ p^(1/T) (T < 1 thins the tail); ``clean_share`` π clean.
 

@@ -140,7 +140,6 @@ class TextSource(Source):
     ``validation_blocks`` cap the other splits likewise.
     """
 
-    can_draw = False
     corpus = ""
 
     def __init__(
@@ -201,7 +200,7 @@ class TextSource(Source):
         return self.tokenizer_.batch_decode(np.asarray(blocks).tolist(), skip_special_tokens=True)
 
 
-@SOURCES.register("wikipedia")
+@SOURCES.register("wikipedia", can_draw=False)
 class WikipediaSource(TextSource):
     """English Wikipedia articles (gensim's packaged dump; the paper uses WikiText-2), split by article.
 
@@ -213,21 +212,21 @@ class WikipediaSource(TextSource):
     corpus = "wikipedia"
 
 
-@SOURCES.register("news")
+@SOURCES.register("news", can_draw=False)
 class NewsSource(TextSource):
     """Lee's 300 news stories (gensim test data), split by story."""
 
     corpus = "news"
 
 
-@SOURCES.register("shakespeare")
+@SOURCES.register("shakespeare", can_draw=False)
 class ShakespeareSource(TextSource):
     """Shakespeare's 42 works, split by work."""
 
     corpus = "shakespeare"
 
 
-@SOURCES.register("text")
+@SOURCES.register("text", can_draw=False)
 class UserTextSource(TextSource):
     """A user's text: a ``.txt`` file (one document), a ``.jsonl`` file (``{"text": ...}`` a line) or a folder of them."""
 

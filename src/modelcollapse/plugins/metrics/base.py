@@ -31,7 +31,7 @@ import numpy as np
 from ...errors import ConfigError, PluginError
 from ...registry import Registry, running
 
-METRICS: Registry = Registry("metrics")
+METRICS: Registry = Registry("metrics", traits={"from_model": False, "needs": (), "source_needs": (), "headline": None})
 
 
 @dataclass

@@ -18,13 +18,13 @@ def shannon_entropy(p: np.ndarray) -> np.ndarray:
     return special.entr(p).sum(-1)
 
 
-@METRICS.register("entropy", from_model=True, needs=("probs_",))
+@METRICS.register("entropy", from_model=True, needs=("probs_",), headline=6)
 def entropy(ctx: Context) -> np.ndarray:
     """Shannon entropy −Σ p̂ log p̂ of the fitted distribution, in nats."""
     return shannon_entropy(probs(ctx, "entropy"))
 
 
-@METRICS.register("support_size", from_model=True, needs=("probs_",))
+@METRICS.register("support_size", from_model=True, needs=("probs_",), headline=5)
 def support_size(ctx: Context) -> np.ndarray:
     """Number of categories with p̂ > 0. It only falls: a lost category never comes back under replace."""
     return (probs(ctx, "support_size") > 0).sum(-1)

@@ -69,7 +69,7 @@ def precision(ctx: Context) -> np.ndarray:
     return coverage(x, y, K)
 
 
-@METRICS.register("recall")
+@METRICS.register("recall", headline=7)
 def recall(ctx: Context) -> np.ndarray:
     """k-NN recall (k = 3): the share of held-out real records inside the synthetic records' k-NN manifold, in
     [0, 1]. Diversity: it falls when the model stops covering parts of the real distribution."""

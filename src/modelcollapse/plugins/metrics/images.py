@@ -147,7 +147,7 @@ def embed(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([features(ctx, rep)[0] for rep in np.asarray(ctx.samples)]), real_features(ctx)
 
 
-@METRICS.register("latent_std", needs=("encode_mean",))
+@METRICS.register("latent_std", needs=("encode_mean",), headline=9)
 def latent_std(ctx: Context) -> np.ndarray:
     """Standard deviation of the generation-0 encoder's latent means over the first 100 generated images (all
     latent dimensions pooled). Shumailov et al. report 0.67 → 0.61 → 0.53 → 0.47 → 0.43 over 5 MNIST generations."""

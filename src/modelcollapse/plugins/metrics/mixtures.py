@@ -34,7 +34,7 @@ def gmm_l2_sq(p, q) -> np.ndarray:
     return np.clip(gaussian_overlap(*p, *p) + gaussian_overlap(*q, *q) - 2 * gaussian_overlap(*p, *q), 0, None)
 
 
-@METRICS.register("component_std", needs=("covariances_",))
+@METRICS.register("component_std", needs=("covariances_",), headline=2)
 def component_std(ctx: Context) -> np.ndarray:
     """Mean over the k components (unweighted) of √(tr Σₖ / d), the per-coordinate RMS standard deviation of each
     fitted component, in data units (not squared). ``reg_covar`` is part of Σₖ, as in scikit-learn."""

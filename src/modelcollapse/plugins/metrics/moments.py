@@ -21,14 +21,14 @@ def mean(ctx: Context) -> np.ndarray:
     return mu.mean(-1)
 
 
-@METRICS.register("variance", from_model=True, needs=("moments",))
+@METRICS.register("variance", from_model=True, needs=("moments",), headline=1)
 def variance(ctx: Context) -> np.ndarray:
     """The fitted variance σ̂² (1-D); for d > 1, tr Σ̂ / d. Squared units of the data."""
     _, cov = model_moments(ctx, "variance")
     return np.trace(cov, axis1=-2, axis2=-1) / cov.shape[-1]
 
 
-@METRICS.register("trace_ratio", from_model=True, needs=("moments",), source_needs=("moments",))
+@METRICS.register("trace_ratio", from_model=True, needs=("moments",), source_needs=("moments",), headline=3)
 def trace_ratio(ctx: Context) -> np.ndarray:
     """tr Σ̂ / tr Σ₀: fitted over real total variance. Dimensionless; 1 means no collapse."""
     _, cov = model_moments(ctx, "trace_ratio")
@@ -71,7 +71,7 @@ def gaussian_w2_sq(mu1, cov1, mu2, cov2) -> np.ndarray:
     return ((mu1 - mu2) ** 2).sum(-1) + np.clip(tr, 0, None)
 
 
-@METRICS.register("w2_sq", from_model=True, needs=("moments",), source_needs=("moments",))
+@METRICS.register("w2_sq", from_model=True, needs=("moments",), source_needs=("moments",), headline=11)
 def w2_sq(ctx: Context) -> np.ndarray:
     """W₂² between the fitted model and the real distribution, in squared data units (it is squared).
 
@@ -100,7 +100,7 @@ def tail_mass(ctx: Context) -> np.ndarray:
     return (log_prob(ctx.samples) < threshold).mean(1)
 
 
-@METRICS.register("nll_real", from_model=True, needs=("log_prob",))
+@METRICS.register("nll_real", from_model=True, needs=("log_prob",), headline=13)
 def nll_real(ctx: Context) -> np.ndarray:
     """Mean negative log-likelihood of the held-out real records under the fitted model, in nats per record. Uses the
     family's ``mean_log_prob`` where it has one (the same number by a cheaper route)."""
@@ -114,7 +114,7 @@ KL_GRID = 4001  # nodes of the uniform grid kl_real integrates on
 KL_TAIL = 1e-12  # kl_real's grid spans the real distribution's KL_TAIL to 1 − KL_TAIL quantiles
 
 
-@METRICS.register("kl_real", needs=("log_prob",), source_needs=("log_prob", "quantile"))
+@METRICS.register("kl_real", needs=("log_prob",), source_needs=("log_prob", "quantile"), headline=12)
 def kl_real(ctx: Context) -> np.ndarray:
     """KL(real ‖ model) = ∫ p₀ log(p₀ / q) dx in nats (1-D), by the trapezoid rule on 4,001 evenly spaced points
     between the real distribution's 1e-12 and 1 − 1e-12 quantiles (the real mass outside is ignored). Deterministic:
@@ -128,7 +128,7 @@ def kl_real(ctx: Context) -> np.ndarray:
     return np.trapezoid(np.exp(log_p) * (log_p - log_q), grid, axis=-1)
 
 
-@METRICS.register("test_mse", from_model=True, needs=("weights_",), source_needs=("weights_",))
+@METRICS.register("test_mse", from_model=True, needs=("weights_",), source_needs=("weights_",), headline=4)
 def test_mse(ctx: Context) -> np.ndarray:
     """Regression test MSE against the noiseless truth: E_x[(x·ŵ − x·w*)²] = ‖ŵ − w*‖² for x ~ N(0, I).
     Squared label units."""

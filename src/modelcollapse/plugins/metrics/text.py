@@ -34,7 +34,7 @@ def subsample(ctx: Context, n: int = SUBSAMPLE) -> np.ndarray:
     return np.asarray(ctx.samples)[:, :n]
 
 
-@METRICS.register("test_perplexity", needs=("sequence_nll",))
+@METRICS.register("test_perplexity", needs=("sequence_nll",), headline=8)
 def test_perplexity(ctx: Context) -> np.ndarray:
     """exp of the mean next-token negative log-likelihood (nats) of the original held-out test blocks
     (``source.heldout()``; the loop's ``heldout`` records if the source has none). Per token, not squared."""
@@ -44,7 +44,7 @@ def test_perplexity(ctx: Context) -> np.ndarray:
     return np.exp(nll(test).mean(axis=1))
 
 
-@METRICS.register("gen0_perplexity")
+@METRICS.register("gen0_perplexity", needs=("sequence_nll",))
 def gen0_perplexity(ctx: Context) -> np.ndarray:
     """Median per-sequence perplexity, under the *generation-0* model, of this generation's training blocks.
 
@@ -79,7 +79,7 @@ def distinct_1(ctx: Context) -> np.ndarray:
     return distinct(ctx, 1)
 
 
-@METRICS.register("distinct_2")
+@METRICS.register("distinct_2", headline=10)
 def distinct_2(ctx: Context) -> np.ndarray:
     """Distinct-2: unique token bigrams / bigrams over up to 200 generated blocks per replicate, in [0, 1]."""
     return distinct(ctx, 2)

@@ -1,6 +1,6 @@
 """Model families (``model.kind``): the generative models that are fitted, sampled and refitted.
 
-The protocol every family follows (checked by ``tests/test_conformance.py``):
+The protocol every family follows (checked by :func:`modelcollapse.testing.check_family`):
 
 - hyperparameters are ``__init__`` keyword arguments, stored verbatim; the config validates them from the signature;
 - ``bind(source, real)``: called once per run with the real data source and generation 0's real records, for
@@ -13,16 +13,23 @@ The protocol every family follows (checked by ``tests/test_conformance.py``):
 - ``degenerate_`` ``(R,)`` bool: fits that collapsed (a singular covariance, say). Collapse is a result, not a crash;
 - ``get_state()`` / ``set_state()``: the fitted arrays, for checkpoints (safetensors, never pickle).
 
-Adding a family is one class plus its registration; optional capabilities (``moments``, ``log_prob``,
-``fit_population``, ``fit_next``, ``fit_weighted``, ``sample(..., bias=)``) are the protocols at the end of this module, checked when a
-config is validated::
+Adding a family is one class plus its registration, whose traits declare what it can do (the engine reads only
+these, never probing for methods; :func:`modelcollapse.testing.check_family` checks they match the class):
+
+- ``fitted``: the fitted attributes ``fit`` sets (metrics' ``needs`` are checked against it before any fit exists;
+  None: not known before fit, as for ``sklearn``, whose attributes depend on its estimator);
+- ``default_metrics``: the metrics a config without ``metrics`` gets;
+- ``state_format``: ``npz`` (default) or ``safetensors``, the checkpoint format;
+- ``provides``: the optional methods it has, from :data:`CAPABILITIES` (``bias`` means ``sample`` takes ``bias=``),
+  plus any method a metric ``needs`` (``encode_mean``, ``sequence_nll``);
+- ``check``: ``check(model, *, metrics, source, bias)``, for capabilities that depend on the family's settings
+  (``sklearn``'s estimator, an LM's decoding); raises a ConfigError at validation::
 
     >>> import numpy as np
     >>> from modelcollapse.plugins.models import MODELS, Family
-    >>> @MODELS.register("coin")
+    >>> @MODELS.register("coin", fitted=("p_", "degenerate_"), default_metrics=("mean",))
     ... class Coin(Family):
     ...     # 0/1 records ``(R, n)``; the fit ``p_`` ``(R,)`` is each replicate's share of ones.
-    ...     default_metrics = ("mean",)
     ...     def __init__(self, *, prior: float = 0.0):
     ...         self.prior = prior
     ...     def fit(self, x, *, rng):
@@ -41,8 +48,8 @@ Sampling bias λ (``loop.bias``, default 1 = unbiased): a family that supports i
 in its natural form — covariance shrink N(μ, λΣ) for ``gaussian`` and ``gmm`` (each component), temperature T = λ
 (p^(1/T) renormalised) for ``categorical``, latent truncation (z = √λ·ε ~ N(0, λI)) for VAEs, softmax temperature × λ
 for LMs (``decoding: sample`` only; top-k / top-p stay their own model parameters). The loop passes ``bias=`` only when
-λ ≠ 1, and the config refuses λ ≠ 1 for a family whose ``sample`` has no ``bias`` parameter, or whose optional
-``check_bias(bias)`` raises (a λ its settings cannot honour).
+λ ≠ 1, and the config refuses λ ≠ 1 for a family that does not declare ``provides=("bias", ...)``, or whose ``check``
+trait raises (a λ its settings cannot honour).
 
 Watermarking generators (LM families, ``model.watermark``) expose ``watermark = {"key": int, "gamma": float,
 "delta": float}`` (their ``watermark.processor`` settings; None when off) so the ``watermark`` filter detects with the
@@ -54,24 +61,33 @@ concatenating them (the accumulate regime's pool grows every generation).
 
 from __future__ import annotations
 
-import inspect
-from typing import Protocol, runtime_checkable
-
 import numpy as np
 
 from ...errors import RunError
 from ...registry import Registry
 
-MODELS: Registry = Registry("model.kind")
+#: The optional methods a family may declare in its ``provides`` trait, and what the engine uses each for.
+CAPABILITIES = {
+    "moments": "moments() -> (mean (R, d), covariance (R, d, d)) of the fitted distributions",
+    "log_prob": "log_prob(x (R, n, ...)) -> (R, n) log density in nats",
+    "mean_log_prob": "mean_log_prob(x) -> (R,): log_prob(x).mean(1) by a cheaper route",
+    "cdf": "cdf(x) -> (R, n): the fitted 1-D distribution function (closed-form tail_mass)",
+    "bias": "sample(n, *, rng, bias=1.0): sampling bias λ (loop.bias)",
+    "fit_population": "fit_population(other, *, rng): fit to another fitted model's population (loop.sampling: exact)",
+    "fit_population_bias": "fit_population(other, *, rng, bias=1.0): the same under sampling bias λ",
+    "fit_next": "fit_next(n, *, rng, bias=1.0): draw the fit to n samples from its sampling distribution "
+                "(model.sampler: exact; see engine/exact.py)",
+    "fit_weighted": "fit_weighted(x, weight (R, n), *, rng): fit to weighted records (loop.weights)",
+    "export": "export(directories): write each replicate's model in its native format (model.save)",
+}
+
+MODELS: Registry = Registry("model.kind", traits={
+    "fitted": None, "default_metrics": (), "state_format": "npz", "provides": (), "check": None, "imports": ()})
 
 
 class Family:
-    """Shared defaults for families; subclasses override ``fit`` and ``sample``, and declare ``fitted``: the names of
-    the fitted attributes (ending in ``_``) that ``fit`` sets, which metrics' ``needs`` are checked against before any
-    fit exists (None: not known before fit, as for ``sklearn``, whose attributes depend on its estimator)."""
-
-    default_metrics: tuple[str, ...] = ()
-    fitted: tuple[str, ...] | None
+    """Shared defaults for families; subclasses override ``fit`` and ``sample`` (and declare their traits at
+    registration)."""
 
     def bind(self, source, real: np.ndarray):
         return self
@@ -96,65 +112,3 @@ class Family:
         for key, value in state.items():
             setattr(self, key, np.asarray(value))
         return self
-
-
-# -- capabilities: what the engine may ask of a family, checked in one place (engine/plan.py) ------------------------
-@runtime_checkable
-class HasMoments(Protocol):
-    """``moments() -> (mean (R, d), covariance (R, d, d))`` of the fitted distributions."""
-
-    def moments(self) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@runtime_checkable
-class HasLogProb(Protocol):
-    """``log_prob(x (R, n, ...)) -> (R, n)`` log density in nats."""
-
-    def log_prob(self, x: np.ndarray) -> np.ndarray: ...
-
-
-@runtime_checkable
-class FitsPopulation(Protocol):
-    """``fit_population(other, *, rng)``: fit to another fitted model's population itself (``loop.sampling: exact``)."""
-
-    def fit_population(self, other, *, rng: np.random.Generator): ...
-
-
-@runtime_checkable
-class FitsNext(Protocol):
-    """``fit_next(n, *, rng, bias)``: draw the fit to ``n`` samples from its sampling distribution
-    (``model.sampler: exact``; see ``engine/exact.py``)."""
-
-    def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0): ...
-
-
-@runtime_checkable
-class FitsWeighted(Protocol):
-    """``fit_weighted(x, weight, *, rng)``: fit to records ``x`` ``(R, n, ...)`` weighted by ``weight`` ``(R, n)``
-    (non-negative, each replicate's summing to 1); equal weights give the plain fit (``loop.weights``)."""
-
-    def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator): ...
-
-
-@runtime_checkable
-class SamplesWithBias(Protocol):
-    """``sample(n, *, rng, bias)``: sampling bias λ (``loop.bias``)."""
-
-    def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray: ...
-
-
-def capable(model, protocol: type) -> bool:
-    """Whether ``model`` (an instance or a family class) provides ``protocol``'s methods; for
-    :class:`SamplesWithBias`, whether its ``sample`` also takes ``bias``.
-
-    >>> class Plain(Family):
-    ...     def sample(self, n, *, rng): ...
-    >>> capable(Plain(), HasMoments), capable(Plain(), SamplesWithBias)
-    (False, False)
-    """
-    methods = [m for m in vars(protocol) if not m.startswith("_")]
-    if not all(callable(getattr(model, m, None)) for m in methods):
-        return False
-    if protocol is SamplesWithBias:
-        return "bias" in inspect.signature(model.sample).parameters
-    return True

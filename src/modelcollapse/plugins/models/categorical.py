@@ -18,7 +18,12 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     return weights / weights.sum(-1, keepdims=True)
 
 
-@MODELS.register("categorical")
+@MODELS.register(
+    "categorical",
+    fitted=("probs_", "degenerate_"),
+    default_metrics=("entropy", "support_size", "heterozygosity", "tv"),
+    provides=("bias", "fit_next", "fit_population", "fit_population_bias", "fit_weighted", "log_prob", "mean_log_prob"),
+)
 class Categorical(Family):
     """p̂ = counts / n per replicate (plus optional add-``smoothing`` pseudo-counts).
 
@@ -33,9 +38,6 @@ class Categorical(Family):
     >>> m.probs_.round(2).tolist()
     [[0.5, 0.25, 0.25]]
     """
-
-    fitted = ("probs_", "degenerate_")
-    default_metrics = ("entropy", "support_size", "heterozygosity", "tv")
 
     def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):
         self.smoothing, self.sampler = smoothing, sampler

@@ -10,7 +10,7 @@ from ...errors import ConfigError
 from .base import MODELS, Family
 
 
-@MODELS.register("mean-difference")
+@MODELS.register("mean-difference", fitted=("w_", "degenerate_"), default_metrics=("accuracy",))
 class MeanDifference(Family):
     """w = mean of y·x over the training records, per replicate; predicts sign(w·x).
 
@@ -32,9 +32,6 @@ class MeanDifference(Family):
         >>> x.shape, round(float((x[..., 2] != x[..., 3]).mean()), 2)   # a quarter of the labels flipped
         ((2, 50000, 4), 0.25)
     """
-
-    fitted = ("w_", "degenerate_")
-    default_metrics = ("accuracy",)
 
     def __init__(self, flip: float = 0.0, labeller: Literal["fixed", "previous"] = "fixed"):
         if not 0 <= flip <= 1:

@@ -119,7 +119,13 @@ def mlp_eps(params: dict, x, t, timesteps: int):
     return h
 
 
-@MODELS.register("diffusion")
+@MODELS.register(
+    "diffusion",
+    fitted=("shift_", "scale_", "degenerate_", "cov_"),
+    default_metrics=("precision", "recall", "frechet"),
+    state_format="safetensors",
+    provides=("bias",),
+)
 class Diffusion(Family):
     """A diffusion model per replicate on records ``(R, n, *event)``; ``sample`` returns ``(R, n, *event)`` float32.
 
@@ -132,10 +138,6 @@ class Diffusion(Family):
     >>> m.sample(5, rng=np.random.default_rng(2)).shape
     (2, 5, 2)
     """
-
-    state_format = "safetensors"
-    fitted = ("shift_", "scale_", "degenerate_", "cov_")
-    default_metrics = ("precision", "recall", "frechet")
 
     def __init__(
         self,

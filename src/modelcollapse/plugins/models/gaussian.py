@@ -63,7 +63,12 @@ def wishart(df: float, root: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 
-@MODELS.register("gaussian")
+@MODELS.register(
+    "gaussian",
+    fitted=("mean_", "cov_", "degenerate_"),
+    default_metrics=("mean", "variance", "w2_sq", "trace_ratio", "mean_sq_error", "tail_mass", "nll_real"),
+    provides=("bias", "cdf", "fit_next", "fit_population", "fit_weighted", "log_prob", "mean_log_prob", "moments"),
+)
 class Gaussian(Family):
     """A d-dimensional Gaussian per replicate, fitted by its sample mean and covariance.
 
@@ -78,9 +83,6 @@ class Gaussian(Family):
     >>> Gaussian().fit(x, rng=np.random.default_rng(1)).sample(10, rng=np.random.default_rng(2)).shape
     (4, 10, 1)
     """
-
-    fitted = ("mean_", "cov_", "degenerate_")
-    default_metrics = ("mean", "variance", "w2_sq", "trace_ratio", "mean_sq_error", "tail_mass", "nll_real")
 
     def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", sampler: Literal["auto", "exact", "samples"] = "samples"):
         self.variance, self.sampler = variance, sampler

@@ -11,7 +11,12 @@ from .base import MODELS
 from .gaussian import Gaussian
 
 
-@MODELS.register("gaussian-mean")
+@MODELS.register(
+    "gaussian-mean",
+    fitted=("mean_", "cov_", "degenerate_"),
+    default_metrics=("mean", "mean_sq_error", "nll_real"),
+    provides=("bias", "cdf", "fit_next", "fit_population", "fit_weighted", "log_prob", "mean_log_prob", "moments"),
+)
 class GaussianMean(Gaussian):
     """N(μ̂, ``std``² I) per replicate: μ̂ is the sample mean, the covariance is known and never refitted.
 
@@ -23,9 +28,6 @@ class GaussianMean(Gaussian):
     >>> m.cov_[:, 0, 0].tolist(), m.sample(4, rng=np.random.default_rng(0)).shape
     ([4.0, 4.0, 4.0], (3, 4, 1))
     """
-
-    default_metrics = ("mean", "mean_sq_error", "nll_real")
-    fitted = ("mean_", "cov_", "degenerate_")
 
     def __init__(self, std: Annotated[float, Field(gt=0)] = 1.0, sampler: Literal["auto", "exact", "samples"] = "samples"):
         super().__init__(variance="mle", sampler=sampler)

@@ -16,7 +16,12 @@ from .base import MODELS, Family
 TINY = 1e-300  # a variance at or below this (or a non-finite parameter: SGD diverged) marks a degenerate fit
 
 
-@MODELS.register("gaussian-sgd")
+@MODELS.register(
+    "gaussian-sgd",
+    fitted=("mean_", "log_std_", "records_", "degenerate_"),
+    default_metrics=("mean", "variance", "w2_sq", "mean_sq_error", "tail_mass", "nll_real"),
+    provides=("cdf", "fit_population", "log_prob", "moments"),
+)
 class GaussianSGD(Family):
     """A diagonal Gaussian N(μ, diag σ²) per replicate, trained from (``init_mean``, ``init_std``) by ``epochs`` passes
     of minibatch SGD (``batch_size`` records, learning rate ``lr``) on the mean NLL, in parameters μ and s = log σ.
@@ -34,9 +39,6 @@ class GaussianSGD(Family):
     >>> m.sample(4, rng=np.random.default_rng(2)).shape
     (2, 4, 1)
     """
-
-    fitted = ("mean_", "log_std_", "records_", "degenerate_")
-    default_metrics = ("mean", "variance", "w2_sq", "mean_sq_error", "tail_mass", "nll_real")
 
     def __init__(self, lr: float = 0.05, epochs: int = 3, batch_size: int = 10, init_mean: float = 0.0, init_std: float = 1.0):
         self.lr, self.epochs, self.batch_size, self.init_mean, self.init_std = lr, epochs, batch_size, init_mean, init_std

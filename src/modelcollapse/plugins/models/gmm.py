@@ -63,7 +63,13 @@ def mixture_moments(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) ->
     return mean, np.einsum("rk,rkij->rij", weights, spread)
 
 
-@MODELS.register("gmm")
+@MODELS.register(
+    "gmm",
+    fitted=("weights_", "means_", "covariances_", "converged_", "n_iter_", "lower_bound_", "degenerate_"),
+    default_metrics=("component_std", "gmm_l2_to_gen0", "mean", "variance", "nll_real", "w1"),
+    state_format="safetensors",  # written every generation: ~6x faster to serialise than an eight-member .npz
+    provides=("bias", "cdf", "fit_population", "log_prob", "mean_log_prob", "moments"),
+)
 class GMM(Family):
     """A ``components``-component full-covariance Gaussian mixture per replicate, fitted by batched EM.
 
@@ -91,10 +97,6 @@ class GMM(Family):
     >>> m.means_.shape, m.sample(10, rng=np.random.default_rng(2)).shape
     ((3, 2, 2), (3, 10, 2))
     """
-
-    fitted = ("weights_", "means_", "covariances_", "converged_", "n_iter_", "lower_bound_", "degenerate_")
-    default_metrics = ("component_std", "gmm_l2_to_gen0", "mean", "variance", "nll_real", "w1")
-    state_format = "safetensors"  # written every generation: ~6x faster to serialise than an eight-member .npz
 
     def __init__(
         self,

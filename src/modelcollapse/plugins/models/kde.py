@@ -15,7 +15,12 @@ TINY = 1e-300  # kernel variances are floored here: all records identical means 
 QUERY_BLOCK = 2_000_000  # query x record pairs per replicate batch in log_prob, to bound memory
 
 
-@MODELS.register("kde")
+@MODELS.register(
+    "kde",
+    fitted=("points_", "bandwidth_", "kernel_cov_", "degenerate_"),
+    default_metrics=("mean", "variance", "nll_real", "w1"),
+    provides=("cdf", "fit_population", "log_prob", "moments"),
+)
 class KDE(Family):
     """Gaussian KDE per replicate, with scipy's ``gaussian_kde`` conventions in every dimension.
 
@@ -32,9 +37,6 @@ class KDE(Family):
     >>> KDE().fit(x, rng=np.random.default_rng(1)).sample(5, rng=np.random.default_rng(2)).shape
     (2, 5, 1)
     """
-
-    fitted = ("points_", "bandwidth_", "kernel_cov_", "degenerate_")
-    default_metrics = ("mean", "variance", "nll_real", "w1")
 
     def __init__(self, bandwidth: float | Literal["scott", "silverman"] = "scott"):
         self.bandwidth = bandwidth

@@ -49,6 +49,16 @@ def watermark_settings(spec: dict | None) -> dict | None:
     return wm.settings(spec)
 
 
+#: The metrics a language-model family reports by default.
+LM_METRICS = ("test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate",
+              "self_bleu", "vocab_coverage", "rare_words_lost")
+
+
+def check_decoding(model: "CausalLM", *, metrics: list[str], source, bias: float) -> None:
+    """The LM families' ``check`` trait: λ ≠ 1 is a softmax temperature, which needs ``decoding: sample``."""
+    model.check_bias(bias)
+
+
 class CausalLM(Family):
     """Shared implementation of ``lm-tiny`` and ``lm-hf``; subclasses say how the base model is made.
 
@@ -57,13 +67,6 @@ class CausalLM(Family):
     with the lowest validation loss (checked after every epoch). Fitted state: every weight per replicate
     (``r{r}.{name}``) and ``degenerate_`` ``(R,)`` (a non-finite training loss).
     """
-
-    state_format = "safetensors"
-    fitted = ("train_", "degenerate_")
-    default_metrics = (
-        "test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate", "self_bleu",
-        "vocab_coverage", "rare_words_lost",
-    )
 
     def _set_common(self, **kw):
         for key, value in kw.items():
@@ -338,7 +341,14 @@ class CausalLM(Family):
         return self
 
 
-@MODELS.register("lm-tiny")
+@MODELS.register(
+    "lm-tiny",
+    fitted=("train_", "vocab_", "degenerate_"),
+    default_metrics=LM_METRICS,
+    state_format="safetensors",
+    provides=("bias", "export", "sequence_nll"),
+    check=check_decoding,
+)
 class TinyLM(CausalLM):
     """A GPT-2-architecture model from random init with the source's tokenizer (GPT-2's BPE by default), sized to
     train on a CPU in minutes (2 layers, 128 wide: about 6.6M parameters, most of them the 50,257-token embedding).
@@ -349,7 +359,6 @@ class TinyLM(CausalLM):
     """
 
     kind = "lm-tiny"
-    fitted = ("train_", "vocab_", "degenerate_")
 
     def __init__(
         self,
@@ -464,7 +473,14 @@ class TinyLM(CausalLM):
         return full.eval()
 
 
-@MODELS.register("lm-hf")
+@MODELS.register(
+    "lm-hf",
+    fitted=("train_", "degenerate_"),
+    default_metrics=LM_METRICS,
+    state_format="safetensors",
+    provides=("bias", "export", "sequence_nll"),
+    check=check_decoding,
+)
 class HFLM(CausalLM):
     """A pretrained causal LM from a local Hugging Face directory ``path`` (optionally a ``gguf_file`` in it), or a hub
     id (``org/name``) already in the local Hugging Face cache, opened offline (``local_files_only``).

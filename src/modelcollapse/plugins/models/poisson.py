@@ -9,7 +9,12 @@ import numpy as np
 from .base import MODELS, Family
 
 
-@MODELS.register("poisson")
+@MODELS.register(
+    "poisson",
+    fitted=("rate_", "degenerate_"),
+    default_metrics=("mean", "nonzero"),
+    provides=("fit_next", "fit_population", "moments"),
+)
 class Poisson(Family):
     """λ̂ = the mean count per coordinate, for every replicate at once. Records ``(R, n, d)`` counts.
 
@@ -23,9 +28,6 @@ class Poisson(Family):
     >>> m.rate_.tolist(), m.sample(4, rng=np.random.default_rng(0)).shape
     ([[1.0]], (1, 4, 1))
     """
-
-    default_metrics = ("mean", "nonzero")
-    fitted = ("rate_", "degenerate_")
 
     def __init__(self, sampler: Literal["auto", "exact", "samples"] = "auto"):
         self.sampler = sampler

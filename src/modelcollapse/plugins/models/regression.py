@@ -10,7 +10,12 @@ from ...errors import ConfigError
 from .base import MODELS, Family
 
 
-@MODELS.register("linear-regression")
+@MODELS.register(
+    "linear-regression",
+    fitted=("weights_", "generator_", "degenerate_"),
+    default_metrics=("test_mse",),
+    provides=("fit_weighted",),
+)
 class LinearRegression(Family):
     """Least squares (ordinary, or ridge with ``ridge`` λ > 0) per replicate on records ``(x, y)`` (rows of length d + 1).
 
@@ -35,9 +40,6 @@ class LinearRegression(Family):
         >>> bool((np.linalg.norm(m.weights_, axis=1) < np.linalg.norm(m.generator_, axis=1)).all())  # shrunk
         True
     """
-
-    fitted = ("weights_", "generator_", "degenerate_")
-    default_metrics = ("test_mse",)
 
     def __init__(self, noise: float | None = None, design: Literal["fixed", "fresh"] = "fixed", ridge: float = 0.0,
                  ridge_scaling: Literal["per-sample", "sum"] = "per-sample",

@@ -3,14 +3,14 @@
 This family loops over replicates in Python: it exists to check the batched families against a trusted library and
 to try estimators that have no batched version. For speed use ``gmm`` or ``kde``.
 
-``model.estimator`` is an import path, so a config that sets it (to anything but the default) names code to import
-and run: it is refused unless the run is trusted (``--trust-code``, ``trust_code=True``; the ``imports`` trait).
+``model.estimator`` is an import path (``module:Class``), so a config that sets it (to anything but the default)
+names code to import and run: it is refused unless the run is trusted (``--trust-code``, ``trust_code=True``; the
+``imports`` trait).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import sys
 from typing import Any
@@ -25,20 +25,11 @@ SEED_BOUND = 2**31 - 1  # scikit-learn accepts random_state integers below 2**32
 
 
 def load_estimator(path: str) -> type:
-    """The class at import path ``path`` (``package.module.Class``), or a ConfigError saying what is wrong."""
-    module_name, _, name = str(path).rpartition(".")
-    if not module_name:
-        raise ConfigError(f"model.estimator must be an import path like 'sklearn.mixture.GaussianMixture'; got {path!r}.")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ConfigError(f"model.estimator {path!r}: cannot import module {module_name!r} ({err}).") from None
-    cls = getattr(module, name, None)
-    if cls is None:
-        public = [n for n in dir(module) if not n.startswith("_")]
-        from ...errors import did_you_mean
+    """The class at ``path`` (``package.module:Class``; the older ``package.module.Class`` warns), or a ConfigError
+    saying what is wrong."""
+    from ...registry import load_code
 
-        raise ConfigError(f"model.estimator {path!r}: module {module_name!r} has no {name!r}.{did_you_mean(name, public)}")
+    cls = load_code(path, "model.estimator", attr=True)
     missing = [m for m in ("fit", "sample") if not callable(getattr(cls, m, None))]
     if missing:
         raise ConfigError(f"model.estimator {path!r} must have fit() and sample() methods; it lacks {', '.join(missing)}().")
@@ -46,13 +37,13 @@ def load_estimator(path: str) -> type:
 
 
 def public_path(cls: type) -> str:
-    """The shortest import path of ``cls``: ``sklearn.neighbors.KernelDensity``, not ``sklearn.neighbors._kde...``."""
+    """The shortest import path of ``cls``: ``sklearn.neighbors:KernelDensity``, not ``sklearn.neighbors._kde:...``."""
     parts = cls.__module__.split(".")
     for i in range(1, len(parts) + 1):
         module = sys.modules.get(".".join(parts[:i]))
         if module is not None and getattr(module, cls.__qualname__, None) is cls:
-            return f"{'.'.join(parts[:i])}.{cls.__qualname__}"
-    return f"{cls.__module__}.{cls.__qualname__}"
+            return f"{'.'.join(parts[:i])}:{cls.__qualname__}"
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _clone(estimator):
@@ -81,7 +72,20 @@ def plain_params(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@MODELS.register("sklearn", imports=("estimator",))
+def check_estimator_metrics(model: "Sklearn", *, metrics: list[str], source, bias: float) -> None:
+    """The ``sklearn`` family's ``check`` trait: what it can measure depends on its estimator (see
+    :meth:`Sklearn.check_metrics`)."""
+    model.check_metrics(metrics, source)
+
+
+@MODELS.register(
+    "sklearn",
+    imports=("estimator",),
+    fitted=None,  # the estimator's own attributes: known only after fit
+    default_metrics=("mean", "variance", "nll_real", "w1"),
+    provides=("log_prob", "moments"),
+    check=check_estimator_metrics,
+)
 class Sklearn(Family):
     """``estimator(**params)`` fitted to each replicate separately. ``estimator``: an import path, or (from Python) an
     estimator instance, cloned for every replicate (``sklearn.base.clone``); ``config.yaml`` then records its class
@@ -96,15 +100,12 @@ class Sklearn(Family):
     checkpoint; ``degenerate_`` ``(R,)``: the replicate's fit raised (its previous fit is kept).
 
     >>> import numpy as np
-    >>> m = Sklearn("sklearn.mixture.GaussianMixture", {"n_components": 2})
+    >>> m = Sklearn("sklearn.mixture:GaussianMixture", {"n_components": 2})
     >>> m.fit(np.random.default_rng(0).normal(size=(2, 200, 2)), rng=np.random.default_rng(1)).means_.shape
     (2, 2, 2)
     """
 
-    fitted = None  # the estimator's own attributes: known only after fit
-    default_metrics = ("mean", "variance", "nll_real", "w1")
-
-    def __init__(self, estimator: Any = "sklearn.mixture.GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006
+    def __init__(self, estimator: Any = "sklearn.mixture:GaussianMixture", params: dict[str, Any] = {}):  # noqa: B006
         if not isinstance(estimator, str):  # an instance: record its class and settings, clone it per replicate
             cls = type(estimator)
             missing = [m for m in ("fit", "sample", "get_params") if not callable(getattr(estimator, m, None))]

@@ -76,7 +76,13 @@ def build_net(shape: tuple[int, int], latent: int, capacity: int, architecture: 
     return Net()
 
 
-@MODELS.register("vae")
+@MODELS.register(
+    "vae",
+    fitted=("shape_", "degenerate_"),
+    default_metrics=("latent_std", "frechet", "precision", "recall", "class_entropy"),
+    state_format="safetensors",
+    provides=("bias", "encode_mean", "export"),
+)
 class VAE(Family):
     """A VAE per replicate on images ``(R, n, H, W)`` in [0, 1]; ``sample`` decodes z ~ N(0, λI) to ``(R, n, H, W)``
     (λ = ``bias``, 1 by default).
@@ -90,10 +96,6 @@ class VAE(Family):
     >>> VAE(latent=2, epochs=1).fit(x, rng=np.random.default_rng(1)).sample(3, rng=np.random.default_rng(2)).shape
     (1, 3, 8, 8)
     """
-
-    state_format = "safetensors"
-    fitted = ("shape_", "degenerate_")
-    default_metrics = ("latent_std", "frechet", "precision", "recall", "class_entropy")
 
     def __init__(
         self,
