@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from ..measures import entropy
+
 
 def gaussian_w2_sq_replace(samples: int, g: np.ndarray, sigma2: float = 1.0) -> np.ndarray:
     """E[W₂²(fit_g, truth)] ≈ (3/2) σ² (g + 1) / M for 1-D unbiased fits under replace (Shumailov et al., Supp. §3)."""
@@ -348,7 +350,7 @@ def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
     values = np.asarray(reward["values"], float)
     p = curated_probs(built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share)
     label = f"infinite-sample curation (K = {filters[0].get('k', 2)}, λ = {share:g})"
-    return (p @ values if metric == "mean_reward" else special.entr(p).sum(-1)), label, "mean"
+    return (p @ values if metric == "mean_reward" else entropy(p)), label, "mean"
 
 
 def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
@@ -393,7 +395,7 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
         p0 = built(data).probs
         p = tempered_probs(p0, bias, g)
         if metric == "entropy":
-            return special.entr(p).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
+            return entropy(p), "p₀^(T^−g) (population sampling)", "mean"
         if metric == "tv":
             return 0.5 * np.abs(p - p0).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
     if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):

@@ -523,7 +523,7 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
     records only: entropy in nats of the kept records' frequencies) and ``mean_reward``: the reward the generation's
     fit expects, Σ p̂_c r(c) exactly for a fit with category probabilities ``probs_``, else the raw candidates' mean
     reward (an unbiased estimate of it when no earlier filter narrows them)."""
-    from .metrics.discrete import shannon_entropy
+    from ..measures import entropy
 
     r = build_reward(reward, "loop.filters curate.reward", ctx.source)(x)
     R, n = keep.shape
@@ -549,7 +549,7 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
     if xs.ndim == 2 and np.issubdtype(xs.dtype, np.integer):
         cats = int(xs.max(initial=0)) + 1
         counts = np.bincount((xs + cats * np.arange(R)[:, None])[out], minlength=R * cats).reshape(R, cats)
-        ctx.stats["curate_entropy_kept"] = shannon_entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
+        ctx.stats["curate_entropy_kept"] = entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
     ctx.stats["mean_reward"] = fit_reward(ctx.model, reward) if hasattr(ctx.model, "probs_") else ctx.stats["curate_reward_raw"]
     return x, out
 

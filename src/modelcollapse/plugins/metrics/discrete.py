@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from ...errors import ConfigError
+from ... import measures
 from .base import METRICS, Context, require
 
 
@@ -13,15 +13,10 @@ def probs(ctx: Context, metric: str) -> np.ndarray:
     return require(ctx, "probs_", metric)
 
 
-def shannon_entropy(p: np.ndarray) -> np.ndarray:
-    """−Σ p log p over the last axis of probabilities ``p`` ``(..., K)``, in nats (0 log 0 = 0); ``(...)``."""
-    return special.entr(p).sum(-1)
-
-
 @METRICS.register("entropy", from_model=True, needs=("probs_",))
 def entropy(ctx: Context) -> np.ndarray:
     """Shannon entropy −Σ p̂ log p̂ of the fitted distribution, in nats."""
-    return shannon_entropy(probs(ctx, "entropy"))
+    return measures.entropy(probs(ctx, "entropy"))
 
 
 @METRICS.register("support_size", from_model=True, needs=("probs_",))
@@ -60,7 +55,7 @@ def missing_mass(ctx: Context) -> np.ndarray:
     """Σ_i p*_i · 1[p̂_i = 0]: the real distribution's mass on the categories the fit gives probability zero, in
     [0, 1]. For the memoriser (the MLE of counts) it is the test error of "A Tale of Tails": the chance that a fresh real
     draw is a type never seen in training."""
-    return ((probs(ctx, "missing_mass") == 0) * ctx.source.probs).sum(-1)
+    return measures.missing_mass(ctx.source.probs, probs(ctx, "missing_mass"))
 
 
 @METRICS.register("nonzero", from_model=True, needs=("rate_",))
