@@ -26,7 +26,9 @@ def label_entropy(labels: np.ndarray) -> np.ndarray:
     out = []
     for row in np.asarray(labels):
         p = np.bincount(row) / len(row)
-        out.append(float(entropy(p[p > 0])))  # the observed labels only: the sum runs over them alone
+        h = float(entropy(p[p > 0]))  # the observed labels only: the sum runs over them alone
+        # One label: −0.0, the sign −Σ p log p has and the stored class_entropy values carry (Σ −p log p gives +0.0).
+        out.append(-0.0 if h == 0 else h)
     return np.asarray(out)
 
 
