@@ -119,9 +119,9 @@ def test_bleu_closed_forms():
     ref = "the cat ran from one dog".split()
     expected = np.exp(np.mean(np.log([2 / 6, 2 / 6, 1 / 5, 1 / 4])))
     assert measures.bleu(hyp, [ref]) == pytest.approx(expected, rel=1e-12)
-    # brevity penalty: a 3-word hypothesis that is a prefix of a 6-word reference
+    # brevity penalty: a 3-word prefix of a 6-word reference; it has no 4-gram: total 1, add-one gives (0+1)/(1+1)
     short = measures.bleu(hyp[:3], [hyp])
-    assert short == pytest.approx(np.exp(1 - 6 / 3) * np.exp(np.mean(np.log([1, 3 / 3, 2 / 2, 1 / 1]))))
+    assert short == pytest.approx(np.exp(1 - 6 / 3) * np.exp(np.mean(np.log([1, 1, 1, 1 / 2]))), rel=1e-12)
 
 
 def test_self_bleu_equals_leave_one_out_bleu_bit_for_bit(rng):
