@@ -164,6 +164,18 @@ def test_entropy_matches_scipy_and_label_entropy_ignores_names(rng):
     assert one == 0.0 and np.signbit(one)  # −0.0, as −Σ p log p: the sign the stored class_entropy values carry
 
 
+def test_heterozygosity_and_total_variation_closed_forms(rng):
+    # K equal categories: 1 − 1/K; two draws from p differ with probability 1 − Σ p² (checked by simulation)
+    np.testing.assert_allclose(measures.heterozygosity(np.full((2, 4), 0.25)), [0.75, 0.75])
+    p = rng.dirichlet(np.ones(5))
+    draws = rng.choice(5, size=(200_000, 2), p=p)
+    assert measures.heterozygosity(p) == pytest.approx((draws[:, 0] != draws[:, 1]).mean(), abs=0.005)
+    # TV is the largest difference of the two probabilities of one event: the set where p > q
+    q = rng.dirichlet(np.ones(5))
+    assert measures.total_variation(p, q) == pytest.approx((p - q)[p > q].sum(), rel=1e-12)
+    assert measures.total_variation(p, q) == measures.total_variation(q, p)
+
+
 def test_missing_mass_by_hand():
     p = np.array([[0.5, 0.25, 0.25], [0.1, 0.2, 0.7]])
     q = np.array([[1, 0, 0], [0.0, 0.0, 1.0]])

@@ -1,4 +1,5 @@
-"""Measures of discrete distributions: Shannon entropy, the entropy of a set of labels, and missing mass."""
+"""Measures of discrete distributions: Shannon entropy, the entropy of a set of labels, heterozygosity, total variation
+and missing mass."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ def missing_mass(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     0.5
     """
     return ((q == 0) * p).sum(-1)
+
+
+def heterozygosity(p: np.ndarray) -> np.ndarray:
+    """1 − Σ p², over the last axis of probabilities ``p`` ``(..., K)``: the chance two independent draws differ
+    (Gini-Simpson); ``(...)`` in [0, 1).
+
+    >>> float(heterozygosity(np.array([0.5, 0.5])))
+    0.5
+    """
+    return 1 - (p**2).sum(-1)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Total-variation distance ½ Σ |p − q| over the last axis of probabilities ``p`` and ``q`` ``(..., K)``
+    (they broadcast); ``(...)`` in [0, 1].
+
+    >>> float(total_variation(np.array([1.0, 0.0]), np.array([0.25, 0.75])))
+    0.75
+    """
+    return 0.5 * np.abs(p - q).sum(-1)

@@ -28,13 +28,13 @@ def support_size(ctx: Context) -> np.ndarray:
 @METRICS.register("heterozygosity", from_model=True, needs=("probs_",))
 def heterozygosity(ctx: Context) -> np.ndarray:
     """1 − Σ p̂²: the chance two draws differ. Under replace with N draws, E[H] decays by (1 − 1/N) a generation."""
-    return 1 - (probs(ctx, "heterozygosity") ** 2).sum(-1)
+    return measures.heterozygosity(probs(ctx, "heterozygosity"))
 
 
 @METRICS.register("tv", from_model=True, needs=("probs_",), source_needs=("probs",))
 def tv(ctx: Context) -> np.ndarray:
     """Total-variation distance ½ Σ |p̂ − p₀| to the real distribution, in [0, 1]."""
-    return 0.5 * np.abs(probs(ctx, "tv") - ctx.source.probs).sum(-1)
+    return measures.total_variation(probs(ctx, "tv"), ctx.source.probs)
 
 
 @METRICS.register("top_category", from_model=True, needs=("probs_",))
