@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from modelcollapse.plugins.metrics import Context
 from modelcollapse.measures import frechet_sq, gaussian_w2_sq, prdc
+from modelcollapse.plugins.metrics import Context
 from modelcollapse.plugins.metrics.features import K, frechet, precision, recall
 
 

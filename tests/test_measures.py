@@ -113,10 +113,10 @@ def test_distinct_n_by_hand_and_order_free():
 
 
 def test_bleu_closed_forms():
-    hyp = "the cat sat on a mat".split()
+    hyp = ["the", "cat", "sat", "on", "a", "mat"]
     assert measures.bleu(hyp, [hyp]) == 1.0
     # unigram precision 2/6; orders 2-4 add-one: (1+1)/(5+1), (0+1)/(4+1), (0+1)/(3+1); same length: no penalty
-    ref = "the cat ran from one dog".split()
+    ref = ["the", "cat", "ran", "from", "one", "dog"]
     expected = np.exp(np.mean(np.log([2 / 6, 2 / 6, 1 / 5, 1 / 4])))
     assert measures.bleu(hyp, [ref]) == pytest.approx(expected, rel=1e-12)
     # brevity penalty: a 3-word prefix of a 6-word reference; it has no 4-gram: total 1, add-one gives (0+1)/(1+1)

@@ -8,8 +8,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.plugins.metrics import Context, METRICS  # noqa: E402
 from modelcollapse.measures import bleu, frechet_sq, prdc  # noqa: E402
+from modelcollapse.plugins.metrics import METRICS, Context  # noqa: E402
 
 
 def ctx(samples):

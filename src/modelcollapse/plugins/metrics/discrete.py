@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ConfigError
 from ... import measures
+from ...errors import ConfigError
 from .base import METRICS, Context, require
 
 
