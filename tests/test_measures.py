@@ -55,7 +55,7 @@ def test_frechet_matches_the_scipy_formula_and_ignores_record_order(rng):
     np.testing.assert_allclose(mu[1], x[1].mean(0))
 
 
-# -- k-NN: distances, radii, PRDC ---------------------------------------------------------------------------------------
+# -- k-NN: distances, radii, PRDC --------------------------------------------------------------------------------------
 def test_pairwise_sq_and_knn_radius_match_scikit_learn(rng):
     a, b = rng.standard_normal((2, 50, 3)), rng.standard_normal((2, 40, 3))
     d = measures.pairwise_sq(a, b)
@@ -104,7 +104,7 @@ def test_prdc_blocks_replicates_without_changing_values(rng, monkeypatch):
         np.testing.assert_array_equal(value, whole[name])
 
 
-# -- n-grams, distinct-n, BLEU ------------------------------------------------------------------------------------------
+# -- n-grams, distinct-n, BLEU -----------------------------------------------------------------------------------------
 def test_distinct_n_by_hand_and_order_free():
     sets = [[["a", "b", "a", "b"], ["c"]], [[1, 1, 1, 1]], [[]]]
     # set 0: unigrams a b a b c -> 3 of 5; set 1: 1 of 4; set 2: no n-gram -> 0
@@ -134,7 +134,7 @@ def test_self_bleu_equals_leave_one_out_bleu_bit_for_bit(rng):
     assert np.isnan(measures.self_bleu([[[1, 2]]])[0])
 
 
-# -- Vendi, entropy, missing mass -----------------------------------------------------------------------------------------
+# -- Vendi, entropy, missing mass --------------------------------------------------------------------------------------
 def test_vendi_counts_effective_records(rng):
     assert measures.vendi(np.eye(6)[None])[0] == pytest.approx(6.0)  # orthogonal unit records
     assert measures.vendi(np.tile([[0.6, 0.8]], (5, 1))[None])[0] == pytest.approx(1.0)  # one record five times
@@ -182,7 +182,7 @@ def test_missing_mass_by_hand():
     np.testing.assert_allclose(measures.missing_mass(p, q), [0.5, 0.3])
 
 
-# -- ROC / AUC ---------------------------------------------------------------------------------------------------------------
+# -- ROC / AUC ---------------------------------------------------------------------------------------------------------
 def test_roc_auc_matches_scikit_learn_with_ties(rng):
     neg = np.round(rng.normal(0, 1, 300), 1)  # rounded: many ties within and across the classes
     pos = np.round(rng.normal(0.7, 1, 200), 1)
@@ -196,7 +196,7 @@ def test_roc_auc_matches_scikit_learn_with_ties(rng):
     assert set(zip(sk_fpr.round(12), sk_tpr.round(12))) <= set(zip(fpr.round(12), tpr.round(12)))
 
 
-# -- the surfaces call the kernels -------------------------------------------------------------------------------------------
+# -- the surfaces call the kernels -------------------------------------------------------------------------------------
 def test_loop_metrics_give_the_kernels_numbers(rng):
     from modelcollapse.plugins.metrics import METRICS, Context
 

@@ -24,8 +24,9 @@ Fréchet, PRDC, distinct-n, self-BLEU, Vendi, entropy, missing mass and the AUC,
 * ``distinct_1/2/3``: unique word n-grams / word n-grams over the candidate's records (n-grams within a record).
 * ``compression_ratio``: bytes of the candidate's records (UTF-8, joined by newlines) / bytes after zlib level 9.
 * ``self_bleu``: mean sentence BLEU-4 on words of each of the candidate's first 100 records against the other 99,
-  as the runs' ``self_bleu`` metric (:func:`modelcollapse.measures.self_bleu`: add-one on the counts of n-gram orders 2–4, Lin and Och 2004's
-  "BLEU+1"; the unigram precision unsmoothed), brevity penalty against the closest reference length.
+  as the runs' ``self_bleu`` metric (:func:`modelcollapse.measures.self_bleu`: add-one on the counts of n-gram
+  orders 2–4, Lin and Och 2004's "BLEU+1"; the unigram precision unsmoothed), brevity penalty against the closest
+  reference length.
 * ``vendi``: the Vendi score exp(−Σ λ log λ) of the eigenvalues λ of K/n (Friedman and Dieng 2023) on at most 500
   records: K the cosine kernel for unit-norm text embeddings, else the Gaussian kernel with bandwidth the median
   pairwise distance of the reference side. A number of "effective distinct records", in [1, n].

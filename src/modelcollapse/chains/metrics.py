@@ -118,7 +118,7 @@ def fact_retention(original: str, text: str) -> float:
     return len(wanted & present) / len(wanted)
 
 
-# -- embedding metrics: f(vectors (G + 1, d)) -> (G + 1,) ----------------------------------------------------------------
+# -- embedding metrics: f(vectors (G + 1, d)) -> (G + 1,) ---------------------------------------------------------
 @CHAIN_METRICS.register("embedding_distance", input="embedding")
 def embedding_distance(vectors: np.ndarray) -> np.ndarray:
     """‖e_g − e_0‖₂ for each generation g (not squared; in [0, 2] for unit vectors)."""
@@ -137,9 +137,9 @@ def step_distance(vectors: np.ndarray) -> np.ndarray:
     return np.concatenate([[np.nan], np.linalg.norm(np.diff(vectors, axis=0), axis=1)])
 
 
-def metric_names(input: str | None = None) -> list[str]:
-    """The chain metrics' names, sorted: all of them, or those whose ``input`` trait is ``input``."""
-    return CHAIN_METRICS.names() if input is None else CHAIN_METRICS.with_trait("input", input)
+def metric_names(reads: str | None = None) -> list[str]:
+    """The chain metrics' names, sorted: all of them, or those whose ``input`` trait is ``reads``."""
+    return CHAIN_METRICS.names() if reads is None else CHAIN_METRICS.with_trait("input", reads)
 
 
 @functools.cache
@@ -180,7 +180,7 @@ def chain_metrics(texts: Sequence[str], vectors: np.ndarray | None, names: Seque
     return out
 
 
-# -- attractors ---------------------------------------------------------------------------------------------------------
+# -- attractors --------------------------------------------------------------------------------------------------------
 def attractor(initial: np.ndarray, final: np.ndarray) -> dict[str, float]:
     """Perez et al.'s attractor of one property: regress ``final`` on ``initial`` by least squares across chains.
 
