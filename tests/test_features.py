@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from modelcollapse.measures import frechet_sq, gaussian_w2_sq, prdc
 from modelcollapse.plugins.metrics import Context
-from modelcollapse.plugins.metrics.features import K, coverage, frechet, frechet_sq, precision, recall
-from modelcollapse.plugins.metrics.moments import gaussian_w2_sq
+from modelcollapse.plugins.metrics.features import K, frechet, precision, recall
 
 
 def brute_coverage(query, support, k):
@@ -50,7 +50,7 @@ def test_equal_sizes_at_most_1000(rng):
     y = rng.normal(size=(5000, 2))
     x = rng.normal(size=(1, 3000, 2))
     # the metric uses the first 1000 of each side: equal to the coverage of those subsets
-    assert precision(ctx(x, y))[0] == pytest.approx(coverage(x[:, :1000], y[None, :1000], K)[0])
+    assert precision(ctx(x, y))[0] == pytest.approx(prdc(y[None, :1000], x[:, :1000], K)["precision"][0])
 
 
 def test_frechet_of_large_gaussian_samples_matches_closed_form(rng):

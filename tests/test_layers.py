@@ -4,6 +4,7 @@ its own layer or the layers below, and no group of modules imports itself in a c
 Layer order, bottom to top (docs/architecture.md draws it)::
 
     ground     version, errors, seeding, registry
+    measures   measures/: batched pure kernels (Fréchet, PRDC, distinct-n, BLEU, Vendi, entropy, ROC/AUC)
     rundir     rundir/: the run directory (atomic files, columns, journal, lock, RunStore)
     config     config.py: the schema, loading, overrides, arm expansion
     plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
@@ -22,6 +23,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
     ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("measures", ["modelcollapse.measures"]),
     ("rundir", ["modelcollapse.rundir"]),
     ("config", ["modelcollapse.config"]),
     ("plugins", ["modelcollapse.plugins"]),
@@ -206,3 +208,26 @@ def test_the_file_checker_sees_a_file_import_through_engine(tmp_path):
     assert engine_imports("modelcollapse.analysis.x", path) == [("modelcollapse.engine.runner", "RunStore"),
                                                                  ("modelcollapse.engine.runner", "progress_bar")]
     assert "RunStore" in rundir_names() and "progress_bar" not in rundir_names()
+
+
+MEASURES_LIBRARIES = {"numpy", "scipy"}  # beside the standard library
+
+
+def test_measures_imports_nothing_of_the_package():
+    """measures (the one implementation of each quantity) sits on the ground floor: it imports nothing of the package
+    and only the standard library, numpy and scipy from outside, so every surface (loop metrics, audit, chains,
+    reports) can call it. The surfaces do."""
+    import sys
+
+    edges = graph()
+    mods = modules()
+    measures = [m for m in mods if m == "modelcollapse.measures" or m.startswith("modelcollapse.measures.")]
+    assert len(measures) >= 6
+    inside = {t for m in measures for t in edges[m] if not t.startswith("modelcollapse.measures")}
+    assert inside == set()
+    outside = set().union(*(imported_roots(mods[m]) for m in measures)) - set(sys.stdlib_module_names)
+    assert outside <= MEASURES_LIBRARIES, outside - MEASURES_LIBRARIES
+    assert layer_of("modelcollapse.measures.knn") < layer_of("modelcollapse.plugins.metrics.features")
+    users = {m.split(".")[1] for m, targets in edges.items() for t in targets if t.startswith("modelcollapse.measures")
+             and not m.startswith("modelcollapse.measures")}
+    assert {"plugins", "audit", "chains"} <= users

@@ -134,6 +134,14 @@ def test_dedup_exact_and_near():
     np.testing.assert_array_equal(near(x, keep, fctx())[1][0], [1, 1, 0, 0, 1])
 
 
+def test_dedup_finds_every_exact_duplicate_in_many_dimensions(rng):
+    """Exact duplicates go at radius 0 whatever the rounding of ‖a‖² + ‖b‖² − 2a·b (which need not be 0 for a = b)."""
+    x = np.tile(rng.random((1, 40, 64)), (1, 3, 1))  # every record three times
+    [(_, exact)] = build_chain([{"kind": "dedup"}])
+    kept = exact(x, np.ones((1, 120), bool), fctx())[1][0]
+    np.testing.assert_array_equal(kept, np.arange(120) < 40)
+
+
 def test_diversity_k_center_picks_spread_points(rng):
     x = np.concatenate([rng.normal(0, 0.01, (1, 90, 2)), rng.normal(5, 0.01, (1, 5, 2)), rng.normal(-5, 0.01, (1, 5, 2))], 1)
     [(_, fn)] = build_chain([{"kind": "diversity", "keep_fraction": 0.03}])

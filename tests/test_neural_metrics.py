@@ -8,9 +8,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.plugins.metrics import Context, METRICS  # noqa: E402
-from modelcollapse.plugins.metrics.features import coverage, frechet_sq  # noqa: E402
-from modelcollapse.plugins.metrics.text import bleu  # noqa: E402
+from modelcollapse.measures import bleu, frechet_sq, prdc  # noqa: E402
+from modelcollapse.plugins.metrics import METRICS, Context  # noqa: E402
 
 
 def ctx(samples):
@@ -45,7 +44,9 @@ def test_frechet_closed_form():
 def test_precision_recall_coverage():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((500, 2))
-    assert coverage(real[None], real[None], 3)[0] == 1.0
+    same = prdc(real[None], real[None], 3)
+    assert same["precision"][0] == same["recall"][0] == same["coverage"][0] == 1.0
     collapsed = np.zeros((500, 2)) + rng.standard_normal((500, 2)) * 0.01  # every fake at the mode
-    assert coverage(collapsed[None], real[None], 3)[0] == 1.0  # precision stays high
-    assert coverage(real[None], collapsed[None], 3)[0] < 0.05  # recall falls
+    fell = prdc(real[None], collapsed[None], 3)
+    assert fell["precision"][0] == 1.0  # precision stays high
+    assert fell["recall"][0] < 0.05 and fell["coverage"][0] < 0.05  # recall and coverage fall

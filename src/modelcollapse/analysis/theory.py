@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from ..measures import entropy, heterozygosity, total_variation
+
 
 def gaussian_w2_sq_replace(samples: int, g: np.ndarray, sigma2: float = 1.0) -> np.ndarray:
     """E[W₂²(fit_g, truth)] ≈ (3/2) σ² (g + 1) / M for 1-D unbiased fits under replace (Shumailov et al., Supp. §3)."""
@@ -348,7 +350,7 @@ def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
     values = np.asarray(reward["values"], float)
     p = curated_probs(built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share)
     label = f"infinite-sample curation (K = {filters[0].get('k', 2)}, λ = {share:g})"
-    return (p @ values if metric == "mean_reward" else special.entr(p).sum(-1)), label, "mean"
+    return (p @ values if metric == "mean_reward" else entropy(p)), label, "mean"
 
 
 def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
@@ -388,14 +390,14 @@ def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np
             return categorical_support_replace(probs, M, g), "≈ Σ 1 − (1 − p_i g_(g+1))^N", "mean"
         if metric == "l2_sq_to_truth" and regime == "fresh" and n_real:
             m0 = loop.get("real_samples") or max(M, n_real)
-            return fresh_categorical_l2(1 - (probs**2).sum(), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
+            return fresh_categorical_l2(heterozygosity(probs), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and exact and regime == "replace":
         p0 = built(data).probs
         p = tempered_probs(p0, bias, g)
         if metric == "entropy":
-            return special.entr(p).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
+            return entropy(p), "p₀^(T^−g) (population sampling)", "mean"
         if metric == "tv":
-            return 0.5 * np.abs(p - p0).sum(-1), "p₀^(T^−g) (population sampling)", "mean"
+            return total_variation(p, p0), "p₀^(T^−g) (population sampling)", "mean"
     if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):
         source = built(data)
         values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
@@ -514,7 +516,7 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
             return sigma2 * np.exp(median_log_variance(M, ddof, g)), "median: exp((g+1)(ψ((M−1)/2)+log(2/(M−ddof))))", "median"
     if model["kind"] == "categorical" and data["kind"] == "categorical" and metric == "heterozygosity" and same_size and not population:
         probs = built(data).probs
-        return heterozygosity_replace(1 - (probs**2).sum(), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
+        return heterozygosity_replace(heterozygosity(probs), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
     plain_ols = not data.get("shift_fraction") and not model.get("ridge")  # rows 16-17 have their own (or none)
     fixed = model.get("design", "fixed") == "fixed" or regime == "replace"  # fresh inputs keep the replace sum only
     if model["kind"] == "linear-regression" and metric == "test_mse" and same_size and plain_ols and fixed:

@@ -9,7 +9,8 @@ direction in which collapse moves it (+1 up, -1 down, 0 either way), and whether
 per-record terms, bootstrapped with replacement) or a set statistic (duplicates would distort it: resampled without
 replacement; see ``calibrate.py``).
 
-Definitions (every one is computed on the records of the two sides given):
+Definitions (every one is computed on the records of the two sides given; the quantities also measured elsewhere,
+Fréchet, PRDC, distinct-n, self-BLEU, Vendi, entropy, missing mass and the AUC, by :mod:`modelcollapse.measures`):
 
 * ``tail_mass``: the share of candidate values beyond the reference's 0.1% / 99.9% quantiles, averaged over
   features (0.002 when the two match); ``tail_mass[name]`` per feature (tables of at most 16 features), named by
@@ -23,8 +24,9 @@ Definitions (every one is computed on the records of the two sides given):
 * ``distinct_1/2/3``: unique word n-grams / word n-grams over the candidate's records (n-grams within a record).
 * ``compression_ratio``: bytes of the candidate's records (UTF-8, joined by newlines) / bytes after zlib level 9.
 * ``self_bleu``: mean sentence BLEU-4 on words of each of the candidate's first 100 records against the other 99,
-  with ``plugins/metrics/text.py``'s smoothing (add-one on the counts of n-gram orders 2–4, Lin and Och 2004's
-  "BLEU+1"; the unigram precision unsmoothed), brevity penalty against the closest reference length.
+  as the runs' ``self_bleu`` metric (:func:`modelcollapse.measures.self_bleu`: add-one on the counts of n-gram
+  orders 2–4, Lin and Och 2004's "BLEU+1"; the unigram precision unsmoothed), brevity penalty against the closest
+  reference length.
 * ``vendi``: the Vendi score exp(−Σ λ log λ) of the eigenvalues λ of K/n (Friedman and Dieng 2023) on at most 500
   records: K the cosine kernel for unit-norm text embeddings, else the Gaussian kernel with bandwidth the median
   pairwise distance of the reference side. A number of "effective distinct records", in [1, n].
@@ -56,6 +58,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .. import measures
 from . import lm, provenance
 
 WORD = re.compile(r"[^\W\d_]+")
@@ -108,12 +111,6 @@ SPECS: dict[str, Spec] = {
 def spec(name: str) -> Spec:
     """The spec of an indicator name; ``tail_mass[x2]`` reads like ``tail_mass``."""
     return SPECS[name.split("[")[0]]
-
-
-def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances ``(n, m)`` between records ``a`` ``(n, f)`` and ``b`` ``(m, f)`` (one matrix
-    product; clipped at 0 against rounding)."""
-    return np.clip((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * (a @ b.T), 0, None)
 
 
 # -- per-record work, done once per dataset ------------------------------------------------------------------------
@@ -231,8 +228,9 @@ def word_tails(ref: Side, cand: Side) -> dict[str, float]:
     cut = np.quantile(types, 0.1) if len(types) else 0
     rare = [w for w, n in rc.items() if n <= cut]
     share = sum(w in cc for w in rare) / max(len(rare), 1)
-    missing = sum(n for w, n in rc.items() if w not in cc) / max(sum(rc.values()), 1)
-    return {"rare_word_share": share, "zipf_exponent": zipf_exponent(cc), "missing_mass": missing}
+    ref_counts = np.array(list(rc.values()), float)
+    missing = measures.missing_mass(ref_counts / max(ref_counts.sum(), 1), np.array([cc[w] for w in rc]))
+    return {"rare_word_share": share, "zipf_exponent": zipf_exponent(cc), "missing_mass": float(missing)}
 
 
 def zipf_exponent(counts: Counter, top: int = 1000) -> float:
@@ -244,106 +242,41 @@ def zipf_exponent(counts: Counter, top: int = 1000) -> float:
     return float(-slope)
 
 
-def ngrams(seq: list, n: int) -> list[tuple]:
-    return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
-
-
 def diversity_text(ref: Side, cand: Side) -> dict[str, float]:
     """``distinct_1/2/3``, ``compression_ratio`` and ``self_bleu`` of the candidate (module docstring)."""
-    out = {}
-    for n in (1, 2, 3):
-        grams = [g for w in cand.words for g in ngrams(w, n)]
-        out[f"distinct_{n}"] = len(set(grams)) / max(len(grams), 1)
+    out = {f"distinct_{n}": float(measures.distinct_n([cand.words], n)[0]) for n in (1, 2, 3)}
     raw = "\n".join(cand.pool.records[i] for i in cand.idx).encode()
     out["compression_ratio"] = len(raw) / max(len(zlib.compress(raw, 9)), 1)
-    out["self_bleu"] = self_bleu(cand.words[:SELF_BLEU_RECORDS])
+    out["self_bleu"] = float(measures.self_bleu([cand.words[:SELF_BLEU_RECORDS]])[0])
     return out
 
 
-def self_bleu(records: list[list[str]], max_n: int = 4) -> float:
-    """Mean BLEU-4 of each record against all the others as references: the same formula as
-    ``plugins.metrics.text.bleu``, computed in one pass (the best count of an n-gram among the *other* records is
-    the largest count unless this record holds it, then the second largest).
-
-    >>> from modelcollapse.plugins.metrics.text import bleu
-    >>> r = [["the", "cat", "sat", "on", "the", "mat"], ["a", "cat", "sat"], ["the", "dog", "ran", "on"]]
-    >>> a = self_bleu(r); b = sum(bleu(h, r[:i] + r[i + 1:]) for i, h in enumerate(r)) / 3
-    >>> bool(abs(a - b) < 1e-12)
-    True
-    """
-    if len(records) < 2:
-        return float("nan")
-    logp = np.zeros(len(records))
-    for n in range(1, max_n + 1):
-        counts = [Counter(ngrams(r, n)) for r in records]
-        top: dict[tuple, list] = {}  # n-gram -> [largest count, its record, second largest count]
-        for i, c in enumerate(counts):
-            for g, k in c.items():
-                t = top.setdefault(g, [0, -1, 0])
-                if k > t[0]:
-                    t[:] = [k, i, t[0]]
-                elif k > t[2]:
-                    t[2] = k
-        for i, c in enumerate(counts):
-            match = sum(min(k, top[g][2] if top[g][1] == i else top[g][0]) for g, k in c.items())
-            total = max(sum(c.values()), 1)
-            logp[i] += np.log((match + (n > 1)) / (total + (n > 1)) or 1e-12) / max_n
-    lengths = np.array([len(r) for r in records])
-    bleus = []
-    for i, r in enumerate(records):
-        others = np.delete(lengths, i)
-        closest = others[np.lexsort((others, np.abs(others - len(r))))[0]]
-        bp = 1.0 if len(r) >= closest else np.exp(1 - closest / max(len(r), 1))
-        bleus.append(bp * np.exp(logp[i]))
-    return float(np.mean(bleus))
-
-
 # -- every kind, on features ------------------------------------------------------------------------------------------
-def vendi(x: np.ndarray, unit: bool, bandwidth: float) -> float:
-    """The Vendi score of records ``x`` ``(n, f)``: exp of the Shannon entropy of the eigenvalues of K/n."""
-    n = len(x)
-    if unit:  # K = X Xᵀ shares its non-zero eigenvalues with Xᵀ X (f × f): cheaper when f < n
-        gram = (x.T @ x if x.shape[1] < n else x @ x.T) / n
-    else:
-        gram = np.exp(-sqdist(x, x) / (2 * bandwidth**2)) / n
-    lam = np.clip(np.linalg.eigvalsh(gram), 0, None)
-    lam = lam[lam > 1e-12] / lam.sum()
-    return float(np.exp(-(lam * np.log(lam)).sum()))
-
-
 def diversity_features(ref: Side, cand: Side) -> dict[str, float]:
     """``vendi`` and ``mean_distance`` of the candidate's features (module docstring)."""
     r, c = ref.head(MAX_VENDI_POINTS), cand.head(MAX_VENDI_POINTS)
-    bandwidth = float(np.sqrt(np.median(sqdist(r, r)[np.triu_indices(len(r), 1)]))) or 1.0
+    bandwidth = None
+    if not cand.pool.unit_features:
+        bandwidth = float(np.sqrt(np.median(measures.pairwise_sq(r[None], r[None])[0][np.triu_indices(len(r), 1)])))
+        bandwidth = bandwidth or 1.0
     x = cand.head(MAX_FEATURE_POINTS)
-    d = np.sqrt(sqdist(x, x))
-    return {"vendi": vendi(c, cand.pool.unit_features, bandwidth),
+    d = np.sqrt(measures.pairwise_sq(x[None], x[None])[0])
+    return {"vendi": float(measures.vendi(c[None], bandwidth)[0]),
             "mean_distance": float(d[np.triu_indices(len(x), 1)].mean()) if len(x) > 1 else float("nan")}
 
 
 def prdc(ref: Side, cand: Side, k: int = K_NN) -> dict[str, float]:
-    """k-NN precision, recall, density and coverage (Naeem et al. 2020) on ``min(n_ref, n_cand, 1000)`` records a
-    side: real manifold = balls around each reference record with radius its k-th nearest-reference distance."""
+    """k-NN precision, recall, density and coverage (:func:`modelcollapse.measures.prdc`, Naeem et al. 2020) on
+    ``min(n_ref, n_cand, 1000)`` records a side, the reference being the real side."""
     n = min(len(ref), len(cand), MAX_FEATURE_POINTS)
-    real, fake = ref.head(n), cand.head(n)
-    real_r = np.partition(sqdist(real, real), k, axis=-1)[:, k]
-    fake_r = np.partition(sqdist(fake, fake), k, axis=-1)[:, k]
-    d_rf = sqdist(real, fake)  # (n real, n fake)
-    inside = d_rf <= real_r[:, None]
-    return {"precision": float(inside.any(0).mean()),
-            "recall": float((d_rf <= fake_r[None, :]).any(1).mean()),
-            "density": float(inside.sum(0).mean() / k),
-            "coverage": float((d_rf.min(1) <= real_r).mean())}
+    return {name: float(v[0]) for name, v in measures.prdc(ref.head(n)[None], cand.head(n)[None], k).items()}
 
 
 def frechet(ref: Side, cand: Side) -> dict[str, float]:
-    """Squared Fréchet distance between Gaussians fitted (covariance ddof 1) to the two sides' features (at most
-    1,000 records each): ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 Σᵢ √λᵢ(Σ₁Σ₂), the eigenvalues of Σ₁Σ₂ being those of
-    (Σ₂^½ Σ₁ Σ₂^½) (real, non-negative up to rounding), so no matrix square root is taken."""
+    """Squared Fréchet distance (:func:`modelcollapse.measures.frechet_sq`) between Gaussians fitted (covariance
+    ddof 1) to the candidate's and the reference's features, at most 1,000 records each."""
     a, b = cand.head(MAX_FEATURE_POINTS), ref.head(MAX_FEATURE_POINTS)
-    ca, cb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = np.sqrt(np.clip(np.linalg.eigvals(ca @ cb).real, 0, None)).sum()
-    return {"frechet": float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * root)}
+    return {"frechet": float(measures.frechet_sq(a[None], b[None])[0])}
 
 
 def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
@@ -352,7 +285,6 @@ def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
 
     n = min(len(ref), len(cand), MAX_CLASSIFIER_POINTS)
     x = np.concatenate([ref.head(n), cand.head(n)])
@@ -364,7 +296,7 @@ def classifier_auc(ref: Side, cand: Side) -> dict[str, float]:
             warnings.simplefilter("ignore", ConvergenceWarning)
             model = LogisticRegression(C=1.0, max_iter=300).fit(x[fold != f], y[fold != f])
         scores[fold == f] = model.decision_function(x[fold == f])
-    return {"classifier_auc": float(roc_auc_score(y, scores))}
+    return {"classifier_auc": measures.roc_auc(scores[y == 0], scores[y == 1])}
 
 
 def class_entropy(ref: Side, cand: Side) -> dict[str, float]:
@@ -372,9 +304,7 @@ def class_entropy(ref: Side, cand: Side) -> dict[str, float]:
     probs = cand.pool.extra.get("probs")
     if probs is None:
         return {}
-    p = np.bincount(probs[cand.idx].argmax(1)) / len(cand)
-    p = p[p > 0]
-    return {"class_entropy": float(-(p * np.log(p)).sum())}
+    return {"class_entropy": float(measures.label_entropy(probs[cand.idx].argmax(1)[None])[0])}
 
 
 def duplicates(ref: Side, cand: Side) -> dict[str, float]:

@@ -180,13 +180,13 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
 
     from ..rundir.atomic import atomic_write
     from ..rundir.table import tidy_table, write_metrics_table
-    from .metrics import EMBEDDING_METRICS, TEXT_METRICS, attractor, chain_metrics, embed
+    from .metrics import CHAIN_METRICS, attractor, chain_metrics, embed
 
     names = list(config.metrics) if config.metrics else sorted(resolve(config)["metrics"])
     G = config.generations
     per_chain = [[texts[c.id, g] for g in range(G + 1)] for c in chains]
     vectors = None
-    if any(n in EMBEDDING_METRICS for n in names):
+    if any(CHAIN_METRICS.trait(n, "input") == "embedding" for n in names):
         flat = embed([t for chain_texts in per_chain for t in chain_texts])
         vectors = flat.reshape(len(chains), G + 1, -1)
     cols: dict[str, list] = {k: [] for k in ("arm", "chain", "replicate", "start", "seed", "generation", "metric", "value")}
@@ -200,7 +200,7 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
                 cols[key] += [value] * n
             cols["generation"] += list(range(n))
             cols["value"] += [float(v) for v in series]
-            if metric in TEXT_METRICS:
+            if CHAIN_METRICS.trait(metric, "input") == "text":
                 finals.setdefault((c.task, metric), []).append((series[0], series[-1]))
     write_metrics_table(store.root / "metrics.parquet", tidy_table(cols))
     rows = []

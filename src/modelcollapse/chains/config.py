@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..config import apply_overrides, load_raw, translate
-from ..errors import ConfigError, choice_error
+from ..errors import ConfigError
 from ..registry import Registry
 
 #: Prompts of the tasks by name. ``{text}`` is replaced by the previous generation's text; task ``custom`` (None here)
@@ -119,7 +119,7 @@ def prompt_template(config: TelephoneConfig, task: str) -> str:
 
 def check(config: TelephoneConfig) -> TelephoneConfig:
     """Cross-key checks pydantic cannot express: task names, template, metric names, unique seeds."""
-    from .metrics import METRIC_NAMES
+    from .metrics import CHAIN_METRICS
 
     for task in config.task:
         TASKS.get(task, "task")
@@ -133,8 +133,7 @@ def check(config: TelephoneConfig) -> TelephoneConfig:
     if len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(f"seeds must be distinct; got {config.seeds!r}.")
     for name in config.metrics or []:
-        if name not in METRIC_NAMES:
-            raise choice_error("metrics", name, METRIC_NAMES)
+        CHAIN_METRICS.canonical(name, "metrics")
     check_backend(config.backend)
     return config
 
@@ -199,10 +198,10 @@ def load(source: str | dict[str, Any], overrides: list[str]) -> TelephoneConfig:
 def resolve(config: TelephoneConfig) -> dict[str, Any]:
     """The config with every default filled in, as written to ``config.yaml``."""
     from ..version import __version__
-    from .metrics import METRIC_NAMES
+    from .metrics import metric_names
 
     out = config.model_dump()
-    out["metrics"] = list(config.metrics or METRIC_NAMES)
+    out["metrics"] = list(config.metrics or metric_names())
     out["kind"] = "telephone"
     out["version"] = __version__
     return out

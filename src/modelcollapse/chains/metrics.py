@@ -1,11 +1,21 @@
 """Per-generation text metrics and the attractor analysis of Perez et al. (2024).
 
-Three kinds of metric, each a small pure function in a registry:
+Every metric is a small pure function in the registry :data:`CHAIN_METRICS` (the config key ``metrics``), whose
+``input`` trait says what it reads:
 
-* text metrics ``f(text) -> float`` (lengths, diversity, readability, positivity);
-* reference metrics ``f(original, text) -> float`` (fact retention);
-* embedding metrics, computed from unit-norm sentence embeddings (all-MiniLM-L6-v2, 384 dimensions) of the original,
-  the previous and the current generation.
+* ``"text"``: ``f(text) -> float`` (lengths, diversity, readability, positivity);
+* ``"reference"``: ``f(original, text) -> float`` (fact retention);
+* ``"embedding"``: ``f(vectors) -> (G + 1,)`` from the unit-norm sentence embeddings (all-MiniLM-L6-v2, 384
+  dimensions) of one chain's generations ``(G + 1, d)``, row 0 the original.
+
+A new metric is one function and its ``CHAIN_METRICS.register(name, input=...)`` line::
+
+    >>> @CHAIN_METRICS.register("exclamations", input="text")
+    ... def exclamations(text: str) -> float:
+    ...     return float(text.count("!"))
+    >>> chain_metrics(["Hi.", "Hi!!"], None, ["exclamations", "length_words"])["exclamations"].tolist()
+    [0.0, 2.0]
+    >>> CHAIN_METRICS.unregister("exclamations")
 
 A value that is undefined for a text (the type-token ratio of an empty text) is NaN, not an error: an empty
 generation is a result of the chain.
@@ -16,27 +26,37 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from ..measures import distinct_n
 from ..plugins.metrics.prose import WORD as _WORD
-from ..plugins.metrics.prose import length_chars, length_words, positivity, words  # noqa: F401  (text metrics below)
+from ..plugins.metrics.prose import length_chars, length_words, positivity, words
+from ..registry import Registry
+
+#: The chain metrics by name; each declares ``input`` ("text", "reference" or "embedding"; module docstring).
+CHAIN_METRICS: Registry = Registry("metrics")
+CHAIN_METRICS.register("length_words", input="text")(length_words)
+CHAIN_METRICS.register("length_chars", input="text")(length_chars)
+CHAIN_METRICS.register("positivity", input="text")(positivity)
 
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:[.,]\d+)*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|\n)\s*[\"'(]?$")
 
 
 # -- text metrics: f(text) -> float -----------------------------------------------------------------------------------
+@CHAIN_METRICS.register("unique_words", input="text")
 def unique_words(text: str) -> float:
     """Number of distinct lower-cased word tokens."""
     return float(len({w.lower() for w in words(text)}))
 
 
+@CHAIN_METRICS.register("type_token_ratio", input="text")
 def type_token_ratio(text: str) -> float:
-    """Distinct lower-cased words / words, in (0, 1]; NaN for a text with no words."""
+    """Distinct lower-cased words / words (distinct-1 of the text), in (0, 1]; NaN for a text with no words."""
     tokens = [w.lower() for w in words(text)]
-    return len(set(tokens)) / len(tokens) if tokens else math.nan
+    return float(distinct_n([[tokens]], 1)[0]) if tokens else math.nan
 
 
 def syllables(word: str) -> int:
@@ -52,6 +72,7 @@ def syllables(word: str) -> int:
     return max(1, groups)
 
 
+@CHAIN_METRICS.register("readability", input="text")
 def readability(text: str) -> float:
     """Flesch reading ease: 206.835 − 1.015 · words/sentence − 84.6 · syllables/word.
 
@@ -83,6 +104,7 @@ def details(text: str) -> set[str]:
     return found
 
 
+@CHAIN_METRICS.register("fact_retention", input="reference")
 def fact_retention(original: str, text: str) -> float:
     """Share of the original's details (see :func:`details`) that still occur in ``text`` as words, in [0, 1].
 
@@ -96,19 +118,28 @@ def fact_retention(original: str, text: str) -> float:
     return len(wanted & present) / len(wanted)
 
 
-TEXT_METRICS: dict[str, Callable[[str], float]] = {
-    "length_words": length_words,
-    "length_chars": length_chars,
-    "unique_words": unique_words,
-    "type_token_ratio": type_token_ratio,
-    "readability": readability,
-    "positivity": positivity,
-}
-REFERENCE_METRICS: dict[str, Callable[[str, str], float]] = {"fact_retention": fact_retention}
-#: embedding_distance: ‖e_g − e_0‖₂ (not squared; in [0, 2] for unit vectors); embedding_cosine: e_g·e_0 in [-1, 1];
-#: step_distance: ‖e_g − e_{g−1}‖₂, NaN at generation 0.
-EMBEDDING_METRICS = ("embedding_distance", "embedding_cosine", "step_distance")
-METRIC_NAMES = sorted([*TEXT_METRICS, *REFERENCE_METRICS, *EMBEDDING_METRICS])
+# -- embedding metrics: f(vectors (G + 1, d)) -> (G + 1,) ---------------------------------------------------------
+@CHAIN_METRICS.register("embedding_distance", input="embedding")
+def embedding_distance(vectors: np.ndarray) -> np.ndarray:
+    """‖e_g − e_0‖₂ for each generation g (not squared; in [0, 2] for unit vectors)."""
+    return np.linalg.norm(vectors - vectors[0], axis=1)
+
+
+@CHAIN_METRICS.register("embedding_cosine", input="embedding")
+def embedding_cosine(vectors: np.ndarray) -> np.ndarray:
+    """e_g · e_0 for each generation g, in [-1, 1] for unit vectors."""
+    return vectors @ vectors[0]
+
+
+@CHAIN_METRICS.register("step_distance", input="embedding")
+def step_distance(vectors: np.ndarray) -> np.ndarray:
+    """‖e_g − e_{g−1}‖₂ for each generation g (not squared); NaN at generation 0."""
+    return np.concatenate([[np.nan], np.linalg.norm(np.diff(vectors, axis=0), axis=1)])
+
+
+def metric_names(reads: str | None = None) -> list[str]:
+    """The chain metrics' names, sorted: all of them, or those whose ``input`` trait is ``reads``."""
+    return CHAIN_METRICS.names() if reads is None else CHAIN_METRICS.with_trait("input", reads)
 
 
 @functools.cache
@@ -126,33 +157,30 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 
 
 def embedding_metrics(vectors: np.ndarray) -> dict[str, np.ndarray]:
-    """Embedding metrics along one chain; ``vectors`` is ``(G + 1, d)`` unit vectors, row 0 the original.
-
-    Returns arrays of shape ``(G + 1,)`` keyed by the names in :data:`EMBEDDING_METRICS`.
-    """
-    distance = np.linalg.norm(vectors - vectors[0], axis=1)
-    step = np.concatenate([[np.nan], np.linalg.norm(np.diff(vectors, axis=0), axis=1)])
-    return {"embedding_distance": distance, "embedding_cosine": vectors @ vectors[0], "step_distance": step}
+    """Every embedding metric along one chain; ``vectors`` is ``(G + 1, d)`` unit vectors, row 0 the original.
+    Returns arrays of shape ``(G + 1,)`` keyed by name."""
+    return {name: CHAIN_METRICS.get(name)(vectors) for name in metric_names("embedding")}
 
 
 def chain_metrics(texts: Sequence[str], vectors: np.ndarray | None, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Every requested metric along one chain; ``texts[g]`` is generation ``g`` (0 the original).
 
-    ``vectors`` are the texts' unit embeddings ``(G + 1, d)``; needed only for embedding metrics. Returns arrays of
-    shape ``(G + 1,)``.
+    ``vectors`` are the texts' unit embeddings ``(G + 1, d)``; needed only for embedding metrics (skipped when None).
+    Returns arrays of shape ``(G + 1,)``.
     """
     out: dict[str, np.ndarray] = {}
-    if vectors is not None:
-        out.update({k: v for k, v in embedding_metrics(vectors).items() if k in names})
     for name in names:
-        if name in TEXT_METRICS:
-            out[name] = np.array([TEXT_METRICS[name](t) for t in texts], float)
-        elif name in REFERENCE_METRICS:
-            out[name] = np.array([REFERENCE_METRICS[name](texts[0], t) for t in texts], float)
+        fn, given = CHAIN_METRICS.get(name, "metrics"), CHAIN_METRICS.trait(name, "input")
+        if given == "embedding" and vectors is not None:
+            out[name] = fn(vectors)
+        elif given == "text":
+            out[name] = np.array([fn(t) for t in texts], float)
+        elif given == "reference":
+            out[name] = np.array([fn(texts[0], t) for t in texts], float)
     return out
 
 
-# -- attractors ---------------------------------------------------------------------------------------------------------
+# -- attractors --------------------------------------------------------------------------------------------------------
 def attractor(initial: np.ndarray, final: np.ndarray) -> dict[str, float]:
     """Perez et al.'s attractor of one property: regress ``final`` on ``initial`` by least squares across chains.
 

@@ -19,7 +19,8 @@ scores from one forward pass per batch.
 - ``perplexity``: −mean next-token NLL in nats (the negative log per-sequence perplexity).
 
 Calibration: :func:`calibrate` sets the threshold for a target false-positive rate on held-out real scores;
-:func:`roc_auc` is the Mann-Whitney AUC; :func:`roc_curve` the curve whose trapezoid area it is.
+:func:`roc_auc` (real scores negative, machine scores positive) is the Mann-Whitney AUC and :func:`roc_curve` the curve
+whose trapezoid area it is, both from :mod:`modelcollapse.measures`.
 
 >>> sorted(DETECTORS.names())
 ['binoculars', 'fast-detectgpt', 'gltr', 'perplexity']
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..measures import roc_auc, roc_curve  # noqa: F401  (the detector report reads them here)
 from ..registry import Registry
 
 DETECTORS: Registry = Registry("detector.kind")
@@ -203,36 +205,3 @@ def calibrate(real_scores, target_fpr: float = 0.05, heldout=None) -> dict:
     threshold = float(np.quantile(real, 1 - target_fpr, method="higher"))
     test = real if heldout is None else np.asarray(heldout, float)
     return {"threshold": threshold, "target_fpr": float(target_fpr), "measured_fpr": float((test > threshold).mean())}
-
-
-def roc_auc(real_scores, machine_scores) -> float:
-    """P(machine score > real score) + ½ P(tie): the area under the ROC curve (Mann-Whitney).
-
-    >>> roc_auc([0, 1], [2, 3]), roc_auc([0, 1], [0, 1])
-    (1.0, 0.5)
-    """
-    from scipy.stats import rankdata
-
-    r, m = np.asarray(real_scores, float), np.asarray(machine_scores, float)
-    ranks = rankdata(np.concatenate([r, m]))
-    return float((ranks[len(r):].sum() - len(m) * (len(m) + 1) / 2) / (len(r) * len(m)))
-
-
-def roc_curve(real_scores, machine_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ROC of the rule "flag a score > threshold" (the rule of :func:`calibrate`): ``(fpr, tpr, thresholds)``,
-    each ``(k,)``. ``thresholds`` are the distinct scores in decreasing order, then −inf; ``fpr[i]`` / ``tpr[i]`` are
-    the shares of real / machine scores above ``thresholds[i]``, so the curve runs from (0, 0) to (1, 1), every
-    threshold's operating point is one of its vertices, and its trapezoid area (ties on the diagonal) equals
-    :func:`roc_auc`.
-
-    >>> fpr, tpr, t = roc_curve([0, 1], [1, 2])
-    >>> fpr.tolist(), tpr.tolist(), t.tolist()
-    ([0.0, 0.0, 0.5, 1.0], [0.0, 0.5, 1.0, 1.0], [2.0, 1.0, 0.0, -inf])
-    """
-    r, m = np.sort(np.asarray(real_scores, float)), np.sort(np.asarray(machine_scores, float))
-    thresholds = np.append(np.unique(np.concatenate([r, m]))[::-1], -np.inf)
-
-    def above(s):  # share of sorted scores s strictly above each threshold
-        return (s.size - np.searchsorted(s, thresholds, side="right")) / s.size
-
-    return above(r), above(m), thresholds

@@ -152,10 +152,9 @@ def flat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, float).reshape(*x.shape[:2], -1)
 
 
-def sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances ``(R, n, m)`` between ``a`` ``(R, n, F)`` and ``b`` ``(R, m, F)``, clipped at 0."""
-    d = (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * np.einsum("rnf,rmf->rnm", a, b)
-    return np.clip(d, 0, None)
+def record_ids(v: np.ndarray) -> np.ndarray:
+    """One integer per record of ``v`` ``(R, n, F)``, equal exactly for equal records, ``(R, n)``."""
+    return np.stack([np.unique(r, axis=0, return_inverse=True)[1].reshape(-1) for r in v])
 
 
 def reference_log_prob(ctx: FilterContext, reference: str, key: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -280,11 +279,16 @@ def classifier_verifier(x, keep, ctx: FilterContext, *, threshold: float = 0.9, 
 def dedup(x, keep, ctx: FilterContext, *, radius: Annotated[float, Field(ge=0.0)] = 0.0):
     """Remove exact (``radius`` 0) or near duplicates: a kept record within Euclidean ``radius`` of an earlier kept
     record is removed (greedy, in record order), so the survivors are pairwise more than ``radius`` apart."""
+    from ..measures import pairwise_sq
+
     v = flat(x)
+    ids = record_ids(v)
     out = keep.copy()
     block = max(1, PAIR_BUDGET // max(v.shape[1] ** 2, 1))
     for s in range(0, len(v), block):
-        near = sq_dists(v[s:s + block], v[s:s + block]) <= radius**2
+        # Equal records by identity, not by distance: ‖a‖² + ‖b‖² − 2a·b need not round to 0 for a = b.
+        same = ids[s:s + block, :, None] == ids[s:s + block, None, :]
+        near = same | (pairwise_sq(v[s:s + block], v[s:s + block]) <= radius**2)
         k = out[s:s + block]
         for i in range(1, v.shape[1]):
             k[:, i] &= ~(near[:, i, :i] & k[:, :i]).any(1)
@@ -530,7 +534,7 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
     records only: entropy in nats of the kept records' frequencies) and ``mean_reward``: the reward the generation's
     fit expects, Σ p̂_c r(c) exactly for a fit with category probabilities ``probs_``, else the raw candidates' mean
     reward (an unbiased estimate of it when no earlier filter narrows them)."""
-    from .metrics.discrete import shannon_entropy
+    from ..measures import entropy
 
     r = build_reward(reward, "loop.filters curate.reward", ctx.source)(x)
     R, n = keep.shape
@@ -556,7 +560,7 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
     if xs.ndim == 2 and np.issubdtype(xs.dtype, np.integer):
         cats = int(xs.max(initial=0)) + 1
         counts = np.bincount((xs + cats * np.arange(R)[:, None])[out], minlength=R * cats).reshape(R, cats)
-        ctx.stats["curate_entropy_kept"] = shannon_entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
+        ctx.stats["curate_entropy_kept"] = entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
     ctx.stats["mean_reward"] = fit_reward(ctx.model, reward) if hasattr(ctx.model, "probs_") else ctx.stats["curate_reward_raw"]
     return x, out
 

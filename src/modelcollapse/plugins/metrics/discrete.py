@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
+from ... import measures
 from ...errors import ConfigError
 from .base import METRICS, Context, require
 
@@ -13,15 +13,10 @@ def probs(ctx: Context, metric: str) -> np.ndarray:
     return require(ctx, "probs_", metric)
 
 
-def shannon_entropy(p: np.ndarray) -> np.ndarray:
-    """−Σ p log p over the last axis of probabilities ``p`` ``(..., K)``, in nats (0 log 0 = 0); ``(...)``."""
-    return special.entr(p).sum(-1)
-
-
 @METRICS.register("entropy", from_model=True, needs=("probs_",), headline=6)
 def entropy(ctx: Context) -> np.ndarray:
     """Shannon entropy −Σ p̂ log p̂ of the fitted distribution, in nats."""
-    return shannon_entropy(probs(ctx, "entropy"))
+    return measures.entropy(probs(ctx, "entropy"))
 
 
 @METRICS.register("support_size", from_model=True, needs=("probs_",), headline=5)
@@ -33,13 +28,13 @@ def support_size(ctx: Context) -> np.ndarray:
 @METRICS.register("heterozygosity", from_model=True, needs=("probs_",))
 def heterozygosity(ctx: Context) -> np.ndarray:
     """1 − Σ p̂²: the chance two draws differ. Under replace with N draws, E[H] decays by (1 − 1/N) a generation."""
-    return 1 - (probs(ctx, "heterozygosity") ** 2).sum(-1)
+    return measures.heterozygosity(probs(ctx, "heterozygosity"))
 
 
 @METRICS.register("tv", from_model=True, needs=("probs_",), source_needs=("probs",))
 def tv(ctx: Context) -> np.ndarray:
     """Total-variation distance ½ Σ |p̂ − p₀| to the real distribution, in [0, 1]."""
-    return 0.5 * np.abs(probs(ctx, "tv") - ctx.source.probs).sum(-1)
+    return measures.total_variation(probs(ctx, "tv"), ctx.source.probs)
 
 
 @METRICS.register("top_category", from_model=True, needs=("probs_",))
@@ -60,7 +55,7 @@ def missing_mass(ctx: Context) -> np.ndarray:
     """Σ_i p*_i · 1[p̂_i = 0]: the real distribution's mass on the categories the fit gives probability zero, in
     [0, 1]. For the memoriser (the MLE of counts) it is the test error of "A Tale of Tails": the chance that a fresh real
     draw is a type never seen in training."""
-    return ((probs(ctx, "missing_mass") == 0) * ctx.source.probs).sum(-1)
+    return measures.missing_mass(ctx.source.probs, probs(ctx, "missing_mass"))
 
 
 @METRICS.register("nonzero", from_model=True, needs=("rate_",))

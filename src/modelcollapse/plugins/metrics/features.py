@@ -11,36 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...measures import frechet_sq, prdc
 from .base import METRICS, Context
-from .moments import gaussian_w2_sq
 
 K = 3
 MAX_POINTS = 1000
-PAIR_BUDGET = 8_000_000  # distances held at once: replicates are processed in blocks of this many pairs
-
-
-def pairwise_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances ``(R, n, m)`` between ``a`` ``(R, n, d)`` and ``b`` ``(R, m, d)``."""
-    d = (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * np.einsum("rnd,rmd->rnm", a, b)
-    return np.clip(d, 0, None)
-
-
-def knn_radius_sq(x: np.ndarray, k: int) -> np.ndarray:
-    """Squared distance from each record of ``x`` ``(R, n, d)`` to its k-th nearest other record, ``(R, n)``."""
-    d = pairwise_sq(x, x)
-    return np.partition(d, k, axis=-1)[..., k]  # index 0 is the record itself (distance 0)
-
-
-def coverage(query: np.ndarray, support: np.ndarray, k: int) -> np.ndarray:
-    """Share of ``query`` ``(R, n, d)`` records inside the k-NN manifold of ``support`` ``(R, m, d)``: the union of
-    balls around each support record with radius its distance to its k-th nearest support neighbour. ``(R,)``."""
-    out = np.empty(len(query))
-    block = max(1, PAIR_BUDGET // (support.shape[1] * max(support.shape[1], query.shape[1])))
-    for s in range(0, len(query), block):
-        q, sup = query[s:s + block], support[s:s + block]
-        radius = knn_radius_sq(sup, k)
-        out[s:s + block] = (pairwise_sq(q, sup) <= radius[:, None, :]).any(-1).mean(-1)
-    return out
 
 
 def embedded(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -61,32 +36,27 @@ def paired(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     return x[:, :n], np.broadcast_to(y[:n], (len(x), n, y.shape[1]))
 
 
+def knn_measures(ctx: Context) -> dict[str, np.ndarray]:
+    """:func:`~modelcollapse.measures.prdc` (k = 3) of the synthetic against the real features of :func:`paired`,
+    computed once per generation for both ``precision`` and ``recall``."""
+    if "prdc" not in ctx.shared:
+        x, y = paired(ctx)
+        ctx.shared["prdc"] = prdc(y, x, K)
+    return ctx.shared["prdc"]
+
+
 @METRICS.register("precision")
 def precision(ctx: Context) -> np.ndarray:
     """k-NN precision (k = 3): the share of synthetic records inside the real records' k-NN manifold, in [0, 1].
     Quality: it stays high when samples are concentrated in high-density real regions."""
-    x, y = paired(ctx)
-    return coverage(x, y, K)
+    return knn_measures(ctx)["precision"]
 
 
 @METRICS.register("recall", headline=7)
 def recall(ctx: Context) -> np.ndarray:
     """k-NN recall (k = 3): the share of held-out real records inside the synthetic records' k-NN manifold, in
     [0, 1]. Diversity: it falls when the model stops covering parts of the real distribution."""
-    x, y = paired(ctx)
-    return coverage(y, x, K)
-
-
-def frechet_sq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Squared Fréchet distance between Gaussians fitted (mean, covariance with ddof 1) to ``x`` ``(R, n, d)`` and
-    ``y`` ``(R, m, d)``: ‖μx − μy‖² + tr(Σx + Σy − 2 (Σy^½ Σx Σy^½)^½), ``(R,)``."""
-
-    def fit(a):
-        mu = a.mean(1)
-        c = a - mu[:, None, :]
-        return mu, np.einsum("rni,rnj->rij", c, c) / (a.shape[1] - 1)
-
-    return gaussian_w2_sq(*fit(x), *fit(y))
+    return knn_measures(ctx)["recall"]
 
 
 @METRICS.register("frechet")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ConfigError
+from ...measures import label_entropy
 from .base import METRICS, Context, require
 
 LATENT_STD_SAMPLES = 100  # generated images for latent_std, as the paper's notebook
@@ -159,12 +160,8 @@ def latent_std(ctx: Context) -> np.ndarray:
 
 @METRICS.register("class_entropy")
 def class_entropy(ctx: Context) -> np.ndarray:
-    """Entropy (nats) of the histogram of the classifier's predicted classes over the generated images; log 10 ≈ 2.30
-    for balanced digits, falling as generations lose modes."""
+    """Entropy (nats) of the histogram of the classifier's predicted classes over the generated images
+    (:func:`~modelcollapse.measures.label_entropy`); log 10 ≈ 2.30 for balanced digits, falling as generations lose
+    modes."""
     keep_grid(ctx)
-    out = []
-    for rep in np.asarray(ctx.samples):
-        pred = features(ctx, rep)[1].argmax(1)
-        p = np.bincount(pred, minlength=2) / len(pred)
-        out.append(float(-(p[p > 0] * np.log(p[p > 0])).sum()))
-    return np.asarray(out)
+    return label_entropy(np.stack([features(ctx, rep)[1].argmax(1) for rep in np.asarray(ctx.samples)]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...measures import gaussian_w2_sq
 from .base import METRICS, Context, require
 
 TAIL_Q = 0.001  # the real distribution's tails: below its 0.1% and above its 99.9% quantile (real mass 0.002)
@@ -52,23 +53,6 @@ def mean_sq_error(ctx: Context) -> np.ndarray:
     mu, _ = model_moments(ctx, "mean_sq_error")
     mu0, _ = require(ctx, "moments", "mean_sq_error", owner="source")()
     return ((mu - mu0) ** 2).sum(-1)
-
-
-def sqrtm_psd(a: np.ndarray) -> np.ndarray:
-    """Symmetric square root of positive semi-definite matrices ``(..., d, d)`` (negative eigenvalues clipped)."""
-    if a.shape[-1] == 1:  # 1 x 1: the root of the entry, exactly what the eigendecomposition gives, without LAPACK
-        return np.sqrt(np.clip(a, 0, None))
-    w, v = np.linalg.eigh(a)
-    return (v * np.sqrt(np.clip(w, 0, None))[..., None, :]) @ np.swapaxes(v, -1, -2)
-
-
-def gaussian_w2_sq(mu1, cov1, mu2, cov2) -> np.ndarray:
-    """Squared 2-Wasserstein distance between N(mu1, cov1) and N(mu2, cov2), batched over leading axes:
-    ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₂^½ Σ₁ Σ₂^½)^½)."""
-    root2 = sqrtm_psd(cov2)
-    cross = sqrtm_psd(root2 @ cov1 @ root2)
-    tr = np.trace(cov1 + cov2 - 2 * cross, axis1=-2, axis2=-1)
-    return ((mu1 - mu2) ** 2).sum(-1) + np.clip(tr, 0, None)
 
 
 @METRICS.register("w2_sq", from_model=True, needs=("moments",), source_needs=("moments",), headline=11)

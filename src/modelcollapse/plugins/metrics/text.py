@@ -15,6 +15,8 @@ from collections import Counter
 
 import numpy as np
 
+from ...measures import distinct_n
+from ...measures import self_bleu as self_bleu_of
 from .base import METRICS, Context, require
 
 SUBSAMPLE = 200  # sequences per replicate for distinct-n, repetition and self-BLEU
@@ -60,17 +62,9 @@ def gen0_perplexity(ctx: Context) -> np.ndarray:
     return np.median(ppl, axis=1)
 
 
-def ngrams(seq, n: int) -> list[tuple]:
-    return [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
-
-
 def distinct(ctx: Context, n: int) -> np.ndarray:
     """Unique token n-grams / total token n-grams over the generated blocks of a replicate (a subsample)."""
-    out = []
-    for rep in subsample(ctx):
-        grams = [g for s in rep.tolist() for g in ngrams(s, n)]
-        out.append(len(set(grams)) / max(len(grams), 1))
-    return np.asarray(out)
+    return distinct_n([rep.tolist() for rep in subsample(ctx)], n)
 
 
 @METRICS.register("distinct_1")
@@ -95,42 +89,15 @@ def distinct_3(ctx: Context) -> np.ndarray:
 def repetition_rate(ctx: Context) -> np.ndarray:
     """Within-sequence looping: the share of a block's token trigrams that already occurred earlier in the same
     block, averaged over up to 200 generated blocks per replicate, in [0, 1]."""
-    out = []
-    for rep in subsample(ctx):
-        rates = []
-        for s in rep.tolist():
-            grams = ngrams(s, 3)
-            rates.append(1 - len(set(grams)) / max(len(grams), 1))
-        out.append(float(np.mean(rates)))
-    return np.asarray(out)
-
-
-def bleu(hyp: list, refs: list[list], max_n: int = 4) -> float:
-    """Sentence BLEU-4 of token list ``hyp`` against ``refs`` (clipped n-gram precisions, add-one smoothing for n > 1,
-    geometric mean, brevity penalty against the closest reference length)."""
-    logp = 0.0
-    for n in range(1, max_n + 1):
-        counts = Counter(ngrams(hyp, n))
-        best: Counter = Counter()
-        for ref in refs:
-            best |= Counter(ngrams(ref, n))
-        match = sum(min(c, best[g]) for g, c in counts.items())
-        total = max(sum(counts.values()), 1)
-        logp += np.log((match + (n > 1)) / (total + (n > 1)) or 1e-12) / max_n
-    closest = min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]
-    bp = 1.0 if len(hyp) >= closest else np.exp(1 - closest / max(len(hyp), 1))
-    return float(bp * np.exp(logp))
+    return np.asarray([float(np.mean(1 - distinct_n([[s] for s in rep.tolist()], 3))) for rep in subsample(ctx)])
 
 
 @METRICS.register("self_bleu")
 def self_bleu(ctx: Context) -> np.ndarray:
-    """Self-BLEU-4 on tokens: the mean BLEU of each of 50 generated blocks against the other 49, in [0, 1]. Higher
-    means less diverse generations."""
-    out = []
-    for rep in subsample(ctx, BLEU_SUBSAMPLE):
-        seqs = rep.tolist()
-        out.append(np.mean([bleu(s, seqs[:i] + seqs[i + 1 :]) for i, s in enumerate(seqs)]) if len(seqs) > 1 else 1.0)
-    return np.asarray(out)
+    """Self-BLEU-4 on tokens: the mean BLEU of each of 50 generated blocks against the other 49, in [0, 1]
+    (:func:`~modelcollapse.measures.self_bleu`; 1 for a single block). Higher means less diverse generations."""
+    sets = [rep.tolist() for rep in subsample(ctx, BLEU_SUBSAMPLE)]
+    return np.where([len(s) > 1 for s in sets], self_bleu_of(sets), 1.0)
 
 
 def words(texts: list[str]) -> Counter:
