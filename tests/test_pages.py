@@ -100,9 +100,11 @@ def test_the_detector_and_audit_pages_escape_their_texts(tmp_path, rendered):
     (tmp_path / "real.txt").write_text("\n\n".join(" ".join(rng.choice(words, 8)) for _ in range(24)))
     (tmp_path / f"{EVIL}.txt").write_text("\n\n".join(" ".join(rng.choice(words[:3], 8)) for _ in range(16)))
     mc.audit(tmp_path / "real.txt", tmp_path / f"{EVIL}.txt", out=tmp_path / "audit", lm="none", repeats=5)
-    page = check_page(tmp_path / "audit" / "report.html", images=3)
-    assert any(EVIL in t for t in page.text)  # the candidate's name, shown as text
-    assert [i["alt"] for i in page.images][:2] == ["Histograms and quantile plot", "Rank-frequency"]
+    page = check_page(tmp_path / "audit" / "report.html", images=6)
+    assert any(EVIL in t for t in page.text)  # the candidate's name, shown as text (its card and the table)
+    alts = [i["alt"] for i in page.images]  # a group's indicator figure, then the data figure that shows it
+    assert alts[:2] == ["Tails: each indicator against real data", "Distributions: words per record"]
+    assert "Rank-frequency" in alts
 
 
 def test_the_chain_diff_escapes_the_texts():
