@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..rundir.atomic import atomic_write
 from ..rundir.store import RunStore
-from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, quiet_nan as _quiet_nan, save_figure
+from .plots import attractor_figure, chain_series as _series, drift_figure, img as _img, SilenceNanWarnings, save_figure
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -100,7 +100,7 @@ def build_report(run: RunStore | str | Path) -> Path:
     for arm in sorted(set(table["arm"])):
         for metric in metrics:
             y = _series(table, arm, metric)
-            with _quiet_nan():
+            with SilenceNanWarnings():
                 first, last = np.nanmedian(y[:, 0]), np.nanmedian(y[:, -1])
             summary_rows.append(f'<tr><td class="l">{html.escape(arm)}</td><td class="l">{metric}</td>'
                                 f"<td>{_fmt(first)}</td><td>{_fmt(last)}</td></tr>")

@@ -389,7 +389,7 @@ def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
     for ax, metric in zip(axes.flat, metrics):
         for arm in sorted(set(table["arm"])):
             y = chain_series(table, arm, metric)
-            with np.errstate(all="ignore"), quiet_nan():
+            with np.errstate(all="ignore"), SilenceNanWarnings():
                 med, lo, hi = (np.nanpercentile(y, q, axis=0) for q in (50, 10, 90))
             x = np.arange(y.shape[1])
             ax.plot(x, med, marker="o", ms=3, label=arm)
@@ -435,7 +435,7 @@ def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
     return fig
 
 
-class quiet_nan:
+class SilenceNanWarnings:
     """Silence numpy's all-NaN-slice warnings inside a ``with`` block (a metric undefined for a whole generation)."""
 
     def __enter__(self):
