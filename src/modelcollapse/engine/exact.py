@@ -1,15 +1,15 @@
-"""Exact fast paths: under ``replace``, draw the next fit from its sampling distribution instead of drawing M samples.
+"""Direct fits: under ``replace``, draw the next fit from its sampling distribution instead of drawing M samples.
 
-A family with ``model.sampler`` and a ``fit_next(n, *, rng)`` method can skip the synthetic samples when the next fit
-consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are independent,
-μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the multinomial
-counts. A generation then costs O(1) per replicate instead of O(M).
+A family with ``model.next_fit`` and a ``fit_next(n, *, rng)`` method can skip the synthetic samples when the next
+fit consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are
+independent, μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the
+multinomial counts. A generation then costs O(1) per replicate instead of O(M). The finite-sample error is kept, with
+the same law; only the bits differ from the samples path. (``loop.fit_to: population``, the anatomy's switch, is
+another thing: it removes the finite-sample error by fitting the previous model's population itself.)
 
-Not to be confused with ``loop.sampling: exact`` (anatomy), which removes the finite-sample error altogether by fitting
-the previous model's population; ``model.sampler: exact`` keeps the finite-sample error and only draws it faster.
-
-``model.sampler``: ``exact`` (refuse a config where the path is not exact), ``samples`` (always draw), ``auto``
-(the default: exact where valid, else samples). The resolved config records the choice made.
+``model.next_fit``: ``direct`` (refuse a config where the direct fit is not valid), ``samples`` (always draw),
+``auto`` (direct where valid, else samples). The resolved config records the choice made. Spelled ``model.sampler:
+exact | samples | auto`` in earlier versions (still accepted, with a DeprecationWarning; see ``config.RENAMED``).
 
 The path is valid when (see :func:`blockers`): the regime is ``replace``; every metric is computed from the fitted
 model alone (registered with ``from_model=True``; ``tail_mass`` only in 1-D, where it is a closed form); the family can draw the fit
@@ -25,11 +25,12 @@ from ..plugins.metrics import METRICS
 from ..plugins.models.base import FitsNext, capable
 from ..plugins.regimes import regime_spec
 
+
 def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
-    """Why the exact path cannot replace the samples for arm ``cfg`` (empty when it can), one reason per item."""
+    """Why a direct fit cannot replace the samples for arm ``cfg`` (empty when it can), one reason per item."""
     out = []
     if not capable(model, FitsNext):
-        out.append(f"model.kind {cfg.model['kind']!r} has no exact sampler")
+        out.append(f"model.kind {cfg.model['kind']!r} cannot draw its next fit directly")
     regime, _ = regime_spec(cfg.loop)
     if regime != "replace":
         out.append(f"loop.regime is {regime!r}, not 'replace'")
@@ -37,8 +38,8 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
         out.append("loop.filters curate the samples")
     if getattr(cfg.loop, "weights", None) is not None:
         out.append("loop.weights weight the fit's records")
-    if getattr(cfg.loop, "sampling", "finite") == "exact":
-        out.append("loop.sampling 'exact' fits each previous population, not samples")
+    if cfg.loop.fit_to == "population":
+        out.append("loop.fit_to 'population' fits each previous population, not samples")
     one_d = getattr(source, "dim", None) == 1 and hasattr(model, "cdf")
     sample_metrics = [m for m in metrics if not METRICS.trait(m, "from_model") and not (m == "tail_mass" and one_d)]
     if sample_metrics:
@@ -50,12 +51,14 @@ def blockers(cfg, model, source, metrics: list[str]) -> list[str]:
     return out
 
 
-def sampler_for(cfg, model, source, metrics: list[str]) -> str:
-    """The sampler arm ``cfg`` runs with, ``'exact'`` or ``'samples'``; raises for ``sampler: exact`` where invalid."""
-    requested = getattr(model, "sampler", "samples")
+def next_fit_for(cfg, model, source, metrics: list[str]) -> str:
+    """How arm ``cfg`` makes each next fit, ``'direct'`` or ``'samples'``; raises for ``next_fit: direct`` where
+    the direct fit is not valid."""
+    requested = getattr(model, "next_fit", "samples")
     if requested == "samples":
         return "samples"
     reasons = blockers(cfg, model, source, metrics)
-    if reasons and requested == "exact":
-        raise ConfigError(f"model.sampler 'exact' is not exact here: {'; '.join(reasons)}. Use model.sampler: samples (or auto).")
-    return "samples" if reasons else "exact"
+    if reasons and requested == "direct":
+        raise ConfigError(f"model.next_fit 'direct' is not valid here: {'; '.join(reasons)}. "
+                          "Use model.next_fit: samples (or auto).")
+    return "samples" if reasons else "direct"

@@ -115,7 +115,7 @@ class HasLogProb(Protocol):
 
 @runtime_checkable
 class FitsPopulation(Protocol):
-    """``fit_population(other, *, rng)``: fit to another fitted model's population itself (``loop.sampling: exact``)."""
+    """``fit_population(other, *, rng)``: fit to another fitted model's population itself (``loop.fit_to: population``)."""
 
     def fit_population(self, other, *, rng: np.random.Generator): ...
 
@@ -123,7 +123,7 @@ class FitsPopulation(Protocol):
 @runtime_checkable
 class FitsNext(Protocol):
     """``fit_next(n, *, rng, bias)``: draw the fit to ``n`` samples from its sampling distribution
-    (``model.sampler: exact``; see ``engine/exact.py``)."""
+    (``model.next_fit: direct``; see ``engine/exact.py``)."""
 
     def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0): ...
 

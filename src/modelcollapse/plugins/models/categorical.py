@@ -24,8 +24,8 @@ class Categorical(Family):
 
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
-    ``sampler``: ``exact`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
-    always draws the records, ``auto`` (default) picks exact where valid (see :mod:`modelcollapse.engine.exact`); both paths
+    ``next_fit``: ``direct`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
+    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.exact`); both paths
     give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np
@@ -37,8 +37,8 @@ class Categorical(Family):
     fitted = ("probs_", "degenerate_")
     default_metrics = ("entropy", "support_size", "heterozygosity", "tv")
 
-    def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):
-        self.smoothing, self.sampler = smoothing, sampler
+    def __init__(self, smoothing: float = 0.0, next_fit: Literal["auto", "direct", "samples"] = "auto"):
+        self.smoothing, self.next_fit = smoothing, next_fit
         self._k = None
 
     def bind(self, source, real):
