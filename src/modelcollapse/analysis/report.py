@@ -121,7 +121,7 @@ def summary_table(run: RunStore | Path) -> str:
     names = store.members()
     if names is not None:
         return "\n\n".join(f"== {n} ==\n{summary_table(store.root / n)}" for n in names
-                           if (store.root / n / "config.yaml").exists())
+                           if RunStore(store.root / n).kind == "loop")
     rows = [r for r in final_rows(store) if not r["metric"].startswith("train_")]
     w = max([3] + [len(r["arm"]) for r in rows])
     head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
@@ -227,7 +227,7 @@ def build_report(run: RunStore | Path) -> Path:
     run_dir = store.root
     names = store.members()
     if names is not None:
-        sections = {n: section(RunStore(run_dir / n)) for n in names if (run_dir / n / "config.yaml").exists()}
+        sections = {n: section(RunStore(run_dir / n)) for n in names if RunStore(run_dir / n).kind == "loop"}
         for n, (body, _) in sections.items():
             atomic_write(run_dir / n / "report.html", PAGE.format(title=f"modelcollapse: {n}", body=body))
         index = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in sections)

@@ -33,7 +33,7 @@ from ..plugins.models import MODELS
 from ..plugins.models.base import FitsPopulation, FitsWeighted, capable
 from ..plugins.regimes import REGIMES, regime_spec
 from ..seeding import arm_key
-from .exact import next_fit_for
+from .next_fit import next_fit_for
 
 
 @dataclass(frozen=True)

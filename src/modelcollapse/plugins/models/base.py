@@ -123,7 +123,7 @@ class FitsPopulation(Protocol):
 @runtime_checkable
 class FitsNext(Protocol):
     """``fit_next(n, *, rng, bias)``: draw the fit to ``n`` samples from its sampling distribution
-    (``model.next_fit: direct``; see ``engine/exact.py``)."""
+    (``model.next_fit: direct``; see ``engine/next_fit.py``)."""
 
     def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0): ...
 

@@ -25,7 +25,7 @@ class Categorical(Family):
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
     ``next_fit``: ``direct`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
-    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.exact`); both paths
+    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.next_fit`); both paths
     give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np

@@ -69,7 +69,7 @@ class Gaussian(Family):
 
     ``variance='unbiased'`` divides by n − 1 (Shumailov et al.), ``'mle'`` by n (Kazdan et al.).
     ``next_fit``: ``direct`` lets the replace loop draw the next fit directly (:meth:`fit_next`), ``samples`` (default)
-    always draws the samples, ``auto`` picks direct where valid (see :mod:`modelcollapse.engine.exact`). The default
+    always draws the samples, ``auto`` picks direct where valid (see :mod:`modelcollapse.engine.next_fit`). The default
     stays ``samples`` because a direct fit draws other bits, and ``auto``'s choice depends on the metrics.
     Fitted: ``mean_`` ``(R, d)``, ``cov_`` ``(R, d, d)``, ``degenerate_`` ``(R,)``.
 
