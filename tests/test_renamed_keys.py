@@ -85,3 +85,16 @@ def test_a_run_started_under_the_old_spellings_resumes(tmp_path):
     execute(cfg, tmp_path / "whole", quiet=True)
     resumed, whole = metric_arrays(tmp_path / "run"), metric_arrays(tmp_path / "whole")
     assert resumed.keys() == whole.keys() and all(np.array_equal(resumed[k], whole[k]) for k in whole)
+
+
+def test_an_old_spelling_in_set_overrides_a_preset_written_with_the_new_one():
+    """heat-death sets ``loop.fit_to: population``; ``--set loop.sampling=finite`` (or ``overrides=`` in Python)
+    overrides it, as it did before the rename."""
+    from modelcollapse.api import raw_config
+    from modelcollapse.config import apply_overrides, load_raw
+
+    with pytest.warns(RenamedKey):
+        cli = apply_overrides(load_raw("heat-death"), ["loop.sampling=finite"])
+        python = raw_config("heat-death", {"loop.sampling": "finite"})
+    assert load_raw("heat-death")["loop"]["fit_to"] == "population"
+    assert cli["loop"]["fit_to"] == python["loop"]["fit_to"] == "samples" and "sampling" not in cli["loop"]

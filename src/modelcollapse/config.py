@@ -275,7 +275,9 @@ def renamed(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_dotted(tree: dict, dotted: str, value: Any) -> dict:
-    """Return a copy of ``tree`` with ``dotted`` (``loop.samples``) set to ``value``."""
+    """Return a copy of ``tree`` with ``dotted`` (``loop.samples``) set to ``value``; a renamed key is set under its
+    new spelling (:func:`current_spelling`), so it overrides a config written with the new one."""
+    dotted, value = current_spelling(dotted, value)
     out = dict(tree)
     head, _, rest = dotted.partition(".")
     if not head:
@@ -343,7 +345,6 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
     for (arm_name, overrides), combo in itertools.product(explicit, combos):
         tree = base
         for dotted, value in list(overrides.items()) + list(zip(keys, combo)):
-            dotted, value = current_spelling(dotted, value)
             if dotted.split(".")[0] in {"arms", "grid", "seed"}:
                 raise ConfigError(f"arms and grid may not set {dotted!r}: one run shares one seed and one arm list.")
             if dotted.split(".")[0] == "plugins":  # else an arm's modules would be imported at run time, unchecked
