@@ -41,7 +41,8 @@ def segments_run(out, generations: int = 2):
 
 def test_a_segment_layout_run_is_refused_on_resume_and_load(tmp_path):
     cfg = segments_run(tmp_path / "run")
-    message = r"was written by an earlier modelcollapse version \(per-generation segment files, checkpoints/\*/segments/\)"
+    message = (r"was written by an earlier modelcollapse version \(per-generation segment files, "
+               r"checkpoints/\*/segments/\)")
     with pytest.raises(ConfigError, match=message):
         execute(cfg, tmp_path / "run", resume=True, quiet=True)
     with pytest.raises(ConfigError, match=message):
@@ -58,7 +59,8 @@ def test_each_earlier_layout_is_named(tmp_path):
     (tmp_path / "npz" / "checkpoints" / "arm000-shard000" / "segments" / "metrics-000000.npz").write_bytes(b"")
     (tmp_path / "chains").mkdir()
     (tmp_path / "chains" / "chains.jsonl").write_text("{}\n")
-    assert earlier_layout(tmp_path / "npz") == "per-generation .npz metric segments, checkpoints/*/segments/metrics-*.npz"
+    npz = "per-generation .npz metric segments, checkpoints/*/segments/metrics-*.npz"
+    assert earlier_layout(tmp_path / "npz") == npz
     assert earlier_layout(tmp_path / "chains") == "a JSON-lines step journal, chains.jsonl"
 
 

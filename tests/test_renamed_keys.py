@@ -53,7 +53,8 @@ def test_both_spellings_or_an_unknown_old_value_are_config_errors():
         with pytest.raises(ConfigError, match="loop.sampling is the earlier name of loop.fit_to, and both are set; set "
                                               "loop.fit_to only."):
             validate(small({"sampling": "exact", "fit_to": "population"}))
-    with pytest.raises(ConfigError, match=r"loop.sampling \(now loop.fit_to\) must be one of 'exact', 'finite'; got 'exactly'"):
+    with pytest.raises(ConfigError, match=r"loop.sampling \(now loop.fit_to\) must be one of 'exact', 'finite'; "
+                                          r"got 'exactly'"):
         validate(small({"sampling": "exactly"}))
 
 
@@ -77,8 +78,9 @@ def test_a_run_started_under_the_old_spellings_resumes(tmp_path):
     store = RunStore(tmp_path / "run")
     old = store.read_config()
     for config in (old, *old["arms_resolved"].values()):  # as the version before the rename wrote it
-        config["loop"] = {("sampling" if k == "fit_to" else k): ("finite" if k == "fit_to" else v) for k, v in config["loop"].items()}
-        config["model"] = {("sampler" if k == "next_fit" else k): ("exact" if k == "next_fit" else v) for k, v in config["model"].items()}
+        loop, model = config.pop("loop"), config.pop("model")
+        config["loop"] = {k: v for k, v in loop.items() if k != "fit_to"} | {"sampling": "finite"}
+        config["model"] = {k: v for k, v in model.items() if k != "next_fit"} | {"sampler": "exact"}
     store.write_config(old)
     assert "sampling" in store.read_config()["loop"]
     assert execute(cfg, tmp_path / "run", resume=True, quiet=True)["status"] == "complete"

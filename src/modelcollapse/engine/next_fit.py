@@ -11,11 +11,11 @@ another thing: it removes the finite-sample error by fitting the previous model'
 ``auto`` (direct where valid, else samples). The resolved config records the choice made. Spelled ``model.sampler:
 exact | samples | auto`` in earlier versions (still accepted, with a DeprecationWarning; see ``config.RENAMED``).
 
-The path is valid when (see :func:`blockers`): the regime is ``replace``; every metric is computed from the fitted
-model alone (registered with ``from_model=True``; ``tail_mass`` only in 1-D, where it is a closed form); the family can draw the fit
-exactly at this size (Gaussian: n − 1 >= d); no curation filters (``loop.bias`` is fine: ``fit_next`` draws from the
-biased sampling distribution, as ``sample`` does). A new loop feature that transforms the samples must add itself to
-:func:`blockers`.
+A direct fit is valid when (see :func:`blockers`): the regime is ``replace``; every metric is computed from the
+fitted model alone (registered with ``from_model=True``; ``tail_mass`` only in 1-D, where it is a closed form); the
+family can draw the fit exactly at this size (Gaussian: n − 1 >= d); no curation filters (``loop.bias`` is fine:
+``fit_next`` draws from the biased sampling distribution, as ``sample`` does). A new loop feature that transforms the
+samples must add itself to :func:`blockers`.
 """
 
 from __future__ import annotations
