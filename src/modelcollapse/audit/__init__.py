@@ -181,8 +181,8 @@ def candidate_inputs(candidates: Any) -> list[tuple[str | None, Any]]:
 
 def phases(quiet: bool):
     """``phase(unit, total)``: a context whose value advances one bar of the audit's progress: the run's progress
-    bar (:class:`~modelcollapse.progress.ProgressBar`), so one mechanism draws both, on a terminal and in a notebook. Silent with ``quiet``
-    or where a phase has no steps."""
+    bar (:class:`~modelcollapse.progress.ProgressBar`), so one mechanism draws both, on a terminal and in a notebook.
+    Silent with ``quiet`` or where a phase has no steps."""
     from ..progress import ProgressBar
 
     return lambda unit, total: ProgressBar(total, quiet or total == 0, "audit", unit)
