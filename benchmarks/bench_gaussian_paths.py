@@ -66,7 +66,7 @@ def engine_rate(sampler: str, replicates: int, m: int, generations: int, workdir
     the earlier store layout (a metrics segment file and a state checkpoint renamed into place every generation)
     instead of the append-only journal."""
     cfg = validate({"replicates": replicates, "shard_size": replicates, "data": {"kind": "gaussian"},
-                    "model": {"kind": "gaussian", "sampler": sampler},
+                    "model": {"kind": "gaussian", "next_fit": "direct" if sampler == "exact" else sampler},
                     "loop": {"generations": generations, "samples": m, "heldout": 100},
                     "metrics": ["variance", "mean", "w2_sq"]})
     root = Path(tempfile.mkdtemp(dir=workdir))
@@ -148,14 +148,14 @@ def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
 
 
 def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) -> None:
-    """The exact path (``model.sampler: exact``) with and without ``nll_real`` (2,000 held-out records), and
+    """The exact path (``model.next_fit: direct``) with and without ``nll_real`` (2,000 held-out records), and
     ``nll_real`` through the family's closed form (``mean_log_prob``: held-out mean and scatter) against the plain
     per-record route (``log_prob(x).mean(1)``), interleaved, best of ``repeats``."""
     from modelcollapse.plugins.models.gaussian import Gaussian
 
     def seconds(metrics: list[str], plain: bool) -> float:
         cfg = validate({"replicates": replicates, "shard_size": replicates, "data": {"kind": "gaussian"},
-                        "model": {"kind": "gaussian", "sampler": "exact"}, "loop": {"generations": generations, "samples": 100},
+                        "model": {"kind": "gaussian", "next_fit": "direct"}, "loop": {"generations": generations, "samples": 100},
                         "metrics": metrics})
         root = Path(tempfile.mkdtemp(dir=workdir))
         saved = Gaussian.mean_log_prob

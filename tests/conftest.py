@@ -51,26 +51,17 @@ def run_small(raw: dict, out, **kw):
     return metric_arrays(out)
 
 
-def run_killed_after(cfg, out, generation: int, monkeypatch) -> None:
+def run_killed_after(cfg, out, generation: int) -> None:
     """Run ``cfg`` into ``out`` and kill it (KeyboardInterrupt) right after ``generation`` is persisted, as Ctrl-C
-    would; the engine's own ``run_unit`` is restored afterwards, so a resume runs normally."""
-    import modelcollapse.engine.runner as runner
+    would: raised from the run's own ``on_generation`` hook, so the engine runs unchanged."""
     from modelcollapse.engine.runner import execute
 
-    real_run_unit = runner.run_unit
+    def interrupt(event):
+        if event.generation == generation:
+            raise KeyboardInterrupt
 
-    def killed(cfg, unit, store, on_generation):
-        def hook(g):
-            on_generation(g)
-            if g == generation:
-                raise KeyboardInterrupt
-
-        return real_run_unit(cfg, unit, store, hook)
-
-    monkeypatch.setattr(runner, "run_unit", killed)
     with pytest.raises(KeyboardInterrupt):
-        execute(cfg, out, quiet=True)
-    monkeypatch.setattr(runner, "run_unit", real_run_unit)
+        execute(cfg, out, quiet=True, on_generation=interrupt)
 
 
 def metric_arrays(out):

@@ -1,4 +1,4 @@
-"""Error anatomy: exact sampling (fit_population), the gaussian-sgd learner, kl_real, and the factorial decomposition."""
+"""Error anatomy: population fits (loop.fit_to: population, fit_population), the gaussian-sgd learner, kl_real, and the factorial decomposition."""
 
 import itertools
 
@@ -18,10 +18,10 @@ MIXTURE = {"kind": "gaussian-mixture", "weights": [0.5, 0.5], "means": [[-2.0], 
 FACTORS = {"sampling": ["exact", "finite"], "family": ["matched", "mismatched"], "learner": ["exact", "approximate"]}
 
 
-def raw(model, data=None, sampling="exact", generations=5, samples=100, replicates=4, metrics=("mean", "variance")):
+def raw(model, data=None, fit_to="population", generations=5, samples=100, replicates=4, metrics=("mean", "variance")):
     return {
         "seed": 3, "replicates": replicates, "data": data or {"kind": "gaussian"}, "model": model,
-        "loop": {"generations": generations, "samples": samples, "sampling": sampling}, "metrics": list(metrics),
+        "loop": {"generations": generations, "samples": samples, "fit_to": fit_to}, "metrics": list(metrics),
     }
 
 
@@ -57,7 +57,7 @@ def test_gmm_population_em_returns_the_mixture_it_contains(rng):
 # -- statistical error alone -------------------------------------------------------------------------------------------
 def test_statistical_error_alone_follows_the_known_collapse_rate(tmp_path):
     M, G = 20, 8
-    m = run_small(raw({"kind": "gaussian"}, sampling="finite", generations=G, samples=M, replicates=3000), tmp_path)
+    m = run_small(raw({"kind": "gaussian"}, fit_to="samples", generations=G, samples=M, replicates=3000), tmp_path)
     log_var = np.log(m[("run", "variance")])
     expected = median_log_variance(M, 1, np.arange(G))  # E[log σ²_g] = (g + 1)(ψ((M−1)/2) + log(2/(M−1)))
     se = log_var.std(1, ddof=1) / np.sqrt(log_var.shape[1])
@@ -86,12 +86,12 @@ def test_mismatched_gaussian_on_mixture_errs_at_generation_zero_then_is_a_fixed_
 
 def test_exact_sampling_needs_a_family_that_can_and_the_replace_regime():
     base = raw({"kind": "linear-regression"}, {"kind": "regression"}, metrics=["test_mse"])
-    with pytest.raises(ConfigError, match="loop.sampling 'exact' fits each generation to the previous model's population, "
+    with pytest.raises(ConfigError, match="loop.fit_to 'population' fits each generation to the previous model's population, "
                        "which model.kind 'linear-regression' cannot do; families that can: 'categorical', 'gaussian', "
                        "'gaussian-mean', 'gaussian-sgd', 'gmm', 'kde', 'poisson'."):
         validate(base)
-    with pytest.raises(ConfigError, match="loop.sampling 'exact' needs loop.regime 'replace'; got 'accumulate'."):
-        validate({**raw({"kind": "gaussian"}), "loop": {"sampling": "exact", "regime": "accumulate"}})
+    with pytest.raises(ConfigError, match="loop.fit_to 'population' needs loop.regime 'replace'; got 'accumulate'."):
+        validate({**raw({"kind": "gaussian"}), "loop": {"fit_to": "population", "regime": "accumulate"}})
 
 
 # -- approximation: gaussian-sgd ---------------------------------------------------------------------------------------

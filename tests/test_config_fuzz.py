@@ -18,7 +18,7 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 60), st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
     st.sampled_from(["gaussian", "categorical", "gmm", "kde", "replace", "accumulate", "mix", "fresh", "mean", "entropy",
-                     "w1", "exact", "finite", "sklearn", "verifier", "file", "1e3", "nan", ".inf", "*a", "&a"]),
+                     "w1", "exact", "finite", "population", "samples", "sklearn", "verifier", "file", "1e3", "nan", ".inf", "*a", "&a"]),
 )
 junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                      st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8)
@@ -26,7 +26,7 @@ small = st.one_of(st.integers(-1, 12), scalars)
 loop = st.fixed_dictionaries({}, optional={
     "generations": small, "samples": small, "regime": st.one_of(scalars, st.fixed_dictionaries({"kind": scalars}, optional={"n_real": small})),
     "real_fraction": st.one_of(st.floats(-1, 2), scalars), "bias": st.one_of(st.floats(0, 3), scalars), "heldout": small,
-    "sampling": scalars, "filters": st.one_of(junk, st.lists(st.fixed_dictionaries({"kind": scalars}), max_size=2)),
+    "sampling": scalars, "fit_to": scalars, "filters": st.one_of(junk, st.lists(st.fixed_dictionaries({"kind": scalars}), max_size=2)),
     "on_degenerate": scalars, "junk": junk,
 })
 plugin = st.one_of(scalars, st.fixed_dictionaries({"kind": scalars}, optional={"dim": small, "std": scalars, "mean": junk,

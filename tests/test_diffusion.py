@@ -95,7 +95,7 @@ def test_replace_loop_follows_row_2():
     assert np.all(np.abs(ratio.mean(1) - closed) < 4 * se + closed * (1 - (1 - delta) ** g))
 
 
-def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
+def test_killed_run_resumes_bit_for_bit(tmp_path):
     """The MLP network, killed after generation 1 and resumed, gives the metrics of an uninterrupted run, bit for bit."""
     from conftest import metric_arrays, run_killed_after
 
@@ -109,7 +109,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch):
            "loop": {"generations": 4, "samples": 64, "regime": "replace", "heldout": 200},
            "metrics": ["precision", "recall", "frechet"]}
     cfg, out = validate(raw), tmp_path / "run"
-    run_killed_after(cfg, out, 1, monkeypatch)
+    run_killed_after(cfg, out, 1)
     assert RunStore(out).last_generation(0, 0) == 1
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
     execute(cfg, tmp_path / "straight", quiet=True)

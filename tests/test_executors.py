@@ -17,7 +17,7 @@ from modelcollapse.engine.runner import execute
 # Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
 RAW = {
     "name": "exec", "seed": 3, "replicates": 20, "shard_size": 7,
-    "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "sampler": "samples"},
+    "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "next_fit": "samples"},
     "loop": {"generations": 6, "samples": 30}, "metrics": ["w2_sq", "trace_ratio", "energy"],
     "arms": {"replace": {}, "accumulate": {"loop.regime": "accumulate"}},
 }

@@ -3,12 +3,12 @@ its own layer or the layers below, and no group of modules imports itself in a c
 
 Layer order, bottom to top (docs/architecture.md draws it)::
 
-    ground     version, errors, seeding, registry
+    ground     version, errors, seeding, registry, devices (torch's device), progress (the progress bar)
     measures   measures/: batched pure kernels (Fréchet, PRDC, distinct-n, BLEU, Vendi, entropy, ROC/AUC)
     rundir     rundir/: the run directory (atomic files, columns, journal, lock, RunStore)
     config     config.py: the schema, loading, overrides, arm expansion
     plugins    plugins/: data, models, metrics, regimes, filters, watermark, hf
-    engine     engine/: plan (validation), loop, runner, executors, sweep, exact
+    engine     engine/: plan (validation), loop, runner, executors, sweep, next_fit
     chains     chains/: telephone chains (no retraining)
     analysis   analysis/: reports, plots, alarms, theory, anatomy, tracking
     audit      audit/: the collapse profile of a user's own dataset
@@ -22,7 +22,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
-    ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry"]),
+    ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry",
+                "modelcollapse.devices", "modelcollapse.progress"]),
     ("measures", ["modelcollapse.measures"]),
     ("rundir", ["modelcollapse.rundir"]),
     ("config", ["modelcollapse.config"]),
@@ -204,10 +205,10 @@ def test_nothing_above_the_engine_imports_it_to_reach_files():
 
 def test_the_file_checker_sees_a_file_import_through_engine(tmp_path):
     path = tmp_path / "x.py"
-    path.write_text("from ..engine.runner import RunStore, progress_bar\n")
+    path.write_text("from ..engine.runner import RunStore, ProgressBar\n")
     assert engine_imports("modelcollapse.analysis.x", path) == [("modelcollapse.engine.runner", "RunStore"),
-                                                                 ("modelcollapse.engine.runner", "progress_bar")]
-    assert "RunStore" in rundir_names() and "progress_bar" not in rundir_names()
+                                                                 ("modelcollapse.engine.runner", "ProgressBar")]
+    assert "RunStore" in rundir_names() and "ProgressBar" not in rundir_names()
 
 
 MEASURES_LIBRARIES = {"numpy", "scipy"}  # beside the standard library

@@ -103,7 +103,7 @@ def ci_config(decoding, generations=4, **loop):
     })
 
 
-def test_lm_loop_persists_and_resumes(tmp_path, monkeypatch):
+def test_lm_loop_persists_and_resumes(tmp_path):
     """The whole loop at toy size: metrics, Fig. 1 arrays and sample texts are kept; a killed run resumes."""
     from conftest import run_killed_after
 
@@ -112,7 +112,7 @@ def test_lm_loop_persists_and_resumes(tmp_path, monkeypatch):
         "loop": {"generations": 3, "samples": 32, "regime": "mix", "real_fraction": 0.25},
     })
     out = tmp_path / "run"
-    run_killed_after(cfg, out, 1, monkeypatch)
+    run_killed_after(cfg, out, 1)
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
     m = metrics_of(out)
     assert set(m) >= {("lm-smoke", k) for k in ("test_perplexity", "gen0_perplexity", "distinct_2", "self_bleu", "rare_words_lost")}

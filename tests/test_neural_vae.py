@@ -83,12 +83,12 @@ def metric(out, name):
     return np.array([v for _, v in rows])
 
 
-def test_latent_std_falls_and_run_resumes(tmp_path, monkeypatch):
+def test_latent_std_falls_and_run_resumes(tmp_path):
     """Paper (MNIST, conv): 0.67 -> 0.61 -> 0.53 -> 0.47 -> 0.43. Here: 8x8 digits, a small MLP, 3 generations."""
     from conftest import run_killed_after
 
     cfg, out = run_config(3), tmp_path / "run"
-    run_killed_after(cfg, out, 1, monkeypatch)
+    run_killed_after(cfg, out, 1)
     assert RunStore(out).read_manifest()["status"] == "interrupted"
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
 

@@ -90,7 +90,7 @@ def test_temperature_needs_a_family_that_tempers_its_population():
     from modelcollapse.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fit_population"):
-        validate({"model": {"kind": "gaussian"}, "loop": {"sampling": "exact", "bias": 0.5}})
+        validate({"model": {"kind": "gaussian"}, "loop": {"fit_to": "population", "bias": 0.5}})
 
 
 def test_forgetting_row14(tmp_path):

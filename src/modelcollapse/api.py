@@ -47,7 +47,8 @@ import numpy as np
 from .audit import audit  # the function itself (mc.audit is the subpackage, callable as this function)
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
-from .engine.runner import GenerationEvent
+from .engine.runner import GenerationEvent, run_name
+from .rundir.layouts import refuse_earlier_layout
 from .rundir.store import RUN_KINDS, RunStore, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
 from .errors import PYTHON, ConfigError, RunError, Spelling
 from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM_TOKENIZER
@@ -95,10 +96,6 @@ def raw_config(config: Any, overrides: Mapping[str, Any] | Iterable[str] | None 
     return raw
 
 
-def _name(raw: dict[str, Any], config: Any) -> str:
-    return str(raw.get("name") or (Path(str(config)).stem if isinstance(config, str | Path) else "run"))
-
-
 def run(
     config: Any,
     out: str | Path | None = None,
@@ -131,7 +128,7 @@ def run(
     so MLflow holds what ``modelcollapse run --track mlflow`` logs (the CLI builds it unless ``--no-report``).
     """
     raw = raw_config(config, overrides)
-    out = Path(out) if out is not None else Path("runs") / _name(raw, config)
+    out = Path(out) if out is not None else Path("runs") / run_name(raw, config)
     spec = ExecutorSpec(kind=executor, address=address, workers=workers, spelling=PYTHON)
     run_and_report(raw, out, [], overwrite=overwrite, resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
                    track=track, tracking_uri=tracking_uri, report=bool(track) if report is None else report,
@@ -201,7 +198,7 @@ def sweep(
     if grid is not None and (not isinstance(grid, Mapping) or not all(isinstance(v, list | tuple) and v for v in grid.values())):
         raise ConfigError(f"grid must map dotted config keys to non-empty lists of values; got {grid!r}.")
     grid = {k: list(v) for k, v in grid.items()} if grid else None
-    out = Path(out) if out is not None else Path("sweeps") / _name(raw, config)
+    out = Path(out) if out is not None else Path("sweeps") / run_name(raw, config)
     spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0, spelling=PYTHON)
     path, manifest = run_sweep(raw, grid, out, [], workers=workers, resume=resume, quiet=quiet, executor=spec,
                                spelling=PYTHON, trust_code=trust_code, overwrite=overwrite)
@@ -296,6 +293,7 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.store = RunStore(self.path)
+        refuse_earlier_layout(self.path)
         if not self.path.is_dir() or self.store.kind not in RUN_KINDS:
             raise ConfigError(f"{str(self.path)!r} is not a modelcollapse run directory (no config.yaml and "
                               "manifest.json, suite.yaml, or sweep manifest).")
@@ -325,11 +323,12 @@ class Run:
     def members(self) -> dict[str, Run]:
         """A suite's runs (name -> Run), a sweep's points (directory -> Run); empty for a single run."""
         if self.kind == "suite":
-            return {n: Run(self.path / n) for n in self.config.get("members", []) if (self.path / n).is_dir()}
-        if self.kind == "sweep":
-            return {p["dir"]: Run(self.path / p["dir"]) for p in self.manifest.get("points", [])
-                    if (self.path / p["dir"] / "metrics.parquet").exists() or (self.path / p["dir"] / "config.yaml").exists()}
-        return {}
+            names = self.config.get("members", [])
+        elif self.kind == "sweep":
+            names = [p["dir"] for p in self.manifest.get("points", [])]
+        else:
+            return {}
+        return {n: Run(self.path / n) for n in names if RunStore(self.path / n).kind in RUN_KINDS}
 
     def table(self, metrics: list[str] | None = None):
         """The metrics as a pyarrow Table: the tidy columns (``arm`` and ``metric`` decoded to strings), then one

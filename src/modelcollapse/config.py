@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -129,18 +130,21 @@ class LoopConfig(_Strict):
     regime: str | dict[str, Any] = Field(
         "replace", description="a regime name, or {kind: NAME, **its parameters} (see plugins/regimes.py)"
     )
-    real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="alias of the mixing regimes' real_fraction")
+    real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of each training set drawn from real data "
+                                 "under a mixing regime (mix, fresh; recorded as loop.regime.real_fraction)")
     on_degenerate: Literal["continue", "stop"] = "continue"
     heldout: int = Field(2000, ge=1, description="held-out real records for likelihood and sample metrics")
-    n_real: int | None = Field(None, ge=0, description="alias of the mixing regimes' n_real (overrides real_fraction)")
+    n_real: int | None = Field(None, ge=0, description="real records in each training set under a mixing regime "
+                               "(overrides real_fraction; recorded as loop.regime.n_real)")
     n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
     bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
     filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
     weights: WeightsConfig | None = Field(
         None, description="{real: w, synthetic: 1 − w}: fit with the real records weighted w in total (None: unweighted)"
     )
-    sampling: Literal["finite", "exact"] = Field(
-        "finite", description="exact: generation g > 0 is fitted to the previous model's population, not to samples of it"
+    fit_to: Literal["samples", "population"] = Field(
+        "samples", description="population: generation g > 0 is fitted to the previous model's population itself, not "
+        "to samples of it (no finite-sample error; the error anatomy's switch); formerly loop.sampling: exact"
     )
 
 
@@ -216,8 +220,64 @@ def parse_value(text: str, option: str = "--set") -> Any:
         return text
 
 
+class RenamedKey(DeprecationWarning):
+    """A config key spelled as an earlier version spelled it: still accepted, translated by :data:`RENAMED`."""
+
+
+warnings.simplefilter("default", RenamedKey)  # shown once per place, also outside __main__ (DeprecationWarning is not)
+
+# Config keys renamed since the first release: old dotted key -> (new dotted key, {old value: new value}). The old
+# spellings keep working, with a RenamedKey warning. ``model.sampler`` is also the diffusion family's own DDPM/DDIM
+# switch: only the listed values are translated, so that one is left alone.
+RENAMED = {
+    "loop.sampling": ("loop.fit_to", {"finite": "samples", "exact": "population"}),
+    "model.sampler": ("model.next_fit", {"samples": "samples", "exact": "direct", "auto": "auto"}),
+}
+
+
+def current_spelling(dotted: str, value: Any) -> tuple[str, Any]:
+    """``(dotted, value)`` as this version spells them: a renamed key (:data:`RENAMED`) becomes its new key and
+    value, with a :class:`RenamedKey` warning; any other key is returned as it is.
+
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     current_spelling("loop.sampling", "exact")
+    ('loop.fit_to', 'population')
+    """
+    if dotted not in RENAMED:
+        return dotted, value
+    new, values = RENAMED[dotted]
+    if not isinstance(value, str) or value not in values:
+        if dotted == "model.sampler":  # the diffusion family's sampler (ddpm, ddim), or a family's unknown key
+            return dotted, value
+        raise choice_error(f"{dotted} (now {new})", value, sorted(values))
+    warnings.warn(f"{dotted}: {value} is now spelled {new}: {values[value]}; the old spelling will be removed in a later "
+                  "version.", RenamedKey, stacklevel=3)
+    return new, values[value]
+
+
+def renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """A raw config with every renamed key (:data:`RENAMED`) in this version's spelling (a copy where one changed);
+    the old and the new spelling of one key together are a ConfigError."""
+    for old in RENAMED:
+        section, key = old.split(".")
+        sub = raw.get(section)
+        if not isinstance(sub, dict) or key not in sub:
+            continue
+        new, value = current_spelling(old, sub[key])
+        if new == old:
+            continue
+        new_key = new.split(".")[1]
+        if new_key in sub:
+            raise ConfigError(f"{old} is the earlier name of {new}, and both are set; set {new} only.")
+        raw = {**raw, section: {(new_key if k == key else k): (value if k == key else v) for k, v in sub.items()}}
+    return raw
+
+
 def set_dotted(tree: dict, dotted: str, value: Any) -> dict:
-    """Return a copy of ``tree`` with ``dotted`` (``loop.samples``) set to ``value``."""
+    """Return a copy of ``tree`` with ``dotted`` (``loop.samples``) set to ``value``; a renamed key is set under its
+    new spelling (:func:`current_spelling`), so it overrides a config written with the new one."""
+    dotted, value = current_spelling(dotted, value)
     out = dict(tree)
     head, _, rest = dotted.partition(".")
     if not head:
@@ -294,7 +354,7 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
         parts = ([arm_name] if arm_name else []) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = ",".join(parts) or config.name
         try:
-            arms.append((name, Config.model_validate(tree)))
+            arms.append((name, Config.model_validate(renamed(tree))))
         except ValidationError as err:
             raise translate(err, "", Config) from None
     return arms

@@ -355,7 +355,7 @@ def _import_file(spec: str, key: str):
     path = Path(spec).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(f"{key}: plug-in file {spec!r} does not exist (resolved to {str(path)!r}).")
-    name = "modelcollapse_plugin_" + hashlib_name(str(path))
+    name = "modelcollapse_plugin_" + short_sha256(str(path))
     if name not in sys.modules:
         loader_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(loader_spec)
@@ -374,7 +374,8 @@ def import_plugins(specs: list[str] | tuple[str, ...] | None, key: str = "plugin
     return [load_code(spec, key).__name__ for spec in specs or ()]
 
 
-def hashlib_name(text: str) -> str:
+def short_sha256(text: str) -> str:
+    """The first 16 hex digits of ``text``'s sha256: a stable module name for a plug-in file, from its path."""
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -15,7 +15,7 @@ The config::
         family: [matched, mismatched]
         learner: [exact, approximate]
     arms:                                   # one arm per cell, named factor=level joined by commas
-      sampling=exact,family=matched,learner=exact: {loop.sampling: exact, ...}
+      sampling=exact,family=matched,learner=exact: {loop.fit_to: population, ...}
       ...
 
 Two standard decompositions of the cell means y (mean over replicates, per generation), for a subset S of factors:

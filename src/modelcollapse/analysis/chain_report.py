@@ -92,7 +92,7 @@ def build_report(run: RunStore | str | Path) -> Path:
     for arm in sorted(set(table["arm"])):
         for metric in metrics:
             y = chain_series(table, arm, metric)
-            with plots.quiet_nan():
+            with plots.SilenceNanWarnings():
                 first, last = np.nanmedian(y[:, 0]), np.nanmedian(y[:, -1])
             summary.append([arm, metric, _fmt(first), _fmt(last)])
     attractor_rows = [[a["arm"], a["metric"], _fmt(a["slope"]), _fmt(a["intercept"]), _fmt(a["strength"]),
@@ -135,7 +135,7 @@ def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
     for ax, metric in zip(axes.flat, metrics):
         for arm in sorted(set(table["arm"])):
             y = chain_series(table, arm, metric)
-            with np.errstate(all="ignore"), plots.quiet_nan():
+            with np.errstate(all="ignore"), plots.SilenceNanWarnings():
                 med, lo, hi = (np.nanpercentile(y, q, axis=0) for q in (50, 10, 90))
             x = np.arange(y.shape[1])
             ax.plot(x, med, marker="o", ms=3, label=arm)

@@ -54,7 +54,7 @@ def generation_color(i: int, n: int):
     return pyplot().cm.viridis(i / max(n - 1, 1))
 
 
-class quiet_nan:
+class SilenceNanWarnings:
     """Silence numpy's all-NaN-slice warnings inside a ``with`` block (a metric undefined for a whole generation)."""
 
     def __enter__(self):

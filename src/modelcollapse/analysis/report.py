@@ -120,7 +120,7 @@ def summary_table(run: RunStore | Path) -> str:
     names = store.members()
     if names is not None:
         return "\n\n".join(f"== {n} ==\n{summary_table(store.root / n)}" for n in names
-                           if (store.root / n / "config.yaml").exists())
+                           if RunStore(store.root / n).kind == "loop")
     rows = [r for r in final_rows(store) if not r["metric"].startswith("train_")]
     w = max([3] + [len(r["arm"]) for r in rows])
     head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
@@ -243,7 +243,7 @@ def build_report(run: RunStore | Path) -> Path:
     if names is None:
         title = f"modelcollapse: {store.read_config().get('name', store.root.name)}"
         return write_page(store.root / "report.html", "run.html.j2", title=title, runs=[section(store)], suite=False)
-    sections = [(n, section(RunStore(store.root / n))) for n in names if (store.root / n / "config.yaml").exists()]
+    sections = [(n, section(RunStore(store.root / n))) for n in names if RunStore(store.root / n).kind == "loop"]
     for n, s in sections:
         write_page(store.root / n / "report.html", "run.html.j2", title=f"modelcollapse: {n}", runs=[s], suite=False)
     return write_page(store.root / "report.html", "run.html.j2", title=f"modelcollapse suite: {store.root.name}",

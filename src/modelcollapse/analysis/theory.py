@@ -239,7 +239,7 @@ def survival_reference(arm: dict[str, Any]) -> str | None:
     model, loop = arm["model"], arm["loop"]
     M = loop["samples"]
     same = (loop.get("real_samples") or M) == M == (loop.get("n_synthetic") or M)
-    plain = loop.get("bias", 1.0) == 1.0 and loop.get("sampling", "finite") == "finite" and not loop.get("filters")
+    plain = loop.get("bias", 1.0) == 1.0 and loop.get("fit_to", "samples") == "samples" and not loop.get("filters")
     if model["kind"] == "categorical" and not model.get("smoothing") and regime_name(loop) == "replace" and same and plain:
         return "1 − exp(−c g_g) (Poisson limit)"
     return None
@@ -334,7 +334,7 @@ def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
     if len(filters) != 1 or filters[0].get("kind") != "curate" or filters[0].get("k", 2) not in (2, "inf"):
         return None
     reward = filters[0].get("reward")
-    plain = loop.get("bias", 1.0) == 1.0 and loop.get("sampling", "finite") == "finite" and not loop.get("weights")
+    plain = loop.get("bias", 1.0) == 1.0 and loop.get("fit_to", "samples") == "samples" and not loop.get("weights")
     if not (isinstance(reward, dict) and reward.get("kind") == "table") or not plain or model.get("smoothing"):
         return None
     regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
@@ -373,15 +373,17 @@ def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple
     return golden_ratio_mse(w, n_real, n_synthetic, g, n0, sigma2), "E: V∞ + (V₀ − V∞)(1 − w)^(2g)", "mean"
 
 
-def newer_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
-    """References for the newer-theory presets (PAPER-NUMBERS rows 13–22), or None."""
+def derived_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, str, str] | None:
+    """The closed forms derived for the settings of PAPER-NUMBERS rows 13–22 (curation, weighted and fresh mixing,
+    categorical support and temperature, memorisation, known-σ means, regression and ridge, verifiers, Poisson
+    survival), or None."""
     data, model, loop = arm["data"], arm["model"], arm["loop"]
     if loop.get("filters"):
         found = curated_reference(metric, arm, g)
         if found is not None or any(f.get("kind") == "curate" for f in loop["filters"]):
             return found
     regime, params = regime_name(loop), loop["regime"] if isinstance(loop["regime"], dict) else {}
-    M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("sampling", "finite") == "exact"
+    M, bias, exact = loop["samples"], loop.get("bias", 1.0), loop.get("fit_to", "samples") == "population"
     n_synthetic = loop.get("n_synthetic") or M
     n_real = params.get("n_real", loop.get("n_real"))
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and bias == 1.0 and not exact:
@@ -490,11 +492,11 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
     g, M, regime = np.asarray(generations), loop["samples"], regime_name(loop)
     found = published(metric, arm, g)
     if found is None:
-        found = newer_reference(metric, arm, g)
+        found = derived_reference(metric, arm, g)
     if found is not None:
         return found
     same_size = (loop.get("real_samples") or M) == M
-    population = loop.get("sampling", "finite") == "exact" or loop.get("bias", 1.0) != 1.0
+    population = loop.get("fit_to", "samples") == "population" or loop.get("bias", 1.0) != 1.0
     if regime != "replace" and not (model["kind"] == "linear-regression" and regime == "accumulate"):
         return None
     if model["kind"] == "gaussian" and data["kind"] == "gaussian" and same_size:

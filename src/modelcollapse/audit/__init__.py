@@ -181,11 +181,11 @@ def candidate_inputs(candidates: Any) -> list[tuple[str | None, Any]]:
 
 def phases(quiet: bool):
     """``phase(unit, total)``: a context whose value advances one bar of the audit's progress: the run's progress
-    bar (``engine/runner.py``), so one mechanism draws both, on a terminal and in a notebook. Silent with ``quiet``
-    or where a phase has no steps."""
-    from ..engine.runner import progress_bar
+    bar (:class:`~modelcollapse.progress.ProgressBar`), so one mechanism draws both, on a terminal and in a notebook.
+    Silent with ``quiet`` or where a phase has no steps."""
+    from ..progress import ProgressBar
 
-    return lambda unit, total: progress_bar(total, quiet or total == 0, "audit", unit)
+    return lambda unit, total: ProgressBar(total, quiet or total == 0, "audit", unit)
 
 
 # ``mc.audit`` and the ``modelcollapse.audit`` subpackage share one name. Importing the subpackage (as docs/audit.md

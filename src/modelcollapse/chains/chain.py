@@ -107,7 +107,7 @@ def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides:
 
 def _run(config: TelephoneConfig, store: RunStore, starts: list[str], quiet: bool) -> None:
     """The chains of :func:`run_chains` in an open run directory, from their journaled steps to the measurements."""
-    from ..engine.runner import progress_bar
+    from ..progress import ProgressBar
 
     say = (lambda *_: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     # 1. The chains, and the steps already journaled.
@@ -124,7 +124,7 @@ def _run(config: TelephoneConfig, store: RunStore, starts: list[str], quiet: boo
     # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing. The bar is the
     # run command's (one progress mechanism), counting steps: one generation of one chain each.
     try:
-        with progress_bar(len(chains) * config.generations, quiet, config.name, "steps") as advance:
+        with ProgressBar(len(chains) * config.generations, quiet, config.name, "steps") as advance:
             advance(sum(1 for c in chains for g in range(1, config.generations + 1) if (c.id, g) in texts))
             generate_missing(config, store, manifest, chains, texts, say, advance)
     except BaseException as err:

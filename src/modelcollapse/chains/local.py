@@ -31,7 +31,7 @@ class LocalBackend:
             torch.set_num_threads(backend.threads)
         self.tokenizer, self.model = load_causal_lm(backend.model_dir, backend.gguf_file)
         if backend.device != "cpu":
-            from ..plugins.models.vae import pick_device
+            from ..devices import pick_device
 
             self.model.to(pick_device(backend.device, backend.threads))
         self.name = backend.gguf_file or (SMOLLM2_GGUF if backend.model_dir is None else Path(backend.model_dir).name)

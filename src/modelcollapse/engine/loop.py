@@ -1,4 +1,5 @@
-"""The self-consuming loop: assemble, fit, sample, filter, measure, persist — one readable function.
+"""The self-consuming loop: assemble, fit, sample, filter, measure, persist — :func:`run_unit`, one screen, with each
+step a small function below it.
 
 A run is a set of independent units, one per (arm, shard): an arm is a named config variant, a shard a block of
 ``shard_size`` replicates with its own random streams. Units may run in any order or on any executor and give the
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +26,7 @@ from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, re
 from ..registry import running
 from ..rundir.store import RunStore
 from ..seeding import rng_for
-from .exact import sampler_for
+from .next_fit import next_fit_for
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,158 @@ def units(arms: list[Config], keys: list[int] | None = None, names: list[str] | 
     out = []
     for a, cfg in enumerate(arms):
         for s, start in enumerate(range(0, cfg.replicates, cfg.shard_size)):
-            out.append(Unit(a, s, min(cfg.shard_size, cfg.replicates - start), keys[a] if keys else 0, names[a] if names else ""))
+            size = min(cfg.shard_size, cfg.replicates - start)
+            out.append(Unit(a, s, size, keys[a] if keys else 0, names[a] if names else ""))
     return out
+
+
+def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None,
+             on_metrics: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> str:
+    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string.
+    After generation ``g`` is persisted: ``on_generation(g)``, then ``on_metrics(g, {metric: (R,) values})``."""
+    s = prepare(cfg, unit)
+    start, synthetic, gen0 = restore(s, store)
+    for g in range(start, cfg.loop.generations):
+        train = fit(s, g, synthetic)  # 1-2. assemble and fit
+        gen0 = gen0 if g else s.copy(s.model.get_state())  # kept: metrics and filters compare against it
+        chunk, filtered = draw(s, g, gen0)  # 3-4. sample (bias λ) and curate
+        synthetic = [*synthetic, chunk] if s.keeps_history else [chunk]
+        values, arrays = measured(s, g, chunk, train, gen0, filtered)  # 5. measure
+        persist(s, store, g, values, chunk, arrays)  # 6. persist, before the next generation starts
+        on_generation(g)
+        if on_metrics is not None:
+            on_metrics(g, values)
+        if cfg.loop.on_degenerate == "stop" and np.all(s.model.degenerate_):
+            return f"stopped: every replicate degenerate at generation {g}"
+    return "complete"
+
+
+@dataclass
+class Setup:
+    """What every generation of one unit shares, built once by :func:`prepare`: the unit's keyed random streams
+    (``rng(generation=..., role=...)``), the data source and the family (``model``, bound to the real pool), the
+    regime, the metrics, the curation ``chain``, ``n_draw`` synthetic records a generation, the ``real`` pool (a
+    :class:`Chunk` of ``(R, n)`` records), the ``heldout`` records, and ``direct``: under ``model.next_fit``
+    ``direct`` each fit is drawn from its sampling distribution and no records are drawn (``engine/next_fit.py``)."""
+
+    cfg: Config
+    unit: Unit
+    rng: Callable[..., np.random.Generator]
+    source: Any
+    model: Any
+    regime_name: str
+    regime: Callable[[RegimeInputs], list[Chunk]]
+    keeps_history: bool
+    metrics: list[str]
+    direct: bool
+    chain: Any
+    n_draw: int
+    real: Chunk
+    heldout: np.ndarray
+
+    def copy(self, state: dict[str, np.ndarray]):
+        """A new model of the family, bound like ``model``, holding ``state`` (generation 0's model, kept aside)."""
+        return MODELS.build(self.cfg.model, "model").bind(self.source, self.real.x).set_state(state)
+
+    def fresh(self, g: int, n: int) -> Chunk:
+        """``n`` records per replicate freshly drawn from the real distribution for generation ``g``."""
+        return Chunk.tagged(self.source.sample(self.unit.size, n, self.rng(generation=g, role="real")), REAL)
+
+
+def prepare(cfg: Config, unit: Unit) -> Setup:
+    """Build what the unit's generations share: source, family, regime, the real pool and the held-out records."""
+    rng = partial(rng_for, cfg.seed, arm=unit.key, shard=unit.shard)
+    source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
+    regime_name, params = regime_spec(cfg.loop)
+    metrics, M = cfg.metrics or list(MODELS.trait(cfg.model["kind"], "default_metrics")), cfg.loop.samples
+    direct = next_fit_for(cfg, model, source, metrics) == "direct"  # replace without samples: draw each fit directly
+    chain = build_chain(cfg.loop.filters, cfg.model)
+    real_n = cfg.loop.real_samples or max(M, params.get("n_real") or 0)
+    real = Chunk.tagged(source.pool(unit.size, real_n, rng(generation=0, role="real")), REAL)
+    n_real = real_count(M, params.get("real_fraction", 0.0), params.get("n_real"))
+    if regime_name == "mix" and n_real > real.size:
+        raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's "
+                          f"{real.size}.")
+    heldout = source.pool(1, cfg.loop.heldout, rng(role="heldout"))[0] if SOURCES.trait(cfg.data["kind"], "can_draw") else real.x[0]
+    model.bind(source, real.x)
+    regime, keeps_history = partial(REGIMES.get(regime_name), **params), REGIMES.trait(regime_name, "keeps_history")
+    return Setup(cfg, unit, rng, source, model, regime_name, regime, keeps_history, metrics, direct, chain,
+                 cfg.loop.n_synthetic or M, real, heldout)
+
+
+def restore(s: Setup, store: RunStore) -> tuple[int, list[Chunk], Any]:
+    """Resume: the first generation to run, the synthetic records the regime needs, and generation 0's model
+    (``0, [], None`` for a new unit). Restores the last completed generation's state, and regenerates its samples
+    (the same keyed stream) unless the regime keeps them on disk."""
+    done, state = store.resume_point(s.unit.arm, s.unit.shard)  # generation and state from one read of the checkpoint
+    if done < 0:
+        return 0, [], None
+    gen0 = s.copy(store.load_state(s.unit.arm, s.unit.shard, "gen0"))
+    s.model.set_state(state)
+    if s.keeps_history:
+        return done + 1, [Chunk(**store.load_synthetic(s.unit.arm, s.unit.shard, g)) for g in range(done + 1)], gen0
+    return done + 1, [] if s.direct else [draw(s, done, gen0)[0]], gen0
+
+
+def fit(s: Setup, g: int, synthetic: list[Chunk]) -> list[Chunk]:
+    """Steps 1-2 of generation ``g``: assemble the training set (generation 0: the real pool alone) and fit the
+    family to it, weighted by provenance under ``loop.weights``. Returns the training set; empty where no records
+    are fitted (``loop.fit_to: population``, and ``model.next_fit: direct`` after generation 0)."""
+    loop, model = s.cfg.loop, s.model
+    if g > 0 and loop.fit_to == "population":  # no statistical error: fit the previous model's population itself
+        bias = {"bias": loop.bias} if loop.bias != 1.0 else {}
+        model.fit_population(model, rng=s.rng(generation=g, role="fit"), **bias)
+        return []
+    if g > 0 and s.direct:  # the fit to n_draw (biased) draws from the last fit, drawn from its sampling
+        # distribution, from the stream of the samples it replaces
+        model.fit_next(s.n_draw, rng=s.rng(generation=g - 1, role="sample"), bias=loop.bias)
+        return []
+    if g == 0:
+        train = [s.real]
+    else:
+        with running("regime", s.regime_name):
+            train = s.regime(RegimeInputs(s.real, synthetic, loop.samples, partial(s.fresh, g),
+                                          s.rng(generation=g, role="assemble"), loop.n_synthetic))
+    if loop.weights is None:
+        model.fit_chunks(train, rng=s.rng(generation=g, role="fit"))
+    else:
+        model.fit_weighted(*weighted_records(train, loop.weights.real), rng=s.rng(generation=g, role="fit"))
+    return train
+
+
+def draw(s: Setup, g: int, gen0) -> tuple[Chunk, dict]:
+    """Steps 3-4 of generation ``g``: ``n_draw`` synthetic records per replicate from the fitted model (with
+    sampling bias λ), curated by ``loop.filters``, tagged ``g``; and the filters' statistics. Under
+    ``loop.fit_to: population`` they are drawn for measurement only; under ``model.next_fit: direct`` none are."""
+    if s.direct:
+        return Chunk(np.empty((s.unit.size, 0)), np.empty((s.unit.size, 0), np.int32)), {}
+    sample, stream = sampler(s.model, s.cfg.loop.bias), s.rng(generation=g, role="sample")
+    fctx = FilterContext(s.source, s.model, gen0, s.heldout, g, s.rng(generation=g, role="filter")) if s.chain else None
+    x, stats = filter_synthetic(lambda n: sample(n, rng=stream), s.n_draw, s.chain, fctx)
+    return Chunk.tagged(x, g), stats
+
+
+def measured(s: Setup, g: int, chunk: Chunk, train: list[Chunk], gen0, filtered: dict) -> tuple[dict, dict]:
+    """Step 5 of generation ``g``: every metric's ``(R,)`` values (with the filters' statistics and the training
+    set's real and synthetic counts), and the arrays the metrics chose to keep."""
+    ctx = Context(s.model, chunk.x, s.source, s.heldout, g, s.rng(generation=g, role="measure"), gen0, train,
+                  gen0_size=s.real.x.shape[1])
+    values = {**measure(s.metrics, ctx), **filtered}
+    real_n, synthetic_n = provenance(train, s.unit.size)
+    values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (s.n_draw if s.direct and g > 0 else 0)
+    return values, ctx.arrays
+
+
+def persist(s: Setup, store: RunStore, g: int, values: dict, chunk: Chunk, arrays: dict) -> None:
+    """Step 6 of generation ``g``: export the model (``model.save``), then save the generation's metrics, state
+    and, for regimes that keep history, its records (the state last: it marks the generation complete; a crash
+    between the export and the save reruns both), then the kept arrays and the report's pictures."""
+    unit, model = s.unit, s.model
+    export_generation(s.cfg, unit, store.root, g, model)
+    kept = {"x": chunk.x, "origin": chunk.origin} if s.keeps_history else None
+    state_format = MODELS.trait(s.cfg.model["kind"], "state_format")
+    store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, state_format)
+    store.save_extra(unit.arm, unit.shard, g, {**arrays, **pictures(s.cfg, unit, g, chunk, model)})
 
 
 def sampler(model, bias: float) -> Callable[..., np.ndarray]:
@@ -54,10 +206,11 @@ def sampler(model, bias: float) -> Callable[..., np.ndarray]:
     return model.sample if bias == 1.0 else partial(model.sample, bias=bias)
 
 
-def filter_synthetic(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext | None) -> tuple[np.ndarray, dict]:
+def filter_synthetic(sample: Callable[[int], np.ndarray], n: int, chain,
+                     ctx: FilterContext | None) -> tuple[np.ndarray, dict]:
     """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
     the filter statistics. Without filters, one draw of ``n`` and no statistics (and ``ctx`` may be None)."""
-    return (draw(n), {}) if not chain else curate(draw, n, chain, ctx)
+    return (sample(n), {}) if not chain else curate(sample, n, chain, ctx)
 
 
 def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +233,8 @@ def export_generation(cfg: Config, unit: Unit, root: Path, g: int, model) -> Non
     save = cfg.model.get("save", "none")
     if save == "none" or not MODELS.provides(cfg.model["kind"], "export"):
         return
-    folders = [root / "checkpoints" / (unit.name or cfg.name) / str(unit.shard * cfg.shard_size + r) for r in range(unit.size)]
+    arm = root / "checkpoints" / (unit.name or cfg.name)
+    folders = [arm / str(unit.shard * cfg.shard_size + r) for r in range(unit.size)]
     partial_dirs = [f / f".generation-{g}.partial" for f in folders]
     for d in partial_dirs:
         shutil.rmtree(d, ignore_errors=True)
@@ -99,7 +253,8 @@ PICTURE_STATE = 100_000  # fitted arrays up to this many numbers per replicate a
 def pictures(cfg: Config, unit: Unit, g: int, chunk: Chunk, model) -> dict[str, np.ndarray]:
     """What the report draws the distributions from (``report`` config): replicate 0's first records and its small
     fitted arrays, at the chosen generations, from the first shard only. Reads the run; draws no random numbers."""
-    if unit.shard or not cfg.report.records or g not in report_generations(cfg.report.generations, cfg.loop.generations):
+    drawn = report_generations(cfg.report.generations, cfg.loop.generations)
+    if unit.shard or not cfg.report.records or g not in drawn:
         return {}
     out = {"picture.records": np.asarray(chunk.x[:1, : cfg.report.records])} if chunk.x.size else {}
     for key, value in model.get_state().items():
@@ -108,88 +263,3 @@ def pictures(cfg: Config, unit: Unit, g: int, chunk: Chunk, model) -> dict[str, 
         if per_replicate and value.size <= PICTURE_STATE * unit.size and value.dtype != object:
             out[f"picture.{key}"] = value[:1]
     return out
-
-
-def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None,
-             on_metrics: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> str:
-    """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string.
-    After generation ``g`` is persisted: ``on_generation(g)``, then ``on_metrics(g, {metric: (R,) values})``."""
-    rng = partial(rng_for, cfg.seed, arm=unit.key, shard=unit.shard)
-    source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
-    regime_name, regime_params = regime_spec(cfg.loop)
-    regime, keeps_history = partial(REGIMES.get(regime_name), **regime_params), REGIMES.trait(regime_name, "keeps_history")
-    R, M, loop = unit.size, cfg.loop.samples, cfg.loop
-    names = cfg.metrics or list(MODELS.trait(cfg.model["kind"], "default_metrics"))
-    state_format = MODELS.trait(cfg.model["kind"], "state_format")
-    exact = sampler_for(cfg, model, source, names) == "exact"  # replace without samples: draw each fit directly
-
-    chain, n_draw = build_chain(loop.filters, cfg.model), loop.n_synthetic or M
-    wanted_real = regime_params.get("n_real")
-    real = Chunk.tagged(source.pool(R, loop.real_samples or max(M, wanted_real or 0), rng(generation=0, role="real")), REAL)
-    n_real = real_count(M, regime_params.get("real_fraction", 0.0), wanted_real)
-    if regime_name == "mix" and n_real > real.size:
-        raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}.")
-    can_draw = SOURCES.trait(cfg.data["kind"], "can_draw")
-    heldout = source.pool(1, loop.heldout, rng(role="heldout"))[0] if can_draw else real.x[0]
-    model.bind(source, real.x)
-    fresh = lambda g, n: Chunk.tagged(source.sample(R, n, rng(generation=g, role="real")), REAL)  # noqa: E731
-
-    def draw(g: int) -> tuple[Chunk, dict]:  # steps 3-4: sample (with bias λ), then curate
-        sample, stream = sampler(model, loop.bias), rng(generation=g, role="sample")
-        fctx = FilterContext(source, model, gen0, heldout, g, rng(generation=g, role="filter")) if chain else None
-        x, stats = filter_synthetic(lambda n: sample(n, rng=stream), n_draw, chain, fctx)
-        return Chunk.tagged(x, g), stats
-
-    # Resume: restore the last completed generation; regenerate its samples (same keyed stream) unless kept on disk.
-    done, state = store.resume_point(unit.arm, unit.shard)  # generation and state from one read of the checkpoint
-    start, synthetic, gen0 = done + 1, [], None
-    if start > 0:
-        gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(store.load_state(unit.arm, unit.shard, "gen0"))
-        model.set_state(state)
-        if keeps_history:
-            synthetic = [Chunk(**store.load_synthetic(unit.arm, unit.shard, g)) for g in range(start)]
-        elif not exact:
-            synthetic = [draw(start - 1)[0]]
-
-    for g in range(start, loop.generations):
-        if g > 0 and loop.sampling == "exact":  # 1-2. no statistical error: fit the previous model's population itself
-            train = []
-            model.fit_population(model, rng=rng(generation=g, role="fit"), **({"bias": loop.bias} if loop.bias != 1.0 else {}))
-        elif g > 0 and exact:
-            # 1-2. model.sampler exact: the fit to n_draw (biased) draws from the last fit, drawn from its sampling
-            # distribution, from the stream of the samples it replaces
-            model.fit_next(n_draw, rng=rng(generation=g - 1, role="sample"), bias=loop.bias)
-            train = []
-        else:
-            # 1. assemble: generation 0 trains on real data only
-            with running("regime", regime_name):
-                train = [real] if g == 0 else regime(
-                    RegimeInputs(real, synthetic, M, partial(fresh, g), rng(generation=g, role="assemble"), loop.n_synthetic)
-                )
-            # 2. fit (weighted by provenance under loop.weights)
-            if loop.weights is None:
-                model.fit_chunks(train, rng=rng(generation=g, role="fit"))
-            else:
-                model.fit_weighted(*weighted_records(train, loop.weights.real), rng=rng(generation=g, role="fit"))
-        if g == 0:
-            gen0 = MODELS.build(cfg.model, "model").bind(source, real.x).set_state(model.get_state())
-        # 3-4. sample, bias/filter (under exact sampling, for measurement only; model.sampler exact needs none)
-        chunk, filtered = (Chunk(np.empty((R, 0)), np.empty((R, 0), np.int32)), {}) if exact else draw(g)
-        synthetic = [*synthetic, chunk] if keeps_history else [chunk]
-        # 5. measure
-        ctx = Context(model, chunk.x, source, heldout, g, rng(generation=g, role="measure"), gen0, train,
-                      gen0_size=real.x.shape[1])
-        values = {**measure(names, ctx), **filtered}
-        real_n, synthetic_n = provenance(train, R)
-        values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (n_draw if exact and g > 0 else 0)
-        # 6. persist, before the next generation starts (the export first: a crash between the two reruns both)
-        export_generation(cfg, unit, store.root, g, model)
-        kept = {"x": chunk.x, "origin": chunk.origin} if keeps_history else None
-        store.save_generation(unit.arm, unit.shard, g, values, model.get_state(), kept, state_format)
-        store.save_extra(unit.arm, unit.shard, g, {**ctx.arrays, **pictures(cfg, unit, g, chunk, model)})
-        on_generation(g)
-        if on_metrics is not None:
-            on_metrics(g, values)
-        if loop.on_degenerate == "stop" and np.all(model.degenerate_):
-            return f"stopped: every replicate degenerate at generation {g}"
-    return "complete"

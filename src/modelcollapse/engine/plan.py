@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import Config, check_design, check_finite, expand_arms
+from ..config import Config, check_design, check_finite, expand_arms, renamed
 from ..errors import ConfigError, translate
 from ..registry import consent, import_plugins
 from ..plugins.data import SOURCES
@@ -32,7 +32,7 @@ from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
 from ..plugins.regimes import REGIMES, regime_spec
 from ..seeding import arm_key
-from .exact import sampler_for
+from .next_fit import next_fit_for
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def validate(raw: dict[str, Any], *, trust_code: bool = False) -> Config:
         raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
     check_finite(raw)
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(renamed(raw))
     except ValidationError as err:
         raise translate(err, "", Config) from None
     make_plan(config, trust_code=trust_code)
@@ -120,17 +120,17 @@ def check_arm(arm: Config) -> None:
             f"loop.regime {regime!r} draws fresh real data, which data.kind {arm.data['kind']!r} cannot; "
             "use 'mix' for a fixed pool."
         )
-    if arm.loop.sampling == "exact":
+    if arm.loop.fit_to == "population":
         if not MODELS.provides(arm.model["kind"], "fit_population"):
             raise ConfigError(
-                f"loop.sampling 'exact' fits each generation to the previous model's population, which model.kind "
+                f"loop.fit_to 'population' fits each generation to the previous model's population, which model.kind "
                 f"{arm.model['kind']!r} cannot do; families that can: {able('fit_population')}."
             )
         if regime != "replace":
-            raise ConfigError(f"loop.sampling 'exact' needs loop.regime 'replace'; got {regime!r}.")
+            raise ConfigError(f"loop.fit_to 'population' needs loop.regime 'replace'; got {regime!r}.")
         if arm.loop.bias != 1.0 and not MODELS.provides(arm.model["kind"], "fit_population_bias"):
-            raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.sampling 'exact' needs a family whose fit_population() "
-                              f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.sampling: finite.")
+            raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.fit_to 'population' needs a family whose fit_population() "
+                              f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.fit_to: samples.")
     names = metric_names(arm)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:  # a second listing would be dropped silently: say so
@@ -144,7 +144,7 @@ def check_arm(arm: Config) -> None:
         check(model, metrics=names, source=source, bias=arm.loop.bias)
     build_chain(arm.loop.filters, arm.model)
     check_weights(arm)
-    sampler_for(arm, model, source, names)  # refuses sampler: exact where invalid
+    next_fit_for(arm, model, source, names)  # refuses next_fit: direct where invalid
 
 
 def check_weights(arm: Config) -> None:
@@ -158,8 +158,8 @@ def check_weights(arm: Config) -> None:
     if not MODELS.provides(arm.model["kind"], "fit_weighted"):
         raise ConfigError(f"loop.weights needs a family whose fit takes record weights; model.kind {arm.model['kind']!r} "
                           f"cannot. Families that can: {able('fit_weighted')}; or remove loop.weights.")
-    if arm.loop.sampling == "exact":
-        raise ConfigError("loop.weights weight a fit to records; loop.sampling 'exact' fits populations. Use loop.sampling: finite.")
+    if arm.loop.fit_to == "population":
+        raise ConfigError("loop.weights weight a fit to records; loop.fit_to 'population' fits populations. Use loop.fit_to: samples.")
 
 
 def check_metric(name: str, arm: Config) -> None:
@@ -273,13 +273,13 @@ def resolve(config: Config) -> dict[str, Any]:
     out["model"] = MODELS.resolve(config.model, "model", built=model)
     name, params = regime_spec(config.loop)
     out["loop"]["regime"] = {"kind": name, **params}
-    for legacy in ("real_fraction", "n_real"):  # folded into the regime's parameters
-        out["loop"].pop(legacy, None)
+    for key in ("real_fraction", "n_real"):  # recorded once, among the regime's parameters
+        out["loop"].pop(key, None)
     if out["loop"].get("weights") and out["loop"]["weights"]["synthetic"] is None:
         out["loop"]["weights"]["synthetic"] = 1.0 - out["loop"]["weights"]["real"]
     if out["metrics"] is None:
         out["metrics"] = metric_names(config)
-    if "sampler" in out["model"]:  # record the choice 'auto' made
-        out["model"]["sampler"] = sampler_for(config, model, source, out["metrics"])
+    if "next_fit" in out["model"]:  # record the choice 'auto' made
+        out["model"]["next_fit"] = next_fit_for(config, model, source, out["metrics"])
     out["version"] = __version__
     return out

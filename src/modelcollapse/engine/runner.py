@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from ..config import PRESETS_DIR, Config, apply_overrides, load_raw, set_dotted
+from ..config import Config, RenamedKey, apply_overrides, load_raw, renamed, set_dotted
 from ..errors import CLI, ConfigError, RunError, Spelling
+from ..progress import ProgressBar
+from ..rundir.layouts import refuse_earlier_layout
 from ..rundir.lock import refuse_existing
 from ..rundir.store import RunStore, prepare_out
 from .executors import ExecutorSpec, cluster_gpus, exit_if_orphaned, gpus_for, map_tasks
@@ -40,6 +43,11 @@ class UnitJob:
     arm: str = ""
     listener: Callable[[GenerationEvent], None] | None = None  # the caller's, called wherever the unit runs
 
+    @property
+    def key(self) -> str:
+        """The unit's key in the manifest's ``completed`` and ``errors``: ``ARM/shardN``."""
+        return f"{self.arm}/shard{self.unit.shard}"
+
 
 @dataclass(frozen=True)
 class GenerationEvent:
@@ -63,21 +71,33 @@ def run_unit_job(job: UnitJob) -> str:
     listener, start = job.listener, job.unit.shard * job.cfg.shard_size
     on_metrics = None if listener is None else (lambda g, values: listener(GenerationEvent(
         job.arm, g, values, job.unit.shard, range(start, start + job.unit.size))))
-    extra = {"on_metrics": on_metrics} if on_metrics else {}  # only when asked (tests wrap run_unit's 4-argument form)
-    return run_unit(job.cfg, job.unit, RunStore(job.root), job.on_generation or (lambda g: exit_if_orphaned()), **extra)
+    on_generation = job.on_generation or (lambda g: exit_if_orphaned())
+    return run_unit(job.cfg, job.unit, RunStore(job.root), on_generation, on_metrics)
 
 
 def check_resumable(store: RunStore, resolved: dict[str, Any], spelling: Spelling = CLI) -> None:
     """``--resume`` continues only the run its directory holds: same resolved config (a ``data.kind: file`` input's
     sha256 included), else ConfigError naming the first key that differs."""
     flag = spelling.flag("resume")
-    saved = store.read_config()
-    diff = first_difference({k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"})
+    saved = saved_config(store)
+    diff = first_difference({k: v for k, v in saved.items() if k != "version"},
+                            {k: v for k, v in resolved.items() if k != "version"})
     if diff and diff.endswith("data.sha256"):
         raise ConfigError(f"{flag}: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
                           "differs from config.yaml); restore it, or start a new run.")
     if diff:
-        raise ConfigError(f"{flag}: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same config.")
+        raise ConfigError(f"{flag}: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same "
+                          "config.")
+
+
+def saved_config(store: RunStore) -> dict[str, Any]:
+    """config.yaml as this version spells its keys (:data:`~modelcollapse.config.RENAMED`), so a run started before
+    a key was renamed resumes; silent, as the user did not write config.yaml."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RenamedKey)
+        saved = renamed(store.read_config())
+        arms = {name: renamed(arm) for name, arm in (saved.get("arms_resolved") or {}).items()}
+    return {**saved, "arms_resolved": arms} if arms else saved
 
 
 def execute(
@@ -138,15 +158,40 @@ def check_out(out: Path, spelling: Spelling = CLI) -> None:
 
 def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec,
              listener=None, spelling: Spelling = CLI) -> dict[str, Any]:
-    out, resolved = store.root, plan.resolved
+    """:func:`execute` under the directory's lock: open the manifest, run every unit, consolidate."""
+    manifest = start_manifest(store, plan, resume=resume, spelling=spelling)
+    if manifest["status"] == "complete":
+        return manifest
+    names = [name for name, _ in plan.arms]
+    todo = units([cfg for _, cfg in plan.arms], plan.stream_keys, names)
+    done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
+    started = time.perf_counter()
+    with ProgressBar(sum(plan.arms[u.arm][1].loop.generations for u in todo), quiet, config.name) as advance:
+        advance(sum(done))
+        jobs = [UnitJob(str(store.root), plan.arms[u.arm][1], u, None, names[u.arm], listener) for u in todo]
+        if executor.in_process:  # a unit run here notes each generation as it completes
+            record = Completed(store, manifest, advance)
+            for job in jobs:
+                job.on_generation = partial(record, key=job.key, generations=job.cfg.loop.generations)
+        statuses, failures, causes = run_jobs(jobs, executor, store, manifest, advance, done)
+    manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
+    if failures:
+        raise_failures(store, plan, manifest, failures, causes, len(todo), resume=resume, spelling=spelling)
+    return finish_manifest(store, config.shard_size, names, todo, manifest, statuses)
+
+
+def start_manifest(store: RunStore, plan, *, resume: bool, spelling: Spelling) -> dict[str, Any]:
+    """Check the directory (``resume``: the same config; else still empty, checked again under the lock, as another
+    run may have started there meanwhile), write config.yaml, and return the manifest: marked running, or as it is
+    when the run is already complete (its table verified)."""
     if resume:
-        check_resumable(store, resolved, spelling)
+        refuse_earlier_layout(store.root)
+        check_resumable(store, plan.resolved, spelling)
     else:
-        refuse_existing(out, spelling)  # again, under the lock: another run may have started here meanwhile
-    arms = plan.arms
-    arm_names = [name for name, _ in arms]
-    store.write_config(resolved)
-    manifest = store.read_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)
+        refuse_existing(store.root, spelling)
+    store.write_config(plan.resolved)
+    on_disk = store.read_manifest() if resume else None
+    manifest = on_disk or store.new_manifest(plan.config.name, [name for name, _ in plan.arms])
     if manifest.get("status") == "complete":
         if manifest.get("table"):
             store.verify_table(manifest["table"])
@@ -155,62 +200,76 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest.pop("error", None)
     manifest.pop("errors", None)
     store.write_manifest(manifest)
-    todo = units([cfg for _, cfg in arms], plan.stream_keys, arm_names)
-    keys = [f"{arm_names[u.arm]}/shard{u.shard}" for u in todo]
-    total = sum(arms[u.arm][1].loop.generations for u in todo)
-    started = time.perf_counter()
+    return manifest
+
+
+class Completed:
+    """``record(g, key, generations)`` after generation ``g`` of unit ``key`` is persisted in this process: note it
+    in the manifest and advance the bar. The state checkpoint marks a generation complete; the manifest is only a
+    summary, so it is rewritten at most once a second, and at the unit's last generation."""
+
+    def __init__(self, store: RunStore, manifest: dict[str, Any], advance: Callable[[int], None]):
+        self.store, self.manifest, self.advance, self.written = store, manifest, advance, 0.0
+
+    def __call__(self, g: int, key: str, generations: int) -> None:
+        self.manifest["completed"][key] = g + 1
+        if time.perf_counter() - self.written > 1.0 or g + 1 == generations:
+            self.store.write_manifest(self.manifest)
+            self.written = time.perf_counter()
+        self.advance(1)
+
+
+def run_jobs(jobs: list[UnitJob], executor: ExecutorSpec, store: RunStore, manifest: dict[str, Any],
+             advance: Callable[[int], None], done: list[int],
+             ) -> tuple[list[str], dict[str, str], dict[str, BaseException]]:
+    """Run every unit on ``executor``: the statuses of the units that finished, and the error line and exception of
+    each that failed (by unit key). A unit run elsewhere is noted in the manifest (and the bar) when it finishes;
+    ``done``: each unit's generations completed before. An interruption marks the manifest, then propagates."""
+    has_gpus = cluster_gpus(executor) if any(str(job.cfg.model.get("device")) == "auto" for job in jobs) else 0.0
+    gpus = [gpus_for(job.cfg.model, has_gpus) for job in jobs]
     statuses, failures, causes = [], {}, {}
-    with progress_bar(total, quiet, config.name) as advance:
-        done = [store.last_generation(u.arm, u.shard) + 1 for u in todo]
-        advance(sum(done))
-
-        def on_generation(g: int, key: str, generations: int, last=[0.0]) -> None:
-            # The state checkpoint marks a generation complete; the manifest is a summary, refreshed each second.
-            manifest["completed"][key] = g + 1
-            if time.perf_counter() - last[0] > 1.0 or g + 1 == generations:
+    try:
+        for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
+            job = jobs[outcome.index]
+            if outcome.error:
+                failures[job.key], causes[job.key] = outcome.error, outcome.exception
+            else:
+                statuses.append(outcome.value)
+            if not executor.in_process:  # a unit finished elsewhere: note and show its generations now
+                manifest["completed"][job.key] = now = store.last_generation(job.unit.arm, job.unit.shard) + 1
+                advance(now - done[outcome.index])
                 store.write_manifest(manifest)
-                last[0] = time.perf_counter()
-            advance(1)
-
-        jobs = [
-            UnitJob(str(out), arms[u.arm][1], u, partial(on_generation, key=k, generations=arms[u.arm][1].loop.generations)
-                    if executor.in_process else None, arm_names[u.arm], listener)
-            for u, k in zip(todo, keys)
-        ]
-        has_gpus = cluster_gpus(executor) if any(str(cfg.model.get("device")) == "auto" for _, cfg in arms) else 0.0
-        gpus = [gpus_for(job.cfg.model, has_gpus) for job in jobs]
-        try:
-            for outcome in map_tasks(run_unit_job, jobs, executor, gpus=gpus):
-                u, key = todo[outcome.index], keys[outcome.index]
-                if outcome.error:
-                    failures[key], causes[key] = outcome.error, outcome.exception
-                else:
-                    statuses.append(outcome.value)
-                if not executor.in_process:  # a unit finished elsewhere: record and show its generations now
-                    manifest["completed"][key] = now = store.last_generation(u.arm, u.shard) + 1
-                    advance(now - done[outcome.index])
-                    store.write_manifest(manifest)
-        except BaseException as err:
-            manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-            manifest["error"] = f"{type(err).__name__}: {err}"
-            store.write_manifest(manifest)
-            raise
-    manifest["timings"] = {"seconds": round(time.perf_counter() - started, 3)}
-    if failures:  # keep the segments (no consolidation): --resume reruns only the failed units, then consolidates
-        key, first = next(iter(failures.items()))
-        # each error below is raised from the first failure, so its traceback (--debug, __cause__) leads into the
-        # code that raised: a plug-in's own function included
-        manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
+    except BaseException as err:
+        manifest["status"] = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        manifest["error"] = f"{type(err).__name__}: {err}"
         store.write_manifest(manifest)
-        if not resume and nothing_completed(store, plan):  # execute() discards the directory: no --resume advice
-            errors = list(failures.values())
-            if all(e.startswith("ConfigError: ") for e in errors):
-                raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
-            raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
-                           f"{first.rstrip('.')}. Nothing was kept.") from causes[key]
-        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       f"fix the cause and rerun with {spelling.flag('resume')}.") from causes[key]
-    store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
+        raise
+    return statuses, failures, causes
+
+
+def raise_failures(store: RunStore, plan, manifest: dict[str, Any], failures: dict[str, str],
+                   causes: dict[str, BaseException], total: int, *, resume: bool, spelling: Spelling) -> NoReturn:
+    """Mark the run failed and raise, from the first failure (so its traceback, with --debug, and ``__cause__``
+    lead into the code that raised, a plug-in's own included). The units' journals stay, unconsolidated: a resume
+    reruns only the failed units, then consolidates."""
+    key, first = next(iter(failures.items()))
+    manifest.update(status="failed", error=f"{key}: {first}", errors=failures)
+    store.write_manifest(manifest)
+    count = f"{len(failures)} of {total} units failed"
+    if not resume and nothing_completed(store, plan):  # execute() discards the directory: no resume advice
+        errors = list(failures.values())
+        if all(e.startswith("ConfigError: ") for e in errors):
+            raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
+        raise RunError(f"{count} before completing a generation; first {key}: {first.rstrip('.')}. "
+                       "Nothing was kept.") from causes[key]
+    raise RunError(f"{count}; first {key}: {first.rstrip('.')}. The others are saved; fix the cause and rerun with "
+                   f"{spelling.flag('resume')}.") from causes[key]
+
+
+def finish_manifest(store: RunStore, shard_size: int, names: list[str], todo: list[Unit], manifest: dict[str, Any],
+                    statuses: list[str]) -> dict[str, Any]:
+    """Consolidate the units' journals into metrics.parquet, and mark the run complete (or stopped by policy)."""
+    store.finish(names, shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
     if stopped:
@@ -218,35 +277,6 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     store.write_manifest(manifest)
     return manifest
-
-
-class progress_bar:
-    """A rich progress bar of ``total`` steps, described ``LABEL: UNIT`` (generations of a run, steps of a chain; the
-    audit's phases reuse it), silent with ``quiet``; the context value advances it. It draws on stderr, so stdout keeps
-    only what a command prints as its result: live on a terminal and in a notebook, one final line when stderr is a
-    file or a pipe. Every long-running surface (run, chain, audit) shows its progress with this one bar."""
-
-    def __init__(self, total: int, quiet: bool, label: str, unit: str = "generations"):
-        self.total, self.quiet, self.label, self.unit = total, quiet, label, unit
-
-    def __enter__(self):
-        if self.quiet:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            transient=False, console=Console(stderr=True),
-        )
-        self.bar.__enter__()
-        task = self.bar.add_task(f"{self.label}: {self.unit}", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if not self.quiet:
-            self.bar.__exit__(*exc)
-        return False
 
 
 def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -257,12 +287,19 @@ def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         name = item.pop("preset", None)
         overrides = item.pop("set", {}) or {}
         if name is None or item:
-            raise ConfigError(f"suite entries are a preset name or {{preset: NAME, set: {{key: value}}}}; got {item!r}.")
+            raise ConfigError(f"suite entries are a preset name or {{preset: NAME, set: {{key: value}}}}; got "
+                              f"{item!r}.")
         sub = load_raw(name)
         for key, value in overrides.items():
             sub = set_dotted(sub, key, value)
         entries.append((name, sub))
     return entries
+
+
+def run_name(raw: dict[str, Any], source: Any) -> str:
+    """A run's name: the config's ``name``, else the stem of the YAML file or preset it came from, else ``run``;
+    the default run directory is ``runs/NAME``."""
+    return str(raw.get("name") or (Path(source).stem if isinstance(source, str | Path) else "run"))
 
 
 def with_plugins(raw: dict[str, Any], plugins: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -293,11 +330,12 @@ def run_config(
 
     def one(cfg: Config, path: Path, again: bool) -> dict:
         with (track(path) if track else contextlib.nullcontext()) as hook:
-            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook, spelling=spelling)
+            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook,
+                           spelling=spelling)
 
     raw = load_raw(str(source)) if isinstance(source, str | Path) else dict(source)
     raw = with_plugins(apply_overrides(raw, overrides), plugins)
-    name = str(raw.get("name") or (Path(source).stem if isinstance(source, str | Path) else "run"))
+    name = run_name(raw, source)
     out = Path(out) if out else Path("runs") / name
     check_out(out, spelling)
     prepare_out(out, overwrite=overwrite, resume=resume, spelling=spelling)
@@ -312,4 +350,4 @@ def run_config(
     return out, [(n, one(cfg, out / n, resume or (out / n / "config.yaml").exists())) for n, cfg in entries]
 
 
-__all__ = ["execute", "run_config", "apply_overrides", "PRESETS_DIR"]
+__all__ = ["execute", "run_config"]

@@ -79,7 +79,7 @@ class RegimeInputs:
 REGIMES: Registry = Registry("loop.regime", traits={"keeps_history": False, "needs_fresh": False, "mixes_real": False})
 """Regimes by name. Traits: ``keeps_history`` (it needs every past synthetic chunk: they are checkpointed),
 ``needs_fresh`` (it draws fresh real data, so the source must be able to), ``mixes_real`` (it takes ``real_fraction``
-and ``n_real``, which the legacy keys ``loop.real_fraction`` / ``loop.n_real`` fill in)."""
+and ``n_real``, which ``loop.real_fraction`` / ``loop.n_real`` may also set)."""
 
 
 def subsample(chunks: list[Chunk], n: int, rng: np.random.Generator) -> Chunk:
@@ -175,19 +175,19 @@ def window(inputs: RegimeInputs, *, k: Annotated[int, Field(ge=1)] = 2) -> list[
 
 
 def regime_spec(loop) -> tuple[str, dict]:
-    """``(canonical name, validated parameters)`` of ``loop.regime``, with the legacy keys folded in.
+    """``(canonical name, validated parameters)`` of ``loop.regime``, with the loop-level mixing keys folded in.
 
-    ``loop.regime`` is a name or ``{kind: NAME, **parameters}``. ``loop.real_fraction`` and ``loop.n_real`` are
-    aliases of a mixing regime's ``real_fraction`` / ``n_real``; set in both places they must agree. ``loop.n_real``
+    ``loop.regime`` is a name or ``{kind: NAME, **parameters}``. ``loop.real_fraction`` and ``loop.n_real`` set a
+    mixing regime's ``real_fraction`` / ``n_real`` from the loop level; set in both places they must agree. ``loop.n_real``
     with a regime that mixes no real data is an error (``real_fraction`` is left alone there: sweeps vary it freely).
     """
     spec = {"kind": loop.regime} if isinstance(loop.regime, str) else dict(loop.regime)
     key = "loop.regime" if isinstance(loop.regime, str) else "loop.regime.kind"
     name = REGIMES.canonical(spec.get("kind"), key) if "kind" in spec else spec.get("kind")
     mixes = name is not None and REGIMES.trait(name, "mixes_real", False)
-    legacy = {"real_fraction": loop.real_fraction, "n_real": loop.n_real}
+    loop_level = {"real_fraction": loop.real_fraction, "n_real": loop.n_real}
     defaults = {"real_fraction": 0.0, "n_real": None}
-    for param, value in legacy.items():
+    for param, value in loop_level.items():
         if value == defaults[param]:
             continue
         if not mixes:

@@ -29,8 +29,8 @@ class Categorical(Family):
 
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
-    ``sampler``: ``exact`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
-    always draws the records, ``auto`` (default) picks exact where valid (see :mod:`modelcollapse.engine.exact`); both paths
+    ``next_fit``: ``direct`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
+    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.next_fit`); both paths
     give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np
@@ -39,7 +39,7 @@ class Categorical(Family):
     [[0.5, 0.25, 0.25]]
     """
 
-    def __init__(self, smoothing: float = 0.0, sampler: Literal["auto", "exact", "samples"] = "auto"):
+    def __init__(self, smoothing: float = 0.0, next_fit: Literal["auto", "direct", "samples"] = "auto"):
         self.smoothing, self.sampler = smoothing, sampler
         self._k = None
 

@@ -39,10 +39,10 @@ from typing import Literal
 
 import numpy as np
 
+from ...devices import pick_device
 from ...errors import ConfigError
 from ...seeding import torch_generator
 from .base import MODELS, Family
-from .vae import pick_device
 
 EMBED = 16  # sinusoidal features of t/T fed to the MLP
 

@@ -73,9 +73,9 @@ class Gaussian(Family):
     """A d-dimensional Gaussian per replicate, fitted by its sample mean and covariance.
 
     ``variance='unbiased'`` divides by n − 1 (Shumailov et al.), ``'mle'`` by n (Kazdan et al.).
-    ``sampler``: ``exact`` lets the replace loop draw the next fit directly (:meth:`fit_next`), ``samples`` (default)
-    always draws the samples, ``auto`` picks exact where valid (see :mod:`modelcollapse.engine.exact`). The default stays
-    ``samples`` because exact draws other bits, and ``auto``'s choice depends on the metrics.
+    ``next_fit``: ``direct`` lets the replace loop draw the next fit directly (:meth:`fit_next`), ``samples`` (default)
+    always draws the samples, ``auto`` picks direct where valid (see :mod:`modelcollapse.engine.next_fit`). The default
+    stays ``samples`` because a direct fit draws other bits, and ``auto``'s choice depends on the metrics.
     Fitted: ``mean_`` ``(R, d)``, ``cov_`` ``(R, d, d)``, ``degenerate_`` ``(R,)``.
 
     >>> import numpy as np
@@ -84,7 +84,7 @@ class Gaussian(Family):
     (4, 10, 1)
     """
 
-    def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", sampler: Literal["auto", "exact", "samples"] = "samples"):
+    def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", next_fit: Literal["auto", "direct", "samples"] = "samples"):
         self.variance, self.sampler = variance, sampler
 
     def _set(self, n: int, total: np.ndarray, outer: np.ndarray):

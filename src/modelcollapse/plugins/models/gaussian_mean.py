@@ -21,7 +21,7 @@ class GaussianMean(Gaussian):
     """N(μ̂, ``std``² I) per replicate: μ̂ is the sample mean, the covariance is known and never refitted.
 
     Fitted: ``mean_`` ``(R, d)``, ``cov_`` ``(R, d, d)`` (always ``std``² I), ``degenerate_`` (always False).
-    ``sampler: exact`` draws the next fit directly: μ̂' ~ N(μ̂, λσ²I/n) under sampling bias λ.
+    ``next_fit: direct`` draws the next fit directly: μ̂' ~ N(μ̂, λσ²I/n) under sampling bias λ.
 
     >>> import numpy as np
     >>> m = GaussianMean(std=2.0).fit(np.zeros((3, 5, 1)), rng=None)
@@ -29,8 +29,8 @@ class GaussianMean(Gaussian):
     ([4.0, 4.0, 4.0], (3, 4, 1))
     """
 
-    def __init__(self, std: Annotated[float, Field(gt=0)] = 1.0, sampler: Literal["auto", "exact", "samples"] = "samples"):
-        super().__init__(variance="mle", sampler=sampler)
+    def __init__(self, std: Annotated[float, Field(gt=0)] = 1.0, next_fit: Literal["auto", "direct", "samples"] = "samples"):
+        super().__init__(variance="mle", next_fit=next_fit)
         self.std = std
 
     def _known(self, mean: np.ndarray):

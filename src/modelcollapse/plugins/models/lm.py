@@ -33,11 +33,11 @@ from typing import Literal
 
 import numpy as np
 
+from ...devices import pick_device
 from ...errors import ConfigError
 from ...seeding import torch_generator
 from ..hf import autocast, generate_batched, is_local_model, load_causal_lm
 from .base import MODELS, Family
-from .vae import pick_device
 
 
 def watermark_settings(spec: dict | None) -> dict | None:

@@ -19,8 +19,8 @@ class Poisson(Family):
     """λ̂ = the mean count per coordinate, for every replicate at once. Records ``(R, n, d)`` counts.
 
     Fitted: ``rate_`` ``(R, d)``; ``degenerate_`` marks replicates whose every rate is 0 (an absorbing state: a
-    Poisson(0) only draws zeros). ``sampler``: ``exact`` lets the replace loop draw the next fit directly
-    (:meth:`fit_next`: the sum of n draws is Poisson(nλ̂)), ``samples`` always draws, ``auto`` (default) picks exact
+    Poisson(0) only draws zeros). ``next_fit``: ``direct`` lets the replace loop draw the next fit directly
+    (:meth:`fit_next`: the sum of n draws is Poisson(nλ̂)), ``samples`` always draws, ``auto`` (default) picks direct
     where valid; the two paths draw different bits but the same distribution.
 
     >>> import numpy as np
@@ -29,8 +29,8 @@ class Poisson(Family):
     ([[1.0]], (1, 4, 1))
     """
 
-    def __init__(self, sampler: Literal["auto", "exact", "samples"] = "auto"):
-        self.sampler = sampler
+    def __init__(self, next_fit: Literal["auto", "direct", "samples"] = "auto"):
+        self.next_fit = next_fit
 
     def _set(self, rate: np.ndarray):
         self.rate_ = rate

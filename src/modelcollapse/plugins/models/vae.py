@@ -16,24 +16,9 @@ from typing import Literal
 
 import numpy as np
 
+from ...devices import pick_device
 from ...seeding import torch_generator
 from .base import MODELS, Family
-
-
-def pick_device(device: str, threads: int | None = None) -> str:
-    """``auto`` -> ``cuda`` when a CUDA device is present, else ``cpu``; on the CPU, use ``threads`` threads (None:
-    every core this process may run on). On a loaded machine one thread can be several times faster than two."""
-    import os
-
-    import torch
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if torch.get_num_threads() != (threads or cores):
-            torch.set_num_threads(threads or cores)
-    return device
 
 
 def build_net(shape: tuple[int, int], latent: int, capacity: int, architecture: str, hidden: int):
