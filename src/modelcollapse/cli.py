@@ -174,7 +174,7 @@ def _show(run_dir: Path) -> list[str]:
     from .rundir.store import RunStore
 
     if not run_dir.is_dir():
-        raise RunError(f"{str(run_dir)!r} is not a run directory.")
+        raise ConfigError(f"{run_dir} is not a run directory: it does not exist.")
     out = []
     store = RunStore(run_dir)
     manifest = store.read_manifest()

@@ -208,8 +208,11 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
                 raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
             raise RunError(f"{len(failures)} of {len(todo)} units failed before completing a generation; first {key}: "
                            f"{first.rstrip('.')}. Nothing was kept.") from causes[key]
-        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. The others are saved; "
-                       f"fix the cause and rerun with {spelling.flag('resume')}.") from causes[key]
+        # the advice must lead somewhere: --resume refuses a changed config, and a plain rerun a folder with files
+        saved = "The others are saved" if len(failures) < len(todo) else "Completed generations are saved"
+        raise RunError(f"{len(failures)} of {len(todo)} units failed; first {key}: {first.rstrip('.')}. {saved}: fix a "
+                       f"plug-in and rerun with {spelling.flag('resume')} (same config), or change the config and rerun "
+                       f"with {spelling.flag('overwrite')} (starts over).") from causes[key]
     store.finish(arm_names, config.shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
     manifest["status"] = "stopped" if stopped else "complete"
