@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import secrets
 import shutil
-import tempfile
 import sys
 import time
 import types
@@ -233,7 +233,8 @@ def publish(result: Audit, out: Path) -> Path:
     given, out = out, Path(os.path.abspath(out))
     for stale in out.parent.glob(TEMP.format(name=out.name) + "*"):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=TEMP.format(name=out.name)))
+    tmp = out.parent / f"{TEMP.format(name=out.name)}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 would become OUT's mode; mkdir gives what the umask allows, as OUT had
     old = tmp.with_name(tmp.name + "-old")
     try:
         os.link(out / LOCK_NAME, tmp / LOCK_NAME)

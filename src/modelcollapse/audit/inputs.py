@@ -255,7 +255,8 @@ def load_npy(path: Path) -> np.ndarray:
     try:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        reason = "it holds Python objects" if "allow_pickle" in str(err) else str(err).splitlines()[0]
+        pickled = "allow_pickle" in str(err) or "Python objects" in str(err)  # numpy's two wordings
+        reason = "it holds Python objects" if pickled else (str(err).splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"{path} is not a readable numeric .npy array: {reason}.") from None
     if x.dtype.kind not in "biuf" or x.ndim == 0:
         raise ConfigError(f"{path} must hold a numeric array of records (bool, int or float, at least 1-D); got dtype "
