@@ -167,9 +167,9 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
             cands.append(read_input(c, index=i + 1, name=name, **read))
             advance(1)
     check_compatible(ref, cands)
-    check_sizes(ref, cands)
     if o.watermark_key is not None and ref.kind != "text":
         raise ConfigError(f"{spell('watermark_key')} applies to text; {ref.path} holds {ref.kind} records.")
+    check_sizes(ref, cands)
     from .features import pools, shard_count
 
     with phase("embeddings" if ref.kind == "text" else "image features", shard_count(ref, cands)) as advance:
