@@ -209,3 +209,11 @@ def test_an_audit_refuses_an_out_folder_holding_other_files(ref):
         "error: --out 'mine' holds files that are not an audit (no audit.json); an audit replaces its folder as a "
         "whole, so choose a new or empty --out.")
     assert (ref / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_record_cap_holds_in_python_too_and_names_the_keyword():
+    import modelcollapse as mc
+
+    with pytest.raises(mc.ConfigError, match=r"^candidates\[0\] holds a record over 2000 bytes \(max_record_bytes\); "
+                                             r"raise max_record_bytes or split the record\.$"):
+        mc.audit(texts(20), [[*texts(9), "x" * 3000]], max_record_bytes=2000, lm="none", repeats=3)

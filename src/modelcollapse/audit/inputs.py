@@ -525,6 +525,9 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
             raise ConfigError(f"{where} holds {found} records, not {spell('kind')} {kind!r}.")
         if len(records) == 0:
             raise ConfigError(f"{where} holds no records.")
+        if found == "text" and any(len(t.encode()) > max_record_bytes for t in records):
+            raise ConfigError(f"{where} holds a record over {max_record_bytes} bytes ({spell('max_record_bytes')}); "
+                              f"raise {spell('max_record_bytes')} or split the record.")
         return Dataset(where, where, found, records, seen, columns)
     spec = os.fspath(spec)
     run = parse_run_spec(spec) if not Path(spec).exists() else None
