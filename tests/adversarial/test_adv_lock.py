@@ -56,7 +56,7 @@ def wait_for_lock(out: Path, first: subprocess.Popen, seconds: float = 120) -> N
 
 
 def refused(second: subprocess.Popen, out: Path, holder: int) -> None:
-    _, err = second.communicate(timeout=120)
+    _, err = second.communicate(timeout=60)
     assert second.returncode == 1, err
     assert err == (f"error: {out} is in use by pid {holder} on host {socket.gethostname()} (lock {out / '.lock'}); "
                    "wait for it to finish, or stop it, before running or resuming here.\n")
