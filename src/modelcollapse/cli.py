@@ -260,7 +260,8 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.argument("reference")
 @click.argument("candidates", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for audit.json, audit.parquet and report.html.")
+              help="Folder for audit.json, audit.parquet and report.html: new, empty or an earlier audit's "
+              "(replaced as a whole, so it holds one whole audit or none).")
 @click.option("--kind", type=click.Choice(["auto", "text", "table", "images"]), default="auto", show_default=True)
 @click.option("--field", default="text", show_default=True, help="Text field of .jsonl lines and .parquet columns.")
 @click.option("--max-records", type=int, default=10_000, show_default=True, help="Records read per input (reservoir sample).")
