@@ -144,3 +144,15 @@ def send_json(handler, obj, status=200, length=True, headers=()):
         handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def assert_clean_exit(result, what, seconds: float, limit: float) -> None:
+    """A fuzzed CLI call (a click ``Result``) ended as a user may see it: exit 0, 1 or 2, no traceback, an error as one
+    ``error:`` line, within ``limit`` seconds; ``what`` (the fuzzed input) is shown when it did not."""
+    assert result.exit_code in (0, 1, 2), (what, result.output, result.exception)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (what, repr(result.exception))
+    assert "Traceback" not in result.output
+    if result.exit_code:
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (what, result.output)
+    assert seconds < limit, (what, seconds)

@@ -173,7 +173,7 @@ def _show(run_dir: Path) -> list[str]:
     from .rundir.store import RunStore
 
     if not run_dir.is_dir():
-        raise RunError(f"{str(run_dir)!r} is not a run directory.")
+        raise ConfigError(f"{run_dir} is not a run directory: it does not exist.")
     out = []
     store = RunStore(run_dir)
     manifest = store.read_manifest()
@@ -259,7 +259,8 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.argument("reference")
 @click.argument("candidates", nargs=-1, required=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for audit.json, audit.parquet and report.html.")
+              help="Folder for audit.json, audit.parquet and report.html: new, empty or an earlier audit's "
+              "(replaced as a whole, so it holds one whole audit or none).")
 @click.option("--kind", type=click.Choice(["auto", "text", "table", "images"]), default="auto", show_default=True)
 @click.option("--field", default="text", show_default=True, help="Text field of .jsonl lines and .parquet columns.")
 @click.option("--max-records", type=int, default=10_000, show_default=True, help="Records read per input (reservoir sample).")
@@ -276,10 +277,15 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--quiet", is_flag=True, help="No progress bar (drawn only on a terminal anyway).")
+@click.option("--max-record-bytes", type=int, default=1_000_000, show_default=True,
+              help="Largest text record read (a longer one is an error): memory stays bounded whatever the input.")
+@click.option("--trust-code", is_flag=True, help="Allow auditing a run directory whose config names Python code "
+              "(plugins, model.estimator): rebuilding its model imports and runs that code.")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
           repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
-          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False) -> None:
+          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False,
+          max_record_bytes: int = 1_000_000, trust_code: bool = False) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
@@ -294,7 +300,8 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     # drawn only when stderr is a terminal, so a log file holds no bar frames.
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out)
+                   workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out, max_record_bytes=max_record_bytes,
+                   trust_code=trust_code)
     result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"
     click.echo(result.summary())

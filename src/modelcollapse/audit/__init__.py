@@ -15,8 +15,11 @@ and the terminal summary: ``report.py``. ``docs/audit.md`` states the protocol a
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import secrets
+import shutil
 import sys
 import time
 import types
@@ -31,7 +34,9 @@ from ..engine.executors import ExecutorSpec
 from ..errors import PYTHON, ConfigError, Spelling, choice_error
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
-from .inputs import Dataset, check_compatible, parse_run_spec, read_input
+from ..rundir.lock import LOCK_NAME, exclusive
+from .indicators import K_NN
+from .inputs import MAX_RECORD_BYTES, Dataset, check_compatible, parse_run_spec, read_input
 from .lm import LM_CHOICES, LM_RECORDS
 
 
@@ -73,9 +78,11 @@ class Audit:
         return tidy(self)
 
     def report(self, out: str | Path) -> Path:
-        from .report import write
-
-        return write(self, Path(out))
+        """Write the audit's files into ``out`` as one set, holding ``out/.lock`` meanwhile (:func:`publish`)."""
+        out = Path(out)
+        check_out(out, PYTHON)
+        with exclusive(out):
+            return publish(self, out)
 
     def summary(self) -> str:
         from .report import summary
@@ -86,7 +93,8 @@ class Audit:
 def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000,
           seed: int = 0, repeats: int = 20, lm: str = "smollm2", watermark_key: int | None = None,
           lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
-          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None) -> Audit:
+          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None,
+          max_record_bytes: int = MAX_RECORD_BYTES, trust_code: bool = False) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
     Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
@@ -102,19 +110,43 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     ``ray``, with ``address`` and ``workers`` as for runs) is where the per-record embeddings, MinHash signatures and
     image features run (``shards.py``): the numbers are the same on every executor; the LM scores run in this
     process. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
-    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet`` and ``report.html`` there, as ``--out``.
-    Bad input is a :class:`ConfigError` naming the argument."""
+    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet`` and ``report.html`` there, as ``--out``:
+    the audit holds ``out/.lock`` for its whole life (as a run does), and the files replace ``out`` as one set
+    (:func:`publish`), so ``out`` holds one whole audit or none. ``max_record_bytes`` caps one text record (a longer
+    one is an error: memory stays bounded whatever the input). ``trust_code``: allow rebuilding a run directory
+    whose config names Python code (``plugins``), as ``run`` does. Bad input is a :class:`ConfigError` naming the
+    argument."""
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet, out=out)
+                   workers=workers, quiet=quiet, out=out, max_record_bytes=max_record_bytes, trust_code=trust_code)
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
 def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spelling = PYTHON) -> Audit:
     """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
+    o = SimpleNamespace(**{"max_record_bytes": MAX_RECORD_BYTES, "trust_code": False, **options})
+    if o.out is None:
+        return _audit(reference, candidates, o, spelling)
+    out = Path(o.out)
+    check_out(out, spelling)
+    created = not out.exists()
+    with exclusive(out):  # one writer of --out for the audit's whole life, as for runs, sweeps and chains
+        try:
+            result = _audit(reference, candidates, o, spelling)
+            publish(result, out)
+        except BaseException:
+            if created:  # a refused or failed first audit leaves no folder behind (it held only the lock)
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
+    return result
+
+
+def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelling) -> Audit:
+    """The audit itself (:func:`run_audit` less its output folder)."""
     spell = spelling.arg
-    o = SimpleNamespace(**options)
     started = time.perf_counter()
     inputs = candidate_inputs(candidates)
     if o.lm not in LM_CHOICES and not Path(o.lm).exists():
@@ -124,7 +156,8 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     if o.lm_records is not None and o.lm_records < 1:
         raise ConfigError(f"{spell('lm_records')} must be >= 1; got {o.lm_records}.")
     spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers, spelling=spelling)
-    read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
+    read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell,
+                max_record_bytes=o.max_record_bytes, trust_code=o.trust_code)
     phase = phases(o.quiet)
     with phase("reading", 1 + len(inputs)) as advance:
         ref = read_input(reference, index=0, name="reference", **read)
@@ -134,10 +167,9 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
             cands.append(read_input(c, index=i + 1, name=name, **read))
             advance(1)
     check_compatible(ref, cands)
-    if ref.n < 4:
-        raise ConfigError(f"reference {ref.path} holds {ref.n} records; the null needs at least 4.")
     if o.watermark_key is not None and ref.kind != "text":
         raise ConfigError(f"{spell('watermark_key')} applies to text; {ref.path} holds {ref.kind} records.")
+    check_sizes(ref, cands)
     from .features import pools, shard_count
 
     with phase("embeddings" if ref.kind == "text" else "image features", shard_count(ref, cands)) as advance:
@@ -155,13 +187,67 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
             rows.append(calibrate(ref.kind, ref_pool, p, repeats=o.repeats,
                                   rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
             advance(1)
-    kept = {k: options[k] for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
-                                    "lm_records", "executor")}
-    result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
-                   [ref_pool, *cand_pools])
-    if o.out is not None:
-        result.report(o.out)
-    return result
+    kept = {k: getattr(o, k) for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
+                                       "lm_records", "executor")}
+    return Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
+                 [ref_pool, *cand_pools])
+
+
+def check_sizes(ref: Dataset, cands: list[Dataset]) -> None:
+    """Enough records for every indicator: the k-NN radii (precision, recall, density, coverage) need ``k + 1``
+    records a side, and each null draw splits the reference into two halves of the candidate's size (at most), so a
+    candidate needs ``k + 1`` records and the reference twice that."""
+    need = K_NN + 1
+    if ref.n < 2 * need:
+        raise ConfigError(f"reference {ref.path} holds {ref.n} record{'s' * (ref.n != 1)}; the audit needs at least "
+                          f"{2 * need} (two halves of {need} for the k-NN indicators' null, k = {K_NN}).")
+    for c in cands:
+        if c.n < need:
+            raise ConfigError(f"candidate {c.path} holds {c.n} record{'s' * (c.n != 1)}; the audit needs at least "
+                              f"{need} (the k-NN indicators need k + 1, k = {K_NN}).")
+
+
+# -- the output folder --------------------------------------------------------------------------------------------
+AUDIT_MARK = "audit.json"  # what makes a folder an audit's: the one file every audit writes
+TEMP = ".{name}.audit-"  # the prefix of the temporary folders beside OUT (and of a replaced one, until deleted)
+
+
+def check_out(out: Path, spelling: Spelling) -> None:
+    """``out`` is new, empty (its lock aside) or an earlier audit's: an audit replaces the folder as a whole, so a
+    folder holding anything else is refused before any work."""
+    if out.is_dir() and not (out / AUDIT_MARK).is_file() and any(p.name != LOCK_NAME for p in out.iterdir()):
+        raise ConfigError(f"{spelling.hint('out', str(out))} holds files that are not an audit (no {AUDIT_MARK}); an "
+                          f"audit replaces its folder as a whole, so choose a new or empty {spelling.arg('out')}.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{spelling.hint('out', str(out))} is a file; {spelling.arg('out')} names a folder.")
+
+
+def publish(result: Audit, out: Path) -> Path:
+    """Write ``result``'s files into a temporary folder beside ``out`` and swap it in for ``out``, so that ``out``
+    holds one whole audit or none: a killed audit leaves the previous one (or nothing), never a new ``audit.parquet``
+    beside an old ``audit.json``. The caller holds ``out/.lock``; the new folder carries a hard link to that lock
+    file, so the lock stays the same file across the swap. Temporary folders left beside ``out`` by a killed audit
+    are deleted first (under the lock, no live audit owns them). Returns the path of ``report.html``."""
+    from .report import write
+
+    given, out = out, Path(os.path.abspath(out))
+    for stale in out.parent.glob(TEMP.format(name=out.name) + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = out.parent / f"{TEMP.format(name=out.name)}{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 would become OUT's mode; mkdir gives what the umask allows, as OUT had
+    old = tmp.with_name(tmp.name + "-old")
+    try:
+        os.link(out / LOCK_NAME, tmp / LOCK_NAME)
+        write(result, tmp)
+        os.rename(out, old)  # between these two renames OUT is absent: "none", never a mixture
+        os.rename(tmp, out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return given / "report.html"
 
 
 def candidate_inputs(candidates: Any) -> list[tuple[str | None, Any]]:
@@ -202,4 +288,4 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 __signature__ = inspect.signature(audit)
 
-__all__ = ["Audit", "audit", "run_audit"]
+__all__ = ["Audit", "audit", "run_audit", "publish"]

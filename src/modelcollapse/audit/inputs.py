@@ -26,6 +26,7 @@ regenerated draw would skip the filters.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -93,62 +94,113 @@ def reservoir(items, k: int, rng: np.random.Generator) -> tuple[list, int]:
 
 
 # -- text ---------------------------------------------------------------------------------------------------------
-def _lines(path: Path):
-    try:
-        with open(path, encoding="utf-8", errors="strict") as f:
-            yield from enumerate(f, 1)
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not valid UTF-8 text (decoded as utf-8, strict): byte {err.start} of a line "
-                          f"holds {err.object[err.start:err.start + 1]!r}; convert it to UTF-8 first.") from None
+MAX_RECORD_BYTES = 1_000_000  # a record larger than this is refused unless the caller raises the cap
 
 
-def txt_paragraphs(path: Path):
-    """The blank-line-separated paragraphs of a UTF-8 ``.txt`` file, stripped, streamed."""
+def _lines(path: Path, cap: int, spell=argument):
+    """``(number, line)`` of a UTF-8 file, streamed in binary so that a line is never read past ``cap + 1`` bytes: a
+    single 50 MB line once drove the audit to 22 GB, so a line over ``cap`` bytes is an error naming it before it is
+    held whole (memory: one line of at most ``cap`` bytes)."""
+    with open(path, "rb") as f:
+        for number in itertools.count(1):
+            raw = f.readline(cap + 1)
+            if not raw:
+                return
+            if len(raw) > cap and not (len(raw) == cap + 1 and raw.endswith(b"\n")):
+                raise record_too_large(path, f"line {number}", cap, spell)
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ConfigError(f"{path} line {number} is not valid UTF-8 text (decoded as utf-8, strict): byte "
+                                  f"{err.start} of the line holds {raw[err.start:err.start + 1]!r}; convert it to UTF-8 "
+                                  "first.") from None
+
+
+def record_too_large(path, where: str, cap: int, spell=argument) -> ConfigError:
+    return ConfigError(f"{path} {where} holds a record over {cap} bytes ({spell('max_record_bytes')}); raise "
+                       f"{spell('max_record_bytes')} or split the record.")
+
+
+def txt_paragraphs(path: Path, cap: int = MAX_RECORD_BYTES, spell=argument):
+    """The blank-line-separated paragraphs of a UTF-8 ``.txt`` file, stripped, streamed; a paragraph over ``cap``
+    bytes is an error naming the line where it starts."""
     block: list[str] = []
-    for _, line in _lines(path):
+    size = start = 0
+    for number, line in _lines(path, cap, spell):
         if line.strip():
+            start = start if block else number
+            size += len(line.encode())
+            if size > cap + 1:  # the paragraph's last line break is not part of it
+                raise record_too_large(path, f"line {start} (a paragraph)", cap, spell)
             block.append(line)
         elif block:
             yield "".join(block).strip()
-            block = []
+            block, size = [], 0
     if block:
         yield "".join(block).strip()
 
 
-def jsonl_records(path: Path, field: str, spell=argument):
-    """``str(obj[field])`` of every non-blank line of a ``.jsonl`` file, streamed; a line without it is an error
-    naming the line."""
-    for number, line in _lines(path):
+def jsonl_records(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=argument):
+    """``obj[field]`` of every non-blank line of a ``.jsonl`` file, streamed. A line that is not a JSON object with
+    that key, or whose value is not a string (a number, null or a list would be audited as "12345", "None" or
+    "['a']"), is an error naming the line."""
+    for number, line in _lines(path, cap, spell):
         if not line.strip():
             continue
         try:
-            yield str(json.loads(line)[field])
-        except (ValueError, KeyError, TypeError):
+            value = json.loads(line)[field]
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError):
             raise ConfigError(f"{path} line {number} must be a JSON object with key {field!r} ({spell('field')}).") from None
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} line {number}: {field!r} ({spell('field')}) must be a string (text); got "
+                              f"{json_type(value)}.")
+        yield value
 
 
-def parquet_texts(path: Path, field: str, spell=argument):
+def json_type(value: Any) -> str:
+    """How JSON names a value's type: null, a boolean, a number, a list, an object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def parquet_texts(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=argument):
+    """The strings of column ``field`` of a parquet file, streamed by record batch; a null is an error naming the row,
+    a value over ``cap`` bytes too."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(path)
     if field not in f.schema_arrow.names:
         raise ConfigError(f"{path} has no column {field!r} ({spell('field')}); its columns: {', '.join(f.schema_arrow.names)}.")
-    for batch in f.iter_batches(columns=[field]):
-        yield from (str(t) for t in batch.column(0).to_pylist())
+    kind = f.schema_arrow.field(field).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise ConfigError(f"{path} column {field!r} ({spell('field')}) must hold strings (text); got {kind}.")
+    row = 0
+    for batch in f.iter_batches(columns=[field], batch_size=1024):
+        for t in batch.column(0).to_pylist():
+            if t is None:
+                raise ConfigError(f"{path} row {row}: {field!r} ({spell('field')}) must be a string (text); got null.")
+            if len(t) > cap // 4 and len(t.encode()) > cap:  # len(t) chars take at least len(t) and at most 4·len(t) bytes
+                raise record_too_large(path, f"row {row}", cap, spell)
+            row += 1
+            yield t
 
 
-def text_stream(path: Path, field: str, spell=argument):
+def text_stream(path: Path, field: str, spell=argument, cap: int = MAX_RECORD_BYTES):
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt"))
         if not files:
             raise ConfigError(f"{path} is a folder without .txt files.")
-        return (t for f in files for t in txt_paragraphs(f))
+        return (t for f in files for t in txt_paragraphs(f, cap, spell))
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return jsonl_records(path, field, spell)
+        return jsonl_records(path, field, cap, spell)
     if suffix == ".parquet":
-        return parquet_texts(path, field, spell)
-    return txt_paragraphs(path)
+        return parquet_texts(path, field, cap, spell)
+    return txt_paragraphs(path, cap, spell)
 
 
 # -- arrays -------------------------------------------------------------------------------------------------------
@@ -178,13 +230,38 @@ def guess_kind(path: Path, field: str) -> str:
     if path.is_dir() or suffix in (".txt", ".jsonl"):
         return "text"
     if suffix == ".npy":
-        return "images" if np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4) else "table"
+        return "images" if load_npy(path).ndim in (3, 4) else "table"
     if suffix == ".csv":
         return "table"
     if suffix == ".parquet":
         return "text" if parquet_is_text(path, field) else "table"
     raise ConfigError(f"{path} must be a .txt, .jsonl, .parquet, .npy or .csv file, a folder of .txt files, or a run "
                       f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}.")
+
+
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped (never unpickled): a numeric array of at least one dimension. An ``.npz`` archive
+    under a ``.npy`` name, an object or structured array, or bytes that are not a ``.npy`` file at all are errors
+    naming the path (numpy's own would be an AttributeError or a message about pickles)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(ZIP_MAGIC):
+        raise ConfigError(f"{path} is an .npz archive (zip), not a .npy array; save one array with numpy.save.")
+    if magic != NPY_MAGIC:
+        raise ConfigError(f"{path} is not a .npy file (it does not start with numpy's magic bytes).")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        pickled = "allow_pickle" in str(err) or "Python objects" in str(err)  # numpy's two wordings
+        reason = "it holds Python objects" if pickled else (str(err).splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{path} is not a readable numeric .npy array: {reason}.") from None
+    if x.dtype.kind not in "biuf" or x.ndim == 0:
+        raise ConfigError(f"{path} must hold a numeric array of records (bool, int or float, at least 1-D); got dtype "
+                          f"{x.dtype}, shape {x.shape}.")
+    return x
 
 
 def check_table(x: np.ndarray, where: str) -> np.ndarray:
@@ -207,17 +284,18 @@ def check_images(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.random.Generator,
-              spell=argument) -> tuple[Any, int, list[str] | None]:
-    """``(records, seen, columns)`` of one file or folder of ``kind`` (see the module docstring)."""
+              spell=argument, cap: int = MAX_RECORD_BYTES) -> tuple[Any, int, list[str] | None]:
+    """``(records, seen, columns)`` of one file or folder of ``kind`` (see the module docstring); a text record over
+    ``cap`` bytes is an error."""
     where = str(path)
     if kind == "text":
         if path.suffix.lower() == ".npy":
             raise ConfigError(f"{where} is an array; {spell('kind')} 'text' reads .txt, .jsonl, .parquet or a folder of "
                               ".txt files.")
-        records, seen = reservoir(text_stream(path, field, spell), max_records, rng)
+        records, seen = reservoir(text_stream(path, field, spell, cap), max_records, rng)
         return [t for t in records if t], seen, None
     if path.suffix.lower() == ".npy":
-        x = np.load(path, mmap_mode="r", allow_pickle=False)
+        x = load_npy(path)
         rows = array_rows(x, max_records, rng) if len(x) else np.asarray(x, float)
         return (check_table(rows, where) if kind == "table" else check_images(rows, where)), len(x), None
     if kind == "images":
@@ -294,8 +372,11 @@ def parse_run_spec(spec: str) -> tuple[str, dict[str, str]] | None:
     return m.group("path"), parts
 
 
-def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator) -> tuple[Any, int, str]:
-    """``(records, seen, kind)``: the samples generation ``parts["generation"]`` of a run drew (module docstring)."""
+def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator,
+             trust_code: bool = False) -> tuple[Any, int, str]:
+    """``(records, seen, kind)``: the samples generation ``parts["generation"]`` of a run drew (module docstring).
+    ``trust_code``: a run whose config names Python code (``plugins``, ``model.estimator``) is rebuilt only with it,
+    as ``run`` itself refuses to import that code without it."""
     from ..rundir.store import RunStore
 
     root = Path(path)
@@ -307,9 +388,15 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
         g, replicate = int(parts["generation"]), int(parts.get("replicate", 0))
         samples = int(parts["samples"]) if "samples" in parts else None
     except ValueError:
-        raise ConfigError(f"{path}: generation and replicate must be integers; got {parts}.") from None
+        raise ConfigError(f"{path}: generation, replicate and samples must be integers; got {parts}.") from None
+    if samples is not None and samples < 1:
+        raise ConfigError(f"{path} :samples must be >= 1; got {samples}.")
     store = RunStore(root)
     raw = store.read_config()
+    replicates = int(raw.get("replicates", 1))
+    if not 0 <= replicate < replicates:
+        raise ConfigError(f"{path} :replicate must be in 0..{replicates - 1} (the run has {replicates} "
+                          f"replicate{'s' * (replicates != 1)}); got {replicate}.")
     arms = store.read_manifest().get("arms") or [raw.get("name", "run")]
     arm_name = parts.get("arm", arms[0] if len(arms) == 1 else None)
     if arm_name not in arms:
@@ -318,31 +405,34 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
     shard_size = int(raw.get("shard_size") or raw.get("replicates", 1))
     shard, row = divmod(replicate, shard_size)
     last = store.last_generation(arm, shard)
+    if last < 0:
+        raise ConfigError(f"{path} has no completed generation yet (arm {arm_name!r}, replicate {replicate}); resume "
+                          "the run first.")
     if not 0 <= g <= last:
         raise ConfigError(f"{path} has no generation {g} (arm {arm_name!r}: generations 0..{last} completed).")
-    x = regenerate(store, raw, arm_name, arm, shard, g, last, samples)[row]
+    x = regenerate(store, raw, arm_name, arm, shard, g, last, samples, trust_code)[row]
     x = np.asarray(x)
     if x.dtype.kind in "iu" and x.ndim == 2:  # token blocks of a language-model family: decoded below
         kind = "text"
     else:
         kind = "images" if x.ndim >= 3 else "table"
     if kind == "text":
-        texts = decode(raw, arm_name, x)
+        texts = decode(raw, arm_name, x, trust_code)
         records, seen = reservoir(texts, max_records, rng)
         return records, seen, kind
     return array_rows(x.reshape(len(x), -1) if kind == "table" else x, max_records, rng), len(x), kind
 
 
-def arm_config(raw: dict, arm_name: str):
+def arm_config(raw: dict, arm_name: str, trust_code: bool = False):
     from ..engine.plan import make_plan, validate
 
-    config = validate(run_raw(raw))
+    config = validate(run_raw(raw), trust_code=trust_code)
     arms = dict(make_plan(config).arms)
     return arms.get(arm_name, next(iter(arms.values())))
 
 
 def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, last: int,
-               samples: int | None = None) -> np.ndarray:
+               samples: int | None = None, trust_code: bool = False) -> np.ndarray:
     """Generation ``g``'s synthetic records ``(R, n, ...)`` of one unit: kept on disk, or drawn again from its state."""
     from ..engine.loop import sampler
     from ..plugins.data import SOURCES
@@ -353,7 +443,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..rundir.journal import SYNTHETIC_LOG
     from ..plugins.regimes import REGIMES
 
-    cfg = arm_config(raw, arm_name)
+    cfg = arm_config(raw, arm_name, trust_code)
     kept = store.unit_dir(arm, shard) / SYNTHETIC_LOG
     if samples is None and REGIMES.trait(regime_spec(cfg.loop)[0], "keeps_history") and kept.exists():
         return store.load_synthetic(arm, shard, g)["x"]  # the run kept them (checked against their sha256)
@@ -363,7 +453,7 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     if g in (0, last):
         state = store.load_state(arm, shard, "gen0" if g == 0 else "state")
     else:
-        state = replay(store.root, raw, arm, shard, g)
+        state = replay(store.root, raw, arm, shard, g, trust_code)
     size = min(cfg.shard_size, cfg.replicates - shard * cfg.shard_size)
     rng = lambda **key: rng_for(cfg.seed, arm=arm, shard=shard, **key)  # noqa: E731
     source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
@@ -380,7 +470,7 @@ def run_raw(raw: dict) -> dict:
     return {k: v for k, v in raw.items() if k not in ("arms_resolved", "version")}
 
 
-def replay(root: Path, raw: dict, arm: int, shard: int, g: int) -> dict[str, np.ndarray]:
+def replay(root: Path, raw: dict, arm: int, shard: int, g: int, trust_code: bool = False) -> dict[str, np.ndarray]:
     """The fitted state of generation ``g``: the run's config replayed for ``g + 1`` generations in a temporary
     folder (keyed streams: the same fits as the run's)."""
     from ..engine.plan import validate
@@ -390,14 +480,14 @@ def replay(root: Path, raw: dict, arm: int, shard: int, g: int) -> dict[str, np.
     raw = run_raw(raw)
     raw["loop"] = {**raw.get("loop", {}), "generations": g + 1}
     with tempfile.TemporaryDirectory(prefix="mc-audit-replay-") as tmp:
-        execute(validate(raw), Path(tmp) / "run", quiet=True)
+        execute(validate(raw, trust_code=trust_code), Path(tmp) / "run", quiet=True)
         return RunStore(Path(tmp) / "run").load_state(arm, shard, "state")
 
 
-def decode(raw: dict, arm_name: str, blocks: np.ndarray) -> list[str]:
+def decode(raw: dict, arm_name: str, blocks: np.ndarray, trust_code: bool = False) -> list[str]:
     from ..plugins.models import MODELS
 
-    cfg = arm_config(raw, arm_name)
+    cfg = arm_config(raw, arm_name, trust_code)
     model = MODELS.build(cfg.model, "model")
     if not hasattr(model, "decode_tokens"):
         raise ConfigError(f"model.kind {cfg.model.get('kind')!r} draws integer records that are not text; audit them as a table.")
@@ -409,17 +499,21 @@ def decode(raw: dict, arm_name: str, blocks: np.ndarray) -> list[str]:
 
 # -- one input ----------------------------------------------------------------------------------------------------
 def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000, seed: int = 0,
-               index: int = 0, name: str | None = None, spell=argument) -> Dataset:
+               index: int = 0, name: str | None = None, spell=argument, max_record_bytes: int = MAX_RECORD_BYTES,
+               trust_code: bool = False) -> Dataset:
     """Read one REFERENCE or CANDIDATE (``index``: its position, keying its reservoir stream) into a :class:`Dataset`.
 
     ``spec`` is a path (str or os.PathLike) or a run directory at a generation, or an object a notebook holds
     (:func:`read_object`), then named ``name`` (its Python argument, as ``candidates[0]``). Bad input is a
     :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text field, NaN or inf in a
-    table, a run directory without the generation, ``max_records < 1``, an object of another type. ``spell`` names
-    the options in messages (:func:`argument` for Python, ``CLI.arg`` for the CLI).
+    table, a run directory without the generation, ``max_records < 1``, an object of another type, a text record
+    over ``max_record_bytes`` bytes or one that is not a string. ``spell`` names the options in messages
+    (:func:`argument` for Python, ``CLI.arg`` for the CLI). ``trust_code``: see :func:`read_run`.
     """
     if max_records < 1:
         raise ConfigError(f"{spell('max_records')} must be >= 1; got {max_records}.")
+    if max_record_bytes < 1:
+        raise ConfigError(f"{spell('max_record_bytes')} must be >= 1; got {max_record_bytes}.")
     if kind not in ("auto", *KINDS):
         raise choice_error(spell("kind"), kind, ["auto", *KINDS])
     rng = np.random.default_rng(seed_for(seed, index))
@@ -431,11 +525,14 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
             raise ConfigError(f"{where} holds {found} records, not {spell('kind')} {kind!r}.")
         if len(records) == 0:
             raise ConfigError(f"{where} holds no records.")
+        if found == "text" and any(len(t.encode()) > max_record_bytes for t in records):
+            raise ConfigError(f"{where} holds a record over {max_record_bytes} bytes ({spell('max_record_bytes')}); "
+                              f"raise {spell('max_record_bytes')} or split the record.")
         return Dataset(where, where, found, records, seen, columns)
     spec = os.fspath(spec)
     run = parse_run_spec(spec) if not Path(spec).exists() else None
     if run is not None:
-        records, seen, found = read_run(*run, max_records, rng)
+        records, seen, found = read_run(*run, max_records, rng, trust_code)
     else:
         path = Path(spec)
         if not path.exists():
@@ -445,7 +542,7 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
         if path.is_dir() and (path / "config.yaml").is_file():
             raise ConfigError(f"{spec} is a run directory: name the generation to audit, as {spec}:generation=G.")
         found = guess_kind(path, field) if kind == "auto" else kind
-        records, seen, columns = read_file(path, found, field, max_records, rng, spell)
+        records, seen, columns = read_file(path, found, field, max_records, rng, spell, max_record_bytes)
     if kind != "auto" and found != kind:
         raise ConfigError(f"{spec} holds {found} records, not {spell('kind')} {kind!r}.")
     if len(records) == 0:

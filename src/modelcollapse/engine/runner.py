@@ -262,8 +262,11 @@ def raise_failures(store: RunStore, plan, manifest: dict[str, Any], failures: di
             raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
         raise RunError(f"{count} before completing a generation; first {key}: {first.rstrip('.')}. "
                        "Nothing was kept.") from causes[key]
-    raise RunError(f"{count}; first {key}: {first.rstrip('.')}. The others are saved; fix the cause and rerun with "
-                   f"{spelling.flag('resume')}.") from causes[key]
+    # the advice must lead somewhere: --resume refuses a changed config, and a plain rerun a folder with files
+    saved = "The others are saved" if len(failures) < total else "Completed generations are saved"
+    raise RunError(f"{count}; first {key}: {first.rstrip('.')}. {saved}: fix a plug-in and rerun with "
+                   f"{spelling.flag('resume')} (same config), or change the config and rerun with "
+                   f"{spelling.flag('overwrite')} (starts over).") from causes[key]
 
 
 def finish_manifest(store: RunStore, shard_size: int, names: list[str], todo: list[Unit], manifest: dict[str, Any],

@@ -46,6 +46,17 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def check_grid(grid: Any, where: str) -> dict[str, list[Any]]:
+    """``grid`` as a ``{key: [values]}`` dict, each list non-empty (an empty axis would make a sweep of no point, which
+    would "complete" having run nothing); ``where`` names it in errors (``sweep.grid`` or ``grid``)."""
+    if not isinstance(grid, dict):
+        raise ConfigError(f"{where} must be a mapping of config keys to lists of values; got {grid!r}.")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}[{key!r}] must be a non-empty list of values; got {values!r}.")
+    return dict(grid)
+
+
 def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, in order (the last key varies fastest)."""
     keys = list(grid)
@@ -97,9 +108,12 @@ def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, li
 
     raw = with_plugins(apply_overrides(load_raw(source) if isinstance(source, str) else dict(source), overrides), plugins)
     if isinstance(grid_items, dict):
-        grid = dict(grid_items)
+        grid = check_grid(grid_items, "grid")
+    elif grid_items:
+        grid = parse_grid(grid_items)
     else:
-        grid = parse_grid(grid_items) if grid_items else dict((raw.get("sweep") or {}).get("grid") or {})
+        section = raw.get("sweep") or {}
+        grid = check_grid((section.get("grid") if isinstance(section, dict) else section) or {}, "sweep.grid")
     if not grid:
         where = "grid={key: [values]}" if spelling is not CLI else "--grid key=v1,v2,..."
         raise ConfigError(f"sweep needs {where} or a 'sweep: {{grid: ...}}' section in the config.")

@@ -90,6 +90,8 @@ class FileSource(Source):
             raise ConfigError(f"data.path {path!r} must hold a non-empty table of records (n, d); got shape {x.shape}.")
         if not np.all(np.isfinite(x)):
             raise ConfigError(f"data.path {path!r} contains NaN, infinite or non-numeric values; clean them before running.")
+        if x.shape[0] < 2:  # one record has no spread: every fit and variance would be NaN, never a result
+            raise ConfigError(f"data.path {path!r} must hold at least 2 records (a spread needs two); got {x.shape[0]}.")
         self.data_ = x
         self.dim = x.shape[1]
 
