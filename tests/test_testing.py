@@ -51,8 +51,13 @@ ON = {
 }
 
 
+def shipped(registry) -> set[str]:
+    """The names ``registry`` holds from the package itself (other tests register plug-ins of their own)."""
+    return {name for name in registry if registry.get(name).__module__.startswith("modelcollapse.")}
+
+
 def test_every_shipped_metric_has_a_case():
-    assert set(ON) == set(METRICS)
+    assert set(ON) == shipped(METRICS)
 
 
 @pytest.mark.parametrize("name", sorted(ON))

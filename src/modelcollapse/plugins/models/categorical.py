@@ -40,7 +40,7 @@ class Categorical(Family):
     """
 
     def __init__(self, smoothing: float = 0.0, next_fit: Literal["auto", "direct", "samples"] = "auto"):
-        self.smoothing, self.sampler = smoothing, sampler
+        self.smoothing, self.next_fit = smoothing, next_fit
         self._k = None
 
     def bind(self, source, real):

@@ -85,7 +85,7 @@ class Gaussian(Family):
     """
 
     def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", next_fit: Literal["auto", "direct", "samples"] = "samples"):
-        self.variance, self.sampler = variance, sampler
+        self.variance, self.next_fit = variance, next_fit
 
     def _set(self, n: int, total: np.ndarray, outer: np.ndarray):
         ddof = 1 if self.variance == "unbiased" else 0
