@@ -277,10 +277,14 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--quiet", is_flag=True, help="No progress bar (drawn only on a terminal anyway).")
+@click.option("--id-field", default=None, help="Record id of .jsonl lines and text .parquet rows, in scores.parquet.")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write each candidate without its flagged records into this folder, in its own format.")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
           repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
-          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False) -> None:
+          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False,
+          id_field: str | None = None, keep: Path | None = None) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
@@ -295,7 +299,7 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     # drawn only when stderr is a terminal, so a log file holds no bar frames.
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out)
+                   workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out, id_field=id_field, keep=keep)
     result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"
     click.echo(result.summary())

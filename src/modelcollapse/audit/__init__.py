@@ -49,6 +49,7 @@ class Audit:
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
     pools: list = field(default_factory=list, repr=False)
+    located: list = field(default_factory=list, repr=False)
 
     @property
     def verdicts(self) -> list[str]:
@@ -72,6 +73,14 @@ class Audit:
 
         return tidy(self)
 
+    @property
+    def scores(self):
+        """Per-record scores, one row per record read, as a pandas DataFrame (``scores.py``): source, record, id,
+        length, log_ppl, machine, watermark_z, dup_cluster, near_dup_cluster, ref_distance, flag."""
+        from .scores import frame
+
+        return frame(self)
+
     def report(self, out: str | Path) -> Path:
         from .report import write
 
@@ -86,7 +95,8 @@ class Audit:
 def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000,
           seed: int = 0, repeats: int = 20, lm: str = "smollm2", watermark_key: int | None = None,
           lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
-          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None) -> Audit:
+          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None,
+          id_field: str | None = None, keep: str | os.PathLike | None = None) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
     Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
@@ -102,11 +112,13 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     ``ray``, with ``address`` and ``workers`` as for runs) is where the per-record embeddings, MinHash signatures and
     image features run (``shards.py``): the numbers are the same on every executor; the LM scores run in this
     process. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
-    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet`` and ``report.html`` there, as ``--out``.
+    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet``, ``scores.parquet`` and ``report.html``
+    there, as ``--out``. ``id_field`` names the id of ``.jsonl`` / text ``.parquet`` records in the per-record scores
+    (``Audit.scores``); ``keep`` writes each candidate less its flagged records into that folder (``scores.py``).
     Bad input is a :class:`ConfigError` naming the argument."""
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet, out=out)
+                   workers=workers, quiet=quiet, out=out, id_field=id_field, keep=keep)
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
@@ -114,7 +126,7 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
     spell = spelling.arg
-    o = SimpleNamespace(**options)
+    o = SimpleNamespace(**{"id_field": None, "keep": None, **options})
     started = time.perf_counter()
     inputs = candidate_inputs(candidates)
     if o.lm not in LM_CHOICES and not Path(o.lm).exists():
@@ -126,12 +138,18 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers, spelling=spelling)
     read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
     phase = phases(o.quiet)
+    from .scores import locate
+
+    where = lambda spec, d, i: locate(spec, d, index=i, seed=o.seed, max_records=o.max_records,  # noqa: E731
+                                      field=o.field, id_field=o.id_field, spell=spell)
     with phase("reading", 1 + len(inputs)) as advance:
         ref = read_input(reference, index=0, name="reference", **read)
+        located = [where(reference, ref, 0)]
         advance(1)
         cands = []
         for i, (name, c) in enumerate(inputs):
             cands.append(read_input(c, index=i + 1, name=name, **read))
+            located.append(where(c, cands[-1], i + 1))
             advance(1)
     check_compatible(ref, cands)
     if ref.n < 4:
@@ -155,12 +173,16 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
             rows.append(calibrate(ref.kind, ref_pool, p, repeats=o.repeats,
                                   rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
             advance(1)
-    kept = {k: options[k] for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
-                                    "lm_records", "executor")}
+    kept = {k: getattr(o, k) for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
+                                       "lm_records", "executor", "id_field")}
     result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
-                   [ref_pool, *cand_pools])
+                   [ref_pool, *cand_pools], located)
     if o.out is not None:
         result.report(o.out)
+    if o.keep is not None:
+        from .scores import keep
+
+        keep(result, o.keep)
     return result
 
 

@@ -91,7 +91,8 @@ def summary(result) -> str:
 
 
 def write(result, out: Path) -> Path:
-    """Write ``audit.json``, ``audit.parquet`` and ``report.html`` into ``out``; returns the report's path."""
+    """Write ``audit.json``, ``audit.parquet``, ``report.html`` and ``scores.parquet`` (``scores.py``) into ``out``;
+    returns the report's path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -101,6 +102,10 @@ def write(result, out: Path) -> Path:
     atomic_save(out / "audit.parquet", lambda tmp: pq.write_table(table, tmp))
     atomic_write(out / "audit.json", json.dumps(as_json(result), indent=2))
     atomic_write(out / "report.html", page(result))
+    if getattr(result, "pools", None):
+        from .scores import write as write_scores
+
+        write_scores(result, out)
     return out / "report.html"
 
 
