@@ -138,6 +138,11 @@ def parquet_texts(path: Path, field: str, spell=argument):
 
 
 def text_stream(path: Path, field: str, spell=argument):
+    from .corpora import corpus_stream  # .jsonl.gz, parquet shards, save_to_disk folders
+
+    corpus = corpus_stream(path, field, spell)
+    if corpus is not None:
+        return corpus
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt"))
         if not files:
@@ -174,8 +179,10 @@ def parquet_is_text(path: Path, field: str) -> bool:
 def guess_kind(path: Path, field: str) -> str:
     """The kind an input holds, from its suffix (and, for ``.npy``, its shape; for ``.parquet``, whether it has a
     string column ``field``)."""
+    from .corpora import kind_of
+
     suffix = path.suffix.lower()
-    if path.is_dir() or suffix in (".txt", ".jsonl"):
+    if path.is_dir() or suffix in (".txt", ".jsonl") or kind_of(path):
         return "text"
     if suffix == ".npy":
         return "images" if np.load(path, mmap_mode="r", allow_pickle=False).ndim in (3, 4) else "table"
@@ -183,7 +190,8 @@ def guess_kind(path: Path, field: str) -> str:
         return "table"
     if suffix == ".parquet":
         return "text" if parquet_is_text(path, field) else "table"
-    raise ConfigError(f"{path} must be a .txt, .jsonl, .parquet, .npy or .csv file, a folder of .txt files, or a run "
+    raise ConfigError(f"{path} must be a .txt, .jsonl, .jsonl.gz, .parquet, .npy or .csv file, a folder of .txt or "
+                      f".parquet files, a Hugging Face save_to_disk folder, or a run "
                       f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}.")
 
 

@@ -44,6 +44,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..rundir.atomic import atomic_save, atomic_write
 from ..seeding import seed_for
+from .corpora import numbered
+from .corpora import write_without as write_corpus_without
 from .indicators import near_duplicate_pairs, sqdist
 from .inputs import Dataset, array_rows, reservoir, text_stream, txt_paragraphs
 from .provenance import Z_FLAG
@@ -275,6 +277,8 @@ def write_read_without(d: Dataset, kept: np.ndarray, dest: Path) -> Path:
 def write_file_without(path: Path, drop: set[int], dest: Path) -> Path:
     """File ``path`` less its records at positions ``drop``, in its own format (module docstring)."""
     suffix = path.suffix.lower()
+    if write_corpus_without(path, drop, dest) is not None:  # .jsonl.gz, parquet shards, save_to_disk folders
+        return dest
     if path.is_dir():
         return write_folder_without(path, drop, dest)
     if suffix in (".jsonl", ".csv"):
@@ -302,13 +306,7 @@ def lines_without(path: Path, drop: set[int], header: bool):
     with open(path, encoding="utf-8") as f:
         if header:
             yield next(f, "")
-        record = 0
-        for line in f:
-            if not line.strip():
-                continue
-            if record not in drop:
-                yield line if line.endswith("\n") else line + "\n"
-            record += 1
+        yield from numbered(f, drop)
 
 
 def write_folder_without(path: Path, drop: set[int], dest: Path) -> Path:
