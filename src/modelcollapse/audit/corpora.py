@@ -37,14 +37,13 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def corpus_stream(path: Path, field: str, spell):
-    """The text records of a corpus input (module docstring), streamed; None for another input."""
+def corpus_stream(path: Path, field: str, spell, parquet_texts):
+    """The text records of a corpus input (module docstring), streamed; None for another input. A shard is read by
+    ``parquet_texts(shard, field, spell=spell)`` (``inputs.py``'s reader of one parquet file)."""
     kind = kind_of(path)
     if kind == "jsonl.gz":
         return gz_records(path, field, spell)
     if kind == "parquet-shards":
-        from .inputs import parquet_texts
-
         return (t for shard in shards(path) for t in parquet_texts(shard, field, spell=spell))
     if kind == "hf-dataset":
         return arrow_texts(path, field, spell)

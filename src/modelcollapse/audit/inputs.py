@@ -140,7 +140,7 @@ def parquet_texts(path: Path, field: str, spell=argument):
 def text_stream(path: Path, field: str, spell=argument):
     from .corpora import corpus_stream  # .jsonl.gz, parquet shards, save_to_disk folders
 
-    corpus = corpus_stream(path, field, spell)
+    corpus = corpus_stream(path, field, spell, parquet_texts)
     if corpus is not None:
         return corpus
     if path.is_dir():
