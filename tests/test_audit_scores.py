@@ -128,3 +128,15 @@ def test_id_field_missing_is_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["audit", str(tmp_path / "a.jsonl"), str(tmp_path / "a.jsonl"), "--out",
                                        str(tmp_path / "o"), "--lm", "none", "--id-field", "uid"])
     assert result.exit_code == 2 and "line 1 must be a JSON object with key 'uid' (--id-field)" in result.output
+
+
+def test_keep_refuses_a_file_or_the_candidates_own_folder(tables):
+    """--keep naming the folder a candidate lies in (its file would be replaced) is exit 2 before any work, naming
+    the flag; the candidate is untouched. In Python, keep naming a file is a ConfigError naming the argument."""
+    tmp, _, cand = tables
+    result = CliRunner().invoke(main, ["audit", str(tmp / "ref.npy"), str(tmp / "cand.npy"), "--out", str(tmp / "o"),
+                                       "--keep", str(tmp)])
+    assert result.exit_code == 2 and f"--keep {tmp} holds candidate {tmp / 'cand.npy'}" in result.output, result.output
+    assert np.array_equal(np.load(tmp / "cand.npy"), cand) and not (tmp / "o").exists()
+    with pytest.raises(mc.ConfigError, match=r"^keep .*cand\.csv is a file"):
+        mc.audit(str(tmp / "ref.npy"), str(tmp / "cand.npy"), keep=tmp / "cand.csv")

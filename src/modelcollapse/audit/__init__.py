@@ -129,6 +129,9 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     o = SimpleNamespace(**{"id_field": None, "keep": None, **options})
     started = time.perf_counter()
     inputs = candidate_inputs(candidates)
+    from .scores import check_keep, locate
+
+    check_keep(o.keep, [c for _, c in inputs], spell)
     if o.lm not in LM_CHOICES and not Path(o.lm).exists():
         raise choice_error(spell("lm"), o.lm, [*LM_CHOICES, "PATH"])
     if o.repeats < 3:
@@ -138,8 +141,6 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers, spelling=spelling)
     read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell)
     phase = phases(o.quiet)
-    from .scores import locate
-
     where = lambda spec, d, i: locate(spec, d, index=i, seed=o.seed, max_records=o.max_records,  # noqa: E731
                                       field=o.field, id_field=o.id_field, spell=spell)
     with phase("reading", 1 + len(inputs)) as advance:

@@ -227,6 +227,20 @@ def write(result, out: Path) -> Path:
 
 
 # -- --keep ---------------------------------------------------------------------------------------------------------
+def check_keep(keep, candidates: list, spell) -> None:
+    """Before any work: ``keep`` must name a folder (new or existing) that holds none of the candidate files, which
+    writing there would replace."""
+    if keep is None:
+        return
+    folder = Path(keep)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{spell('keep')} {folder} is a file; it names the folder the kept records are written to.")
+    for spec in candidates:
+        if isinstance(spec, (str, os.PathLike)) and Path(spec).exists() and Path(spec).resolve().parent == folder.resolve():
+            raise ConfigError(f"{spell('keep')} {folder} holds candidate {spec}, which the kept records would replace; "
+                              "choose another folder.")
+
+
 def keep(result, out: str | os.PathLike) -> list[Path]:
     """Write each candidate without its flagged records into folder ``out`` (module docstring); returns the paths.
     Two candidates of the same file name get their index as a prefix."""
