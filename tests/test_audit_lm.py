@@ -170,6 +170,14 @@ def test_watermark_mixture_share_and_real_against_real(tiny_lm, paragraphs, tmp_
     assert mixed["watermark_share"]["value"] == 0.5 and mixed["watermark_share"]["verdict"] in ("watch", "collapsed")
     assert doc["options"]["lm_run"]["records_scored"] == 120
     assert "Perplexity under the reference LM" in (out / "report.html").read_text()
+    # per record (scores.parquet): every mixture record scored, exactly the 15 salads flagged as watermarked
+    import pandas as pd
+
+    scores = pd.read_parquet(out / "scores.parquet")
+    mine = scores[scores.source == str(files["mix"])]
+    assert len(mine) == 30 and mine.log_ppl.notna().all() and mine.machine.notna().all()
+    salads = mine.record.isin([i for i, t in enumerate(mix) if t in salad])
+    assert (mine.flag.str.contains("watermark") == salads).all() and (mine.watermark_z[salads] > 4).all()
 
 
 @pytest.mark.parametrize("args, message", [
