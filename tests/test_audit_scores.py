@@ -140,3 +140,16 @@ def test_keep_refuses_a_file_or_the_candidates_own_folder(tables):
     assert np.array_equal(np.load(tmp / "cand.npy"), cand) and not (tmp / "o").exists()
     with pytest.raises(mc.ConfigError, match=r"^keep .*cand\.csv is a file"):
         mc.audit(str(tmp / "ref.npy"), str(tmp / "cand.npy"), keep=tmp / "cand.csv")
+
+
+@pytest.mark.parametrize("wrap", [list, lambda t: pd.DataFrame({"text": t}), pd.Series, np.array])
+def test_positions_of_an_in_memory_sample_point_at_its_records(wrap):
+    """A text object of 120 records, a quarter of them empty (dropped after the reservoir sample of 50): the
+    replayed positions index exactly the records read, for a list, a DataFrame, a Series and an array of str."""
+    from modelcollapse.audit.inputs import read_input
+    from modelcollapse.audit.scores import locate
+
+    texts = [f"alpha beta {i}" if i % 4 else "" for i in range(120)]
+    d = read_input(wrap(texts), max_records=50, seed=1, index=2, name="x")
+    where = locate(wrap(texts), d, index=2, seed=1, max_records=50, field="text")
+    assert d.n < 50 and [texts[p] for p in where.positions] == list(d.records)

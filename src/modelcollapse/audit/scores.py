@@ -76,9 +76,12 @@ def locate(spec: Any, d: Dataset, *, index: int, seed: int, max_records: int, fi
         return Located(chosen, [str(p) for p in chosen])
     chosen = np.array(reservoir(range(d.seen), max_records, rng)[0], np.int64)
     path = Path(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else None
-    if path is None or not path.exists():  # an object or a run: its items are the records (a list's empties aside)
-        if isinstance(spec, (list, tuple)):
-            chosen = chosen[[bool(spec[p]) for p in chosen]]
+    if path is None or not path.exists():  # an object or a run: its items are the records, empty texts aside
+        if len(chosen) != d.n:  # an object's empty texts were dropped after the sample
+            texts = list(spec[field]) if hasattr(spec, "columns") else list(spec)
+            chosen = chosen[[bool(texts[p]) for p in chosen]]
+        if len(chosen) != d.n:
+            raise RuntimeError(f"{d.name}: {len(chosen)} replayed positions for {d.n} records read; report this bug.")
         return Located(chosen, [str(p) for p in chosen])
     want = set(chosen.tolist())  # hold only the sampled records, whatever the input's size
     items = {p: item for p, item in text_items(path, field, id_field, spell) if p in want}
