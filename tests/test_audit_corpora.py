@@ -72,7 +72,8 @@ def test_keep_writes_each_format_less_the_dropped_records(corpora, tmp_path):
     for name in ("c.jsonl.gz", "shards", "hf"):
         dest = write_without(corpora[name], drop, tmp_path / "kept" / name)
         assert list(text_stream(dest, "text")) == want, name
-    assert gzip.open(tmp_path / "kept" / "c.jsonl.gz", "rt").readline() == json.dumps({"text": TEXTS[1], "n": 1}) + "\n"
+    with gzip.open(tmp_path / "kept" / "c.jsonl.gz", "rt") as f:
+        assert f.readline() == json.dumps({"text": TEXTS[1], "n": 1}) + "\n"
     assert sorted(p.name for p in (tmp_path / "kept" / "shards" / "part=a").iterdir()) == ["000.parquet", "001.parquet",
                                                                                           "002.parquet"]
     assert json.loads((tmp_path / "kept" / "hf" / "state.json").read_text())["_split"] == "train"

@@ -137,9 +137,9 @@ def write_without(path: Path, drop: set[int], dest: Path) -> Path | None:
             table = pq.read_table(shard)
             mask = pa.array([start + p not in drop for p in range(table.num_rows)])
             start += table.num_rows
-            target = dest / shard.relative_to(path)
+            target, kept = dest / shard.relative_to(path), table.filter(mask)
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_save(target, lambda tmp, t=table.filter(mask): pq.write_table(t, tmp))
+            atomic_save(target, lambda tmp, kept=kept: pq.write_table(kept, tmp))
         return dest
     if kind == "hf-dataset":
         dest.mkdir(parents=True, exist_ok=True)
