@@ -14,8 +14,14 @@ Candidates of ``--n`` records hold 0%, 10%, 30% and 100% synthetic records (the 
 ``--reference`` real records with the LM indicators, once without a watermark key (provenance from the zero-shot
 machine-text score) and once with the key (watermarked synthetic records; provenance from the watermark z).
 
+A generator unlike the reference LM: candidates holding 30% and 100% records of a word-trigram chain
+(:func:`trigram_texts`) trained on the real candidates' own records, each the word count of a real record, audited
+without a key. Their synthetic share should read "not identified" (``audit/provenance.py``), not 0 with a zero-width
+interval. ``--generators ngram`` runs these rows alone (no SmolLM2 generation: minutes, not the hour above).
+
     PYTHONPATH=src python benchmarks/bench_audit_text.py                 # 600 reference, candidates of 300
     PYTHONPATH=src python benchmarks/bench_audit_text.py --n 60 --reference 120 --repeats 10   # a quick look
+    PYTHONPATH=src python benchmarks/bench_audit_text.py --generators ngram --n 100 --reference 200   # n-gram rows
 
 Generated texts and LM scores are cached under ``--out`` (default ``runs/bench_audit_text``): a second run, or a run
 that was stopped, continues where the last one left off. Prints one row per candidate: the truth, synthetic_share
@@ -38,6 +44,8 @@ import numpy as np  # noqa: E402
 PROMPT, NEW = 16, 48
 KEY = 15485863
 SHARES = (0.0, 0.1, 0.3, 1.0)
+NGRAM_SHARES = (0.3, 1.0)
+GENERATORS = ("smollm2", "ngram")
 
 
 def groups(seed: int, sizes: dict[str, int], split: str = "paragraph") -> dict[str, list[list[int]]]:
@@ -110,8 +118,36 @@ def generate(prompts: list[list[int]], *, key: int | None, seed: int, cache: Pat
     return done
 
 
+def trigram_texts(paragraphs: list[str], lengths: list[int], rng: np.random.Generator) -> list[str]:
+    """One text of ``lengths[i]`` words (split on white space) per length, from a word-trigram chain fitted to
+    ``paragraphs`` by maximum likelihood (no smoothing): a text starts at a random paragraph's first two words and
+    draws each next word from those that followed the last two in the paragraphs, restarting at a random paragraph's
+    first two words where none did. Real words in real local order, but no sense past three words.
+
+    >>> trigram_texts(["a b c d", "a b e"], [5], np.random.default_rng(0))[0].split()[:2]
+    ['a', 'b']
+    """
+    follow: dict[tuple[str, str], list[str]] = {}
+    starts = []
+    for p in paragraphs:
+        w = p.split()
+        if len(w) >= 3:
+            starts.append((w[0], w[1]))
+            for a, b, c in zip(w, w[1:], w[2:]):
+                follow.setdefault((a, b), []).append(c)
+    out = []
+    for length in lengths:
+        words = list(starts[rng.integers(len(starts))])
+        while len(words) < length:
+            nxt = follow.get((words[-2], words[-1]))
+            words += [nxt[rng.integers(len(nxt))]] if nxt else list(starts[rng.integers(len(starts))])
+        out.append(" ".join(words[:length]))
+    return out
+
+
 def texts(args) -> dict[str, list[str]]:
-    """The record sets: ``reference`` and ``real`` (Wikipedia), ``synthetic`` and ``watermarked`` (SmolLM2)."""
+    """The record sets: ``reference`` and ``real`` (Wikipedia), ``ngram`` (a word-trigram chain fitted to ``real``)
+    and, unless ``--generators ngram`` alone, ``synthetic`` and ``watermarked`` (SmolLM2)."""
     from modelcollapse.plugins.hf import load_tokenizer
 
     out = Path(args.out)
@@ -119,6 +155,10 @@ def texts(args) -> dict[str, list[str]]:
     g = groups(args.seed, {"reference": args.reference, "real": args.n, "prompts": args.n}, args.split)
     tok = load_tokenizer(None)
     sets = {k: [t.strip() for t in tok.batch_decode([ids[PROMPT:] for ids in g[k]])] for k in ("reference", "real")}
+    sets["ngram"] = trigram_texts(sets["real"], [len(t.split()) for t in sets["real"]],
+                                  np.random.default_rng(args.seed + 2))
+    if "smollm2" not in args.generators:
+        return sets
     tag = f"seed{args.seed}"
     sets["synthetic"] = generate(g["prompts"], key=None, seed=args.seed, cache=out / f"synthetic-{tag}.jsonl")
     sets["watermarked"] = generate(g["prompts"], key=args.key, seed=args.seed + 1,
@@ -156,7 +196,7 @@ def separation(sets: dict[str, list[str]]) -> None:
     from modelcollapse.plugins.detectors import roc_auc
 
     scores = {k: lm.score_texts(v)[:, 1] for k, v in sets.items()}
-    for k in ("real", "synthetic", "watermarked"):
+    for k in [k for k in sets if k != "reference"]:
         print(f"machine score, {k} against the reference: AUC {roc_auc(scores['reference'], scores[k]):.3f}, median "
               f"{np.median(scores[k]):.2f} against {np.median(scores['reference']):.2f}", flush=True)
 
@@ -182,16 +222,20 @@ def audits(sets: dict[str, list[str]], args) -> list[dict]:
     out = Path(args.out)
     ref = write_jsonl(out / "reference.jsonl", sets["reference"])
     rows = []
-    for synthetic, key in (("synthetic", None), ("watermarked", args.key)):
+    for synthetic, key, shares in (("synthetic", None, SHARES), ("watermarked", args.key, SHARES),
+                                   ("ngram", None, NGRAM_SHARES)):
+        if synthetic not in sets or (synthetic == "ngram" and "ngram" not in args.generators):
+            continue
         cands = [write_jsonl(out / f"{synthetic}-{int(100 * s)}.jsonl", mixture(sets, synthetic, s, args.n, args.seed))
-                 for s in SHARES]
+                 for s in shares]
         t0 = time.perf_counter()
         result = audit(ref, cands, lm="smollm2", watermark_key=key, lm_records=None, repeats=args.repeats,
                        seed=args.seed, max_records=10 * (args.n + args.reference))
         print(f"audit of {len(cands)} {synthetic} mixtures: {time.perf_counter() - t0:.0f} s", flush=True)
-        for s, c, rs in zip(SHARES, result.candidates, result.rows):
+        for s, c, rs in zip(shares, result.candidates, result.rows):
             by = {r.name: r for r in rs}
-            rows.append({"truth": s, "watermark": key is not None, "n": c.n, "synthetic_share": synthetic_share(rs),
+            rows.append({"truth": s, "generator": "ngram" if synthetic == "ngram" else "smollm2",
+                         "watermark": key is not None, "n": c.n, "synthetic_share": synthetic_share(rs),
                          "flagged": sorted(r.name for r in rs if r.verdict != "ok"),
                          "overall": overall(rs),
                          "lm": {name: [round(by[name].value, 3), by[name].verdict] for name in by
@@ -202,15 +246,15 @@ def audits(sets: dict[str, list[str]], args) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| truth | watermark key | synthetic_share | 95% interval | error | overall verdict | indicators not ok |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| generator | truth | watermark key | synthetic_share | 95% interval | error | overall verdict | "
+             "indicators not ok |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        s = r["synthetic_share"] or {"value": None, "ci": [None, None]}
+        s = r["synthetic_share"] or {"value": None, "ci": [None, None], "identified": True}
         err = "" if s["value"] is None else f"{s['value'] - r['truth']:+.3f}"
         lo, hi = (f"{v:.3f}" if v is not None else "nan" for v in s["ci"])
-        value = "nan" if s["value"] is None else f"{s['value']:.3f}"
-        lines.append(f"| {r['truth']:.0%} | {'yes' if r['watermark'] else 'no'} | {value} | [{lo}, {hi}] | {err} | "
-                     f"{r['overall']} | {len(r['flagged'])}: {', '.join(r['flagged'])} |")
+        value = "not identified" if not s["identified"] else "nan" if s["value"] is None else f"{s['value']:.3f}"
+        lines.append(f"| {r['generator']} | {r['truth']:.0%} | {'yes' if r['watermark'] else 'no'} | {value} | "
+                     f"[{lo}, {hi}] | {err} | {r['overall']} | {len(r['flagged'])}: {', '.join(r['flagged'])} |")
     return "\n".join(lines)
 
 
@@ -242,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench_audit_text")
     parser.add_argument("--split", choices=("paragraph", "article"), default="paragraph",
                         help="how the reference and the real candidates are drawn (the prompts: by article)")
+    parser.add_argument("--generators", nargs="+", choices=GENERATORS, default=list(GENERATORS),
+                        help="which synthetic records to audit: SmolLM2 continuations (plain and watermarked), a "
+                             "word-trigram chain's text")
     parser.add_argument("--generate-only", action="store_true", help="stop after generating the texts")
     parser.add_argument("--throughput", type=int, default=0, metavar="N",
                         help="only measure the LM scoring speed on N whole Wikipedia paragraphs")
@@ -263,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     for r in rows:
         if r["truth"] in (0.0, 1.0):
-            kind = "watermarked" if r["watermark"] else "plain"
+            kind = "ngram" if r["generator"] == "ngram" else "watermarked" if r["watermark"] else "plain"
             print(f"{r['truth']:.0%} {kind}: LM indicators {r['lm']}; classifier_auc "
                   f"{r['indicators']['classifier_auc']['value']:.3f}; not ok: "
                   + ", ".join(f"{k} (z {v['z']:.1f})" for k, v in r["indicators"].items() if v["verdict"] != "ok"))

@@ -54,6 +54,7 @@ class Audit:
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
     pools: list = field(default_factory=list, repr=False)
+    located: list = field(default_factory=list, repr=False)
 
     @property
     def verdicts(self) -> list[str]:
@@ -77,6 +78,14 @@ class Audit:
 
         return tidy(self)
 
+    @property
+    def scores(self):
+        """Per-record scores, one row per record read, as a pandas DataFrame (``scores.py``): source, record, id,
+        length, log_ppl, machine, watermark_z, dup_cluster, near_dup_cluster, ref_distance, flag."""
+        from .scores import frame
+
+        return frame(self)
+
     def report(self, out: str | Path) -> Path:
         """Write the audit's files into ``out`` as one set, holding ``out/.lock`` meanwhile (:func:`publish`)."""
         out = Path(out)
@@ -94,7 +103,8 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
           seed: int = 0, repeats: int = 20, lm: str = "smollm2", watermark_key: int | None = None,
           lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
           workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None,
-          max_record_bytes: int = MAX_RECORD_BYTES, trust_code: bool = False) -> Audit:
+          max_record_bytes: int = MAX_RECORD_BYTES, trust_code: bool = False, id_field: str | None = None,
+          keep: str | os.PathLike | None = None) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
     Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
@@ -110,22 +120,26 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     ``ray``, with ``address`` and ``workers`` as for runs) is where the per-record embeddings, MinHash signatures and
     image features run (``shards.py``): the numbers are the same on every executor; the LM scores run in this
     process. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
-    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet`` and ``report.html`` there, as ``--out``:
+    notebook too. ``out`` also writes ``audit.json``, ``audit.parquet``, ``scores.parquet`` and ``report.html``
+    there, as ``--out``:
     the audit holds ``out/.lock`` for its whole life (as a run does), and the files replace ``out`` as one set
     (:func:`publish`), so ``out`` holds one whole audit or none. ``max_record_bytes`` caps one text record (a longer
     one is an error: memory stays bounded whatever the input). ``trust_code``: allow rebuilding a run directory
-    whose config names Python code (``plugins``), as ``run`` does. Bad input is a :class:`ConfigError` naming the
-    argument."""
+    whose config names Python code (``plugins``), as ``run`` does. ``id_field`` names the id of ``.jsonl`` / text
+    ``.parquet`` records in the per-record scores (``Audit.scores``); ``keep`` writes each candidate less its flagged
+    records into that folder (``scores.py``). Bad input is a :class:`ConfigError` naming the argument."""
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet, out=out, max_record_bytes=max_record_bytes, trust_code=trust_code)
+                   workers=workers, quiet=quiet, out=out, max_record_bytes=max_record_bytes, trust_code=trust_code,
+                   id_field=id_field, keep=keep)
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
 def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spelling = PYTHON) -> Audit:
     """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
-    o = SimpleNamespace(**{"max_record_bytes": MAX_RECORD_BYTES, "trust_code": False, **options})
+    o = SimpleNamespace(**{"max_record_bytes": MAX_RECORD_BYTES, "trust_code": False, "id_field": None, "keep": None,
+                           **options})
     if o.out is None:
         return _audit(reference, candidates, o, spelling)
     out = Path(o.out)
@@ -149,6 +163,9 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     spell = spelling.arg
     started = time.perf_counter()
     inputs = candidate_inputs(candidates)
+    from .scores import check_keep, locate
+
+    check_keep(o.keep, [c for _, c in inputs], spell)
     if o.lm not in LM_CHOICES and not Path(o.lm).exists():
         raise choice_error(spell("lm"), o.lm, [*LM_CHOICES, "PATH"])
     if o.repeats < 3:
@@ -159,12 +176,16 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell,
                 max_record_bytes=o.max_record_bytes, trust_code=o.trust_code)
     phase = phases(o.quiet)
+    where = lambda spec, d, i: locate(spec, d, index=i, seed=o.seed, max_records=o.max_records,  # noqa: E731
+                                      field=o.field, id_field=o.id_field, spell=spell)
     with phase("reading", 1 + len(inputs)) as advance:
         ref = read_input(reference, index=0, name="reference", **read)
+        located = [where(reference, ref, 0)]
         advance(1)
         cands = []
         for i, (name, c) in enumerate(inputs):
             cands.append(read_input(c, index=i + 1, name=name, **read))
+            located.append(where(c, cands[-1], i + 1))
             advance(1)
     check_compatible(ref, cands)
     if o.watermark_key is not None and ref.kind != "text":
@@ -188,9 +209,14 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
                                   rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
             advance(1)
     kept = {k: getattr(o, k) for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
-                                       "lm_records", "executor")}
-    return Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
-                 [ref_pool, *cand_pools])
+                                       "lm_records", "executor", "id_field")}
+    result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
+                   [ref_pool, *cand_pools], located)
+    if o.keep is not None:
+        from .scores import keep
+
+        keep(result, o.keep)
+    return result
 
 
 def check_sizes(ref: Dataset, cands: list[Dataset]) -> None:

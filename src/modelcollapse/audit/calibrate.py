@@ -28,6 +28,10 @@ collapse moves the indicator (either direction for two-sided ones):
 * ``ok``: z ≤ t;  ``watch``: t < z ≤ 2t;  ``collapsed``: z > 2t.
 
 The null band reported is μ₀ ± t·σ. A candidate's overall verdict is its worst indicator's.
+
+Where the candidate's scores do not fit the mixture ``synthetic_share`` estimates (``provenance.identification``, on
+all records of both sides), that row reads not identified: value, interval and z NaN (verdict ``ok``: no claim is
+made), and ``note`` says why.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import numpy as np
 
 from .indicators import (INDICATORS, MAX_FEATURE_POINTS, MAX_VENDI_POINTS, SELF_BLEU_RECORDS, Pool, Side, evaluate,
                          spec)
+from .provenance import identification
 
 VERDICTS = ("ok", "watch", "collapsed")
 SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share",
@@ -68,7 +73,8 @@ def one_sample_factor(k: int, c: int, n: int) -> float:
 
 @dataclass
 class Row:
-    """One indicator of one candidate: value, 95% interval, null band, z and verdict (see the module docstring)."""
+    """One indicator of one candidate: value, 95% interval, null band, z and verdict (see the module docstring);
+    ``note``: why the value is not given (NaN), else None."""
 
     name: str
     group: str
@@ -78,6 +84,7 @@ class Row:
     null_mean: float
     z: float
     verdict: str
+    note: str | None = None
 
 
 def threshold(k: int, repeats: int) -> float:
@@ -153,7 +160,18 @@ def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.ra
         directed = abs(z) if s.direction == 0 else s.direction * z
         verdict = "ok" if not np.isfinite(directed) or directed <= t else ("watch" if directed <= 2 * t else "collapsed")
         rows.append(Row(name, s.group, value, ci, (mu - t * sd, mu + t * sd), mu, float(z), verdict))
-    return rows
+    return unidentified(rows, ref, cand)
+
+
+def unidentified(rows: list[Row], ref: Pool, cand: Pool) -> list[Row]:
+    """``rows`` with ``synthetic_share`` replaced by a not-identified row (NaN value, interval and z, ``note`` the
+    reason) where ``provenance.identification`` rejects the mixture on all records of the two pools."""
+    reason = identification(Side(ref, np.arange(len(ref))), Side(cand, np.arange(len(cand))))
+    if reason is None:
+        return rows
+    nan = float("nan")
+    return [Row(r.name, r.group, nan, (nan, nan), r.null, r.null_mean, nan, "ok", f"not identified: {reason}")
+            if r.name == "synthetic_share" else r for r in rows]
 
 
 def overall(rows: list[Row]) -> str:

@@ -318,18 +318,26 @@ def duplicates(ref: Side, cand: Side) -> dict[str, float]:
 
 def near_duplicate_share(sig: np.ndarray) -> float:
     """The share of records whose MinHash signature ``sig`` ``(n, 128)`` agrees with another record's in at least
-    80% of entries; pairs are found by banding (16 bands of 8 rows), then checked on the whole signature."""
-    rows = MINHASH_PERMS // MINHASH_BANDS
+    80% of entries (:func:`near_duplicate_pairs`)."""
     flagged = np.zeros(len(sig), bool)
+    flagged[near_duplicate_pairs(sig).ravel()] = True
+    return float(flagged.mean())
+
+
+def near_duplicate_pairs(sig: np.ndarray) -> np.ndarray:
+    """``(k, 2)`` record pairs i < j whose MinHash signatures ``sig`` ``(n, 128)`` agree in at least 80% of
+    entries, sorted; pairs are found by banding (16 bands of 8 rows), then checked on the whole signature."""
+    rows = MINHASH_PERMS // MINHASH_BANDS
+    pairs: set[tuple[int, int]] = set()
     for b in range(MINHASH_BANDS):
         band = np.ascontiguousarray(sig[:, b * rows:(b + 1) * rows])
         _, inverse, counts = np.unique(band, axis=0, return_inverse=True, return_counts=True)
         for bucket in np.flatnonzero(counts > 1):
             members = np.flatnonzero(inverse.ravel() == bucket)
             agree = (sig[members][:, None, :] == sig[members][None, :, :]).mean(-1)
-            np.fill_diagonal(agree, 0)
-            flagged[members[(agree >= NEAR_JACCARD).any(1)]] = True
-    return float(flagged.mean())
+            i, j = np.nonzero(np.triu(agree >= NEAR_JACCARD, 1))
+            pairs.update(zip(members[i].tolist(), members[j].tolist()))
+    return np.array(sorted(pairs), np.int64).reshape(-1, 2)
 
 
 #: The indicator functions that apply to each kind.

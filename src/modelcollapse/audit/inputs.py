@@ -33,6 +33,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +98,16 @@ def reservoir(items, k: int, rng: np.random.Generator) -> tuple[list, int]:
 MAX_RECORD_BYTES = 1_000_000  # a record larger than this is refused unless the caller raises the cap
 
 
-def _lines(path: Path, cap: int, spell=argument):
+def _lines(path: Path, cap: int, spell=argument, opener=open):
     """``(number, line)`` of a UTF-8 file, streamed in binary so that a line is never read past ``cap + 1`` bytes: a
     single 50 MB line once drove the audit to 22 GB, so a line over ``cap`` bytes is an error naming it before it is
     held whole (memory: one line of at most ``cap`` bytes)."""
-    with open(path, "rb") as f:
+    with opener(path, "rb") as f:
         for number in itertools.count(1):
-            raw = f.readline(cap + 1)
+            try:
+                raw = f.readline(cap + 1)
+            except (OSError, EOFError) as err:  # a .gz that is not gzip, or cut short
+                raise ConfigError(f"{path} cannot be read after line {number - 1}: {err}.") from None
             if not raw:
                 return
             if len(raw) > cap and not (len(raw) == cap + 1 and raw.endswith(b"\n")):
@@ -140,11 +144,11 @@ def txt_paragraphs(path: Path, cap: int = MAX_RECORD_BYTES, spell=argument):
         yield "".join(block).strip()
 
 
-def jsonl_records(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=argument):
+def jsonl_records(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=argument, opener=open):
     """``obj[field]`` of every non-blank line of a ``.jsonl`` file, streamed. A line that is not a JSON object with
     that key, or whose value is not a string (a number, null or a list would be audited as "12345", "None" or
     "['a']"), is an error naming the line."""
-    for number, line in _lines(path, cap, spell):
+    for number, line in _lines(path, cap, spell, opener):
         if not line.strip():
             continue
         try:
@@ -190,6 +194,18 @@ def parquet_texts(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=arg
 
 
 def text_stream(path: Path, field: str, spell=argument, cap: int = MAX_RECORD_BYTES):
+    """The text records of ``path``, streamed: a ``.txt`` file's paragraphs, a folder of ``.txt`` files, ``.jsonl``
+    (also gzip-compressed) lines' ``field``, a parquet file's ``field`` column, and the corpora of ``corpora.py``
+    (parquet shards, ``save_to_disk`` folders); every record at most ``cap`` bytes."""
+    if path.name.lower().endswith(".jsonl.gz"):
+        import gzip
+
+        return jsonl_records(path, field, cap, spell, opener=gzip.open)
+    from .corpora import corpus_stream  # parquet shards, save_to_disk folders
+
+    corpus = corpus_stream(path, field, spell, partial(parquet_texts, cap=cap), cap)
+    if corpus is not None:
+        return corpus
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt"))
         if not files:
@@ -226,8 +242,10 @@ def parquet_is_text(path: Path, field: str) -> bool:
 def guess_kind(path: Path, field: str) -> str:
     """The kind an input holds, from its suffix (and, for ``.npy``, its shape; for ``.parquet``, whether it has a
     string column ``field``)."""
+    from .corpora import kind_of
+
     suffix = path.suffix.lower()
-    if path.is_dir() or suffix in (".txt", ".jsonl"):
+    if path.is_dir() or suffix in (".txt", ".jsonl") or kind_of(path):
         return "text"
     if suffix == ".npy":
         return "images" if load_npy(path).ndim in (3, 4) else "table"
@@ -235,7 +253,8 @@ def guess_kind(path: Path, field: str) -> str:
         return "table"
     if suffix == ".parquet":
         return "text" if parquet_is_text(path, field) else "table"
-    raise ConfigError(f"{path} must be a .txt, .jsonl, .parquet, .npy or .csv file, a folder of .txt files, or a run "
+    raise ConfigError(f"{path} must be a .txt, .jsonl, .jsonl.gz, .parquet, .npy or .csv file, a folder of .txt or "
+                      f".parquet files, a Hugging Face save_to_disk folder, or a run "
                       f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}.")
 
 
@@ -437,11 +456,9 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     from ..engine.loop import sampler
     from ..plugins.data import SOURCES
     from ..plugins.models import MODELS
-    from ..plugins.regimes import regime_spec
-    from ..seeding import rng_for
-
+    from ..plugins.regimes import REGIMES, regime_spec
     from ..rundir.journal import SYNTHETIC_LOG
-    from ..plugins.regimes import REGIMES
+    from ..seeding import rng_for
 
     cfg = arm_config(raw, arm_name, trust_code)
     kept = store.unit_dir(arm, shard) / SYNTHETIC_LOG

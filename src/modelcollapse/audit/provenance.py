@@ -30,6 +30,17 @@ split in two folds (alternate positions, which the calibration shuffles); on one
 π̂_a − 3·se_a (se_a by the delta method on the two binomial shares, with add-one counts; 3 ≈ the one-sided normal
 quantile of a 5% level shared by the 7 sets and the 2 folds, so a set wins on its bound, not on its noise) gives π̂_a
 on the other fold, and π̂ is the mean of the two folds' estimates.
+
+Not identified. The bound assumes the generated part F₁ is *LM-like*: it scores at least as machine-like as real
+text, F₁(t) ≤ F₀(t), and is at least as predictable, so any mixture has F(t) ≤ F₀(t) on the machine score and no more
+than half its records above the reference's median log perplexity. Text from another generator can break this (a
+word-trigram chain's text is less predictable than real text under the LM and scores more human-like than human:
+π̂ reads 0 with a zero-width interval, a false certainty). :func:`identification` tests the fitted model against the
+candidate's scores, on all scored records: the largest one-sided z of the candidate's excess share in the reference's
+lower machine-score parts {s ≤ Q₀(a)}, a in :data:`FIT_LEVELS`, and of its share above the reference's median log
+perplexity (only the median: LM samples at temperature 1 have a longer high-perplexity tail than real text). Past
+:data:`FIT_Z` (a one-sided 3·10⁻⁵ level, about 2·10⁻⁴ for the 6 tests together) the share is reported as not
+identified, with the reason, instead of a number.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 PENALTY = 3.0
 Z_FLAG = 4.0
 Z_SHARE = 2.0
+FIT_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
+FIT_Z = 4.0
 
 #: ``name: (group, direction, additive)``, merged into ``indicators.SPECS``.
 SPECS = {"watermark_z": ("provenance", +1, True), "watermark_share": ("provenance", +1, True),
@@ -113,6 +126,49 @@ def watermark_share(z: np.ndarray, fpr: np.ndarray, ref_z: np.ndarray | None = N
         ratio = ((ref_z[seen] > threshold).sum() + 1) / (ref_fpr[seen].sum() + 1)
     alpha = min(float(np.mean(fpr[ok])) * ratio, 0.5)
     return float(((z[ok] > threshold).mean() - alpha) / (1 - alpha))
+
+
+def excess(ref: np.ndarray, cand: np.ndarray, levels=FIT_LEVELS) -> tuple[float, float, float, float]:
+    """``(z, a, p, p₀)``: the largest one-sided z of the candidate's share ``p`` of scores ``cand`` at or below the
+    reference's quantile Q₀(a) over its reference share ``p₀``, a in ``levels``: z = (p − p₀) / √(s(1−s)/n_c +
+    s₀(1−s₀)/n_r), s and s₀ the add-one shares (so z stays finite where a share is 0 or 1).
+
+    >>> rng = np.random.default_rng(0)
+    >>> z, a, p, p0 = excess(rng.normal(size=500), rng.normal(-2, 1, 300)); round(z) > 10, a
+    (True, 0.25)
+    """
+    cut = np.quantile(ref, levels)
+    inside0, inside = ref[None, :] <= cut[:, None], cand[None, :] <= cut[:, None]
+    p0, p = inside0.mean(1), inside.mean(1)
+    s0, s = (inside0.sum(1) + 1) / (len(ref) + 2), (inside.sum(1) + 1) / (len(cand) + 2)
+    z = (p - p0) / np.sqrt(s * (1 - s) / len(cand) + s0 * (1 - s0) / len(ref))
+    k = int(z.argmax())
+    return float(z[k]), float(levels[k]), float(p[k]), float(p0[k])
+
+
+def identification(ref, cand) -> str | None:
+    """None when the candidate's machine scores and log perplexities fit a mixture of real and LM-like text (module
+    docstring); else why they do not, in words. Sides ``ref`` and ``cand`` (all of each pool's records); None too
+    with a watermark key (the watermark share needs no assumption on F₁) or fewer than 4 scored records a side."""
+    if "machine" not in cand.pool.extra or "watermark_z" in cand.pool.extra:
+        return None
+    reasons = []
+    r, c = finite(ref, "machine"), finite(cand, "machine")
+    if len(r) >= 4 and len(c) >= 4:
+        z, a, p, p0 = excess(r, c)
+        if z > FIT_Z:
+            reasons.append(f"{p:.0%} of the candidate's records score below the reference's {a:.0%} quantile of the "
+                           f"machine score, against {p0:.0%} of the reference's (z {z:.1f}): more human-like than "
+                           "real text, which no mixture of real and LM-like text is")
+    r, c = finite(ref, "log_ppl"), finite(cand, "log_ppl")
+    if len(r) >= 4 and len(c) >= 4:
+        z, _, p, p0 = excess(-r, -c, (0.5,))
+        if z > FIT_Z:
+            shift = float(np.median(c) - np.median(r))
+            reasons.append(f"the candidate is less predictable under the LM than the reference (median log "
+                           f"perplexity {shift:+.2f} nats; {p:.0%} of its records above the reference's median, z "
+                           f"{z:.1f}), while LM-like text is more predictable")
+    return "; ".join(reasons) or None
 
 
 def provenance(ref, cand) -> dict[str, float]:

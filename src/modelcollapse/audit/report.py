@@ -24,15 +24,17 @@ def _num(v: float):
 
 
 def synthetic_share(rows) -> dict | None:
-    """``{"value", "ci", "signal"}`` of the ``synthetic_share`` indicator, clipped to [0, 1] (the raw estimate, in
-    the indicator row, can fall below 0 on real data); None where no provenance signal applies (no LM, no watermark
-    key, or not text)."""
+    """``{"value", "ci", "signal", "identified", "reason"}`` of the ``synthetic_share`` indicator, clipped to [0, 1]
+    (the raw estimate, in the indicator row, can fall below 0 on real data); value and interval null with
+    ``identified`` false and the ``reason`` where the scores do not fit the mixture (``provenance.identification``);
+    None where no provenance signal applies (no LM, no watermark key, or not text)."""
     row = next((r for r in rows if r.name == "synthetic_share"), None)
     if row is None:
         return None
     clip = lambda v: _num(min(max(v, 0.0), 1.0)) if np.isfinite(v) else None  # noqa: E731
     signal = "watermark_z" if any(r.name == "watermark_z" for r in rows) else "machine_score+log_ppl"
-    return {"value": clip(row.value), "ci": [clip(v) for v in row.ci], "signal": signal}
+    return {"value": clip(row.value), "ci": [clip(v) for v in row.ci], "signal": signal,
+            "identified": row.note is None, "reason": row.note}
 
 
 def as_json(result) -> dict:
@@ -48,7 +50,8 @@ def as_json(result) -> dict:
         "candidates": [
             {"name": c.name, "path": c.path, "n": c.n, "read": c.seen, "verdict": overall(rows),
              "indicators": [{"name": r.name, "group": r.group, "value": _num(r.value), "ci": [_num(v) for v in r.ci],
-                             "null": [_num(v) for v in r.null], "z": _num(r.z), "verdict": r.verdict} for r in rows],
+                             "null": [_num(v) for v in r.null], "z": _num(r.z), "verdict": r.verdict,
+                             **({"note": r.note} if r.note else {})} for r in rows],
              "synthetic_share": synthetic_share(rows)}
             for c, rows in zip(result.candidates, result.rows)
         ],
@@ -61,7 +64,7 @@ def tidy(result) -> list[dict]:
         for r in rows:
             out.append({"candidate": c.name, "n": c.n, "indicator": r.name, "group": r.group, "value": r.value,
                         "ci_low": r.ci[0], "ci_high": r.ci[1], "null_low": r.null[0], "null_high": r.null[1],
-                        "null_mean": r.null_mean, "z": r.z, "verdict": r.verdict})
+                        "null_mean": r.null_mean, "z": r.z, "verdict": r.verdict, "note": r.note})
     return out
 
 
@@ -75,7 +78,9 @@ def summary(result) -> str:
             lines.append(f"  {r.group:<10} {r.name:<18} {r.value:>10.4g}  ci [{r.ci[0]:.4g}, {r.ci[1]:.4g}]"
                          f"  null [{r.null[0]:.4g}, {r.null[1]:.4g}]  {r.verdict}")
         share = synthetic_share(rows)
-        if share is not None and share["value"] is not None:
+        if share is not None and not share["identified"]:
+            lines.append(f"  synthetic share: {share['reason']}")
+        elif share is not None and share["value"] is not None:
             lo, hi = (f"{v:.3g}" if v is not None else "nan" for v in share["ci"])
             lines.append(f"  synthetic share: {share['value']:.3g}  ci [{lo}, {hi}]  (from {share['signal']})")
         lines.append(f"  overall: {overall(rows)}")
@@ -88,7 +93,8 @@ def summary(result) -> str:
 
 
 def write(result, out: Path) -> Path:
-    """Write ``audit.json``, ``audit.parquet`` and ``report.html`` into ``out``; returns the report's path."""
+    """Write ``audit.json``, ``audit.parquet``, ``report.html`` and ``scores.parquet`` (``scores.py``) into ``out``;
+    returns the report's path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -98,6 +104,10 @@ def write(result, out: Path) -> Path:
     atomic_save(out / "audit.parquet", lambda tmp: pq.write_table(table, tmp))
     atomic_write(out / "audit.json", json.dumps(as_json(result), indent=2))
     atomic_write(out / "report.html", page(result))
+    if getattr(result, "pools", None):
+        from .scores import write as write_scores
+
+        write_scores(result, out)
     return out / "report.html"
 
 
