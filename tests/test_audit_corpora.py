@@ -86,8 +86,8 @@ def test_bad_corpora_exit_2(corpora, tmp_path):
     with gzip.open(tmp_path / "bad.jsonl.gz", "wt") as f:
         f.write(json.dumps({"text": "fine text here"}) + "\n" + json.dumps({"body": "x"}) + "\n")
     for path, message in ((tmp_path / "dd", "is a Hugging Face DatasetDict (splits train, test); audit one split's"),
-                          (tmp_path / "bad.jsonl.gz", "bad.jsonl.gz line 2 must be a JSON object whose key 'text' "
-                                                      "(--field) holds a string.")):
+                          (tmp_path / "bad.jsonl.gz", "bad.jsonl.gz line 2 must be a JSON object with key 'text' "
+                                                      "(--field).")):  # the message of .jsonl: one reader
         result = CliRunner().invoke(main, ["audit", str(corpora["c.jsonl"]), str(path), "--out", str(tmp_path / "o"),
                                            "--lm", "none"])
         assert result.exit_code == 2 and message in result.output, result.output

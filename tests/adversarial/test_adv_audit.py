@@ -192,7 +192,7 @@ def test_a_killed_audit_leaves_the_previous_audit_whole_and_the_next_cleans_up(r
     assert sorted(p.name for p in (ref / "a").iterdir()) == [".lock"]  # a first audit killed: none
     assert cli(ref, *args).returncode == 0
     before = {p.name: p.read_bytes() for p in (ref / "a").iterdir() if p.name != ".lock"}
-    assert sorted(before) == ["audit.json", "audit.parquet", "report.html"]
+    assert sorted(before) == ["audit.json", "audit.parquet", "report.html", "scores.parquet"]
     killed = cli(ref, *args, "--seed", "1", env={"MODELCOLLAPSE_FAULT": "rename:2"})
     assert killed.returncode == -signal.SIGKILL
     assert {p.name: p.read_bytes() for p in (ref / "a").iterdir() if p.name != ".lock"} == before  # seed 0, whole

@@ -46,7 +46,8 @@ from ..rundir.atomic import atomic_save, atomic_write
 from ..seeding import seed_for
 from .corpora import numbered
 from .corpora import write_without as write_corpus_without
-from .indicators import near_duplicate_pairs, sqdist
+from ..measures import pairwise_sq
+from .indicators import near_duplicate_pairs
 from .inputs import Dataset, array_rows, reservoir, text_stream, txt_paragraphs
 from .provenance import Z_FLAG
 
@@ -190,7 +191,7 @@ def nearest(x: np.ndarray, ref: np.ndarray, own: bool) -> np.ndarray:
     in chunks of rows so memory stays ``CHUNK × len(ref)``."""
     out = np.empty(len(x))
     for start in range(0, len(x), CHUNK):
-        d = sqdist(x[start:start + CHUNK], ref)
+        d = pairwise_sq(x[None, start:start + CHUNK], ref[None])[0]
         if own:
             rows = np.arange(start, min(start + CHUNK, len(x)))
             d[rows - start, rows] = np.inf
