@@ -146,7 +146,7 @@ def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool
     arms = plan.arms
     arm_names = [name for name, _ in arms]
     store.write_config(resolved)
-    manifest = store.read_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)
+    manifest = store.resume_manifest() if resume and store.read_manifest() else store.new_manifest(config.name, arm_names)
     if manifest.get("status") == "complete":
         if manifest.get("table"):
             store.verify_table(manifest["table"])

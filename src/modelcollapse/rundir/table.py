@@ -86,7 +86,7 @@ def write_metrics_table(path: Path, tables) -> None:
 
 class MetricsTable:
     """The metrics half of :class:`~modelcollapse.rundir.store.RunStore` (which provides ``root``, ``unit_dir``,
-    ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest): per-generation records to
+    ``identity``, ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest): per-generation records to
     ``metrics.parquet``, and reading it back."""
 
     METRIC_FILES_PER_BATCH = 200  # segments per consolidation batch: bounds memory whatever the run's size
@@ -98,8 +98,8 @@ class MetricsTable:
         for arm, shard in self.units_on_disk():
             journal = self.unit_dir(arm, shard) / JOURNAL
             if journal.exists():  # every checked record, complete generations or not (an unfinished run's report)
-                log = Log.read(journal)
-                items += [(arm, shard, g, partial(columns_from_bytes, log.payload(r))) for g, r in sorted(log.of(METRICS).items())]
+                log = Log.read(journal, self.identity(arm, shard))
+                items += [(arm, shard, g, partial(columns_from_bytes, log.payload(r), journal, g)) for g, r in sorted(log.of(METRICS).items())]
             for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
                 items.append((arm, shard, int(path.stem.split("-")[1]), partial(load_columns, path)))
             for i in range(0, len(items), self.METRIC_FILES_PER_BATCH):
@@ -214,11 +214,12 @@ class MetricsTable:
         unit = self.unit_dir(arm, shard)
         if not (unit / JOURNAL).exists():
             return
-        log = Log.read(unit / JOURNAL)
+        identity = self.identity(arm, shard)
+        log = Log.read(unit / JOURNAL, identity)
         states = log.of((STATE_NPZ, STATE_SAFETENSORS))
         for which, g in (("gen0", 0), ("state", max(states, default=None))):
             if g in states:
-                state = self._state_of(log, states[g])
+                state = {**self._state_of(log, states[g]), **identity.arrays}
                 state["__sha256__"] = arrays_digest(state)
                 save_arrays(unit / f"{which}.{'safetensors' if states[g].kind == STATE_SAFETENSORS else 'npz'}", state)
         (unit / JOURNAL).unlink()
@@ -269,10 +270,10 @@ class MetricsTable:
         journal = self.unit_dir(arm, shard) / JOURNAL
         try:
             if journal.exists():
-                log = Log.read(journal)
+                log = Log.read(journal, self.identity(arm, shard))
                 record = log.of(METRICS).get(generation)
                 if record is not None:
-                    return columns_from_bytes(log.payload(record))
+                    return columns_from_bytes(log.payload(record), journal, generation)
             path = self._segment(arm, shard, generation)
             return load_columns(path) if path.exists() else None
         except (OSError, CorruptFile):  # a tail being appended right now: the next poll reads it whole
@@ -281,10 +282,10 @@ class MetricsTable:
     def _journal_items(self, arm: int, shard: int, last: int) -> list:
         """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
         journal = self.unit_dir(arm, shard) / JOURNAL
-        log = Log.read(journal)
+        log = Log.read(journal, self.identity(arm, shard))
         records = log.of(METRICS)
         for g in range(last + 1):
             if g not in records:
                 raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
                                            f"{arm}, shard {shard} records generations 0..{last}")
-        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]))) for g in range(last + 1)]
+        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]), journal, g)) for g in range(last + 1)]
