@@ -89,9 +89,17 @@ class Identity:
 
 
 def frame(kind: int, generation: int, payload: bytes | memoryview, identity: bytes) -> bytes:
+    """:func:`frame_parts` joined into one bytes object."""
+    header, payload = frame_parts(kind, generation, payload, identity)
+    return header + bytes(payload)
+
+
+def frame_parts(kind: int, generation: int, payload: bytes | memoryview, identity: bytes) -> tuple[bytes, bytes | memoryview]:
     """One log record: a 92-byte header (``MCR2``, kind, generation, length, the writer's ``identity`` digest, the
     sha256 of identity and payload, and a crc32 of those fields, so a damaged length is caught rather than read as a
     torn tail), then the payload.
+
+    Returned as (header, payload), so an append writes both without copying the payload into one buffer.
 
     >>> record = frame(METRICS, 3, b"abc", bytes(32))
     >>> len(record), [(r.kind, r.generation) for r in read_log_bytes(record, Path("x.log"))[0]]
@@ -100,7 +108,7 @@ def frame(kind: int, generation: int, payload: bytes | memoryview, identity: byt
     digest = hashlib.sha256(identity)
     digest.update(payload)
     fields = HEADER.pack(MAGIC, kind, generation, len(payload), identity, digest.digest(), 0)[:-4]
-    return fields + struct.pack("<I", zlib.crc32(fields)) + bytes(payload)
+    return fields + struct.pack("<I", zlib.crc32(fields)), payload
 
 
 def identity_record(identity: Identity) -> bytes:
@@ -201,16 +209,22 @@ class Appender:
     def __init__(self):
         self.path, self.fd = None, None
 
-    def __call__(self, path: Path, data: bytes, sync: bool = False) -> None:
-        """Append ``data`` to ``path``; with ``sync``, also on disk (``fsync``) before returning: safe from a power
-        cut, not only from a killed process."""
+    def __call__(self, path: Path, data: bytes | tuple, sync: bool = False) -> None:
+        """Append ``data`` (bytes, or a tuple of buffers such as :func:`frame_parts`, written in order by one
+        ``writev``: no copy into one buffer) to ``path``; with ``sync``, also on disk (``fsync``) before returning:
+        safe from a power cut, not only from a killed process."""
         if path != self.path:
             self.close()
             self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
             self.path = path
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        parts = [memoryview(b).cast("B") for b in (data if isinstance(data, tuple) else (data,))]
+        while parts:
+            written = os.writev(self.fd, parts)
+            while parts and written >= len(parts[0]):  # a short write (rare): go on after what was written
+                written -= len(parts[0])
+                parts.pop(0)
+            if parts:
+                parts[0] = parts[0][written:]
         if sync:
             os.fsync(self.fd)
 

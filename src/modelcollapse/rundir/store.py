@@ -27,6 +27,14 @@ Integrity (see README, "What modelcollapse guarantees"):
 
 - each log record carries the sha256 of its payload, checked on every read; each checkpoint file carries
   ``__sha256__`` (a digest of its own arrays); a consolidation needs one metrics record per generation 0..last;
+- every log record and checkpoint file is bound to its unit: the digest of its identity (run id, arm name, shard,
+  seed, config hash, fixed in manifest.json's ``identity`` when the run starts) is in each record's header and its
+  sha256, and in each checkpoint's ``__identity__``; every read checks it, so a file copied from another unit or run
+  is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of an
+  earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
+  and its records without identity are accepted unchecked;
+- a metrics record must be a 1-D table of float64 columns whose bytes are exactly its rows: any other payload (an
+  object array, say) is :class:`~.atomic.CorruptFile` naming the log and generation, never skipped;
 - (earlier layout, still read and resumed) per-generation segment files, whose digests each checkpoint records
   (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8);
 - ``metrics.parquet`` is written, then its row count and sha256 are recorded in ``manifest.json`` (``table``), and only
@@ -57,7 +65,7 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 from .atomic import CorruptFile, atomic_write, fault_point
 from .columns import arrays_digest, columns_bytes, read_arrays, read_checkpoint, save_arrays, save_columns, state_bytes
 from .journal import (CHAINS_LOG, JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, STEP, SYNTHETIC, SYNTHETIC_LOG,
-                      Appender, Identity, Log, Record, frame, identity_record)
+                      Appender, Identity, Log, Record, frame, frame_parts, identity_record)
 from .lock import LOCK_NAME, exclusive
 from .table import MetricsTable
 
@@ -93,9 +101,11 @@ class RunStore(MetricsTable):
         self.root = Path(root)
         self._sums: dict[tuple[int, int], dict[str, list[bytes]]] = {}  # segment digests per unit, as last read/written
         self._done: dict[tuple[int, int], int] = {}  # last generation this process appended per unit (logs cut)
+        self._appending: dict[tuple[int, int], Identity] = {}  # the identity of those appends
         self._synthetic: dict[tuple[int, int], Log] = {}  # synthetic.log as read by load_synthetic
         self._config: tuple[tuple, dict[str, Any]] | None = None  # config.yaml: (inode, mtime, size), value
         self._identities: dict[tuple[int | None, int | None], Identity] = {}  # from manifest.json, as last written here
+        self._last_log: tuple[Path, tuple, Log] | None = None  # the journal last read, while unchanged (see read_log)
         self._append = Appender()
 
     @classmethod
@@ -287,8 +297,9 @@ class RunStore(MetricsTable):
 
     def _append_generation(self, arm, shard, generation, metrics, state, synthetic, state_format) -> None:
         journal = self._journal_path(arm, shard)
-        unit, identity = journal.parent, self.identity(arm, shard)
+        unit, identity = journal.parent, self._appending.get((arm, shard))
         if self._done.get((arm, shard)) != generation - 1:  # first save in this process: cut the torn tail first
+            identity = self._appending[arm, shard] = self.identity(arm, shard)  # every append of this process's
             unit.mkdir(parents=True, exist_ok=True)
             done = self._cut_to_committed(arm, shard)
             if done != generation - 1:
@@ -296,16 +307,16 @@ class RunStore(MetricsTable):
             for path in (journal, unit / SYNTHETIC_LOG):  # a new journal begins with whose it is
                 if (path == journal or synthetic is not None) and not (path.exists() and path.stat().st_size):
                     self._append(path, identity_record(identity))
-        self._append(journal, frame(METRICS, generation, columns_bytes(metrics), identity.digest))
+        self._append(journal, frame_parts(METRICS, generation, columns_bytes(metrics), identity.digest))
         fault_point("segment")
         if synthetic is not None:
-            self._append(unit / SYNTHETIC_LOG, frame(SYNTHETIC, generation, state_bytes(synthetic, "npz"), identity.digest))
+            self._append(unit / SYNTHETIC_LOG, frame_parts(SYNTHETIC, generation, state_bytes(synthetic, "npz"), identity.digest))
             fault_point("synthetic")
         state = {**state, "__generation__": np.array([generation])}
         payload = state_bytes(state, "safetensors")  # in a record, always safetensors: 5x faster to write than npz
         if len(payload) < JOURNAL_STATE_BYTES:
             kind = STATE_SAFETENSORS if state_format == "safetensors" else STATE_NPZ
-            self._append(journal, frame(kind, generation, payload, identity.digest))
+            self._append(journal, frame_parts(kind, generation, payload, identity.digest))
             if generation == 0:
                 fault_point("gen0")
         else:
@@ -330,6 +341,18 @@ class RunStore(MetricsTable):
             if (unit / name).exists():
                 Log.read(unit / name, self.identity(arm, shard)).cut_after(done)
         return done
+
+    def read_log(self, path: Path, identity: Identity) -> Log:
+        """:meth:`Log.read <.journal.Log.read>`, the last log read kept while its file is unchanged (inode, size,
+        mtime): completing a unit reads its journal for the last state, the metrics and the checkpoints, once."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return Log.read(path, identity)
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, identity.digest, identity.legacy)
+        if self._last_log is None or self._last_log[:2] != (path, stamp):
+            self._last_log = path, stamp, Log.read(path, identity)
+        return self._last_log[2]
 
     @staticmethod
     def _state_of(log: Log, record: Record) -> dict[str, np.ndarray]:
@@ -377,7 +400,7 @@ class RunStore(MetricsTable):
                 found.append(read_checkpoint(path))
                 identity.check_arrays(path, found[-1])
         if (unit / JOURNAL).exists():  # states appended to the journal: the last one, or generation 0's
-            log = Log.read(unit / JOURNAL, identity)
+            log = self.read_log(unit / JOURNAL, identity)
             states = log.of((STATE_NPZ, STATE_SAFETENSORS))
             pick = 0 if which == "gen0" else max(states, default=None)
             if pick in states:
