@@ -164,3 +164,20 @@ def test_a_journal_without_identity_in_a_run_of_this_version_is_an_error(killed,
 
     result = resumed(killed, tmp_path, copy)
     one_line_error(result, str(tmp_path / "run/checkpoints/arm000-shard001" / journal.JOURNAL), "carries no identity")
+
+
+def test_a_chains_log_copied_from_another_telephone_run_is_an_error(tmp_path):
+    """chains.log is bound to its run the same way (run id, seed and config hash of its manifest's identity)."""
+    stores = []
+    for name in ("a", "b"):
+        store = RunStore(tmp_path / name)
+        store.root.mkdir()
+        store.write_config({"kind": "telephone", "name": name, "seed": 0})
+        store.write_manifest(store.new_manifest(name, ["summarize"]))
+        store.append_step({"chain": 0, "generation": 0, "text": name})
+        stores.append(store)
+    assert [s["text"] for s in RunStore(tmp_path / "a").read_steps()] == ["a"]
+    shutil.copy(tmp_path / "b" / journal.CHAINS_LOG, tmp_path / "a" / journal.CHAINS_LOG)
+    with pytest.raises(RunError, match=rf"{tmp_path / 'a' / journal.CHAINS_LOG} belongs to another unit or run \(it is "
+                                       rf"bound to run '\w+', seed 0, not to run '\w+', seed 0\)"):
+        RunStore(tmp_path / "a").read_steps()
