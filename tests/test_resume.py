@@ -92,10 +92,10 @@ def test_resume_point_reads_generation_and_state_together(tmp_path):
         store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
     generation, state = RunStore(tmp_path).resume_point(0, 0)
     assert generation == 2 and list(state) == ["mu"] and state["mu"][0] == 20.0
-    from modelcollapse.rundir.journal import JOURNAL, METRICS, STATE_NPZ, Log
+    from modelcollapse.rundir.journal import IDENTITY, JOURNAL, METRICS, STATE_NPZ, Log
 
-    log = Log.read(store.unit_dir(0, 0) / JOURNAL)  # one metrics record, then one state record, per generation
-    assert [(r.kind, r.generation) for r in log.records] == [(k, g) for g in range(3) for k in (METRICS, STATE_NPZ)]
+    log = Log.read(store.unit_dir(0, 0) / JOURNAL)  # whose it is, then a metrics and a state record per generation
+    assert [(r.kind, r.generation) for r in log.records] == [(IDENTITY, -1)] + [(k, g) for g in range(3) for k in (METRICS, STATE_NPZ)]
     assert not list(store.unit_dir(0, 0).glob("state.*"))  # small states live in the journal until the run completes
 
 
@@ -110,7 +110,8 @@ def test_a_torn_journal_tail_is_cut_on_resume_and_a_damaged_record_is_an_error(t
         store.save_generation(0, 0, g, {"m": np.full(2, float(g))}, {"mu": np.full(2, 10.0 * g)}, None)
     journal = store.unit_dir(0, 0) / JOURNAL
     whole = journal.read_bytes()
-    for torn in (frame(0, 3, b"x" * 100)[:-7], frame(0, 3, b"x" * 100)[:30], frame(0, 3, b"y" * 10)):
+    mine = store.identity(0, 0).digest
+    for torn in (frame(0, 3, b"x" * 100, mine)[:-7], frame(0, 3, b"x" * 100, mine)[:30], frame(0, 3, b"y" * 10, mine)):
         journal.write_bytes(whole + torn)  # generation 3's metrics record: torn, cut short, or complete but uncommitted
         resumed = RunStore(tmp_path)
         assert resumed.resume_point(0, 0)[0] == 2

@@ -12,7 +12,7 @@ from click.testing import CliRunner  # noqa: E402
 from conftest import needs  # noqa: E402
 
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.rundir.journal import STEP, frame  # noqa: E402
+from modelcollapse.rundir.journal import HEADER, STEP, Log, frame  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.chains.config import load, validate  # noqa: E402
@@ -119,7 +119,7 @@ def test_step_journal_drops_torn_tail_and_refuses_damage_and_old_journals(tmp_pa
     log = store.root / "chains.log"
     whole = log.stat().st_size
     with open(log, "ab") as f:  # a crash mid-append: the record cut short
-        f.write(frame(STEP, 2, b'{"chain": 0, "generation": 2, "text": "c"}')[:-7])
+        f.write(frame(STEP, 2, b'{"chain": 0, "generation": 2, "text": "c"}', store.identity().digest)[:-7])
     assert [r["text"] for r in RunStore(store.root).read_steps()] == ["a", "b"]
     assert log.stat().st_size > whole
     resumed = RunStore(store.root)
@@ -128,9 +128,10 @@ def test_step_journal_drops_torn_tail_and_refuses_damage_and_old_journals(tmp_pa
     resumed.append_step({"chain": 0, "generation": 2, "text": "c"})
     assert [r["text"] for r in RunStore(store.root).read_steps()] == ["a", "b", "c"]
     data = bytearray(log.read_bytes())
-    data[70] ^= 0x40  # inside the first record's payload
+    first = Log.read(log).records[1]  # the first step (after the record of whose journal it is)
+    data[first.start + 5] ^= 0x40  # inside its payload
     log.write_bytes(bytes(data))
-    with pytest.raises(RunError, match=r"chains.log is corrupted \(the record at byte 0 \(generation 0\) differs from its sha256\)"):
+    with pytest.raises(RunError, match=rf"chains.log is corrupted \(the record at byte {first.start - HEADER.size} \(generation 0\) differs from its sha256\)"):
         RunStore(store.root).read_steps()
     old = tmp_path / "old"
     old.mkdir()

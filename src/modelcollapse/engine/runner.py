@@ -191,7 +191,7 @@ def start_manifest(store: RunStore, plan, *, resume: bool, spelling: Spelling) -
         refuse_existing(store.root, spelling)
     store.write_config(plan.resolved)
     on_disk = store.read_manifest() if resume else None
-    manifest = on_disk or store.new_manifest(plan.config.name, [name for name, _ in plan.arms])
+    manifest = store.resume_manifest() if on_disk else store.new_manifest(plan.config.name, [name for name, _ in plan.arms])
     if manifest.get("status") == "complete":
         if manifest.get("table"):
             store.verify_table(manifest["table"])

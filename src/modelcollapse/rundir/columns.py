@@ -130,18 +130,35 @@ def load_columns(path: Path, sha256: bytes | None = None) -> dict[str, np.ndarra
     return columns_from_bytes(data, path)
 
 
-def columns_from_bytes(data: bytes | memoryview, path: Path | None = None) -> dict[str, np.ndarray]:
-    """The columns of :func:`columns_bytes`'s bytes."""
+def columns_from_bytes(data: bytes | memoryview, path: Path | None = None, generation: int | None = None) -> dict[str, np.ndarray]:
+    """The columns of :func:`columns_bytes`'s bytes. Anything else — an array of another dtype (object, int, a field
+    not float64), another shape, or bytes short of or beyond its rows — is :class:`CorruptFile` naming ``path`` (and
+    the record's ``generation``): never read as no columns."""
+    where = "its metrics" if generation is None else f"its metrics record of generation {generation}"
+    try:
+        dtype, shape, start = npy_table_layout(data)
+    except Exception as err:  # noqa: BLE001  (a header numpy cannot parse, whatever numpy raises for it)
+        raise CorruptFile(path, f"{where} is no .npy table: {type(err).__name__}") from None
+    if dtype.names is None or len(shape) != 1 or any(dtype.fields[n][0] != np.float64 for n in dtype.names):
+        raise CorruptFile(path, f"{where} holds an array of dtype {dtype} and shape {shape}, not a table of float64 columns")
+    if len(data) - start != shape[0] * dtype.itemsize:
+        raise CorruptFile(path, f"{where} holds {len(data) - start} bytes for {shape[0]} rows of {dtype.itemsize}")
+    if not dtype.names:  # no columns
+        return {}
+    table = np.frombuffer(data, dtype, offset=start, count=shape[0])
+    return {name: table[name] for name in dtype.names}
+
+
+def npy_table_layout(data: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...], int]:
+    """dtype, shape and data offset of an ``.npy`` file's bytes (version 1 headers cached: :func:`npy_layout`)."""
     if data[6:7] == b"\x01":  # format version 1.0, as np.save writes small tables: the header's length is 2 bytes
         start = 10 + int.from_bytes(data[8:10], "little")
-        dtype, shape, fortran = npy_layout(bytes(data[:start]))
-        if not dtype.names:  # no columns
-            return {}
-        table = np.frombuffer(data, dtype, offset=start).reshape(shape, order="F" if fortran else "C")
-    else:
-        table = np.load(io.BytesIO(bytes(data)), allow_pickle=False)
-    return {name: table[name] for name in table.dtype.names or ()}
-
+        dtype, shape, _ = npy_layout(bytes(data[:start]))
+        return dtype, shape, start
+    f = io.BytesIO(bytes(data[:1 << 20]))
+    version = np.lib.format.read_magic(f)
+    shape, _, dtype = (np.lib.format.read_array_header_2_0 if version == (2, 0) else np.lib.format.read_array_header_1_0)(f)
+    return dtype, shape, f.tell()
 
 
 def state_bytes(state: dict[str, np.ndarray], state_format: str) -> bytes:

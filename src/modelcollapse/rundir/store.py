@@ -27,6 +27,14 @@ Integrity (see README, "What modelcollapse guarantees"):
 
 - each log record carries the sha256 of its payload, checked on every read; each checkpoint file carries
   ``__sha256__`` (a digest of its own arrays); a consolidation needs one metrics record per generation 0..last;
+- every log record and checkpoint file is bound to its unit: the digest of its identity (run id, arm name, shard,
+  seed, config hash, fixed in manifest.json's ``identity`` when the run starts) is in each record's header and its
+  sha256, and in each checkpoint's ``__identity__``; every read checks it, so a file copied from another unit or run
+  is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of an
+  earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
+  and its records without identity are accepted unchecked;
+- a metrics record must be a 1-D table of float64 columns whose bytes are exactly its rows: any other payload (an
+  object array, say) is :class:`~.atomic.CorruptFile` naming the log and generation, never skipped;
 - (earlier layout, still read and resumed) per-generation segment files, whose digests each checkpoint records
   (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8);
 - ``metrics.parquet`` is written, then its row count and sha256 are recorded in ``manifest.json`` (``table``), and only
@@ -46,6 +54,7 @@ import io
 import json
 import platform
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +65,7 @@ from ..errors import CLI, ConfigError, RunError, Spelling
 from .atomic import CorruptFile, atomic_write, fault_point
 from .columns import arrays_digest, columns_bytes, read_arrays, read_checkpoint, save_arrays, save_columns, state_bytes
 from .journal import (CHAINS_LOG, JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, STEP, SYNTHETIC, SYNTHETIC_LOG,
-                      Appender, Log, Record, frame)
+                      Appender, Identity, Log, Record, frame, frame_parts, identity_record)
 from .lock import LOCK_NAME, exclusive
 from .table import MetricsTable
 
@@ -92,8 +101,11 @@ class RunStore(MetricsTable):
         self.root = Path(root)
         self._sums: dict[tuple[int, int], dict[str, list[bytes]]] = {}  # segment digests per unit, as last read/written
         self._done: dict[tuple[int, int], int] = {}  # last generation this process appended per unit (logs cut)
+        self._appending: dict[tuple[int, int], Identity] = {}  # the identity of those appends
         self._synthetic: dict[tuple[int, int], Log] = {}  # synthetic.log as read by load_synthetic
         self._config: tuple[tuple, dict[str, Any]] | None = None  # config.yaml: (inode, mtime, size), value
+        self._identities: dict[tuple[int | None, int | None], Identity] = {}  # from manifest.json, as last written here
+        self._last_log: tuple[Path, tuple, Log] | None = None  # the journal last read, while unchanged (see read_log)
         self._append = Appender()
 
     @classmethod
@@ -172,9 +184,12 @@ class RunStore(MetricsTable):
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=2, default=str))
+        self._identities.clear()
 
     def new_manifest(self, name: str, arms: list[str]) -> dict[str, Any]:
-        return {
+        """A manifest for a run starting (or a telephone run going on) here, with the run's ``identity`` (see
+        :meth:`resume_manifest`): kept from the manifest on disk, if any, else a new one."""
+        return self.resume_manifest({
             "name": name,
             "status": "running",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -182,14 +197,51 @@ class RunStore(MetricsTable):
             "completed": {},
             "timings": {},
             "versions": versions(),
-        }
+        })
+
+    def resume_manifest(self, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``manifest`` (default: the one on disk, which a resume continues) with the run's ``identity``, which every
+        journal record and checkpoint of the run is bound to (:meth:`identity`): ``run`` (a random id), ``seed`` and
+        ``config_sha256`` (of config.yaml, its ``version`` left out), fixed when the run starts. A manifest on disk
+        keeps its identity; one written by an earlier version, which has none, gets one now with ``legacy: true``:
+        the records and checkpoints it wrote without an identity are accepted, unchecked (identity unknown)."""
+        on_disk = self.read_manifest()
+        manifest = on_disk if manifest is None else manifest
+        if "identity" in on_disk:
+            manifest["identity"] = on_disk["identity"]
+        elif "identity" not in manifest:
+            config = self.read_config() if self.config_path.exists() else {}
+            config_json = json.dumps({k: v for k, v in config.items() if k != "version"}, sort_keys=True, default=str)
+            manifest["identity"] = {"run": uuid.uuid4().hex, "seed": config.get("seed"),
+                                    "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
+                                    **({"legacy": True} if on_disk else {})}
+        return manifest
+
+    def identity(self, arm: int | None = None, shard: int | None = None) -> Identity:
+        """Who unit (``arm``, ``shard``)'s files belong to — or, with neither, the run's own (chains.log): run id, arm
+        name, shard, seed and config hash, from the identity manifest.json recorded when the run started. A run
+        directory without one (written by an earlier version, or a bare store) has an identity of what it knows, and
+        accepts records and checkpoints without identity (``legacy``)."""
+        if (arm, shard) in self._identities:
+            return self._identities[arm, shard]
+        manifest = self.read_manifest()
+        recorded = manifest.get("identity") or {}
+        arms = manifest.get("arms") or []
+        name = arms[arm] if arm is not None and arm < len(arms) else arm
+        identity = Identity({"run": recorded.get("run"), "arm": name, "shard": shard, "seed": recorded.get("seed"),
+                             "config": recorded.get("config_sha256")}, legacy=recorded.get("legacy", "run" not in recorded))
+        if "run" in recorded:  # fixed from now on (without one, the manifest may not be written yet: read it again)
+            self._identities[arm, shard] = identity
+        return identity
 
     # -- telephone steps -----------------------------------------------------------------------------------------
     def append_step(self, step: dict[str, Any]) -> None:
         """Append one completed telephone step (a JSON object with its ``generation``) to chains.log, on disk before
         returning (fsync): a killed run loses only the steps in flight."""
         payload = json.dumps(step, ensure_ascii=False).encode()
-        self._append(self.root / CHAINS_LOG, frame(STEP, step["generation"], payload), sync=True)
+        path, identity = self.root / CHAINS_LOG, self.identity()
+        record = frame(STEP, step["generation"], payload, identity.digest)
+        self._append(path, record if path.exists() and path.stat().st_size else identity_record(identity) + record, sync=True)
 
     def read_steps(self, repair: bool = False) -> list[dict[str, Any]]:
         """Every checked step of chains.log, in the order appended. A torn last append (a crash mid-write) is left
@@ -199,7 +251,7 @@ class RunStore(MetricsTable):
         if legacy.exists() and not (self.root / CHAINS_LOG).exists():
             raise RunError(f"{legacy} is the step journal of an earlier modelcollapse version (JSON lines), which this "
                            f"version does not read; run the chains again in a new directory.")
-        log = Log.read(self.root / CHAINS_LOG)
+        log = Log.read(self.root / CHAINS_LOG, self.identity())
         if repair:
             log.cut_tail()
         return [json.loads(bytes(log.payload(r))) for r in log.records if r.kind == STEP]
@@ -239,31 +291,36 @@ class RunStore(MetricsTable):
         if synthetic is not None:
             sums["synthetic"].append(save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic))
             fault_point("synthetic")
-        self._save_state_files(unit, {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums)},
-                               generation, state_format)
+        self._save_state_files(unit, {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums),
+                                      **self.identity(arm, shard).arrays}, generation, state_format)
         fault_point("state")
 
     def _append_generation(self, arm, shard, generation, metrics, state, synthetic, state_format) -> None:
         journal = self._journal_path(arm, shard)
-        unit = journal.parent
+        unit, identity = journal.parent, self._appending.get((arm, shard))
         if self._done.get((arm, shard)) != generation - 1:  # first save in this process: cut the torn tail first
+            identity = self._appending[arm, shard] = self.identity(arm, shard)  # every append of this process's
             unit.mkdir(parents=True, exist_ok=True)
             done = self._cut_to_committed(arm, shard)
             if done != generation - 1:
                 raise RunError(f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}.")
-        self._append(journal, frame(METRICS, generation, columns_bytes(metrics)))
+            for path in (journal, unit / SYNTHETIC_LOG):  # a new journal begins with whose it is
+                if (path == journal or synthetic is not None) and not (path.exists() and path.stat().st_size):
+                    self._append(path, identity_record(identity))
+        self._append(journal, frame_parts(METRICS, generation, columns_bytes(metrics), identity.digest))
         fault_point("segment")
         if synthetic is not None:
-            self._append(unit / SYNTHETIC_LOG, frame(SYNTHETIC, generation, state_bytes(synthetic, "npz")))
+            self._append(unit / SYNTHETIC_LOG, frame_parts(SYNTHETIC, generation, state_bytes(synthetic, "npz"), identity.digest))
             fault_point("synthetic")
         state = {**state, "__generation__": np.array([generation])}
         payload = state_bytes(state, "safetensors")  # in a record, always safetensors: 5x faster to write than npz
         if len(payload) < JOURNAL_STATE_BYTES:
-            self._append(journal, frame(STATE_SAFETENSORS if state_format == "safetensors" else STATE_NPZ, generation, payload))
+            kind = STATE_SAFETENSORS if state_format == "safetensors" else STATE_NPZ
+            self._append(journal, frame_parts(kind, generation, payload, identity.digest))
             if generation == 0:
                 fault_point("gen0")
         else:
-            self._save_state_files(unit, state, generation, state_format)
+            self._save_state_files(unit, {**state, **identity.arrays}, generation, state_format)
         fault_point("state")
         self._done[(arm, shard)] = generation
 
@@ -282,8 +339,20 @@ class RunStore(MetricsTable):
         done = self._checkpoint(arm, shard, "state")[0]
         for name in (JOURNAL, SYNTHETIC_LOG):
             if (unit / name).exists():
-                Log.read(unit / name).cut_after(done)
+                Log.read(unit / name, self.identity(arm, shard)).cut_after(done)
         return done
+
+    def read_log(self, path: Path, identity: Identity) -> Log:
+        """:meth:`Log.read <.journal.Log.read>`, the last log read kept while its file is unchanged (inode, size,
+        mtime): completing a unit reads its journal for the last state, the metrics and the checkpoints, once."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return Log.read(path, identity)
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, identity.digest, identity.legacy)
+        if self._last_log is None or self._last_log[:2] != (path, stamp):
+            self._last_log = path, stamp, Log.read(path, identity)
+        return self._last_log[2]
 
     @staticmethod
     def _state_of(log: Log, record: Record) -> dict[str, np.ndarray]:
@@ -324,10 +393,14 @@ class RunStore(MetricsTable):
         of the segments it records (None for a checkpoint from before checksums); (-1, None, None) when absent.
         Should a unit hold it in two formats (a run resumed by a version whose family changed format), the later
         generation wins. A checkpoint that does not match its own ``__sha256__`` raises :class:`CorruptFile`."""
-        unit = self.unit_dir(arm, shard)
-        found = [read_checkpoint(p) for p in unit.glob(f"{which}.*") if not p.name.startswith(".")]
+        unit, identity = self.unit_dir(arm, shard), self.identity(arm, shard)
+        found = []
+        for path in unit.glob(f"{which}.*"):
+            if not path.name.startswith("."):
+                found.append(read_checkpoint(path))
+                identity.check_arrays(path, found[-1])
         if (unit / JOURNAL).exists():  # states appended to the journal: the last one, or generation 0's
-            log = Log.read(unit / JOURNAL)
+            log = self.read_log(unit / JOURNAL, identity)
             states = log.of((STATE_NPZ, STATE_SAFETENSORS))
             pick = 0 if which == "gen0" else max(states, default=None)
             if pick in states:
@@ -368,12 +441,11 @@ class RunStore(MetricsTable):
             if log is None or generation not in log.of(SYNTHETIC):
                 if not log_path.exists():
                     raise CorruptFile(log_path, "the file is missing, though a checkpoint records its generations")
-                log = self._synthetic[(arm, shard)] = Log.read(log_path)
+                log = self._synthetic[(arm, shard)] = Log.read(log_path, self.identity(arm, shard))
             record = log.of(SYNTHETIC).get(generation)
             if record is None:
                 raise CorruptFile(log_path, f"it holds no record of generation {generation}, though a checkpoint records it")
-            with np.load(io.BytesIO(log.payload(record)), allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
+            return read_arrays(log_path, io.BytesIO(log.payload(record)))  # parse failure (object dtype too): CorruptFile
         path = self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz"
         if not path.exists():
             raise CorruptFile(path, "the file is missing, though a checkpoint records its generation")
