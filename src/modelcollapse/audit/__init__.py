@@ -1,5 +1,7 @@
 """``modelcollapse audit``: the collapse profile of a user's own dataset against data they trust as real.
 
+Floor: audit. May import every floor below it (ground to analysis).
+
 >>> import numpy as np, tempfile, pathlib
 >>> tmp = pathlib.Path(tempfile.mkdtemp())
 >>> rng = np.random.default_rng(0)

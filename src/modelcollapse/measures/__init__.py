@@ -2,6 +2,8 @@
 numpy arrays out, a leading batch axis where one makes sense). Loop metrics (``plugins/metrics``), audit indicators
 (``audit/indicators.py``), chain metrics (``chains/metrics.py``) and the detector report all call these.
 
+Floor: measures. May import nothing of the package: only the standard library, numpy and scipy.
+
 It imports numpy, scipy and the standard library only, nothing of the package: it sits on the ground floor.
 
 * :mod:`.gaussian`: the 2-Wasserstein distance between Gaussians and the Fréchet distance (FID's formula);

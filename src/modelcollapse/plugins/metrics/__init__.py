@@ -1,5 +1,7 @@
 """Metrics: pure functions of one generation's :class:`Context`, each returning one value per replicate ``(R,)``: the registry and the built-in plug-ins.
 
+Floor: plugins. May import ground, measures, rundir and config; never the engine or anything above it.
+
 See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 

@@ -1,5 +1,7 @@
 """Model families (``model.kind``): the generative models that are fitted, sampled and refitted: the registry and the built-in plug-ins.
 
+Floor: plugins. May import ground, measures, rundir and config; never the engine or anything above it.
+
 See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 
