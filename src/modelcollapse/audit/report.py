@@ -210,7 +210,7 @@ def group_figure(result, group: str, most: int = 12) -> Picture | None:
         return None
     names = sorted(names, key=lambda n: -np.nanmax([abs(b.get(n, np.nan)) for b in by]))[:most][::-1]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 0.5 + 0.32 * len(names)), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, max(2.4, 0.6 + 0.32 * len(names))), dpi=100)
     ax.axvspan(-1, 1, color="0.9", label="null band (real vs real)")
     ax.axvline(2, color="#c33", ls=":", lw=1, label="collapsed beyond")
     y = np.arange(len(names))
@@ -218,7 +218,7 @@ def group_figure(result, group: str, most: int = 12) -> Picture | None:
         ax.plot([b.get(n, np.nan) for n in names], y + (i - (len(by) - 1) / 2) * 0.12, "o", ms=5, label=c.name[-40:])
     ax.set_yticks(y, names, fontsize=8)
     ax.set_xlabel("← away from collapse    departure, in null half-widths    toward collapse →")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return Picture(f"{GROUP_TITLES.get(group, group)}: each indicator against real data", _png(fig))
 
