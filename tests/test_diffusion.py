@@ -150,7 +150,7 @@ def test_mode_coverage_closed_forms():
 
 
 def test_fully_synthetic_loses_modes_that_fresh_data_keeps(tmp_path):
-    """A planted easy setting: two modes at ±2 (std 0.7) fitted by the affine (Gaussian) diffusion model from 10
+    """A planted easy setting: two modes at ±2 (std 0.7) fitted by the affine (Gaussian) diffusion model from 20
     records a generation. Fully synthetic, the fitted spread shrinks and wanders (row 2's ((n−1)/n)^g, plus a random
     walk of the mean) until the samples sit in one mode or none; with half of each training set fresh real data the
     spread holds and both modes keep their records."""
