@@ -127,6 +127,14 @@ PRESETS: dict[str, dict] = {
                 "model.hidden=16", "model.layers=1", "model.train_steps=30", "model.batch_size=32", "model.threads=1"],
         "needs": ["torch"],
     },
+    "mad-diffusion-digits": {
+        "set": ["loop.generations=2", "loop.samples=100", "model.timesteps=20", "model.hidden=16", "model.layers=1",
+                "model.train_steps=30", "model.batch_size=32", "model.threads=1",
+                "arms={fully-synthetic: {}, fully-synthetic-biased: {loop.bias: 0.7}, synthetic-augmentation: "
+                "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50}, fresh-data: "
+                "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50, loop.real_samples: 1498}}"],
+        "needs": ["torch", "sklearn"],
+    },
     "vae-digits": {
         "set": ["loop.generations=2", "loop.samples=500", "model.hidden=64", "model.epochs=5", "model.threads=1",
                 "model.device=cpu"],

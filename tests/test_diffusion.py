@@ -119,3 +119,68 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     for key in resumed:
         assert resumed[key].shape == (4, 2)
         np.testing.assert_array_equal(resumed[key], straight[key])
+
+
+# -- mode coverage ------------------------------------------------------------------------------------------------------
+def mixture_context(samples):
+    from modelcollapse.plugins.data import SOURCES
+    from modelcollapse.plugins.metrics import Context
+
+    source = SOURCES.build({"kind": "gaussian-mixture", "weights": [1, 1, 1, 1], "stds": [0.7] * 4,
+                            "means": [[-3, -3], [-3, 3], [3, -3], [3, 3]]}, "data")
+    return Context(model=None, samples=samples, source=source, heldout=None, generation=0, rng=None)
+
+
+def test_mode_coverage_closed_forms():
+    """All records in one of K = 4 equal modes: 1/K; records drawn from the mixture itself: 1; records far from
+    every mode: 0; three modes with their share and one with under a quarter of it: 3/4."""
+    from modelcollapse.plugins.metrics import measure
+
+    ctx = mixture_context(None)
+    rng = np.random.default_rng(0)
+    one = np.array([3.0, -3.0]) + 0.7 * rng.standard_normal((2, 400, 2))
+    spread = ctx.source.sample(2, 400, rng)
+    far = np.full((2, 400, 2), 20.0)
+    starved = spread.copy()
+    starved[np.linalg.norm(spread - [-3, -3], axis=-1) < 3] = [3, 3]  # mode (-3, -3) emptied
+    starved[:, :20] = [-3, -3]  # 20 of 400 records: 0.05 < 0.25 × 0.25 of them
+    for x, expected in ((one, 0.25), (spread, 1.0), (far, 0.0), (starved, 0.75)):
+        ctx = mixture_context(x)
+        np.testing.assert_array_equal(measure(["mode_coverage"], ctx)["mode_coverage"], [expected, expected])
+
+
+def test_fully_synthetic_loses_modes_that_fresh_data_keeps(tmp_path):
+    """A planted easy setting: two modes at ±2 (std 0.7) fitted by the affine (Gaussian) diffusion model from 20
+    records a generation. Fully synthetic, the fitted spread shrinks and wanders (row 2's ((n−1)/n)^g, plus a random
+    walk of the mean) until the samples sit in one mode or none; with half of each training set fresh real data the
+    spread holds and both modes keep their records."""
+    model = {"kind": "diffusion", "network": "affine", "timesteps": 20, "sampler": "ddim", "threads": 1}
+    raw = {"name": "cov", "seed": 0, "replicates": 8, "model": model,
+           "data": {"kind": "gaussian-mixture", "means": [[-2.0], [2.0]], "stds": [0.7, 0.7]},
+           "loop": {"generations": 40, "samples": 20, "regime": "fully-synthetic", "heldout": 100},
+           "metrics": ["mode_coverage"],
+           "arms": {"fully-synthetic": {}, "fresh-data": {"loop.regime": "fresh-data", "loop.n_real": 10}}}
+    cov = run_small(raw, tmp_path)
+    replace, fresh = cov[("fully-synthetic", "mode_coverage")], cov[("fresh-data", "mode_coverage")]
+    assert replace[0].mean() >= 0.9 and fresh[0].mean() >= 0.9  # generation 0: one Gaussian over both modes
+    assert replace[-1].mean() <= 0.5  # seeds 0-2 give 0.375, 0.31, 0.5: most replicates hold one mode or none
+    assert fresh[-5:].mean() >= 0.95
+
+
+def test_clip_keeps_samples_in_the_data_range():
+    """``clip: [0, 1]`` clips x̂₀ at every step, so the last step lands inside the range; the same briefly trained
+    network without it strays outside (and the same generator gives the same draws otherwise)."""
+    x = np.random.default_rng(0).uniform(size=(2, 200, 4)) ** 3  # skewed, with a hard edge at 0
+    cfg = {"kind": "diffusion", "hidden": 16, "layers": 1, "timesteps": 20, "train_steps": 20, "threads": 1}
+    plain = MODELS.build(cfg, "model").fit(x, rng=np.random.default_rng(1)).sample(500, rng=np.random.default_rng(2))
+    clipped = MODELS.build({**cfg, "clip": [0, 1]}, "model").fit(x, rng=np.random.default_rng(1))
+    s = clipped.sample(500, rng=np.random.default_rng(2))
+    assert s.min() >= -1e-6 and s.max() <= 1 + 1e-6
+    assert plain.min() < -0.05 or plain.max() > 1.05
+
+
+def test_clip_must_be_an_increasing_pair():
+    from modelcollapse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.clip must be null or \[low, high\] with low < high; got \[1.0, 0.0\]"):
+        MODELS.build({"kind": "diffusion", "clip": [1, 0]}, "model")

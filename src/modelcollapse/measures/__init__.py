@@ -10,11 +10,11 @@ It imports numpy, scipy and the standard library only, nothing of the package: i
 * :mod:`.knn`: squared pairwise distances and k-NN precision, recall, density and coverage (PRDC);
 * :mod:`.ngrams`: n-grams, distinct-n, sentence BLEU and self-BLEU;
 * :mod:`.spectral`: the Vendi score;
-* :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass;
+* :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass, mode coverage;
 * :mod:`.roc`: the ROC curve and its area (AUC).
 """
 
-from .discrete import entropy, heterozygosity, label_entropy, missing_mass, total_variation
+from .discrete import entropy, heterozygosity, label_entropy, missing_mass, mode_coverage, total_variation
 from .gaussian import frechet_sq, gaussian_fit, gaussian_w2_sq, sqrtm_psd
 from .knn import knn_radius_sq, pairwise_sq, prdc
 from .ngrams import bleu, distinct_n, ngrams, self_bleu
@@ -22,5 +22,5 @@ from .roc import roc_auc, roc_curve
 from .spectral import vendi
 
 __all__ = ["bleu", "distinct_n", "entropy", "frechet_sq", "gaussian_fit", "gaussian_w2_sq", "heterozygosity",
-           "knn_radius_sq", "label_entropy", "missing_mass", "ngrams", "pairwise_sq", "prdc", "roc_auc", "roc_curve",
+           "knn_radius_sq", "label_entropy", "missing_mass", "mode_coverage", "ngrams", "pairwise_sq", "prdc", "roc_auc", "roc_curve",
            "self_bleu", "sqrtm_psd", "total_variation", "vendi"]

@@ -1,5 +1,5 @@
-"""Measures of discrete distributions: Shannon entropy, the entropy of a set of labels, heterozygosity, total variation
-and missing mass."""
+"""Measures of discrete distributions: Shannon entropy, the entropy of a set of labels, heterozygosity, total variation,
+missing mass and mode coverage."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     0.75
     """
     return 0.5 * np.abs(p - q).sum(-1)
+
+
+def mode_coverage(labels: np.ndarray, weights: np.ndarray, threshold: float = 0.25) -> np.ndarray:
+    """The share of the K modes that receive at least ``threshold`` times the records their weight expects: mode k is
+    covered when (records labelled k) / n >= ``threshold`` · ``weights[k]``. ``labels`` ``(R, n)`` ints in 0..K-1 (a
+    record that belongs to no mode carries any other value, e.g. -1 or K: it counts in n, for no mode); ``weights``
+    ``(K,)`` the modes' probabilities (they are normalised). Returns ``(R,)`` in [0, 1]: 1/K when every record lies in
+    one mode of K equally weighted ones, 1 when they are spread as the weights say.
+
+    >>> mode_coverage(np.array([[0, 0, 0, 0], [0, 1, 2, 3], [0, 1, -1, -1]]), np.full(4, 0.25)).tolist()
+    [0.25, 1.0, 0.5]
+    """
+    w = np.asarray(weights, float) / np.sum(weights)
+    labels = np.asarray(labels)
+    counts = (labels[..., None] == np.arange(len(w))).sum(-2)  # (R, K)
+    return (counts / labels.shape[-1] >= threshold * w).mean(-1)

@@ -6,6 +6,6 @@ See :mod:`.base` for the protocol; each built-in plug-in registers itself in its
 """
 
 from .base import METRICS, Context, measure, require  # noqa: F401
-from . import discrete, distances, features, images, mixtures, moments, text  # noqa: E402,F401  (registers the built-in metrics)
+from . import coverage, discrete, distances, features, images, mixtures, moments, text  # noqa: E402,F401  (registers the built-in metrics)
 
 __all__ = ['METRICS', 'Context', 'measure', 'require']

@@ -163,5 +163,13 @@ def class_entropy(ctx: Context) -> np.ndarray:
     """Entropy (nats) of the histogram of the classifier's predicted classes over the generated images
     (:func:`~modelcollapse.measures.label_entropy`); log 10 ≈ 2.30 for balanced digits, falling as generations lose
     modes."""
+    return label_entropy(predicted_classes(ctx))
+
+
+def predicted_classes(ctx: Context) -> np.ndarray:
+    """The feature classifier's predicted class ``(R, m)`` of every generated image, computed once per generation
+    (``class_entropy`` and ``class_coverage`` read it)."""
     keep_grid(ctx)
-    return label_entropy(np.stack([features(ctx, rep)[1].argmax(1) for rep in np.asarray(ctx.samples)]))
+    if "predicted_classes" not in ctx.shared:
+        ctx.shared["predicted_classes"] = np.stack([features(ctx, rep)[1].argmax(1) for rep in np.asarray(ctx.samples)])
+    return ctx.shared["predicted_classes"]

@@ -11,7 +11,9 @@ Sampling runs one generalised step (Song et al. 2021, DDIM eq. 12) from t to the
     x̂₀ = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t,   σ = η √((1−ᾱ_s)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_s),
     x_s = √ᾱ_s x̂₀ + √(1−ᾱ_s−σ²) ε̂ + √λ σ z,   x_T = √λ z_T,
 
-η = 1 for ``sampler: ddpm`` (ancestral sampling with the posterior variance β̃) and η = 0 for ``sampler: ddim``
+With ``clip: [low, high]`` (records' units, e.g. [0, 1] for images) x̂₀ is clipped to that range at every step and
+ε̂ replaced by (x_t − √ᾱ_t x̂₀)/√(1−ᾱ_t), as in Ho et al.'s code: it keeps a network trained on few records from
+drifting out of the data range (8×8 digits' near-constant pixels, standardised, are heavy-tailed). η = 1 for ``sampler: ddpm`` (ancestral sampling with the posterior variance β̃) and η = 0 for ``sampler: ddim``
 (deterministic given x_T). λ (``bias``) scales the noise of the reverse process: x_T and every step's injected noise.
 On Gaussian data the fitted affine model maps noise to samples linearly, so λ then gives exactly N(μ, λΣ): MAD's
 covariance shrink, the ``gaussian`` family's λ.
@@ -153,10 +155,14 @@ class Diffusion(Family):
         lr: float = 2e-3,
         device: Literal["auto", "cpu", "cuda"] = "cpu",
         threads: int | None = None,
+        clip: tuple[float, float] | None = None,
     ):
         self.network, self.timesteps, self.schedule, self.sampler = network, timesteps, schedule, sampler
         self.sample_steps, self.hidden, self.layers = sample_steps, hidden, layers
         self.train_steps, self.batch_size, self.lr, self.device, self.threads = train_steps, batch_size, lr, device, threads
+        self.clip = None if clip is None else tuple(clip)
+        if clip is not None and not self.clip[0] < self.clip[1]:  # its length was checked against the signature
+            raise ConfigError(f"model.clip must be null or [low, high] with low < high; got {list(self.clip)!r}.")
         for key in ("timesteps", "hidden", "layers", "train_steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1; got {getattr(self, key)!r}.")
@@ -240,12 +246,19 @@ class Diffusion(Family):
         eps_fn, ab = self._eps_fn(), alpha_bar(self.schedule, self.timesteps)
         eta = 1.0 if self.sampler == "ddpm" else 0.0
         noise = math.sqrt(bias)
+        lo = hi = None
+        if self.clip is not None:  # the data range in standardised units, per replicate and coordinate
+            lo, hi = (torch.tensor((b - self.shift_) / self.scale_, dtype=dtype)[:, None] for b in self.clip)
         with torch.no_grad():
             x = torch.randn((r, n, d), generator=gen, dtype=dtype) * noise
             for t, s in time_grid(self.timesteps, self.sample_steps or self.timesteps):
                 inv, root, k, sigma = step_coefficients(ab[t], ab[s], eta)
                 e = eps_fn(x, t)
-                x = math.sqrt(ab[s]) * inv * (x - root * e) + k * e
+                if lo is None:
+                    x = math.sqrt(ab[s]) * inv * (x - root * e) + k * e
+                else:  # clip x̂₀ to the data range, and take ε̂ consistent with the clipped x̂₀ (as DDPM's code does)
+                    x0 = torch.maximum(torch.minimum(inv * (x - root * e), hi), lo)
+                    x = math.sqrt(ab[s]) * x0 + k * (x - x0 / inv) / root
                 if sigma > 0:
                     x = x + noise * sigma * torch.randn((r, n, d), generator=gen, dtype=dtype)
         out = x.double().numpy() * self.scale_[:, None] + self.shift_[:, None]
