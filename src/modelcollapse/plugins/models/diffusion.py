@@ -126,7 +126,8 @@ def mlp_eps(params: dict, x, t, timesteps: int):
     fitted=("shift_", "scale_", "degenerate_", "cov_"),
     default_metrics=("precision", "recall", "frechet"),
     state_format="safetensors",
-    provides=("bias",),
+    provides=("bias", "moments"),
+    check=lambda model, **settings: model.check_network(**settings),
 )
 class Diffusion(Family):
     """A diffusion model per replicate on records ``(R, n, *event)``; ``sample`` returns ``(R, n, *event)`` float32.
@@ -168,8 +169,6 @@ class Diffusion(Family):
                 raise ConfigError(f"model.{key} must be >= 1; got {getattr(self, key)!r}.")
         if sample_steps is not None and not 1 <= sample_steps <= timesteps:
             raise ConfigError(f"model.sample_steps must be in [1, model.timesteps = {timesteps}]; got {sample_steps!r}.")
-        if network == "affine":  # only the affine model's samples have closed-form moments (metrics check hasattr)
-            self.moments = self._affine_moments
 
     # -- fit ------------------------------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
@@ -264,10 +263,23 @@ class Diffusion(Family):
         out = x.double().numpy() * self.scale_[:, None] + self.shift_[:, None]
         return out.astype(np.float32).reshape(r, n, *self._event)
 
-    def _affine_moments(self) -> tuple[np.ndarray, np.ndarray]:
+    def check_network(self, *, metrics: list[str], source=None, bias: float = 1.0) -> None:
+        """The ``check`` trait: a metric that needs ``moments()`` (closed-form Gaussian statistics) needs
+        ``network: affine``, the only network whose samples have them."""
+        from ..metrics import METRICS
+
+        needy = [m for m in metrics if "moments" in (METRICS.trait(m, "needs") or ())]
+        if needy and self.network != "affine":
+            raise ConfigError(f"metrics {needy} need moments(), which model.kind 'diffusion' has only with "
+                              f"model.network 'affine'; got {self.network!r}.")
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact mean ``(R, D)`` and covariance ``(R, D, D)`` of the affine model's samples at λ = 1: each reverse
         step is x ↦ M x + noise, so the moments propagate as C ↦ M C Mᵀ + σ² I from C = I. Differs from the training
-        set's mean and MLE covariance only by the discretisation (finite T, ᾱ_T > 0)."""
+        set's mean and MLE covariance only by the discretisation (finite T, ᾱ_T > 0). ``network: affine`` only (see
+        :meth:`check_network`)."""
+        if self.network != "affine":
+            raise ConfigError(f"moments() is defined for model.network 'affine' only; got {self.network!r}.")
         self.check_fitted("cov_")
         r, d = self.shift_.shape
         ab, eta = alpha_bar(self.schedule, self.timesteps), 1.0 if self.sampler == "ddpm" else 0.0
