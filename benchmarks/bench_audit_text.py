@@ -86,10 +86,10 @@ def groups(seed: int, sizes: dict[str, int], split: str = "paragraph") -> dict[s
 
 def generate(prompts: list[list[int]], *, key: int | None, seed: int, cache: Path, batch: int = 25) -> list[str]:
     """SmolLM2 continuations (texts) of ``prompts``, appended to ``cache`` (jsonl) batch by batch and reused."""
+    import hashlib
+
     from modelcollapse.plugins import watermark as wm
     from modelcollapse.plugins.hf import generate_batched, load_causal_lm, row_seeds
-
-    import hashlib
 
     stamp = cache.with_suffix(".prompts-sha256")
     digest = hashlib.sha256(json.dumps([list(map(int, p[:PROMPT])) for p in prompts]).encode()).hexdigest()

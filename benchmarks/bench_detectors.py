@@ -48,8 +48,15 @@ PROMPT = 16
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modelcollapse.analysis.detector_report import (PICKS, build_detector_report, detector_scores, evaluate,
-                                                        markdown_table, pick_rows, write_scores)
+    from modelcollapse.analysis.detector_report import (
+        PICKS,
+        build_detector_report,
+        detector_scores,
+        evaluate,
+        markdown_table,
+        pick_rows,
+        write_scores,
+    )
     from modelcollapse.plugins.data import SOURCES
     from modelcollapse.plugins.data.text import block_documents
     from modelcollapse.plugins.hf import generate_batched, load_causal_lm

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from modelcollapse.engine.plan import validate
 from modelcollapse.engine.loop import Unit, run_unit
+from modelcollapse.engine.plan import validate
 from modelcollapse.rundir.store import RunStore
 
 

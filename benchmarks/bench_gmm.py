@@ -29,9 +29,8 @@ import numpy as np
 
 
 def engine(replicates: int, generations: int) -> tuple[float, dict]:
-    from modelcollapse.config import load_raw
+    from modelcollapse.config import apply_overrides, load_raw
     from modelcollapse.engine.plan import validate
-    from modelcollapse.config import apply_overrides
     from modelcollapse.engine.runner import execute
 
     raw = apply_overrides(load_raw("gmm-paper"), [f"replicates={replicates}", f"shard_size={replicates}", f"loop.generations={generations}"])

@@ -49,10 +49,9 @@ def main() -> None:
 
     import torch
 
-
     from modelcollapse.plugins.data import SOURCES
-    from modelcollapse.plugins.models import MODELS
     from modelcollapse.plugins.hf import autocast, generate_batched
+    from modelcollapse.plugins.models import MODELS
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
     src = SOURCES.build({"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
@@ -153,7 +152,8 @@ def plain_train(model, blocks: np.ndarray, batch: int) -> None:
 def profile(model, net, train, prompts, pad, kw, args) -> None:
     """Where one batched generate call and one training epoch spend their time (torch.profiler, CPU and CUDA)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     from modelcollapse.plugins.hf import generate_batched
 

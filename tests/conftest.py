@@ -8,10 +8,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 for _blas in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_blas, "1")
 
-import importlib.util
+import importlib.util  # noqa: E402 (after the thread settings above, before numpy loads BLAS)
 
-import numpy as np
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # the pip extra that brings each optional module (skip reasons name it)
 EXTRAS = {

@@ -2,8 +2,8 @@
 
 import numpy as np
 from click.testing import CliRunner
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.analysis.alarm import alarms, describe, lead, run_alarms
 from modelcollapse.cli import main
 

@@ -4,15 +4,15 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.analysis.anatomy import check_design, decompose
+from modelcollapse.analysis.theory import median_log_variance
 from modelcollapse.config import load_raw
 from modelcollapse.engine.plan import validate
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.models.gaussian_sgd import GaussianSGD
 from modelcollapse.plugins.models.gmm import GMM
-from modelcollapse.analysis.theory import median_log_variance
 
 MIXTURE = {"kind": "gaussian-mixture", "weights": [0.5, 0.5], "means": [[-2.0], [2.0]], "stds": [0.5, 0.5]}
 FACTORS = {"sampling": ["exact", "finite"], "family": ["matched", "mismatched"], "learner": ["exact", "approximate"]}

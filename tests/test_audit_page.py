@@ -4,10 +4,10 @@ that was planted, in words, marked toward collapse; the figures have legends (ch
 
 import numpy as np
 import pytest
+from browser import above_fold, boxes, screenshot
 from PIL import Image
 
 import modelcollapse as mc
-from browser import above_fold, boxes, screenshot
 
 FAST = dict(lm="none", repeats=5)
 WORDS = ("river stone cloud light field market winter garden letter bridge window story paper music table "

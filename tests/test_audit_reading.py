@@ -12,8 +12,18 @@ import pytest
 from modelcollapse.audit import audit
 from modelcollapse.audit.calibrate import Row
 from modelcollapse.audit.indicators import INDICATORS, SPECS, Pool, Side, evaluate, words_of
-from modelcollapse.audit.reading import (GLOSSARY, READINGS, card, cards, clip_band, most_moved_features, moved,
-                                         reading, share, toward)
+from modelcollapse.audit.reading import (
+    GLOSSARY,
+    READINGS,
+    card,
+    cards,
+    clip_band,
+    most_moved_features,
+    moved,
+    reading,
+    share,
+    toward,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 VOCAB = ["".join(w) for w in itertools.product("abcdefghijklmnopqrst", repeat=2)]  # 400 words of letters only

@@ -63,7 +63,7 @@ def test_table_scores_keep_round_trip_and_cli_python_parity(tables):
     assert csv_lines[0] == "a,b,c" and len(csv_lines) == 1 + 120 - len(dup_rows)
     assert np.allclose(np.loadtxt(tmp / "keep" / "cand.csv", delimiter=",", skiprows=1), kept)
     # a user filters with pandas: the unflagged records of a candidate are exactly what --keep wrote
-    source = str(tmp / "cand.npy")
+    source = str(tmp / "cand.npy")  # noqa: F841 (read by the query as @source)
     clean = scores.query("source == @source and flag == ''").record.to_numpy()
     assert np.array_equal(cand[clean], kept)
     result = mc.audit(str(tmp / "ref.npy"), [str(tmp / "cand.npy"), str(tmp / "cand.csv")], repeats=3,
@@ -116,7 +116,7 @@ def test_text_scores_ids_and_keep_with_a_sampled_candidate(paragraphs, tmp_path)
     assert (by.length == [len(words_of(cand[r])) for r in by.index]).all()
     flagged = set(js.loc[js.flag != "", "record"])
     assert flagged and flagged <= set(range(40, 46))
-    assert (tmp_path / "keep" / "cand.jsonl").read_text() == "".join(l for i, l in enumerate(lines) if i not in flagged)
+    assert (tmp_path / "keep" / "cand.jsonl").read_text() == "".join(line for i, line in enumerate(lines) if i not in flagged)
     txt = scores[scores.source == str(tmp_path / "cand.txt")]
     assert (txt.id == txt.record.astype(str)).all()
     kept_txt = (tmp_path / "keep" / "cand.txt").read_text().strip().split("\n\n")

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
-import click
 import pytest
 from click.testing import CliRunner
 

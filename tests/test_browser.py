@@ -4,9 +4,8 @@ missing Chromium fails the test with how to install it."""
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from browser import Box, above_fold, boxes, chromium, screenshot
+from PIL import Image
 
 PAGE = """<!doctype html><html><head><meta charset=utf-8><style>body{margin:0} #top{width:300px;height:120px;
 background:#f00} #down{width:300px;height:120px;margin-top:2000px;background:#00f}</style></head><body>

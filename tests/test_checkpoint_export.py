@@ -12,9 +12,9 @@ pytest.importorskip("transformers")
 
 from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
-from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 DATA = {"kind": "news", "block": 16, "max_blocks": 48, "validation_blocks": 8, "heldout_blocks": 16}
 TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 16, "decoding": "greedy",

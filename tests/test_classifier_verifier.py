@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
+from conftest import run_small  # noqa: E402
 from modelcollapse.config import load_raw  # noqa: E402
 from modelcollapse.engine.plan import validate  # noqa: E402
 from modelcollapse.errors import ConfigError  # noqa: E402
@@ -17,8 +18,6 @@ from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.filters import FilterContext, build_chain, class_confidence, curate, verifier_net  # noqa: E402
 from modelcollapse.plugins.metrics import Context  # noqa: E402
 from modelcollapse.plugins.metrics.images import classifier  # noqa: E402
-
-from conftest import run_small  # noqa: E402
 
 
 @pytest.fixture(scope="module")

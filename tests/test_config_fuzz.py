@@ -6,8 +6,8 @@ import time
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import assert_clean_exit
 
+from conftest import assert_clean_exit
 from modelcollapse.cli import main
 
 hypothesis = pytest.importorskip("hypothesis", reason="needs 'hypothesis': pip install 'modelcollapse[test]'")

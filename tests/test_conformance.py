@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import needs
 
+from conftest import needs
 from modelcollapse.errors import RunError
 from modelcollapse.plugins.data import SOURCES
 from modelcollapse.plugins.data.classification import ClassificationSource

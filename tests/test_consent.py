@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import LocalServer, send_json
 
 import modelcollapse as mc
+from conftest import LocalServer, send_json
 from modelcollapse.cli import main
 from modelcollapse.engine.plan import validate
 

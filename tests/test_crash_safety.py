@@ -18,9 +18,9 @@ import yaml
 
 from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
+from modelcollapse.errors import RunError
 from modelcollapse.rundir.atomic import FAULT_STEPS
 from modelcollapse.rundir.store import RunStore
-from modelcollapse.errors import RunError
 
 RAW = {"name": "cs", "seed": 7, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian", "dim": 2},
        "model": {"kind": "gaussian"}, "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},

@@ -9,9 +9,9 @@ import re
 
 import numpy as np
 import pytest
-from conftest import run_small
 from scipy import optimize, special
 
+from conftest import run_small
 from modelcollapse.analysis import theory
 from modelcollapse.analysis.report import arm_configs
 from modelcollapse.config import load_raw

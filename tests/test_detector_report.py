@@ -61,8 +61,13 @@ def test_page_from_real_scores_of_a_tiny_model(tmp_path):
     pytest.importorskip("matplotlib")
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from modelcollapse.analysis.detector_report import (build_detector_report, detector_scores, markdown_table,
-                                                        read_scores, write_scores)
+    from modelcollapse.analysis.detector_report import (
+        build_detector_report,
+        detector_scores,
+        markdown_table,
+        read_scores,
+        write_scores,
+    )
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=32, vocab_size=256,

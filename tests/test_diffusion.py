@@ -13,7 +13,6 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import run_small  # noqa: E402
-
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 
 MEAN = np.array([1.0, -2.0, 3.0])
@@ -98,7 +97,6 @@ def test_replace_loop_follows_row_2():
 def test_killed_run_resumes_bit_for_bit(tmp_path):
     """The MLP network, killed after generation 1 and resumed, gives the metrics of an uninterrupted run, bit for bit."""
     from conftest import metric_arrays, run_killed_after
-
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
     from modelcollapse.rundir.store import RunStore

@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from modelcollapse.engine.plan import validate
-from modelcollapse.errors import PYTHON, ConfigError, RunError
 from modelcollapse.engine.executors import ExecutorSpec, gpus_for, map_tasks, map_units
+from modelcollapse.engine.plan import validate
 from modelcollapse.engine.runner import execute
+from modelcollapse.errors import PYTHON, ConfigError, RunError
 
 # Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
 RAW = {

@@ -12,9 +12,8 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
-from conftest import LocalServer, send_json  # noqa: E402
-
 import modelcollapse as mc  # noqa: E402
+from conftest import LocalServer, send_json  # noqa: E402
 from modelcollapse.analysis import gallery, plots  # noqa: E402
 
 G = 4  # generations of every toy run here

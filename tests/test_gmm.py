@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import needs
 from scipy import integrate, stats
 
-
+from conftest import needs
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.metrics import Context
 from modelcollapse.plugins.metrics.mixtures import component_std, gaussian_overlap, gmm_l2_sq, gmm_l2_to_gen0
@@ -68,7 +67,8 @@ def test_log_prob_moments_and_cdf_match_scipy(rng):
     mean, var = m.moments()
     np.testing.assert_allclose(mean[:, 0], (w * mu[..., 0]).sum(1))
     np.testing.assert_allclose(var[:, 0, 0], (w * (cov[..., 0, 0] + mu[..., 0] ** 2)).sum(1) - mean[:, 0] ** 2)
-    numeric = [integrate.quad(lambda t: np.exp(m.log_prob(np.full((3, 1, 1), t)))[r, 0], -np.inf, 0.5)[0] for r in range(3)]
+    numeric = [integrate.quad(lambda t, r=r: np.exp(m.log_prob(np.full((3, 1, 1), t)))[r, 0], -np.inf, 0.5)[0]
+               for r in range(3)]
     np.testing.assert_allclose(m.cdf(0.5), numeric, atol=1e-7)
 
 

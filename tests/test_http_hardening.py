@@ -18,14 +18,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import LocalServer, send_json  # noqa: E402
 
-from modelcollapse.rundir.store import RunStore  # noqa: E402
+from conftest import LocalServer, send_json  # noqa: E402
 from modelcollapse.chains.backends import Request  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig, load  # noqa: E402
 from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
 from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.errors import ConfigError, RunError  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 KEY = "sk-test-KEY-0042"
 KEY_ENV = "MC_HARDENING_KEY"

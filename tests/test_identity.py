@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from modelcollapse.rundir import journal
 from modelcollapse.errors import RunError
+from modelcollapse.rundir import journal
 from modelcollapse.rundir.store import RunStore
 
 RAW = {"name": "ident", "seed": 5, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian"},

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.engine.plan import validate
-from modelcollapse.plugins.data import SOURCES
 from modelcollapse.errors import ConfigError
-from modelcollapse.plugins.filters import FilterContext, build_chain, curate, take_kept
+from modelcollapse.plugins.data import SOURCES
+from modelcollapse.plugins.filters import FilterContext, build_chain, take_kept
 from modelcollapse.plugins.models import MODELS
 from modelcollapse.plugins.models.categorical import tempered
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from modelcollapse.measures import gaussian_w2_sq
 from modelcollapse.plugins.data.categorical import CategoricalSource
 from modelcollapse.plugins.data.gaussian import GaussianSource, MixtureSource
 from modelcollapse.plugins.metrics import Context, measure
 from modelcollapse.plugins.metrics.distances import energy_1, w1_1d
-from modelcollapse.measures import gaussian_w2_sq
 from modelcollapse.plugins.models.categorical import Categorical
 from modelcollapse.plugins.models.gaussian import Gaussian
 

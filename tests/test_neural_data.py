@@ -12,12 +12,12 @@ import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import needs  # noqa: E402
 
+from conftest import needs  # noqa: E402
+from modelcollapse.errors import ConfigError  # noqa: E402
 from modelcollapse.plugins.data import SOURCES  # noqa: E402
 from modelcollapse.plugins.data.images import NumpyOnlyUnpickler  # noqa: E402
 from modelcollapse.plugins.data.text import load_tokenizer  # noqa: E402
-from modelcollapse.errors import ConfigError  # noqa: E402
 
 RNG = np.random.default_rng(0)
 

@@ -11,11 +11,11 @@ import pytest  # noqa: E402
 pytest.importorskip("transformers")
 
 from modelcollapse.engine.plan import validate  # noqa: E402
-from modelcollapse.plugins.data import SOURCES  # noqa: E402
-from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.plugins.models import MODELS  # noqa: E402
-from modelcollapse.plugins.hf import generate_batched  # noqa: E402
 from modelcollapse.engine.runner import execute  # noqa: E402
+from modelcollapse.errors import ConfigError, RunError  # noqa: E402
+from modelcollapse.plugins.data import SOURCES  # noqa: E402
+from modelcollapse.plugins.hf import generate_batched  # noqa: E402
+from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "epochs": 1, "batch_size": 16,

@@ -11,9 +11,9 @@ import pytest  # noqa: E402
 pytest.importorskip("torch")
 
 from modelcollapse.engine.plan import validate  # noqa: E402
+from modelcollapse.engine.runner import execute  # noqa: E402
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
-from modelcollapse.engine.runner import execute  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 SMALL = {"kind": "vae", "latent": 4, "hidden": 64, "epochs": 3, "batch_size": 64, "threads": 1}
@@ -45,9 +45,9 @@ def test_conformance():
     again = MODELS.build(SMALL, "model").fit(x, rng=rng(1))
     assert np.array_equal(again.sample(16, rng=rng(2)), a)
     # checkpoints round-trip through safetensors
-    from modelcollapse.rundir.columns import load_arrays, save_arrays
-
     import tempfile
+
+    from modelcollapse.rundir.columns import load_arrays, save_arrays
 
     with tempfile.TemporaryDirectory() as d:
         save_arrays(f"{d}/s.safetensors", model.get_state())

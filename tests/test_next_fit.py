@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import run_small
 from scipy import stats
 
+from conftest import run_small
 from modelcollapse.engine.plan import resolve, validate
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.models.gaussian import wishart

@@ -11,9 +11,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import LocalServer, needs, send_json
 
 import modelcollapse as mc
+from conftest import LocalServer, needs, send_json
 from modelcollapse.cli import main
 from modelcollapse.rundir.store import RunStore
 

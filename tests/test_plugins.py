@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import run_small
 from modelcollapse.engine.plan import make_plan, validate
 from modelcollapse.errors import ConfigError
 from modelcollapse.plugins.metrics import METRICS
 from modelcollapse.plugins.models import MODELS
 from modelcollapse.plugins.regimes import REGIMES
 from modelcollapse.registry import Registry
-
-from conftest import run_small
 
 BASE = {"name": "p", "seed": 3, "replicates": 6, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
         "loop": {"generations": 6, "samples": 20}, "metrics": ["variance", "mean"]}

@@ -5,8 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.config import RenamedKey, current_spelling, expand_arms
 from modelcollapse.engine.plan import resolve, validate
 from modelcollapse.errors import ConfigError
@@ -69,7 +69,6 @@ def test_a_run_started_under_the_old_spellings_resumes(tmp_path):
     """config.yaml written before the rename (``loop.sampling``, ``model.sampler``) still matches the same config:
     killed after generation 1 and resumed, the run equals an uninterrupted one, bit for bit."""
     from conftest import metric_arrays, run_killed_after
-
     from modelcollapse.engine.runner import execute
     from modelcollapse.rundir.store import RunStore
 

@@ -7,8 +7,8 @@ the analytic one (types' misses taken independent: an upper bound), since a few 
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.analysis import theory
 from modelcollapse.analysis.scaling import loglog_slope, run_scaling, size_key, sweep_scaling
 from modelcollapse.config import load_raw

@@ -3,11 +3,9 @@ distributions at kept generations, bookkeeping tucked away, and a suite overview
 
 import numpy as np
 
-from modelcollapse.analysis.report import build_report
-from modelcollapse.analysis.story import kept_pictures, marks
-from modelcollapse.analysis.report import arm_configs, curves
-
 from conftest import run_small
+from modelcollapse.analysis.report import arm_configs, build_report, curves
+from modelcollapse.analysis.story import kept_pictures, marks
 
 
 def test_gaussian_replace_is_marked_reproduced_and_drawn(tmp_path):

@@ -6,9 +6,9 @@ import importlib.util
 
 import numpy as np
 import pytest
-from conftest import run_small
 from scipy import stats
 
+from conftest import run_small
 from modelcollapse.analysis import theory
 from modelcollapse.analysis.survival import count_bins, shown_generations, survival_bins, survival_tables
 from modelcollapse.config import load_raw

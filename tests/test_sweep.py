@@ -14,8 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelcollapse.cli import main
 from modelcollapse.analysis.sweep_report import final_grid
+from modelcollapse.cli import main
 from modelcollapse.engine.sweep import parse_grid, points
 
 CONFIG = {

@@ -17,16 +17,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import LocalServer, send_json  # noqa: E402
 
+from conftest import LocalServer, send_json  # noqa: E402
+from modelcollapse.chains.backends import Request
+from modelcollapse.chains.chain import run_chains  # noqa: E402
+from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
+from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
+from modelcollapse.cli import chain  # noqa: E402
 from modelcollapse.errors import RunError  # noqa: E402
 from modelcollapse.rundir.journal import Log  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
-from modelcollapse.chains.backends import Request
-from modelcollapse.chains.http import OpenAIBackend  # noqa: E402
-from modelcollapse.chains.chain import run_chains  # noqa: E402
-from modelcollapse.cli import chain  # noqa: E402
-from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
 
 # positivity needs vaderSentiment (the telephone extra); without it the chain runs still test the HTTP backend
 METRICS = ["length_words", "fact_retention", "type_token_ratio", "readability"]

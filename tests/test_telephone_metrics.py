@@ -9,12 +9,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import needs  # noqa: E402
 
-from modelcollapse.errors import ConfigError, RunError  # noqa: E402
-from modelcollapse.rundir.journal import HEADER, STEP, Log, frame  # noqa: E402
-from modelcollapse.rundir.store import RunStore  # noqa: E402
-from modelcollapse.cli import chain  # noqa: E402
+from conftest import needs  # noqa: E402
+from modelcollapse.analysis.chain_report import word_diff_html  # noqa: E402
 from modelcollapse.chains.config import load, validate  # noqa: E402
 from modelcollapse.chains.metrics import (  # noqa: E402
     attractor,
@@ -27,8 +24,11 @@ from modelcollapse.chains.metrics import (  # noqa: E402
     type_token_ratio,
     unique_words,
 )
-from modelcollapse.analysis.chain_report import word_diff_html  # noqa: E402
 from modelcollapse.chains.texts import clip_words, file_texts  # noqa: E402
+from modelcollapse.cli import chain  # noqa: E402
+from modelcollapse.errors import ConfigError, RunError  # noqa: E402
+from modelcollapse.rundir.journal import HEADER, STEP, Log, frame  # noqa: E402
+from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 
 def test_attractor_recovers_known_line():

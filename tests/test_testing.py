@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import needs
 from test_conformance import CASES, SLOW
 
+from conftest import needs
 from modelcollapse.plugins.metrics import METRICS
 from modelcollapse.plugins.models import MODELS, Family
 from modelcollapse.plugins.regimes import REGIMES

@@ -5,8 +5,8 @@ Tolerances are a few standard errors of the replicate mean at the replicate coun
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.analysis import theory
 
 
@@ -109,8 +109,8 @@ def test_gaussian_long_median_variance_row6(tmp_path):
 
 
 def test_published_curve_is_the_reference_where_no_closed_form_exists():
-    from modelcollapse.engine.plan import validate
     from modelcollapse.analysis.theory import reference
+    from modelcollapse.engine.plan import validate
 
     arm = validate({"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}).model_dump()
     values, label, stat = reference("latent_std", arm, np.arange(6))

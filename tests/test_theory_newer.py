@@ -7,8 +7,8 @@ mean at the replicate count used (a false alarm about once in 16,000 checks), wi
 
 import numpy as np
 import pytest
-from conftest import run_small
 
+from conftest import run_small
 from modelcollapse.analysis import theory
 from modelcollapse.analysis.report import arm_configs
 from modelcollapse.config import load_raw

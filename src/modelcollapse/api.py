@@ -36,7 +36,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import inspect
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -48,11 +47,13 @@ from .audit import audit  # the function itself (mc.audit is the subpackage, cal
 from .config import PRESETS_DIR, load_raw, preset_names, set_dotted
 from .engine.executors import ExecutorSpec
 from .engine.runner import GenerationEvent, run_name
+from .errors import PYTHON, ConfigError, RunError, Spelling
+from .plugins.watermark import GAMMA as WM_GAMMA
+from .plugins.watermark import KEY as WM_KEY
+from .plugins.watermark import TOKENIZER as WM_TOKENIZER
+from .registry import Registry
 from .rundir.layouts import refuse_earlier_layout
 from .rundir.store import RUN_KINDS, RunStore, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
-from .errors import PYTHON, ConfigError, RunError, Spelling
-from .plugins.watermark import GAMMA as WM_GAMMA, KEY as WM_KEY, TOKENIZER as WM_TOKENIZER
-from .registry import Registry, import_plugins
 
 __all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
            "metric", "regime", "model", "data", "filter", "reward"]

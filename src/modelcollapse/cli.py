@@ -119,9 +119,9 @@ def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool,
         executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
         trust_code: bool, plugins: tuple[str, ...] = (), overwrite: bool = False) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
-    from .engine.executors import ExecutorSpec
     from .analysis.report import summary_table
     from .api import run_and_report
+    from .engine.executors import ExecutorSpec
     from .errors import CLI
     import_consented(plugins, trust_code)
 

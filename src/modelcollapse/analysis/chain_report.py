@@ -19,6 +19,7 @@ from ..rundir.store import RunStore
 from . import plots
 from .pages import Picture, macro, write_page
 
+
 def word_diff(before: str, after: str) -> list[tuple[str, str]]:
     """``after`` as ``(op, words)`` pieces against ``before``: op ``"equal"``, ``"delete"`` (words of ``before``
     removed) or ``"insert"`` (new words). Words are whitespace-separated tokens; the diff is difflib's longest

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rundir.atomic import atomic_save, atomic_write
 from ..errors import ConfigError
 from ..plugins.detectors import DETECTORS, calibrate, roc_auc, roc_curve
+from ..rundir.atomic import atomic_save, atomic_write
 from . import plots
 from .pages import Picture, write_page
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
-from .pages import Picture
 from ..rundir.columns import load_arrays
 from ..rundir.store import RunStore
+from . import plots
+from .pages import Picture
 
 NAME = re.compile(r"arm(\d{3})-shard(\d{3})-gen(\d{6})\.npz")
 

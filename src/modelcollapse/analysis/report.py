@@ -14,7 +14,7 @@ from ..errors import RunError
 from ..rundir.store import RunStore
 from . import plots
 from .pages import Picture, write_page
-from .rows import parquet_batches, metric_batches, pair_rows
+from .rows import metric_batches, pair_rows, parquet_batches
 from .theory import reference
 
 
@@ -147,7 +147,8 @@ def section(store: RunStore) -> dict:
     to ``figures/``. ``headline_figure`` is the suite overview's picture of the run (None: it has none)."""
     from .anatomy import report_section as anatomy_section  # None unless the config has an ``anatomy`` key
     from .gallery import gallery_section  # None unless metrics kept sample arrays
-    from .scaling import run_scaling, section as scaling_section  # None unless the grid varies a training-set size
+    from .scaling import run_scaling  # None unless the grid varies a training-set size
+    from .scaling import section as scaling_section
     from .survival import section as survival_section  # None unless the survival metric kept its tables
 
     config, manifest = store.read_config(), store.read_manifest()

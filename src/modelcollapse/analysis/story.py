@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .gallery import figure_path, kept_by_arm, pick_generations
 from . import plots
+from .gallery import figure_path, kept_by_arm, pick_generations
 from .theory import published_points, reference
 
 TAILS = "tail_mass"

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..rundir.store import RunStore
-from .gallery import NAME, pick_generations
 from . import plots
+from .gallery import NAME, pick_generations
 from .pages import Picture
 from .theory import forgetting_g, survival_by_count, survival_reference
 

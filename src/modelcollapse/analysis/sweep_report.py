@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..rundir.store import RunStore
 from ..rundir.table import text_column
-from ..errors import ConfigError
 from . import plots
 from .pages import Picture, write_page
 
@@ -55,7 +55,8 @@ def final_grid(out: RunStore | Path, metric: str | None = None) -> tuple[str, li
 def build_sweep_report(out: RunStore | Path, metric: str | None = None) -> Path:
     """Write ``report.html`` (the heatmap, the scaling view where the grid varies a training-set size, and the
     per-point status table) from the sweep directory alone."""
-    from .scaling import section as scaling_section, sweep_scaling
+    from .scaling import section as scaling_section
+    from .scaling import sweep_scaling
 
     store = RunStore.of(out)
     out, manifest = store.root, store.read_manifest()

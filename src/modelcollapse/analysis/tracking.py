@@ -49,7 +49,6 @@ from typing import Any
 
 import numpy as np
 
-from ..rundir.columns import load_columns
 from ..rundir.store import RunStore
 from ..rundir.table import text_column
 

@@ -34,9 +34,9 @@ import numpy as np
 
 from ..engine.executors import ExecutorSpec
 from ..errors import PYTHON, ConfigError, Spelling, choice_error
+from ..rundir.lock import LOCK_NAME, exclusive
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
-from ..rundir.lock import LOCK_NAME, exclusive
 from .indicators import K_NN
 from .inputs import MAX_RECORD_BYTES, Dataset, check_compatible, parse_run_spec, read_input
 from .lm import LM_CHOICES, LM_RECORDS

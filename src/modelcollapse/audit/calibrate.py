@@ -40,8 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .indicators import (INDICATORS, MAX_FEATURE_POINTS, MAX_VENDI_POINTS, SELF_BLEU_RECORDS, Pool, Side, evaluate,
-                         spec)
+from .indicators import INDICATORS, MAX_FEATURE_POINTS, MAX_VENDI_POINTS, SELF_BLEU_RECORDS, Pool, Side, evaluate, spec
 from .provenance import identification
 
 VERDICTS = ("ok", "watch", "collapsed")

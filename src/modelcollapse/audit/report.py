@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..version import __version__
 from ..analysis.pages import Picture, render
 from ..analysis.plots import png_bytes, pyplot
 from ..rundir.atomic import atomic_save, atomic_write
+from ..version import __version__
 from .calibrate import overall
 from .indicators import words_of
 from .reading import GLOSSARY, cards, clip_band, most_moved_features, toward

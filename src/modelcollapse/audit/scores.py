@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..measures import pairwise_sq
 from ..rundir.atomic import atomic_save, atomic_write
 from ..seeding import seed_for
 from .corpora import numbered
 from .corpora import write_without as write_corpus_without
-from ..measures import pairwise_sq
 from .indicators import near_duplicate_pairs
 from .inputs import Dataset, array_rows, reservoir, text_stream, txt_paragraphs
 from .provenance import Z_FLAG
@@ -257,7 +257,7 @@ def keep(result, out: str | os.PathLike) -> list[Path]:
             flagged.setdefault(source, set()).add(record)
     names = [Path(c.path).name if is_file_input(c) else safe_name(c.name) + default_suffix(c) for c in result.candidates]
     written = []
-    for i, (c, pool) in enumerate(zip(result.candidates, result.pools[1:])):
+    for i, c in enumerate(result.candidates):
         name = names[i] if names.count(names[i]) == 1 else f"{i + 1}-{names[i]}"
         drop = flagged.get(c.name, set())
         if is_file_input(c):

@@ -25,12 +25,12 @@ from pydantic import ValidationError
 
 from ..config import Config, check_design, check_finite, expand_arms, renamed
 from ..errors import ConfigError, translate
-from ..registry import consent, import_plugins
 from ..plugins.data import SOURCES
 from ..plugins.filters import FILTERS, build_chain
 from ..plugins.metrics import METRICS
 from ..plugins.models import MODELS
 from ..plugins.regimes import REGIMES, regime_spec
+from ..registry import consent, import_plugins
 from ..seeding import arm_key
 from .next_fit import next_fit_for
 

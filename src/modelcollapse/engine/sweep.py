@@ -101,10 +101,8 @@ def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, li
     manifest. ``source``: a YAML path or preset, or a raw config dict; ``grid_items``: ``--grid`` strings or a
     ``{key: [values]}`` dict. ``executor`` (default: local with ``workers``) runs the points, one task each.
     ``trust_code``, ``overwrite``, ``spelling``: as for :func:`~modelcollapse.engine.runner.run_config`."""
-    from .runner import check_out
     from ..config import apply_overrides, load_raw
-
-    from .runner import with_plugins
+    from .runner import check_out, with_plugins
 
     raw = with_plugins(apply_overrides(load_raw(source) if isinstance(source, str) else dict(source), overrides), plugins)
     if isinstance(grid_items, dict):

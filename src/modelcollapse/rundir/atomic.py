@@ -18,7 +18,6 @@ from pathlib import Path
 
 from ..errors import RunError
 
-
 FAULT_STEPS = (
     "rename",  # atomic_write: the temporary file is written, not yet renamed
     "segment",  # save_generation: the metrics record (segment) is written

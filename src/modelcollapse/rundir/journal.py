@@ -25,7 +25,6 @@ import numpy as np
 from ..errors import RunError
 from .atomic import CorruptFile, file_mode
 
-
 MAGIC, LEGACY_MAGIC = b"MCR2", b"MCR1"
 # magic, kind, generation, length, identity digest, sha256 of identity + payload, crc32 of the rest: 92 bytes
 HEADER = struct.Struct("<4sB3xqQ32s32sI")

@@ -64,8 +64,23 @@ import yaml
 from ..errors import CLI, ConfigError, RunError, Spelling
 from .atomic import CorruptFile, atomic_write, fault_point
 from .columns import arrays_digest, columns_bytes, read_arrays, read_checkpoint, save_arrays, save_columns, state_bytes
-from .journal import (CHAINS_LOG, JOURNAL, METRICS, STATE_NPZ, STATE_SAFETENSORS, STEP, SYNTHETIC, SYNTHETIC_LOG,
-                      Appender, Identity, Log, Record, frame, frame_parts, identity_record)
+from .journal import (
+    CHAINS_LOG,
+    JOURNAL,
+    METRICS,
+    STATE_NPZ,
+    STATE_SAFETENSORS,
+    STEP,
+    SYNTHETIC,
+    SYNTHETIC_LOG,
+    Appender,
+    Identity,
+    Log,
+    Record,
+    frame,
+    frame_parts,
+    identity_record,
+)
 from .lock import LOCK_NAME, exclusive
 from .table import MetricsTable
 

@@ -4,10 +4,10 @@ journals and segment files, and its checked read."""
 
 from __future__ import annotations
 
-from functools import partial
-from itertools import groupby
 import hashlib
 import io
+from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 

@@ -5,7 +5,7 @@ Floor: plugins. May import ground, measures, rundir and config; never the engine
 See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 
-from .base import SOURCES, Source  # noqa: F401
 from . import categorical, classification, files, gaussian, images, poisson, regression, tails, text  # noqa: E402,F401  (registers the built-in sources)
+from .base import SOURCES, Source  # noqa: F401
 
 __all__ = ['SOURCES', 'Source']

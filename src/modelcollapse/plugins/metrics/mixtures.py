@@ -8,7 +8,6 @@ import numpy as np
 from ..models.gmm_em import precision
 from .base import METRICS, Context, require
 
-
 MIXTURE = ("weights_", "means_", "covariances_")
 
 

@@ -5,7 +5,21 @@ Floor: plugins. May import ground, measures, rundir and config; never the engine
 See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 
+from . import (  # noqa: E402,F401  (registers the built-in families)
+    categorical,
+    classifier,
+    diffusion,
+    gaussian,
+    gaussian_mean,
+    gaussian_sgd,
+    gmm,
+    kde,
+    lm,
+    poisson,
+    regression,
+    sklearn_family,
+    vae,
+)
 from .base import MODELS, Family  # noqa: F401
-from . import categorical, classifier, diffusion, gaussian, gaussian_mean, gaussian_sgd, gmm, kde, lm, poisson, regression, sklearn_family, vae  # noqa: E402,F401  (registers the built-in families)
 
 __all__ = ['MODELS', 'Family']

@@ -23,7 +23,6 @@ from .base import MODELS, Family
 
 def build_net(shape: tuple[int, int], latent: int, capacity: int, architecture: str, hidden: int):
     """An encoder/decoder pair as one ``nn.Module`` with ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``."""
-    import torch
     from torch import nn
 
     h, w = shape
