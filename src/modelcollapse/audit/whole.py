@@ -6,7 +6,7 @@ misstates (a pair of duplicates is rarely drawn twice). :func:`whole_corpus` rea
 (``inputs.text_stream``, every record capped in bytes) and returns, per input:
 
 * ``records``: the non-empty records read;
-* ``exact_duplicates``: the share of records whose normalized text (case-folded, whitespace collapsed) equals an
+* ``exact_duplicates``: the share of records whose normalized text (lower-cased, whitespace collapsed) equals an
   earlier record's, by a 64-bit BLAKE2b hash of it (a false match needs a 64-bit collision: about n²/2⁶⁵);
 * ``near_duplicates``: the share of records with another record whose MinHash signature (the audit's:
   ``indicators.minhash``, word 5-grams, 128 permutations) agrees in at least 80% of entries, candidates found by the
@@ -35,6 +35,7 @@ operations (max, sums, sort), so ``executor="ray"`` gives the same numbers as ``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -109,8 +110,9 @@ def hll_count(registers: np.ndarray) -> float:
 
 
 def text_key(text: str) -> int:
-    """The exact-duplicate key: 64-bit BLAKE2b of the case-folded text with whitespace runs collapsed."""
-    return int.from_bytes(hashlib.blake2b(" ".join(text.casefold().split()).encode(), digest_size=8).digest(), "little")
+    """The exact-duplicate key: 64-bit BLAKE2b of the lower-cased text with whitespace runs collapsed (lower-cased as
+    ``words_of`` does, so equal keys mean equal words and equal MinHash signatures)."""
+    return int.from_bytes(hashlib.blake2b(" ".join(text.lower().split()).encode(), digest_size=8).digest(), "little")
 
 
 def band_keys(sig: np.ndarray) -> np.ndarray:
@@ -157,24 +159,21 @@ def whole_corpus(texts: Iterable[str], executor: ExecutorSpec | None = None, *, 
     with tempfile.TemporaryDirectory(prefix="modelcollapse-whole-") as tmp:
         sig_file = Path(tmp) / "signatures.int32"
         band_files = [Path(tmp) / f"band{b}.uint64" for b in range(MINHASH_BANDS)]
-        with open(sig_file, "wb") as sig_out:
-            band_out = [open(f, "wb") for f in band_files]
-            try:
-                while wave := list(itertools.islice(stream, WHOLE_SHARD * WAVE_SHARDS)):
-                    out = map_records(whole_shard, [wave], executor, size=WHOLE_SHARD)[0]
-                    keys.append(out["key"])
-                    lengths.append(out["length"])
-                    sig_out.write(np.ascontiguousarray(out["signatures"]).tobytes())
-                    for b, f in enumerate(band_out):
-                        f.write(np.ascontiguousarray(out["bands"][:, b]).tobytes())
-                    hll = np.maximum(hll, out["hll"].max(0))
-                    ngrams += out["ngrams"].sum(0)
-                    vocab = merge_counts(vocab, (out["types"], out["type_counts"]))
-                    if on_wave is not None:
-                        on_wave(len(wave))
-            finally:
-                for f in band_out:
-                    f.close()
+        with contextlib.ExitStack() as files:
+            sig_out = files.enter_context(open(sig_file, "wb"))
+            band_out = [files.enter_context(open(f, "wb")) for f in band_files]
+            while wave := list(itertools.islice(stream, WHOLE_SHARD * WAVE_SHARDS)):
+                out = map_records(whole_shard, [wave], executor, size=WHOLE_SHARD)[0]
+                keys.append(out["key"])
+                lengths.append(out["length"])
+                sig_out.write(np.ascontiguousarray(out["signatures"]).tobytes())
+                for b, f in enumerate(band_out):
+                    f.write(np.ascontiguousarray(out["bands"][:, b]).tobytes())
+                hll = np.maximum(hll, out["hll"].max(0))
+                ngrams += out["ngrams"].sum(0)
+                vocab = merge_counts(vocab, (out["types"], out["type_counts"]))
+                if on_wave is not None:
+                    on_wave(len(wave))
         key = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
         length = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
         near = near_flags(key, sig_file, band_files)
@@ -212,11 +211,9 @@ def near_flags(key: np.ndarray, sig_file: Path, band_files: list[Path]) -> np.nd
     for f in band_files:
         band = np.fromfile(f, np.uint64)[reps]
         order = np.argsort(band, kind="stable")
-        cuts = np.flatnonzero(np.diff(band[order])) + 1
-        for bucket in np.split(order, cuts):
-            if len(bucket) < 2:
-                continue
-            members = np.sort(reps[bucket])
+        cuts = np.r_[0, np.flatnonzero(np.diff(band[order])) + 1, len(order)]
+        for k in np.flatnonzero(np.diff(cuts) > 1):  # buckets of two or more: the only ones to check
+            members = np.sort(reps[order[cuts[k]:cuts[k + 1]]])
             i, j = agreeing(np.asarray(sig[members]))
             group_flag[group[members[i]]] = True
             group_flag[group[members[j]]] = True
@@ -228,12 +225,12 @@ def summarise(key, length, near, hll, ngrams, type_counts) -> dict:
     """The ``whole_corpus`` block of ``audit.json`` (module docstring)."""
     n = len(key)
     words = int(type_counts.sum())
-    out = {"records": n, "exact_duplicates": float(1 - len(np.unique(key)) / n) if n else float("nan"),
+    out = {"records": n, "exact_duplicates": (n - len(np.unique(key))) / n if n else float("nan"),
            "near_duplicates": float(near.mean()) if n else float("nan")}
     for g, (registers, total) in enumerate(zip(hll, ngrams)):
         out[f"distinct_{NGRAMS[g]}"] = min(hll_count(registers), float(total)) / float(total) if total else float("nan")
     out["missing_mass"] = float(np.sum(type_counts == 1) / words) if words else float("nan")
-    out["vocabulary"] = int(len(type_counts))
+    out["vocabulary"] = len(type_counts)
     out["words"] = words
     q = np.quantile(length, QUANTILES) if n else np.full(len(QUANTILES), np.nan)
     out["length"] = {**{f"q{round(p * 100)}": float(v) for p, v in zip(QUANTILES, q)},
@@ -271,4 +268,4 @@ LABELS = {"records": "records read", "exact_duplicates": "exact-duplicate share"
           "vocabulary": "word types"}
 
 
-__all__ = ["whole_corpus", "blocks", "whole_shard", "LABELS", "hll_count", "hll_registers"]
+__all__ = ["LABELS", "blocks", "hll_count", "hll_registers", "whole_corpus", "whole_shard"]
