@@ -20,7 +20,8 @@ misstates (a pair of duplicates is rarely drawn twice). :func:`whole_corpus` rea
 
 Memory: no text is held beyond one wave of :data:`WAVE_SHARDS` shards. Held per record are 8 bytes of exact hash,
 4 of length and, band by band, 8 of band key; the MinHash signatures (512 bytes a record, int32) go to a temporary
-file that only candidate pairs are read back from; the vocabulary's counts (16 bytes a type) grow with the number
+file that only candidate pairs are read back from (through a memory map: its touched pages count in the resident
+size, but are the file's, reclaimable); the vocabulary's counts (16 bytes a type) grow with the number
 of word types, sublinearly in the records on natural text (Heaps' law). So memory grows by about 20 bytes a record,
 not by the text, and the n-gram counts are fixed-size sketches.
 
