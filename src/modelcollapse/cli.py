@@ -284,12 +284,15 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @click.option("--id-field", default=None, help="Record id of .jsonl lines and text .parquet rows, in scores.parquet.")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write each candidate without its flagged records into this folder, in its own format.")
+@click.option("--whole-corpus/--sample-only", "whole_corpus", default=None,
+              help="Read every record of a text input again for whole-corpus duplicates, distinct-n, missing mass and "
+              "lengths [default: for an input larger than --max-records].")
 @friendly
 def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
           repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
           executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False,
           max_record_bytes: int = 1_000_000, trust_code: bool = False, id_field: str | None = None,
-          keep: Path | None = None) -> None:
+          keep: Path | None = None, whole_corpus: bool | None = None) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
@@ -305,7 +308,7 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
                    workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out, max_record_bytes=max_record_bytes,
-                   trust_code=trust_code, id_field=id_field, keep=keep)
+                   trust_code=trust_code, id_field=id_field, keep=keep, whole_corpus=whole_corpus)
     result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"
     click.echo(result.summary())

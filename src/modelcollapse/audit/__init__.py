@@ -57,6 +57,7 @@ class Audit:
     seconds: float = 0.0
     pools: list = field(default_factory=list, repr=False)
     located: list = field(default_factory=list, repr=False)
+    whole: list = field(default_factory=list)  # per input (reference first): its whole_corpus block or None
 
     @property
     def verdicts(self) -> list[str]:
@@ -106,7 +107,7 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
           lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
           workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None,
           max_record_bytes: int = MAX_RECORD_BYTES, trust_code: bool = False, id_field: str | None = None,
-          keep: str | os.PathLike | None = None) -> Audit:
+          keep: str | os.PathLike | None = None, whole_corpus: bool | None = None) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
     Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
@@ -129,11 +130,14 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     one is an error: memory stays bounded whatever the input). ``trust_code``: allow rebuilding a run directory
     whose config names Python code (``plugins``), as ``run`` does. ``id_field`` names the id of ``.jsonl`` / text
     ``.parquet`` records in the per-record scores (``Audit.scores``); ``keep`` writes each candidate less its flagged
-    records into that folder (``scores.py``). Bad input is a :class:`ConfigError` naming the argument."""
+    records into that folder (``scores.py``). ``whole_corpus`` reads every record of a text input once more for the
+    set-level statistics of the whole corpus (``whole.py``: exact and near duplicates, distinct-n, missing mass,
+    lengths), per-record work on ``executor``: True for every text input, None (default) for one holding more than
+    ``max_records`` records, False for none. Bad input is a :class:`ConfigError` naming the argument."""
     options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
                    watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
                    workers=workers, quiet=quiet, out=out, max_record_bytes=max_record_bytes, trust_code=trust_code,
-                   id_field=id_field, keep=keep)
+                   id_field=id_field, keep=keep, whole_corpus=whole_corpus)
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
@@ -141,7 +145,7 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
     """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
     o = SimpleNamespace(**{"max_record_bytes": MAX_RECORD_BYTES, "trust_code": False, "id_field": None, "keep": None,
-                           **options})
+                           "whole_corpus": None, **options})
     if o.out is None:
         return _audit(reference, candidates, o, spelling)
     out = Path(o.out)
@@ -193,6 +197,12 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     if o.watermark_key is not None and ref.kind != "text":
         raise ConfigError(f"{spell('watermark_key')} applies to text; {ref.path} holds {ref.kind} records.")
     check_sizes(ref, cands)
+    from .whole import blocks
+
+    with phase("whole corpus", 1 + len(cands)) as advance:
+        whole = blocks([reference, *[c for _, c in inputs]], [ref, *cands], o.whole_corpus, max_records=o.max_records,
+                       field=o.field, cap=o.max_record_bytes, spell=spell, executor=spec, advance=None)
+        advance(1 + len(cands))
     from .features import pools, shard_count
 
     with phase("embeddings" if ref.kind == "text" else "image features", shard_count(ref, cands)) as advance:
@@ -211,9 +221,9 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
                                   rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
             advance(1)
     kept = {k: getattr(o, k) for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
-                                       "lm_records", "executor", "id_field")}
+                                       "lm_records", "executor", "id_field", "whole_corpus")}
     result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
-                   [ref_pool, *cand_pools], located)
+                   [ref_pool, *cand_pools], located, whole)
     if o.keep is not None:
         from .scores import keep
 

@@ -334,10 +334,22 @@ def near_duplicate_pairs(sig: np.ndarray) -> np.ndarray:
         _, inverse, counts = np.unique(band, axis=0, return_inverse=True, return_counts=True)
         for bucket in np.flatnonzero(counts > 1):
             members = np.flatnonzero(inverse.ravel() == bucket)
-            agree = (sig[members][:, None, :] == sig[members][None, :, :]).mean(-1)
-            i, j = np.nonzero(np.triu(agree >= NEAR_JACCARD, 1))
+            i, j = agreeing(sig[members])
             pairs.update(zip(members[i].tolist(), members[j].tolist()))
     return np.array(sorted(pairs), np.int64).reshape(-1, 2)
+
+
+def agreeing(sig: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)``: the positions i < j of the rows of ``sig`` ``(m, 128)`` (one band bucket's signatures) that agree
+    in at least 80% of entries, i ascending. Compared ``block`` rows at a time, so a large bucket needs
+    ``block · m · 128`` bytes, not ``m² · 128``."""
+    found_i, found_j = [], []
+    for start in range(0, len(sig), block):
+        agree = (sig[start:start + block, None, :] == sig[None, :, :]).mean(-1) >= NEAR_JACCARD
+        i, j = np.nonzero(np.triu(agree, 1 + start))
+        found_i.append(i + start)
+        found_j.append(j)
+    return np.concatenate(found_i), np.concatenate(found_j)
 
 
 #: The indicator functions that apply to each kind.

@@ -44,7 +44,7 @@ def as_json(result) -> dict:
     return {
         "version": __version__,
         "kind": result.kind,
-        "reference": {"path": ref.path, "n": ref.n, "read": ref.seen},
+        "reference": {"path": ref.path, "n": ref.n, "read": ref.seen, **whole_block(result, 0)},
         "options": result.options,
         "seconds": round(result.seconds, 3),
         "candidates": [
@@ -52,10 +52,32 @@ def as_json(result) -> dict:
              "indicators": [{"name": r.name, "group": r.group, "value": _num(r.value), "ci": [_num(v) for v in r.ci],
                              "null": [_num(v) for v in r.null], "z": _num(r.z), "verdict": r.verdict,
                              **({"note": r.note} if r.note else {})} for r in rows],
-             "synthetic_share": synthetic_share(rows)}
-            for c, rows in zip(result.candidates, result.rows)
+             "synthetic_share": synthetic_share(rows), **whole_block(result, i + 1)}
+            for i, (c, rows) in enumerate(zip(result.candidates, result.rows))
         ],
     }
+
+
+def whole_block(result, i: int) -> dict:
+    """``{"whole_corpus": block}`` of input ``i`` (0: the reference) where one was computed (``whole.py``), else {}:
+    descriptive numbers over every record, beside the indicators calibrated on the sample."""
+    whole = getattr(result, "whole", None) or []
+    block = whole[i] if i < len(whole) else None
+    return {"whole_corpus": block} if block is not None else {}
+
+
+def whole_lines(result) -> list[str]:
+    """The summary's whole-corpus lines: one per input that has a block."""
+    from .whole import LABELS
+
+    lines = []
+    for d, block in zip([result.reference, *result.candidates], getattr(result, "whole", None) or []):
+        if block is not None:
+            cells = ", ".join(f"{k} {block[k]:.4g}" for k in LABELS if k != "records")
+            length = block["length"]
+            lines.append(f"whole corpus {d.name}: {block['records']} records; {cells}; length q50 {length['q50']:.4g} "
+                         f"q99 {length['q99']:.4g} words")
+    return lines
 
 
 def tidy(result) -> list[dict]:
@@ -88,6 +110,7 @@ def summary(result) -> str:
     if run:
         lines.append(f"LM {run['lm']} on {run['device']}: {run['records_scored']} records, {run['tokens']} tokens in "
                      f"{run['seconds']:.1f} s ({run['tokens_per_s']} tokens/s)")
+    lines.extend(whole_lines(result))
     lines.append(f"verdict: {result.verdict}  ({result.seconds:.1f} s)")
     return "\n".join(lines)
 
@@ -291,7 +314,21 @@ def page(result) -> str:
     moved = [(name, [f"{d:.2f}" for d in dist]) for _, name, dist in features_moved(result)[:10]]
     return render("audit.html.j2", title="modelcollapse audit", result=result,
                   candidates=list(zip(result.candidates, result.verdicts)), cards=cards(result), rows=rows,
-                  sections=sections(result), moved=moved, glossary=GLOSSARY)
+                  sections=sections(result), moved=moved, glossary=GLOSSARY, whole=whole_table(result))
+
+
+def whole_table(result) -> dict | None:
+    """The page's whole-corpus table: ``{"inputs": names, "rows": [(label, cells)]}``, None without blocks."""
+    from .whole import LABELS
+
+    pairs = [(d.name, b) for d, b in zip([result.reference, *result.candidates], getattr(result, "whole", None) or [])
+             if b is not None]
+    if not pairs:
+        return None
+    fmt = lambda v: f"{v:,}" if isinstance(v, int) else f"{v:.4g}"  # noqa: E731
+    rows = [(label, [fmt(b[k]) for _, b in pairs]) for k, label in LABELS.items()]
+    rows += [(f"length in words, {q}", [fmt(b["length"][q]) for _, b in pairs]) for q in ("q10", "q50", "q90", "q99")]
+    return {"inputs": [n for n, _ in pairs], "rows": rows}
 
 
 __all__ = ["as_json", "summary", "tidy", "write"]
