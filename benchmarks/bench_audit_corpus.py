@@ -30,7 +30,7 @@ from pathlib import Path
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import numpy as np
+import numpy as np  # noqa: E402 (after the thread settings above)
 
 EXACT_SHARE, NEAR_SHARE = 0.10, 0.05
 
