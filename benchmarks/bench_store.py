@@ -1,9 +1,9 @@
 """Whole-command ratios of the toy paths (issue 22, item 7: "the store at the speed of its disk").
 
 - **samples path**: ``modelcollapse run`` of a 1-D Gaussian, replace, M = 100, 1,000 replicates x 1,000 generations
-  in one unit (default metrics, ``model.sampler: samples``), against numpy's own normal draws of the same numbers (a
+  in one unit (default metrics, ``model.next_fit: samples``), against numpy's own normal draws of the same numbers (a
   ``python`` process drawing 1,000 ``(1000, 100, 1)`` arrays of standard normals): target within 2x;
-- **exact path**: the same run with ``model.sampler: exact`` and its default metrics, against the same with
+- **exact path**: the same run with ``model.next_fit: direct`` and its default metrics, against the same with
   ``metrics: [variance]`` alone: target within 1.3x.
 
 Each case is a whole command in a fresh process (interpreter start, imports, the run, its consolidation into
@@ -37,7 +37,7 @@ NUMPY = ("import numpy as np\nrng = np.random.default_rng(0)\nfor _ in range({G}
 def config(replicates: int, generations: int, m: int, sampler: str, metrics: list[str] | None) -> dict:
     raw = {"name": "bench", "seed": 0, "replicates": replicates, "shard_size": replicates,
            "data": {"kind": "gaussian", "mean": 0.0, "std": 1.0, "dim": 1},
-           "model": {"kind": "gaussian", "variance": "unbiased", "sampler": sampler},
+           "model": {"kind": "gaussian", "variance": "unbiased", "next_fit": sampler},
            "loop": {"generations": generations, "samples": m, "regime": "replace"}}
     return {**raw, "metrics": metrics} if metrics else raw
 
@@ -73,7 +73,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     R, G, M = args.replicates, args.generations, args.samples
     cases = {"numpy draws": None, "samples path": config(R, G, M, "samples", None),
-             "exact, default metrics": config(R, G, M, "exact", None), "exact, variance only": config(R, G, M, "exact", ["variance"])}
+             "exact, default metrics": config(R, G, M, "direct", None), "exact, variance only": config(R, G, M, "direct", ["variance"])}
     commands = {}
     for name, raw in cases.items():
         if raw is None:
