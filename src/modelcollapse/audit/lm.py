@@ -17,7 +17,10 @@ Per-record work (:func:`annotate`, once per dataset; :func:`score_texts` is the 
   given its number of scored tokens (:func:`false_alarm`).
 
 Scoring is batched, longest records first, at most 1,024 padded tokens a batch on CPU (8,192 on a GPU, used when
-torch sees one), one forward pass giving both scores.
+torch sees one), one forward pass giving both scores. The batches are grouped into shards of whole batches
+(:func:`plan`), scored on the audit's executor (in this process, ``--workers N`` processes or Ray: :func:`run`); a
+record's bits depend on its batch's shape, and a shard's worker forms the very batches one process would, so the
+scores are the same on every executor.
 
 The ``lm`` indicators (Shumailov et al. 2024, Fig. 1: text from a collapsing model has more low-perplexity sequences
 under the generation-0 model, and a longer high-perplexity tail), on the scored records of the two sides:
@@ -43,8 +46,9 @@ MAX_TOKENS = 128
 LM_RECORDS = 300
 BATCH_TOKENS = {"cpu": 1024, "cuda": 8192}
 BATCH_SIZE = 256
-#: Padded tokens a shard (whole batches): 8 CPU batches, about 70 Wikipedia paragraphs, a task of seconds.
-SHARD_TOKENS = 8 * BATCH_TOKENS["cpu"]
+#: Padded tokens a shard (whole batches): 2 CPU batches, about 30 Wikipedia paragraphs, so the default 300 records
+#: a pool make about 10 tasks to share among workers and 10 steps of the progress bar.
+SHARD_TOKENS = 2 * BATCH_TOKENS["cpu"]
 QUANTILES = (5, 25, 50, 75, 95)
 
 #: ``name: (group, direction, additive)``, merged into ``indicators.SPECS``.
