@@ -103,11 +103,11 @@ def test_a_worker_limits_its_torch_threads_and_keeps_the_bits(tiny_lm, paragraph
     shard = lm.plan(str(folder), [paragraphs[:40]], 1024)[0]
     ids = [i for _, i in shard]
     before = torch.get_num_threads()
-    one = lm.score_shard(str(folder), 1024, 1, ids)["scores"]
+    one = lm.score_shard(str(folder), 1024, 1, ids)
     assert torch.get_num_threads() == before
     torch.set_num_threads(max(2, before))
     try:
-        many = lm.score_shard(str(folder), 1024, None, ids)["scores"]
+        many = lm.score_shard(str(folder), 1024, None, ids)
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(one, many)

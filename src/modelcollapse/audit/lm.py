@@ -128,18 +128,18 @@ def run(lm: str, shards: list, max_tokens: int, executor, progress=None) -> None
     ``progress(unit, total)``: the audit's phase helper, advanced as each shard comes back. Workers run each shard
     with their share of the cores in torch threads (:func:`worker_threads`); the driver's own threads are left as
     they are (a row's bits do not depend on the thread count: ``tests/test_audit_lm_shards.py``)."""
-    from ..engine.executors import ExecutorSpec
-    from .shards import map_records
+    from ..engine.executors import ExecutorSpec, map_tasks
+    from ..errors import RunError
 
     spec = executor or ExecutorSpec()
     task = partial(score_shard, lm, max_tokens, None if spec.in_process else worker_threads(spec))
     with (progress or _silent)("LM scoring", len(shards)) as advance:
-        # each shard its own record set, cut no further: its batches must stay whole
-        out = map_records(task, [[ids for _, ids in shard] for shard in shards], spec,
-                          size=max(map(len, shards), default=1), on_shard=advance)
-    for shard, result in zip(shards, out):
-        for (text, ids), (ppl, machine) in zip(shard, result["scores"]):
-            _SCORES[(lm, text)] = (-float(ppl), float(machine), len(ids) - 1)
+        for outcome in map_tasks(task, [[ids for _, ids in shard] for shard in shards], spec):
+            if outcome.error:
+                raise RunError(f"LM scoring shard {outcome.index} of {len(shards)} failed: {outcome.error}") from outcome.exception
+            for (text, ids), (ppl, machine) in zip(shards[outcome.index], outcome.value):
+                _SCORES[(lm, text)] = (-float(ppl), float(machine), len(ids) - 1)
+            advance(1)
 
 
 def _silent(unit: str, total: int):
@@ -154,8 +154,8 @@ def worker_threads(spec) -> int:
     return max(1, cores // (spec.workers or cores))
 
 
-def score_shard(lm: str, max_tokens: int, threads: int | None, shard: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """``{"scores": (k, 2)}``: the ``perplexity`` and ``fast-detectgpt`` detector scores of a shard's token ids
+def score_shard(lm: str, max_tokens: int, threads: int | None, shard: list[np.ndarray]) -> np.ndarray:
+    """``(k, 2)``: the ``perplexity`` and ``fast-detectgpt`` detector scores of a shard's token ids
     (:func:`plan`), batched as :func:`score_many` does with at most ``max_tokens`` padded tokens a batch, with
     ``threads`` torch threads (None: as they are). The model loads once per process."""
     import torch
@@ -170,7 +170,7 @@ def score_shard(lm: str, max_tokens: int, threads: int | None, shard: list[np.nd
                             max_tokens=max_tokens)
     finally:
         torch.set_num_threads(before)
-    return {"scores": np.stack([scores["perplexity"], scores["fast-detectgpt"]], 1)}
+    return np.stack([scores["perplexity"], scores["fast-detectgpt"]], 1)
 
 
 def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int | None, seed: int,
