@@ -121,8 +121,8 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     local model folder) scores at most ``lm_records`` records an input (None: all) for the ``lm`` and ``provenance``
     indicators, and ``watermark_key`` adds the watermark z (``lm.py``, ``provenance.py``). ``executor`` (``local`` or
     ``ray``, with ``address`` and ``workers`` as for runs) is where the per-record embeddings, MinHash signatures and
-    image features run (``shards.py``): the numbers are the same on every executor; the LM scores run in this
-    process. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
+    image features run (``shards.py``), and the LM scores (``lm.py``): the numbers are the same on every
+    executor. ``quiet=False`` shows a progress bar per phase (reading, embeddings, LM scoring, calibration), in a
     notebook too. ``out`` also writes ``audit.json``, ``audit.parquet``, ``scores.parquet`` and ``report.html``
     there, as ``--out``:
     the audit holds ``out/.lock`` for its whole life (as a run does), and the files replace ``out`` as one set
@@ -211,9 +211,8 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     if ref.kind == "text":
         from .lm import annotate
 
-        with phase("LM scoring", 1 + len(cands) if o.lm != "none" else 0) as advance:
-            lm_run = annotate([ref_pool, *cand_pools], lm=o.lm, watermark_key=o.watermark_key,
-                              lm_records=o.lm_records, seed=o.seed, on_pool=advance)
+        lm_run = annotate([ref_pool, *cand_pools], lm=o.lm, watermark_key=o.watermark_key, lm_records=o.lm_records,
+                          seed=o.seed, executor=spec, progress=phase)
     rows = []
     with phase("calibration", len(cands)) as advance:
         for i, p in enumerate(cand_pools):

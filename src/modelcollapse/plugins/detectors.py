@@ -78,19 +78,34 @@ def _ragged_batches(sequences, batch_size: int, max_tokens: int | None):
     lengths = np.array([len(s) for s in sequences])
     if len(lengths) and lengths.min() < 2:
         raise ValueError("every sequence needs at least 2 tokens to be scored")
-    order = np.argsort(-lengths, kind="stable")
-    start = 0
-    while start < len(order):
-        width = int(lengths[order[start]])
-        rows = max(1, min(batch_size, (max_tokens or width * batch_size) // width))
-        idx = order[start : start + rows]
+    for idx in batch_plan(lengths, batch_size, max_tokens):
+        width = int(lengths[idx[0]])
         x = torch.zeros((len(idx), width), dtype=torch.long)
         mask = torch.zeros((len(idx), width - 1), dtype=torch.float32)
         for row, i in enumerate(idx):
             x[row, : lengths[i]] = torch.as_tensor(np.asarray(sequences[i], np.int64))
             mask[row, : lengths[i] - 1] = 1.0
         yield idx, x, mask
+
+
+def batch_plan(lengths, batch_size: int, max_tokens: int | None) -> list[np.ndarray]:
+    """The indices of each batch :func:`score_many` forms of sequences of ``lengths``, in the order it runs them:
+    longest first (ties in input order), at most ``batch_size`` rows and ``max_tokens`` padded tokens (the longest
+    row's length times the rows) a batch. A row's scores depend on its batch's shape (a matrix product's last bits
+    do), so a caller that splits the work (``audit/lm.py``'s shards) cuts at these boundaries to keep every bit.
+
+    >>> [b.tolist() for b in batch_plan([3, 5, 3, 2], batch_size=8, max_tokens=10)]
+    [[1, 0], [2, 3]]
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    plan, start = [], 0
+    while start < len(order):
+        width = int(lengths[order[start]])
+        rows = max(1, min(batch_size, (max_tokens or width * batch_size) // width))
+        plan.append(order[start : start + rows])
         start += rows
+    return plan
 
 
 def _sum(x, mask):
