@@ -48,27 +48,27 @@ def pick_generations(generations: list[int], most: int = 6) -> list[int]:
     return [generations[i] for i in np.unique(np.linspace(0, len(generations) - 1, most).round().astype(int))]
 
 
-def image_grids(run: RunStore | Path) -> list[Path]:
-    """One PNG per arm: rows are generations, columns the first 12 generated images of replicate 0."""
+def per_arm_figures(run: RunStore | Path, key: str, name: str, draw) -> list[Path]:
+    """One PNG per arm, ``figures/NAME-ARM.png``: ``draw({generation: array}, arm, path)`` of the kept arrays
+    ``key`` at a few generations (:func:`pick_generations`)."""
     paths = []
-    for arm, by_gen in kept_arrays(run, "sample_grid").items():
+    for arm, by_gen in kept_arrays(run, key).items():
         gens = pick_generations(sorted(by_gen))
-        path = figure_path(run, "samples", arm)
-        image_grid_figure({g: by_gen[g] for g in gens}, arm, path)
+        path = figure_path(run, name, arm)
+        draw({g: by_gen[g] for g in gens}, arm, path)
         paths.append(path)
     return paths
+
+
+def image_grids(run: RunStore | Path) -> list[Path]:
+    """One PNG per arm: rows are generations, columns the first 12 generated images of replicate 0."""
+    return per_arm_figures(run, "sample_grid", "samples", image_grid_figure)
 
 
 def perplexity_histograms(run: RunStore | Path) -> list[Path]:
     """Fig. 1 of Shumailov et al.: per arm, the density of log₁₀ perplexity (under the generation-0 model) of each
     generation's training sequences, one line per generation."""
-    paths = []
-    for arm, by_gen in kept_arrays(run, "gen0_perplexity").items():
-        gens = pick_generations(sorted(by_gen))
-        path = figure_path(run, "perplexity-hist", arm)
-        perplexity_figure({g: by_gen[g] for g in gens}, arm, path)
-        paths.append(path)
-    return paths
+    return per_arm_figures(run, "gen0_perplexity", "perplexity-hist", perplexity_figure)
 
 
 def text_samples(run: RunStore | Path) -> list[tuple[str, list[tuple[int, str]]]]:
