@@ -135,9 +135,10 @@ def test_run_resumes_without_repeating_steps(tmp_path, server, monkeypatch):
     # Simulate a run killed mid-generation 2: keep the first 4 + 4 + 1 records and a torn half of the next.
     part = tmp_path / "part"
     part.mkdir()
-    (part / "config.yaml").write_bytes((full / "config.yaml").read_bytes())
+    for name in ("config.yaml", "manifest.json"):  # a killed run has both: the manifest (and its identity) comes first
+        (part / name).write_bytes((full / name).read_bytes())
     log = Log.read(full / "chains.log")
-    (part / "chains.log").write_bytes(log.data[: log.records[9].end - 25])
+    (part / "chains.log").write_bytes(log.data[: log.records[10].end - 25])  # records[0]: the log's identity
     server.log.clear()
     server.fail_first = 2  # and the server is overloaded for a moment
     resumed = run_chains(cfg, part, overrides, resume=True, quiet=True)

@@ -66,7 +66,8 @@ def test_resumed_local_chain_equals_uninterrupted(full_run, tmp_path, starts):
     """Greedy decoding: a run killed after generation 1 and resumed gives the same texts."""
     part = tmp_path / "part"
     part.mkdir()
-    (part / "config.yaml").write_bytes((full_run / "config.yaml").read_bytes())
+    for name in ("config.yaml", "manifest.json"):  # a killed run has both: the manifest (and its identity) comes first
+        (part / name).write_bytes((full_run / name).read_bytes())
     kept = RunStore(part)
     for r in RunStore(full_run).read_steps():
         if r["generation"] <= 1:
