@@ -247,7 +247,8 @@ def clip_band(name: str, lo: float, hi: float) -> tuple[float, float]:
     ((0.0, 0.008), (0.0, 2.4), (-3, 3))
     """
     a, b = reading(name).range
-    return (lo if math.isnan(lo) else max(lo, a)), (hi if math.isnan(hi) else min(hi, b))
+    clip = lambda v: v if math.isnan(v) else min(max(v, a), b)  # noqa: E731 (both ends: a band wholly below 0 is [0, 0])
+    return clip(lo), clip(hi)
 
 
 # -- what moved -------------------------------------------------------------------------------------------------------
@@ -355,7 +356,7 @@ def share(rows) -> Share | None:
         reason = (note or "no estimate: too few scored records").removeprefix("not identified: ")
         return Share(None, None, False, reason)
     lo, hi = clip_band("synthetic_share", *row.ci)
-    return Share(min(max(float(row.value), 0.0), 1.0), (lo, hi))
+    return Share(clip_band("synthetic_share", float(row.value), float(row.value))[0], (lo, hi))
 
 
 def card(candidate, rows) -> Card:

@@ -31,7 +31,7 @@ def synthetic_share(rows) -> dict | None:
     row = next((r for r in rows if r.name == "synthetic_share"), None)
     if row is None:
         return None
-    clip = lambda v: _num(min(max(v, 0.0), 1.0)) if np.isfinite(v) else None  # noqa: E731
+    clip = lambda v: _num(clip_band("synthetic_share", v, v)[0]) if np.isfinite(v) else None  # noqa: E731
     signal = "watermark_z" if any(r.name == "watermark_z" for r in rows) else "machine_score+log_ppl"
     return {"value": clip(row.value), "ci": [clip(v) for v in row.ci], "signal": signal,
             "identified": row.note is None, "reason": row.note}
