@@ -56,8 +56,11 @@ class Clock:
         out = fn(*args, **kw)
         c2, k2 = cpu()
         self.phases[name] = (time.perf_counter() - w, c2 - c, k2 - k)
-        print(f"  {name:<22} {self.phases[name][0]:8.1f} s wall  {self.phases[name][1]:8.1f} s CPU here  "
-              f"{self.phases[name][2]:8.1f} s CPU in workers", flush=True)
+        print(
+            f"  {name:<22} {self.phases[name][0]:8.1f} s wall  {self.phases[name][1]:8.1f} s CPU here  "
+            f"{self.phases[name][2]:8.1f} s CPU in workers",
+            flush=True,
+        )
         return out
 
 
@@ -70,8 +73,10 @@ def inputs(a, tmp: Path) -> tuple[Path, Path, int]:
     from modelcollapse.plugins.data.corpora import sentence_paragraphs, wikipedia_articles
 
     distinct = [p for _, text in wikipedia_articles() for p in sentence_paragraphs(text)]
-    paras = [distinct[i % len(distinct)] + (f" ({i // len(distinct)})" if i >= len(distinct) else "")
-             for i in range(a.paragraphs)]
+    paras = [
+        distinct[i % len(distinct)] + (f" ({i // len(distinct)})" if i >= len(distinct) else "")
+        for i in range(a.paragraphs)
+    ]
     print(f"{len(distinct)} distinct paragraphs, {a.paragraphs} used", flush=True)
     half = len(paras) // 2
     (tmp / "ref.txt").write_text("\n\n".join(paras[:half]))
@@ -123,30 +128,49 @@ def main() -> None:
     cand = clock.run("read (candidate)", read_input, str(cand_path), max_records=cap, index=1)
     check_compatible(ref, [cand])
     ref_pool, (cand_pool,) = clock.run("per-record work", pools, ref, [cand], spec)
-    rows = clock.run("calibration", calibrate, ref.kind, ref_pool, cand_pool, repeats=a.repeats,
-                     rng=np.random.default_rng(seed_for(0, 1000)))
+    rows = clock.run(
+        "calibration",
+        calibrate,
+        ref.kind,
+        ref_pool,
+        cand_pool,
+        repeats=a.repeats,
+        rng=np.random.default_rng(seed_for(0, 1000)),
+    )
     total = sum(w for w, _, _ in clock.phases.values())
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(f"audit total: {total:.1f} s wall, {sum(c for _, c, _ in clock.phases.values()):.1f} s CPU here + "
-          f"{sum(k for _, _, k in clock.phases.values()):.1f} s CPU in workers; peak RSS {me.ru_maxrss / 1024:.0f} MiB "
-          f"here, {kids.ru_maxrss / 1024:.0f} MiB in the largest worker; verdict {overall(rows)}", flush=True)
+    print(
+        f"audit total: {total:.1f} s wall, {sum(c for _, c, _ in clock.phases.values()):.1f} s CPU here + "
+        f"{sum(k for _, _, k in clock.phases.values()):.1f} s CPU in workers; peak RSS {me.ru_maxrss / 1024:.0f} MiB "
+        f"here, {kids.ru_maxrss / 1024:.0f} MiB in the largest worker; verdict {overall(rows)}",
+        flush=True,
+    )
     if a.no_plain:
         return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        clock.run("plain: one evaluation", evaluate, ref.kind, Side(ref_pool, np.arange(len(ref_pool))),
-                  Side(cand_pool, np.arange(len(cand_pool))))
+        clock.run(
+            "plain: one evaluation",
+            evaluate,
+            ref.kind,
+            Side(ref_pool, np.arange(len(ref_pool))),
+            Side(cand_pool, np.arange(len(cand_pool))),
+        )
     calib, once = clock.phases["calibration"][0], clock.phases["plain: one evaluation"][0]
-    print(f"calibration / one plain evaluation: {calib / once:.1f}x (per repeat: the null, the candidate, and a "
-          "bootstrap draw of the additive indicators)")
+    print(
+        f"calibration / one plain evaluation: {calib / once:.1f}x (per repeat: the null, the candidate, and a "
+        "bootstrap draw of the additive indicators)"
+    )
     if a.kind == "text":
         k = min(a.plain_records, ref.n)
         texts = ref.records[:k] + cand.records[:k]
         clock.run("plain: per-record work", plain_text_features, texts)
         sharded = clock.phases["per-record work"][0] * len(texts) / (ref.n + cand.n)
-        print(f"per-record work, plain one-call / sharded on {a.workers} {a.executor} workers (scaled to {len(texts)} "
-              f"records): {clock.phases['plain: per-record work'][0] / sharded:.2f}x")
+        print(
+            f"per-record work, plain one-call / sharded on {a.workers} {a.executor} workers (scaled to {len(texts)} "
+            f"records): {clock.phases['plain: per-record work'][0] / sharded:.2f}x"
+        )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -55,7 +55,7 @@ def corpus(n: int, path: Path, seed: int = 0) -> None:
     draws = rng.choice(len(words), (n_base, 40), p=p / p.sum())
     base = [" ".join(words[row[:k]]) for row, k in zip(draws, lengths)]
     sources = rng.permutation(n_base)
-    exact_src, near_src = sources[:n_exact], sources[n_exact:n_exact + n_near]  # disjoint: each twin counted once
+    exact_src, near_src = sources[:n_exact], sources[n_exact : n_exact + n_near]  # disjoint: each twin counted once
     extra = [base[i].upper().replace(" ", "  ") for i in exact_src]
     extra += [base[i].rsplit(" ", 1)[0] + f" zzplanted{k}" for k, i in enumerate(near_src)]
     order = rng.permutation(n)
@@ -91,28 +91,39 @@ def main() -> None:
         child.start()
         child.join()
         plan = planted(args.docs)
-        print(f"corpus: {args.docs} records, {path.stat().st_size / 1e6:.0f} MB, written in "
-              f"{time.perf_counter() - started:.0f} s; planted {plan}", flush=True)
+        print(
+            f"corpus: {args.docs} records, {path.stat().st_size / 1e6:.0f} MB, written in "
+            f"{time.perf_counter() - started:.0f} s; planted {plan}",
+            flush=True,
+        )
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         local, wall, cpu = measure(path, ExecutorSpec())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"local: {wall:.0f} s wall, {cpu:.0f} s CPU, peak RSS {peak:.0f} MB (before the pass {rss:.0f} MB)\n"
-              f"  {json.dumps(local)}", flush=True)
+        print(
+            f"local: {wall:.0f} s wall, {cpu:.0f} s CPU, peak RSS {peak:.0f} MB (before the pass {rss:.0f} MB)\n"
+            f"  {json.dumps(local)}",
+            flush=True,
+        )
         assert local["exact_duplicates"] == plan["exact_duplicates"], (local, plan)
-        print(f"near-duplicate share: {local['near_duplicates']:.6f} found, {plan['near_duplicates']:.6f} planted "
-              f"({round((plan['near_duplicates'] - local['near_duplicates']) * args.docs)} records' twins missed)")
+        print(
+            f"near-duplicate share: {local['near_duplicates']:.6f} found, {plan['near_duplicates']:.6f} planted "
+            f"({round((plan['near_duplicates'] - local['near_duplicates']) * args.docs)} records' twins missed)"
+        )
         if args.skip_ray:
             return
         import ray
 
         try:  # --address joins a running cluster (ray start --head; --address auto), else a 2-CPU instance starts here
-            remote, wall, cpu = measure(path, ExecutorSpec(kind="ray", address=args.address,
-                                                           workers=None if args.address else 2))
+            remote, wall, cpu = measure(
+                path, ExecutorSpec(kind="ray", address=args.address, workers=None if args.address else 2)
+            )
         finally:
             ray.shutdown()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"ray ({args.address or 'local instance, 2 CPUs'}): {wall:.0f} s wall, {cpu:.0f} s CPU in the driver, driver peak RSS {peak:.0f} MB",
-              flush=True)
+        print(
+            f"ray ({args.address or 'local instance, 2 CPUs'}): {wall:.0f} s wall, {cpu:.0f} s CPU in the driver, driver peak RSS {peak:.0f} MB",
+            flush=True,
+        )
         assert remote == local, (remote, local)
         print("ray == local: identical whole-corpus block")
 

@@ -32,8 +32,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROWS = {"in process, 1 thread": ("cpu", 1, 1), "in process, N threads": ("cpu", 1, None),
-        "2 processes": ("cpu", 2, None), "GPU": ("cuda", 1, None)}  # name: (device, workers, torch threads)
+ROWS = {
+    "in process, 1 thread": ("cpu", 1, 1),
+    "in process, N threads": ("cpu", 1, None),
+    "2 processes": ("cpu", 2, None),
+    "GPU": ("cuda", 1, None),
+}  # name: (device, workers, torch threads)
 
 
 def paragraphs(n: int) -> list[str]:
@@ -63,15 +67,24 @@ def row(name: str, records: int, lm_name: str, out: Path) -> dict:
     texts = paragraphs(records)
     pool = Pool("text", texts, np.zeros((len(texts), 1)))
     started = time.perf_counter()
-    run = lm.annotate([pool], lm=lm_name, watermark_key=None, lm_records=None, seed=0,
-                      executor=ExecutorSpec("local", workers=workers))
+    run = lm.annotate(
+        [pool], lm=lm_name, watermark_key=None, lm_records=None, seed=0, executor=ExecutorSpec("local", workers=workers)
+    )
     wall = time.perf_counter() - started
     np.save(out, np.c_[pool.extra["log_ppl"], pool.extra["machine"]])
-    return {"row": name, "device": run["device"], "threads": torch.get_num_threads() if workers == 1 else
-            lm.worker_threads(ExecutorSpec("local", workers=workers)), "records": run["records_scored"],
-            "tokens": run["tokens"], "shards": run["shards"], "wall_s": round(wall, 1),
-            "tokens_per_s": round(run["tokens"] / wall, 1),
-            "scoring_tokens_per_s": run["tokens_per_s"] if workers == 1 else None}
+    return {
+        "row": name,
+        "device": run["device"],
+        "threads": torch.get_num_threads()
+        if workers == 1
+        else lm.worker_threads(ExecutorSpec("local", workers=workers)),
+        "records": run["records_scored"],
+        "tokens": run["tokens"],
+        "shards": run["shards"],
+        "wall_s": round(wall, 1),
+        "tokens_per_s": round(run["tokens"] / wall, 1),
+        "scoring_tokens_per_s": run["tokens_per_s"] if workers == 1 else None,
+    }
 
 
 def main() -> None:
@@ -92,9 +105,24 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; GPU: {torch.cuda.is_available()}")
     for k, name in enumerate(names):
         env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if ROWS[name][0] == "cpu" else {}))
-        done = subprocess.run([sys.executable, __file__, "--row", name, "--records", str(args.records), "--lm",
-                               args.lm, "--scores", str(tmp / f"{k}.npy")], env=env, capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--row",
+                name,
+                "--records",
+                str(args.records),
+                "--lm",
+                args.lm,
+                "--scores",
+                str(tmp / f"{k}.npy"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             sys.exit(f"row {name!r} failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -102,11 +130,15 @@ def main() -> None:
     cpu = [np.load(tmp / f"{k}.npy") for k, n in enumerate(names) if ROWS[n][0] == "cpu"]
     same = all(np.array_equal(cpu[0], c, equal_nan=True) for c in cpu[1:])
     print(f"CPU rows' per-record scores identical bit for bit: {same}")
-    print("| row | device | torch threads | records | tokens | shards | wall s (with model load) | tokens/s | "
-          "tokens/s scoring only |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| row | device | torch threads | records | tokens | shards | wall s (with model load) | tokens/s | "
+        "tokens/s scoring only |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
     for r in results:
-        print(f"| {r['row']} | {r['device']} | {r['threads']} | {r['records']} | {r['tokens']} | {r['shards']} | "
-              f"{r['wall_s']} | {r['tokens_per_s']} | {r['scoring_tokens_per_s'] or '-'} |")
+        print(
+            f"| {r['row']} | {r['device']} | {r['threads']} | {r['records']} | {r['tokens']} | {r['shards']} | "
+            f"{r['wall_s']} | {r['tokens_per_s']} | {r['scoring_tokens_per_s'] or '-'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -45,10 +45,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 TABLES = ("diabetes", "breast-cancer", "gaussian")
-DESCRIBE = {"diabetes": "diabetes table, 442 × 10 split 2:1", "breast-cancer": "breast-cancer table, 569 × 30 split 2:1",
-            "gaussian": "10-D N(0, I), 2,000 vs 1,000 draws", "digits": "8×8 digits, 1,797 split 2:1",
-            "wiki-random": "Wikipedia paragraphs, 600 vs 300 at random",
-            "wiki-articles": "Wikipedia paragraphs, 600 vs 300 from different articles (a topic shift)"}
+DESCRIBE = {
+    "diabetes": "diabetes table, 442 × 10 split 2:1",
+    "breast-cancer": "breast-cancer table, 569 × 30 split 2:1",
+    "gaussian": "10-D N(0, I), 2,000 vs 1,000 draws",
+    "digits": "8×8 digits, 1,797 split 2:1",
+    "wiki-random": "Wikipedia paragraphs, 600 vs 300 at random",
+    "wiki-articles": "Wikipedia paragraphs, 600 vs 300 from different articles (a topic shift)",
+}
 SETTINGS = (*TABLES, "digits", "wiki-random", "wiki-articles")
 
 
@@ -115,7 +119,9 @@ def wiki_pool(cache: Path, workers: int, size: int):
     if not path.exists():
         start = time.perf_counter()
         (done,) = map_records(text_shard, [paras], ExecutorSpec(workers=workers))
-        print(f"embedded {len(paras)} paragraphs in {time.perf_counter() - start:.0f} s ({workers} worker(s))", flush=True)
+        print(
+            f"embedded {len(paras)} paragraphs in {time.perf_counter() - start:.0f} s ({workers} worker(s))", flush=True
+        )
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, **done)
     done = np.load(path)
@@ -139,7 +145,7 @@ def run_wiki(name: str, seeds: int, repeats: int, cache: Path, workers: int, siz
         rng = np.random.default_rng(seed_for(s, 7))  # the split's own stream
         if name == "wiki-random":
             perm = rng.permutation(len(paras))
-            ref_idx, cand_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref:n_ref + n_cand])
+            ref_idx, cand_idx = np.sort(perm[:n_ref]), np.sort(perm[n_ref : n_ref + n_cand])
         else:
             arts = rng.permutation(article.max() + 1)
             ref_arts = arts[: 2 * len(arts) // 3]
@@ -147,8 +153,9 @@ def run_wiki(name: str, seeds: int, repeats: int, cache: Path, workers: int, siz
             ref_side, cand_side = np.flatnonzero(on_ref), np.flatnonzero(~on_ref)
             ref_idx = np.sort(rng.choice(ref_side, min(n_ref, len(ref_side)), replace=False))
             cand_idx = np.sort(rng.choice(cand_side, min(n_cand, len(cand_side)), replace=False))
-        rows = calibrate("text", pool(ref_idx), pool(cand_idx), repeats=repeats,
-                         rng=np.random.default_rng(seed_for(s, 1000)))
+        rows = calibrate(
+            "text", pool(ref_idx), pool(cand_idx), repeats=repeats, rng=np.random.default_rng(seed_for(s, 1000))
+        )
         out.append((overall(rows), directed(rows, repeats)))
     return out
 
@@ -174,13 +181,20 @@ def figure(results: dict[str, list], seeds: int, path: Path) -> None:
             ax.scatter(i + jitter.uniform(-0.25, 0.25, len(vals)), vals, s=6, c=colour, alpha=0.7)
         ax.axhline(1, color="tab:orange", lw=0.8, ls="--"), ax.axhline(2, color="tab:red", lw=0.8, ls="--")
         counts = Counter(v for v, _ in runs)
-        ax.set_title(f"{DESCRIBE[name]}: {counts['ok']} of {len(runs)} seeds ok, {counts['watch']} watch, "
-                     f"{counts['collapsed']} collapsed", fontsize=9, loc="left")
+        ax.set_title(
+            f"{DESCRIBE[name]}: {counts['ok']} of {len(runs)} seeds ok, {counts['watch']} watch, "
+            f"{counts['collapsed']} collapsed",
+            fontsize=9,
+            loc="left",
+        )
         ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=7)
         ax.set_ylabel("z / t", fontsize=8)
         ax.set_ylim(min(-1.5, np.nanmin([v for _, d in runs for v in d.values()]) - 0.2), 2.6)
-    fig.suptitle(f"Real against real, {seeds} seeds: each indicator's directed z over the ok threshold t "
-                 "(ok below 1, watch 1-2, collapsed above 2; [*]: the worst feature)", fontsize=10)
+    fig.suptitle(
+        f"Real against real, {seeds} seeds: each indicator's directed z over the ok threshold t "
+        "(ok below 1, watch 1-2, collapsed above 2; [*]: the worst feature)",
+        fontsize=10,
+    )
     fig.tight_layout()
     atomic_write(path, png_bytes(fig))
     print(f"figure: {path}")
@@ -194,10 +208,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="processes embedding the Wikipedia paragraphs (once)")
     p.add_argument("--wiki-pool", type=int, default=2400, help="Wikipedia paragraphs embedded once (random subset)")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mc-audit-null")
-    p.add_argument("--figure", default="docs/img/audit-null-40seeds.png", help="PNG to draw (\"\" for none)")
+    p.add_argument("--figure", default="docs/img/audit-null-40seeds.png", help='PNG to draw ("" for none)')
     a = p.parse_args()
-    wanted = [s for s in SETTINGS if a.only is None or s in a.only or (s in TABLES and "table" in a.only)
-              or (s.startswith("wiki") and "text" in a.only)]
+    wanted = [
+        s
+        for s in SETTINGS
+        if a.only is None
+        or s in a.only
+        or (s in TABLES and "table" in a.only)
+        or (s.startswith("wiki") and "text" in a.only)
+    ]
     results = {}
     for name in wanted:
         start = time.perf_counter()
@@ -205,16 +225,22 @@ def main() -> None:
         if saved.exists():
             runs = [tuple(r) for r in json.loads(saved.read_text())]
         else:
-            runs = (run_wiki(name, a.seeds, a.repeats, a.cache, a.workers, a.wiki_pool) if name.startswith("wiki")
-                    else run_arrays(name, a.seeds, a.repeats))
+            runs = (
+                run_wiki(name, a.seeds, a.repeats, a.cache, a.workers, a.wiki_pool)
+                if name.startswith("wiki")
+                else run_arrays(name, a.seeds, a.repeats)
+            )
             a.cache.mkdir(parents=True, exist_ok=True)
             saved.write_text(json.dumps(runs))
         results[name] = runs
         counts = Counter(v for v, _ in runs)
         alarms = Counter(k for _, d in runs for k, v in d.items() if v > 1)
-        print(f"{name}: ok {counts['ok']}/{len(runs)} ({counts['ok'] / len(runs):.0%}), watch {counts['watch']}, "
-              f"collapsed {counts['collapsed']}; alarms by indicator {dict(alarms.most_common())}; "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"{name}: ok {counts['ok']}/{len(runs)} ({counts['ok'] / len(runs):.0%}), watch {counts['watch']}, "
+            f"collapsed {counts['collapsed']}; alarms by indicator {dict(alarms.most_common())}; "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     if a.figure and results:
         figure(results, a.seeds, Path(a.figure))
 

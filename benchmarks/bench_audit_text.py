@@ -59,9 +59,14 @@ def groups(seed: int, sizes: dict[str, int], split: str = "paragraph") -> dict[s
     tok = load_tokenizer(None)
     articles = wikipedia_articles()
     order = np.random.default_rng(seed).permutation(len(articles))
-    long = {a: [ids[: PROMPT + NEW] for ids in (tok(p, add_special_tokens=False)["input_ids"]
-                                                for p in sentence_paragraphs(articles[a][1])) if len(ids) >= PROMPT + NEW]
-            for a in order}
+    long = {
+        a: [
+            ids[: PROMPT + NEW]
+            for ids in (tok(p, add_special_tokens=False)["input_ids"] for p in sentence_paragraphs(articles[a][1]))
+            if len(ids) >= PROMPT + NEW
+        ]
+        for a in order
+    }
     out: dict[str, list[list[int]]] = {name: [] for name in sizes}
     used: dict[str, list[int]] = {name: [] for name in sizes}
     names = iter(sizes)
@@ -102,19 +107,34 @@ def generate(prompts: list[list[int]], *, key: int | None, seed: int, cache: Pat
     tok, model = load_causal_lm(None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     seeds = row_seeds(seed, len(prompts))
-    extra = {} if key is None else {"logits_processor": [wm.processor(key, 0.25, 2.0, scheme="hf", vocab_size=len(tok))]}
+    extra = (
+        {} if key is None else {"logits_processor": [wm.processor(key, 0.25, 2.0, scheme="hf", vocab_size=len(tok))]}
+    )
     for start in range(len(done), len(prompts), batch):
         t0 = time.perf_counter()
         part = [np.asarray(p[:PROMPT]) for p in prompts[start : start + batch]]
-        new = generate_batched(model, part, new_tokens=NEW, min_new_tokens=NEW, batch_size=batch, pad_id=pad,
-                               seeds=seeds[start : start + batch], do_sample=True, temperature=1.0, top_k=0,
-                               top_p=1.0, **extra)
+        new = generate_batched(
+            model,
+            part,
+            new_tokens=NEW,
+            min_new_tokens=NEW,
+            batch_size=batch,
+            pad_id=pad,
+            seeds=seeds[start : start + batch],
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            **extra,
+        )
         texts = [t.strip() for t in tok.batch_decode(new.tolist(), skip_special_tokens=True)]
         with open(cache, "a") as f:
             f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
         done += texts
-        print(f"  {cache.name}: {len(done)}/{len(prompts)} ({time.perf_counter() - t0:.0f} s a batch of {len(part)})",
-              flush=True)
+        print(
+            f"  {cache.name}: {len(done)}/{len(prompts)} ({time.perf_counter() - t0:.0f} s a batch of {len(part)})",
+            flush=True,
+        )
     return done
 
 
@@ -155,14 +175,16 @@ def texts(args) -> dict[str, list[str]]:
     g = groups(args.seed, {"reference": args.reference, "real": args.n, "prompts": args.n}, args.split)
     tok = load_tokenizer(None)
     sets = {k: [t.strip() for t in tok.batch_decode([ids[PROMPT:] for ids in g[k]])] for k in ("reference", "real")}
-    sets["ngram"] = trigram_texts(sets["real"], [len(t.split()) for t in sets["real"]],
-                                  np.random.default_rng(args.seed + 2))
+    sets["ngram"] = trigram_texts(
+        sets["real"], [len(t.split()) for t in sets["real"]], np.random.default_rng(args.seed + 2)
+    )
     if "smollm2" not in args.generators:
         return sets
     tag = f"seed{args.seed}"
     sets["synthetic"] = generate(g["prompts"], key=None, seed=args.seed, cache=out / f"synthetic-{tag}.jsonl")
-    sets["watermarked"] = generate(g["prompts"], key=args.key, seed=args.seed + 1,
-                                   cache=out / f"watermarked-{tag}-key{args.key}.jsonl")
+    sets["watermarked"] = generate(
+        g["prompts"], key=args.key, seed=args.seed + 1, cache=out / f"watermarked-{tag}-key{args.key}.jsonl"
+    )
     return sets
 
 
@@ -197,8 +219,11 @@ def separation(sets: dict[str, list[str]]) -> None:
 
     scores = {k: lm.score_texts(v)[:, 1] for k, v in sets.items()}
     for k in [k for k in sets if k != "reference"]:
-        print(f"machine score, {k} against the reference: AUC {roc_auc(scores['reference'], scores[k]):.3f}, median "
-              f"{np.median(scores[k]):.2f} against {np.median(scores['reference']):.2f}", flush=True)
+        print(
+            f"machine score, {k} against the reference: AUC {roc_auc(scores['reference'], scores[k]):.3f}, median "
+            f"{np.median(scores[k]):.2f} against {np.median(scores['reference']):.2f}",
+            flush=True,
+        )
 
 
 def mixture(sets: dict[str, list[str]], synthetic: str, share: float, n: int, seed: int) -> list[str]:
@@ -222,39 +247,65 @@ def audits(sets: dict[str, list[str]], args) -> list[dict]:
     out = Path(args.out)
     ref = write_jsonl(out / "reference.jsonl", sets["reference"])
     rows = []
-    for synthetic, key, shares in (("synthetic", None, SHARES), ("watermarked", args.key, SHARES),
-                                   ("ngram", None, NGRAM_SHARES)):
+    for synthetic, key, shares in (
+        ("synthetic", None, SHARES),
+        ("watermarked", args.key, SHARES),
+        ("ngram", None, NGRAM_SHARES),
+    ):
         if synthetic not in sets or (synthetic == "ngram" and "ngram" not in args.generators):
             continue
-        cands = [write_jsonl(out / f"{synthetic}-{int(100 * s)}.jsonl", mixture(sets, synthetic, s, args.n, args.seed))
-                 for s in shares]
+        cands = [
+            write_jsonl(out / f"{synthetic}-{int(100 * s)}.jsonl", mixture(sets, synthetic, s, args.n, args.seed))
+            for s in shares
+        ]
         t0 = time.perf_counter()
-        result = audit(ref, cands, lm="smollm2", watermark_key=key, lm_records=None, repeats=args.repeats,
-                       seed=args.seed, max_records=10 * (args.n + args.reference))
+        result = audit(
+            ref,
+            cands,
+            lm="smollm2",
+            watermark_key=key,
+            lm_records=None,
+            repeats=args.repeats,
+            seed=args.seed,
+            max_records=10 * (args.n + args.reference),
+        )
         print(f"audit of {len(cands)} {synthetic} mixtures: {time.perf_counter() - t0:.0f} s", flush=True)
         for s, c, rs in zip(shares, result.candidates, result.rows):
             by = {r.name: r for r in rs}
-            rows.append({"truth": s, "generator": "ngram" if synthetic == "ngram" else "smollm2",
-                         "watermark": key is not None, "n": c.n, "synthetic_share": synthetic_share(rs),
-                         "flagged": sorted(r.name for r in rs if r.verdict != "ok"),
-                         "overall": overall(rs),
-                         "lm": {name: [round(by[name].value, 3), by[name].verdict] for name in by
-                                if by[name].group == "lm"},
-                         "indicators": {name: {"value": r.value, "ci": r.ci, "null": r.null, "z": r.z,
-                                               "verdict": r.verdict} for name, r in by.items()}})
+            rows.append(
+                {
+                    "truth": s,
+                    "generator": "ngram" if synthetic == "ngram" else "smollm2",
+                    "watermark": key is not None,
+                    "n": c.n,
+                    "synthetic_share": synthetic_share(rs),
+                    "flagged": sorted(r.name for r in rs if r.verdict != "ok"),
+                    "overall": overall(rs),
+                    "lm": {name: [round(by[name].value, 3), by[name].verdict] for name in by if by[name].group == "lm"},
+                    "indicators": {
+                        name: {"value": r.value, "ci": r.ci, "null": r.null, "z": r.z, "verdict": r.verdict}
+                        for name, r in by.items()
+                    },
+                }
+            )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| generator | truth | watermark key | synthetic_share | 95% interval | error | overall verdict | "
-             "indicators not ok |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| generator | truth | watermark key | synthetic_share | 95% interval | error | overall verdict | "
+        "indicators not ok |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         s = r["synthetic_share"] or {"value": None, "ci": [None, None], "identified": True}
         err = "" if s["value"] is None else f"{s['value'] - r['truth']:+.3f}"
         lo, hi = (f"{v:.3f}" if v is not None else "nan" for v in s["ci"])
         value = "not identified" if not s["identified"] else "nan" if s["value"] is None else f"{s['value']:.3f}"
-        lines.append(f"| {r['generator']} | {r['truth']:.0%} | {'yes' if r['watermark'] else 'no'} | {value} | "
-                     f"[{lo}, {hi}] | {err} | {r['overall']} | {len(r['flagged'])}: {', '.join(r['flagged'])} |")
+        lines.append(
+            f"| {r['generator']} | {r['truth']:.0%} | {'yes' if r['watermark'] else 'no'} | {value} | "
+            f"[{lo}, {hi}] | {err} | {r['overall']} | {len(r['flagged'])}: {', '.join(r['flagged'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -271,9 +322,12 @@ def throughput(records: int) -> None:
     started = time.perf_counter()
     values = lm.score_texts(paras)
     seconds = time.perf_counter() - started
-    print(f"{len(paras)} paragraphs, {int(values[:, 2].sum())} tokens scored in {seconds:.1f} s: "
-          f"{values[:, 2].sum() / seconds:.0f} tokens/s on {next(lm.load('smollm2')[1].parameters()).device}, "
-          f"{torch.get_num_threads()} torch threads", flush=True)
+    print(
+        f"{len(paras)} paragraphs, {int(values[:, 2].sum())} tokens scored in {seconds:.1f} s: "
+        f"{values[:, 2].sum() / seconds:.0f} tokens/s on {next(lm.load('smollm2')[1].parameters()).device}, "
+        f"{torch.get_num_threads()} torch threads",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,36 +338,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--key", type=int, default=KEY)
     parser.add_argument("--out", default="runs/bench_audit_text")
-    parser.add_argument("--split", choices=("paragraph", "article"), default="paragraph",
-                        help="how the reference and the real candidates are drawn (the prompts: by article)")
-    parser.add_argument("--generators", nargs="+", choices=GENERATORS, default=list(GENERATORS),
-                        help="which synthetic records to audit: SmolLM2 continuations (plain and watermarked), a "
-                             "word-trigram chain's text")
+    parser.add_argument(
+        "--split",
+        choices=("paragraph", "article"),
+        default="paragraph",
+        help="how the reference and the real candidates are drawn (the prompts: by article)",
+    )
+    parser.add_argument(
+        "--generators",
+        nargs="+",
+        choices=GENERATORS,
+        default=list(GENERATORS),
+        help="which synthetic records to audit: SmolLM2 continuations (plain and watermarked), a "
+        "word-trigram chain's text",
+    )
     parser.add_argument("--generate-only", action="store_true", help="stop after generating the texts")
-    parser.add_argument("--throughput", type=int, default=0, metavar="N",
-                        help="only measure the LM scoring speed on N whole Wikipedia paragraphs")
+    parser.add_argument(
+        "--throughput",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only measure the LM scoring speed on N whole Wikipedia paragraphs",
+    )
     args = parser.parse_args(argv)
     if args.throughput:
         throughput(args.throughput)
         return 0
     t0 = time.perf_counter()
     sets = texts(args)
-    print(f"texts ready: {({k: len(v) for k, v in sets.items()})} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"texts ready: { ({k: len(v) for k, v in sets.items()}) } ({time.perf_counter() - t0:.0f} s)", flush=True)
     if args.generate_only:
         return 0
     score(sets, Path(args.out))
     separation(sets)
     rows = audits(sets, args)
     (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"\n{args.n} records a candidate, {args.reference} reference, {args.repeats} repeats, "
-          f"{time.perf_counter() - t0:.0f} s in all\n")
+    print(
+        f"\n{args.n} records a candidate, {args.reference} reference, {args.repeats} repeats, "
+        f"{time.perf_counter() - t0:.0f} s in all\n"
+    )
     print(table(rows))
     for r in rows:
         if r["truth"] in (0.0, 1.0):
             kind = "ngram" if r["generator"] == "ngram" else "watermarked" if r["watermark"] else "plain"
-            print(f"{r['truth']:.0%} {kind}: LM indicators {r['lm']}; classifier_auc "
-                  f"{r['indicators']['classifier_auc']['value']:.3f}; not ok: "
-                  + ", ".join(f"{k} (z {v['z']:.1f})" for k, v in r["indicators"].items() if v["verdict"] != "ok"))
+            print(
+                f"{r['truth']:.0%} {kind}: LM indicators {r['lm']}; classifier_auc "
+                f"{r['indicators']['classifier_auc']['value']:.3f}; not ok: "
+                + ", ".join(f"{k} (z {v['z']:.1f})" for k, v in r["indicators"].items() if v["verdict"] != "ok")
+            )
     return 0
 
 

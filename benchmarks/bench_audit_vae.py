@@ -52,11 +52,16 @@ def main() -> None:
     generations = raw["loop"]["generations"]
     np.save(tmp / "real.npy", load_digits().images / 16.0)
     start = time.perf_counter()
-    result = audit(str(tmp / "real.npy"), [f"{tmp / 'run'}:generation={g}:samples={a.samples}" for g in range(generations)],
-                   repeats=a.repeats)
+    result = audit(
+        str(tmp / "real.npy"),
+        [f"{tmp / 'run'}:generation={g}:samples={a.samples}" for g in range(generations)],
+        repeats=a.repeats,
+    )
     print(f"audit of {generations} generations: {time.perf_counter() - start:.0f} s", flush=True)
     metrics = RunStore(tmp / "run").read_metrics().to_pydict()
-    run_entropy = {g: v for m, g, v in zip(metrics["metric"], metrics["generation"], metrics["value"]) if m == "class_entropy"}
+    run_entropy = {
+        g: v for m, g, v in zip(metrics["metric"], metrics["generation"], metrics["value"]) if m == "class_entropy"
+    }
     print("| generation | " + " | ".join(SHOWN) + " | run's class_entropy | verdict |")
     print("| --- " * (len(SHOWN) + 3) + "|")
     for g, rows in enumerate(result.rows):
@@ -78,8 +83,14 @@ def figure(result, path: Path) -> None:
     for ax, name in zip(axes, ("recall", "coverage", "class_entropy")):
         rows = [next(r for r in rs if r.name == name) for rs in result.rows]
         g = np.arange(len(rows))
-        ax.errorbar(g, [r.value for r in rows], yerr=np.abs(np.array([r.ci for r in rows]).T - [r.value for r in rows]),
-                    marker="o", capsize=3, label="generation's samples (95% interval)")
+        ax.errorbar(
+            g,
+            [r.value for r in rows],
+            yerr=np.abs(np.array([r.ci for r in rows]).T - [r.value for r in rows]),
+            marker="o",
+            capsize=3,
+            label="generation's samples (95% interval)",
+        )
         lo, hi = np.mean([r.null for r in rows], axis=0)
         ax.axhspan(lo, hi, color="tab:green", alpha=0.15, label="real-vs-real null band")
         ax.set_xlabel("generation"), ax.set_title(name, fontsize=10)

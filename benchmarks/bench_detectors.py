@@ -66,11 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=32, help="texts per set (calibration real, test real, machine)")
     parser.add_argument("--fpr", type=float, nargs="+", default=[0.05, 0.1], help="target false-positive rates")
     parser.add_argument("--seed", type=int, default=0, help="seeds the picks and the continuations")
-    parser.add_argument("--pick", choices=PICKS, default="random",
-                        help="each set's blocks: 'random' (default) n drawn across the whole split, 'first' the first "
-                             "n of the split (one or two articles)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write the scores and the page (ROC curves, score histograms) into this directory")
+    parser.add_argument(
+        "--pick",
+        choices=PICKS,
+        default="random",
+        help="each set's blocks: 'random' (default) n drawn across the whole split, 'first' the first "
+        "n of the split (one or two articles)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write the scores and the page (ROC curves, score histograms) into this directory",
+    )
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -82,14 +90,27 @@ def main(argv: list[str] | None = None) -> int:
         rows = pick_rows(len(blocks), n, args.pick, rng=np.random.default_rng(seed_for(args.seed, i)))
         picked[name] = blocks[rows]  # fancy indexing: a writable copy
         docs = block_documents(blocks, source.eos_id)
-        spans.append(f"{name}: {len(rows)} of the {split} split's {len(blocks)} blocks, from "
-                     f"{len(np.unique(docs[rows]))} of its {docs[-1] + 1} articles")
+        spans.append(
+            f"{name}: {len(rows)} of the {split} split's {len(blocks)} blocks, from "
+            f"{len(np.unique(docs[rows]))} of its {docs[-1] + 1} articles"
+        )
     print(f"blocks picked {args.pick}, seed {args.seed}: " + "; ".join(spans))
     calibration, test, prompts = picked["calibration"], picked["test"], picked["prompts"][:, :PROMPT]
     tok, model = load_causal_lm(None)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    machine = generate_batched(model, list(prompts), new_tokens=top, min_new_tokens=top, batch_size=n, pad_id=pad,
-                               seeds=args.seed, do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    machine = generate_batched(
+        model,
+        list(prompts),
+        new_tokens=top,
+        min_new_tokens=top,
+        batch_size=n,
+        pad_id=pad,
+        seeds=args.seed,
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+    )
     print(f"data and {n} continuations of {top} tokens: {time.perf_counter() - t0:.0f} s")
     sets = {"calibration": calibration, "test": test, "machine": machine}
     scores = {}
@@ -99,10 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{n} texts a set, {time.perf_counter() - t0:.0f} s in all\n")
     print(markdown_table(evaluate(scores, args.fpr)))
     if args.out is not None:
-        note = (f"Real Wikipedia blocks against SmolLM2-135M-Instruct's sampled continuations (temperature 1) of "
-                f"{PROMPT}-token real prompts, {n} texts a set, seed {args.seed}; scored by the same model "
-                f"(binoculars: the model against itself). Blocks picked {args.pick} (" + "; ".join(spans) +
-                "); benchmarks/bench_detectors.py.")
+        note = (
+            f"Real Wikipedia blocks against SmolLM2-135M-Instruct's sampled continuations (temperature 1) of "
+            f"{PROMPT}-token real prompts, {n} texts a set, seed {args.seed}; scored by the same model "
+            f"(binoculars: the model against itself). Blocks picked {args.pick} ("
+            + "; ".join(spans)
+            + "); benchmarks/bench_detectors.py."
+        )
         write_scores(args.out, scores, args.fpr, note)
         print(f"page: {build_detector_report(args.out)}")
     return 0

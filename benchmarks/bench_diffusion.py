@@ -35,10 +35,24 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
-    cfg = {"kind": "diffusion", "hidden": 128, "layers": 3, "timesteps": 100, "batch_size": 128,
-           "train_steps": args.train_steps, "threads": 1}
-    source = SOURCES.build({"kind": "gaussian-mixture", "weights": [1, 1, 1, 1], "means": [[-3, -3], [-3, 3], [3, -3], [3, 3]],
-                            "stds": [0.7] * 4}, "data")
+    cfg = {
+        "kind": "diffusion",
+        "hidden": 128,
+        "layers": 3,
+        "timesteps": 100,
+        "batch_size": 128,
+        "train_steps": args.train_steps,
+        "threads": 1,
+    }
+    source = SOURCES.build(
+        {
+            "kind": "gaussian-mixture",
+            "weights": [1, 1, 1, 1],
+            "means": [[-3, -3], [-3, 3], [3, -3], [3, 3]],
+            "stds": [0.7] * 4,
+        },
+        "data",
+    )
     print(f"load average before: {os.getloadavg()[0]:.2f}; train_steps {args.train_steps}, samples {args.samples}")
     print("| replicates | loop of R single fits (s) | batched (s) | ratio loop / batched |")
     print("| ---: | ---: | ---: | ---: |")

@@ -61,14 +61,22 @@ def normal_rate(replicates: int, m: int, repeats: int) -> float:
     return repeats * replicates * m / (time.perf_counter() - start)
 
 
-def engine_rate(sampler: str, replicates: int, m: int, generations: int, workdir: Path, files: bool = False) -> tuple[float, float]:
+def engine_rate(
+    sampler: str, replicates: int, m: int, generations: int, workdir: Path, files: bool = False
+) -> tuple[float, float]:
     """(replicate-generations per second, share of the time in store I/O) for one unit of the replace loop. ``files``:
     the earlier store layout (a metrics segment file and a state checkpoint renamed into place every generation)
     instead of the append-only journal."""
-    cfg = validate({"replicates": replicates, "shard_size": replicates, "data": {"kind": "gaussian"},
-                    "model": {"kind": "gaussian", "next_fit": "direct" if sampler == "exact" else sampler},
-                    "loop": {"generations": generations, "samples": m, "heldout": 100},
-                    "metrics": ["variance", "mean", "w2_sq"]})
+    cfg = validate(
+        {
+            "replicates": replicates,
+            "shard_size": replicates,
+            "data": {"kind": "gaussian"},
+            "model": {"kind": "gaussian", "next_fit": "direct" if sampler == "exact" else sampler},
+            "loop": {"generations": generations, "samples": m, "heldout": 100},
+            "metrics": ["variance", "mean", "w2_sq"],
+        }
+    )
     root = Path(tempfile.mkdtemp(dir=workdir))
     store = TimedStore(root)
     if files:  # a unit folder holding segments/ goes on in the layout of file per generation
@@ -83,17 +91,24 @@ def engine_rate(sampler: str, replicates: int, m: int, generations: int, workdir
 
 def bench_paths(replicates: int, generations: int, workdir: Path, repeats: int, sizes: list[int]) -> None:
     """Best of ``repeats`` interleaved measurements of each rate (the machine may be shared: best is least disturbed)."""
-    print(f"replace loop, 1-D, R = {replicates} replicates in one unit, metrics variance, mean, w2_sq; best of {repeats}")
+    print(
+        f"replace loop, 1-D, R = {replicates} replicates in one unit, metrics variance, mean, w2_sq; best of {repeats}"
+    )
     print("path/files: the earlier store (a segment file and a state checkpoint renamed into place per generation)")
     print(f"{'M':>6} {'path':>13} {'rep-gen/s':>12} {'RNG limit':>12} {'limit/ach.':>10} {'store I/O':>10}")
     for m in sizes:
         gens = max(5, min(generations, int(1e8 / (replicates * m))))  # keep each case to a few seconds
-        limit, rates = 0.0, {"samples": (0.0, 0.0), "samples/files": (0.0, 0.0), "exact": (0.0, 0.0), "exact/files": (0.0, 0.0)}
+        limit, rates = (
+            0.0,
+            {"samples": (0.0, 0.0), "samples/files": (0.0, 0.0), "exact": (0.0, 0.0), "exact/files": (0.0, 0.0)},
+        )
         for _ in range(repeats):
             limit = max(limit, normal_rate(replicates, m, max(3, gens // 4)) / m)
             for case in rates:
                 sampler = case.split("/")[0]
-                got = engine_rate(sampler, replicates, m, gens if sampler == "samples" else generations, workdir, "/" in case)
+                got = engine_rate(
+                    sampler, replicates, m, gens if sampler == "samples" else generations, workdir, "/" in case
+                )
                 rates[case] = max(rates[case], got)
         for sampler, (rate, io) in rates.items():
             print(f"{m:>6} {sampler:>13} {rate:>12,.0f} {limit:>12,.0f} {limit / rate:>10.2f} {io:>9.0%}")
@@ -107,6 +122,7 @@ def bench_preset(preset: str, workdir: Path, overrides: list[str], files: bool =
     out = Path(tempfile.mkdtemp(dir=workdir)) / preset
     save = RunStore.save_generation
     if files:
+
         def save_in_files(self, arm, shard, *args, **kwargs):
             (self.unit_dir(arm, shard) / "segments").mkdir(parents=True, exist_ok=True)
             return save(self, arm, shard, *args, **kwargs)
@@ -120,7 +136,9 @@ def bench_preset(preset: str, workdir: Path, overrides: list[str], files: bool =
         RunStore.save_generation = save
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     layout = "file per generation" if files else "journal"
-    print(f"{preset} {' '.join(overrides)} ({layout}): {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS so far {peak:.0f} MiB")
+    print(
+        f"{preset} {' '.join(overrides)} ({layout}): {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS so far {peak:.0f} MiB"
+    )
     shutil.rmtree(out.parent)
     return seconds
 
@@ -131,7 +149,11 @@ def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
     interleaved, best of 3."""
     rng = np.random.default_rng(0)
     metrics = {k: rng.random(replicates) for k in ("variance", "mean", "w2_sq", "train_real", "train_synthetic")}
-    state = {"mean_": rng.random((replicates, 1)), "cov_": rng.random((replicates, 1, 1)), "degenerate_": np.zeros(replicates, bool)}
+    state = {
+        "mean_": rng.random((replicates, 1)),
+        "cov_": rng.random((replicates, 1, 1)),
+        "degenerate_": np.zeros(replicates, bool),
+    }
     best = {"journal": np.inf, "files": np.inf}
     for _ in range(3):
         for layout in best:
@@ -143,8 +165,10 @@ def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
                 store.save_generation(0, 0, g, metrics, state, None)
             best[layout] = min(best[layout], (time.perf_counter() - start) / generations)
             shutil.rmtree(store.root)
-    print(f"save_generation, R = {replicates}, best of 3 x {generations} generations: journal {best['journal'] * 1e3:.3f} ms, "
-          f"file per generation {best['files'] * 1e3:.3f} ms per generation per unit ({best['files'] / best['journal']:.1f}x)")
+    print(
+        f"save_generation, R = {replicates}, best of 3 x {generations} generations: journal {best['journal'] * 1e3:.3f} ms, "
+        f"file per generation {best['files'] * 1e3:.3f} ms per generation per unit ({best['files'] / best['journal']:.1f}x)"
+    )
 
 
 def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) -> None:
@@ -154,9 +178,16 @@ def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) ->
     from modelcollapse.plugins.models.gaussian import Gaussian
 
     def seconds(metrics: list[str], plain: bool) -> float:
-        cfg = validate({"replicates": replicates, "shard_size": replicates, "data": {"kind": "gaussian"},
-                        "model": {"kind": "gaussian", "next_fit": "direct"}, "loop": {"generations": generations, "samples": 100},
-                        "metrics": metrics})
+        cfg = validate(
+            {
+                "replicates": replicates,
+                "shard_size": replicates,
+                "data": {"kind": "gaussian"},
+                "model": {"kind": "gaussian", "next_fit": "direct"},
+                "loop": {"generations": generations, "samples": 100},
+                "metrics": metrics,
+            }
+        )
         root = Path(tempfile.mkdtemp(dir=workdir))
         saved = Gaussian.mean_log_prob
         if plain:
@@ -170,8 +201,11 @@ def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) ->
             shutil.rmtree(root)
 
     base = ["variance", "mean", "w2_sq"]
-    cases = {"without nll_real": (base, False), "nll_real, closed form": (base + ["nll_real"], False),
-             "nll_real, per record (plain)": (base + ["nll_real"], True)}
+    cases = {
+        "without nll_real": (base, False),
+        "nll_real, closed form": (base + ["nll_real"], False),
+        "nll_real, per record (plain)": (base + ["nll_real"], True),
+    }
     best = {name: np.inf for name in cases}
     for _ in range(repeats):
         for name, (metrics, plain) in cases.items():
@@ -179,7 +213,9 @@ def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) ->
     print(f"exact path, R = {replicates}, G = {generations}, 2,000 held-out records; best of {repeats}")
     for name, s in best.items():
         print(f"  {name:30s} {s:7.2f} s  ({s / best['without nll_real']:.2f}x the run without nll_real)")
-    print(f"  closed form vs per record: {best['nll_real, per record (plain)'] / best['nll_real, closed form']:.1f}x faster")
+    print(
+        f"  closed form vs per record: {best['nll_real, per record (plain)'] / best['nll_real, closed form']:.1f}x faster"
+    )
 
 
 def bench_units(workdir: Path, workers: int) -> None:
@@ -187,8 +223,14 @@ def bench_units(workdir: Path, workers: int) -> None:
     from modelcollapse.engine.executors import ExecutorSpec
     from modelcollapse.engine.runner import execute
 
-    raw = {"replicates": 800, "shard_size": 50, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
-           "loop": {"generations": 20, "samples": 200}, "metrics": ["variance", "w2_sq"]}
+    raw = {
+        "replicates": 800,
+        "shard_size": 50,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian"},
+        "loop": {"generations": 20, "samples": 200},
+        "metrics": ["variance", "w2_sq"],
+    }
     for spec in (ExecutorSpec(), ExecutorSpec(workers=workers), ExecutorSpec(kind="ray", workers=workers)):
         out = Path(tempfile.mkdtemp(dir=workdir)) / "u"
         if spec.kind == "ray":  # start Ray outside the timing: a sweep pays it once
@@ -218,8 +260,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"numpy {np.__version__}, load average {os.getloadavg()[0]:.1f}"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=args.workdir))
     try:
         if args.long or args.preset:

@@ -33,7 +33,10 @@ def engine(replicates: int, generations: int) -> tuple[float, dict]:
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
 
-    raw = apply_overrides(load_raw("gmm-paper"), [f"replicates={replicates}", f"shard_size={replicates}", f"loop.generations={generations}"])
+    raw = apply_overrides(
+        load_raw("gmm-paper"),
+        [f"replicates={replicates}", f"shard_size={replicates}", f"loop.generations={generations}"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         execute(validate(raw), Path(tmp) / "run", quiet=True)
@@ -99,15 +102,21 @@ def main() -> None:
     sk_rate = rates(sk, args.sk_replicates * args.sk_generations)
     fam_rate = rates(fam, args.replicates * fam_gens)
     rate = rates(eng, args.replicates * args.generations)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}; "
-          f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; {args.repeats} interleaved repeats")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}; "
+        f"load average {load:.2f} before, {os.getloadavg()[0]:.2f} after; {args.repeats} interleaved repeats"
+    )
     print(f"sklearn loop: {args.sk_replicates} x {args.sk_generations} in {', '.join(f'{t:.2f}' for t in sk)} s")
     print(f"GMM family fit+sample: {args.replicates} x {fam_gens} in {', '.join(f'{t:.2f}' for t in fam)} s")
-    print(f"engine (gmm-paper, all preset metrics, run directory): {args.replicates} x {args.generations} in "
-          f"{', '.join(f'{t:.1f}' for t in eng)} s ({', '.join(f'{t:.1f}' for t in cpu)} CPU s); "
-          f"component_std gen 0 = {std[0]:.3f}, gen {args.generations - 1} = {std[args.generations - 1]:.4f}")
+    print(
+        f"engine (gmm-paper, all preset metrics, run directory): {args.replicates} x {args.generations} in "
+        f"{', '.join(f'{t:.1f}' for t in eng)} s ({', '.join(f'{t:.1f}' for t in cpu)} CPU s); "
+        f"component_std gen 0 = {std[0]:.3f}, gen {args.generations - 1} = {std[args.generations - 1]:.4f}"
+    )
     print()
-    print("| path | scale (replicates x generations) | best s | median s | rep-gen/s best / median | vs sklearn, best / median |")
+    print(
+        "| path | scale (replicates x generations) | best s | median s | rep-gen/s best / median | vs sklearn, best / median |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     rows = [
         ("sklearn GaussianMixture, per-replicate loop", f"{args.sk_replicates} x {args.sk_generations}", sk, sk_rate),
@@ -115,8 +124,10 @@ def main() -> None:
         ("engine, gmm-paper preset", f"{args.replicates} x {args.generations}", eng, rate),
     ]
     for name, scale, times, (best, median) in rows:
-        print(f"| {name} | {scale} | {min(times):.2f} | {statistics.median(times):.2f} | {best:,.0f} / {median:,.0f} | "
-              f"{best / sk_rate[0]:.1f}x / {median / sk_rate[1]:.1f}x |")
+        print(
+            f"| {name} | {scale} | {min(times):.2f} | {statistics.median(times):.2f} | {best:,.0f} / {median:,.0f} | "
+            f"{best / sk_rate[0]:.1f}x / {median / sk_rate[1]:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,17 @@ def main() -> None:
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--generate-batch", type=int, default=64, help="prompts per batched generate call")
     ap.add_argument("--static-cache", action="store_true", help="also time batched generation with a static KV cache")
-    ap.add_argument("--repeats", type=int, default=1, help="time every path this many times, interleaved; keep the fastest")
-    ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="also profile one batched generate call and one training epoch with torch.profiler; print the "
-                         "top N operators by self time, and the share of the time in each group")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="time every path this many times, interleaved; keep the fastest"
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile one batched generate call and one training epoch with torch.profiler; print the "
+        "top N operators by self time, and the share of the time in each group",
+    )
     args = ap.parse_args()
 
     import torch
@@ -54,10 +61,26 @@ def main() -> None:
     from modelcollapse.plugins.models import MODELS
 
     tokenizer = "gpt2" if args.model == "lm-tiny" else "smollm2"
-    src = SOURCES.build({"kind": "wikipedia", "block": args.block, "tokenizer": tokenizer, "max_blocks": max(args.prompts, args.batch * args.train_steps), "validation_blocks": 8}, "data")
+    src = SOURCES.build(
+        {
+            "kind": "wikipedia",
+            "block": args.block,
+            "tokenizer": tokenizer,
+            "max_blocks": max(args.prompts, args.batch * args.train_steps),
+            "validation_blocks": 8,
+        },
+        "data",
+    )
     real = np.array(src.pool(1, 10**9, np.random.default_rng(0)))
-    spec = {"kind": args.model, "epochs": 1, "batch_size": args.batch, "decoding": args.decoding, "threads": args.threads,
-            "device": args.device, "generate_batch_size": args.generate_batch}
+    spec = {
+        "kind": args.model,
+        "epochs": 1,
+        "batch_size": args.batch,
+        "decoding": args.decoding,
+        "threads": args.threads,
+        "device": args.device,
+        "generate_batch_size": args.generate_batch,
+    }
     model = MODELS.build(spec, "model").bind(src, real)
 
     # training: the family's own fit on batch * steps blocks (one epoch, plus one validation pass) against a plain
@@ -65,15 +88,18 @@ def main() -> None:
     train = real[:, : args.batch * args.train_steps]
     model.fit(train[:, : args.batch], rng=np.random.default_rng(1))
     fit = lambda: model.fit(train, rng=np.random.default_rng(1))  # noqa: E731
-    (train_s, _), (plain_train_s, _) = best({"fit": fit, "plain": lambda: plain_train(model, train[0], args.batch)},
-                                            args.repeats).values()
+    (train_s, _), (plain_train_s, _) = best(
+        {"fit": fit, "plain": lambda: plain_train(model, train[0], args.batch)}, args.repeats
+    ).values()
 
     net = model._models[0]
     device = next(net.parameters()).device
     prompts = model._to_model(real[0, : args.prompts])
     kw = {**model.decoding_kwargs(), **model._extra_decoding()}
     pad = int(model._to_model(model._pad))
-    gen_kw = dict(new_tokens=args.block, min_new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seeds=0)
+    gen_kw = dict(
+        new_tokens=args.block, min_new_tokens=args.block, batch_size=model.generate_batch_size, pad_id=pad, seeds=0
+    )
 
     def plain_generate():
         """One prompt at a time through model.generate (bf16 autocast on CUDA, as in the batched path)."""
@@ -81,8 +107,14 @@ def main() -> None:
         with torch.no_grad(), autocast(device.type):
             for p in prompts:
                 ids = torch.as_tensor(p[None]).to(device)
-                gen = net.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.block,
-                                   min_new_tokens=args.block, pad_token_id=pad, **kw)
+                gen = net.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    max_new_tokens=args.block,
+                    min_new_tokens=args.block,
+                    pad_token_id=pad,
+                    **kw,
+                )
                 out.append(gen[0, len(p) :].cpu().numpy())
         return np.stack(out)
 
@@ -90,25 +122,38 @@ def main() -> None:
     if args.static_cache:
         paths["static"] = lambda: generate_batched(net, prompts, **gen_kw, cache_implementation="static", **kw)
         paths["static"]()  # warm-up at the timed shape: on CUDA transformers compiles the forward for a static cache
-    generate_batched(net, prompts[:2], new_tokens=4, min_new_tokens=4, batch_size=2, pad_id=pad, seeds=0, **kw)  # warm-up
+    generate_batched(
+        net, prompts[:2], new_tokens=4, min_new_tokens=4, batch_size=2, pad_id=pad, seeds=0, **kw
+    )  # warm-up
     timed = best(paths, args.repeats)
     (batched_s, batched), (plain_s, plain) = timed["batched"], timed["plain"]
     static = {}
     if args.static_cache:
         static_s, tokens = timed["static"]
-        static = {"generate_static_cache_tokens_per_s": round(args.prompts * args.block / static_s, 1),
-                  "static_over_dynamic": round(batched_s / static_s, 2), "static_equals_dynamic": bool(np.array_equal(tokens, batched))}
+        static = {
+            "generate_static_cache_tokens_per_s": round(args.prompts * args.block / static_s, 1),
+            "static_over_dynamic": round(batched_s / static_s, 2),
+            "static_equals_dynamic": bool(np.array_equal(tokens, batched)),
+        }
     new = args.prompts * args.block
     result = {
-        "model": args.model, "decoding": args.decoding, "prompts": args.prompts, "new_tokens_each": args.block,
-        "threads": torch.get_num_threads(), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "model": args.model,
+        "decoding": args.decoding,
+        "prompts": args.prompts,
+        "new_tokens_each": args.block,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "gpu_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None,
-        "load_average": os.getloadavg()[0], "repeats": args.repeats,
-        "generate_batched_tokens_per_s": round(new / batched_s, 1), "generate_plain_tokens_per_s": round(new / plain_s, 1),
+        "load_average": os.getloadavg()[0],
+        "repeats": args.repeats,
+        "generate_batched_tokens_per_s": round(new / batched_s, 1),
+        "generate_plain_tokens_per_s": round(new / plain_s, 1),
         "batched_over_plain": round(plain_s / batched_s, 2),
-        "batched_equals_plain": bool(np.array_equal(batched, plain)), **static,
-        "train_tokens_per_s": round(train.size / train_s, 1), "train_plain_loop_tokens_per_s": round(train.size / plain_train_s, 1),
+        "batched_equals_plain": bool(np.array_equal(batched, plain)),
+        **static,
+        "train_tokens_per_s": round(train.size / train_s, 1),
+        "train_plain_loop_tokens_per_s": round(train.size / plain_train_s, 1),
         "train_over_plain": round(plain_train_s / train_s, 2),
     }
     print(json.dumps(result, indent=2))
@@ -159,8 +204,16 @@ def profile(model, net, train, prompts, pad, kw, args) -> None:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     steps = {
-        "generate": lambda: generate_batched(net, prompts, new_tokens=args.block, min_new_tokens=args.block,
-                                             batch_size=model.generate_batch_size, pad_id=pad, seeds=0, **kw),
+        "generate": lambda: generate_batched(
+            net,
+            prompts,
+            new_tokens=args.block,
+            min_new_tokens=args.block,
+            batch_size=model.generate_batch_size,
+            pad_id=pad,
+            seeds=0,
+            **kw,
+        ),
         "train": lambda: model.fit(train, rng=np.random.default_rng(1)),
     }
     for name, step in steps.items():
@@ -170,10 +223,17 @@ def profile(model, net, train, prompts, pad, kw, args) -> None:
         total = sum(e.self_cpu_time_total for e in events) or 1
         groups: dict[str, float] = {}
         for e in events:
-            key = ("matmul/linear" if any(k in e.key for k in ("mm", "linear", "matmul", "addmm")) else
-                   "attention" if "attention" in e.key or "softmax" in e.key else
-                   "beam/logits processing" if any(k in e.key for k in ("topk", "sort", "gather", "index", "cat", "where")) else
-                   "optimizer" if "adam" in e.key.lower() or "foreach" in e.key else "other")
+            key = (
+                "matmul/linear"
+                if any(k in e.key for k in ("mm", "linear", "matmul", "addmm"))
+                else "attention"
+                if "attention" in e.key or "softmax" in e.key
+                else "beam/logits processing"
+                if any(k in e.key for k in ("topk", "sort", "gather", "index", "cat", "where"))
+                else "optimizer"
+                if "adam" in e.key.lower() or "foreach" in e.key
+                else "other"
+            )
             groups[key] = groups.get(key, 0.0) + e.self_cpu_time_total
         print(f"\n== {name}: self CPU time by group ==")
         for key, value in sorted(groups.items(), key=lambda kv: -kv[1]):

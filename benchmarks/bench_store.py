@@ -30,15 +30,21 @@ from pathlib import Path
 
 import yaml
 
-NUMPY = ("import numpy as np\nrng = np.random.default_rng(0)\nfor _ in range({G}):\n"
-         "    rng.standard_normal(({R}, {M}, 1))\n")
+NUMPY = (
+    "import numpy as np\nrng = np.random.default_rng(0)\nfor _ in range({G}):\n    rng.standard_normal(({R}, {M}, 1))\n"
+)
 
 
 def config(replicates: int, generations: int, m: int, sampler: str, metrics: list[str] | None) -> dict:
-    raw = {"name": "bench", "seed": 0, "replicates": replicates, "shard_size": replicates,
-           "data": {"kind": "gaussian", "mean": 0.0, "std": 1.0, "dim": 1},
-           "model": {"kind": "gaussian", "variance": "unbiased", "next_fit": sampler},
-           "loop": {"generations": generations, "samples": m, "regime": "replace"}}
+    raw = {
+        "name": "bench",
+        "seed": 0,
+        "replicates": replicates,
+        "shard_size": replicates,
+        "data": {"kind": "gaussian", "mean": 0.0, "std": 1.0, "dim": 1},
+        "model": {"kind": "gaussian", "variance": "unbiased", "next_fit": sampler},
+        "loop": {"generations": generations, "samples": m, "regime": "replace"},
+    }
     return {**raw, "metrics": metrics} if metrics else raw
 
 
@@ -67,13 +73,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cpu", type=int, default=0, help="the core to pin each command to (-1: none)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
-    parser.add_argument("--compare", metavar="SRC", help="also run the modelcollapse cases with SRC (another checkout's "
-                                                          "src/) first on PYTHONPATH, interleaved, as 'SRC: case'")
+    parser.add_argument(
+        "--compare",
+        metavar="SRC",
+        help="also run the modelcollapse cases with SRC (another checkout's "
+        "src/) first on PYTHONPATH, interleaved, as 'SRC: case'",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     R, G, M = args.replicates, args.generations, args.samples
-    cases = {"numpy draws": None, "samples path": config(R, G, M, "samples", None),
-             "exact, default metrics": config(R, G, M, "direct", None), "exact, variance only": config(R, G, M, "direct", ["variance"])}
+    cases = {
+        "numpy draws": None,
+        "samples path": config(R, G, M, "samples", None),
+        "exact, default metrics": config(R, G, M, "direct", None),
+        "exact, variance only": config(R, G, M, "direct", ["variance"]),
+    }
     commands = {}
     for name, raw in cases.items():
         if raw is None:
@@ -81,16 +95,27 @@ def main() -> None:
         else:
             path = work / f"{name.split(',')[0].replace(' ', '-')}-{len(commands)}.yaml"
             path.write_text(yaml.safe_dump(raw))
-            commands[name] = [sys.executable, "-m", "modelcollapse.cli", "run", str(path), "--out", str(work / "out"),
-                              "--quiet", "--no-report"]
+            commands[name] = [
+                sys.executable,
+                "-m",
+                "modelcollapse.cli",
+                "run",
+                str(path),
+                "--out",
+                str(work / "out"),
+                "--quiet",
+                "--no-report",
+            ]
     cpu = None if args.cpu < 0 else args.cpu
     sources = {name: None for name in commands}
     if args.compare:
         for name in list(cases)[1:]:
             commands[f"{args.compare}: {name}"], sources[f"{args.compare}: {name}"] = commands[name], args.compare
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-    print(f"R = {R}, G = {G}, M = {M}; {args.repeats} interleaved repeats, pinned to core {cpu}; "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"R = {R}, G = {G}, M = {M}; {args.repeats} interleaved repeats, pinned to core {cpu}; "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     try:
         for _ in range(args.repeats):
             for name, command in commands.items():
@@ -102,8 +127,10 @@ def main() -> None:
     for name, (wall, cpu_s) in med.items():
         print(f"  {name:24s} median wall {wall:7.2f} s   median CPU {cpu_s:7.2f} s")
     for prefix in ("", f"{args.compare}: ") if args.compare else ("",):
-        for label, a, b in (("samples path / numpy draws", "samples path", "numpy draws"),
-                            ("exact default / variance only", "exact, default metrics", "exact, variance only")):
+        for label, a, b in (
+            ("samples path / numpy draws", "samples path", "numpy draws"),
+            ("exact default / variance only", "exact, default metrics", "exact, variance only"),
+        ):
             a, b = prefix + a, (b if b == "numpy draws" else prefix + b)
             print(f"  {prefix}{label:32s} wall {med[a][0] / med[b][0]:.2f}x   CPU {med[a][1] / med[b][1]:.2f}x")
     print(f"load average {os.getloadavg()[0]:.1f} at end")

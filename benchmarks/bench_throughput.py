@@ -19,7 +19,11 @@ from pathlib import Path
 import numpy as np
 
 CASES = {
-    "gaussian (1-D, M=100)": {"data": {"kind": "gaussian", "dim": 1}, "model": {"kind": "gaussian"}, "metrics": ["variance"]},
+    "gaussian (1-D, M=100)": {
+        "data": {"kind": "gaussian", "dim": 1},
+        "model": {"kind": "gaussian"},
+        "metrics": ["variance"],
+    },
     "categorical (K=10, N=100)": {
         "data": {"kind": "categorical", "categories": 10},
         "model": {"kind": "categorical"},
@@ -32,8 +36,14 @@ def engine(spec: dict, replicates: int, generations: int, samples: int) -> float
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
 
-    raw = {"name": "bench", "seed": 0, "replicates": replicates, "shard_size": replicates, **spec,
-           "loop": {"generations": generations, "samples": samples, "regime": "replace", "heldout": 100}}
+    raw = {
+        "name": "bench",
+        "seed": 0,
+        "replicates": replicates,
+        "shard_size": replicates,
+        **spec,
+        "loop": {"generations": generations, "samples": samples, "regime": "replace", "heldout": 100},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         execute(validate(raw), Path(tmp) / "run", quiet=True)
@@ -59,13 +69,17 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=100)
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
-    print("| family | replicates x generations | engine s | engine rep-gen/s | RNG-only s | RNG-only rep-gen/s | engine / RNG time |")
+    print(
+        "| family | replicates x generations | engine s | engine rep-gen/s | RNG-only s | RNG-only rep-gen/s | engine / RNG time |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, spec in CASES.items():
         eng = engine(spec, args.replicates, args.generations, args.samples)
         rng = raw_rng(name, args.replicates, args.generations, args.samples)
         work = args.replicates * args.generations
-        print(f"| {name} | {args.replicates} x {args.generations} | {eng:.2f} | {work / eng:,.0f} | {rng:.3f} | {work / rng:,.0f} | {eng / rng:.0f}x |")
+        print(
+            f"| {name} | {args.replicates} x {args.generations} | {eng:.2f} | {work / eng:,.0f} | {rng:.3f} | {work / rng:,.0f} | {eng / rng:.0f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
     print(f"{len(x)} blocks x {args.tokens} tokens, seeding {args.seeding}, load {os.getloadavg()[0]:.1f}")
     print(f"ours          {t1 - t0:7.2f} s  (CPU {c1 - c0:.2f} s)")
     print(f"transformers  {t2 - t1:7.2f} s  (CPU {c2 - c1:.2f} s)")
-    print(f"ratio         {(t2 - t1) / (t1 - t0):7.1f}x wall, {(c2 - c1) / max(c1 - c0, 1e-9):.1f}x CPU; "
-          f"max |z difference| {np.abs(ours - theirs).max():.1e}; null z mean {ours.mean():.2f} sd {ours.std():.2f}")
+    print(
+        f"ratio         {(t2 - t1) / (t1 - t0):7.1f}x wall, {(c2 - c1) / max(c1 - c0, 1e-9):.1f}x CPU; "
+        f"max |z difference| {np.abs(ours - theirs).max():.1e}; null z mean {ours.mean():.2f} sd {ours.std():.2f}"
+    )
 
 
 if __name__ == "__main__":

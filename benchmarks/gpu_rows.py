@@ -48,8 +48,17 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "vae-mnist": ("run", "vae-mnist", []),
     "lm-replace": ("run", "lm-smollm2-wikipedia", ["model.generate_batch_size=256"]),
     "lm-10pct": ("run", "lm-smollm2-wikipedia-10pct", ["model.generate_batch_size=256"]),
-    "telephone": ("chain", "telephone-tasks", ["start.source=builtin:20", "seeds=[0,1,2,3,4]", "generations=50",
-                                               "backend.device=auto", "backend.batch_size=300"]),
+    "telephone": (
+        "chain",
+        "telephone-tasks",
+        [
+            "start.source=builtin:20",
+            "seeds=[0,1,2,3,4]",
+            "generations=50",
+            "backend.device=auto",
+            "backend.batch_size=300",
+        ],
+    ),
 }
 
 #: module -> how to get it (the device machine has torch, transformers, numpy, scipy, pyarrow, click, rich, yaml,
@@ -136,8 +145,15 @@ def completed(out: Path) -> dict:
 def smi_sample() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
-    result = subprocess.run(["nvidia-smi", "--query-gpu=timestamp,memory.used,memory.total,utilization.gpu",
-                             "--format=csv,noheader,nounits"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "nvidia-smi",
+            "--query-gpu=timestamp,memory.used,memory.total,utilization.gpu",
+            "--format=csv,noheader,nounits",
+        ],
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip() if result.returncode == 0 else None
 
 
@@ -146,8 +162,16 @@ def run_all(rows: list[str], out: Path, work: Path, tiny: bool, budget: float) -
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
     logs = {row: open(work / f"{row}.log", "w") for row in rows}
-    procs = {row: subprocess.Popen([sys.executable, __file__, "--one", row, "--out", str(work / row), *(["--tiny"] if tiny else [])],
-                                   stdout=logs[row], stderr=subprocess.STDOUT, env=env, cwd=ROOT) for row in rows}
+    procs = {
+        row: subprocess.Popen(
+            [sys.executable, __file__, "--one", row, "--out", str(work / row), *(["--tiny"] if tiny else [])],
+            stdout=logs[row],
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+        )
+        for row in rows
+    }
     start = time.perf_counter()
     with open(out / "nvidia-smi.csv", "w") as smi:
         smi.write("seconds,timestamp,memory_used_mib,memory_total_mib,utilization_pct\n")
@@ -172,7 +196,11 @@ def run_all(rows: list[str], out: Path, work: Path, tiny: bool, budget: float) -
     timings = []
     for row in rows:
         path = work / f"{row}.timing.json"
-        timings.append(json.loads(path.read_text()) if path.exists() else {"row": row, "status": f"no timing (exit {procs[row].returncode})"})
+        timings.append(
+            json.loads(path.read_text())
+            if path.exists()
+            else {"row": row, "status": f"no timing (exit {procs[row].returncode})"}
+        )
     return timings
 
 
@@ -194,14 +222,20 @@ def write_outputs(rows: list[str], timings: list[dict], work: Path, out: Path, w
     if smi.exists():
         used = [float(line.split(",")[2]) for line in smi.read_text().splitlines()[1:] if line.count(",") >= 4]
         peak = max(used) if used else None
-    lines = ["| run | status | seconds | torch max_memory_allocated (GiB) | generations completed | command |",
-             "| --- | --- | ---: | ---: | --- | --- |"]
+    lines = [
+        "| run | status | seconds | torch max_memory_allocated (GiB) | generations completed | command |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
     for t in timings:
         gens = ", ".join(f"{k}: {v}" for k, v in (t.get("generations") or {}).items()) or "—"
-        lines.append(f"| {t['row']} | {t.get('status')} | {t.get('seconds', '—')} | {t.get('max_memory_allocated_gib') or '—'} "
-                     f"| {gens} | `{t.get('command', '')}` |")
-    lines.append(f"\nAll runs together: {wall:.0f} s wall; nvidia-smi peak memory used (all processes): "
-                 f"{'—' if peak is None else f'{peak / 1024:.1f} GiB'}.")
+        lines.append(
+            f"| {t['row']} | {t.get('status')} | {t.get('seconds', '—')} | {t.get('max_memory_allocated_gib') or '—'} "
+            f"| {gens} | `{t.get('command', '')}` |"
+        )
+    lines.append(
+        f"\nAll runs together: {wall:.0f} s wall; nvidia-smi peak memory used (all processes): "
+        f"{'—' if peak is None else f'{peak / 1024:.1f} GiB'}."
+    )
     (out / "timing.md").write_text("\n".join(lines) + "\n")
     with open(out / "logs.txt", "w") as f:
         for row in rows:
@@ -218,10 +252,16 @@ def write_outputs(rows: list[str], timings: list[dict], work: Path, out: Path, w
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-out")))
-    parser.add_argument("--work", type=Path, help="run directories (default TMP/modelcollapse-gpu-runs; a second call resumes them)")
+    parser.add_argument(
+        "--work", type=Path, help="run directories (default TMP/modelcollapse-gpu-runs; a second call resumes them)"
+    )
     parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {', '.join(ROWS)}")
-    parser.add_argument("--tiny", action="store_true", default=bool(os.environ.get("MODELCOLLAPSE_GPU_TINY")),
-                        help="every run at CI size (reference_values.py's overrides), for a CPU rehearsal")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        default=bool(os.environ.get("MODELCOLLAPSE_GPU_TINY")),
+        help="every run at CI size (reference_values.py's overrides), for a CPU rehearsal",
+    )
     parser.add_argument("--budget", type=float, default=540.0, help="seconds before the runs still going are stopped")
     parser.add_argument("--check", action="store_true", help="list missing packages; exit 3 if any")
     parser.add_argument("--one", help=argparse.SUPPRESS)

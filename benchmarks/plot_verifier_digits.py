@@ -30,7 +30,9 @@ def read(run: Path) -> dict[tuple[str, str], np.ndarray]:
     """``{(arm, metric): (G, R) values}`` from ``run/metrics.parquet``."""
     import pyarrow.parquet as pq
 
-    t = pq.read_table(run / "metrics.parquet", columns=["arm", "replicate", "generation", "metric", "value"]).to_pydict()
+    t = pq.read_table(
+        run / "metrics.parquet", columns=["arm", "replicate", "generation", "metric", "value"]
+    ).to_pydict()
     cells: dict[tuple[str, str], dict[tuple[int, int], float]] = {}
     for arm, rep, gen, metric, value in zip(t["arm"], t["replicate"], t["generation"], t["metric"], t["value"]):
         cells.setdefault((str(arm), str(metric)), {})[(int(gen), int(rep))] = float(value)

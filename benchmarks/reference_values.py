@@ -52,8 +52,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # One BLAS thread: a product's last bits can depend on the thread count (the fingerprint records it).
-for _key, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("MPLBACKEND", "Agg"),
-                     ("OPENBLAS_NUM_THREADS", "1"), ("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1")):
+for _key, _value in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("MPLBACKEND", "Agg"),
+    ("OPENBLAS_NUM_THREADS", "1"),
+    ("OMP_NUM_THREADS", "1"),
+    ("MKL_NUM_THREADS", "1"),
+):
     os.environ.setdefault(_key, _value)
 
 JSON_PATH = Path(__file__).with_name("reference_values.json")
@@ -109,11 +115,14 @@ PRESETS: dict[str, dict] = {
     "heat-death": {"set": ["replicates=4", "loop.generations=10", "loop.samples=1000"]},
     "heat-death-phase": {"set": ["replicates=16", "loop.generations=10"]},
     "forgetting": {
-        "set": ["replicates=200", "loop.generations=20",
-                "arms={poisson-n10: {}, zipf: {data: {kind: zipf, exponent: 1.1, types: 500}, model: {kind: categorical}, "
-                "metrics: [support_size, entropy, survival], replicates: 10, loop.samples: 500}, wordfreq: {data: {kind: "
-                "categorical, distribution: wordfreq, categories: 500}, model: {kind: categorical}, metrics: [support_size, "
-                "survival], replicates: 10, loop.samples: 500}}"],
+        "set": [
+            "replicates=200",
+            "loop.generations=20",
+            "arms={poisson-n10: {}, zipf: {data: {kind: zipf, exponent: 1.1, types: 500}, model: {kind: categorical}, "
+            "metrics: [support_size, entropy, survival], replicates: 10, loop.samples: 500}, wordfreq: {data: {kind: "
+            "categorical, distribution: wordfreq, categories: 500}, model: {kind: categorical}, metrics: [support_size, "
+            "survival], replicates: 10, loop.samples: 500}}",
+        ],
         "needs": ["wordfreq"],
     },
     "tails-zipf": {"set": ["replicates=2", "grid={loop.samples: [1000, 10000]}"], "needs": ["wordfreq"]},
@@ -123,86 +132,208 @@ PRESETS: dict[str, dict] = {
     "real-fraction-sweep": {"set": ["replicates=32", "loop.generations=25"]},
     "regression-regimes": {"set": ["replicates=50", "loop.generations=50"]},
     "mad-diffusion-2d": {
-        "set": ["replicates=2", "loop.generations=2", "loop.samples=64", "loop.heldout=200", "model.timesteps=20",
-                "model.hidden=16", "model.layers=1", "model.train_steps=30", "model.batch_size=32", "model.threads=1"],
+        "set": [
+            "replicates=2",
+            "loop.generations=2",
+            "loop.samples=64",
+            "loop.heldout=200",
+            "model.timesteps=20",
+            "model.hidden=16",
+            "model.layers=1",
+            "model.train_steps=30",
+            "model.batch_size=32",
+            "model.threads=1",
+        ],
         "needs": ["torch"],
     },
     "mad-diffusion-digits": {
-        "set": ["loop.generations=2", "loop.samples=100", "model.timesteps=20", "model.hidden=16", "model.layers=1",
-                "model.train_steps=30", "model.batch_size=32", "model.threads=1",
-                "arms={fully-synthetic: {}, fully-synthetic-biased: {loop.bias: 0.7}, synthetic-augmentation: "
-                "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50}, fresh-data: "
-                "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50, loop.real_samples: 1498}}"],
+        "set": [
+            "loop.generations=2",
+            "loop.samples=100",
+            "model.timesteps=20",
+            "model.hidden=16",
+            "model.layers=1",
+            "model.train_steps=30",
+            "model.batch_size=32",
+            "model.threads=1",
+            "arms={fully-synthetic: {}, fully-synthetic-biased: {loop.bias: 0.7}, synthetic-augmentation: "
+            "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50}, fresh-data: "
+            "{loop.regime: synthetic-augmentation, loop.n_real: 50, loop.n_synthetic: 50, loop.real_samples: 1498}}",
+        ],
         "needs": ["torch", "sklearn"],
     },
     "vae-digits": {
-        "set": ["loop.generations=2", "loop.samples=500", "model.hidden=64", "model.epochs=5", "model.threads=1",
-                "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "loop.samples=500",
+            "model.hidden=64",
+            "model.epochs=5",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "sklearn"],
     },
     # a VAE this small barely learns, so the verifier arms keep few or none: the check is of bits, not of the finding
     "verifier-digits": {
-        "set": ["replicates=1", "loop.generations=2", "loop.samples=300", "model.hidden=64", "model.epochs=5",
-                "model.threads=1", "model.device=cpu"],
+        "set": [
+            "replicates=1",
+            "loop.generations=2",
+            "loop.samples=300",
+            "model.hidden=64",
+            "model.epochs=5",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "sklearn"],
     },
     # as verifier-digits: the check is of bits; tests/test_curation.py checks the direction at a larger scale
     "curated-digits": {
-        "set": ["replicates=1", "loop.generations=2", "loop.samples=300", "model.hidden=64", "model.epochs=5",
-                "model.threads=1", "model.device=cpu"],
+        "set": [
+            "replicates=1",
+            "loop.generations=2",
+            "loop.samples=300",
+            "model.hidden=64",
+            "model.epochs=5",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "sklearn"],
     },
     "vae-mnist": {
-        "set": ["replicates=1", "loop.generations=2", "data.max_images=1000", "loop.samples=1000", "model.capacity=8",
-                "model.latent=8", "model.epochs=3", "model.batch_size=64", "model.threads=1", "model.device=cpu"],
+        "set": [
+            "replicates=1",
+            "loop.generations=2",
+            "data.max_images=1000",
+            "loop.samples=1000",
+            "model.capacity=8",
+            "model.latent=8",
+            "model.epochs=3",
+            "model.batch_size=64",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch"],
     },
     "lm-tiny-wikipedia": {
-        "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",
-                "data.heldout_blocks=8", "loop.samples=24", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
-                "model.vocab_size=512", "model.epochs=1", "model.num_beams=2", "model.threads=1",
-                "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "data.block=16",
+            "data.max_blocks=24",
+            "data.validation_blocks=8",
+            "data.heldout_blocks=8",
+            "loop.samples=24",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "model.n_embd=16",
+            "model.vocab_size=512",
+            "model.epochs=1",
+            "model.num_beams=2",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "transformers"],
     },
     "curated-text": {
-        "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",
-                "data.heldout_blocks=8", "loop.samples=24", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
-                "model.vocab_size=512", "model.epochs=1", "model.threads=1", "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "data.block=16",
+            "data.max_blocks=24",
+            "data.validation_blocks=8",
+            "data.heldout_blocks=8",
+            "loop.samples=24",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "model.n_embd=16",
+            "model.vocab_size=512",
+            "model.epochs=1",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "transformers", "vaderSentiment"],
     },
     "detector-filter": {
-        "set": ["loop.generations=2", "data.block=16", "data.max_blocks=24", "data.validation_blocks=8",
-                "data.heldout_blocks=8", "loop.samples=24", "model.n_layer=1", "model.n_head=2", "model.n_embd=16",
-                "model.vocab_size=512", "model.epochs=1", "model.threads=1", "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "data.block=16",
+            "data.max_blocks=24",
+            "data.validation_blocks=8",
+            "data.heldout_blocks=8",
+            "loop.samples=24",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "model.n_embd=16",
+            "model.vocab_size=512",
+            "model.epochs=1",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "needs": ["torch", "transformers"],
     },
     "lm-smollm2-wikipedia": {
-        "set": ["loop.generations=2", "data.block=8", "data.max_blocks=4", "data.validation_blocks=2",
-                "data.heldout_blocks=2", "loop.samples=4", "model.epochs=1", "model.batch_size=4",
-                "model.micro_batch_size=4", "model.num_beams=1", "model.decoding=greedy", "model.generate_batch_size=4",
-                "model.eval_batch_size=4", "model.threads=1", "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "data.block=8",
+            "data.max_blocks=4",
+            "data.validation_blocks=2",
+            "data.heldout_blocks=2",
+            "loop.samples=4",
+            "model.epochs=1",
+            "model.batch_size=4",
+            "model.micro_batch_size=4",
+            "model.num_beams=1",
+            "model.decoding=greedy",
+            "model.generate_batch_size=4",
+            "model.eval_batch_size=4",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "slow": True,
         "needs": ["torch", "transformers"],
     },
     "lm-smollm2-wikipedia-10pct": {
-        "set": ["loop.generations=2", "data.block=8", "data.max_blocks=10", "data.validation_blocks=2",
-                "data.heldout_blocks=2", "loop.samples=10", "model.epochs=1", "model.batch_size=10",
-                "model.micro_batch_size=10", "model.num_beams=1", "model.decoding=greedy",
-                "model.generate_batch_size=10", "model.eval_batch_size=10", "model.threads=1", "model.device=cpu"],
+        "set": [
+            "loop.generations=2",
+            "data.block=8",
+            "data.max_blocks=10",
+            "data.validation_blocks=2",
+            "data.heldout_blocks=2",
+            "loop.samples=10",
+            "model.epochs=1",
+            "model.batch_size=10",
+            "model.micro_batch_size=10",
+            "model.num_beams=1",
+            "model.decoding=greedy",
+            "model.generate_batch_size=10",
+            "model.eval_batch_size=10",
+            "model.threads=1",
+            "model.device=cpu",
+        ],
         "slow": True,
         "needs": ["torch", "transformers"],
     },
     "telephone-summarize": {
         "command": "chain",
-        "set": ["generations=1", "start.source=builtin:1", "seeds=[0]", "decoding.max_new_tokens=8",
-                "backend.threads=1", "backend.batch_size=1"],
+        "set": [
+            "generations=1",
+            "start.source=builtin:1",
+            "seeds=[0]",
+            "decoding.max_new_tokens=8",
+            "backend.threads=1",
+            "backend.batch_size=1",
+        ],
         "slow": True,
         "needs": ["torch", "transformers"],
     },
     "telephone-tasks": {
         "command": "chain",
-        "set": ["generations=1", "start.source=builtin:1", "seeds=[0]", "decoding.max_new_tokens=8",
-                "backend.threads=1", "backend.batch_size=3"],
+        "set": [
+            "generations=1",
+            "start.source=builtin:1",
+            "seeds=[0]",
+            "decoding.max_new_tokens=8",
+            "backend.threads=1",
+            "backend.batch_size=3",
+        ],
         "slow": True,
         "needs": ["torch", "transformers"],
     },
@@ -238,8 +369,9 @@ def read_final(metrics_path: Path) -> dict[str, dict[str, dict]]:
 
     table = pq.read_table(metrics_path, columns=["arm", "replicate", "generation", "metric", "value"]).to_pydict()
     rows: dict[tuple[str, str], dict[int, dict[int, float]]] = {}
-    for arm, rep, gen, metric, value in zip(table["arm"], table["replicate"], table["generation"], table["metric"],
-                                           table["value"]):
+    for arm, rep, gen, metric, value in zip(
+        table["arm"], table["replicate"], table["generation"], table["metric"], table["value"]
+    ):
         rows.setdefault((str(arm), str(metric)), {}).setdefault(int(gen), {})[int(rep)] = float(value)
     final: dict[str, dict[str, dict]] = {}
     for (arm, metric), by_gen in sorted(rows.items()):
@@ -265,16 +397,23 @@ def run_preset(name: str) -> tuple[dict, float]:
         result = CliRunner().invoke(main, cli_args(name, out), catch_exceptions=False)
         seconds = time.perf_counter() - start
         if result.exit_code != 0:
-            raise RuntimeError(f"{name}: modelcollapse {' '.join(cli_args(name, out)[:1])} exited {result.exit_code}:\n"
-                               f"{result.output}")
+            raise RuntimeError(
+                f"{name}: modelcollapse {' '.join(cli_args(name, out)[:1])} exited {result.exit_code}:\n{result.output}"
+            )
         return read_final(out / "metrics.parquet"), seconds
 
 
 # ---- the machine: what decides the last bits -----------------------------------------------------------------------
 
 #: Environment variables that pick a BLAS kernel, torch's kernels, or how many threads split a product.
-FINGERPRINT_ENV = ("OPENBLAS_CORETYPE", "ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_NUM_THREADS",
-                   "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+FINGERPRINT_ENV = (
+    "OPENBLAS_CORETYPE",
+    "ATEN_CPU_CAPABILITY",
+    "NPY_DISABLE_CPU_FEATURES",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 #: Of those, the thread counts: a variant's label names them only where they are not the script's one thread.
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -314,8 +453,14 @@ def blas_libraries() -> list[str] | None:
     except ImportError:
         return None
     with blas_threads():  # the count the presets run with
-        return sorted({f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')} "
-                       f"threads={lib.get('num_threads')}" for lib in threadpool_info() if lib.get("user_api") == "blas"})
+        return sorted(
+            {
+                f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')} "
+                f"threads={lib.get('num_threads')}"
+                for lib in threadpool_info()
+                if lib.get("user_api") == "blas"
+            }
+        )
 
 
 def numpy_simd() -> str | None:
@@ -348,9 +493,16 @@ def fingerprint() -> dict:
     import numpy
     import scipy
 
-    return {"cpu": cpu_model(), "machine": platform.machine(), "numpy": numpy.__version__, "numpy_simd": numpy_simd(),
-            "scipy": scipy.__version__, "blas": blas_libraries(), **torch_kernels(),
-            "env": {key: os.environ.get(key) for key in FINGERPRINT_ENV}}
+    return {
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+        "numpy": numpy.__version__,
+        "numpy_simd": numpy_simd(),
+        "scipy": scipy.__version__,
+        "blas": blas_libraries(),
+        **torch_kernels(),
+        "env": {key: os.environ.get(key) for key in FINGERPRINT_ENV},
+    }
 
 
 def fingerprint_differences(stored: dict | None, current: dict) -> list[str]:
@@ -367,8 +519,11 @@ def fingerprint_differences(stored: dict | None, current: dict) -> list[str]:
 def variant_label() -> str:
     """This process's variant of the machine, for ``--dump``: the kernel and thread variables that are set, e.g.
     ``OPENBLAS_CORETYPE=Sandybridge`` (thread counts only where not 1); ``native`` when none is."""
-    parts = [f"{k}={os.environ[k]}" for k in FINGERPRINT_ENV if os.environ.get(k) and
-             not (k in THREAD_ENV and os.environ[k] == "1")]
+    parts = [
+        f"{k}={os.environ[k]}"
+        for k in FINGERPRINT_ENV
+        if os.environ.get(k) and not (k in THREAD_ENV and os.environ[k] == "1")
+    ]
     return " ".join(parts) or "native"
 
 
@@ -457,8 +612,9 @@ def _walk(expected: dict, got: dict, skip: frozenset = frozenset()) -> Iterator[
                 yield f"arm {arm!r} metric {metric!r} replicate {rep}", a, b, scale
 
 
-def first_difference(name: str, expected: dict, got: dict, rtol: float | None = None,
-                     skip: frozenset = frozenset()) -> str | None:
+def first_difference(
+    name: str, expected: dict, got: dict, rtol: float | None = None, skip: frozenset = frozenset()
+) -> str | None:
     """The first (preset, arm, metric, replicate) that differs, as one line; None when all agree.
 
     ``rtol=None`` compares bit for bit (``float.hex``). Otherwise two values agree when
@@ -509,8 +665,9 @@ def tolerance(name: str, reference: dict, current: dict | None = None) -> float 
     return reference["presets"][name].get("rtol", math.inf)
 
 
-def check_preset(name: str, reference: dict | None = None, current: dict | None = None,
-                 rtol: float | None | str = "auto") -> tuple[str | None, float]:
+def check_preset(
+    name: str, reference: dict | None = None, current: dict | None = None, rtol: float | None | str = "auto"
+) -> tuple[str | None, float]:
     """Rerun ``name`` and compare with the reference; returns (first difference or None, wall seconds).
 
     The comparison is bit for bit on the machine that wrote the reference and within the preset's ``rtol``
@@ -570,8 +727,11 @@ def measure(paths: list[Path], reference: dict, names: list[str], record: bool) 
     print("| --- |" + " ---: |" * len(labels) + " --- | ---: |")
     for name in names:
         entry = reference["presets"][name]
-        found = {label: max_difference(entry["values"], runs[name]["values"], not_portable(entry))
-                 for label, runs in dumps.items() if name in runs}
+        found = {
+            label: max_difference(entry["values"], runs[name]["values"], not_portable(entry))
+            for label, runs in dumps.items()
+            if name in runs
+        }
         if not found:
             continue
         if record:
@@ -584,11 +744,17 @@ def measure(paths: list[Path], reference: dict, names: list[str], record: bool) 
     for name in names:  # the columns left out above (compared on the writing machine only), to show why
         skip = not_portable(reference["presets"][name])
         if skip:
-            found = {label: max_difference(_columns(reference["presets"][name]["values"], skip),
-                                           _columns(runs[name]["values"], skip))
-                     for label, runs in dumps.items() if name in runs}
-            print(f"{name}, its {len(skip)} not-portable columns: " +
-                  ", ".join(f"{label} {d:.1e} ({where})" for label, (d, where) in found.items()))
+            found = {
+                label: max_difference(
+                    _columns(reference["presets"][name]["values"], skip), _columns(runs[name]["values"], skip)
+                )
+                for label, runs in dumps.items()
+                if name in runs
+            }
+            print(
+                f"{name}, its {len(skip)} not-portable columns: "
+                + ", ".join(f"{label} {d:.1e} ({where})" for label, (d, where) in found.items())
+            )
     if record:
         save_reference(reference)
         print(f"recorded measured_rdiff and rtol in {JSON_PATH}")
@@ -605,10 +771,15 @@ def write(names: list[str], all_presets: bool) -> int:
     reference = load_reference() if JSON_PATH.exists() else {"presets": {}}
     differ = fingerprint_differences(reference.get("fingerprint"), fingerprint())
     if not all_presets and reference["presets"] and differ:
-        why = ("the reference stores no fingerprint" if reference.get("fingerprint") is None else
-               f"this machine's fingerprint differs from the reference's in {', '.join(differ)}")
-        print(f"--write PRESET: {why}; write every preset (--write alone) or on the machine that wrote them",
-              file=sys.stderr)
+        why = (
+            "the reference stores no fingerprint"
+            if reference.get("fingerprint") is None
+            else f"this machine's fingerprint differs from the reference's in {', '.join(differ)}"
+        )
+        print(
+            f"--write PRESET: {why}; write every preset (--write alone) or on the machine that wrote them",
+            file=sys.stderr,
+        )
         return 2
     total = 0.0
     for name in names:
@@ -648,11 +819,15 @@ def check(names: list[str], bit_for_bit: bool) -> int:
     reference = load_reference()
     differ = fingerprint_differences(reference.get("fingerprint"), fingerprint())
     if reference.get("fingerprint") is None and not bit_for_bit:
-        print("no fingerprint stored (run --fingerprint on the machine that wrote the values): comparing within each "
-              "preset's rtol")
+        print(
+            "no fingerprint stored (run --fingerprint on the machine that wrote the values): comparing within each "
+            "preset's rtol"
+        )
     elif differ and not bit_for_bit:
-        print(f"this machine's fingerprint differs from the reference's in {', '.join(differ)}: comparing within "
-              "each preset's rtol")
+        print(
+            f"this machine's fingerprint differs from the reference's in {', '.join(differ)}: comparing within "
+            "each preset's rtol"
+        )
     failed, total = 0, 0.0
     for name in names:
         rtol = None if bit_for_bit else tolerance(name, reference)
@@ -671,13 +846,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="run every preset (slow ones too) and write the JSON")
-    mode.add_argument("--check", action="store_true",
-                      help="rerun and compare: bit for bit on the writing machine, within each preset's rtol elsewhere")
-    mode.add_argument("--fingerprint", action="store_true",
-                      help="rerun every preset; if all are bit-identical, record this machine as the writer")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="rerun and compare: bit for bit on the writing machine, within each preset's rtol elsewhere",
+    )
+    mode.add_argument(
+        "--fingerprint",
+        action="store_true",
+        help="rerun every preset; if all are bit-identical, record this machine as the writer",
+    )
     mode.add_argument("--dump", metavar="FILE", type=Path, help="rerun and write the values to FILE (for --measure)")
-    mode.add_argument("--measure", metavar="FILE", type=Path, nargs="+",
-                      help="each preset's largest relative difference in these --dump files")
+    mode.add_argument(
+        "--measure",
+        metavar="FILE",
+        type=Path,
+        nargs="+",
+        help="each preset's largest relative difference in these --dump files",
+    )
     parser.add_argument("--record", action="store_true", help="--measure: store measured_rdiff and rtol in the JSON")
     parser.add_argument("--slow", action="store_true", help="--check, --dump: include the slow presets")
     parser.add_argument("presets", nargs="*", help="only these (default: all; --check without --slow: the non-slow)")

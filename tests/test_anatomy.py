@@ -20,8 +20,12 @@ FACTORS = {"sampling": ["exact", "finite"], "family": ["matched", "mismatched"],
 
 def raw(model, data=None, fit_to="population", generations=5, samples=100, replicates=4, metrics=("mean", "variance")):
     return {
-        "seed": 3, "replicates": replicates, "data": data or {"kind": "gaussian"}, "model": model,
-        "loop": {"generations": generations, "samples": samples, "fit_to": fit_to}, "metrics": list(metrics),
+        "seed": 3,
+        "replicates": replicates,
+        "data": data or {"kind": "gaussian"},
+        "model": model,
+        "loop": {"generations": generations, "samples": samples, "fit_to": fit_to},
+        "metrics": list(metrics),
     }
 
 
@@ -39,7 +43,9 @@ def test_exact_sampling_matched_exact_learner_has_no_drift(tmp_path, model, data
     m = run_small(raw(model, data, metrics=metrics), tmp_path)
     for name in metrics:
         values = m[("run", name)]
-        np.testing.assert_allclose(values, np.broadcast_to(values[0], values.shape), rtol=1e-12, atol=1e-14, err_msg=name)
+        np.testing.assert_allclose(
+            values, np.broadcast_to(values[0], values.shape), rtol=1e-12, atol=1e-14, err_msg=name
+        )
 
 
 def test_gmm_population_em_returns_the_mixture_it_contains(rng):
@@ -86,9 +92,12 @@ def test_mismatched_gaussian_on_mixture_errs_at_generation_zero_then_is_a_fixed_
 
 def test_exact_sampling_needs_a_family_that_can_and_the_replace_regime():
     base = raw({"kind": "linear-regression"}, {"kind": "regression"}, metrics=["test_mse"])
-    with pytest.raises(ConfigError, match="loop.fit_to 'population' fits each generation to the previous model's population, "
-                       "which model.kind 'linear-regression' cannot do; families that can: 'categorical', 'gaussian', "
-                       "'gaussian-mean', 'gaussian-sgd', 'gmm', 'kde', 'poisson'."):
+    with pytest.raises(
+        ConfigError,
+        match="loop.fit_to 'population' fits each generation to the previous model's population, "
+        "which model.kind 'linear-regression' cannot do; families that can: 'categorical', 'gaussian', "
+        "'gaussian-mean', 'gaussian-sgd', 'gmm', 'kde', 'poisson'.",
+    ):
         validate(base)
     with pytest.raises(ConfigError, match="loop.fit_to 'population' needs loop.regime 'replace'; got 'accumulate'."):
         validate({**raw({"kind": "gaussian"}), "loop": {"fit_to": "population", "regime": "accumulate"}})
@@ -159,7 +168,9 @@ def test_check_design_names_the_missing_cell():
     assert len(check_design({"factors": FACTORS}, names + ["other-arm"])) == 8
     with pytest.raises(ConfigError, match="missing: \\['sampling=finite,family=mismatched,learner=approximate'\\]"):
         check_design({"factors": FACTORS}, names[:-1])
-    with pytest.raises(ConfigError, match="arm 'sampling=exact,family=bad,learner=exact' must set every anatomy factor"):
+    with pytest.raises(
+        ConfigError, match="arm 'sampling=exact,family=bad,learner=exact' must set every anatomy factor"
+    ):
         check_design({"factors": FACTORS}, ["sampling=exact,family=bad,learner=exact"])
 
 

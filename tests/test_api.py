@@ -17,9 +17,15 @@ import modelcollapse as mc
 pd = pytest.importorskip("pandas")
 
 SRC = str(Path(mc.__file__).resolve().parents[1])
-RAW = {"name": "api", "replicates": 5, "shard_size": 3, "loop": {"generations": 4, "samples": 20},
-       "metrics": ["variance", "w2_sq"], "grid": {"loop.samples": [20, 40]},
-       "arms": {"rep": {}, "acc": {"loop.regime": "accumulate"}}}
+RAW = {
+    "name": "api",
+    "replicates": 5,
+    "shard_size": 3,
+    "loop": {"generations": 4, "samples": 20},
+    "metrics": ["variance", "w2_sq"],
+    "grid": {"loop.samples": [20, 40]},
+    "arms": {"rep": {}, "acc": {"loop.regime": "accumulate"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,9 @@ def test_api_and_cli_write_identical_metrics(made, tmp_path):
 
     run, _ = made
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(RAW, sort_keys=False))
-    result = CliRunner().invoke(main, ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "cli"), "--quiet", "--no-report"])
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "cli"), "--quiet", "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     ours, theirs = pq.read_table(run.path / "metrics.parquet"), pq.read_table(tmp_path / "cli" / "metrics.parquet")
     assert ours.num_rows == 4 * 5 * 4 * 4 and ours.equals(theirs)
@@ -74,8 +82,16 @@ def test_on_generation_gets_each_persisted_generation_with_its_metrics(made):
     df = run.metrics()
     for e in events:
         assert set(e.metrics) >= {"variance", "w2_sq"} and e.metrics["variance"].shape == (len(e.replicates),)
-        stored = df[(df.arm == e.arm) & (df.generation == e.generation) & (df.metric == "variance")
-                    & df.replicate.isin(list(e.replicates))].sort_values("replicate")["value"].to_numpy()
+        stored = (
+            df[
+                (df.arm == e.arm)
+                & (df.generation == e.generation)
+                & (df.metric == "variance")
+                & df.replicate.isin(list(e.replicates))
+            ]
+            .sort_values("replicate")["value"]
+            .to_numpy()
+        )
         np.testing.assert_array_equal(stored, e.metrics["variance"])
 
 
@@ -100,11 +116,19 @@ def test_errors_name_python_arguments_and_overwrite_only_replaces_runs(made, tmp
 
 
 def test_sweep_has_point_and_typed_grid_columns(tmp_path):
-    sw = mc.sweep({"name": "s", "replicates": 3, "loop": {"generations": 2, "samples": 10}, "metrics": ["variance"]},
-                  grid={"loop.samples": [10, 30], "loop.real_fraction": [0.0, 0.5]}, out=tmp_path / "s")
+    sw = mc.sweep(
+        {"name": "s", "replicates": 3, "loop": {"generations": 2, "samples": 10}, "metrics": ["variance"]},
+        grid={"loop.samples": [10, 30], "loop.real_fraction": [0.0, 0.5]},
+        out=tmp_path / "s",
+    )
     df = sw.metrics()
     assert df["loop.samples"].dtype == np.int64 and df["loop.real_fraction"].dtype == np.float64
-    assert sorted(df.groupby(["loop.samples", "loop.real_fraction"]).size().index) == [(10, 0.0), (10, 0.5), (30, 0.0), (30, 0.5)]
+    assert sorted(df.groupby(["loop.samples", "loop.real_fraction"]).size().index) == [
+        (10, 0.0),
+        (10, 0.5),
+        (30, 0.0),
+        (30, 0.5),
+    ]
     assert len(sw.curves("variance")) == 4 * 2
 
 
@@ -132,12 +156,22 @@ def test_decorated_plugins_run_by_name_and_re_registration_replaces(tmp_path):
     try:
         define(100.0)
         define(0.0)
-        run = mc.run({"name": "p", "replicates": 3, "loop": {"generations": 3, "samples": 15, "regime": {"kind": "api_last_k", "k": 1}},
-                      "metrics": ["api_sample_range"]}, out=tmp_path / "p")
+        run = mc.run(
+            {
+                "name": "p",
+                "replicates": 3,
+                "loop": {"generations": 3, "samples": 15, "regime": {"kind": "api_last_k", "k": 1}},
+                "metrics": ["api_sample_range"],
+            },
+            out=tmp_path / "p",
+        )
         df = run.metrics()
         values = df[df.metric == "api_sample_range"]["value"].to_numpy()
         assert len(values) == 9 and ((values > 0) & (values < 20)).all()  # the second definition (offset 0) ran
-        with pytest.raises(mc.ConfigError, match=r"'variance' is already registered \(by modelcollapse.plugins.metrics.moments.variance\)"):
+        with pytest.raises(
+            mc.ConfigError,
+            match=r"'variance' is already registered \(by modelcollapse.plugins.metrics.moments.variance\)",
+        ):
             mc.metric("variance")(lambda ctx: ctx.samples.mean(1))
         with pytest.raises(mc.ConfigError, match="loop.regime.k must be >= 1|k .*int"):
             mc.run({"loop": {"regime": {"kind": "api_last_k", "k": "x"}}}, out=tmp_path / "q")
@@ -153,17 +187,39 @@ def test_sklearn_takes_an_instance_and_checks_metrics_at_validation(tmp_path):
 
     from modelcollapse.engine.plan import validate
 
-    with pytest.raises(mc.ConfigError, match=r"metrics: 'mean' cannot be computed for model.estimator 'sklearn.neighbors:KernelDensity'"):
+    with pytest.raises(
+        mc.ConfigError,
+        match=r"metrics: 'mean' cannot be computed for model.estimator 'sklearn.neighbors:KernelDensity'",
+    ):
         validate({"model": {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity"}}, trust_code=True)
     kde = KernelDensity(bandwidth=0.4)
-    run = mc.run({"name": "k", "replicates": 2, "loop": {"generations": 3, "samples": 30}, "metrics": ["nll_real", "w1"],
-                  "model": {"kind": "sklearn", "estimator": kde}}, out=tmp_path / "k")
-    assert run.config["model"] == {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity",
-                                   "params": {**kde.get_params(), "bandwidth": 0.4}}
+    run = mc.run(
+        {
+            "name": "k",
+            "replicates": 2,
+            "loop": {"generations": 3, "samples": 30},
+            "metrics": ["nll_real", "w1"],
+            "model": {"kind": "sklearn", "estimator": kde},
+        },
+        out=tmp_path / "k",
+    )
+    assert run.config["model"] == {
+        "kind": "sklearn",
+        "estimator": "sklearn.neighbors:KernelDensity",
+        "params": {**kde.get_params(), "bandwidth": 0.4},
+    }
     assert not hasattr(kde, "tree_")  # the caller's estimator is cloned, never fitted
-    by_path = mc.run({"name": "k", "replicates": 2, "loop": {"generations": 3, "samples": 30}, "metrics": ["nll_real", "w1"],
-                      "model": {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity", "params": {"bandwidth": 0.4}}},
-                     out=tmp_path / "k2", trust_code=True)
+    by_path = mc.run(
+        {
+            "name": "k",
+            "replicates": 2,
+            "loop": {"generations": 3, "samples": 30},
+            "metrics": ["nll_real", "w1"],
+            "model": {"kind": "sklearn", "estimator": "sklearn.neighbors:KernelDensity", "params": {"bandwidth": 0.4}},
+        },
+        out=tmp_path / "k2",
+        trust_code=True,
+    )
     assert run.metrics()["value"].equals(by_path.metrics()["value"])  # same settings, same keyed streams, same bits
 
 
@@ -173,16 +229,23 @@ def _env():
 
 def test_a_script_without_main_guard_falls_back_from_the_pool_with_a_warning(tmp_path):
     script = tmp_path / "noguard.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import modelcollapse as mc
         run = mc.run({"name": "ng", "replicates": 4, "shard_size": 2, "loop": {"generations": 2, "samples": 10}},
                      out="out", workers=2)
         print("STATUS", run.manifest["status"], len(run.metrics()))
-    """))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=120)
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "STATUS complete" in done.stdout
-    assert "outside an `if __name__ == \"__main__\":` block" in done.stderr and "one after another in this process" in done.stderr
+    assert (
+        'outside an `if __name__ == "__main__":` block' in done.stderr
+        and "one after another in this process" in done.stderr
+    )
 
 
 def test_plugin_files_modules_and_entry_points(tmp_path):
@@ -190,19 +253,41 @@ def test_plugin_files_modules_and_entry_points(tmp_path):
 
     from modelcollapse.cli import main
 
-    (tmp_path / "my_metric.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_metric.py").write_text(
+        textwrap.dedent("""
         import modelcollapse as mc
         @mc.metric("file_metric", from_model=True)
         def file_metric(ctx):
             return ctx.model.moments()[1][:, 0, 0] * 2
-    """))
+    """)
+    )
     out = tmp_path / "cli"
-    result = CliRunner().invoke(main, ["run", "gaussian-replace", "--out", str(out), "--quiet", "--no-report",
-                                       "--plugin", str(tmp_path / "my_metric.py"), "--trust-code", "--set", "replicates=3",
-                                       "--set", "loop.generations=2", "--set", "metrics=[variance, file_metric]"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "gaussian-replace",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-report",
+            "--plugin",
+            str(tmp_path / "my_metric.py"),
+            "--trust-code",
+            "--set",
+            "replicates=3",
+            "--set",
+            "loop.generations=2",
+            "--set",
+            "metrics=[variance, file_metric]",
+        ],
+    )
     assert result.exit_code == 0, result.output
     df = mc.load(out).metrics()
-    var, doubled = (df[df.metric == m].sort_values(["generation", "replicate"])["value"].to_numpy() for m in ("variance", "file_metric"))
+    var, doubled = (
+        df[df.metric == m].sort_values(["generation", "replicate"])["value"].to_numpy()
+        for m in ("variance", "file_metric")
+    )
     np.testing.assert_allclose(doubled, 2 * var)
     assert mc.load(out).config["plugins"] == [str(tmp_path / "my_metric.py")]
     # an installed package's entry point, loaded when an unknown name is resolved (in a fresh process)
@@ -210,16 +295,25 @@ def test_plugin_files_modules_and_entry_points(tmp_path):
     (site / "ep_plugin-0.1.dist-info").mkdir(parents=True)
     (site / "ep_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-plugin\nVersion: 0.1\n")
     (site / "ep_plugin-0.1.dist-info" / "entry_points.txt").write_text("[modelcollapse.plugins]\nep = ep_plugin\n")
-    (site / "ep_plugin.py").write_text("import modelcollapse as mc\n@mc.metric('ep_metric')\ndef ep_metric(ctx):\n"
-                                       "    return ctx.samples.reshape(ctx.samples.shape[0], -1).mean(1)\n")
-    code = ("import modelcollapse as mc; r = mc.run({'replicates': 2, 'loop': {'generations': 2, 'samples': 5}, "
-            "'metrics': ['ep_metric']}, out='ep'); print(sorted(set(r.metrics().metric)))")
+    (site / "ep_plugin.py").write_text(
+        "import modelcollapse as mc\n@mc.metric('ep_metric')\ndef ep_metric(ctx):\n"
+        "    return ctx.samples.reshape(ctx.samples.shape[0], -1).mean(1)\n"
+    )
+    code = (
+        "import modelcollapse as mc; r = mc.run({'replicates': 2, 'loop': {'generations': 2, 'samples': 5}, "
+        "'metrics': ['ep_metric']}, out='ep'); print(sorted(set(r.metrics().metric)))"
+    )
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "['ep_metric', 'train_real', 'train_synthetic']" in done.stdout
     with pytest.raises(mc.ConfigError, match="plugins: plug-in file 'nope.py' does not exist"):
         mc.run({"plugins": ["nope.py"]}, out=tmp_path / "n", trust_code=True)
-    with pytest.raises(mc.ConfigError, match=r"names Python code to import and run; nothing was imported: pass --trust-code \(or trust_code=True"):
+    with pytest.raises(
+        mc.ConfigError,
+        match=r"names Python code to import and run; nothing was imported: pass --trust-code \(or trust_code=True",
+    ):
         mc.run({"plugins": [str(tmp_path / "my_metric.py")]}, out=tmp_path / "untrusted")  # refused before importing

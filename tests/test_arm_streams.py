@@ -16,8 +16,16 @@ ARMS = {
 
 
 def run(tmp_path, folder, **raw):
-    base = {"name": "order", "seed": 7, "replicates": 6, "shard_size": 4, "data": {"kind": "gaussian", "dim": 2},
-            "loop": {"generations": 4}, "metrics": ["trace_ratio", "mean"], **raw}
+    base = {
+        "name": "order",
+        "seed": 7,
+        "replicates": 6,
+        "shard_size": 4,
+        "data": {"kind": "gaussian", "dim": 2},
+        "loop": {"generations": 4},
+        "metrics": ["trace_ratio", "mean"],
+        **raw,
+    }
     execute(validate(base), tmp_path / folder, quiet=True)
     t = pq.read_table(tmp_path / folder / "metrics.parquet").to_pydict()
     out: dict = {}

@@ -55,8 +55,11 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, tables, case
         "dims": (real, _npy(tmp_path / "d3.npy", np.zeros((10, 3))), "feature dimensions must match"),
         "nan": (real, _npy(tmp_path / "nan.npy", np.array([[0.0, np.nan]] * 5)), "NaN or infinite"),
         "utf8": (_write(tmp_path / "r.txt", b"fine\n"), _write(tmp_path / "l.txt", b"caf\xe9\n"), "not valid UTF-8"),
-        "field": (_write(tmp_path / "r.txt", b"fine\n"), _write(tmp_path / "f.jsonl", b'{"text": "a"}\n{"body": "b"}\n'),
-                  "line 2 must be a JSON object with key 'text'"),
+        "field": (
+            _write(tmp_path / "r.txt", b"fine\n"),
+            _write(tmp_path / "f.jsonl", b'{"text": "a"}\n{"body": "b"}\n'),
+            "line 2 must be a JSON object with key 'text'",
+        ),
         "generation": (real, f"{_tiny_run(tmp_path)}:generation=9", "has no generation 9"),
         "max0": (real, tables / "narrow.npy", "--max-records must be >= 1"),
     }[case]
@@ -78,10 +81,15 @@ def _npy(path, x):
 
 
 def _tiny_run(tmp_path, regime="replace", generations=3, samples=20, dim=2, variance="unbiased", seed=0):
-    raw = {"name": "t", "seed": seed, "replicates": 2, "shard_size": 2,
-           "data": {"kind": "gaussian", "mean": 0.0, "std": 1.0, "dim": dim},
-           "model": {"kind": "gaussian", "variance": variance},
-           "loop": {"generations": generations, "samples": samples, "regime": regime}}
+    raw = {
+        "name": "t",
+        "seed": seed,
+        "replicates": 2,
+        "shard_size": 2,
+        "data": {"kind": "gaussian", "mean": 0.0, "std": 1.0, "dim": dim},
+        "model": {"kind": "gaussian", "variance": variance},
+        "loop": {"generations": generations, "samples": samples, "regime": regime},
+    }
     out = tmp_path / f"run-{regime}-{generations}-{samples}-{variance}"
     execute(validate(raw), out, quiet=True)
     return out
@@ -109,8 +117,18 @@ def test_cli_writes_schema_and_fail_on(tables, tmp_path):
     assert by["variance_ratio"]["value"] < by["variance_ratio"]["null"][0] and by["variance_ratio"]["verdict"] != "ok"
     assert set(by["recall"]) == {"name", "group", "value", "ci", "null", "z", "verdict"}
     assert (out / "audit.parquet").exists() and "<table>" in (out / "report.html").read_text()
-    failed = invoke(tables / "real.npy", tables / "narrow.npy", "--out", tmp_path / "o2", "--repeats", "8",
-                    "--lm", "none", "--fail-on", "watch")
+    failed = invoke(
+        tables / "real.npy",
+        tables / "narrow.npy",
+        "--out",
+        tmp_path / "o2",
+        "--repeats",
+        "8",
+        "--lm",
+        "none",
+        "--fail-on",
+        "watch",
+    )
     assert failed.exit_code == 3
 
 
@@ -124,8 +142,9 @@ def test_gaussian_replace_generations_worsen(tmp_path):
     run = _tiny_run(tmp_path, generations=21, samples=20, dim=3, variance="mle")
     rng = np.random.default_rng(5)
     np.save(tmp_path / "real.npy", rng.normal(size=(800, 3)))
-    result = audit(str(tmp_path / "real.npy"), [f"{run}:generation={g}:samples=400" for g in (0, 5, 20)],
-                   repeats=8, lm="none")
+    result = audit(
+        str(tmp_path / "real.npy"), [f"{run}:generation={g}:samples=400" for g in (0, 5, 20)], repeats=8, lm="none"
+    )
     value = lambda rows, name: next(r.value for r in rows if r.name == name)  # noqa: E731
     ratio = [value(rows, "variance_ratio") for rows in result.rows]
     assert ratio[0] > ratio[1] > ratio[2]
@@ -145,7 +164,9 @@ def test_real_against_real_is_ok_over_seeds(tmp_path):
     for seed in range(10):
         perm = np.random.default_rng(seed).permutation(len(x))
         np.save(tmp_path / "r.npy", x[perm[:294]]), np.save(tmp_path / "c.npy", x[perm[294:]])
-        verdicts.append(audit(str(tmp_path / "r.npy"), str(tmp_path / "c.npy"), repeats=8, seed=seed, lm="none").verdict)
+        verdicts.append(
+            audit(str(tmp_path / "r.npy"), str(tmp_path / "c.npy"), repeats=8, seed=seed, lm="none").verdict
+        )
     assert verdicts.count("ok") >= 8, verdicts
 
 
@@ -172,13 +193,23 @@ def test_vae_digits_generations_lose_recall_coverage_and_classes(tmp_path):
     pytest.importorskip("torch")
     from sklearn.datasets import load_digits
 
-    raw = {"name": "v", "seed": 0, "replicates": 1, "data": {"kind": "digits"},
-           "model": {"kind": "vae", "latent": 8, "hidden": 256, "epochs": 20, "batch_size": 64, "threads": 1},
-           "loop": {"generations": 3, "samples": 100, "real_samples": 1498, "regime": "replace"}, "metrics": ["class_entropy"]}
+    raw = {
+        "name": "v",
+        "seed": 0,
+        "replicates": 1,
+        "data": {"kind": "digits"},
+        "model": {"kind": "vae", "latent": 8, "hidden": 256, "epochs": 20, "batch_size": 64, "threads": 1},
+        "loop": {"generations": 3, "samples": 100, "real_samples": 1498, "regime": "replace"},
+        "metrics": ["class_entropy"],
+    }
     execute(validate(raw), tmp_path / "run", quiet=True)
     np.save(tmp_path / "real.npy", load_digits().images / 16.0)
-    result = audit(str(tmp_path / "real.npy"), [f"{tmp_path / 'run'}:generation={g}:samples=600" for g in (0, 2)], repeats=3)
-    value = {name: [next(r.value for r in rows if r.name == name) for rows in result.rows]
-             for name in ("recall", "coverage", "class_entropy")}
+    result = audit(
+        str(tmp_path / "real.npy"), [f"{tmp_path / 'run'}:generation={g}:samples=600" for g in (0, 2)], repeats=3
+    )
+    value = {
+        name: [next(r.value for r in rows if r.name == name) for rows in result.rows]
+        for name in ("recall", "coverage", "class_entropy")
+    }
     assert all(first > last for first, last in value.values()), value
     assert value["class_entropy"][0] > 0.75 * np.log(10) and result.verdicts[1] == "collapsed"

@@ -31,10 +31,19 @@ def save_to_disk(folder, texts, shards=2):
             writer.write_table(table, max_chunksize=10)
     features = {"text": {"dtype": "string", "_type": "Value"}, "idx": {"dtype": "int64", "_type": "Value"}}
     (folder / "dataset_info.json").write_text(json.dumps({"citation": "", "description": "", "features": features}))
-    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": n} for n in names],
-                                                   "_fingerprint": "0123456789abcdef", "_format_columns": None,
-                                                   "_format_kwargs": {}, "_format_type": None,
-                                                   "_output_all_columns": False, "_split": "train"}))
+    (folder / "state.json").write_text(
+        json.dumps(
+            {
+                "_data_files": [{"filename": n} for n in names],
+                "_fingerprint": "0123456789abcdef",
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": "train",
+            }
+        )
+    )
     return folder
 
 
@@ -49,7 +58,9 @@ def corpora(tmp_path):
         f.write(lines)
     (tmp_path / "shards" / "part=a").mkdir(parents=True)
     for i, part in enumerate(np.array_split(np.arange(len(TEXTS)), 3)):
-        pq.write_table(pa.table({"text": [TEXTS[j] for j in part]}), tmp_path / "shards" / "part=a" / f"{i:03d}.parquet")
+        pq.write_table(
+            pa.table({"text": [TEXTS[j] for j in part]}), tmp_path / "shards" / "part=a" / f"{i:03d}.parquet"
+        )
     save_to_disk(tmp_path / "hf", TEXTS)
     return {name: tmp_path / name for name in ("c.jsonl", "c.jsonl.gz", "shards", "hf")}
 
@@ -74,8 +85,11 @@ def test_keep_writes_each_format_less_the_dropped_records(corpora, tmp_path):
         assert list(text_stream(dest, "text")) == want, name
     with gzip.open(tmp_path / "kept" / "c.jsonl.gz", "rt") as f:
         assert f.readline() == json.dumps({"text": TEXTS[1], "n": 1}) + "\n"
-    assert sorted(p.name for p in (tmp_path / "kept" / "shards" / "part=a").iterdir()) == ["000.parquet", "001.parquet",
-                                                                                          "002.parquet"]
+    assert sorted(p.name for p in (tmp_path / "kept" / "shards" / "part=a").iterdir()) == [
+        "000.parquet",
+        "001.parquet",
+        "002.parquet",
+    ]
     assert json.loads((tmp_path / "kept" / "hf" / "state.json").read_text())["_split"] == "train"
 
 
@@ -85,11 +99,13 @@ def test_bad_corpora_exit_2(corpora, tmp_path):
     (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
     with gzip.open(tmp_path / "bad.jsonl.gz", "wt") as f:
         f.write(json.dumps({"text": "fine text here"}) + "\n" + json.dumps({"body": "x"}) + "\n")
-    for path, message in ((tmp_path / "dd", "is a Hugging Face DatasetDict (splits train, test); audit one split's"),
-                          (tmp_path / "bad.jsonl.gz", "bad.jsonl.gz line 2 must be a JSON object with key 'text' "
-                                                      "(--field).")):  # the message of .jsonl: one reader
-        result = CliRunner().invoke(main, ["audit", str(corpora["c.jsonl"]), str(path), "--out", str(tmp_path / "o"),
-                                           "--lm", "none"])
+    for path, message in (
+        (tmp_path / "dd", "is a Hugging Face DatasetDict (splits train, test); audit one split's"),
+        (tmp_path / "bad.jsonl.gz", "bad.jsonl.gz line 2 must be a JSON object with key 'text' (--field)."),
+    ):  # the message of .jsonl: one reader
+        result = CliRunner().invoke(
+            main, ["audit", str(corpora["c.jsonl"]), str(path), "--out", str(tmp_path / "o"), "--lm", "none"]
+        )
         assert result.exit_code == 2 and message in result.output, result.output
 
 
@@ -100,9 +116,22 @@ def test_audit_of_a_save_to_disk_folder_keeps_it_in_its_format(corpora, tmp_path
     import pandas as pd
 
     save_to_disk(tmp_path / "cand", TEXTS[:40] + TEXTS[:10], shards=3)
-    result = CliRunner().invoke(main, ["audit", str(corpora["c.jsonl.gz"]), str(tmp_path / "cand"), "--out",
-                                       str(tmp_path / "o"), "--lm", "none", "--repeats", "3", "--keep",
-                                       str(tmp_path / "k")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(corpora["c.jsonl.gz"]),
+            str(tmp_path / "cand"),
+            "--out",
+            str(tmp_path / "o"),
+            "--lm",
+            "none",
+            "--repeats",
+            "3",
+            "--keep",
+            str(tmp_path / "k"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = pd.read_parquet(tmp_path / "o" / "scores.parquet")
     cand = scores[scores.source == str(tmp_path / "cand")]

@@ -59,8 +59,10 @@ def test_mixture_share_is_unbiased_on_real_data_and_a_lower_bound_under_overlap(
     rng = np.random.default_rng(1)
     null = np.array([mixture_share(rng.normal(size=300), rng.normal(size=300)) for _ in range(200)])
     assert abs(null.mean()) < 4 * null.std() / np.sqrt(200)
-    over = [mixture_share(rng.normal(size=300), rng.permutation(np.r_[rng.normal(size=210), rng.normal(1.5, 1, 90)]))
-            for _ in range(100)]
+    over = [
+        mixture_share(rng.normal(size=300), rng.permutation(np.r_[rng.normal(size=210), rng.normal(1.5, 1, 90)]))
+        for _ in range(100)
+    ]
     assert 0.15 < np.mean(over) < 0.3
 
 
@@ -113,8 +115,9 @@ def tiny_lm(tmp_path_factory, paragraphs):
     folder = tmp_path_factory.mktemp("tiny-lm")
     tok.save_pretrained(folder)
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=160, vocab_size=len(tok), bos_token_id=0,
-                        eos_token_id=0)
+    config = GPT2Config(
+        n_layer=1, n_head=2, n_embd=32, n_positions=160, vocab_size=len(tok), bos_token_id=0, eos_token_id=0
+    )
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder, tok
 
@@ -154,8 +157,23 @@ def test_watermark_mixture_share_and_real_against_real(tiny_lm, paragraphs, tmp_
         files[name] = tmp_path / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["audit", str(files["ref"]), str(files["real"]), str(files["mix"]), "--out",
-                                       str(out), "--lm", str(folder), "--watermark-key", str(KEY), "--repeats", "8"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(files["ref"]),
+            str(files["real"]),
+            str(files["mix"]),
+            "--out",
+            str(out),
+            "--lm",
+            str(folder),
+            "--watermark-key",
+            str(KEY),
+            "--repeats",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "audit.json").read_text())
     real, mixed = ({i["name"]: i for i in c["indicators"]} for c in doc["candidates"])
@@ -180,14 +198,18 @@ def test_watermark_mixture_share_and_real_against_real(tiny_lm, paragraphs, tmp_
     assert (mine.flag.str.contains("watermark") == salads).all() and (mine.watermark_z[salads] > 4).all()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lm-records", "0"], "--lm-records must be >= 1; got 0."),
-    (["--watermark-key", "7"], "--watermark-key applies to text"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lm-records", "0"], "--lm-records must be >= 1; got 0."),
+        (["--watermark-key", "7"], "--watermark-key applies to text"),
+    ],
+)
 def test_lm_options_bad_input_exit_2(tmp_path, args, message):
     np.save(tmp_path / "a.npy", np.zeros((10, 2)))
-    result = CliRunner().invoke(main, ["audit", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "--out",
-                                       str(tmp_path / "o"), *args])
+    result = CliRunner().invoke(
+        main, ["audit", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "--out", str(tmp_path / "o"), *args]
+    )
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "o").exists()
 
@@ -238,11 +260,20 @@ def test_calibrate_reports_an_unidentified_share_without_a_number(tmp_path):
     def pool(machine, log_ppl):
         n = len(machine)
         words = [[f"w{j}" for j in rng.integers(0, 50, 12)] for _ in range(n)]
-        return Pool("text", [" ".join(w) for w in words], rng.normal(size=(n, 4)), True, words,
-                    extra={"machine": machine, "log_ppl": log_ppl})
+        return Pool(
+            "text",
+            [" ".join(w) for w in words],
+            rng.normal(size=(n, 4)),
+            True,
+            words,
+            extra={"machine": machine, "log_ppl": log_ppl},
+        )
 
     ref = pool(rng.normal(-1.7, 1, 120), rng.normal(3, 0.5, 120))
-    cands = [pool(rng.normal(-3, 1, 60), rng.normal(4.3, 0.5, 60)), pool(rng.normal(0, 1, 60), rng.normal(2.5, 0.5, 60))]
+    cands = [
+        pool(rng.normal(-3, 1, 60), rng.normal(4.3, 0.5, 60)),
+        pool(rng.normal(0, 1, 60), rng.normal(2.5, 0.5, 60)),
+    ]
     rows = [calibrate("text", ref, c, repeats=4, rng=np.random.default_rng(0)) for c in cands]
     ngram = next(r for r in rows[0] if r.name == "synthetic_share")
     assert np.isnan(ngram.value) and np.isnan(ngram.ci).all() and np.isnan(ngram.z) and ngram.verdict == "ok"
@@ -252,8 +283,15 @@ def test_calibrate_reports_an_unidentified_share_without_a_number(tmp_path):
     assert share["reason"] == ngram.note
     assert synthetic_share(rows[1])["identified"] is True and synthetic_share(rows[1])["value"] > 0.3
     names = [SimpleNamespace(name=n, path=n, n=60, seen=60) for n in ("ngram", "lm")]
-    fake = SimpleNamespace(kind="text", reference=SimpleNamespace(path="ref", n=120, seen=120), candidates=names,
-                           rows=rows, options={}, seconds=0.0, verdict="ok")
+    fake = SimpleNamespace(
+        kind="text",
+        reference=SimpleNamespace(path="ref", n=120, seen=120),
+        candidates=names,
+        rows=rows,
+        options={},
+        seconds=0.0,
+        verdict="ok",
+    )
     doc = as_json(fake)
     assert doc["candidates"][0]["synthetic_share"]["identified"] is False
     assert next(i for i in doc["candidates"][0]["indicators"] if i["name"] == "synthetic_share")["note"] == ngram.note
@@ -275,8 +313,12 @@ def test_trigram_text_share_not_identified_under_smollm2(tmp_path):
 
     from modelcollapse.plugins.data.corpora import sentence_paragraphs, wikipedia_articles
 
-    paras = [" ".join(p.split()[:30]) for _, t in wikipedia_articles()[:30] for p in sentence_paragraphs(t)
-             if len(p.split()) >= 30]
+    paras = [
+        " ".join(p.split()[:30])
+        for _, t in wikipedia_articles()[:30]
+        for p in sentence_paragraphs(t)
+        if len(p.split()) >= 30
+    ]
     paras = [paras[i] for i in np.random.default_rng(5).permutation(len(paras))]
     ref, real, train = paras[:100], paras[100:140], paras[140:400]
     ngram = trigram_texts(train, [30] * 60, np.random.default_rng(6))
@@ -285,8 +327,21 @@ def test_trigram_text_share_not_identified_under_smollm2(tmp_path):
         files[name] = tmp_path / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["audit", str(files["ref"]), str(files["real"]), str(files["ngram"]), "--out",
-                                       str(out), "--lm", "smollm2", "--repeats", "5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(files["ref"]),
+            str(files["real"]),
+            str(files["ngram"]),
+            "--out",
+            str(out),
+            "--lm",
+            "smollm2",
+            "--repeats",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     real_doc, ngram_doc = json.loads((out / "audit.json").read_text())["candidates"]
     assert ngram_doc["synthetic_share"]["identified"] is False and ngram_doc["synthetic_share"]["value"] is None

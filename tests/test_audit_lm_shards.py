@@ -27,8 +27,9 @@ def pools_of(paras):
 
 def scored(pools, folder, executor=None, progress=None, lm_records=None):
     lm._SCORES.clear()
-    run = lm.annotate(pools, lm=str(folder), watermark_key=None, lm_records=lm_records, seed=3, executor=executor,
-                      progress=progress)
+    run = lm.annotate(
+        pools, lm=str(folder), watermark_key=None, lm_records=lm_records, seed=3, executor=executor, progress=progress
+    )
     return run, [np.c_[p.extra["log_ppl"], p.extra["machine"]] for p in pools]
 
 
@@ -145,8 +146,10 @@ def test_audit_through_the_cli_with_two_workers_equals_in_process(tiny_lm, parag
     for extra in ([], ["--executor", "local", "--workers", "2"]):
         lm._SCORES.clear()
         out = tmp_path / f"out{len(extra)}"
-        result = CliRunner().invoke(main, ["audit", *map(str, files), "--out", str(out), "--lm", str(folder),
-                                           "--repeats", "3", "--quiet", *extra])
+        result = CliRunner().invoke(
+            main,
+            ["audit", *map(str, files), "--out", str(out), "--lm", str(folder), "--repeats", "3", "--quiet", *extra],
+        )
         assert result.exit_code == 0, result.output
         assert "LM scoring" not in result.output
         frames.append(pd.read_parquet(out / "scores.parquet"))

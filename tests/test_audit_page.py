@@ -10,8 +10,10 @@ from PIL import Image
 import modelcollapse as mc
 
 FAST = dict(lm="none", repeats=5)
-WORDS = ("river stone cloud light field market winter garden letter bridge window story paper music table "
-         "morning forest silver harbour candle mirror valley engine signal station").split()
+WORDS = (
+    "river stone cloud light field market winter garden letter bridge window story paper music table "
+    "morning forest silver harbour candle mirror valley engine signal station"
+).split()
 
 
 def texts(rng, vocabulary, n, length=12):
@@ -31,8 +33,9 @@ def test_text_audit_cards_are_above_the_fold(tmp_path):
     """Reference and a real-like candidate from the full vocabulary; a collapsed candidate from a fifth of it (the
     diversity indicators fall): two cards, both wholly in the first screen, the second naming a diversity move."""
     rng = np.random.default_rng(0)
-    result = mc.audit(texts(rng, WORDS, 120), [texts(rng, WORDS, 60), texts(rng, WORDS[:5], 60)],
-                      out=tmp_path / "a", **FAST)
+    result = mc.audit(
+        texts(rng, WORDS, 120), [texts(rng, WORDS, 60), texts(rng, WORDS[:5], 60)], out=tmp_path / "a", **FAST
+    )
     page = tmp_path / "a" / "report.html"
     found = boxes(page, [".card", "#cards"])
     assert len(found[".card"]) == 2 and all(above_fold(b) for b in found[".card"])
@@ -60,5 +63,5 @@ def test_table_audit_cards_are_above_the_fold_and_name_the_moved_column(tmp_path
     held_card, squeezed_card = card_texts(page)
     assert "toward collapse" in squeezed_card and "collapsed" in squeezed_card
     html = page.read_text()  # the most-moved columns, first of all the squeezed one
-    columns = html[html.index('id="columns"'):]
+    columns = html[html.index('id="columns"') :]
     assert columns.index(">mean texture<") < min(columns.index(f">{c}<") for c in ("mean radius", "mean area"))

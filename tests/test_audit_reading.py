@@ -49,10 +49,13 @@ def emitted_names() -> set[str]:
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     scores = {k: rng.normal(size=40) for k in ("log_ppl", "machine", "watermark_z")}
     scores["watermark_fpr"] = np.full(40, 0.02)
-    pools = {"text": Pool("text", texts, unit, True, [words_of(t) for t in texts], extra=scores),
-             "table": Pool("table", rng.normal(size=(40, 3)), rng.normal(size=(40, 3)), columns=["a", "b", "c"]),
-             "images": Pool("images", rng.random((40, 8, 8)), rng.normal(size=(40, 8)),
-                            extra={"probs": rng.dirichlet(np.ones(10), 40)})}
+    pools = {
+        "text": Pool("text", texts, unit, True, [words_of(t) for t in texts], extra=scores),
+        "table": Pool("table", rng.normal(size=(40, 3)), rng.normal(size=(40, 3)), columns=["a", "b", "c"]),
+        "images": Pool(
+            "images", rng.random((40, 8, 8)), rng.normal(size=(40, 8)), extra={"probs": rng.dirichlet(np.ones(10), 40)}
+        ),
+    }
     names = set()
     for kind, pool in pools.items():
         assert kind in INDICATORS
@@ -73,21 +76,39 @@ def test_every_emitted_indicator_has_a_reading_and_a_direction():
 
 
 # -- directions -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, z, direction", [
-    ("variance_ratio", -5, "toward"), ("variance_ratio", 5, "away"), ("tail_mass[x1]", -4, "toward"),
-    ("distinct_2", -4, "toward"), ("self_bleu", 4, "toward"), ("self_bleu", -4, "away"),
-    ("exact_duplicates", 4, "toward"), ("machine_score", 4, "toward"), ("recall", -4, "toward"),
-    ("precision", 4, "toward"), ("precision", -4, "away"), ("log_ppl_shift[50]", -4, "toward"),
-    ("log_ppl_shift[50]", 4, "away"), ("log_ppl_shift[95]", 4, "toward"), ("zipf_exponent", 4, "toward"),
-])
+@pytest.mark.parametrize(
+    "name, z, direction",
+    [
+        ("variance_ratio", -5, "toward"),
+        ("variance_ratio", 5, "away"),
+        ("tail_mass[x1]", -4, "toward"),
+        ("distinct_2", -4, "toward"),
+        ("self_bleu", 4, "toward"),
+        ("self_bleu", -4, "away"),
+        ("exact_duplicates", 4, "toward"),
+        ("machine_score", 4, "toward"),
+        ("recall", -4, "toward"),
+        ("precision", 4, "toward"),
+        ("precision", -4, "away"),
+        ("log_ppl_shift[50]", -4, "toward"),
+        ("log_ppl_shift[50]", 4, "away"),
+        ("log_ppl_shift[95]", 4, "toward"),
+        ("zipf_exponent", 4, "toward"),
+    ],
+)
 def test_direction_of_collapse_on_constructed_rows(name, z, direction):
     (m,) = moved([row(name, z)])
     assert m.direction == direction and (m.z > 0) == (direction == "toward") and abs(m.z) == abs(z)
 
 
 def test_moved_sorts_by_departure_toward_collapse_and_keeps_away():
-    rows = [row("recall", -2), row("variance_ratio", 7.5), row("self_bleu", 9), row("vendi", -4),
-            row("frechet", float("nan"))]
+    rows = [
+        row("recall", -2),
+        row("variance_ratio", 7.5),
+        row("self_bleu", 9),
+        row("vendi", -4),
+        row("frechet", float("nan")),
+    ]
     ranked = moved(rows)
     assert [m.name for m in ranked] == ["self_bleu", "vendi", "recall", "variance_ratio"]
     assert [m.direction for m in ranked] == ["toward", "toward", "toward", "away"]
@@ -95,8 +116,10 @@ def test_moved_sorts_by_departure_toward_collapse_and_keeps_away():
 
 def test_a_harmless_departure_reads_ok_but_the_card_says_away():
     """The issue's case: a tail indicator at z = 7.5 the harmless way has verdict ok. The card shows it as away."""
-    rows = [row("tail_mass", 7.5, value=0.03, null=(0.0, 0.006), mean=0.002), row("recall", -1, value=0.95,
-                                                                                     null=(0.9, 1.0), mean=0.96)]
+    rows = [
+        row("tail_mass", 7.5, value=0.03, null=(0.0, 0.006), mean=0.002),
+        row("recall", -1, value=0.95, null=(0.9, 1.0), mean=0.96),
+    ]
     assert rows[0].verdict == "ok"
     c = card("wide", rows)
     assert c.verdict == "ok" and [m.name for m in c.away] == ["tail_mass"]
@@ -222,8 +245,7 @@ def scored_text_pool(rng, n, log_ppl, machine):
     texts = [" ".join(rng.choice(VOCAB[:300], 20)) for _ in range(n)]
     unit = rng.normal(size=(n, 16))
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    return Pool("text", texts, unit, True, [words_of(t) for t in texts],
-                extra={"log_ppl": log_ppl, "machine": machine})
+    return Pool("text", texts, unit, True, [words_of(t) for t in texts], extra={"log_ppl": log_ppl, "machine": machine})
 
 
 def test_text_made_more_predictable_reads_lm_first_in_nats_with_its_share():
@@ -239,8 +261,11 @@ def test_text_made_more_predictable_reads_lm_first_in_nats_with_its_share():
     c = card("predictable", rows)
     assert c.moves[0].group == "lm" and c.moves[0].direction == "toward"
     median = next(m for m in moved(rows) if m.name == "log_ppl_shift[50]")
-    said = re.fullmatch(r"the candidate is more predictable than your reference under the reference LM: median "
-                        r"log-perplexity (\d\.\d\d) nats lower than your reference's", median.words)
+    said = re.fullmatch(
+        r"the candidate is more predictable than your reference under the reference LM: median "
+        r"log-perplexity (\d\.\d\d) nats lower than your reference's",
+        median.words,
+    )
     assert said and abs(float(said.group(1)) - 0.8) < 0.1
     assert c.share.identified and 0.3 < c.share.value <= 0.6 and 0 <= c.share.ci[0] <= c.share.ci[1] <= 1
     assert "filter records by score" in c.reading

@@ -30,7 +30,9 @@ def tables(tmp_path):
     cand[50] = cand[0]
     np.save(tmp_path / "ref.npy", ref)
     np.save(tmp_path / "cand.npy", cand)
-    (tmp_path / "cand.csv").write_text("a,b,c\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in cand))
+    (tmp_path / "cand.csv").write_text(
+        "a,b,c\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in cand)
+    )
     np.save(tmp_path / "ref_named.npy", ref)
     return tmp_path, ref, cand
 
@@ -41,12 +43,24 @@ def test_table_scores_keep_round_trip_and_cli_python_parity(tables):
     without exactly the flagged rows; ref_distance is the distance to the nearest reference row; mc.audit's
     Audit.scores equals the CLI's file."""
     tmp, ref, cand = tables
-    run_cli(tmp / "ref.npy", tmp / "cand.npy", tmp / "cand.csv", "--out", tmp / "out", "--keep", tmp / "keep",
-            "--repeats", "3")
+    run_cli(
+        tmp / "ref.npy",
+        tmp / "cand.npy",
+        tmp / "cand.csv",
+        "--out",
+        tmp / "out",
+        "--keep",
+        tmp / "keep",
+        "--repeats",
+        "3",
+    )
     scores = pd.read_parquet(tmp / "out" / "scores.parquet")
     assert tuple(scores.columns) == COLUMNS
-    assert scores.groupby("source", sort=False).size().to_dict() == {"reference": 200, str(tmp / "cand.npy"): 120,
-                                                                   str(tmp / "cand.csv"): 120}
+    assert scores.groupby("source", sort=False).size().to_dict() == {
+        "reference": 200,
+        str(tmp / "cand.npy"): 120,
+        str(tmp / "cand.csv"): 120,
+    }
     npy = scores[scores.source == str(tmp / "cand.npy")]
     dup_rows = [*range(30, 40), 50]
     assert npy.loc[npy.flag != "", "record"].tolist() == dup_rows
@@ -66,8 +80,9 @@ def test_table_scores_keep_round_trip_and_cli_python_parity(tables):
     source = str(tmp / "cand.npy")  # noqa: F841 (read by the query as @source)
     clean = scores.query("source == @source and flag == ''").record.to_numpy()
     assert np.array_equal(cand[clean], kept)
-    result = mc.audit(str(tmp / "ref.npy"), [str(tmp / "cand.npy"), str(tmp / "cand.csv")], repeats=3,
-                      keep=tmp / "keep2")
+    result = mc.audit(
+        str(tmp / "ref.npy"), [str(tmp / "cand.npy"), str(tmp / "cand.csv")], repeats=3, keep=tmp / "keep2"
+    )
     pd.testing.assert_frame_equal(result.scores, scores)
     assert np.array_equal(np.load(tmp / "keep2" / "cand.npy"), kept)
 
@@ -97,12 +112,29 @@ def test_text_scores_ids_and_keep_with_a_sampled_candidate(paragraphs, tmp_path)
     keeps every other line verbatim (unsampled ones too); the same candidate as .txt keeps the same paragraphs."""
     ref = paragraphs[:80]
     cand = paragraphs[80:120] + paragraphs[80:85] + [paragraphs[86] + " indeed"] + paragraphs[120:134]
-    (tmp_path / "ref.jsonl").write_text("".join(json.dumps({"text": t, "uid": f"r{i}"}) + "\n" for i, t in enumerate(ref)))
+    (tmp_path / "ref.jsonl").write_text(
+        "".join(json.dumps({"text": t, "uid": f"r{i}"}) + "\n" for i, t in enumerate(ref))
+    )
     lines = [json.dumps({"uid": f"c{i}", "text": t}) + "\n" for i, t in enumerate(cand)]
     (tmp_path / "cand.jsonl").write_text("".join(lines[:10]) + "\n" + "".join(lines[10:]))
     (tmp_path / "cand.txt").write_text("\n\n".join(cand) + "\n")
-    run_cli(tmp_path / "ref.jsonl", tmp_path / "cand.jsonl", tmp_path / "cand.txt", "--out", tmp_path / "out",
-            "--lm", "none", "--repeats", "3", "--max-records", "50", "--id-field", "uid", "--keep", tmp_path / "keep")
+    run_cli(
+        tmp_path / "ref.jsonl",
+        tmp_path / "cand.jsonl",
+        tmp_path / "cand.txt",
+        "--out",
+        tmp_path / "out",
+        "--lm",
+        "none",
+        "--repeats",
+        "3",
+        "--max-records",
+        "50",
+        "--id-field",
+        "uid",
+        "--keep",
+        tmp_path / "keep",
+    )
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     js = scores[scores.source == str(tmp_path / "cand.jsonl")]
     assert len(js) == 50 and js.record.is_monotonic_increasing and js.record.max() < 60
@@ -110,13 +142,17 @@ def test_text_scores_ids_and_keep_with_a_sampled_candidate(paragraphs, tmp_path)
     by = js.set_index("record")
     for r in range(40, 45):
         if r in by.index:
-            assert "exact_dup" in by.loc[r, "flag"] and by.loc[r, "dup_cluster"] == (r - 40 if r - 40 in by.index else r)
+            assert "exact_dup" in by.loc[r, "flag"] and by.loc[r, "dup_cluster"] == (
+                r - 40 if r - 40 in by.index else r
+            )
     if 45 in by.index and 6 in by.index:
         assert by.loc[45, "flag"] == "near_dup" and by.loc[45, "near_dup_cluster"] == 6 and by.loc[6, "flag"] == ""
     assert (by.length == [len(words_of(cand[r])) for r in by.index]).all()
     flagged = set(js.loc[js.flag != "", "record"])
     assert flagged and flagged <= set(range(40, 46))
-    assert (tmp_path / "keep" / "cand.jsonl").read_text() == "".join(line for i, line in enumerate(lines) if i not in flagged)
+    assert (tmp_path / "keep" / "cand.jsonl").read_text() == "".join(
+        line for i, line in enumerate(lines) if i not in flagged
+    )
     txt = scores[scores.source == str(tmp_path / "cand.txt")]
     assert (txt.id == txt.record.astype(str)).all()
     kept_txt = (tmp_path / "keep" / "cand.txt").read_text().strip().split("\n\n")
@@ -124,9 +160,23 @@ def test_text_scores_ids_and_keep_with_a_sampled_candidate(paragraphs, tmp_path)
 
 
 def test_id_field_missing_is_exit_2(tmp_path):
-    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": f"record number {i} here"}) + "\n" for i in range(20)))
-    result = CliRunner().invoke(main, ["audit", str(tmp_path / "a.jsonl"), str(tmp_path / "a.jsonl"), "--out",
-                                       str(tmp_path / "o"), "--lm", "none", "--id-field", "uid"])
+    (tmp_path / "a.jsonl").write_text(
+        "".join(json.dumps({"text": f"record number {i} here"}) + "\n" for i in range(20))
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(tmp_path / "a.jsonl"),
+            str(tmp_path / "a.jsonl"),
+            "--out",
+            str(tmp_path / "o"),
+            "--lm",
+            "none",
+            "--id-field",
+            "uid",
+        ],
+    )
     assert result.exit_code == 2 and "line 1 must be a JSON object with key 'uid' (--id-field)" in result.output
 
 
@@ -134,8 +184,9 @@ def test_keep_refuses_a_file_or_the_candidates_own_folder(tables):
     """--keep naming the folder a candidate lies in (its file would be replaced) is exit 2 before any work, naming
     the flag; the candidate is untouched. In Python, keep naming a file is a ConfigError naming the argument."""
     tmp, _, cand = tables
-    result = CliRunner().invoke(main, ["audit", str(tmp / "ref.npy"), str(tmp / "cand.npy"), "--out", str(tmp / "o"),
-                                       "--keep", str(tmp)])
+    result = CliRunner().invoke(
+        main, ["audit", str(tmp / "ref.npy"), str(tmp / "cand.npy"), "--out", str(tmp / "o"), "--keep", str(tmp)]
+    )
     assert result.exit_code == 2 and f"--keep {tmp} holds candidate {tmp / 'cand.npy'}" in result.output, result.output
     assert np.array_equal(np.load(tmp / "cand.npy"), cand) and not (tmp / "o").exists()
     with pytest.raises(mc.ConfigError, match=r"^keep .*cand\.csv is a file"):

@@ -66,7 +66,9 @@ verdicts.append(mc.audit(ref, [cand], repeats=3).verdict)
 assert module is mc.audit and isinstance(mc.audit(ref, [ref[:30]], repeats=3), Audit)
 print(verdicts)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}
+    )
     assert out.returncode == 0, out.stderr
     verdicts = eval(out.stdout)  # the same data and seed: the same verdict each time
     assert len(set(verdicts)) == 1 and verdicts[0] in ("ok", "watch", "collapsed")
@@ -118,7 +120,7 @@ def test_csv_header_names_the_report_axes(cancer, files, tmp_path, monkeypatch):
     result = mc.audit(files / "ref.csv", [files / "cand.csv"], out=tmp_path / "a", **FAST)
     top = report.features_moved(result)[0][1]  # the distributions figure draws the most-moved column, by name
     assert top in COLUMNS
-    assert [top, f"reference quantiles ({top})"] == labels[labels.index(top):labels.index(top) + 2]
+    assert [top, f"reference quantiles ({top})"] == labels[labels.index(top) : labels.index(top) + 2]
     doc = json.loads((tmp_path / "a" / "audit.json").read_text())
     assert "tail_mass[mean texture]" in [i["name"] for i in doc["candidates"][0]["indicators"]]
     assert result.reference.columns == COLUMNS
@@ -143,25 +145,55 @@ def test_text_records_as_lists_of_str_read_as_the_same_file(tmp_path, capsys):
         assert phase in drawn
 
 
-@pytest.mark.parametrize("reference, candidates, message", [
-    ({"a": [1.0]}, "x.npy", "reference must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
-                            "array, or a list of str (text records); got dict."),
-    ("ARRAY", ["ARRAY", 3], "candidates[1] must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
-                            "array, or a list of str (text records); got int."),
-    (["one text", 2], "ARRAY", "reference must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
-                             "array, or a list of str (text records); got a list holding int."),
-    (["one text"], ["two texts", "three"], "candidates is a list of 2 str naming no file; a list of candidates holds "
-                                           "inputs (paths, DataFrames, arrays), so pass one candidate's text records as [records]."),
-    ("ARRAY", [np.array([{}, {}], dtype=object)], "candidates[0] must be a numeric numpy array (or text records as a "
-                                                  "list of str); got dtype object."),
-    ("FRAME", [pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]})], "candidates[0] must hold numeric columns only (or a "
-                                                                  "string column 'text' of text); got s ("),
-    ("FRAME", [pd.DataFrame({"a": [1.0, 2.0], "c": [3.0, 4.0]})], "candidates[0] must have the reference's "
-                                                                  "columns (a, b); it lacks ['b'] and adds ['c']."),
-])
+@pytest.mark.parametrize(
+    "reference, candidates, message",
+    [
+        (
+            {"a": [1.0]},
+            "x.npy",
+            "reference must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
+            "array, or a list of str (text records); got dict.",
+        ),
+        (
+            "ARRAY",
+            ["ARRAY", 3],
+            "candidates[1] must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
+            "array, or a list of str (text records); got int.",
+        ),
+        (
+            ["one text", 2],
+            "ARRAY",
+            "reference must be a path (str or os.PathLike), a pandas DataFrame or Series, a numpy "
+            "array, or a list of str (text records); got a list holding int.",
+        ),
+        (
+            ["one text"],
+            ["two texts", "three"],
+            "candidates is a list of 2 str naming no file; a list of candidates holds "
+            "inputs (paths, DataFrames, arrays), so pass one candidate's text records as [records].",
+        ),
+        (
+            "ARRAY",
+            [np.array([{}, {}], dtype=object)],
+            "candidates[0] must be a numeric numpy array (or text records as a list of str); got dtype object.",
+        ),
+        (
+            "FRAME",
+            [pd.DataFrame({"a": [1.0, 2.0], "s": ["x", "y"]})],
+            "candidates[0] must hold numeric columns only (or a string column 'text' of text); got s (",
+        ),
+        (
+            "FRAME",
+            [pd.DataFrame({"a": [1.0, 2.0], "c": [3.0, 4.0]})],
+            "candidates[0] must have the reference's columns (a, b); it lacks ['b'] and adds ['c'].",
+        ),
+    ],
+)
 def test_unsupported_inputs_are_config_errors_naming_the_argument(reference, candidates, message):
     array, frame = np.zeros((10, 2)), pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) ** 2})
-    swap = lambda x: array if isinstance(x, str) and x == "ARRAY" else frame if isinstance(x, str) and x == "FRAME" else x  # noqa: E731
+    swap = lambda x: (
+        array if isinstance(x, str) and x == "ARRAY" else frame if isinstance(x, str) and x == "FRAME" else x
+    )  # noqa: E731
     reference = swap(reference)
     candidates = [swap(c) for c in candidates] if isinstance(candidates, list) else candidates
     with pytest.raises(mc.ConfigError) as err:
@@ -175,8 +207,20 @@ def test_python_errors_name_arguments_and_cli_errors_name_flags(files, tmp_path)
         mc.audit(files / "ref.csv", files / "cand.csv", max_records=0, **FAST)
     with pytest.raises(mc.ConfigError, match=r"^lm_records must be >= 1; got 0\.$"):
         mc.audit(files / "ref.csv", files / "cand.csv", lm_records=0, **FAST)
-    result = CliRunner().invoke(main, ["audit", str(files / "ref.csv"), str(files / "cand.csv"), "--out",
-                                       str(tmp_path / "o"), "--lm", "none", "--lm-records", "0"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(files / "ref.csv"),
+            str(files / "cand.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--lm",
+            "none",
+            "--lm-records",
+            "0",
+        ],
+    )
     assert result.exit_code == 2 and result.output == "error: --lm-records must be >= 1; got 0.\n"
 
 
@@ -186,8 +230,12 @@ def test_cli_draws_progress_on_a_terminal_only(files, tmp_path):
     args = ["audit", str(files / "ref.csv"), str(files / "cand.csv"), "--lm", "none", "--repeats", "3"]
     primary, secondary = pty.openpty()
     code = "from modelcollapse.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", str(tmp_path / "tty")], stdout=secondary,
-                            stderr=secondary, env={**os.environ, "PYTHONPATH": SRC, "TERM": "xterm", "COLUMNS": "120"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args, "--out", str(tmp_path / "tty")],
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "PYTHONPATH": SRC, "TERM": "xterm", "COLUMNS": "120"},
+    )
     os.close(secondary)
     drawn = b""
     while True:
@@ -210,8 +258,20 @@ def test_cli_draws_progress_on_a_terminal_only(files, tmp_path):
 def test_cli_and_python_give_the_same_indicators(cancer, files, tmp_path):
     """`modelcollapse audit REF CAND --out D` and mc.audit on the same CSVs, and on the DataFrames they were written
     from: the same indicator rows, value for value (intervals, null bands, z and verdicts too)."""
-    result = CliRunner().invoke(main, ["audit", str(files / "ref.csv"), str(files / "cand.csv"), "--out",
-                                       str(tmp_path / "cli"), "--lm", "none", "--repeats", "5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(files / "ref.csv"),
+            str(files / "cand.csv"),
+            "--out",
+            str(tmp_path / "cli"),
+            "--lm",
+            "none",
+            "--repeats",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     cli = pd.read_parquet(tmp_path / "cli" / "audit.parquet").drop(columns="candidate").set_index("indicator")
     assert len(cli) > 20 and "tail_mass[mean area]" in cli.index

@@ -64,7 +64,7 @@ def test_exact_duplicates_match_a_set_and_distinct_n_is_within_the_hyperloglog_e
     normal = [" ".join(t.lower().split()) for t in records]
     assert stats["exact_duplicates"] == pytest.approx(1 - len(set(normal)) / len(records), rel=1e-12)
     for n in (1, 2, 3):
-        grams = [tuple(w[i:i + n]) for w in map(words_of, records) for i in range(len(w) - n + 1)]
+        grams = [tuple(w[i : i + n]) for w in map(words_of, records) for i in range(len(w) - n + 1)]
         assert stats[f"distinct_{n}"] == pytest.approx(len(set(grams)) / len(grams), rel=4 * 0.0081)
     counts = {}
     for w in (w for t in records for w in words_of(t)):

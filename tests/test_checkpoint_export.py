@@ -17,13 +17,30 @@ from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 DATA = {"kind": "news", "block": 16, "max_blocks": 48, "validation_blocks": 8, "heldout_blocks": 16}
-TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 16, "epochs": 1, "batch_size": 16, "decoding": "greedy",
-        "threads": 1}
+TINY = {
+    "kind": "lm-tiny",
+    "n_layer": 1,
+    "n_head": 2,
+    "n_embd": 16,
+    "epochs": 1,
+    "batch_size": 16,
+    "decoding": "greedy",
+    "threads": 1,
+}
 
 
 def run(tmp_path, save, **model):
-    cfg = validate({"name": "export", "seed": 3, "replicates": 1, "data": DATA, "model": {**TINY, "save": save, **model},
-                    "loop": {"generations": 4, "samples": 24, "regime": "replace"}, "metrics": ["test_perplexity"]})
+    cfg = validate(
+        {
+            "name": "export",
+            "seed": 3,
+            "replicates": 1,
+            "data": DATA,
+            "model": {**TINY, "save": save, **model},
+            "loop": {"generations": 4, "samples": 24, "regime": "replace"},
+            "metrics": ["test_perplexity"],
+        }
+    )
     execute(cfg, tmp_path / "run", quiet=True)
     return tmp_path / "run"
 
@@ -59,7 +76,9 @@ def test_reduced_vocabulary_export_keeps_in_vocabulary_logits():
 
     source = SOURCES.build(DATA, "data")
     real = np.array(source.pool(1, 48, np.random.default_rng(0)))
-    model = MODELS.build({**TINY, "vocab_size": 256}, "model").bind(source, real).fit(real, rng=np.random.default_rng(1))
+    model = (
+        MODELS.build({**TINY, "vocab_size": 256}, "model").bind(source, real).fit(real, rng=np.random.default_rng(1))
+    )
     full = model._exportable(model._models[0])
     assert full.config.vocab_size == len(source.tokenizer_)
     x = real[0, :4]
@@ -82,7 +101,9 @@ def test_vae_export_rebuilds_from_its_files(tmp_path):
     vae = VAE(latent=2, hidden=16, epochs=1, threads=1).fit(x, rng=np.random.default_rng(1))
     vae.export([tmp_path / "r0", tmp_path / "r1"])
     config = json.loads((tmp_path / "r1" / "config.json").read_text())
-    net = build_net(tuple(config["shape"]), config["latent"], config["capacity"], config["architecture"], config["hidden"])
+    net = build_net(
+        tuple(config["shape"]), config["latent"], config["capacity"], config["architecture"], config["hidden"]
+    )
     net.load_state_dict(load_file(str(tmp_path / "r1" / "model.safetensors")))
     z = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -34,7 +34,7 @@ def candidates(source):
 
 
 def run(spec, source, x, keep=None):
-    (_, fn), = build_chain([spec])
+    ((_, fn),) = build_chain([spec])
     ctx = FilterContext(source, None, None, np.empty(0), 1, np.random.default_rng(0))
     keep = np.ones(x.shape[:2], bool) if keep is None else keep
     out, kept = fn(x, keep, ctx)
@@ -59,7 +59,7 @@ def test_keeps_exactly_the_records_the_verifier_is_confident_of(source, candidat
 def test_replicates_are_judged_in_one_batch_as_one_at_a_time(source, candidates):
     net = verifier_net(source, 128, None, 1)
     both = class_confidence(net, candidates)
-    one = np.concatenate([class_confidence(net, candidates[r:r + 1]) for r in range(2)])
+    one = np.concatenate([class_confidence(net, candidates[r : r + 1]) for r in range(2)])
     assert np.allclose(both, one, rtol=0, atol=1e-6)
 
 
@@ -89,7 +89,9 @@ def test_threshold_zero_keeps_every_draw_bit_for_bit(source, candidates):
 def test_settings_and_records_are_checked(source):
     raw = load_raw("verifier-digits")
     raw["arms"] = {"a": {"loop.filters": [{"kind": "classifier-verifier", "threshold": 1.5}]}}
-    with pytest.raises(ConfigError, match=r"^loop.filters\[0\].threshold must be in \[0, 1\] \(a class probability\); got 1.5.$"):
+    with pytest.raises(
+        ConfigError, match=r"^loop.filters\[0\].threshold must be in \[0, 1\] \(a class probability\); got 1.5.$"
+    ):
         validate(raw)
     with pytest.raises(ConfigError, match=r"needs grey images \(R, n, H, W\); got records of shape \(1, 3, 2\)"):
         run({"kind": "classifier-verifier"}, source, np.zeros((1, 3, 2)))

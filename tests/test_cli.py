@@ -23,13 +23,18 @@ def write(tmp_path, raw):
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"loop": {"regime": "replase"}},
-         "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation', 'window'; got 'replase'."),
+        (
+            {"loop": {"regime": "replase"}},
+            "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation', 'window'; got 'replase'.",
+        ),
         ({"loop": {"generatons": 3}}, "error: unknown key 'loop.generatons'"),
         ({"replicates": 0}, "error: replicates must be >= 1; got 0."),
         ({"loop": {"real_fraction": 1.5}}, "error: loop.real_fraction must be <= 1.0; got 1.5."),
         ({"model": {"kind": "gausian"}}, "error: model.kind must be one of"),
-        ({"model": {"kind": "gaussian", "variance": "biased"}}, "error: model.variance must be one of 'unbiased' or 'mle'; got 'biased'."),
+        (
+            {"model": {"kind": "gaussian", "variance": "biased"}},
+            "error: model.variance must be one of 'unbiased' or 'mle'; got 'biased'.",
+        ),
         ({"metrics": ["w2"]}, "error: metrics must be one of"),
         ({"data": {"kind": "gaussian", "stdev": 2}}, "error: unknown key 'data.stdev'"),
     ],
@@ -80,7 +85,12 @@ def test_file_source_errors(tmp_path):
     assert result.exit_code == 2 and "existing file" in result.output
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).normal(size=(50, 1)))
-    result = invoke("run", write(tmp_path, {"data": {"kind": "file", "path": str(good)}, "loop": {"regime": "fresh", "real_fraction": 0.5}}))
+    result = invoke(
+        "run",
+        write(
+            tmp_path, {"data": {"kind": "file", "path": str(good)}, "loop": {"regime": "fresh", "real_fraction": 0.5}}
+        ),
+    )
     assert result.exit_code == 2 and "use 'mix' for a fixed pool" in result.output
 
 
@@ -89,8 +99,13 @@ def test_run_file_source_mix_and_show_and_report(tmp_path):
 
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).normal(size=(50, 1)))
-    raw = {"name": "f", "replicates": 8, "data": {"kind": "file", "path": str(good)},
-           "loop": {"generations": 4, "samples": 50, "regime": "mix", "real_fraction": 0.2}, "metrics": ["mean", "variance", "w1", "energy"]}
+    raw = {
+        "name": "f",
+        "replicates": 8,
+        "data": {"kind": "file", "path": str(good)},
+        "loop": {"generations": 4, "samples": 50, "regime": "mix", "real_fraction": 0.2},
+        "metrics": ["mean", "variance", "w1", "energy"],
+    }
     out = tmp_path / "out"
     result = invoke("run", write(tmp_path, raw), "--out", str(out), "--quiet")
     assert result.exit_code == 0, result.output
@@ -105,7 +120,14 @@ def test_run_file_source_mix_and_show_and_report(tmp_path):
 def test_presets_lists_every_preset():
     result = invoke("presets")
     assert result.exit_code == 0
-    for name in ("gaussian-replace", "gaussian-multivariate", "regression-regimes", "categorical-absorption", "gaussian-long", "paper-suite"):
+    for name in (
+        "gaussian-replace",
+        "gaussian-multivariate",
+        "regression-regimes",
+        "categorical-absorption",
+        "gaussian-long",
+        "paper-suite",
+    ):
         assert name in result.output
 
 
@@ -134,7 +156,9 @@ def test_runtime_failure_exits_1_without_traceback(tmp_path):
 
 def test_import_is_light():
     code = "import sys, modelcollapse, modelcollapse.cli, modelcollapse.config; print(sorted(m for m in ('torch','transformers','matplotlib','ray','sklearn') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 def test_report_builds_a_loop_run_and_a_sweep(tmp_path):
@@ -165,8 +189,10 @@ def test_loop_and_chain_presets_name_the_right_command():
     ]
 
 
-@pytest.mark.parametrize("args", [["--debug", "chain", "no-such-preset"], ["chain", "no-such-preset", "--debug"],
-                                  ["chain", "no-such-preset"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--debug", "chain", "no-such-preset"], ["chain", "no-such-preset", "--debug"], ["chain", "no-such-preset"]],
+)
 def test_chain_debug_shows_the_traceback_in_either_position(args):
     result = subprocess.run([sys.executable, "-m", "modelcollapse", *args], capture_output=True, text=True)
     assert result.returncode == (1 if "--debug" in args else 2)  # a raised exception exits 1; a handled error 2
@@ -174,4 +200,7 @@ def test_chain_debug_shows_the_traceback_in_either_position(args):
         assert "Traceback (most recent call last)" in result.stderr and "ConfigError: CONFIG must be" in result.stderr
     else:
         assert "Traceback" not in result.stderr
-        assert result.stderr.startswith("error: CONFIG must be a YAML file or a preset:") and result.stderr.count("\n") == 1
+        assert (
+            result.stderr.startswith("error: CONFIG must be a YAML file or a preset:")
+            and result.stderr.count("\n") == 1
+        )

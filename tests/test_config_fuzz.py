@@ -16,32 +16,115 @@ st = hypothesis.strategies
 SECONDS = 20  # per example: a generous bound for a tiny run on a loaded 2-core machine
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 60), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-    st.sampled_from(["gaussian", "categorical", "gmm", "kde", "replace", "accumulate", "mix", "fresh", "mean", "entropy",
-                     "w1", "exact", "finite", "population", "samples", "sklearn", "verifier", "file", "1e3", "nan", ".inf", "*a", "&a"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 60),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(
+        [
+            "gaussian",
+            "categorical",
+            "gmm",
+            "kde",
+            "replace",
+            "accumulate",
+            "mix",
+            "fresh",
+            "mean",
+            "entropy",
+            "w1",
+            "exact",
+            "finite",
+            "population",
+            "samples",
+            "sklearn",
+            "verifier",
+            "file",
+            "1e3",
+            "nan",
+            ".inf",
+            "*a",
+            "&a",
+        ]
+    ),
 )
-junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                     st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8)
+junk = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
 small = st.one_of(st.integers(-1, 12), scalars)
-loop = st.fixed_dictionaries({}, optional={
-    "generations": small, "samples": small, "regime": st.one_of(scalars, st.fixed_dictionaries({"kind": scalars}, optional={"n_real": small})),
-    "real_fraction": st.one_of(st.floats(-1, 2), scalars), "bias": st.one_of(st.floats(0, 3), scalars), "heldout": small,
-    "sampling": scalars, "fit_to": scalars, "filters": st.one_of(junk, st.lists(st.fixed_dictionaries({"kind": scalars}), max_size=2)),
-    "on_degenerate": scalars, "junk": junk,
-})
-plugin = st.one_of(scalars, st.fixed_dictionaries({"kind": scalars}, optional={"dim": small, "std": scalars, "mean": junk,
-                                                                               "categories": small, "variance": scalars,
-                                                                               "estimator": scalars, "junk": junk}))
-configs = st.fixed_dictionaries({}, optional={
-    "name": scalars, "seed": small, "replicates": small, "shard_size": small, "data": plugin, "model": plugin,
-    "loop": st.one_of(loop, junk), "metrics": st.one_of(junk, st.lists(scalars, max_size=3)),
-    "arms": st.one_of(junk, st.dictionaries(st.text(min_size=1, max_size=4), st.one_of(junk, st.dictionaries(
-        st.sampled_from(["loop.samples", "model.kind", "seed", "replicates", "loop.regime", "x.y"]), small, max_size=2)), max_size=2)),
-    "grid": st.one_of(junk, st.dictionaries(st.sampled_from(["loop.samples", "loop.bias", "model.kind"]), st.lists(small, max_size=2),
-                                            max_size=1)),
-    "anatomy": junk, "alarm": junk, "sweep": junk, "unknown": junk,
-})
+loop = st.fixed_dictionaries(
+    {},
+    optional={
+        "generations": small,
+        "samples": small,
+        "regime": st.one_of(scalars, st.fixed_dictionaries({"kind": scalars}, optional={"n_real": small})),
+        "real_fraction": st.one_of(st.floats(-1, 2), scalars),
+        "bias": st.one_of(st.floats(0, 3), scalars),
+        "heldout": small,
+        "sampling": scalars,
+        "fit_to": scalars,
+        "filters": st.one_of(junk, st.lists(st.fixed_dictionaries({"kind": scalars}), max_size=2)),
+        "on_degenerate": scalars,
+        "junk": junk,
+    },
+)
+plugin = st.one_of(
+    scalars,
+    st.fixed_dictionaries(
+        {"kind": scalars},
+        optional={
+            "dim": small,
+            "std": scalars,
+            "mean": junk,
+            "categories": small,
+            "variance": scalars,
+            "estimator": scalars,
+            "junk": junk,
+        },
+    ),
+)
+configs = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": scalars,
+        "seed": small,
+        "replicates": small,
+        "shard_size": small,
+        "data": plugin,
+        "model": plugin,
+        "loop": st.one_of(loop, junk),
+        "metrics": st.one_of(junk, st.lists(scalars, max_size=3)),
+        "arms": st.one_of(
+            junk,
+            st.dictionaries(
+                st.text(min_size=1, max_size=4),
+                st.one_of(
+                    junk,
+                    st.dictionaries(
+                        st.sampled_from(["loop.samples", "model.kind", "seed", "replicates", "loop.regime", "x.y"]),
+                        small,
+                        max_size=2,
+                    ),
+                ),
+                max_size=2,
+            ),
+        ),
+        "grid": st.one_of(
+            junk,
+            st.dictionaries(
+                st.sampled_from(["loop.samples", "loop.bias", "model.kind"]), st.lists(small, max_size=2), max_size=1
+            ),
+        ),
+        "anatomy": junk,
+        "alarm": junk,
+        "sweep": junk,
+        "unknown": junk,
+    },
+)
 
 
 def tiny(raw: dict) -> dict:
@@ -81,7 +164,9 @@ def test_any_config_file_exits_cleanly(tmp_path_factory, text, blob):
     for i, data in enumerate((text.encode("utf-8", "surrogatepass"), blob)):
         path = folder / f"c{i}.yaml"
         path.write_bytes(data)
-        result = CliRunner().invoke(main, ["run", str(path), "--out", str(folder / f"out{i}"), "--quiet", "--no-report"])
+        result = CliRunner().invoke(
+            main, ["run", str(path), "--out", str(folder / f"out{i}"), "--quiet", "--no-report"]
+        )
         assert result.exit_code in (0, 1, 2), (data, result.output, result.exception)
         assert "Traceback" not in result.output
         if result.exit_code:

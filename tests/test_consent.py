@@ -53,13 +53,29 @@ def refused(result, *parts: str) -> None:
 def test_plugin_flag_without_trust_imports_nothing(tmp_path, command):
     plugin = marker_file(tmp_path)
     grid = ["--grid", "loop.samples=10,12"] if command == "sweep" else []
-    result = invoke(command, "gaussian-replace", "--out", tmp_path / "out", "--quiet", *grid, *SMALL, "--plugin", plugin)
-    refused(result, f"error: --plugin {str(plugin)!r} names Python code to import and run; nothing was imported: add "
-                    "--trust-code if you trust it.")
+    result = invoke(
+        command, "gaussian-replace", "--out", tmp_path / "out", "--quiet", *grid, *SMALL, "--plugin", plugin
+    )
+    refused(
+        result,
+        f"error: --plugin {str(plugin)!r} names Python code to import and run; nothing was imported: add "
+        "--trust-code if you trust it.",
+    )
     assert not ran(tmp_path) and not (tmp_path / "out").exists()
     extra = ["--no-report"] if command == "run" else []
-    result = invoke(command, "gaussian-replace", "--out", tmp_path / "out", "--quiet", *grid, *SMALL, *extra,
-                    "--plugin", plugin, "--trust-code")
+    result = invoke(
+        command,
+        "gaussian-replace",
+        "--out",
+        tmp_path / "out",
+        "--quiet",
+        *grid,
+        *SMALL,
+        *extra,
+        "--plugin",
+        plugin,
+        "--trust-code",
+    )
     assert result.exit_code == 0, result.output
     assert ran(tmp_path)
 
@@ -69,11 +85,27 @@ def test_plugin_module_without_trust_imports_nothing(tmp_path, monkeypatch):
     (tmp_path / f"{name}.py").write_text(MARKER)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, name, raising=False)
-    refused(invoke("run", "gaussian-replace", "--out", tmp_path / "out", *SMALL, "--plugin", name), f"--plugin {name!r}",
-            "--trust-code")
+    refused(
+        invoke("run", "gaussian-replace", "--out", tmp_path / "out", *SMALL, "--plugin", name),
+        f"--plugin {name!r}",
+        "--trust-code",
+    )
     assert not ran(tmp_path) and name not in sys.modules
-    assert invoke("run", "gaussian-replace", "--out", tmp_path / "out", "--quiet", "--no-report", *SMALL, "--plugin", name,
-                  "--trust-code").exit_code == 0
+    assert (
+        invoke(
+            "run",
+            "gaussian-replace",
+            "--out",
+            tmp_path / "out",
+            "--quiet",
+            "--no-report",
+            *SMALL,
+            "--plugin",
+            name,
+            "--trust-code",
+        ).exit_code
+        == 0
+    )
     assert ran(tmp_path)
 
 
@@ -82,8 +114,11 @@ def test_plugins_key_without_trust_imports_nothing(tmp_path, command):
     plugin = marker_file(tmp_path)
     config = tmp_path / "c.yaml"
     config.write_text(json.dumps({**TINY, "plugins": [str(plugin)], "sweep": {"grid": {"loop.samples": [10, 12]}}}))
-    refused(invoke(command, config, "--out", tmp_path / "out", "--quiet"),
-            f"plugins [{str(plugin)!r}] names Python code to import and run; nothing was imported", "--trust-code")
+    refused(
+        invoke(command, config, "--out", tmp_path / "out", "--quiet"),
+        f"plugins [{str(plugin)!r}] names Python code to import and run; nothing was imported",
+        "--trust-code",
+    )
     assert not ran(tmp_path)
     extra = ["--no-report"] if command == "run" else []
     result = invoke(command, config, "--out", tmp_path / "out", "--quiet", *extra, "--trust-code")
@@ -91,11 +126,14 @@ def test_plugins_key_without_trust_imports_nothing(tmp_path, command):
     assert ran(tmp_path)
 
 
-@pytest.mark.parametrize("call", [mc.run, lambda raw, **kw: mc.sweep(raw, {"loop.samples": [10, 12]}, **kw)],
-                         ids=["run", "sweep"])
+@pytest.mark.parametrize(
+    "call", [mc.run, lambda raw, **kw: mc.sweep(raw, {"loop.samples": [10, 12]}, **kw)], ids=["run", "sweep"]
+)
 def test_python_plugins_need_trust_code(tmp_path, call):
     raw = {**TINY, "plugins": [str(marker_file(tmp_path))]}
-    with pytest.raises(mc.ConfigError, match=r"names Python code to import and run; nothing was imported.*trust_code=True"):
+    with pytest.raises(
+        mc.ConfigError, match=r"names Python code to import and run; nothing was imported.*trust_code=True"
+    ):
         call(raw, out=tmp_path / "out")
     assert not ran(tmp_path) and not (tmp_path / "out").exists()
     call(raw, out=tmp_path / "out", trust_code=True)
@@ -106,7 +144,9 @@ def test_an_arm_or_grid_cannot_name_plugins(tmp_path):
     plugin = str(marker_file(tmp_path))
     for raw in ({**TINY, "arms": {"a": {"plugins": [plugin]}}}, {**TINY, "grid": {"plugins": [[plugin]]}}):
         for trust in (False, True):  # an arm's modules would be imported only at run time, after every check
-            with pytest.raises(mc.ConfigError, match=r"arms and grid may not set 'plugins': plug-ins are imported once"):
+            with pytest.raises(
+                mc.ConfigError, match=r"arms and grid may not set 'plugins': plug-ins are imported once"
+            ):
                 mc.run(raw, out=tmp_path / "out", trust_code=trust)
     assert not ran(tmp_path)
 
@@ -132,12 +172,12 @@ def test_keys_naming_code_import_only_with_trust(tmp_path, monkeypatch, key):
 
 
 # -- 2. errors that lead into the user's code --------------------------------------------------------------------------
-BAD = '''import modelcollapse as mc
+BAD = """import modelcollapse as mc
 
 @mc.metric("zero_metric")
 def zero_metric(ctx):
     return 1 / 0
-'''
+"""
 
 
 def frames(err: BaseException) -> list[str]:
@@ -200,28 +240,58 @@ WRONG_SHAPES = {"()": lambda ctx: float(ctx.samples.mean()), "(3, 2)": lambda ct
 @pytest.mark.parametrize("shape", WRONG_SHAPES)
 def test_a_wrong_shape_names_the_metric_and_both_shapes(tmp_path, registered, shape):
     mc.metric("shaped")(WRONG_SHAPES[shape])  # 3 replicates: one value each expected
-    with pytest.raises(mc.RunError, match=re.escape(f"metric 'shaped' returned shape {shape}; expected (3,), one value "
-                                                    "per replicate.")):
+    with pytest.raises(
+        mc.RunError, match=re.escape(f"metric 'shaped' returned shape {shape}; expected (3,), one value per replicate.")
+    ):
         mc.run({**TINY, "metrics": ["shaped"]}, out=tmp_path / "out")
 
 
 def test_cli_names_the_plugin_in_one_line_and_debug_shows_the_users_frame(tmp_path, registered):
     (tmp_path / "bad.py").write_text(BAD)
-    args = ["run", "gaussian-replace", "--quiet", "--no-report", *SMALL, "--set", "metrics=[zero_metric]",
-            "--plugin", str(tmp_path / "bad.py"), "--trust-code"]
+    args = [
+        "run",
+        "gaussian-replace",
+        "--quiet",
+        "--no-report",
+        *SMALL,
+        "--set",
+        "metrics=[zero_metric]",
+        "--plugin",
+        str(tmp_path / "bad.py"),
+        "--trust-code",
+    ]
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "error: 1 of 1 units failed before completing a generation; first gaussian-replace/shard0: PluginError: metric "
         "'zero_metric' raised ZeroDivisionError: division by zero. Nothing was kept. (rerun with --debug for the "
-        "traceback into the plug-in)"]
+        "traceback into the plug-in)"
+    ]
     debug = CliRunner().invoke(main, ["--debug", *args, "--out", str(tmp_path / "b")])
     shown = "".join(traceback.format_exception(debug.exception))  # what Python prints for the uncaught error
     assert 'bad.py", line 5, in zero_metric' in shown and "return 1 / 0" in shown
     # in worker processes: the worker's traceback travels back as text (a separate process, as a user runs it)
     env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, "-m", "modelcollapse", "--debug", *args, "--workers", "2", "--set", "shard_size=1",
-                           "--out", "c"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelcollapse",
+            "--debug",
+            *args,
+            "--workers",
+            "2",
+            "--set",
+            "shard_size=1",
+            "--out",
+            "c",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert 'bad.py", line 5, in zero_metric' in done.stderr and "return 1 / 0" in done.stderr, done.stderr
     assert "PluginError: metric 'zero_metric' raised ZeroDivisionError: division by zero" in done.stderr
@@ -233,8 +303,13 @@ def echo_server():
 
     def answer(handler, n, body):
         text = body["messages"][-1]["content"].split("\n\n", 1)[-1]
-        send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                                                 "message": {"role": "assistant", "content": text}}]})
+        send_json(
+            handler,
+            {
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            },
+        )
 
     return LocalServer(answer)
 
@@ -242,9 +317,15 @@ def echo_server():
 def chain_config(url: str, folder: Path) -> dict:
     starts = folder / "starts.jsonl"
     starts.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("A first text to rewrite.", "A second one.")))
-    return {"name": "echo", "task": ["rephrase"], "generations": 2, "seeds": [0, 1], "metrics": ["length_words"],
-            "start": {"source": str(starts)},
-            "backend": {"kind": "openai", "base_url": url, "model": "toy", "retries": 0}}
+    return {
+        "name": "echo",
+        "task": ["rephrase"],
+        "generations": 2,
+        "seeds": [0, 1],
+        "metrics": ["length_words"],
+        "start": {"source": str(starts)},
+        "backend": {"kind": "openai", "base_url": url, "model": "toy", "retries": 0},
+    }
 
 
 @pytest.mark.parametrize("quiet", [True, False])

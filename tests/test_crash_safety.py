@@ -22,13 +22,29 @@ from modelcollapse.errors import RunError
 from modelcollapse.rundir.atomic import FAULT_STEPS
 from modelcollapse.rundir.store import RunStore
 
-RAW = {"name": "cs", "seed": 7, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian", "dim": 2},
-       "model": {"kind": "gaussian"}, "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},
-       "metrics": ["w2_sq", "mean"]}
+RAW = {
+    "name": "cs",
+    "seed": 7,
+    "replicates": 4,
+    "shard_size": 2,
+    "data": {"kind": "gaussian", "dim": 2},
+    "model": {"kind": "gaussian"},
+    "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},
+    "metrics": ["w2_sq", "mean"],
+}
 # (step, n): 2 shards x 5 generations = 10 saves; the run appends a metrics and a state record to each shard's journal
 # per generation, and drops one journal per shard when it completes.
-KILLS = [("rename", 7), ("segment", 3), ("synthetic", 6), ("gen0", 2), ("state", 4), ("state", 10), ("table", 1),
-         ("record", 1), ("drop", 2)]
+KILLS = [
+    ("rename", 7),
+    ("segment", 3),
+    ("synthetic", 6),
+    ("gen0", 2),
+    ("state", 4),
+    ("state", 10),
+    ("table", 1),
+    ("record", 1),
+    ("drop", 2),
+]
 
 
 def cli(*args):
@@ -40,8 +56,12 @@ def start(config: Path, out: Path, fault: str | None = None, *extra: str) -> sub
     env.pop("MODELCOLLAPSE_FAULT", None)
     if fault:
         env["MODELCOLLAPSE_FAULT"] = fault
-    return subprocess.Popen(cli("run", str(config), "--out", str(out), "--quiet", "--no-report", *extra), env=env,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cli("run", str(config), "--out", str(out), "--quiet", "--no-report", *extra),
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +88,9 @@ def test_kill_at_every_step_then_resume_equals_uninterrupted(runs, step, n):
     full = pq.read_table(root / "full" / "metrics.parquet")
     assert manifest["status"] == "complete" and manifest["table"]["rows"] == full.num_rows == 4 * 5 * 4
     assert pq.read_table(killed / "metrics.parquet").equals(full)  # same rows, same order, same bits
-    assert not list(killed.glob("checkpoints/*/segments/metrics-*")) and not list(killed.glob("checkpoints/*/journal.log"))
+    assert not list(killed.glob("checkpoints/*/segments/metrics-*")) and not list(
+        killed.glob("checkpoints/*/journal.log")
+    )
     execute(validate(RAW), killed, resume=True, quiet=True)  # idempotent: a complete run resumes to itself
     assert pq.read_table(killed / "metrics.parquet").equals(full)
 
@@ -82,7 +104,12 @@ def test_sweep_killed_inside_a_points_consolidation_resumes_to_the_full_table(tm
     config.write_text(yaml.safe_dump({**RAW, "loop": {**RAW["loop"], "generations": 3}}))
     sweep = lambda out, *extra, fault=None: subprocess.run(  # noqa: E731
         cli("sweep", str(config), "--grid", "loop.samples=10,20", "--out", str(out), "--quiet", *extra),
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **({"MODELCOLLAPSE_FAULT": fault} if fault else {})})
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            **({"MODELCOLLAPSE_FAULT": fault} if fault else {}),
+        },
+    )
     assert sweep(tmp_path / "full").returncode == 0
     # point 0 drops 2 journals (2 shards): killed in point 1's consolidation, 1 journal dropped
     assert sweep(tmp_path / "killed", fault="drop:3").returncode == -signal.SIGKILL
@@ -94,9 +121,18 @@ def test_sweep_killed_inside_a_points_consolidation_resumes_to_the_full_table(tm
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
     out = tmp_path / "run"
     execute(validate(RAW), out, quiet=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom modelcollapse.rundir.store import RunStore\n"
-                               "with RunStore(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(60)", str(out)],
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom modelcollapse.rundir.store import RunStore\n"
+            "with RunStore(sys.argv[1]).lock():\n    print('held', flush=True)\n    time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunError, match=rf"is in use by pid {holder.pid} on host .*; wait for it to finish"):
@@ -122,13 +158,16 @@ def unconsolidated(runs, tmp_path):
     return out
 
 
-@pytest.mark.parametrize("damage,name", [
-    ("flip", "checkpoints/arm000-shard001/journal.log"),  # a metrics or state record of generation 2 or 3
-    ("flip-start", "checkpoints/arm000-shard001/journal.log"),  # generation 0 (the gen0 state)
-    ("flip-header", "checkpoints/arm000-shard000/journal.log"),  # a record's length: not mistaken for a torn tail
-    ("flip", "checkpoints/arm000-shard000/synthetic.log"),
-    ("delete", "checkpoints/arm000-shard000/synthetic.log"),
-])
+@pytest.mark.parametrize(
+    "damage,name",
+    [
+        ("flip", "checkpoints/arm000-shard001/journal.log"),  # a metrics or state record of generation 2 or 3
+        ("flip-start", "checkpoints/arm000-shard001/journal.log"),  # generation 0 (the gen0 state)
+        ("flip-header", "checkpoints/arm000-shard000/journal.log"),  # a record's length: not mistaken for a torn tail
+        ("flip", "checkpoints/arm000-shard000/synthetic.log"),
+        ("delete", "checkpoints/arm000-shard000/synthetic.log"),
+    ],
+)
 def test_a_damaged_file_is_an_error_naming_it(unconsolidated, damage, name):
     path = unconsolidated / name
     if damage == "delete":
@@ -172,8 +211,12 @@ def test_a_changed_data_file_is_refused_on_resume(tmp_path):
 
     data = tmp_path / "x.npy"
     np.save(data, np.arange(40.0).reshape(20, 2))
-    raw = {**RAW, "data": {"kind": "file", "path": str(data)}, "loop": {**RAW["loop"], "regime": "replace", "generations": 2},
-           "metrics": ["mean"]}
+    raw = {
+        **RAW,
+        "data": {"kind": "file", "path": str(data)},
+        "loop": {**RAW["loop"], "regime": "replace", "generations": 2},
+        "metrics": ["mean"],
+    }
     execute(validate(raw), tmp_path / "run", quiet=True)
     assert len(yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]["sha256"]) == 64
     np.save(data, np.arange(40.0).reshape(20, 2) + 1)
@@ -247,9 +290,15 @@ def test_a_full_disk_fails_the_run_and_resume_completes_it(tmp_path, fails):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run(cli("run", str(config), "--out", str(out), "--quiet", "--no-report", *(["--resume"] if fails == "table" else [])),
-                            preexec_fn=small_disk, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    result = subprocess.run(
+        cli(
+            "run", str(config), "--out", str(out), "--quiet", "--no-report", *(["--resume"] if fails == "table" else [])
+        ),
+        preexec_fn=small_disk,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert result.returncode == 1 and "File too large" in result.stderr
     assert not (out / "metrics.parquet").exists()
     assert [p.name for p in out.rglob(".*")] == [".lock"]  # no temporary file left behind

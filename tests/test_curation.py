@@ -100,21 +100,31 @@ def test_quadratic_reward_on_vectors_k_inf():
     # N(0, 1) tilted by e^{β r}, r = −s(x − c)²: N(μ', σ'²), 1/σ'² = 1 + 2βs, μ' = σ'²·2βs·c (rewards.quadratic).
     x = np.random.default_rng(2).standard_normal((40, 20_000, 1))
     ctx = FilterContext(None, None, None, None, 0, np.random.default_rng(3))
-    chain = build_chain([{"kind": "curate", "k": "inf", "beta": 1.0, "reward": {"kind": "quadratic", "center": 1.0, "scale": 0.5}}])
+    chain = build_chain(
+        [{"kind": "curate", "k": "inf", "beta": 1.0, "reward": {"kind": "quadratic", "center": 1.0, "scale": 0.5}}]
+    )
     y, keep, _ = apply_chain(chain, x, ctx)
     within_se(y[..., 0].mean(1)[:, None], 0.5, extra=1e-3)
     within_se(y[..., 0].var(1)[:, None], 0.5, extra=1e-3)
     assert np.all(ctx.stats["mean_reward"] == ctx.stats["curate_reward_raw"])  # no probs_: the raw draws' mean
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"k": 0}, "loop.filters[0].k must be an integer in [1, 16] (the refill draws at most 16 candidates per kept record) or 'inf'; got 0."),
-    ({"k": "infinity"}, "loop.filters[0].k"),
-    ({"reward": {"kind": "tabel", "values": [1.0]}}, "Did you mean 'table'?"),
-    ({"reward": {"kind": "table"}}, "loop.filters[0].reward.values"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"k": 0},
+            "loop.filters[0].k must be an integer in [1, 16] (the refill draws at most 16 candidates per kept record) or 'inf'; got 0.",
+        ),
+        ({"k": "infinity"}, "loop.filters[0].k"),
+        ({"reward": {"kind": "tabel", "values": [1.0]}}, "Did you mean 'table'?"),
+        ({"reward": {"kind": "table"}}, "loop.filters[0].reward.values"),
+    ],
+)
 def test_curate_settings_are_refused_with_the_key(spec, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")
+    ):
         build_chain([{"kind": "curate", "reward": TABLE, **spec}])
 
 
@@ -203,8 +213,12 @@ def test_golden_ratio_row22(tmp_path):
 
 def test_weighted_fits_equal_plain_fits_for_equal_weights():
     rng = np.random.default_rng(0)
-    cases = {"gaussian": rng.normal(size=(3, 50, 2)), "gaussian-mean": rng.normal(size=(3, 50, 1)),
-             "categorical": rng.integers(0, 4, size=(3, 50)), "linear-regression": rng.normal(size=(3, 50, 4))}
+    cases = {
+        "gaussian": rng.normal(size=(3, 50, 2)),
+        "gaussian-mean": rng.normal(size=(3, 50, 1)),
+        "categorical": rng.integers(0, 4, size=(3, 50)),
+        "linear-regression": rng.normal(size=(3, 50, 4)),
+    }
     for kind, x in cases.items():
         plain, weighted = MODELS.build({"kind": kind}), MODELS.build({"kind": kind})
         if kind == "linear-regression":
@@ -212,9 +226,13 @@ def test_weighted_fits_equal_plain_fits_for_equal_weights():
         plain.fit(x, rng=None)
         weighted.fit_weighted(x, np.full((3, 50), 1 / 50), rng=None)
         for key, value in plain.get_state().items():
-            np.testing.assert_allclose(weighted.get_state()[key], value, rtol=1e-12, atol=1e-12, err_msg=f"{kind} {key}")
+            np.testing.assert_allclose(
+                weighted.get_state()[key], value, rtol=1e-12, atol=1e-12, err_msg=f"{kind} {key}"
+            )
     # unequal weights: the weighted mean
-    m = MODELS.build({"kind": "gaussian-mean"}).fit_weighted(np.array([[[0.0], [3.0]]]), np.array([[0.25, 0.75]]), rng=None)
+    m = MODELS.build({"kind": "gaussian-mean"}).fit_weighted(
+        np.array([[[0.0], [3.0]]]), np.array([[0.25, 0.75]]), rng=None
+    )
     assert m.mean_[0, 0] == 2.25
 
 
@@ -229,9 +247,12 @@ def test_weighted_records_share_by_provenance():
 
 
 def test_weights_need_a_family_that_takes_them():
-    with pytest.raises(ConfigError, match=r"^loop.weights needs a family whose fit takes record weights; model.kind 'kde' "
-                                          r"cannot. Families that can: 'categorical', 'gaussian', 'gaussian-mean', "
-                                          r"'linear-regression'; or remove loop.weights.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^loop.weights needs a family whose fit takes record weights; model.kind 'kde' "
+        r"cannot. Families that can: 'categorical', 'gaussian', 'gaussian-mean', "
+        r"'linear-regression'; or remove loop.weights.$",
+    ):
         validate({"model": {"kind": "kde"}, "loop": {"weights": {"real": 0.5}}})
     with pytest.raises(ConfigError, match=r"loop.weights.real 0.5 and loop.weights.synthetic 0.4 must sum to 1"):
         validate({"loop": {"weights": {"real": 0.5, "synthetic": 0.4}}})
@@ -244,7 +265,9 @@ def test_weights_exit_2_on_the_command_line(tmp_path):
 
     from modelcollapse.cli import main
 
-    result = CliRunner().invoke(main, ["run", "golden-ratio", "--out", str(tmp_path / "r"), "--set", "model={kind: kde}"])
+    result = CliRunner().invoke(
+        main, ["run", "golden-ratio", "--out", str(tmp_path / "r"), "--set", "model={kind: kde}"]
+    )
     assert result.exit_code == 2, result.output
     assert "loop.weights" in result.output and "Traceback" not in result.output
 
@@ -265,7 +288,9 @@ def wiki():
     pytest.importorskip("vaderSentiment")
     from modelcollapse.plugins.data import SOURCES
 
-    return SOURCES.build({"kind": "wikipedia", "block": 16, "max_blocks": 24, "validation_blocks": 8, "heldout_blocks": 8}, "data")
+    return SOURCES.build(
+        {"kind": "wikipedia", "block": 16, "max_blocks": 24, "validation_blocks": 8, "heldout_blocks": 8}, "data"
+    )
 
 
 def test_class_probability_is_the_curators_classifiers_probability_of_the_label(digits):
@@ -292,7 +317,14 @@ def test_curating_real_digits_by_class_probability_keeps_the_preferred_digit(dig
     assert np.all(np.mean([[label_of[image.tobytes()] == 3 for image in rep] for rep in y], 1) > 0.9)
     # K = 2, β = 5, candidates 5 shuffles of the test set: the kept mean reward is the Bradley–Terry expectation over
     # random pairs, Σ_{i≠j} (rᵢwᵢ + rⱼwⱼ)/(wᵢ + wⱼ) / (m(m − 1)), w = e^{5r}, within 4 s.e., and above the raw mean
-    x = test[np.stack([np.concatenate([np.random.default_rng(10 * s + t).permutation(len(test)) for t in range(5)]) for s in range(2)])]
+    x = test[
+        np.stack(
+            [
+                np.concatenate([np.random.default_rng(10 * s + t).permutation(len(test)) for t in range(5)])
+                for s in range(2)
+            ]
+        )
+    ]
     _, keep, stats = run_curate(digits, x, k=2, beta=5.0, reward=reward)
     w = np.exp(5 * r)
     pair = (r[:, None] * w[:, None] + r[None] * w[None]) / (w[:, None] + w[None])
@@ -343,12 +375,23 @@ def test_curating_text_by_sentiment_keeps_the_positive_records(wiki):
     assert stats["curate_reward_kept"][0] > stats["curate_reward_raw"][0]
 
 
-@pytest.mark.parametrize(("reward", "x", "message"), [
-    ({"kind": "class-probability", "label": 3}, np.zeros((1, 4, 2)), "needs grey images (R, n, H, W); got records of shape (1, 4, 2)"),
-    ({"kind": "class-probability", "label": 10}, np.zeros((1, 4, 8, 8)), "label must be a class of the source, in [0, 9]; got 10"),
-    ({"kind": "sentiment"}, np.zeros((1, 4, 8, 8)), "needs token-block records"),
-    ({"kind": "text-length"}, np.zeros((1, 4, 3), np.int64), "needs token-block records"),
-])
+@pytest.mark.parametrize(
+    ("reward", "x", "message"),
+    [
+        (
+            {"kind": "class-probability", "label": 3},
+            np.zeros((1, 4, 2)),
+            "needs grey images (R, n, H, W); got records of shape (1, 4, 2)",
+        ),
+        (
+            {"kind": "class-probability", "label": 10},
+            np.zeros((1, 4, 8, 8)),
+            "label must be a class of the source, in [0, 9]; got 10",
+        ),
+        ({"kind": "sentiment"}, np.zeros((1, 4, 8, 8)), "needs token-block records"),
+        ({"kind": "text-length"}, np.zeros((1, 4, 3), np.int64), "needs token-block records"),
+    ],
+)
 def test_source_rewards_refuse_records_they_cannot_score(digits, reward, x, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_reward(reward, "reward", digits)(x)

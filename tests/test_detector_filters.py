@@ -18,8 +18,17 @@ from modelcollapse.plugins.filters import FilterContext, build_chain, density_ra
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 
 DATA = {"kind": "news", "block": 16, "max_blocks": 64, "validation_blocks": 24, "heldout_blocks": 8}
-TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "epochs": 2, "batch_size": 16,
-        "decoding": "sample", "threads": 1}
+TINY = {
+    "kind": "lm-tiny",
+    "n_layer": 1,
+    "n_head": 2,
+    "n_embd": 32,
+    "vocab_size": 512,
+    "epochs": 2,
+    "batch_size": 16,
+    "decoding": "sample",
+    "threads": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +46,7 @@ def ctx(source, model, seed=0):
 
 
 def run(spec, source, model, x, seed=0):
-    (_, fn), = build_chain([spec])
+    ((_, fn),) = build_chain([spec])
     c = ctx(source, model, seed)
     out, keep = fn(x, np.ones(x.shape[:2], bool), c)
     return out, keep, c.stats

@@ -70,20 +70,30 @@ def test_page_from_real_scores_of_a_tiny_model(tmp_path):
     )
 
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=32, vocab_size=256,
-                                       bos_token_id=0, eos_token_id=0)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=32, vocab_size=256, bos_token_id=0, eos_token_id=0)
+    ).eval()
     rng = np.random.default_rng(0)
     prompt = torch.as_tensor(rng.integers(0, 256, (12, 1)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        machine = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
-                                 temperature=0.5, max_new_tokens=15, min_new_tokens=15, pad_token_id=0).numpy()
+        machine = model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=True,
+            top_k=0,
+            temperature=0.5,
+            max_new_tokens=15,
+            min_new_tokens=15,
+            pad_token_id=0,
+        ).numpy()
     sets = {"calibration": rng.integers(0, 256, (12, 16)), "test": rng.integers(0, 256, (10, 16)), "machine": machine}
     scores = dict(detector_scores(sets, model=model, reference=model, lengths=(8, 16)))
     assert list(scores) == [(L, d) for L in (8, 16) for d in ("binoculars", "fast-detectgpt", "gltr", "perplexity")]
     write_scores(tmp_path, scores, [0.1, 0.25], note="tiny <model>")
-    assert {k: {s: v.tolist() for s, v in d.items()} for k, d in read_scores(tmp_path).items()} == \
-        {k: {s: v.tolist() for s, v in d.items()} for k, d in scores.items()}
+    assert {k: {s: v.tolist() for s, v in d.items()} for k, d in read_scores(tmp_path).items()} == {
+        k: {s: v.tolist() for s, v in d.items()} for k, d in scores.items()
+    }
 
     page = build_detector_report(tmp_path).read_text()
     assert page.count("data:image/png;base64,") == 2 and "tiny &lt;model&gt;" in page
@@ -96,11 +106,14 @@ def test_page_from_real_scores_of_a_tiny_model(tmp_path):
         assert row["auc"] == roc_auc(s["test"], s["machine"])
         assert f"<td>{row['tokens']}</td><td>{row['detector']}</td><td>{row['auc']:.3f}</td>" in page
         for t, target in zip(row["thresholds"], (0.1, 0.25)):
-            assert {k: t[k] for k in ("threshold", "target_fpr", "measured_fpr")} == \
-                calibrate(s["calibration"], target, heldout=s["test"])
+            assert {k: t[k] for k in ("threshold", "target_fpr", "measured_fpr")} == calibrate(
+                s["calibration"], target, heldout=s["test"]
+            )
             assert t["tpr"] == (s["machine"] > t["threshold"]).mean()
-    assert markdown_table(rows).splitlines()[0] == \
-        "| tokens | detector | AUC | target FPR 0.1: measured FPR, TPR | target FPR 0.25: measured FPR, TPR |"
+    assert (
+        markdown_table(rows).splitlines()[0]
+        == "| tokens | detector | AUC | target FPR 0.1: measured FPR, TPR | target FPR 0.25: measured FPR, TPR |"
+    )
 
 
 def _split_of(sizes, block=8, eos=2):

@@ -13,17 +13,25 @@ def tiny(seed):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=64, vocab_size=512,
-                                           bos_token_id=0, eos_token_id=0)).eval()
+    return GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=64, vocab_size=512, bos_token_id=0, eos_token_id=0)
+    ).eval()
 
 
 def sampled(model, n, length, temperature=1.0, seed=0):
     prompt = torch.randint(0, 512, (n, 1), generator=torch.Generator().manual_seed(seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
-                              temperature=temperature, max_new_tokens=length - 1, min_new_tokens=length - 1,
-                              pad_token_id=0).numpy()
+        return model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=True,
+            top_k=0,
+            temperature=temperature,
+            max_new_tokens=length - 1,
+            min_new_tokens=length - 1,
+            pad_token_id=0,
+        ).numpy()
 
 
 def test_fast_detectgpt_is_zero_in_expectation_on_own_samples():

@@ -32,7 +32,9 @@ def mle(x):
     return np.einsum("rni,rnj->rij", c, c) / x.shape[1]
 
 
-@pytest.mark.parametrize("sampler, timesteps, measured", [("ddpm", 100, 0.0455), ("ddim", 100, 0.0250), ("ddim", 1000, 0.00255)])
+@pytest.mark.parametrize(
+    "sampler, timesteps, measured", [("ddpm", 100, 0.0455), ("ddim", 100, 0.0250), ("ddim", 1000, 0.00255)]
+)
 def test_affine_fit_samples_have_the_training_mean_and_covariance(sampler, timesteps, measured):
     x = gaussian_data()
     model = affine(sampler=sampler, timesteps=timesteps).fit(x, rng=np.random.default_rng(1))
@@ -76,8 +78,14 @@ def test_replace_loop_follows_row_2():
     it, and within 4 standard errors plus (1 − (1−δ)^(g+1)) of the published closed form."""
     n, generations, d = 32, 12, 10
     model_cfg = {"kind": "diffusion", "network": "affine", "timesteps": 1000, "sampler": "ddim", "threads": 1}
-    raw = {"seed": 0, "replicates": 120, "data": {"kind": "gaussian", "dim": d}, "model": model_cfg,
-           "loop": {"generations": generations, "samples": n, "regime": "replace"}, "metrics": ["trace_ratio"]}
+    raw = {
+        "seed": 0,
+        "replicates": 120,
+        "data": {"kind": "gaussian", "dim": d},
+        "model": model_cfg,
+        "loop": {"generations": generations, "samples": n, "regime": "replace"},
+        "metrics": ["trace_ratio"],
+    }
     import tempfile
 
     with tempfile.TemporaryDirectory() as out:
@@ -101,11 +109,23 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
     from modelcollapse.engine.runner import execute
     from modelcollapse.rundir.store import RunStore
 
-    raw = {"name": "diffusion-ci", "seed": 0, "replicates": 2,
-           "data": {"kind": "gaussian-mixture"},
-           "model": {"kind": "diffusion", "hidden": 16, "layers": 1, "timesteps": 20, "train_steps": 30, "batch_size": 32, "threads": 1},
-           "loop": {"generations": 4, "samples": 64, "regime": "replace", "heldout": 200},
-           "metrics": ["precision", "recall", "frechet"]}
+    raw = {
+        "name": "diffusion-ci",
+        "seed": 0,
+        "replicates": 2,
+        "data": {"kind": "gaussian-mixture"},
+        "model": {
+            "kind": "diffusion",
+            "hidden": 16,
+            "layers": 1,
+            "timesteps": 20,
+            "train_steps": 30,
+            "batch_size": 32,
+            "threads": 1,
+        },
+        "loop": {"generations": 4, "samples": 64, "regime": "replace", "heldout": 200},
+        "metrics": ["precision", "recall", "frechet"],
+    }
     cfg, out = validate(raw), tmp_path / "run"
     run_killed_after(cfg, out, 1)
     assert RunStore(out).last_generation(0, 0) == 1
@@ -124,8 +144,15 @@ def mixture_context(samples):
     from modelcollapse.plugins.data import SOURCES
     from modelcollapse.plugins.metrics import Context
 
-    source = SOURCES.build({"kind": "gaussian-mixture", "weights": [1, 1, 1, 1], "stds": [0.7] * 4,
-                            "means": [[-3, -3], [-3, 3], [3, -3], [3, 3]]}, "data")
+    source = SOURCES.build(
+        {
+            "kind": "gaussian-mixture",
+            "weights": [1, 1, 1, 1],
+            "stds": [0.7] * 4,
+            "means": [[-3, -3], [-3, 3], [3, -3], [3, 3]],
+        },
+        "data",
+    )
     return Context(model=None, samples=samples, source=source, heldout=None, generation=0, rng=None)
 
 
@@ -153,11 +180,16 @@ def test_fully_synthetic_loses_modes_that_fresh_data_keeps(tmp_path):
     walk of the mean) until the samples sit in one mode or none; with half of each training set fresh real data the
     spread holds and both modes keep their records."""
     model = {"kind": "diffusion", "network": "affine", "timesteps": 20, "sampler": "ddim", "threads": 1}
-    raw = {"name": "cov", "seed": 0, "replicates": 8, "model": model,
-           "data": {"kind": "gaussian-mixture", "means": [[-2.0], [2.0]], "stds": [0.7, 0.7]},
-           "loop": {"generations": 40, "samples": 20, "regime": "fully-synthetic", "heldout": 100},
-           "metrics": ["mode_coverage"],
-           "arms": {"fully-synthetic": {}, "fresh-data": {"loop.regime": "fresh-data", "loop.n_real": 10}}}
+    raw = {
+        "name": "cov",
+        "seed": 0,
+        "replicates": 8,
+        "model": model,
+        "data": {"kind": "gaussian-mixture", "means": [[-2.0], [2.0]], "stds": [0.7, 0.7]},
+        "loop": {"generations": 40, "samples": 20, "regime": "fully-synthetic", "heldout": 100},
+        "metrics": ["mode_coverage"],
+        "arms": {"fully-synthetic": {}, "fresh-data": {"loop.regime": "fresh-data", "loop.n_real": 10}},
+    }
     cov = run_small(raw, tmp_path)
     replace, fresh = cov[("fully-synthetic", "mode_coverage")], cov[("fresh-data", "mode_coverage")]
     assert replace[0].mean() >= 0.9 and fresh[0].mean() >= 0.9  # generation 0: one Gaussian over both modes
@@ -180,5 +212,7 @@ def test_clip_keeps_samples_in_the_data_range():
 def test_clip_must_be_an_increasing_pair():
     from modelcollapse.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"model.clip must be null or \[low, high\] with low < high; got \[1.0, 0.0\]"):
+    with pytest.raises(
+        ConfigError, match=r"model.clip must be null or \[low, high\] with low < high; got \[1.0, 0.0\]"
+    ):
         MODELS.build({"kind": "diffusion", "clip": [1, 0]}, "model")

@@ -16,13 +16,21 @@ from modelcollapse.errors import PYTHON, ConfigError, RunError
 
 # Two arms, three shards each (shard_size 7 of 20 replicates): six units with their own streams.
 RAW = {
-    "name": "exec", "seed": 3, "replicates": 20, "shard_size": 7,
-    "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "next_fit": "samples"},
-    "loop": {"generations": 6, "samples": 30}, "metrics": ["w2_sq", "trace_ratio", "energy"],
+    "name": "exec",
+    "seed": 3,
+    "replicates": 20,
+    "shard_size": 7,
+    "data": {"kind": "gaussian", "dim": 2},
+    "model": {"kind": "gaussian", "next_fit": "samples"},
+    "loop": {"generations": 6, "samples": 30},
+    "metrics": ["w2_sq", "trace_ratio", "energy"],
     "arms": {"replace": {}, "accumulate": {"loop.regime": "accumulate"}},
 }
 # An arm whose units fail at run time: 'mix' asks for more real records than the pool of 5 holds.
-BROKEN = {**RAW, "arms": {"ok": {}, "broken": {"loop.regime": "mix", "loop.real_fraction": 1.0, "loop.real_samples": 5}}}
+BROKEN = {
+    **RAW,
+    "arms": {"ok": {}, "broken": {"loop.regime": "mix", "loop.real_fraction": 1.0, "loop.real_samples": 5}},
+}
 
 
 def square(x):
@@ -93,7 +101,9 @@ def test_ray_is_bit_identical_to_local(tmp_path, ray_local):
 
 def test_ray_failing_unit_marks_run_failed_while_others_finish(tmp_path, ray_local):
     out = tmp_path / "broken"
-    with pytest.raises(RunError, match=r"3 of 6 units failed; first broken/shard\d: ConfigError: loop.n_real / real_fraction need 30"):
+    with pytest.raises(
+        RunError, match=r"3 of 6 units failed; first broken/shard\d: ConfigError: loop.n_real / real_fraction need 30"
+    ):
         execute(validate(BROKEN), out, quiet=True, executor=ExecutorSpec(kind="ray", retries=1))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "need 30 real records" in manifest["error"]
@@ -105,17 +115,37 @@ def test_ray_failing_unit_marks_run_failed_while_others_finish(tmp_path, ray_loc
 def test_cli_runs_on_ray_in_a_fresh_process(tmp_path):
     """The CLI end to end: starts its own local Ray instance, workers import the package from the same place."""
     pytest.importorskip("ray")
-    cmd = [sys.executable, "-m", "modelcollapse.cli", "run", "gaussian-replace", "--out", str(tmp_path / "r"),
-           "--set", "replicates=40", "--set", "shard_size=20", "--set", "loop.generations=3",
-           "--executor", "ray", "--workers", "2", "--quiet", "--no-report"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelcollapse.cli",
+        "run",
+        "gaussian-replace",
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "replicates=40",
+        "--set",
+        "shard_size=20",
+        "--set",
+        "loop.generations=3",
+        "--executor",
+        "ray",
+        "--workers",
+        "2",
+        "--quiet",
+        "--no-report",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["status"] == "complete"
 
 
 def test_importing_the_package_loads_neither_ray_nor_mlflow():
-    code = "import sys, modelcollapse, modelcollapse.engine.runner, modelcollapse.cli, modelcollapse.engine.executors, modelcollapse.analysis.tracking; " \
-           "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
+    code = (
+        "import sys, modelcollapse, modelcollapse.engine.runner, modelcollapse.cli, modelcollapse.engine.executors, modelcollapse.analysis.tracking; "
+        "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr[-1000:]
 
@@ -124,8 +154,12 @@ def test_sweep_points_run_as_ray_tasks(tmp_path, ray_local):
     from modelcollapse.engine.sweep import run_sweep
 
     config = tmp_path / "s.yaml"
-    config.write_text(json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]}))
-    out, manifest = run_sweep(str(config), ["loop.samples=20,40"], tmp_path / "sw", [], executor=ExecutorSpec(kind="ray"))
+    config.write_text(
+        json.dumps({"name": "s", "replicates": 6, "loop": {"generations": 3, "samples": 20}, "metrics": ["variance"]})
+    )
+    out, manifest = run_sweep(
+        str(config), ["loop.samples=20,40"], tmp_path / "sw", [], executor=ExecutorSpec(kind="ray")
+    )
     assert manifest["status"] == "complete" and [p["status"] for p in manifest["points"]] == ["complete", "complete"]
 
 
@@ -136,7 +170,9 @@ def test_pool_workers_share_the_cores_for_blas_threads(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")  # set by the user: kept
     share = str(max(1, len(os.sched_getaffinity(0)) // 2))
-    seen = [o.value for o in map_units(os.getenv, ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], workers=2)]
+    seen = [
+        o.value for o in map_units(os.getenv, ["OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"], workers=2)
+    ]
     assert seen == [share, share, "7"]
     assert "OPENBLAS_NUM_THREADS" not in os.environ  # the driver's own environment is restored
 
@@ -144,6 +180,7 @@ def test_pool_workers_share_the_cores_for_blas_threads(monkeypatch):
 # -- the audit's per-record work (audit/shards.py) -------------------------------------------------------------------
 def same_rows(a, b) -> bool:
     """Tidy audit rows equal field by field (NaN equal to NaN)."""
+
     def key(r):
         return [v if v == v else "nan" for v in r.values()]
 
@@ -164,7 +201,10 @@ def test_audit_image_features_on_ray_are_identical_to_local(ray_local):
     x = (d.images / 16.0).astype(np.float32)
     net = train_classifier(x[:300], d.target[:300], epochs=1)
     sets = [x[:300], x[300:400]]
-    local, ray = map_records(image_task(net), sets, size=64), map_records(image_task(net), sets, ExecutorSpec(kind="ray"), size=64)
+    local, ray = (
+        map_records(image_task(net), sets, size=64),
+        map_records(image_task(net), sets, ExecutorSpec(kind="ray"), size=64),
+    )
     for a, b, n in zip(local, ray, (300, 100)):
         assert a["features"].shape == (n, 64) and a["probs"].shape == (n, 10)
         assert np.array_equal(a["features"], b["features"]) and np.array_equal(a["probs"], b["probs"])
@@ -180,9 +220,15 @@ def test_audit_text_on_ray_is_identical_to_local(tmp_path, ray_local):
 
     texts = [" ".join(s.split()[:20]) for s in news_stories()[:60]]
     spec = ExecutorSpec(kind="ray")
-    local, ray = map_records(text_shard, [texts[:30], texts[30:]], size=8), map_records(text_shard, [texts[:30], texts[30:]], spec, size=8)
+    local, ray = (
+        map_records(text_shard, [texts[:30], texts[30:]], size=8),
+        map_records(text_shard, [texts[:30], texts[30:]], spec, size=8),
+    )
     for a, b in zip(local, ray):
         assert a["features"].shape == (30, 384) and all(np.array_equal(a[k], b[k]) for k in ("features", "signatures"))
     (tmp_path / "r.txt").write_text("\n\n".join(texts[:40])), (tmp_path / "c.txt").write_text("\n\n".join(texts[40:]))
-    runs = [audit(str(tmp_path / "r.txt"), str(tmp_path / "c.txt"), repeats=3, lm="none", executor=e) for e in ("local", "ray")]
+    runs = [
+        audit(str(tmp_path / "r.txt"), str(tmp_path / "c.txt"), repeats=3, lm="none", executor=e)
+        for e in ("local", "ray")
+    ]
     assert same_rows(runs[0].records(), runs[1].records())

@@ -75,16 +75,29 @@ def test_sweep_plot_draws_one_line_per_point_named_by_its_grid_values(tmp_path):
     assert sweep.kind == "sweep"
     ax = sweep.plot("variance")
     assert points(ax) == [G] * 4
-    assert legend(ax) == ["loop.samples=10, seed=1", "loop.samples=10, seed=2", "loop.samples=20, seed=1",
-                          "loop.samples=20, seed=2"]
+    assert legend(ax) == [
+        "loop.samples=10, seed=1",
+        "loop.samples=10, seed=2",
+        "loop.samples=20, seed=1",
+        "loop.samples=20, seed=2",
+    ]
     with_arms = mc.sweep({**BASE, "arms": ARMS}, grid={"loop.samples": [10, 20]}, out=tmp_path / "arms")
-    assert legend(with_arms.plot("variance")) == ["loop.samples=10, accumulate", "loop.samples=10, replace",
-                                                   "loop.samples=20, accumulate", "loop.samples=20, replace"]
+    assert legend(with_arms.plot("variance")) == [
+        "loop.samples=10, accumulate",
+        "loop.samples=10, replace",
+        "loop.samples=20, accumulate",
+        "loop.samples=20, replace",
+    ]
 
 
 def test_suite_plot_draws_one_line_per_member_arm(tmp_path):
-    suite = mc.run({"name": "su", "suite": [{"preset": "gaussian-replace", "set": SMALL},
-                                            {"preset": "stability-mix", "set": SMALL}]}, out=tmp_path / "suite")
+    suite = mc.run(
+        {
+            "name": "su",
+            "suite": [{"preset": "gaussian-replace", "set": SMALL}, {"preset": "stability-mix", "set": SMALL}],
+        },
+        out=tmp_path / "suite",
+    )
     ax = suite.plot("variance")
     arms = sorted(suite.members["stability-mix"].manifest["arms"])
     assert points(ax) == [G] * (1 + len(arms))
@@ -92,16 +105,23 @@ def test_suite_plot_draws_one_line_per_member_arm(tmp_path):
 
 
 # -- a telephone run against a local OpenAI-compatible server ---------------------------------------------------------
-START = ["The Aston Martin DB9 was launched in 2004 by Aston Martin. It was designed by Ian Callum and Henrik Fisker.",
-         "Albedo is the fraction of sunlight that a surface reflects. Fresh snow reflects about 90 percent of it."]
+START = [
+    "The Aston Martin DB9 was launched in 2004 by Aston Martin. It was designed by Ian Callum and Henrik Fisker.",
+    "Albedo is the fraction of sunlight that a surface reflects. Fresh snow reflects about 90 percent of it.",
+]
 
 
 def _rewrite(handler, n, body):
     """A deterministic 'model': drop the second word of the text in the prompt."""
     words = body["messages"][-1]["content"].split("\n\n", 1)[1].split()
     text = " ".join(w for i, w in enumerate(words) if i != 1)
-    send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                                             "message": {"role": "assistant", "content": text}}]})
+    send_json(
+        handler,
+        {
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+        },
+    )
 
 
 @pytest.fixture
@@ -109,10 +129,18 @@ def telephone(tmp_path):
     starts = tmp_path / "starts.jsonl"
     starts.write_text("".join(json.dumps({"text": t}) + "\n" for t in START))
     with LocalServer(_rewrite) as server:
-        return mc.chain({"name": "toy", "task": ["rephrase"], "generations": G - 1, "seeds": [0, 1],
-                         "start": {"source": str(starts)}, "metrics": ["length_words", "type_token_ratio"],
-                         "backend": {"kind": "openai", "base_url": server.url, "model": "toy", "backoff_s": 0.01}},
-                        out=tmp_path / "chain")
+        return mc.chain(
+            {
+                "name": "toy",
+                "task": ["rephrase"],
+                "generations": G - 1,
+                "seeds": [0, 1],
+                "start": {"source": str(starts)},
+                "metrics": ["length_words", "type_token_ratio"],
+                "backend": {"kind": "openai", "base_url": server.url, "model": "toy", "backoff_s": 0.01},
+            },
+            out=tmp_path / "chain",
+        )
 
 
 def test_telephone_plot_and_report_figures(telephone, drawn):
@@ -164,8 +192,16 @@ def test_report_figures_of_arms_and_the_anatomy(tmp_path, drawn):
     assert points(ax) == [G] * len(arms) and legend(ax) == [f"{a} (median)" for a in arms]
     left, right = drawn["anatomy.png"].axes
     assert points(left) == [G] * 8 and len(legend(left)) == 8
-    assert legend(right) == ["baseline", "sampling", "family", "learner", "sampling×family", "sampling×learner",
-                             "family×learner", "sampling×family×learner"]
+    assert legend(right) == [
+        "baseline",
+        "sampling",
+        "family",
+        "learner",
+        "sampling×family",
+        "sampling×learner",
+        "family×learner",
+        "sampling×family×learner",
+    ]
     assert points(right) == [G] * 8 + [2]  # eight terms and the zero line
     assert all(a.get_xlabel() == "generation" and a.get_ylabel() == "median kl_real" for a in (left, right))
     assert sum(name.startswith("distribution-") for name in drawn) == len(arms)
@@ -186,9 +222,18 @@ def test_report_scaling_figure_of_a_run_grid(tmp_path, drawn):
 
 
 def test_report_survival_figure(tmp_path, drawn):
-    run = mc.run({"name": "forget", "seed": 0, "replicates": 4, "data": {"kind": "zipf", "exponent": 1.1, "types": 300},
-                  "model": {"kind": "categorical"}, "loop": {"generations": 6, "samples": 300},
-                  "metrics": ["support_size", "survival"]}, out=tmp_path / "run")
+    run = mc.run(
+        {
+            "name": "forget",
+            "seed": 0,
+            "replicates": 4,
+            "data": {"kind": "zipf", "exponent": 1.1, "types": 300},
+            "model": {"kind": "categorical"},
+            "loop": {"generations": 6, "samples": 300},
+            "metrics": ["support_size", "survival"],
+        },
+        out=tmp_path / "run",
+    )
     run.report()
     (ax,) = drawn["survival.png"].axes
     assert ax.get_xlabel() == "generation-0 count c" and ax.get_ylabel() == "P(still present)"
@@ -216,9 +261,15 @@ def test_detector_report_figures(tmp_path, drawn):
     from modelcollapse.analysis.detector_report import build_detector_report, write_scores
 
     rng = np.random.default_rng(0)
-    scores = {(length, name): {"calibration": rng.normal(0, 1, 200), "test": rng.normal(0, 1, 200),
-                               "machine": rng.normal(shift, 1, 200)}
-              for length in (32, 64) for name, shift in (("likelihood", 1.0), ("entropy", 2.0))}
+    scores = {
+        (length, name): {
+            "calibration": rng.normal(0, 1, 200),
+            "test": rng.normal(0, 1, 200),
+            "machine": rng.normal(shift, 1, 200),
+        }
+        for length in (32, 64)
+        for name, shift in (("likelihood", 1.0), ("entropy", 2.0))
+    }
     write_scores(tmp_path, scores, [0.01, 0.1], note="toy scores")
     build_detector_report(tmp_path)
     panels = drawn["roc.png"].axes
@@ -227,11 +278,19 @@ def test_detector_report_figures(tmp_path, drawn):
         assert ax.get_xlabel().startswith("false-positive rate") and ax.get_ylabel().startswith("true-positive rate")
         entries = legend(ax)
         assert entries[0].startswith("likelihood (AUC ") and entries[1].startswith("entropy (AUC ")
-        assert entries[2:] == ["target FPR 0.01: hollow target, filled measured", "target FPR 0.1: hollow target, filled measured"]
+        assert entries[2:] == [
+            "target FPR 0.01: hollow target, filled measured",
+            "target FPR 0.1: hollow target, filled measured",
+        ]
         curves = [line for line in ax.lines if "AUC" in line.get_label()]
         assert len(curves) == 2 and min(len(line.get_xdata()) for line in curves) > 10  # a step per distinct score
     histograms = drawn["histograms.png"].axes
-    assert len(histograms) == 4 and legend(histograms[0]) == ["real (test)", "machine", "threshold, FPR 0.01", "threshold, FPR 0.1"]
+    assert len(histograms) == 4 and legend(histograms[0]) == [
+        "real (test)",
+        "machine",
+        "threshold, FPR 0.01",
+        "threshold, FPR 0.1",
+    ]
     assert all(a.get_xlabel().startswith("score") for a in histograms[-2:])
 
 

@@ -23,7 +23,9 @@ def test_log_likelihood_matches_sklearn(rng):
 
     x = rng.normal(size=(6, 500, 2))
     ours = GMM().fit(x, rng=np.random.default_rng(1)).log_prob(x).mean(1)
-    theirs = np.array([GaussianMixture(2, covariance_type="full", random_state=r).fit(x[r]).score(x[r]) for r in range(6)])
+    theirs = np.array(
+        [GaussianMixture(2, covariance_type="full", random_state=r).fit(x[r]).score(x[r]) for r in range(6)]
+    )
     np.testing.assert_allclose(ours, theirs, atol=0.01)  # both are local optima of the same likelihood
 
 
@@ -67,8 +69,10 @@ def test_log_prob_moments_and_cdf_match_scipy(rng):
     mean, var = m.moments()
     np.testing.assert_allclose(mean[:, 0], (w * mu[..., 0]).sum(1))
     np.testing.assert_allclose(var[:, 0, 0], (w * (cov[..., 0, 0] + mu[..., 0] ** 2)).sum(1) - mean[:, 0] ** 2)
-    numeric = [integrate.quad(lambda t, r=r: np.exp(m.log_prob(np.full((3, 1, 1), t)))[r, 0], -np.inf, 0.5)[0]
-               for r in range(3)]
+    numeric = [
+        integrate.quad(lambda t, r=r: np.exp(m.log_prob(np.full((3, 1, 1), t)))[r, 0], -np.inf, 0.5)[0]
+        for r in range(3)
+    ]
     np.testing.assert_allclose(m.cdf(0.5), numeric, atol=1e-7)
 
 
@@ -92,7 +96,9 @@ def test_random_init_and_many_components(rng):
 def test_config_errors_name_the_parameter():
     with pytest.raises(ConfigError, match=r"model.components must be an int >= 1; got 0"):
         MODELS.build({"kind": "gmm", "components": 0}, "model")
-    with pytest.raises(ConfigError, match=r"model.init must be one of 'k-means\+\+', 'kmeans' or 'random'; got 'kmean'"):
+    with pytest.raises(
+        ConfigError, match=r"model.init must be one of 'k-means\+\+', 'kmeans' or 'random'; got 'kmean'"
+    ):
         MODELS.build({"kind": "gmm", "init": "kmean"}, "model")
     with pytest.raises(ConfigError, match=r"model.reg_covar must be > 0"):
         GMM(reg_covar=0.0)
@@ -103,10 +109,17 @@ def test_l2_distance_closed_forms():
     mu = np.array([[[0.0], [1.5]]])
     cov = np.array([[[[0.5]], [[0.2]]]])
     assert gmm_l2_sq((w, mu, cov), (w, mu, cov))[0] == pytest.approx(0.0, abs=1e-12)
-    a, b = (np.ones((1, 1)), np.zeros((1, 1, 1)), np.ones((1, 1, 1, 1))), (np.ones((1, 1)), np.ones((1, 1, 1)), 4 * np.ones((1, 1, 1, 1)))
+    a, b = (
+        (np.ones((1, 1)), np.zeros((1, 1, 1)), np.ones((1, 1, 1, 1))),
+        (np.ones((1, 1)), np.ones((1, 1, 1)), 4 * np.ones((1, 1, 1, 1))),
+    )
     numeric = integrate.quad(lambda t: (stats.norm.pdf(t, 0, 1) - stats.norm.pdf(t, 1, 2)) ** 2, -np.inf, np.inf)[0]
     assert gmm_l2_sq(a, b)[0] == pytest.approx(numeric, rel=1e-8)
-    one = integrate.quad(lambda t: (0.3 * stats.norm.pdf(t, 0, np.sqrt(0.5)) + 0.7 * stats.norm.pdf(t, 1.5, np.sqrt(0.2))) ** 2, -np.inf, np.inf)[0]
+    one = integrate.quad(
+        lambda t: (0.3 * stats.norm.pdf(t, 0, np.sqrt(0.5)) + 0.7 * stats.norm.pdf(t, 1.5, np.sqrt(0.2))) ** 2,
+        -np.inf,
+        np.inf,
+    )[0]
     assert gaussian_overlap(w, mu, cov, w, mu, cov)[0] == pytest.approx(one, rel=1e-8)
 
 
@@ -119,7 +132,9 @@ def test_mixture_metrics_on_a_context(rng):
     assert np.all(gmm_l2_to_gen0(ctx) > 0.5)
     expected = np.sqrt(np.trace(later.covariances_, axis1=-2, axis2=-1) / 2).mean(1)
     np.testing.assert_allclose(component_std(ctx), expected)
-    np.testing.assert_allclose(component_std(ctx), 0.1 * component_std(Context(gen0, x, None, x[0], 0, rng, gen0)), rtol=1e-3)
+    np.testing.assert_allclose(
+        component_std(ctx), 0.1 * component_std(Context(gen0, x, None, x[0], 0, rng, gen0)), rtol=1e-3
+    )
 
 
 def test_shared_records_take_the_broadcast_path(rng):

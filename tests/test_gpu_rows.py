@@ -25,7 +25,12 @@ def test_every_row_validates_at_full_scale_and_keeps_the_published_protocol(row,
         from modelcollapse.chains.config import load
 
         config = load(preset, sets)
-        assert (config.generations, len(config.seeds), config.start.source, len(config.task)) == (50, 5, "builtin:20", 3)
+        assert (config.generations, len(config.seeds), config.start.source, len(config.task)) == (
+            50,
+            5,
+            "builtin:20",
+            3,
+        )
         return
     from modelcollapse.config import apply_overrides, load_raw
     from modelcollapse.engine.plan import validate
@@ -41,8 +46,13 @@ def test_tiny_mode_runs_every_row_and_writes_the_timing_table(tmp_path):
     """~1-2 min on 2 cores: SmolLM2 is loaded by three of the four runs."""
     out, work = tmp_path / "out", tmp_path / "work"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_rows.sh"), "--tiny", "--work", str(work)],
-                            env=env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_rows.sh"), "--tiny", "--work", str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     timing = json.loads((out / "timing.json").read_text())
     assert [t["row"] for t in timing["runs"]] == list(gpu_rows.ROWS)

@@ -29,13 +29,17 @@ from modelcollapse.rundir.store import RunStore  # noqa: E402
 
 KEY = "sk-test-KEY-0042"
 KEY_ENV = "MC_HARDENING_KEY"
-START = ["The Aston Martin DB9 was launched in 2004 by Aston Martin, designed by Ian Callum.",
-         "Albedo is the fraction of sunlight that a surface reflects; fresh snow reflects most of it."]
+START = [
+    "The Aston Martin DB9 was launched in 2004 by Aston Martin, designed by Ian Callum.",
+    "Albedo is the fraction of sunlight that a surface reflects; fresh snow reflects most of it.",
+]
 
 
 def reply(content="A fine text.", model="toy") -> dict:
-    return {"model": model, "choices": [{"index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": content}}]}
+    return {
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+    }
 
 
 def ok(handler, n, body):
@@ -57,6 +61,7 @@ def api_key(monkeypatch):
 
 # -- redirects ---------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_redirect_is_not_followed_and_the_key_stays_home(status):
     with LocalServer(ok) as elsewhere:
@@ -74,6 +79,7 @@ def test_redirect_is_not_followed_and_the_key_stays_home(status):
 
 # -- the key echoed back -----------------------------------------------------------------------------------------------
 
+
 def echo_key(handler, n, body):
     """Generation 1 (the first two requests) is answered with the key in the text and meta; generation 2 with the key
     in a 400 error body."""
@@ -88,10 +94,22 @@ def _chain_args(tmp_path: Path, url: str, generations: int, *extra: str) -> list
     starts = tmp_path / "starts.jsonl"
     starts.write_text("".join(json.dumps({"text": t}) + "\n" for t in START))
     (tmp_path / "chain.yaml").write_text("name: toy\n")
-    overrides = [f"start.source={starts}", "task=rephrase", f"generations={generations}", "seeds=[0]",
-                 "backend.kind=openai", f"backend.base_url={url}", "backend.model=toy", "backend.concurrency=2",
-                 "backend.backoff_s=0", "backend.retries=1", "backend.timeout_s=5", f"backend.api_key_env={KEY_ENV}",
-                 "metrics=[length_words]", *extra]
+    overrides = [
+        f"start.source={starts}",
+        "task=rephrase",
+        f"generations={generations}",
+        "seeds=[0]",
+        "backend.kind=openai",
+        f"backend.base_url={url}",
+        "backend.model=toy",
+        "backend.concurrency=2",
+        "backend.backoff_s=0",
+        "backend.retries=1",
+        "backend.timeout_s=5",
+        f"backend.api_key_env={KEY_ENV}",
+        "metrics=[length_words]",
+        *extra,
+    ]
     return [str(tmp_path / "chain.yaml"), "--out", str(tmp_path / "run"), *sum((["--set", o] for o in overrides), [])]
 
 
@@ -99,7 +117,7 @@ def test_echoed_key_reaches_no_file_and_no_message(tmp_path):
     with LocalServer(echo_key) as server:
         result = CliRunner().invoke(chain, _chain_args(tmp_path, server.url, 2))
     assert result.exit_code == 1, result.output
-    assert "answered HTTP 400: {\"error\": \"invalid key Bearer [redacted]\"}" in result.output
+    assert 'answered HTTP 400: {"error": "invalid key Bearer [redacted]"}' in result.output
     assert KEY not in result.output
     records = RunStore(tmp_path / "run").read_steps()
     assert [r["generation"] for r in records] == [0, 0, 1, 1]  # generation 1 was journaled, redacted
@@ -123,6 +141,7 @@ def test_echoed_key_in_a_retried_error_is_redacted():
 
 
 # -- a server that trickles --------------------------------------------------------------------------------------------
+
 
 def trickle_body(handler, n, body):
     handler.send_response(200)
@@ -154,14 +173,18 @@ def test_trickling_server_hits_the_total_deadline_and_is_retried(behave):
 
 # -- replies too large -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("announced", [True, False], ids=["Content-Length", "until close"])
 def test_oversize_reply_fails_without_retry(announced):
     def big(handler, n, body):
         send_json(handler, reply("x" * 5000), length=announced)
 
     with LocalServer(big) as server:
-        with pytest.raises(RunError, match=r"sent a reply of more than backend.max_response_bytes = 1000 bytes for "
-                                           r"chain 0, generation 1; raise that key"):
+        with pytest.raises(
+            RunError,
+            match=r"sent a reply of more than backend.max_response_bytes = 1000 bytes for "
+            r"chain 0, generation 1; raise that key",
+        ):
             list(backend(server.url, retries=3, max_response_bytes=1000).complete([REQ]))
         assert server.requests == 1
         [(_, completion)] = backend(server.url, max_response_bytes=10_000).complete([REQ])
@@ -177,6 +200,7 @@ def test_max_response_bytes_is_validated(tmp_path):
 
 # -- connections cut -------------------------------------------------------------------------------------------------
 
+
 def cut(kind):
     def behave(handler, n, body):
         if n > 0:
@@ -190,6 +214,7 @@ def cut(kind):
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.connection.close()  # an RST, not a FIN
         # "no reply": return without a word; the server closes the connection
+
     return behave
 
 
@@ -203,14 +228,18 @@ def test_cut_connection_is_retried(kind):
 
 # -- malformed replies -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("answer, why", [
-    (reply(42), "choices[0].message.content is a number, not a string or null"),
-    (reply({"text": "hi"}), "choices[0].message.content is an object, not a string or null"),
-    ({"choices": []}, "choices is an empty array, not an array of at least one choice"),
-    ({"choices": [{"message": "hi"}]}, "choices[0].message is a string, not an object"),
-    ([reply()], "the reply is an array, not a JSON object"),
-    (b"<html>busy</html>", "returned no JSON"),
-])
+
+@pytest.mark.parametrize(
+    "answer, why",
+    [
+        (reply(42), "choices[0].message.content is a number, not a string or null"),
+        (reply({"text": "hi"}), "choices[0].message.content is an object, not a string or null"),
+        ({"choices": []}, "choices is an empty array, not an array of at least one choice"),
+        ({"choices": [{"message": "hi"}]}, "choices[0].message is a string, not an object"),
+        ([reply()], "the reply is an array, not a JSON object"),
+        (b"<html>busy</html>", "returned no JSON"),
+    ],
+)
 def test_malformed_reply_is_a_clear_error(answer, why):
     with LocalServer(lambda h, n, b: send_json(h, answer)) as server:
         with pytest.raises(RunError) as err:
@@ -226,6 +255,7 @@ def test_null_content_is_empty_text():
 
 
 # -- one step fails while a sibling succeeds ---------------------------------------------------------------------------
+
 
 def test_sibling_success_is_journaled_and_not_requested_again(tmp_path):
     sibling_seen, state = threading.Event(), {"broken": True}

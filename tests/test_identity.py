@@ -19,9 +19,16 @@ from modelcollapse.errors import RunError
 from modelcollapse.rundir import journal
 from modelcollapse.rundir.store import RunStore
 
-RAW = {"name": "ident", "seed": 5, "replicates": 4, "shard_size": 2, "data": {"kind": "gaussian"},
-       "model": {"kind": "gaussian"}, "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},
-       "metrics": ["variance", "mean"]}
+RAW = {
+    "name": "ident",
+    "seed": 5,
+    "replicates": 4,
+    "shard_size": 2,
+    "data": {"kind": "gaussian"},
+    "model": {"kind": "gaussian"},
+    "loop": {"generations": 5, "samples": 20, "regime": "accumulate"},
+    "metrics": ["variance", "mean"],
+}
 
 
 def run(config: Path, out: Path, *extra: str, fault: str | None = None) -> subprocess.CompletedProcess:
@@ -29,8 +36,24 @@ def run(config: Path, out: Path, *extra: str, fault: str | None = None) -> subpr
     env.pop("MODELCOLLAPSE_FAULT", None)
     if fault:
         env["MODELCOLLAPSE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "modelcollapse.cli", "run", str(config), "--out", str(out), "--quiet",
-                           "--no-report", *extra], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelcollapse.cli",
+            "run",
+            str(config),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-report",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +82,9 @@ def one_line_error(result: subprocess.CompletedProcess, *parts: str) -> None:
     assert lines[0].startswith("error: ") and all(p in lines[0] for p in parts), lines[0]
 
 
-@pytest.mark.parametrize("names", [(journal.JOURNAL, journal.SYNTHETIC_LOG), (journal.JOURNAL,), (journal.SYNTHETIC_LOG,)])
+@pytest.mark.parametrize(
+    "names", [(journal.JOURNAL, journal.SYNTHETIC_LOG), (journal.JOURNAL,), (journal.SYNTHETIC_LOG,)]
+)
 def test_a_journal_copied_from_another_unit_is_an_error_naming_it(killed, tmp_path, names):
     def copy(out):
         for name in names:
@@ -77,7 +102,10 @@ def test_a_journal_copied_from_another_run_of_the_same_config_is_an_error(killed
     assert run(config, other, fault="state:8").returncode == -signal.SIGKILL  # same config, same seed: another run
 
     def copy(out):
-        shutil.copy(other / "checkpoints/arm000-shard001" / journal.JOURNAL, out / "checkpoints/arm000-shard001" / journal.JOURNAL)
+        shutil.copy(
+            other / "checkpoints/arm000-shard001" / journal.JOURNAL,
+            out / "checkpoints/arm000-shard001" / journal.JOURNAL,
+        )
 
     result = resumed(killed, tmp_path, copy)
     one_line_error(result, str(tmp_path / "run/checkpoints/arm000-shard001" / journal.JOURNAL), "another unit or run")
@@ -89,14 +117,18 @@ def test_a_checkpoint_file_copied_from_another_unit_is_an_error_naming_it(killed
     shutil.copytree(root / "full", out)  # complete: each unit's gen0 and state are files
     unit0, unit1 = (out / "checkpoints" / f"arm000-shard00{s}" for s in (0, 1))
     shutil.copy(unit0 / "state.npz", unit1 / "state.npz")
-    with pytest.raises(RunError, match=rf"{unit1 / 'state.npz'} belongs to another unit or run \(it is bound to run '\w+', "
-                                       rf"arm 'ident', shard 0, seed 5, not to run '\w+', arm 'ident', shard 1, seed 5\)"):
+    with pytest.raises(
+        RunError,
+        match=rf"{unit1 / 'state.npz'} belongs to another unit or run \(it is bound to run '\w+', "
+        rf"arm 'ident', shard 0, seed 5, not to run '\w+', arm 'ident', shard 1, seed 5\)",
+    ):
         RunStore(out).load_state(0, 1)
     assert RunStore(out).load_state(0, 1, "gen0")  # its own gen0 is still read
 
 
 def test_a_metrics_record_of_object_dtype_is_an_error_not_skipped(killed, tmp_path):
     """The record is framed with a valid checksum (and the unit's own identity): only its payload is wrong."""
+
     def replace_generation_1(out):
         path = out / "checkpoints/arm000-shard000" / journal.JOURNAL
         log = journal.Log.read(path)
@@ -109,7 +141,9 @@ def test_a_metrics_record_of_object_dtype_is_an_error_not_skipped(killed, tmp_pa
         path.write_bytes(data)
 
     result = resumed(killed, tmp_path, replace_generation_1)
-    one_line_error(result, str(tmp_path / "run/checkpoints/arm000-shard000" / journal.JOURNAL), "generation 1", "object")
+    one_line_error(
+        result, str(tmp_path / "run/checkpoints/arm000-shard000" / journal.JOURNAL), "generation 1", "object"
+    )
     assert not (tmp_path / "run" / "metrics.parquet").exists()
 
 
@@ -134,7 +168,9 @@ def as_earlier_version(out: Path) -> None:
         for r in log.records:
             if r.kind != journal.IDENTITY:
                 payload = bytes(log.payload(r))
-                fields = journal.LEGACY_HEADER.pack(b"MCR1", r.kind, r.generation, len(payload), hashlib.sha256(payload).digest(), 0)
+                fields = journal.LEGACY_HEADER.pack(
+                    b"MCR1", r.kind, r.generation, len(payload), hashlib.sha256(payload).digest(), 0
+                )
                 data += fields[:-4] + struct.pack("<I", zlib.crc32(fields[:-4])) + payload
         path.write_bytes(data)
     for path in out.glob("checkpoints/*/*.npz"):
@@ -160,7 +196,10 @@ def test_a_journal_without_identity_in_a_run_of_this_version_is_an_error(killed,
     as_earlier_version(legacy)
 
     def copy(out):
-        shutil.copy(legacy / "checkpoints/arm000-shard001" / journal.JOURNAL, out / "checkpoints/arm000-shard001" / journal.JOURNAL)
+        shutil.copy(
+            legacy / "checkpoints/arm000-shard001" / journal.JOURNAL,
+            out / "checkpoints/arm000-shard001" / journal.JOURNAL,
+        )
 
     result = resumed(killed, tmp_path, copy)
     one_line_error(result, str(tmp_path / "run/checkpoints/arm000-shard001" / journal.JOURNAL), "carries no identity")
@@ -178,6 +217,9 @@ def test_a_chains_log_copied_from_another_telephone_run_is_an_error(tmp_path):
         stores.append(store)
     assert [s["text"] for s in RunStore(tmp_path / "a").read_steps()] == ["a"]
     shutil.copy(tmp_path / "b" / journal.CHAINS_LOG, tmp_path / "a" / journal.CHAINS_LOG)
-    with pytest.raises(RunError, match=rf"{tmp_path / 'a' / journal.CHAINS_LOG} belongs to another unit or run \(it is "
-                                       rf"bound to run '\w+', seed 0, not to run '\w+', seed 0\)"):
+    with pytest.raises(
+        RunError,
+        match=rf"{tmp_path / 'a' / journal.CHAINS_LOG} belongs to another unit or run \(it is "
+        rf"bound to run '\w+', seed 0, not to run '\w+', seed 0\)",
+    ):
         RunStore(tmp_path / "a").read_steps()

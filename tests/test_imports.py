@@ -16,6 +16,8 @@ print(len(names), sorted(m for m in {HEAVY!r} if m in sys.modules))
 
 
 def test_every_module_imports_without_optional_dependencies():
-    count, loaded = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    count, loaded = subprocess.run(
+        [sys.executable, "-c", CODE], capture_output=True, text=True, check=True
+    ).stdout.split(" ", 1)
     assert int(count) > 50  # the walk reached the whole tree (plugins, engine, chains, analysis, cli)
     assert loaded.strip() == "[]"

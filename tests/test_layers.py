@@ -22,8 +22,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 LAYERS = [
-    ("ground", ["modelcollapse.version", "modelcollapse.errors", "modelcollapse.seeding", "modelcollapse.registry",
-                "modelcollapse.devices", "modelcollapse.progress"]),
+    (
+        "ground",
+        [
+            "modelcollapse.version",
+            "modelcollapse.errors",
+            "modelcollapse.seeding",
+            "modelcollapse.registry",
+            "modelcollapse.devices",
+            "modelcollapse.progress",
+        ],
+    ),
     ("measures", ["modelcollapse.measures"]),
     ("rundir", ["modelcollapse.rundir"]),
     ("config", ["modelcollapse.config"]),
@@ -122,8 +131,12 @@ def test_no_import_cycles():
 
 
 def test_no_upward_imports():
-    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"
-              for m, targets in graph().items() for t in targets if layer_of(t) > layer_of(m)]
+    upward = [
+        f"{m} ({LAYERS[layer_of(m)][0]}) -> {t} ({LAYERS[layer_of(t)][0]})"
+        for m, targets in graph().items()
+        for t in targets
+        if layer_of(t) > layer_of(m)
+    ]
     assert upward == []
 
 
@@ -175,7 +188,9 @@ def rundir_names() -> set[str]:
                 if isinstance(node, ast.FunctionDef | ast.ClassDef):
                     names.add(node.name)
                 elif isinstance(node, ast.Assign):
-                    names.update(t.id for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store))
+                    names.update(
+                        t.id for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)
+                    )
     return names
 
 
@@ -197,17 +212,23 @@ def test_nothing_above_the_engine_imports_it_to_reach_files():
     rundir's (a store, an atomic write, a column, the journal, the lock)."""
     files = rundir_names()
     assert {"RunStore", "atomic_write", "frame", "exclusive", "text_column"} <= files
-    found = [f"{m} imports {name} from {target}" for m, path in modules().items()
-             if m.split(".")[1:2] in (["chains"], ["analysis"], ["audit"])
-             for target, name in engine_imports(m, path) if name in files]
+    found = [
+        f"{m} imports {name} from {target}"
+        for m, path in modules().items()
+        if m.split(".")[1:2] in (["chains"], ["analysis"], ["audit"])
+        for target, name in engine_imports(m, path)
+        if name in files
+    ]
     assert found == []
 
 
 def test_the_file_checker_sees_a_file_import_through_engine(tmp_path):
     path = tmp_path / "x.py"
     path.write_text("from ..engine.runner import RunStore, ProgressBar\n")
-    assert engine_imports("modelcollapse.analysis.x", path) == [("modelcollapse.engine.runner", "RunStore"),
-                                                                 ("modelcollapse.engine.runner", "ProgressBar")]
+    assert engine_imports("modelcollapse.analysis.x", path) == [
+        ("modelcollapse.engine.runner", "RunStore"),
+        ("modelcollapse.engine.runner", "ProgressBar"),
+    ]
     assert "RunStore" in rundir_names() and "ProgressBar" not in rundir_names()
 
 
@@ -229,6 +250,10 @@ def test_measures_imports_nothing_of_the_package():
     outside = set().union(*(imported_roots(mods[m]) for m in measures)) - set(sys.stdlib_module_names)
     assert outside <= MEASURES_LIBRARIES, outside - MEASURES_LIBRARIES
     assert layer_of("modelcollapse.measures.knn") < layer_of("modelcollapse.plugins.metrics.features")
-    users = {m.split(".")[1] for m, targets in edges.items() for t in targets if t.startswith("modelcollapse.measures")
-             and not m.startswith("modelcollapse.measures")}
+    users = {
+        m.split(".")[1]
+        for m, targets in edges.items()
+        for t in targets
+        if t.startswith("modelcollapse.measures") and not m.startswith("modelcollapse.measures")
+    }
     assert {"plugins", "audit", "chains"} <= users

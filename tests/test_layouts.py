@@ -41,8 +41,10 @@ def segments_run(out, generations: int = 2):
 
 def test_a_segment_layout_run_is_refused_on_resume_and_load(tmp_path):
     cfg = segments_run(tmp_path / "run")
-    message = (r"was written by an earlier modelcollapse version \(per-generation segment files, "
-               r"checkpoints/\*/segments/\)")
+    message = (
+        r"was written by an earlier modelcollapse version \(per-generation segment files, "
+        r"checkpoints/\*/segments/\)"
+    )
     with pytest.raises(ConfigError, match=message):
         execute(cfg, tmp_path / "run", resume=True, quiet=True)
     with pytest.raises(ConfigError, match=message):

@@ -30,8 +30,14 @@ def plain_generate(net, prompt, new_tokens, pad_id, **kw) -> np.ndarray:
     ``pad_id`` after an early stop."""
     ids = torch.as_tensor(np.asarray(prompt, np.int64)[None])
     with torch.no_grad():
-        out = net.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                           pad_token_id=pad_id, do_sample=False, **kw)[0, ids.shape[1] :].numpy()
+        out = net.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new_tokens,
+            pad_token_id=pad_id,
+            do_sample=False,
+            **kw,
+        )[0, ids.shape[1] :].numpy()
     return np.pad(out, (0, new_tokens - len(out)), constant_values=pad_id)
 
 
@@ -39,20 +45,46 @@ def plain_generate(net, prompt, new_tokens, pad_id, **kw) -> np.ndarray:
 def test_the_loops_generations_equal_plain_generate_one_prompt_at_a_time(decoding):
     """``lm-tiny``'s ``sample`` (the loop's step 3) against a plain per-prompt ``generate`` of the same weights, with the
     protocol's settings written out: B new tokens exactly, repetition penalty 3, the beams, the unknown id suppressed."""
-    source = SOURCES.build({"kind": "news", "block": 16, "max_blocks": 24, "validation_blocks": 4, "heldout_blocks": 4}, "data")
+    source = SOURCES.build(
+        {"kind": "news", "block": 16, "max_blocks": 24, "validation_blocks": 4, "heldout_blocks": 4}, "data"
+    )
     real = np.array(source.pool(1, 24, np.random.default_rng(0)))
-    spec = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "epochs": 1, "batch_size": 8,
-            "decoding": decoding, "num_beams": DECODINGS[decoding], "repetition_penalty": 3.0,
-            "generate_batch_size": 4, "threads": 1, "device": "cpu"}
+    spec = {
+        "kind": "lm-tiny",
+        "n_layer": 1,
+        "n_head": 2,
+        "n_embd": 32,
+        "vocab_size": 512,
+        "epochs": 1,
+        "batch_size": 8,
+        "decoding": decoding,
+        "num_beams": DECODINGS[decoding],
+        "repetition_penalty": 3.0,
+        "generate_batch_size": 4,
+        "threads": 1,
+        "device": "cpu",
+    }
     model = MODELS.build(spec, "model").bind(source, real).fit(real[:, :8], rng=np.random.default_rng(1))
     fast = model.sample(10, rng=np.random.default_rng(2))[0]  # 10 prompts in batches of 4, 4 and 2
 
     net, unknown, end = model._models[0], len(model.vocab_), int(model._to_model(source.tokenizer_.eos_token_id))
-    reference = np.stack([
-        model._from_model(plain_generate(net, model._to_model(p), 16, end, min_new_tokens=16, repetition_penalty=3.0,
-                                         num_beams=DECODINGS[decoding], suppress_tokens=[unknown]))
-        for p in real[0, :10]
-    ])
+    reference = np.stack(
+        [
+            model._from_model(
+                plain_generate(
+                    net,
+                    model._to_model(p),
+                    16,
+                    end,
+                    min_new_tokens=16,
+                    repetition_penalty=3.0,
+                    num_beams=DECODINGS[decoding],
+                    suppress_tokens=[unknown],
+                )
+            )
+            for p in real[0, :10]
+        ]
+    )
     assert fast.shape == (10, 16)
     assert np.array_equal(fast, reference)
 
@@ -63,8 +95,16 @@ def random_gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=64, n_positions=64, n_layer=2, n_head=2, n_embd=32, bos_token_id=63,
-                        eos_token_id=63, initializer_range=0.5)
+    config = GPT2Config(
+        vocab_size=64,
+        n_positions=64,
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        bos_token_id=63,
+        eos_token_id=63,
+        initializer_range=0.5,
+    )
     return GPT2LMHeadModel(config).eval()
 
 

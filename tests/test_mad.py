@@ -14,8 +14,12 @@ from modelcollapse.plugins.models.categorical import tempered
 
 def base(**loop):
     return {
-        "seed": 3, "replicates": 24, "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "variance": "mle"},
-        "loop": {"generations": 25, "samples": 20, "heldout": 400, **loop}, "metrics": ["precision", "recall", "frechet"],
+        "seed": 3,
+        "replicates": 24,
+        "data": {"kind": "gaussian", "dim": 2},
+        "model": {"kind": "gaussian", "variance": "mle"},
+        "loop": {"generations": 25, "samples": 20, "heldout": 400, **loop},
+        "metrics": ["precision", "recall", "frechet"],
     }
 
 
@@ -26,7 +30,9 @@ def test_gaussian_bias_shrinks_covariance_by_lambda(rng):
     for r in range(2):
         np.testing.assert_allclose(np.cov(x[r].T), 0.3 * m.cov_[r], atol=0.01)
     # λ = 1 is the unbiased sampler, bit for bit
-    np.testing.assert_array_equal(m.sample(5, rng=np.random.default_rng(2)), m.sample(5, rng=np.random.default_rng(2), bias=1.0))
+    np.testing.assert_array_equal(
+        m.sample(5, rng=np.random.default_rng(2)), m.sample(5, rng=np.random.default_rng(2), bias=1.0)
+    )
 
 
 def test_categorical_temperature_is_p_to_the_one_over_t():
@@ -41,7 +47,10 @@ def test_categorical_temperature_is_p_to_the_one_over_t():
 
 def test_bias_on_a_family_without_it_is_a_config_error():
     raw = {"data": {"kind": "regression"}, "model": {"kind": "linear-regression"}, "loop": {"bias": 0.5}}
-    with pytest.raises(ConfigError, match=r"loop.bias 0.5 needs a family whose sample\(\) accepts bias=; model.kind 'linear-regression' does not"):
+    with pytest.raises(
+        ConfigError,
+        match=r"loop.bias 0.5 needs a family whose sample\(\) accepts bias=; model.kind 'linear-regression' does not",
+    ):
         validate(raw)
     with pytest.raises(ConfigError, match=r"loop.bias must be > 0.0; got 0"):
         validate({"loop": {"bias": 0}})
@@ -50,7 +59,11 @@ def test_bias_on_a_family_without_it_is_a_config_error():
 # -- loops and counts ---------------------------------------------------------------------------------------------------
 def test_mad_names_and_explicit_counts(tmp_path):
     raw = base(generations=3, regime="synthetic-augmentation", n_real=7, n_synthetic=30)
-    raw["arms"] = {"aug": {}, "fresh": {"loop.regime": "fresh-data"}, "full": {"loop.regime": "fully-synthetic", "loop.n_real": None}}
+    raw["arms"] = {
+        "aug": {},
+        "fresh": {"loop.regime": "fresh-data"},
+        "full": {"loop.regime": "fully-synthetic", "loop.n_real": None},
+    }
     m = run_small(raw, tmp_path / "r")
     for arm in ("aug", "fresh"):
         np.testing.assert_array_equal(m[(arm, "train_real")][1:], 7)
@@ -60,7 +73,9 @@ def test_mad_names_and_explicit_counts(tmp_path):
 
 
 def test_n_real_on_a_regime_without_real_data_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"loop.n_real is used only by the regimes 'fresh', 'mix'; got loop.regime 'replace'"):
+    with pytest.raises(
+        ConfigError, match=r"loop.n_real is used only by the regimes 'fresh', 'mix'; got loop.regime 'replace'"
+    ):
         validate(base(regime="replace", n_real=5))
     with pytest.raises(ConfigError, match=r"unknown key 'loop.n_rael'; accepted keys here: .*Did you mean 'n_real'\?"):
         validate(base(n_rael=5))
@@ -143,7 +158,9 @@ def test_dedup_finds_every_exact_duplicate_in_many_dimensions(rng):
 
 
 def test_diversity_k_center_picks_spread_points(rng):
-    x = np.concatenate([rng.normal(0, 0.01, (1, 90, 2)), rng.normal(5, 0.01, (1, 5, 2)), rng.normal(-5, 0.01, (1, 5, 2))], 1)
+    x = np.concatenate(
+        [rng.normal(0, 0.01, (1, 90, 2)), rng.normal(5, 0.01, (1, 5, 2)), rng.normal(-5, 0.01, (1, 5, 2))], 1
+    )
     [(_, fn)] = build_chain([{"kind": "diversity", "keep_fraction": 0.03}])
     _, keep = fn(x, np.ones((1, 100), bool), fctx())
     centres = np.sort(np.round(x[0][keep[0], 0]))
@@ -161,9 +178,14 @@ def test_likelihood_filter_removes_low_density_and_verifier_by_import_path(rng):
     np.testing.assert_array_equal(ver(y, np.ones((1, 3), bool), fctx())[1][0], [0, 1, 0])
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].function 'numpy:no_such': 'numpy' has no 'no_such'"):
         build_chain([{"kind": "verifier", "function": "numpy:no_such"}])
-    with pytest.raises(ConfigError, match=r"loop.filters\[0\].kind must be one of .*; got 'dedupe'. Did you mean 'dedup'\?"):
+    with pytest.raises(
+        ConfigError, match=r"loop.filters\[0\].kind must be one of .*; got 'dedupe'. Did you mean 'dedup'\?"
+    ):
         build_chain([{"kind": "dedupe"}])
-    with pytest.raises(ConfigError, match=r"unknown key 'loop.filters\[0\].radios'; accepted keys here: radius. Did you mean 'radius'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'loop.filters\[0\].radios'; accepted keys here: radius. Did you mean 'radius'\?",
+    ):
         build_chain([{"kind": "dedup", "radios": 1}])
 
 
@@ -177,7 +199,12 @@ def test_self_correct_projection_restores_the_true_variance(rng):
 
 
 def test_filters_in_the_loop_refill_and_report_counts(tmp_path):
-    raw = base(generations=6, samples=50, regime="fully-synthetic", filters=[{"kind": "likelihood", "quantile": 0.2}, {"kind": "dedup"}])
+    raw = base(
+        generations=6,
+        samples=50,
+        regime="fully-synthetic",
+        filters=[{"kind": "likelihood", "quantile": 0.2}, {"kind": "dedup"}],
+    )
     raw["replicates"] = 4
     m = run_small(raw, tmp_path / "f")
     np.testing.assert_array_equal(m[("run", "train_synthetic")][1:], 50)  # refilled to the full size
@@ -201,9 +228,15 @@ def test_curation_halts_variance_collapse(tmp_path):
 
 def test_keeping_ten_to_twenty_percent_real_data_bounds_the_error(tmp_path):
     """The "keep 10–20% original data" rule on a 1-D Gaussian (the real-fraction-sweep preset's M = 100 column)."""
-    raw = {"seed": 0, "replicates": 48, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}, "metrics": ["w2_sq"],
-           "loop": {"generations": 50, "samples": 100, "regime": "synthetic-augmentation"},
-           "grid": {"loop.real_fraction": [0.0, 0.1, 0.2]}}
+    raw = {
+        "seed": 0,
+        "replicates": 48,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian"},
+        "metrics": ["w2_sq"],
+        "loop": {"generations": 50, "samples": 100, "regime": "synthetic-augmentation"},
+        "grid": {"loop.real_fraction": [0.0, 0.1, 0.2]},
+    }
     m = run_small(raw, tmp_path / "rf")
     med = {k[0]: np.median(v, axis=1) for k, v in m.items() if k[1] == "w2_sq"}
     gen0 = med["loop.real_fraction=0.0"][0]
@@ -213,13 +246,22 @@ def test_keeping_ten_to_twenty_percent_real_data_bounds_the_error(tmp_path):
     assert med["loop.real_fraction=0.2"][-10:].max() < 2 * med["loop.real_fraction=0.2"][20:30].max()  # a plateau
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"alarm": {"diversity_drop": 2}}, "alarm.diversity_drop must be < 1.0; got 2."),
-    ({"alarm": {"diversty_drop": 0.2}}, "unknown key 'alarm.diversty_drop'; accepted keys here: diversity_drop, diversity_metrics, likelihood_metrics, likelihood_rise. Did you mean 'diversity_drop'?"),
-    ({"loop": {"filters": [{"kind": "likelihood", "reference": "model"}]}}, "loop.filters[0].reference must be one of 'truth' or 'gen0'; got 'model'."),
-    ({"loop": {"n_synthetic": 0}}, "loop.n_synthetic must be >= 1; got 0."),
-    ({"sweep": {"grids": {}}}, "unknown key 'sweep.grids'; accepted keys here: grid, metric. Did you mean 'grid'?"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"alarm": {"diversity_drop": 2}}, "alarm.diversity_drop must be < 1.0; got 2."),
+        (
+            {"alarm": {"diversty_drop": 0.2}},
+            "unknown key 'alarm.diversty_drop'; accepted keys here: diversity_drop, diversity_metrics, likelihood_metrics, likelihood_rise. Did you mean 'diversity_drop'?",
+        ),
+        (
+            {"loop": {"filters": [{"kind": "likelihood", "reference": "model"}]}},
+            "loop.filters[0].reference must be one of 'truth' or 'gen0'; got 'model'.",
+        ),
+        ({"loop": {"n_synthetic": 0}}, "loop.n_synthetic must be >= 1; got 0."),
+        ({"sweep": {"grids": {}}}, "unknown key 'sweep.grids'; accepted keys here: grid, metric. Did you mean 'grid'?"),
+    ],
+)
 def test_new_keys_fail_with_one_clear_line(raw, message):
     with pytest.raises(ConfigError) as err:
         validate(raw)

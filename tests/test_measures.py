@@ -70,8 +70,12 @@ def prdc_by_scikit_learn(real, fake, k):
     real_r = NearestNeighbors(n_neighbors=k + 1).fit(real).kneighbors(real)[0][:, k]
     fake_r = NearestNeighbors(n_neighbors=k + 1).fit(fake).kneighbors(fake)[0][:, k]
     d = skm.pairwise.euclidean_distances(real, fake)  # (real, fake)
-    return {"precision": (d <= real_r[:, None]).any(0).mean(), "recall": (d <= fake_r[None, :]).any(1).mean(),
-            "density": (d <= real_r[:, None]).sum(0).mean() / k, "coverage": (d.min(1) <= real_r).mean()}
+    return {
+        "precision": (d <= real_r[:, None]).any(0).mean(),
+        "recall": (d <= fake_r[None, :]).any(1).mean(),
+        "density": (d <= real_r[:, None]).sum(0).mean() / k,
+        "coverage": (d.min(1) <= real_r).mean(),
+    }
 
 
 def test_prdc_matches_scikit_learn_neighbours(rng):
@@ -128,7 +132,7 @@ def test_self_bleu_equals_leave_one_out_bleu_bit_for_bit(rng):
     sets = [[list(rng.integers(0, 6, rng.integers(1, 12))) for _ in range(9)] for _ in range(3)]
     got = measures.self_bleu(sets)
     for r, records in enumerate(sets):
-        loo = np.mean([measures.bleu(h, records[:i] + records[i + 1:]) for i, h in enumerate(records)])
+        loo = np.mean([measures.bleu(h, records[:i] + records[i + 1 :]) for i, h in enumerate(records)])
         assert got[r] == loo
     assert measures.self_bleu([[[1, 2, 3, 4, 5]] * 4])[0] == 1.0
     assert np.isnan(measures.self_bleu([[[1, 2]]])[0])

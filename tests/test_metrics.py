@@ -46,13 +46,17 @@ def test_tail_mass_closed_form_and_sample_path_agree(rng):
     q = stats.norm.ppf(0.999)
     np.testing.assert_allclose(exact, 2 * stats.norm.sf(q / sigma), rtol=0.02)
     # The truth puts 0.2% in its own tails.
-    truth = Gaussian().set_state({"mean_": np.zeros((1, 1)), "cov_": np.ones((1, 1, 1)), "degenerate_": np.zeros(1, bool)})
+    truth = Gaussian().set_state(
+        {"mean_": np.zeros((1, 1)), "cov_": np.ones((1, 1, 1)), "degenerate_": np.zeros(1, bool)}
+    )
     assert measure(["tail_mass"], ctx_for(truth, source, None, None))["tail_mass"][0] == pytest.approx(0.002)
 
 
 def test_nll_real_is_entropy_for_the_truth(rng):
     source = GaussianSource(std=2.0)
-    truth = Gaussian().set_state({"mean_": np.zeros((1, 1)), "cov_": np.full((1, 1, 1), 4.0), "degenerate_": np.zeros(1, bool)})
+    truth = Gaussian().set_state(
+        {"mean_": np.zeros((1, 1)), "cov_": np.full((1, 1, 1), 4.0), "degenerate_": np.zeros(1, bool)}
+    )
     heldout = source.sample(1, 200_000, rng)[0]
     nll = measure(["nll_real"], ctx_for(truth, source, None, heldout))["nll_real"][0]
     assert nll == pytest.approx(0.5 * np.log(2 * np.pi * np.e * 4.0), abs=0.01)
@@ -87,10 +91,16 @@ def test_categorical_mean_log_prob_from_counts_equals_the_direct_mean(rng):
 
 def test_discrete_metrics_closed_form():
     source = CategoricalSource(categories=4)
-    model = Categorical().bind(source, None).set_state({"probs_": np.array([[0.5, 0.5, 0, 0]]), "degenerate_": np.zeros(1, bool)})
+    model = (
+        Categorical()
+        .bind(source, None)
+        .set_state({"probs_": np.array([[0.5, 0.5, 0, 0]]), "degenerate_": np.zeros(1, bool)})
+    )
     m = measure(["entropy", "support_size", "heterozygosity", "tv"], ctx_for(model, source, None, None))
     assert m["entropy"][0] == pytest.approx(np.log(2))
-    assert m["support_size"][0] == 2 and m["heterozygosity"][0] == pytest.approx(0.5) and m["tv"][0] == pytest.approx(0.5)
+    assert (
+        m["support_size"][0] == 2 and m["heterozygosity"][0] == pytest.approx(0.5) and m["tv"][0] == pytest.approx(0.5)
+    )
 
 
 def test_mixture_source_moments_and_density():

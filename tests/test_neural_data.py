@@ -123,7 +123,9 @@ def test_user_text_files(tmp_path):
     with pytest.raises(ConfigError, match="line 1 must be a JSON object with key 'text'"):
         SOURCES.build({"kind": "text", "path": str(bad)}, "data").splits()
     with pytest.raises(ConfigError, match="data.path must end in .txt or .jsonl"):
-        SOURCES.build({"kind": "text", "path": str(tmp_path / "x.npy")}, "data") if (tmp_path / "x.npy").write_text("") is not None else None
+        SOURCES.build({"kind": "text", "path": str(tmp_path / "x.npy")}, "data") if (tmp_path / "x.npy").write_text(
+            ""
+        ) is not None else None
 
 
 def test_text_sources_cannot_draw_fresh():
@@ -144,4 +146,7 @@ def test_neural_presets_validate(preset):
     raw.pop("description")  # accepted by the core's Config on main
     arms = expand_arms(validate(raw))
     if preset == "lm-tiny-wikipedia":
-        assert {name: (a.loop.regime, a.loop.real_fraction) for name, a in arms} == {"replace": ("replace", 0.0), "keep-10pct": ("mix", 0.1)}
+        assert {name: (a.loop.regime, a.loop.real_fraction) for name, a in arms} == {
+            "replace": ("replace", 0.0),
+            "keep-10pct": ("mix", 0.1),
+        }

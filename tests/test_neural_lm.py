@@ -18,8 +18,17 @@ from modelcollapse.plugins.hf import generate_batched  # noqa: E402
 from modelcollapse.plugins.models import MODELS  # noqa: E402
 from modelcollapse.rundir.store import RunStore  # noqa: E402
 
-TINY = {"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 512, "epochs": 1, "batch_size": 16,
-        "decoding": "greedy", "threads": 1}
+TINY = {
+    "kind": "lm-tiny",
+    "n_layer": 1,
+    "n_head": 2,
+    "n_embd": 32,
+    "vocab_size": 512,
+    "epochs": 1,
+    "batch_size": 16,
+    "decoding": "greedy",
+    "threads": 1,
+}
 DATA = {"kind": "news", "block": 16, "max_blocks": 64, "validation_blocks": 16, "heldout_blocks": 16}
 
 
@@ -77,7 +86,9 @@ def test_init_previous_continues(source, real):
 def test_bad_config_errors():
     with pytest.raises(ConfigError, match="model.decoding must be one of"):
         MODELS.build({**TINY, "decoding": "nucleus"}, "model")
-    with pytest.raises(ConfigError, match="model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the local"):
+    with pytest.raises(
+        ConfigError, match="model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the local"
+    ):
         MODELS.build({"kind": "lm-hf", "path": "/no/such/dir"}, "model")
     with pytest.raises(ConfigError, match="data.tokenizer must be the model's own tokenizer, 'smollm2'"):
         MODELS.build({"kind": "lm-hf"}, "model").bind(SOURCES.build(DATA, "data"), np.zeros((1, 2, 16), np.int64))
@@ -92,30 +103,61 @@ def metrics_of(out):
 
 
 def ci_config(decoding, generations=4, **loop):
-    return validate({
-        "name": "lm-ci", "seed": 0, "replicates": 1,
-        "data": {"kind": "news", "block": 32, "max_blocks": 300, "validation_blocks": 40, "heldout_blocks": 60},
-        "model": {**TINY, "n_embd": 64, "vocab_size": 1024, "epochs": 4, "lr": 3e-3, "lr_min": 3e-4, "decoding": decoding,
-                  "num_beams": 2, "repetition_penalty": 3.0},
-        "loop": {"generations": generations, "samples": 300, "regime": "replace", **loop},
-        "metrics": ["test_perplexity", "gen0_perplexity", "distinct_1", "self_bleu", "vocab_coverage", "rare_words_lost"],
-        "arms": {"replace": {"loop.regime": "replace"}, "keep-10pct": {"loop.regime": "mix", "loop.real_fraction": 0.1}},
-    })
+    return validate(
+        {
+            "name": "lm-ci",
+            "seed": 0,
+            "replicates": 1,
+            "data": {"kind": "news", "block": 32, "max_blocks": 300, "validation_blocks": 40, "heldout_blocks": 60},
+            "model": {
+                **TINY,
+                "n_embd": 64,
+                "vocab_size": 1024,
+                "epochs": 4,
+                "lr": 3e-3,
+                "lr_min": 3e-4,
+                "decoding": decoding,
+                "num_beams": 2,
+                "repetition_penalty": 3.0,
+            },
+            "loop": {"generations": generations, "samples": 300, "regime": "replace", **loop},
+            "metrics": [
+                "test_perplexity",
+                "gen0_perplexity",
+                "distinct_1",
+                "self_bleu",
+                "vocab_coverage",
+                "rare_words_lost",
+            ],
+            "arms": {
+                "replace": {"loop.regime": "replace"},
+                "keep-10pct": {"loop.regime": "mix", "loop.real_fraction": 0.1},
+            },
+        }
+    )
 
 
 def test_lm_loop_persists_and_resumes(tmp_path):
     """The whole loop at toy size: metrics, Fig. 1 arrays and sample texts are kept; a killed run resumes."""
     from conftest import run_killed_after
 
-    cfg = validate({
-        "name": "lm-smoke", "seed": 0, "replicates": 1, "data": DATA, "model": TINY,
-        "loop": {"generations": 3, "samples": 32, "regime": "mix", "real_fraction": 0.25},
-    })
+    cfg = validate(
+        {
+            "name": "lm-smoke",
+            "seed": 0,
+            "replicates": 1,
+            "data": DATA,
+            "model": TINY,
+            "loop": {"generations": 3, "samples": 32, "regime": "mix", "real_fraction": 0.25},
+        }
+    )
     out = tmp_path / "run"
     run_killed_after(cfg, out, 1)
     assert execute(cfg, out, resume=True, quiet=True)["status"] == "complete"
     m = metrics_of(out)
-    assert set(m) >= {("lm-smoke", k) for k in ("test_perplexity", "gen0_perplexity", "distinct_2", "self_bleu", "rare_words_lost")}
+    assert set(m) >= {
+        ("lm-smoke", k) for k in ("test_perplexity", "gen0_perplexity", "distinct_2", "self_bleu", "rare_words_lost")
+    }
     assert len(m[("lm-smoke", "test_perplexity")]) == 3
     arrays = np.load(out / "arrays" / "arm000-shard000-gen000002.npz")
     assert arrays["gen0_perplexity"].shape == (1, 32) and arrays["sample_text"].shape == (1, 8)
@@ -157,7 +199,9 @@ def test_gen0_perplexity_histograms_shift(tmp_path):
 def test_smollm2_loads_and_scores():
     src = SOURCES.build({**DATA, "tokenizer": "smollm2"}, "data")
     real = np.array(src.pool(1, 4, rng(0)))
-    model = MODELS.build({"kind": "lm-hf", "epochs": 1, "batch_size": 4, "generate_batch_size": 4, "num_beams": 2}, "model")
+    model = MODELS.build(
+        {"kind": "lm-hf", "epochs": 1, "batch_size": 4, "generate_batch_size": 4, "num_beams": 2}, "model"
+    )
     model.bind(src, real).fit(real, rng=rng(1))
     ppl = np.exp(model.sequence_nll(src.heldout()).mean())
     assert 1 < ppl < 1000
@@ -171,15 +215,32 @@ def test_lm_hf_loads_a_local_directory(tmp_path):
     from modelcollapse.plugins.data.text import load_tokenizer
 
     tok = load_tokenizer("gpt2")
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_layer=1, n_head=2, n_embd=16)).save_pretrained(tmp_path)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_layer=1, n_head=2, n_embd=16)).save_pretrained(
+        tmp_path
+    )
     tok.save_pretrained(tmp_path)
     src = SOURCES.build({**DATA, "tokenizer": str(tmp_path)}, "data")
     real = np.array(src.pool(1, 8, rng(0)))
     assert real[0, 0].tolist() == SOURCES.build(DATA, "data").pool(1, 8, rng(0))[0, 0].tolist()  # same tokenizer
-    model = MODELS.build({"kind": "lm-hf", "path": str(tmp_path), "epochs": 1, "batch_size": 4, "lr": 1e-3, "num_beams": 2, "threads": 1}, "model")
+    model = MODELS.build(
+        {
+            "kind": "lm-hf",
+            "path": str(tmp_path),
+            "epochs": 1,
+            "batch_size": 4,
+            "lr": 1e-3,
+            "num_beams": 2,
+            "threads": 1,
+        },
+        "model",
+    )
     model.bind(src, real).fit(real, rng=rng(1))
     assert model.sample(3, rng=rng(2)).shape == (1, 3, 16)
-    restored = MODELS.build({"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model").bind(src, real).set_state(model.get_state())
+    restored = (
+        MODELS.build({"kind": "lm-hf", "path": str(tmp_path), "threads": 1}, "model")
+        .bind(src, real)
+        .set_state(model.get_state())
+    )
     assert np.allclose(restored.sequence_nll(src.heldout()), model.sequence_nll(src.heldout()))
 
 
@@ -206,10 +267,19 @@ def test_bias_is_a_temperature_multiplier(source, real):
 
 
 def test_bias_needs_sampling():
-    raw = {"name": "lm-bias", "seed": 0, "replicates": 1, "data": DATA, "model": TINY,
-           "loop": {"generations": 1, "samples": 8, "bias": 0.5}}
-    with pytest.raises(ConfigError, match="loop.bias 0.5 scales the sampling temperature of model.kind 'lm-tiny', which "
-                                          "needs model.decoding 'sample'; got 'greedy'"):
+    raw = {
+        "name": "lm-bias",
+        "seed": 0,
+        "replicates": 1,
+        "data": DATA,
+        "model": TINY,
+        "loop": {"generations": 1, "samples": 8, "bias": 0.5},
+    }
+    with pytest.raises(
+        ConfigError,
+        match="loop.bias 0.5 scales the sampling temperature of model.kind 'lm-tiny', which "
+        "needs model.decoding 'sample'; got 'greedy'",
+    ):
         validate(raw)
     validate({**raw, "model": {**TINY, "decoding": "sample"}})
 
@@ -217,9 +287,18 @@ def test_bias_needs_sampling():
 def test_watermark_settings_are_validated_and_shared():
     assert MODELS.build(TINY, "model").watermark is None
     model = MODELS.build({**TINY, "watermark": {"key": 7}}, "model")
-    assert model.watermark == {"scheme": "kirchenbauer", "key": 7, "gamma": 0.25, "delta": 2.0, "seeding": "lefthash",
-                               "context_width": 1}
-    with pytest.raises(ConfigError, match=r"model.watermark must be null or a mapping with keys among 'context_width', 'delta', 'gamma', 'key', 'scheme', 'seeding'; got \['seed'\]"):
+    assert model.watermark == {
+        "scheme": "kirchenbauer",
+        "key": 7,
+        "gamma": 0.25,
+        "delta": 2.0,
+        "seeding": "lefthash",
+        "context_width": 1,
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"model.watermark must be null or a mapping with keys among 'context_width', 'delta', 'gamma', 'key', 'scheme', 'seeding'; got \['seed'\]",
+    ):
         MODELS.build({**TINY, "watermark": {"seed": 7}}, "model")
     with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):
         MODELS.build({**TINY, "watermark": {"gamma": 1.5}}, "model")
@@ -227,7 +306,9 @@ def test_watermark_settings_are_validated_and_shared():
 
     with pytest.raises(ConfigError, match=r"loop.filters\[0\].gamma 0.5 differs from model.watermark.gamma 0.25"):
         build_chain([{"kind": "watermark", "gamma": 0.5}], {**TINY, "watermark": {"key": 7}})  # the default γ counts
-    with pytest.raises(ConfigError, match=r"loop.filters\[0\].seeding 'selfhash' differs from model.watermark.seeding 'lefthash'"):
+    with pytest.raises(
+        ConfigError, match=r"loop.filters\[0\].seeding 'selfhash' differs from model.watermark.seeding 'lefthash'"
+    ):
         build_chain([{"kind": "watermark", "seeding": "selfhash"}], {**TINY, "watermark": {"scheme": "hf"}})
 
 
@@ -235,13 +316,22 @@ def test_watermark_settings_are_validated_and_shared():
 def test_watermarked_generation_is_caught_by_the_filter(tmp_path, scheme):
     """Two generations with the generator watermarking (reduced 512-token vocabulary, coloured by tokenizer id): the
     filter detects its synthetic blocks (TPR 1) and no held-out real block (FPR 0), under either scheme."""
-    cfg = validate({
-        "name": "lm-wm", "seed": 0, "replicates": 1,
-        "data": {**DATA, "block": 32},
-        "model": {**TINY, "decoding": "sample", "watermark": {"key": 7, "delta": 2.0, "scheme": scheme}},
-        "loop": {"generations": 2, "samples": 32, "regime": "replace", "filters": [{"kind": "watermark", "threshold": 4.0}]},
-        "metrics": ["distinct_2"],
-    })
+    cfg = validate(
+        {
+            "name": "lm-wm",
+            "seed": 0,
+            "replicates": 1,
+            "data": {**DATA, "block": 32},
+            "model": {**TINY, "decoding": "sample", "watermark": {"key": 7, "delta": 2.0, "scheme": scheme}},
+            "loop": {
+                "generations": 2,
+                "samples": 32,
+                "regime": "replace",
+                "filters": [{"kind": "watermark", "threshold": 4.0}],
+            },
+            "metrics": ["distinct_2"],
+        }
+    )
     execute(cfg, tmp_path / "run", quiet=True)
     m = metrics_of(tmp_path / "run")
     tpr, fpr = m[("lm-wm", "watermark_tpr")], m[("lm-wm", "watermark_fpr")]

@@ -13,7 +13,14 @@ from modelcollapse.plugins.metrics import METRICS, Context  # noqa: E402
 
 
 def ctx(samples):
-    return Context(model=object(), samples=np.asarray(samples), source=None, heldout=None, generation=0, rng=np.random.default_rng(0))
+    return Context(
+        model=object(),
+        samples=np.asarray(samples),
+        source=None,
+        heldout=None,
+        generation=0,
+        rng=np.random.default_rng(0),
+    )
 
 
 def test_distinct_and_repetition_by_hand():

@@ -63,18 +63,24 @@ def test_bernoulli_decoding_gives_binary_pixels():
 
 def test_conv_architecture_on_28x28():
     x = np.random.default_rng(0).random((1, 32, 28, 28), dtype=np.float32)
-    model = MODELS.build({"kind": "vae", "architecture": "conv", "latent": 3, "capacity": 4, "epochs": 1, "threads": 1}, "model")
+    model = MODELS.build(
+        {"kind": "vae", "architecture": "conv", "latent": 3, "capacity": 4, "epochs": 1, "threads": 1}, "model"
+    )
     assert model.fit(x, rng=rng(1)).sample(5, rng=rng(2)).shape == (1, 5, 28, 28)
 
 
 def run_config(generations):
-    return validate({
-        "name": "vae-ci", "seed": 0, "replicates": 1,
-        "data": {"kind": "digits", "max_images": 500},
-        "model": {**SMALL, "latent": 8, "hidden": 128, "epochs": 20, "batch_size": 32},
-        "loop": {"generations": generations, "samples": 500, "regime": "replace", "heldout": 100},
-        "metrics": ["latent_std", "frechet", "precision", "recall", "class_entropy"],
-    })
+    return validate(
+        {
+            "name": "vae-ci",
+            "seed": 0,
+            "replicates": 1,
+            "data": {"kind": "digits", "max_images": 500},
+            "model": {**SMALL, "latent": 8, "hidden": 128, "epochs": 20, "batch_size": 32},
+            "loop": {"generations": generations, "samples": 500, "regime": "replace", "heldout": 100},
+            "metrics": ["latent_std", "frechet", "precision", "recall", "class_entropy"],
+        }
+    )
 
 
 def metric(out, name):
@@ -116,8 +122,23 @@ def test_cuda_paths():
 
     src = SOURCES.build({"kind": "news", "block": 16, "max_blocks": 32, "validation_blocks": 8}, "data")
     real = np.array(src.pool(1, 32, rng(0)))
-    lm = MODELS.build({"kind": "lm-tiny", "n_layer": 1, "n_head": 2, "n_embd": 32, "vocab_size": 256, "epochs": 1,
-                        "device": "cuda", "num_beams": 2}, "model").bind(src, real).fit(real, rng=rng(1))
+    lm = (
+        MODELS.build(
+            {
+                "kind": "lm-tiny",
+                "n_layer": 1,
+                "n_head": 2,
+                "n_embd": 32,
+                "vocab_size": 256,
+                "epochs": 1,
+                "device": "cuda",
+                "num_beams": 2,
+            },
+            "model",
+        )
+        .bind(src, real)
+        .fit(real, rng=rng(1))
+    )
     assert lm.sample(4, rng=rng(2)).shape == (1, 4, 16) and np.isfinite(lm.sequence_nll(src.heldout())).all()
 
 
@@ -133,8 +154,11 @@ def test_bias_truncates_the_latent():
     with torch.no_grad():
         eps = torch.randn((256, 4), generator=torch_generator(rng(2)))
         by_hand = torch.sigmoid(model._nets[0].decode(eps)).numpy()
-        np.testing.assert_allclose(model.sample(256, rng=rng(2), bias=0.25)[0],
-                                   torch.sigmoid(model._nets[0].decode(0.5 * eps)).numpy(), atol=1e-6)  # z = √λ ε
+        np.testing.assert_allclose(
+            model.sample(256, rng=rng(2), bias=0.25)[0],
+            torch.sigmoid(model._nets[0].decode(0.5 * eps)).numpy(),
+            atol=1e-6,
+        )  # z = √λ ε
     np.testing.assert_allclose(full[0], by_hand, atol=1e-6)
     # a small λ concentrates the decoded images: per-pixel variance falls
     variance = lambda s: float(s[0].var(0).mean())  # noqa: E731

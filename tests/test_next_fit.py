@@ -13,9 +13,14 @@ from modelcollapse.plugins.models.gaussian import wishart
 
 
 def gaussian_raw(sampler, **loop):
-    return {"seed": 1 if sampler == "direct" else 2, "replicates": 4000, "data": {"kind": "gaussian"},
-            "model": {"kind": "gaussian", "next_fit": sampler},
-            "loop": {"generations": 10, "samples": 20, **loop}, "metrics": ["variance", "mean"]}
+    return {
+        "seed": 1 if sampler == "direct" else 2,
+        "replicates": 4000,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian", "next_fit": sampler},
+        "loop": {"generations": 10, "samples": 20, **loop},
+        "metrics": ["variance", "mean"],
+    }
 
 
 def test_gaussian_direct_and_samples_agree_in_distribution(tmp_path):
@@ -31,9 +36,14 @@ def test_gaussian_direct_and_samples_agree_in_distribution(tmp_path):
 
 
 def test_gaussian_direct_d3_mle_matches_samples(tmp_path):
-    raw = lambda sampler, seed: {"seed": seed, "replicates": 1500, "data": {"kind": "gaussian", "dim": 3, "std": [1.0, 2.0, 0.5]},  # noqa: E731
-                                 "model": {"kind": "gaussian", "variance": "mle", "next_fit": sampler},
-                                 "loop": {"generations": 8, "samples": 12}, "metrics": ["trace_ratio", "w2_sq"]}
+    raw = lambda sampler, seed: {
+        "seed": seed,
+        "replicates": 1500,
+        "data": {"kind": "gaussian", "dim": 3, "std": [1.0, 2.0, 0.5]},  # noqa: E731
+        "model": {"kind": "gaussian", "variance": "mle", "next_fit": sampler},
+        "loop": {"generations": 8, "samples": 12},
+        "metrics": ["trace_ratio", "w2_sq"],
+    }
     e, s = run_small(raw("direct", 1), tmp_path / "e"), run_small(raw("samples", 2), tmp_path / "s")
     for metric in ("trace_ratio", "w2_sq"):
         assert stats.ks_2samp(e[("run", metric)][7], s[("run", metric)][7]).pvalue > 0.001
@@ -41,18 +51,27 @@ def test_gaussian_direct_d3_mle_matches_samples(tmp_path):
 
 def test_categorical_direct_is_bit_identical_to_samples(tmp_path):
     """Both paths draw the same multinomial counts from the same keyed stream."""
-    raw = lambda sampler: {"replicates": 300, "data": {"kind": "categorical", "categories": 6, "distribution": "zipf"},  # noqa: E731
-                           "model": {"kind": "categorical", "next_fit": sampler},
-                           "loop": {"generations": 30, "samples": 15}, "metrics": ["entropy", "support_size"]}
+    raw = lambda sampler: {
+        "replicates": 300,
+        "data": {"kind": "categorical", "categories": 6, "distribution": "zipf"},  # noqa: E731
+        "model": {"kind": "categorical", "next_fit": sampler},
+        "loop": {"generations": 30, "samples": 15},
+        "metrics": ["entropy", "support_size"],
+    }
     e, s = run_small(raw("direct"), tmp_path / "e"), run_small(raw("samples"), tmp_path / "s")
     for key in e:
         np.testing.assert_array_equal(e[key], s[key])
 
 
 def test_categorical_direct_agrees_in_distribution_with_other_seed(tmp_path):
-    raw = lambda sampler, seed: {"seed": seed, "replicates": 3000, "data": {"kind": "categorical", "categories": 10},  # noqa: E731
-                                 "model": {"kind": "categorical", "next_fit": sampler},
-                                 "loop": {"generations": 8, "samples": 20}, "metrics": ["heterozygosity"]}
+    raw = lambda sampler, seed: {
+        "seed": seed,
+        "replicates": 3000,
+        "data": {"kind": "categorical", "categories": 10},  # noqa: E731
+        "model": {"kind": "categorical", "next_fit": sampler},
+        "loop": {"generations": 8, "samples": 20},
+        "metrics": ["heterozygosity"],
+    }
     e, s = run_small(raw("direct", 5), tmp_path / "e"), run_small(raw("samples", 6), tmp_path / "s")
     assert stats.ks_2samp(e[("run", "heterozygosity")][7], s[("run", "heterozygosity")][7]).pvalue > 0.001
 
@@ -78,7 +97,12 @@ def test_wishart_one_d_is_scaled_chi_square():
 
 def test_auto_picks_direct_only_where_valid():
     def chosen(**over):
-        raw = {"data": {"kind": "gaussian"}, "model": {"kind": "gaussian", "next_fit": "auto"}, "metrics": ["variance"], **over}
+        raw = {
+            "data": {"kind": "gaussian"},
+            "model": {"kind": "gaussian", "next_fit": "auto"},
+            "metrics": ["variance"],
+            **over,
+        }
         return resolve(validate(raw))["model"]["next_fit"]
 
     assert chosen() == "direct"
@@ -89,7 +113,10 @@ def test_auto_picks_direct_only_where_valid():
     assert chosen(data={"kind": "gaussian", "dim": 3}, loop={"samples": 3}) == "samples"
     assert chosen(loop={"bias": 0.5}) == "direct"  # fit_next draws from the biased sampling distribution
     assert chosen(loop={"filters": [{"kind": "dedup"}]}) == "samples"
-    assert resolve(validate({"data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}}))["model"]["next_fit"] == "samples"
+    assert (
+        resolve(validate({"data": {"kind": "gaussian"}, "model": {"kind": "gaussian"}}))["model"]["next_fit"]
+        == "samples"
+    )
 
 
 def test_categorical_defaults_to_auto_because_its_bits_do_not_change():
@@ -98,8 +125,14 @@ def test_categorical_defaults_to_auto_because_its_bits_do_not_change():
 
 
 def test_explicit_direct_refuses_sample_metrics():
-    raw = {"data": {"kind": "gaussian"}, "model": {"kind": "gaussian", "next_fit": "direct"}, "metrics": ["variance", "w1"]}
-    with pytest.raises(ConfigError, match=r"model.next_fit 'direct' is not valid here: metrics \['w1'\] need the samples"):
+    raw = {
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian", "next_fit": "direct"},
+        "metrics": ["variance", "w1"],
+    }
+    with pytest.raises(
+        ConfigError, match=r"model.next_fit 'direct' is not valid here: metrics \['w1'\] need the samples"
+    ):
         validate(raw)
     raw = {**raw, "metrics": ["variance"], "loop": {"regime": "accumulate"}}
     with pytest.raises(ConfigError, match="loop.regime is 'accumulate', not 'replace'"):
@@ -115,8 +148,13 @@ def test_direct_resume_equals_uninterrupted(tmp_path):
     from modelcollapse.engine.loop import Unit, run_unit
     from modelcollapse.rundir.store import RunStore
 
-    raw = {"replicates": 50, "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian", "next_fit": "direct"},
-           "loop": {"generations": 9, "samples": 30}, "metrics": ["trace_ratio"]}
+    raw = {
+        "replicates": 50,
+        "data": {"kind": "gaussian", "dim": 2},
+        "model": {"kind": "gaussian", "next_fit": "direct"},
+        "loop": {"generations": 9, "samples": 30},
+        "metrics": ["trace_ratio"],
+    }
     cfg, unit = validate(raw), Unit(0, 0, 50)
 
     def kill_at_3(g):
@@ -137,9 +175,14 @@ def test_direct_resume_equals_uninterrupted(tmp_path):
 
 
 def test_gaussian_direct_follows_the_sampling_bias(tmp_path):
-    raw = lambda sampler, seed: {"seed": seed, "replicates": 3000, "data": {"kind": "gaussian"},  # noqa: E731
-                                 "model": {"kind": "gaussian", "next_fit": sampler},
-                                 "loop": {"generations": 5, "samples": 20, "bias": 0.7}, "metrics": ["variance"]}
+    raw = lambda sampler, seed: {
+        "seed": seed,
+        "replicates": 3000,
+        "data": {"kind": "gaussian"},  # noqa: E731
+        "model": {"kind": "gaussian", "next_fit": sampler},
+        "loop": {"generations": 5, "samples": 20, "bias": 0.7},
+        "metrics": ["variance"],
+    }
     e, s = run_small(raw("direct", 1), tmp_path / "e"), run_small(raw("samples", 2), tmp_path / "s")
     assert stats.ks_2samp(e[("run", "variance")][4], s[("run", "variance")][4]).pvalue > 0.001
     assert np.median(e[("run", "variance")][4]) < 0.4  # 0.7⁴ shrink on top of the collapse: clearly biased

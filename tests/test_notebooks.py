@@ -41,18 +41,33 @@ def execute(name: str, cwd: Path, timeout: int = 600) -> tuple[dict, list, list[
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{name} is stored with outputs"
     nb.cells.insert(0, nbformat.v4.new_code_cell(RECORD))
-    nb.cells.append(nbformat.v4.new_code_cell("import json; print('RESULTS=' + json.dumps(results)); "
-                                              "print('FIGURES=' + json.dumps(_FIGURES))"))
-    os.environ.update({"PYTHONPATH": os.pathsep.join([SRC, *sys.path[1:]]), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import json; print('RESULTS=' + json.dumps(results)); print('FIGURES=' + json.dumps(_FIGURES))"
+        )
+    )
+    os.environ.update(
+        {
+            "PYTHONPATH": os.pathsep.join([SRC, *sys.path[1:]]),
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
+    )
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()
     if os.environ.get("MODELCOLLAPSE_KEEP_NOTEBOOKS"):  # a folder: keep the executed copy there, to look at
         nbformat.write(nb, Path(os.environ["MODELCOLLAPSE_KEEP_NOTEBOOKS"]) / name)
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     results, figures = text.split("RESULTS=", 1)[1].split("FIGURES=", 1)
-    images = [base64.b64decode(o["data"]["image/png"]) for c in nb.cells[:-1] for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
+    images = [
+        base64.b64decode(o["data"]["image/png"])
+        for c in nb.cells[:-1]
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     return json.loads(results), json.loads(figures), images
 
 
@@ -98,17 +113,22 @@ def test_progress_bars_draw_in_a_notebook(tmp_path):
     pytest.importorskip("ipywidgets")
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("import modelcollapse as mc\n"
-                                  "mc.run('gaussian-replace', out='r', quiet=False,\n"
-                                  "       overrides={'replicates': 4, 'loop.generations': 3}, report=False)"),
-        nbformat.v4.new_code_cell("import numpy as np\n"
-                                  "rng = np.random.default_rng(0)\n"
-                                  "a = mc.audit(rng.normal(size=(200, 2)), [rng.normal(size=(200, 2))], quiet=False,"
-                                  " repeats=5)"),
+        nbformat.v4.new_code_cell(
+            "import modelcollapse as mc\n"
+            "mc.run('gaussian-replace', out='r', quiet=False,\n"
+            "       overrides={'replicates': 4, 'loop.generations': 3}, report=False)"
+        ),
+        nbformat.v4.new_code_cell(
+            "import numpy as np\n"
+            "rng = np.random.default_rng(0)\n"
+            "a = mc.audit(rng.normal(size=(200, 2)), [rng.normal(size=(200, 2))], quiet=False,"
+            " repeats=5)"
+        ),
     ]
     os.environ.update({"PYTHONPATH": os.pathsep.join([SRC, *sys.path[1:]]), "HF_HUB_OFFLINE": "1"})
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     for cell, label in zip(nb.cells, ["gaussian-replace: generations", "audit: calibration"]):
         widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert widgets, (label, cell.outputs)

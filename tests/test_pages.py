@@ -19,8 +19,13 @@ from modelcollapse.analysis import pages  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "modelcollapse"
 EVIL = "<script>alert(1)"  # no "/": it names files too
-TOY = {"name": f"toy {EVIL}", "seed": 0, "replicates": 4, "loop": {"generations": 3, "samples": 20},
-       "metrics": ["variance"]}
+TOY = {
+    "name": f"toy {EVIL}",
+    "seed": 0,
+    "replicates": 4,
+    "loop": {"generations": 3, "samples": 20},
+    "metrics": ["variance"],
+}
 
 
 class Page(HTMLParser):
@@ -75,8 +80,13 @@ def test_every_loop_page_is_built_by_the_one_builder_and_escapes_the_run_name(tm
     suite = mc.run({"name": "su", "suite": members}, out=tmp_path / "suite", report=False)
     for r in (run, sweep, suite):
         r.report()
-    assert rendered == {"run": "run.html.j2", "sweep": "sweep.html.j2", "suite": "run.html.j2",
-                        "gaussian-replace": "run.html.j2", "stability-mix": "run.html.j2"}
+    assert rendered == {
+        "run": "run.html.j2",
+        "sweep": "sweep.html.j2",
+        "suite": "run.html.j2",
+        "gaussian-replace": "run.html.j2",
+        "stability-mix": "run.html.j2",
+    }
     page = check_page(run.path / "report.html", images=1)
     assert f"modelcollapse: toy {EVIL}" in page.text  # the <title>, as text
     assert f"toy {EVIL}" in page.text  # the section's heading
@@ -90,8 +100,13 @@ def test_the_detector_and_audit_pages_escape_their_texts(tmp_path, rendered):
     from modelcollapse.analysis.detector_report import build_detector_report, write_scores
 
     rng = np.random.default_rng(0)
-    scores = {(16, "likelihood"): {"calibration": rng.normal(0, 1, 50), "test": rng.normal(0, 1, 50),
-                                   "machine": rng.normal(1, 1, 50)}}
+    scores = {
+        (16, "likelihood"): {
+            "calibration": rng.normal(0, 1, 50),
+            "test": rng.normal(0, 1, 50),
+            "machine": rng.normal(1, 1, 50),
+        }
+    }
     write_scores(tmp_path / "det", scores, [0.1], note=f"scored by {EVIL}")
     page = check_page(build_detector_report(tmp_path / "det"), images=2)
     assert rendered == {"det": "detectors.html.j2"} and f"scored by {EVIL}" in page.text
@@ -110,8 +125,13 @@ def test_the_detector_and_audit_pages_escape_their_texts(tmp_path, rendered):
 def test_the_chain_diff_escapes_the_texts():
     from modelcollapse.analysis.chain_report import word_diff, word_diff_html
 
-    assert word_diff("a <b> c", "a <i> c d") == [("equal", "a"), ("delete", "<b>"), ("insert", "<i>"),
-                                                 ("equal", "c"), ("insert", "d")]
+    assert word_diff("a <b> c", "a <i> c d") == [
+        ("equal", "a"),
+        ("delete", "<b>"),
+        ("insert", "<i>"),
+        ("equal", "c"),
+        ("insert", "d"),
+    ]
     assert word_diff_html("", EVIL) == "<ins>&lt;script&gt;alert(1)</ins>"
 
 
@@ -124,7 +144,9 @@ def test_a_template_field_that_is_missing_is_an_error():
 
 
 # -- no HTML outside the templates ----------------------------------------------------------------------------------
-TAGS = "html|head|body|div|p|h[1-6]|table|tr|td|th|img|ul|ol|li|pre|section|details|summary|del|ins|em|b|nav|figure|style"
+TAGS = (
+    "html|head|body|div|p|h[1-6]|table|tr|td|th|img|ul|ol|li|pre|section|details|summary|del|ins|em|b|nav|figure|style"
+)
 HTML_IN_PYTHON = re.compile(rf"html\.escape|<({TAGS})[ >/]")
 
 
@@ -149,12 +171,22 @@ def test_no_module_under_src_builds_html():
 
 def test_templates_ship_inside_the_package_and_jinja2_loads_lazily():
     templates = {p.name for p in (SRC / "templates").glob("*.html.j2")}
-    assert {"base.html.j2", "run.html.j2", "sweep.html.j2", "chain.html.j2", "detectors.html.j2",
-            "audit.html.j2"} <= templates
-    assert all("{% extends \"base.html.j2\" %}" in (SRC / "templates" / t).read_text()
-               for t in ("run.html.j2", "sweep.html.j2", "chain.html.j2", "detectors.html.j2", "audit.html.j2"))
-    code = ("import sys, modelcollapse.analysis.report, modelcollapse.analysis.chain_report, "
-            "modelcollapse.audit.report; "
-            "print(sorted(m for m in ('jinja2', 'matplotlib') if m in sys.modules))")
+    assert {
+        "base.html.j2",
+        "run.html.j2",
+        "sweep.html.j2",
+        "chain.html.j2",
+        "detectors.html.j2",
+        "audit.html.j2",
+    } <= templates
+    assert all(
+        '{% extends "base.html.j2" %}' in (SRC / "templates" / t).read_text()
+        for t in ("run.html.j2", "sweep.html.j2", "chain.html.j2", "detectors.html.j2", "audit.html.j2")
+    )
+    code = (
+        "import sys, modelcollapse.analysis.report, modelcollapse.analysis.chain_report, "
+        "modelcollapse.audit.report; "
+        "print(sorted(m for m in ('jinja2', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []

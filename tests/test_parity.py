@@ -88,8 +88,19 @@ class Echo(LocalServer):
     @staticmethod
     def _answer(handler, n, body):
         text = body["messages"][-1]["content"].split("\n\n", 1)[1]
-        send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop", "message": {
-            "role": "assistant", "content": " ".join(text.split()[1:]) or "."}}]})
+        send_json(
+            handler,
+            {
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": " ".join(text.split()[1:]) or "."},
+                    }
+                ],
+            },
+        )
 
 
 @pytest.fixture
@@ -99,9 +110,20 @@ def chain_setup(tmp_path):
     path = tmp_path / "chain.yaml"
     path.write_text("name: telephone-parity\n")
     with Echo() as server:
-        yield str(path), [f"start.source={starts}", "task=rephrase", "generations=2", "seeds=[0]",
-                          "backend.kind=openai", f"backend.base_url={server.url}", "backend.model=toy",
-                          "backend.retries=0", "metrics=[length_words, type_token_ratio]"]
+        yield (
+            str(path),
+            [
+                f"start.source={starts}",
+                "task=rephrase",
+                "generations=2",
+                "seeds=[0]",
+                "backend.kind=openai",
+                f"backend.base_url={server.url}",
+                "backend.model=toy",
+                "backend.retries=0",
+                "metrics=[length_words, type_token_ratio]",
+            ],
+        )
 
 
 def test_chain_matches_python(chain_setup, tmp_path):
@@ -118,13 +140,21 @@ def test_chain_overwrite_and_resume_errors_name_each_surfaces_options(chain_setu
     sets = sum((["--set", o] for o in overrides), [])
     cli("chain", config, "--out", tmp_path / "run", "--quiet", *sets)
     refused = cli("chain", config, "--out", tmp_path / "run", "--quiet", *sets, code=2).output
-    assert refused == (f"error: {tmp_path / 'run'} already holds a run; pass --resume to continue it, --overwrite to "
-                       "replace it, or choose another --out.\n")
-    with pytest.raises(mc.ConfigError, match=r"^.* already holds a run; pass resume=True to continue it, overwrite=True "
-                                             r"to replace it, or choose another out.$"):
+    assert refused == (
+        f"error: {tmp_path / 'run'} already holds a run; pass --resume to continue it, --overwrite to "
+        "replace it, or choose another --out.\n"
+    )
+    with pytest.raises(
+        mc.ConfigError,
+        match=r"^.* already holds a run; pass resume=True to continue it, overwrite=True "
+        r"to replace it, or choose another out.$",
+    ):
         mc.chain(config, out=tmp_path / "run", overrides=overrides)
-    with pytest.raises(mc.ConfigError, match=r"^resume=True: decoding.temperature is 0.5 but the run in .* used .*; "
-                                             r"resume with the same config or choose another out.$"):
+    with pytest.raises(
+        mc.ConfigError,
+        match=r"^resume=True: decoding.temperature is 0.5 but the run in .* used .*; "
+        r"resume with the same config or choose another out.$",
+    ):
         mc.chain(config, out=tmp_path / "run", overrides=[*overrides, "decoding.temperature=0.5"], resume=True)
     (tmp_path / "run" / "chains.log").write_bytes(b"")  # a replaced run starts afresh: every step is requested again
     cli("chain", config, "--out", tmp_path / "run", "--quiet", "--overwrite", *sets)
@@ -146,8 +176,10 @@ def test_overwrite_replaces_a_previous_run(config, tmp_path, name):
     out = tmp_path / "out"
     cli(*command(name, config, out), "--set", "loop.generations=2")
     again = cli(*command(name, config, out), code=2).output
-    assert again.startswith(f"error: --out '{out}' already holds files; choose another --out, or add --resume to "
-                            "continue it; --overwrite replaces it if it holds a modelcollapse run.")
+    assert again.startswith(
+        f"error: --out '{out}' already holds files; choose another --out, or add --resume to "
+        "continue it; --overwrite replaces it if it holds a modelcollapse run."
+    )
     cli(*command(name, config, out), "--overwrite")
     generations = {r["generation"] for r in rows(out, "metrics.parquet" if name == "run" else "sweep.parquet")}
     assert generations == {0, 1, 2}  # the new config's three, not the old run's two
@@ -159,9 +191,11 @@ def test_overwrite_refuses_foreign_folders_and_resume(config, tmp_path, name, re
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     result = cli(*command(name, config, out, request), "--overwrite", code=2)
-    assert result.output == (f"error: --overwrite replaces only a modelcollapse run directory (config.yaml and "
-                             f"manifest.json, a suite or a sweep); --out '{out}' holds other files, so it is left "
-                             "alone; choose another --out.\n")
+    assert result.output == (
+        f"error: --overwrite replaces only a modelcollapse run directory (config.yaml and "
+        f"manifest.json, a suite or a sweep); --out '{out}' holds other files, so it is left "
+        "alone; choose another --out.\n"
+    )
     assert (out / "notes.txt").read_text() == "keep me"
     result = cli(*command(name, config, out, request), "--overwrite", "--resume", code=2)
     assert result.output == "error: --overwrite deletes the run that --resume would continue; pass one of them.\n"
@@ -173,20 +207,36 @@ def test_overwrite_refuses_foreign_folders_and_resume(config, tmp_path, name, re
 def test_errors_name_flags_on_the_command_line_and_arguments_in_python(config, tmp_path):
     (tmp_path / "file").write_text("")
     cases = [  # (CLI arguments, CLI message, Python call, Python message)
-        (["run", config, "--workers", "0"], "--workers must be >= 1; got 0.",
-         lambda: mc.run(config, out=tmp_path / "a", workers=0), "workers must be >= 1; got 0."),
-        (["run", config, "--address", "auto"], "--address 'auto' needs --executor 'ray'; got --executor 'local'.",
-         lambda: mc.run(config, out=tmp_path / "a", address="auto"),
-         "address='auto' needs executor='ray'; got executor='local'."),
-        (["run", config, "--out", tmp_path / "file"],
-         f"--out '{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another --out.",
-         lambda: mc.run(config, out=tmp_path / "file"),
-         f"out='{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another out."),
-        (["run", config, "--set", "=3"], "--set needs key=value with a non-empty key; got '=3'.",
-         lambda: mc.run(config, overrides=["=3"]), "overrides needs key=value with a non-empty key; got '=3'."),
-        (["sweep", config, "--grid", "loop.samples=10", "--address", "auto"],
-         "--address 'auto' needs --executor 'ray'; got --executor 'local'.",
-         lambda: mc.sweep(config, {"loop.samples": [10]}, workers=0), "workers must be >= 1; got 0."),
+        (
+            ["run", config, "--workers", "0"],
+            "--workers must be >= 1; got 0.",
+            lambda: mc.run(config, out=tmp_path / "a", workers=0),
+            "workers must be >= 1; got 0.",
+        ),
+        (
+            ["run", config, "--address", "auto"],
+            "--address 'auto' needs --executor 'ray'; got --executor 'local'.",
+            lambda: mc.run(config, out=tmp_path / "a", address="auto"),
+            "address='auto' needs executor='ray'; got executor='local'.",
+        ),
+        (
+            ["run", config, "--out", tmp_path / "file"],
+            f"--out '{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another --out.",
+            lambda: mc.run(config, out=tmp_path / "file"),
+            f"out='{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another out.",
+        ),
+        (
+            ["run", config, "--set", "=3"],
+            "--set needs key=value with a non-empty key; got '=3'.",
+            lambda: mc.run(config, overrides=["=3"]),
+            "overrides needs key=value with a non-empty key; got '=3'.",
+        ),
+        (
+            ["sweep", config, "--grid", "loop.samples=10", "--address", "auto"],
+            "--address 'auto' needs --executor 'ray'; got --executor 'local'.",
+            lambda: mc.sweep(config, {"loop.samples": [10]}, workers=0),
+            "workers must be >= 1; got 0.",
+        ),
     ]
     for args, cli_message, call, py_message in cases:
         assert cli(*args, code=2).output == f"error: {cli_message}\n"
@@ -201,11 +251,14 @@ def artifacts(uri: str, run_dir) -> list[str]:
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    (parent,) = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                   f"tags.`modelcollapse.run_dir` = '{run_dir.resolve()}' and "
-                                   "tags.`modelcollapse.status` != ''")
-    return sorted([a.path for a in client.list_artifacts(parent.info.run_id)]
-                  + [a.path for a in client.list_artifacts(parent.info.run_id, "figures")])
+    (parent,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        f"tags.`modelcollapse.run_dir` = '{run_dir.resolve()}' and tags.`modelcollapse.status` != ''",
+    )
+    return sorted(
+        [a.path for a in client.list_artifacts(parent.info.run_id)]
+        + [a.path for a in client.list_artifacts(parent.info.run_id, "figures")]
+    )
 
 
 def test_tracked_run_logs_the_same_artifacts(config, tmp_path):
@@ -234,7 +287,7 @@ def detect(tmp_path, *options: str) -> list[float]:
     (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
     (tmp_path / "t.txt").write_text("\n\n".join(TEXTS) + "\n")
     out = cli("watermark", "detect", *options, tmp_path / "t.jsonl", tmp_path / "t.txt").output.split()
-    return out[: len(TEXTS)], out[len(TEXTS):]
+    return out[: len(TEXTS)], out[len(TEXTS) :]
 
 
 def test_watermark_detect_scores_records_as_python_does(tmp_path):
@@ -251,8 +304,11 @@ def test_watermark_default_tokenizer_is_one_constant():
     from modelcollapse.plugins import watermark
 
     option = next(p for p in watermark_detect.params if p.name == "tokenizer")
-    defaults = {option.default, inspect.signature(mc.watermark_z).parameters["tokenizer"].default,
-                inspect.signature(watermark.watermark_z).parameters["tokenizer"].default}
+    defaults = {
+        option.default,
+        inspect.signature(mc.watermark_z).parameters["tokenizer"].default,
+        inspect.signature(watermark.watermark_z).parameters["tokenizer"].default,
+    }
     assert defaults == {watermark.TOKENIZER} == {"smollm2"}
 
 

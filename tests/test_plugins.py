@@ -13,8 +13,15 @@ from modelcollapse.plugins.models import MODELS
 from modelcollapse.plugins.regimes import REGIMES
 from modelcollapse.registry import Registry
 
-BASE = {"name": "p", "seed": 3, "replicates": 6, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
-        "loop": {"generations": 6, "samples": 20}, "metrics": ["variance", "mean"]}
+BASE = {
+    "name": "p",
+    "seed": 3,
+    "replicates": 6,
+    "data": {"kind": "gaussian"},
+    "model": {"kind": "gaussian"},
+    "loop": {"generations": 6, "samples": 20},
+    "metrics": ["variance", "mean"],
+}
 
 
 def with_loop(**loop):
@@ -22,7 +29,9 @@ def with_loop(**loop):
 
 
 def test_alias_is_resolved_once_and_written_canonically():
-    plan = make_plan(validate(with_loop(regime="fully-synthetic", sampling="exact")))  # refused before: compared strings
+    plan = make_plan(
+        validate(with_loop(regime="fully-synthetic", sampling="exact"))
+    )  # refused before: compared strings
     assert plan.resolved["loop"]["regime"] == {"kind": "replace"}
     assert REGIMES.canonical("fresh-data") == "fresh" and REGIMES.get("fresh-data") is REGIMES.get("fresh")
 
@@ -47,7 +56,9 @@ def test_regime_parameters_are_validated_from_the_signature():
         validate(with_loop(regime={"kind": "window", "kk": 2}))
     with pytest.raises(ConfigError, match=r"^loop.regime.k must be >= 1; got 0.$"):
         validate(with_loop(regime={"kind": "window", "k": 0}))
-    with pytest.raises(ConfigError, match=r"^loop.regime.kind must be one of .*'window'; got 'windw'. Did you mean 'window'\?$"):
+    with pytest.raises(
+        ConfigError, match=r"^loop.regime.kind must be one of .*'window'; got 'windw'. Did you mean 'window'\?$"
+    ):
         validate(with_loop(regime={"kind": "windw"}))
 
 
@@ -70,8 +81,14 @@ def test_window_trains_on_the_last_k_generations(tmp_path):
 def test_window_variance_shrinks_slower_than_replace(tmp_path):
     """Closed-form direction: pooling k generations' samples (all from nearby fits) gives each refit k·M records, so the
     per-generation variance loss (factor ≈ 1 − 1/(kM) for the MLE) is smaller than replace's (1 − 1/M)."""
-    raw = {**BASE, "replicates": 400, "model": {"kind": "gaussian", "variance": "mle"}, "loop": {"generations": 30, "samples": 10},
-           "metrics": ["variance"], "arms": {"replace": {"loop.regime": "replace"}, "window": {"loop.regime": {"kind": "window", "k": 4}}}}
+    raw = {
+        **BASE,
+        "replicates": 400,
+        "model": {"kind": "gaussian", "variance": "mle"},
+        "loop": {"generations": 30, "samples": 10},
+        "metrics": ["variance"],
+        "arms": {"replace": {"loop.regime": "replace"}, "window": {"loop.regime": {"kind": "window", "k": 4}}},
+    }
     out = run_small(raw, tmp_path / "v")
     final = {arm: np.median(out[(arm, "variance")][-1]) for arm in ("replace", "window")}
     assert final["window"] > 3 * final["replace"]
@@ -90,8 +107,14 @@ def test_family_capabilities_are_traits():
     can = [name for name in MODELS if MODELS.provides(name, "fit_population")]
     assert "gaussian" in can and "linear-regression" not in can
     with pytest.raises(ConfigError, match="families that can: " + ", ".join(map(repr, can))):
-        validate({**with_loop(sampling="exact"), "data": {"kind": "regression"}, "model": {"kind": "linear-regression"},
-                  "metrics": ["test_mse"]})
+        validate(
+            {
+                **with_loop(sampling="exact"),
+                "data": {"kind": "regression"},
+                "model": {"kind": "linear-regression"},
+                "metrics": ["test_mse"],
+            }
+        )
 
 
 def test_registry_rejects_a_name_registered_twice():
@@ -103,6 +126,11 @@ def test_registry_rejects_a_name_registered_twice():
 
 def test_resolved_config_round_trips(tmp_path):
     plan = make_plan(validate(with_loop(regime={"kind": "window", "k": 2})))
-    again = make_plan(validate(yaml.safe_load(yaml.safe_dump({k: v for k, v in plan.resolved.items()
-                                                               if k not in ("version", "arms_resolved")}))))
+    again = make_plan(
+        validate(
+            yaml.safe_load(
+                yaml.safe_dump({k: v for k, v in plan.resolved.items() if k not in ("version", "arms_resolved")})
+            )
+        )
+    )
     assert again.resolved["loop"] == plan.resolved["loop"]

@@ -30,10 +30,14 @@ def shrink(code: str) -> str:
 def test_the_readme_python_example_runs(tmp_path):
     code = shrink(python_block())
     assert "mc.run(" in code and "@mc.metric" in code
-    check = code + "\nassert set(df.columns) >= {'arm', 'replicate', 'generation', 'metric', 'value'}\n" \
-                   "assert set(cur.columns) >= {'median', 'q25', 'q75', 'mean', 'sem'}\n" \
-                   "assert set(sw.metrics()['loop.samples']) == {10, 20}\nprint('README OK')\n"
+    check = (
+        code + "\nassert set(df.columns) >= {'arm', 'replicate', 'generation', 'metric', 'value'}\n"
+        "assert set(cur.columns) >= {'median', 'q25', 'q75', 'mean', 'sem'}\n"
+        "assert set(sw.metrics()['loop.samples']) == {10, 20}\nprint('README OK')\n"
+    )
     env = {"PYTHONPATH": str(SRC) + ":" + ":".join(sys.path[1:]), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "README OK" in done.stdout and (tmp_path / "runs/x/report.html").exists()

@@ -55,8 +55,9 @@ def test_every_preset_is_covered():
     assert sorted([*rv.PRESETS, *rv.SKIPPED]) == presets
     assert sorted(REFERENCE["presets"]) == sorted(rv.PRESETS)
     for name, entry in REFERENCE["presets"].items():
-        assert entry["rtol"] >= rv.rtol_from(max(entry["measured_rdiff"].values()),
-                                             float32=rv.computes_in_float32(name)), name
+        assert entry["rtol"] >= rv.rtol_from(
+            max(entry["measured_rdiff"].values()), float32=rv.computes_in_float32(name)
+        ), name
         for arm, metric in rv.not_portable(entry):  # names real columns, and says why
             assert metric in entry["values"][arm] and entry["not_portable"]["why"], name
 
@@ -68,8 +69,13 @@ def _copy(values: dict) -> dict:
 def _largest(values: dict, skip: frozenset) -> tuple[str, str, int]:
     """(arm, metric, index) of the finite value of largest magnitude outside ``skip``: its column's scale is
     itself."""
-    cells = [(abs(float.fromhex(h)), arm, metric, i) for arm, ms in values.items() for metric, v in ms.items()
-             for i, h in enumerate(v["values"]) if math.isfinite(float.fromhex(h)) and (arm, metric) not in skip]
+    cells = [
+        (abs(float.fromhex(h)), arm, metric, i)
+        for arm, ms in values.items()
+        for metric, v in ms.items()
+        for i, h in enumerate(v["values"])
+        if math.isfinite(float.fromhex(h)) and (arm, metric) not in skip
+    ]
     return max(cells)[1:]
 
 

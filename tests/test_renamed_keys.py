@@ -13,8 +13,15 @@ from modelcollapse.errors import ConfigError
 
 
 def small(loop=None, model=None, **top):
-    return {"seed": 4, "replicates": 6, "data": {"kind": "gaussian"}, "model": model or {"kind": "gaussian"},
-            "loop": {"generations": 4, "samples": 20, **(loop or {})}, "metrics": ["variance", "mean"], **top}
+    return {
+        "seed": 4,
+        "replicates": 6,
+        "data": {"kind": "gaussian"},
+        "model": model or {"kind": "gaussian"},
+        "loop": {"generations": 4, "samples": 20, **(loop or {})},
+        "metrics": ["variance", "mean"],
+        **top,
+    }
 
 
 def test_loop_sampling_exact_runs_as_fit_to_population_and_warns(tmp_path):
@@ -36,8 +43,13 @@ def test_model_sampler_spellings_map_to_next_fit():
 
 
 def test_old_spellings_in_arms_and_grid():
-    raw = small(arms={"pop": {"loop.sampling": "exact"}, "whole": {"loop": {"generations": 2, "sampling": "exact"}},
-                      "plain": {}})
+    raw = small(
+        arms={
+            "pop": {"loop.sampling": "exact"},
+            "whole": {"loop": {"generations": 2, "sampling": "exact"}},
+            "plain": {},
+        }
+    )
     with pytest.warns(RenamedKey):
         arms = dict(expand_arms(validate(raw)))
     assert [arms[a].loop.fit_to for a in ("pop", "whole", "plain")] == ["population", "population", "samples"]
@@ -50,11 +62,16 @@ def test_old_spellings_in_arms_and_grid():
 def test_both_spellings_or_an_unknown_old_value_are_config_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RenamedKey)
-        with pytest.raises(ConfigError, match="loop.sampling is the earlier name of loop.fit_to, and both are set; set "
-                                              "loop.fit_to only."):
+        with pytest.raises(
+            ConfigError,
+            match="loop.sampling is the earlier name of loop.fit_to, and both are set; set loop.fit_to only.",
+        ):
             validate(small({"sampling": "exact", "fit_to": "population"}))
-    with pytest.raises(ConfigError, match=r"loop.sampling \(now loop.fit_to\) must be one of 'exact', 'finite'; "
-                                          r"got 'exactly'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"loop.sampling \(now loop.fit_to\) must be one of 'exact', 'finite'; "
+        r"got 'exactly'",
+    ):
         validate(small({"sampling": "exactly"}))
 
 

@@ -20,9 +20,16 @@ def cli(*args):
 
 @pytest.mark.parametrize("regime", ["replace", "accumulate"])
 def test_kill_then_resume_equals_uninterrupted(tmp_path, regime):
-    raw = {"name": "k", "seed": 3, "replicates": 40, "shard_size": 20,
-           "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian"},
-           "loop": {"generations": 200, "samples": 30, "regime": regime}, "metrics": ["trace_ratio", "w2_sq", "mean"]}
+    raw = {
+        "name": "k",
+        "seed": 3,
+        "replicates": 40,
+        "shard_size": 20,
+        "data": {"kind": "gaussian", "dim": 2},
+        "model": {"kind": "gaussian"},
+        "loop": {"generations": 200, "samples": 30, "regime": regime},
+        "metrics": ["trace_ratio", "w2_sq", "mean"],
+    }
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(raw))
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -43,7 +50,9 @@ def test_kill_then_resume_equals_uninterrupted(tmp_path, regime):
     subprocess.run(cli("run", str(config), "--out", str(killed), "--quiet", "--no-report", "--resume"), check=True)
     a, b = pq.read_table(full / "metrics.parquet"), pq.read_table(killed / "metrics.parquet")
     assert a.num_rows == b.num_rows == 40 * 200 * 5
-    key = lambda t: np.lexsort([t["replicate"].to_numpy(), t["generation"].to_numpy(), np.array(t["metric"].to_pylist())])  # noqa: E731
+    key = lambda t: np.lexsort(
+        [t["replicate"].to_numpy(), t["generation"].to_numpy(), np.array(t["metric"].to_pylist())]
+    )  # noqa: E731
     np.testing.assert_array_equal(a["value"].to_numpy()[key(a)], b["value"].to_numpy()[key(b)])
     assert store.read_manifest()["status"] == "complete"
 
@@ -54,7 +63,11 @@ def test_resume_refuses_a_changed_config(tmp_path):
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "o"
     subprocess.run(cli("run", str(config), "--out", str(out), "--quiet", "--no-report"), check=True)
-    result = subprocess.run(cli("run", str(config), "--out", str(out), "--resume", "--set", "loop.samples=11"), capture_output=True, text=True)
+    result = subprocess.run(
+        cli("run", str(config), "--out", str(out), "--resume", "--set", "loop.samples=11"),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "differs" in result.stderr and "loop.samples" in result.stderr
 
 
@@ -63,7 +76,13 @@ def test_seed_determinism_and_shard_independence(tmp_path):
     on which metrics are measured."""
     from conftest import run_small
 
-    raw = {"seed": 5, "replicates": 6, "shard_size": 3, "loop": {"generations": 5, "samples": 20}, "metrics": ["variance"]}
+    raw = {
+        "seed": 5,
+        "replicates": 6,
+        "shard_size": 3,
+        "loop": {"generations": 5, "samples": 20},
+        "metrics": ["variance"],
+    }
     a = run_small(raw, tmp_path / "a")[("run", "variance")]
     b = run_small(raw, tmp_path / "b")[("run", "variance")]
     np.testing.assert_array_equal(a, b)
@@ -95,7 +114,9 @@ def test_resume_point_reads_generation_and_state_together(tmp_path):
     from modelcollapse.rundir.journal import IDENTITY, JOURNAL, METRICS, STATE_NPZ, Log
 
     log = Log.read(store.unit_dir(0, 0) / JOURNAL)  # whose it is, then a metrics and a state record per generation
-    assert [(r.kind, r.generation) for r in log.records] == [(IDENTITY, -1)] + [(k, g) for g in range(3) for k in (METRICS, STATE_NPZ)]
+    assert [(r.kind, r.generation) for r in log.records] == [(IDENTITY, -1)] + [
+        (k, g) for g in range(3) for k in (METRICS, STATE_NPZ)
+    ]
     assert not list(store.unit_dir(0, 0).glob("state.*"))  # small states live in the journal until the run completes
 
 

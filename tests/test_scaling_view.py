@@ -32,8 +32,12 @@ def missing_mass_sd(data: dict, train: int) -> float:
 def tails(tmp_path_factory):
     """tails-zipf at CI scale: the clean arm and AI data cut at rank 10, on Zipf(2) over 10⁴ types, T = 10²–10⁴."""
     raw = load_raw("tails-zipf")
-    raw.update(replicates=R, grid={"loop.samples": SIZES}, report={"records": 0},  # no distribution pictures: faster
-               arms={"clean": {"data": ZIPF}, "cut-k10": {"data": CUT}})
+    raw.update(
+        replicates=R,
+        grid={"loop.samples": SIZES},
+        report={"records": 0},  # no distribution pictures: faster
+        arms={"clean": {"data": ZIPF}, "cut-k10": {"data": CUT}},
+    )
     out = tmp_path_factory.mktemp("tails") / "run"
     run_small(raw, out)
     return out
@@ -62,7 +66,11 @@ def test_tails_zipf_medians_and_slopes_match_the_closed_form(tails):
         sd = np.array([missing_mass_sd(arms[label], t) for t in SIZES])
         # the mean within 4 s.e.; the median within 4 s.e. of a median (√(π/2) s.e. of the mean for near-normal data)
         assert np.all(np.abs(c.mean - expected) < 4 * sd / np.sqrt(R)), (label, c.mean, expected)
-        assert np.all(np.abs(c.median - expected) < 4 * np.sqrt(np.pi / 2) * sd / np.sqrt(R)), (label, c.median, expected)
+        assert np.all(np.abs(c.median - expected) < 4 * np.sqrt(np.pi / 2) * sd / np.sqrt(R)), (
+            label,
+            c.median,
+            expected,
+        )
         # the midpoints of the dashed curve are the closed form at √(T_i T_(i+1))
         mid = theory.memoriser_error(q.probs, q.train_probs if label != "clean" else q.probs, int(round(np.sqrt(1e5))))
         assert c.ref_values[1] == pytest.approx(mid, rel=1e-12)
@@ -73,7 +81,9 @@ def test_tails_zipf_medians_and_slopes_match_the_closed_form(tails):
     assert closed == pytest.approx(-0.5, abs=0.005)
     x = np.log(clean.sizes)
     w = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
-    rel_se = np.sqrt(np.pi / 2) * np.array([missing_mass_sd(ZIPF, t) for t in SIZES]) / np.sqrt(R) / clean.ref_values[::2]
+    rel_se = (
+        np.sqrt(np.pi / 2) * np.array([missing_mass_sd(ZIPF, t) for t in SIZES]) / np.sqrt(R) / clean.ref_values[::2]
+    )
     assert loglog_slope(clean.sizes, clean.median) == pytest.approx(closed, abs=4 * np.sqrt(np.sum(w**2 * rel_se**2)))
     # AI data cut at rank 10 breaks the law: from 10³ draws on, every replicate has seen the 10 types it can see, and
     # the error stays at the floor Σ_(i>10) p_i (slope 0)

@@ -23,7 +23,9 @@ def test_fresh_randomness_on_every_sample_call(rng):
     gen = np.random.default_rng(1)
     a, b = m.sample(100, rng=gen), m.sample(100, rng=gen)
     assert a.shape == (3, 100, 2) and not np.array_equal(a, b)
-    np.testing.assert_array_equal(m.sample(100, rng=np.random.default_rng(2)), m.sample(100, rng=np.random.default_rng(2)))
+    np.testing.assert_array_equal(
+        m.sample(100, rng=np.random.default_rng(2)), m.sample(100, rng=np.random.default_rng(2))
+    )
 
 
 def test_samples_are_not_sorted_by_component(rng):
@@ -39,7 +41,9 @@ def test_stacked_state_moments_and_round_trip(rng):
     mean, cov = m.moments()
     assert mean.shape == (3, 2) and cov.shape == (3, 2, 2)
     clone = Sklearn(GMM_PATH, {"n_components": 2}).set_state(m.get_state())
-    np.testing.assert_array_equal(m.sample(20, rng=np.random.default_rng(3)), clone.sample(20, rng=np.random.default_rng(3)))
+    np.testing.assert_array_equal(
+        m.sample(20, rng=np.random.default_rng(3)), clone.sample(20, rng=np.random.default_rng(3))
+    )
     np.testing.assert_allclose(clone.log_prob(x), m.log_prob(x))
 
 

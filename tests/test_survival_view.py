@@ -31,8 +31,13 @@ def wright_fisher_survival(n: int, generations: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """The forgetting preset's categorical arms at CI scale: N = 1,000 draws a generation, 40 replicates, 21 fits."""
-    arm = {"model": {"kind": "categorical"}, "metrics": ["support_size", "survival"], "replicates": R,
-           "loop.samples": N, "loop.generations": G}
+    arm = {
+        "model": {"kind": "categorical"},
+        "metrics": ["support_size", "survival"],
+        "replicates": R,
+        "loop.samples": N,
+        "loop.generations": G,
+    }
     arms = {"zipf": {**arm, "data": {"kind": "zipf", "exponent": 1.1, "types": N}}}
     if WORDFREQ:
         arms["wordfreq"] = {**arm, "data": {"kind": "categorical", "distribution": "wordfreq", "categories": N}}

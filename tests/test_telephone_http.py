@@ -62,9 +62,14 @@ class Server(LocalServer):
         if failing:
             return send_json(handler, {"error": "slow down"}, status=self.status, headers=[("Retry-After", "0")])
         text = rewrite(body["messages"][-1]["content"].split("\n\n", 1)[1])
-        send_json(handler, {"model": body["model"], "usage": {"completion_tokens": len(text.split())},
-                            "choices": [{"index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": text}}]})
+        send_json(
+            handler,
+            {
+                "model": body["model"],
+                "usage": {"completion_tokens": len(text.split())},
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            },
+        )
 
 
 @pytest.fixture
@@ -76,10 +81,20 @@ def server():
 def _config(tmp_path: Path, url: str, generations: int = 3) -> list[str]:
     starts = tmp_path / "starts.jsonl"
     starts.write_text("".join(json.dumps({"text": t}) + "\n" for t in START))
-    return [f"start.source={starts}", "task=rephrase", f"generations={generations}", "seeds=[0, 1]",
-            "backend.kind=openai", f"backend.base_url={url}", "backend.model=toy", "backend.concurrency=3",
-            "backend.backoff_s=0.01", "backend.retries=3", "backend.timeout_s=10",
-            f"metrics=[{', '.join(METRICS)}]"]
+    return [
+        f"start.source={starts}",
+        "task=rephrase",
+        f"generations={generations}",
+        "seeds=[0, 1]",
+        "backend.kind=openai",
+        f"backend.base_url={url}",
+        "backend.model=toy",
+        "backend.concurrency=3",
+        "backend.backoff_s=0.01",
+        "backend.retries=3",
+        "backend.timeout_s=10",
+        f"metrics=[{', '.join(METRICS)}]",
+    ]
 
 
 def _config_file(tmp_path: Path) -> str:
@@ -94,10 +109,13 @@ def _texts(run_dir: Path) -> dict:
 
 def test_backend_survives_429_then_recovers():
     with Server(fail_first=3) as s:
-        backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=4, backoff_s=0.01, concurrency=1),
-                                DecodingConfig(max_new_tokens=32))
-        req = Request(chain=0, generation=1, messages=({"role": "user", "content": "Rephrase.\n\nA B 12 C."},),
-                      sample_seed=7)
+        backend = OpenAIBackend(
+            BackendConfig(kind="openai", base_url=s.url, retries=4, backoff_s=0.01, concurrency=1),
+            DecodingConfig(max_new_tokens=32),
+        )
+        req = Request(
+            chain=0, generation=1, messages=({"role": "user", "content": "Rephrase.\n\nA B 12 C."},), sample_seed=7
+        )
         [(got, completion)] = list(backend.complete([req]))
         assert got == req
         assert completion.text == "A C. It is great."
@@ -107,8 +125,9 @@ def test_backend_survives_429_then_recovers():
 
 def test_backend_gives_up_after_bounded_retries():
     with Server(fail_first=100, status=503) as s:
-        backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=2, backoff_s=0.0),
-                                DecodingConfig())
+        backend = OpenAIBackend(
+            BackendConfig(kind="openai", base_url=s.url, retries=2, backoff_s=0.0), DecodingConfig()
+        )
         req = Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)
         with pytest.raises(RunError, match=r"failed 3 times for chain 0, generation 1; last error: HTTP 503"):
             list(backend.complete([req]))
@@ -117,8 +136,9 @@ def test_backend_gives_up_after_bounded_retries():
 
 def test_client_error_fails_at_once():
     with Server(fail_first=100, status=401) as s:
-        backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, retries=5, backoff_s=0.0),
-                                DecodingConfig())
+        backend = OpenAIBackend(
+            BackendConfig(kind="openai", base_url=s.url, retries=5, backoff_s=0.0), DecodingConfig()
+        )
         with pytest.raises(RunError, match="answered HTTP 401"):
             list(backend.complete([Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)]))
         assert s.fail_first == 99
@@ -163,8 +183,16 @@ def test_run_directory_contents(tmp_path, server):
     result = CliRunner().invoke(main, ["report", str(run_dir)])  # the one report command knows a chain run
     assert result.exit_code == 0 and result.output.strip() == str(run_dir / "report.html"), result.output
     assert "telephone chains</title>" in (run_dir / "report.html").read_text()
-    for name in ("config.yaml", "manifest.json", "metrics.parquet", "chains.log", "attractors.json", "report.html",
-                 "figures/drift.png", "figures/attractors.png"):
+    for name in (
+        "config.yaml",
+        "manifest.json",
+        "metrics.parquet",
+        "chains.log",
+        "attractors.json",
+        "report.html",
+        "figures/drift.png",
+        "figures/attractors.png",
+    ):
         assert (run_dir / name).is_file(), name
     table = pq.read_table(run_dir / "metrics.parquet").to_pylist()
     assert {"chain", "replicate", "generation", "metric", "value"} <= set(table[0])
@@ -187,16 +215,36 @@ def test_run_directory_contents(tmp_path, server):
 def test_existing_run_needs_resume(tmp_path, server):
     cfg, overrides = _config_file(tmp_path), _config(tmp_path, server.url, generations=1)
     run_chains(cfg, tmp_path / "run", overrides, False, True)
-    result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "run"), "--quiet", *sum((["--set", o] for o in overrides), [])])
+    result = CliRunner().invoke(
+        chain, [cfg, "--out", str(tmp_path / "run"), "--quiet", *sum((["--set", o] for o in overrides), [])]
+    )
     assert result.exit_code == 2
     assert "already holds a run; pass --resume" in result.output
     # --resume with more generations extends the chains; other differences are refused.
-    result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet",
-                                        *sum((["--set", o] for o in overrides + ["generations=2"]), [])])
+    result = CliRunner().invoke(
+        chain,
+        [
+            cfg,
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--quiet",
+            *sum((["--set", o] for o in overrides + ["generations=2"]), []),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(RunStore(tmp_path / "run").read_steps()) == 4 * 3
-    result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet",
-                                        *sum((["--set", o] for o in overrides + ["decoding.temperature=0.5"]), [])])
+    result = CliRunner().invoke(
+        chain,
+        [
+            cfg,
+            "--out",
+            str(tmp_path / "run"),
+            "--resume",
+            "--quiet",
+            *sum((["--set", o] for o in overrides + ["decoding.temperature=0.5"]), []),
+        ],
+    )
     assert result.exit_code == 2
     assert "--resume: decoding.temperature is 0.5 but the run" in result.output
 
@@ -219,14 +267,17 @@ def test_a_second_chain_writer_is_refused_while_one_runs(tmp_path):
         first.start()
         try:
             assert asked.wait(30)
-            result = CliRunner().invoke(chain, [cfg, "--out", str(out), "--resume", "--quiet",
-                                                *sum((["--set", o] for o in overrides), [])])
+            result = CliRunner().invoke(
+                chain, [cfg, "--out", str(out), "--resume", "--quiet", *sum((["--set", o] for o in overrides), [])]
+            )
         finally:
             release.set()
             first.join(60)
     assert result.exit_code == 1
-    assert result.output == (f"error: {out} is in use by pid {os.getpid()} on host {socket.gethostname()} (lock "
-                             f"{out / '.lock'}); wait for it to finish, or stop it, before running or resuming here.\n")
+    assert result.output == (
+        f"error: {out} is in use by pid {os.getpid()} on host {socket.gethostname()} (lock "
+        f"{out / '.lock'}); wait for it to finish, or stop it, before running or resuming here.\n"
+    )
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
     assert len(RunStore(out).read_steps()) == 4 * 2
 
@@ -236,8 +287,16 @@ def test_unreachable_server_is_a_runtime_error(tmp_path):
     url = s.url
     s.close()  # nothing listens there any more
     overrides = _config(tmp_path, url, generations=1) + ["backend.retries=1"]
-    result = CliRunner().invoke(chain, [_config_file(tmp_path), "--out", str(tmp_path / "run"), "--quiet",
-                                        *sum((["--set", o] for o in overrides), [])])
+    result = CliRunner().invoke(
+        chain,
+        [
+            _config_file(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+            *sum((["--set", o] for o in overrides), []),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and "failed 2 times" in result.output
     assert "Traceback" not in result.output
@@ -245,10 +304,18 @@ def test_unreachable_server_is_a_runtime_error(tmp_path):
 
 # -- what a request holds: stop, extra_body, /completions for base models ---------------------------------------------
 
+
 def completions_reply(handler, n, body):
     """A /completions server: continues the prompt's text (the rewrite of :func:`rewrite`), with a leading space."""
-    send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "length",
-                                                             "text": " " + rewrite(body["prompt"].split("\n\n")[-1])}]})
+    send_json(
+        handler,
+        {
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "finish_reason": "length", "text": " " + rewrite(body["prompt"].split("\n\n")[-1])}
+            ],
+        },
+    )
 
 
 SAMPLING = {"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "guided": {"choice": ["a", "b"]}}
@@ -257,7 +324,8 @@ SAMPLING = {"top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1, "guided": {"c
 def test_chat_request_carries_stop_and_extra_body(server):
     cfg = BackendConfig(kind="openai", base_url=server.url, stop=["\n\n", "###"], extra_body=SAMPLING)
     [(_, completion)] = OpenAIBackend(cfg, DecodingConfig(max_new_tokens=32, temperature=0.7)).complete(
-        [Request(0, 1, ({"role": "user", "content": "Rephrase.\n\nA B 12 C."},), 7)])
+        [Request(0, 1, ({"role": "user", "content": "Rephrase.\n\nA B 12 C."},), 7)]
+    )
     assert completion.text == "A C. It is great."
     [body] = server.bodies
     assert server.paths == ["/v1/chat/completions"] and "prompt" not in body
@@ -266,15 +334,21 @@ def test_chat_request_carries_stop_and_extra_body(server):
 
 
 def test_no_stop_key_unless_configured(server):
-    list(OpenAIBackend(BackendConfig(kind="openai", base_url=server.url), DecodingConfig()).complete(
-        [Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)]))
+    list(
+        OpenAIBackend(BackendConfig(kind="openai", base_url=server.url), DecodingConfig()).complete(
+            [Request(0, 1, ({"role": "user", "content": "x\n\ny"},), 1)]
+        )
+    )
     assert set(server.bodies[0]) == {"model", "messages", "max_tokens", "temperature", "top_p", "seed"}
 
 
 def test_completions_endpoint_sends_a_prompt_and_reads_choice_text():
     with LocalServer(completions_reply) as s:
         cfg = BackendConfig(kind="openai", base_url=s.url, endpoint="completions", stop="\n", extra_body={"min_p": 0.1})
-        messages = ({"role": "system", "content": "You are terse."}, {"role": "user", "content": "Continue.\n\nA B 1 C."})
+        messages = (
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Continue.\n\nA B 1 C."},
+        )
         [(_, completion)] = OpenAIBackend(cfg, DecodingConfig()).complete([Request(0, 1, messages, 5)])
     assert s.paths == ["/v1/completions"]
     [body] = s.bodies
@@ -289,8 +363,9 @@ def test_completions_reply_shape():
 
     def ask(answer):
         with LocalServer(lambda h, n, b: send_json(h, answer)) as s:
-            backend = OpenAIBackend(BackendConfig(kind="openai", base_url=s.url, endpoint="completions", retries=0),
-                                    DecodingConfig())
+            backend = OpenAIBackend(
+                BackendConfig(kind="openai", base_url=s.url, endpoint="completions", retries=0), DecodingConfig()
+            )
             [(_, completion)] = backend.complete([Request(0, 1, ({"role": "user", "content": "x"},), 1)])
         return completion
 
@@ -305,25 +380,36 @@ def test_chain_over_completions_with_sampling_fields_from_the_config(tmp_path):
     """The keys set with --set reach every request; the texts come from choices[0].text."""
     with LocalServer(completions_reply) as s:
         overrides = _config(tmp_path, s.url, generations=2) + [
-            "backend.endpoint=completions", 'backend.stop=["\\n\\n"]',  # YAML: escapes only in double quotes
-            "backend.extra_body={top_k: 20, min_p: 0.05}"]
+            "backend.endpoint=completions",
+            'backend.stop=["\\n\\n"]',  # YAML: escapes only in double quotes
+            "backend.extra_body={top_k: 20, min_p: 0.05}",
+        ]
         run_dir = run_chains(_config_file(tmp_path), tmp_path / "run", overrides, resume=False, quiet=True)
     assert len(s.bodies) == 4 * 2 and set(s.paths) == {"/v1/completions"}
     assert all(b["stop"] == ["\n\n"] and (b["top_k"], b["min_p"]) == (20, 0.05) for b in s.bodies)
     assert _texts(run_dir)[0, 2] == rewrite(rewrite(START[0]))
 
 
-@pytest.mark.parametrize("override, message", [
-    ("backend.endpoint=chatty", "backend.endpoint must be one of 'chat' or 'completions'; got 'chatty'."),
-    ("backend.extra_body={temperature: 0.3, top_k: 5}", "backend.extra_body must not set temperature (keys the "
-     "backend sets itself: max_tokens, messages, model, prompt, seed, stop, stream, temperature, top_p; use decoding.* "
-     "and backend.stop); got {'temperature': 0.3, 'top_k': 5}."),
-    ("backend.extra_body=3", "backend.extra_body must be a valid dictionary; got 3."),
-    ("backend.extra_body={when: 2024-01-01}", "backend.extra_body must hold JSON values (strings, numbers, booleans, "
-     "null, lists, mappings); got {'when': datetime.date(2024, 1, 1)}"),
-    ("backend.stop=['']", "backend.stop must be a list of non-empty strings; got ['']."),
-    ("backend.stop=[5]", "backend.stop.0 must be a valid string; got 5."),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("backend.endpoint=chatty", "backend.endpoint must be one of 'chat' or 'completions'; got 'chatty'."),
+        (
+            "backend.extra_body={temperature: 0.3, top_k: 5}",
+            "backend.extra_body must not set temperature (keys the "
+            "backend sets itself: max_tokens, messages, model, prompt, seed, stop, stream, temperature, top_p; use decoding.* "
+            "and backend.stop); got {'temperature': 0.3, 'top_k': 5}.",
+        ),
+        ("backend.extra_body=3", "backend.extra_body must be a valid dictionary; got 3."),
+        (
+            "backend.extra_body={when: 2024-01-01}",
+            "backend.extra_body must hold JSON values (strings, numbers, booleans, "
+            "null, lists, mappings); got {'when': datetime.date(2024, 1, 1)}",
+        ),
+        ("backend.stop=['']", "backend.stop must be a list of non-empty strings; got ['']."),
+        ("backend.stop=[5]", "backend.stop.0 must be a valid string; got 5."),
+    ],
+)
 def test_request_field_keys_are_validated(tmp_path, override, message):
     from modelcollapse.chains.config import load
     from modelcollapse.errors import ConfigError
@@ -333,7 +419,9 @@ def test_request_field_keys_are_validated(tmp_path, override, message):
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("override", ["backend.stop=x", "backend.extra_body={top_k: 5}", "backend.endpoint=completions"])
+@pytest.mark.parametrize(
+    "override", ["backend.stop=x", "backend.extra_body={top_k: 5}", "backend.endpoint=completions"]
+)
 def test_openai_only_keys_are_refused_for_the_local_backend(tmp_path, override):
     from modelcollapse.chains.config import load
     from modelcollapse.errors import ConfigError
@@ -350,10 +438,13 @@ def test_resume_compares_extra_body_and_accepts_runs_saved_before_these_keys(tmp
     overrides = _config(tmp_path, server.url, generations=1) + ["metrics=[length_words]"]
     run_chains(cfg, tmp_path / "run", overrides + ["backend.extra_body={top_k: 20}"], False, True)
     args = [cfg, "--out", str(tmp_path / "run"), "--resume", "--quiet"]
-    for changed, said in (("{top_k: 5}", "backend.extra_body.top_k is 5 but the run in"),
-                          ("{}", "backend.extra_body.top_k is None but the run in")):
-        result = CliRunner().invoke(chain, args + sum((["--set", o] for o in overrides + [
-            f"backend.extra_body={changed}"]), []))
+    for changed, said in (
+        ("{top_k: 5}", "backend.extra_body.top_k is 5 but the run in"),
+        ("{}", "backend.extra_body.top_k is None but the run in"),
+    ):
+        result = CliRunner().invoke(
+            chain, args + sum((["--set", o] for o in overrides + [f"backend.extra_body={changed}"]), [])
+        )
         assert result.exit_code == 2 and said in result.output, result.output
 
     # a run directory written before endpoint / stop / extra_body existed resumes with their defaults
@@ -362,7 +453,16 @@ def test_resume_compares_extra_body_and_accepts_runs_saved_before_these_keys(tmp
     for key in ("endpoint", "stop", "extra_body"):
         del saved["backend"][key]
     (tmp_path / "old" / "config.yaml").write_text(yaml.safe_dump(saved))
-    result = CliRunner().invoke(chain, [cfg, "--out", str(tmp_path / "old"), "--resume", "--quiet",
-                                        *sum((["--set", o] for o in overrides + ["generations=2"]), [])])
+    result = CliRunner().invoke(
+        chain,
+        [
+            cfg,
+            "--out",
+            str(tmp_path / "old"),
+            "--resume",
+            "--quiet",
+            *sum((["--set", o] for o in overrides + ["generations=2"]), []),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(RunStore(tmp_path / "old").read_steps()) == 4 * 3

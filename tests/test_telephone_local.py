@@ -30,9 +30,17 @@ START = [
     "while the ocean reflects only about 6 percent. Changes in albedo affect the climate of the Earth.",
 ]
 # Greedy, short, one thread (a busy 2-core machine slows multi-threaded generation by an order of magnitude).
-OVERRIDES = ["task=rephrase", "generations=3", "seeds=[0]", "decoding.temperature=0", "decoding.max_new_tokens=40",
-             "backend.kind=local", "backend.threads=1", "backend.batch_size=2",
-             "metrics=[embedding_distance, step_distance, length_words, fact_retention]"]
+OVERRIDES = [
+    "task=rephrase",
+    "generations=3",
+    "seeds=[0]",
+    "decoding.temperature=0",
+    "decoding.max_new_tokens=40",
+    "backend.kind=local",
+    "backend.threads=1",
+    "backend.batch_size=2",
+    "metrics=[embedding_distance, step_distance, length_words, fact_retention]",
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +89,9 @@ def test_resumed_local_chain_equals_uninterrupted(full_run, tmp_path, starts):
 @pytest.mark.slow
 def test_sampling_does_not_depend_on_batch_composition(full_run):
     backend = LocalBackend(BackendConfig(threads=1), DecodingConfig(temperature=1.0, max_new_tokens=12))
-    ask = lambda i, seed: Request(i, 1, ({"role": "user", "content": f"Rephrase the following text.\n\n{START[i]}"},), seed)  # noqa: E731
+    ask = lambda i, seed: Request(
+        i, 1, ({"role": "user", "content": f"Rephrase the following text.\n\n{START[i]}"},), seed
+    )  # noqa: E731
     alone = dict((r.chain, c.text) for r, c in backend.complete([ask(0, 11)]))
     batched = dict((r.chain, c.text) for r, c in backend.complete([ask(0, 11), ask(1, 12)]))
     other_seed = dict((r.chain, c.text) for r, c in backend.complete([ask(0, 99)]))

@@ -65,7 +65,9 @@ def test_text_metrics():
     assert math.isnan(type_token_ratio(""))
     assert math.isnan(readability("  "))
     # Short words in short sentences read more easily than long words in one long sentence.
-    assert readability(text) > readability("Institutionalised characterisation necessitates interdisciplinary deliberation")
+    assert readability(text) > readability(
+        "Institutionalised characterisation necessitates interdisciplinary deliberation"
+    )
 
 
 def test_positivity():
@@ -131,24 +133,36 @@ def test_step_journal_drops_torn_tail_and_refuses_damage_and_old_journals(tmp_pa
     first = Log.read(log).records[1]  # the first step (after the record of whose journal it is)
     data[first.start + 5] ^= 0x40  # inside its payload
     log.write_bytes(bytes(data))
-    with pytest.raises(RunError, match=rf"chains.log is corrupted \(the record at byte {first.start - HEADER.size} \(generation 0\) differs from its sha256\)"):
+    with pytest.raises(
+        RunError,
+        match=rf"chains.log is corrupted \(the record at byte {first.start - HEADER.size} \(generation 0\) differs from its sha256\)",
+    ):
         RunStore(store.root).read_steps()
     old = tmp_path / "old"
     old.mkdir()
     (old / "chains.jsonl").write_text('{"chain": 0, "generation": 0, "text": "a"}\n')
-    with pytest.raises(RunError, match=r"chains.jsonl is the step journal of an earlier modelcollapse version \(JSON "
-                                       r"lines\), which this version does not read; run the chains again in a new"):
+    with pytest.raises(
+        RunError,
+        match=r"chains.jsonl is the step journal of an earlier modelcollapse version \(JSON "
+        r"lines\), which this version does not read; run the chains again in a new",
+    ):
         RunStore(old).read_steps()
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"generatons": 3}, "unknown key 'generatons'; accepted keys here: backend, decoding, description, generations, metrics, "
-                            "name, seed, seeds, start, task, template. Did you mean 'generations'?"),
+        (
+            {"generatons": 3},
+            "unknown key 'generatons'; accepted keys here: backend, decoding, description, generations, metrics, "
+            "name, seed, seeds, start, task, template. Did you mean 'generations'?",
+        ),
         ({"backend": {"base_ulr": "x"}}, "Did you mean 'base_url'?"),
-        ({"task": "sumarize"}, "task must be one of 'continue', 'custom', 'inspiration', 'rephrase', 'summarize'; "
-                               "got 'sumarize'. Did you mean 'summarize'?"),
+        (
+            {"task": "sumarize"},
+            "task must be one of 'continue', 'custom', 'inspiration', 'rephrase', 'summarize'; "
+            "got 'sumarize'. Did you mean 'summarize'?",
+        ),
         ({"task": "custom", "template": "no placeholder"}, "task 'custom' needs a template with a {text} placeholder"),
         ({"template": "Shorten: {text}"}, "template is used only with task 'custom'"),
         ({"metrics": ["embeding_distance"]}, "Did you mean 'embedding_distance'?"),
@@ -173,7 +187,9 @@ def test_presets_validate():
 
 
 def test_cli_bad_config_exits_2_with_one_line(tmp_path):
-    result = CliRunner().invoke(chain, ["telephone-summarize", "--set", "decoding.temprature=1", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        chain, ["telephone-summarize", "--set", "decoding.temprature=1", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: unknown key 'decoding.temprature'; accepted keys here: max_new_tokens, system, temperature, top_p. "
@@ -187,7 +203,9 @@ def test_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, modelcollapse.chains, modelcollapse.cli, modelcollapse.chains.config; "
-            "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sentence_transformers') if m in sys.modules))")
+    code = (
+        "import sys, modelcollapse.chains, modelcollapse.cli, modelcollapse.chains.config; "
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib', 'sentence_transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -16,12 +16,18 @@ from modelcollapse.testing import ConformanceError, check_family, check_metric, 
 
 # One conformance case per family (the smallest that exercises it), reused from the family conformance suite.
 FAMILY_CASES = {c.model["kind"]: name for name, c in reversed(sorted(CASES.items()))}
-NEURAL = {"vae": ("torch", "sklearn"), "diffusion": ("torch",), "lm-tiny": CASES["lm-tiny"].needs,
-          "lm-hf": CASES["lm-hf"].needs, "sklearn": ("sklearn",)}
+NEURAL = {
+    "vae": ("torch", "sklearn"),
+    "diffusion": ("torch",),
+    "lm-tiny": CASES["lm-tiny"].needs,
+    "lm-hf": CASES["lm-hf"].needs,
+    "sklearn": ("sklearn",),
+}
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if FAMILY_CASES[k] in SLOW else k
-                                  for k in sorted(FAMILY_CASES)])
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) if FAMILY_CASES[k] in SLOW else k for k in sorted(FAMILY_CASES)]
+)
 def test_every_shipped_family_passes_check_family(kind):
     case = CASES[FAMILY_CASES[kind]]
     needs(*case.needs)
@@ -36,18 +42,58 @@ LM = ({**CASES["lm-tiny"].model}, CASES["lm-tiny"].data)
 VAE = ({**CASES["vae"].model}, CASES["vae"].data)
 # The (model, data) each metric is checked on: a family and source that declare what it needs.
 ON = {
-    **dict.fromkeys(["mean", "variance", "trace_ratio", "det_ratio", "mean_sq_error", "w2_sq", "nll_real", "kl_real",
-                     "tail_mass", "w1", "energy", "degenerate"], ({"kind": "gaussian"}, GAUSS_1D)),
+    **dict.fromkeys(
+        [
+            "mean",
+            "variance",
+            "trace_ratio",
+            "det_ratio",
+            "mean_sq_error",
+            "w2_sq",
+            "nll_real",
+            "kl_real",
+            "tail_mass",
+            "w1",
+            "energy",
+            "degenerate",
+        ],
+        ({"kind": "gaussian"}, GAUSS_1D),
+    ),
     **dict.fromkeys(["precision", "recall", "frechet"], ({"kind": "gaussian"}, GAUSS_2D)),
-    **dict.fromkeys(["component_std", "gmm_l2_to_gen0", "gmm_l2_sq_to_gen0", "mode_coverage"], ({"kind": "gmm"}, MIXTURE)),
-    **dict.fromkeys(["entropy", "support_size", "heterozygosity", "tv", "top_category", "l2_sq_to_truth",
-                     "missing_mass", "survival"], ({"kind": "categorical"}, CATS)),
+    **dict.fromkeys(
+        ["component_std", "gmm_l2_to_gen0", "gmm_l2_sq_to_gen0", "mode_coverage"], ({"kind": "gmm"}, MIXTURE)
+    ),
+    **dict.fromkeys(
+        [
+            "entropy",
+            "support_size",
+            "heterozygosity",
+            "tv",
+            "top_category",
+            "l2_sq_to_truth",
+            "missing_mass",
+            "survival",
+        ],
+        ({"kind": "categorical"}, CATS),
+    ),
     "nonzero": ({"kind": "poisson"}, {"kind": "poisson", "rate": [0.5, 3.0]}),
     "test_mse": ({"kind": "linear-regression"}, {"kind": "regression", "dim": 4}),
     "accuracy": ({"kind": "mean-difference"}, {"kind": "classification", "dim": 3}),
     **dict.fromkeys(["latent_std", "class_entropy", "class_coverage"], VAE),
-    **dict.fromkeys(["test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate",
-                     "self_bleu", "vocab_coverage", "rare_words_lost"], LM),
+    **dict.fromkeys(
+        [
+            "test_perplexity",
+            "gen0_perplexity",
+            "distinct_1",
+            "distinct_2",
+            "distinct_3",
+            "repetition_rate",
+            "self_bleu",
+            "vocab_coverage",
+            "rare_words_lost",
+        ],
+        LM,
+    ),
 }
 
 
@@ -119,8 +165,11 @@ def test_a_family_keeping_randomness_on_the_object_fails(register):
             return super().sample(n, rng=np.random.default_rng(0))
 
     register(MODELS, "frozen", Frozen, fitted=("mean_", "degenerate_"))
-    with pytest.raises(ConformanceError, match=r"^family 'frozen': sample\(\) with the same generator gave different|"
-                                               r"^family 'frozen': two successive sample\(\) calls gave the same records"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"^family 'frozen': sample\(\) with the same generator gave different|"
+        r"^family 'frozen': two successive sample\(\) calls gave the same records",
+    ):
         check_family("frozen")
 
 
@@ -130,8 +179,11 @@ def test_an_undeclared_capability_fails(register):
             return self.mean_[:, None], np.ones((len(self.mean_), 1, 1))
 
     register(MODELS, "with-moments", WithMoments, fitted=("mean_", "degenerate_"))
-    with pytest.raises(ConformanceError, match=r"^family 'with-moments': defines moments\(\) .* but does not declare "
-                                               r"it, so the engine never uses it; add 'moments' to provides"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"^family 'with-moments': defines moments\(\) .* but does not declare "
+        r"it, so the engine never uses it; add 'moments' to provides",
+    ):
         check_family("with-moments")
 
 
@@ -143,7 +195,9 @@ def test_a_declared_capability_the_family_lacks_fails(register):
 
 def test_an_undeclared_fitted_attribute_fails(register):
     register(MODELS, "secretive", Shifted, fitted=("degenerate_",))
-    with pytest.raises(ConformanceError, match=r"family 'secretive': fit\(\) set mean_, which fitted=\('degenerate_',\)"):
+    with pytest.raises(
+        ConformanceError, match=r"family 'secretive': fit\(\) set mean_, which fitted=\('degenerate_',\)"
+    ):
         check_family("secretive")
 
 
@@ -158,7 +212,9 @@ def test_a_state_that_misses_what_sample_reads_fails(register):
             return super().sample(n, rng=rng) * getattr(self, "_scale", 1.0)
 
     register(MODELS, "hidden", Hidden, fitted=("mean_", "degenerate_"))
-    with pytest.raises(ConformanceError, match=r"family 'hidden': a model restored from get_state\(\) \(saved as npz\)"):
+    with pytest.raises(
+        ConformanceError, match=r"family 'hidden': a model restored from get_state\(\) \(saved as npz\)"
+    ):
         check_family("hidden")
 
 
@@ -169,8 +225,11 @@ def test_an_unregistered_family_fails_naming_the_fix():
 
 def test_a_metric_that_reads_samples_but_claims_from_model_fails(register):
     register(METRICS, "sample_mean", lambda ctx: ctx.samples.mean(axis=(1, 2)), from_model=True)
-    with pytest.raises(ConformanceError, match=r"metric 'sample_mean': it is registered from_model=True but its "
-                                               r"values change with the samples"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"metric 'sample_mean': it is registered from_model=True but its "
+        r"values change with the samples",
+    ):
         check_metric("sample_mean")
     register(METRICS, "sample_mean_ok", lambda ctx: ctx.samples.mean(axis=(1, 2)))
     check_metric("sample_mean_ok")
@@ -184,8 +243,11 @@ def test_a_metric_with_an_unseeded_draw_fails(register):
 
 def test_a_metric_asking_what_the_family_lacks_fails(register):
     register(METRICS, "needs_probs", lambda ctx: ctx.model.probs_[:, 0], needs=("probs_",))
-    with pytest.raises(ConformanceError, match=r"metric 'needs_probs': it declares needs=\('probs_',\), but "
-                                               r"model.kind 'gaussian' does not provide probs_"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"metric 'needs_probs': it declares needs=\('probs_',\), but "
+        r"model.kind 'gaussian' does not provide probs_",
+    ):
         check_metric("needs_probs")
 
 
@@ -194,8 +256,11 @@ def test_a_regime_reading_history_without_declaring_it_fails(register):
         return [inputs.synthetic[-2]]
 
     register(REGIMES, "two-back", two_back)
-    with pytest.raises(ConformanceError, match=r"regime 'two-back': it used synthetic data of generation 2 .* "
-                                               r"does not declare keeps_history=True"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"regime 'two-back': it used synthetic data of generation 2 .* "
+        r"does not declare keeps_history=True",
+    ):
         check_regime("two-back")
     register(REGIMES, "two-back-kept", two_back, keeps_history=True)
     check_regime("two-back-kept")
@@ -214,12 +279,17 @@ def test_a_regime_returning_records_not_chunks_fails(register):
 
 
 def test_a_misspelt_trait_fails_at_registration():
-    with pytest.raises(ValueError, match=r"loop.regime: 'typo' declares unknown trait\(s\) keep_history; accepted: "
-                                         r"keeps_history, mixes_real, needs_fresh"):
+    with pytest.raises(
+        ValueError,
+        match=r"loop.regime: 'typo' declares unknown trait\(s\) keep_history; accepted: "
+        r"keeps_history, mixes_real, needs_fresh",
+    ):
         REGIMES.register("typo", keep_history=True)
 
 
 def test_importing_modelcollapse_does_not_import_testing():
     code = "import sys, modelcollapse; print('modelcollapse.testing' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
-
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

@@ -16,7 +16,9 @@ def test_theory_functions_match_published_numbers():
     np.testing.assert_allclose(got, [0.042, 0.366, 0.728, 0.905], atol=6e-4)
     # Row 3: σ²d/(T-d-1) = 0.1124; 11.2 at t = 100; accumulate bound (π²/6)·0.1124 = 0.185.
     assert theory.regression_test_mse("replace", 1.0, 10, 100, np.array([99]))[0] == pytest.approx(11.24, abs=0.01)
-    assert theory.regression_test_mse("accumulate", 1.0, 10, 100, np.array([10_000]))[0] == pytest.approx(0.185, abs=1e-3)
+    assert theory.regression_test_mse("accumulate", 1.0, 10, 100, np.array([10_000]))[0] == pytest.approx(
+        0.185, abs=1e-3
+    )
     # Row 1: 1.5·11/100 = 0.165.
     assert theory.gaussian_w2_sq_replace(100, 10) == pytest.approx(0.165)
     # Row 6: median σ̂ after 1,000 fits, from the closed form.
@@ -30,8 +32,13 @@ def test_theory_functions_match_published_numbers():
 
 def test_gaussian_replace_row1(tmp_path):
     """W2² at the 11th fit ≈ 0.165; pooled variance of the data the 11th fit trains on ≈ 1.10."""
-    raw = {"replicates": 4000, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
-           "loop": {"generations": 11, "samples": 100}, "metrics": ["w2_sq", "mean", "variance"]}
+    raw = {
+        "replicates": 4000,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian"},
+        "loop": {"generations": 11, "samples": 100},
+        "metrics": ["w2_sq", "mean", "variance"],
+    }
     m = run_small(raw, tmp_path / "r")
     w2 = m[("run", "w2_sq")][10]
     assert w2.mean() == pytest.approx(0.165, abs=4 * w2.std() / np.sqrt(w2.size))
@@ -44,9 +51,14 @@ def test_gaussian_replace_row1(tmp_path):
 
 @pytest.mark.parametrize("n", [32, 100])
 def test_multivariate_trace_ratio_row2(tmp_path, n):
-    raw = {"replicates": 300, "data": {"kind": "gaussian", "dim": 10}, "model": {"kind": "gaussian", "variance": "mle"},
-           "loop": {"generations": 100, "samples": n}, "metrics": ["trace_ratio"],
-           "grid": {"loop.regime": ["replace", "accumulate"]}}
+    raw = {
+        "replicates": 300,
+        "data": {"kind": "gaussian", "dim": 10},
+        "model": {"kind": "gaussian", "variance": "mle"},
+        "loop": {"generations": 100, "samples": n},
+        "metrics": ["trace_ratio"],
+        "grid": {"loop.regime": ["replace", "accumulate"]},
+    }
     m = run_small(raw, tmp_path / "r")
     rep = m[("loop.regime=replace", "trace_ratio")][99]
     assert rep.mean() == pytest.approx(theory.trace_ratio_mle_replace(n, 99), abs=4 * rep.std() / np.sqrt(rep.size))
@@ -54,9 +66,14 @@ def test_multivariate_trace_ratio_row2(tmp_path, n):
 
 
 def test_regression_regimes_row3(tmp_path):
-    raw = {"replicates": 200, "data": {"kind": "regression"}, "model": {"kind": "linear-regression"},
-           "loop": {"generations": 30, "samples": 100}, "metrics": ["test_mse"],
-           "grid": {"loop.regime": ["replace", "accumulate", "accumulate-subsample"]}}
+    raw = {
+        "replicates": 200,
+        "data": {"kind": "regression"},
+        "model": {"kind": "linear-regression"},
+        "loop": {"generations": 30, "samples": 100},
+        "metrics": ["test_mse"],
+        "grid": {"loop.regime": ["replace", "accumulate", "accumulate-subsample"]},
+    }
     m = run_small(raw, tmp_path / "r")
     rep = m[("loop.regime=replace", "test_mse")]
     expected = theory.regression_test_mse("replace", 1.0, 10, 100, np.arange(30))
@@ -68,8 +85,13 @@ def test_regression_regimes_row3(tmp_path):
 
 
 def test_categorical_row4_absorption_and_heterozygosity(tmp_path):
-    raw = {"replicates": 2000, "data": {"kind": "categorical", "categories": 10}, "model": {"kind": "categorical"},
-           "loop": {"generations": 200, "samples": 10}, "metrics": ["support_size", "heterozygosity"]}
+    raw = {
+        "replicates": 2000,
+        "data": {"kind": "categorical", "categories": 10},
+        "model": {"kind": "categorical"},
+        "loop": {"generations": 200, "samples": 10},
+        "metrics": ["support_size", "heterozygosity"],
+    }
     m = run_small(raw, tmp_path / "r")
     support = m[("run", "support_size")]
     assert np.all(support[-1] == 1)  # absorbed, every replicate
@@ -81,8 +103,13 @@ def test_categorical_row4_absorption_and_heterozygosity(tmp_path):
 
 
 def test_categorical_absorbs_into_each_category_with_its_initial_probability(tmp_path):
-    raw = {"replicates": 3000, "data": {"kind": "categorical", "categories": 4, "distribution": "zipf", "exponent": 1.0},
-           "model": {"kind": "categorical"}, "loop": {"generations": 300, "samples": 8}, "metrics": ["support_size", "top_category"]}
+    raw = {
+        "replicates": 3000,
+        "data": {"kind": "categorical", "categories": 4, "distribution": "zipf", "exponent": 1.0},
+        "model": {"kind": "categorical"},
+        "loop": {"generations": 300, "samples": 8},
+        "metrics": ["support_size", "top_category"],
+    }
     m = run_small(raw, tmp_path / "r")
     assert np.all(m[("run", "support_size")][-1] == 1)
     winners = np.bincount(m[("run", "top_category")][-1].astype(int), minlength=4) / 3000
@@ -92,15 +119,25 @@ def test_categorical_absorbs_into_each_category_with_its_initial_probability(tmp
 
 
 def test_categorical_accumulate_never_absorbs(tmp_path):
-    raw = {"replicates": 200, "data": {"kind": "categorical", "categories": 10}, "model": {"kind": "categorical"},
-           "loop": {"generations": 100, "samples": 10, "regime": "accumulate"}, "metrics": ["support_size"]}
+    raw = {
+        "replicates": 200,
+        "data": {"kind": "categorical", "categories": 10},
+        "model": {"kind": "categorical"},
+        "loop": {"generations": 100, "samples": 10, "regime": "accumulate"},
+        "metrics": ["support_size"],
+    }
     m = run_small(raw, tmp_path / "r")
     assert np.all(m[("run", "support_size")][-1] > 1)
 
 
 def test_gaussian_long_median_variance_row6(tmp_path):
-    raw = {"replicates": 400, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian", "variance": "mle"},
-           "loop": {"generations": 200, "samples": 100}, "metrics": ["variance"]}
+    raw = {
+        "replicates": 400,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian", "variance": "mle"},
+        "loop": {"generations": 200, "samples": 100},
+        "metrics": ["variance"],
+    }
     m = run_small(raw, tmp_path / "r")
     log_var = np.log(m[("run", "variance")][-1])
     expected = theory.median_log_variance(100, 0, 199)
@@ -112,7 +149,9 @@ def test_published_curve_is_the_reference_where_no_closed_form_exists():
     from modelcollapse.analysis.theory import reference
     from modelcollapse.engine.plan import validate
 
-    arm = validate({"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}).model_dump()
+    arm = validate(
+        {"data": {"kind": "mnist"}, "model": {"kind": "vae"}, "loop": {"generations": 6, "samples": 10}}
+    ).model_dump()
     values, label, stat = reference("latent_std", arm, np.arange(6))
     assert np.allclose(values[:5], [0.67, 0.61, 0.53, 0.47, 0.43]) and np.isnan(values[5]) and "published" in label
     assert reference("latent_std", {**arm, "loop": {**arm["loop"], "regime": "accumulate"}}, np.arange(6)) is None

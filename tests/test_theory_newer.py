@@ -51,7 +51,9 @@ def test_closed_forms_match_paper_numbers():
     assert theory.memoriser_error(p, cut(0.1), 10**7) == pytest.approx(theory.memoriser_error(p, p, 10**6), rel=0.01)
     # Row 18: 0.02667 for n = 50, λ = 1. Row 19: (0.3425, 0.3326, 0.3249).
     assert theory.mix_known_sigma_mse(1.0, 50, 1.0, np.array([10_000]))[0] == pytest.approx(0.026667, abs=1e-6)
-    np.testing.assert_allclose(theory.tempered_probs([0.5, 0.3, 0.2], 1.1, np.array([30]))[0], [0.3425, 0.3326, 0.3249], atol=1e-4)
+    np.testing.assert_allclose(
+        theory.tempered_probs([0.5, 0.3, 0.2], 1.1, np.array([30]))[0], [0.3425, 0.3326, 0.3249], atol=1e-4
+    )
     # Under rows 2 and 3: accumulate 0.3974 (d = 10, T = 50, t = 10); the MLE determinant ratio Π(1 − i/n).
     assert theory.regression_test_mse("accumulate", 1.0, 10, 50, np.array([9]))[0] == pytest.approx(0.3974, abs=1e-4)
     assert theory.det_ratio_replace(2, 10, 0, np.array([0]))[0] == pytest.approx(0.9 * 0.8)
@@ -96,8 +98,14 @@ def test_temperature_needs_a_family_that_tempers_its_population():
 def test_forgetting_row14(tmp_path):
     raw = preset("forgetting", replicates=8000)
     del raw["arms"]["wordfreq-N10000"]  # the same law on real words: tests/test_survival_view.py
-    raw["arms"]["zipf-N10000"].update({"replicates": 10, "loop.generations": 40, "data": {"kind": "zipf", "exponent": 1.1, "types": 2000},
-                                        "loop.samples": 2000})
+    raw["arms"]["zipf-N10000"].update(
+        {
+            "replicates": 10,
+            "loop.generations": 40,
+            "data": {"kind": "zipf", "exponent": 1.1, "types": 2000},
+            "loop.samples": 2000,
+        }
+    )
     m = run_small(raw, tmp_path / "r")
     within(tmp_path / "r", m, "poisson-n10", "nonzero", [0, 19, 49])
     # The support reference is the Poisson (rare-word) limit of the multinomial: 2% allowed for the approximation.
@@ -148,8 +156,13 @@ def test_regression_ridge_row17(tmp_path):
     assert lam5 == pytest.approx(7.2, abs=0.05) and e5 == pytest.approx(0.888, abs=1e-3)
     assert theory.ridge_downstream_mse(0.1, 5, 100, 200, 200) == pytest.approx(4.33, abs=0.005)
     # OLS on fresh inputs, d = 20: E = 0.2532·(g+1), checked at g = 5 (1.5190).
-    ols = preset("regression-ridge", replicates=400, data={"kind": "regression", "dim": 20, "noise": 1.0},
-                 grid={"model.ridge": [0.0]}, arms={"fresh": {}})
+    ols = preset(
+        "regression-ridge",
+        replicates=400,
+        data={"kind": "regression", "dim": 20, "noise": 1.0},
+        grid={"model.ridge": [0.0]},
+        arms={"fresh": {}},
+    )
     ols["loop"]["samples"] = 100
     m = run_small(ols, tmp_path / "ols")
     within(tmp_path / "ols", m, "fresh,model.ridge=0.0", "test_mse", [0, 5])
@@ -173,12 +186,18 @@ def test_label_verifier_keeps_labels_wrong_at_p_eff():
     from modelcollapse.plugins.models import MODELS
 
     src = SOURCES.build({"kind": "classification", "dim": 2})
-    model = MODELS.build({"kind": "mean-difference", "flip": 0.6}).bind(src, None).fit(src.sample(1, 10, np.random.default_rng(0)), rng=None)
+    model = (
+        MODELS.build({"kind": "mean-difference", "flip": 0.6})
+        .bind(src, None)
+        .fit(src.sample(1, 10, np.random.default_rng(0)), rng=None)
+    )
     x = model.sample(40_000, rng=np.random.default_rng(1))
     ctx = FilterContext(src, model, model, x[0], 1, np.random.default_rng(2))
     _, keep = label_verifier(x, np.ones(x.shape[:2], bool), ctx, keep_correct=0.9, keep_wrong=0.7)
     p_eff = theory.kept_label_error(0.6, 0.9, 0.7)
-    assert p_eff == pytest.approx(0.538, abs=5e-4) and theory.kept_label_error(0.6, 0.9, 0.5) == pytest.approx(0.455, abs=5e-4)
+    assert p_eff == pytest.approx(0.538, abs=5e-4) and theory.kept_label_error(0.6, 0.9, 0.5) == pytest.approx(
+        0.455, abs=5e-4
+    )
     wrong = (x[..., 2] != x[..., 3])[keep]
     assert wrong.mean() == pytest.approx(p_eff, abs=4 * np.sqrt(p_eff * (1 - p_eff) / wrong.size))
 

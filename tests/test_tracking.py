@@ -17,9 +17,16 @@ pytest.importorskip("sqlalchemy")  # MLflow's SQLite store (the track extra)
 pytest.importorskip("alembic")
 
 # 9 replicates in shards of 4: three units per arm, so a generation is logged only once all three have it.
-RAW = {"name": "tracked", "replicates": 9, "shard_size": 4, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
-       "loop": {"generations": 5, "samples": 20}, "metrics": ["variance", "w2_sq"],
-       "arms": {"M20": {}, "M40": {"loop.samples": 40}}}
+RAW = {
+    "name": "tracked",
+    "replicates": 9,
+    "shard_size": 4,
+    "data": {"kind": "gaussian"},
+    "model": {"kind": "gaussian"},
+    "loop": {"generations": 5, "samples": 20},
+    "metrics": ["variance", "w2_sq"],
+    "arms": {"M20": {}, "M40": {"loop.samples": 40}},
+}
 
 READ_BACK = """
 import json, sys, mlflow
@@ -55,8 +62,10 @@ def runs_of(runs: dict, run_dir) -> tuple[dict, dict]:
 def expected(run_dir, arm: str, metric: str, stat) -> list[list[float]]:
     t = RunStore(run_dir).read_metrics().to_pylist()
     gens = sorted({r["generation"] for r in t})
-    return [[g, float(stat([r["value"] for r in t if r["arm"] == arm and r["metric"] == metric and r["generation"] == g]))]
-            for g in gens]
+    return [
+        [g, float(stat([r["value"] for r in t if r["arm"] == arm and r["metric"] == metric and r["generation"] == g]))]
+        for g in gens
+    ]
 
 
 class Spy:
@@ -71,8 +80,12 @@ class Spy:
             from mlflow import MlflowClient
 
             client = MlflowClient(self.uri)
-            (run,) = client.search_runs([client.get_experiment_by_name("tracked").experiment_id], "tags.`modelcollapse.arm` = 'M20'")
-            self.seen[event.generation] = sorted(m.step for m in client.get_metric_history(run.info.run_id, "variance/median"))
+            (run,) = client.search_runs(
+                [client.get_experiment_by_name("tracked").experiment_id], "tags.`modelcollapse.arm` = 'M20'"
+            )
+            self.seen[event.generation] = sorted(
+                m.step for m in client.get_metric_history(run.info.run_id, "variance/median")
+            )
 
 
 @pytest.fixture(scope="module")

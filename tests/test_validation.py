@@ -62,36 +62,60 @@ def test_non_finite_in_plugin_params_nested_and_arms():
         validate({**TINY, "grid": {"loop.bias": [1.0, float("nan")]}})
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"replicates": True}, "error: replicates must be a valid integer; got True."),
-    ({"loop": {"generations": True}}, "error: loop.generations must be a valid integer; got True."),
-    ({"seed": "3"}, "error: seed must be a valid integer; got '3'."),
-    ({"replicates": 4.0}, "error: replicates must be a valid integer; got 4.0."),
-    ({"loop": {"real_fraction": True}}, "error: loop.real_fraction must be a valid number; got True."),
-    ({"data": {"kind": "gaussian", "dim": True}}, "error: data.dim must be a valid integer; got True."),
-    ({"model": {"kind": "categorical"}, "data": {"kind": "categorical", "categories": 1.5}}, "error: data.categories must be a valid integer"),
-    ({"model": {"kind": "gmm", "components": "2"}}, "error: model.components must be a valid integer"),
-    ({"grid": {"loop.samples": []}}, "error: grid.loop.samples list should have at least 1 item"),
-    ({"metrics": []}, "error: metrics list should have at least 1 item"),
-    ({"sweep": {"grid": {"seed": []}}}, "error: sweep.grid.seed list should have at least 1 item"),
-    ({"arms": {"a": None}}, "error: arms.a must be a valid dictionary"),
-    ({"metrics": ["entropy"]}, "error: metric 'entropy' needs model.kind to provide probs_, which model.kind 'gaussian' does not"),
-    ({"metrics": ["gmm_l2_to_gen0"]}, "error: metric 'gmm_l2_to_gen0' needs model.kind to provide weights_, means_, covariances_"),
-    ({"model": {"kind": "categorical"}, "data": {"kind": "categorical"}, "metrics": ["mean"]},
-     "error: metric 'mean' needs model.kind to provide moments"),
-    ({"data": {"kind": "regression"}, "model": {"kind": "linear-regression"}, "metrics": ["trace_ratio"]},
-     "error: metric 'trace_ratio' needs model.kind to provide moments"),
-    ({"metrics": ["variance", "mean", "variance"]},
-     "error: metrics lists 'variance' more than once; name each metric once."),  # was dropped silently
-    ({"loop": {"filters": [{"kind": "dedup", "radius": -1}]}},
-     "error: loop.filters[0].radius must be >= 0.0; got -1."),  # was accepted
-    ({"replicates": 10**12}, "error: the results table would need about"),
-    ({"replicates": 10**9, "shard_size": 10**9, "loop": {"samples": 10**6}}, "error: arm 't' needs about"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"replicates": True}, "error: replicates must be a valid integer; got True."),
+        ({"loop": {"generations": True}}, "error: loop.generations must be a valid integer; got True."),
+        ({"seed": "3"}, "error: seed must be a valid integer; got '3'."),
+        ({"replicates": 4.0}, "error: replicates must be a valid integer; got 4.0."),
+        ({"loop": {"real_fraction": True}}, "error: loop.real_fraction must be a valid number; got True."),
+        ({"data": {"kind": "gaussian", "dim": True}}, "error: data.dim must be a valid integer; got True."),
+        (
+            {"model": {"kind": "categorical"}, "data": {"kind": "categorical", "categories": 1.5}},
+            "error: data.categories must be a valid integer",
+        ),
+        ({"model": {"kind": "gmm", "components": "2"}}, "error: model.components must be a valid integer"),
+        ({"grid": {"loop.samples": []}}, "error: grid.loop.samples list should have at least 1 item"),
+        ({"metrics": []}, "error: metrics list should have at least 1 item"),
+        ({"sweep": {"grid": {"seed": []}}}, "error: sweep.grid.seed list should have at least 1 item"),
+        ({"arms": {"a": None}}, "error: arms.a must be a valid dictionary"),
+        (
+            {"metrics": ["entropy"]},
+            "error: metric 'entropy' needs model.kind to provide probs_, which model.kind 'gaussian' does not",
+        ),
+        (
+            {"metrics": ["gmm_l2_to_gen0"]},
+            "error: metric 'gmm_l2_to_gen0' needs model.kind to provide weights_, means_, covariances_",
+        ),
+        (
+            {"model": {"kind": "categorical"}, "data": {"kind": "categorical"}, "metrics": ["mean"]},
+            "error: metric 'mean' needs model.kind to provide moments",
+        ),
+        (
+            {"data": {"kind": "regression"}, "model": {"kind": "linear-regression"}, "metrics": ["trace_ratio"]},
+            "error: metric 'trace_ratio' needs model.kind to provide moments",
+        ),
+        (
+            {"metrics": ["variance", "mean", "variance"]},
+            "error: metrics lists 'variance' more than once; name each metric once.",
+        ),  # was dropped silently
+        (
+            {"loop": {"filters": [{"kind": "dedup", "radius": -1}]}},
+            "error: loop.filters[0].radius must be >= 0.0; got -1.",
+        ),  # was accepted
+        ({"replicates": 10**12}, "error: the results table would need about"),
+        ({"replicates": 10**9, "shard_size": 10**9, "loop": {"samples": 10**6}}, "error: arm 't' needs about"),
+    ],
+)
 def test_bad_values_exit_2_one_line_nothing_written(tmp_path, raw, message):
     tree = yaml.safe_load(yaml.safe_dump(TINY))
     for key, value in raw.items():
-        tree[key] = {**tree[key], **value} if isinstance(value, dict) and isinstance(tree.get(key), dict) and key != "arms" else value
+        tree[key] = (
+            {**tree[key], **value}
+            if isinstance(value, dict) and isinstance(tree.get(key), dict) and key != "arms"
+            else value
+        )
     result, out = run_raw(tmp_path, tree)
     refused(result, out, message)
 
@@ -109,14 +133,17 @@ def test_memory_estimate_scales_and_refuses_without_allocating():
         check_memory(config, arms, memory=2**20)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a: 1\na: 2\n", "is not valid YAML: duplicate key 'a' (line 2)."),
-    ("loop:\n  samples: 3\n  samples: 4\n", "is not valid YAML: duplicate key 'samples' (line 3)."),
-    ("x: &a [1]\ny: *a\n", "is not valid YAML: YAML anchors (&a, line 1) are not accepted"),
-    ("loop: [1, 2\n", "is not valid YAML: expected ',' or ']'"),
-    ("- 1\n- 2\n", "must be a mapping of keys; got list."),
-    ("just text\n", "must be a mapping of keys; got str."),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: 1\na: 2\n", "is not valid YAML: duplicate key 'a' (line 2)."),
+        ("loop:\n  samples: 3\n  samples: 4\n", "is not valid YAML: duplicate key 'samples' (line 3)."),
+        ("x: &a [1]\ny: *a\n", "is not valid YAML: YAML anchors (&a, line 1) are not accepted"),
+        ("loop: [1, 2\n", "is not valid YAML: expected ',' or ']'"),
+        ("- 1\n- 2\n", "must be a mapping of keys; got list."),
+        ("just text\n", "must be a mapping of keys; got str."),
+    ],
+)
 def test_yaml_problems_are_one_line(tmp_path, text, message):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -126,18 +153,27 @@ def test_yaml_problems_are_one_line(tmp_path, text, message):
 
 def test_alias_bomb_fails_fast_in_a_subprocess(tmp_path):
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"a{i}: &a{i} [*a{i-1},*a{i-1},*a{i-1},*a{i-1},*a{i-1},*a{i-1},*a{i-1},*a{i-1},*a{i-1}]" for i in range(1, 10)]
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1}]"
+        for i in range(1, 10)
+    ]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "modelcollapse.cli", "run", str(path), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelcollapse.cli", "run", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "YAML anchors (&a0, line 1) are not accepted" in proc.stderr
     with pytest.raises(ConfigError, match="aliases"):
         parse_value("[*x]")
 
 
-@pytest.mark.parametrize("data", [b"\xff\xfe\x00\x01binary", b"name: \x00\x00\x00", "name: caf\u00e9".encode("latin-1")])
+@pytest.mark.parametrize(
+    "data", [b"\xff\xfe\x00\x01binary", b"name: \x00\x00\x00", "name: caf\u00e9".encode("latin-1")]
+)
 def test_binary_config_is_one_line(tmp_path, data):
     path = tmp_path / "c.yaml"
     path.write_bytes(data)
@@ -153,21 +189,31 @@ def test_out_pointing_at_a_file(tmp_path):
         for extra in ([], ["--resume"]):
             result = invoke("run", path, "--out", out, "--quiet", "--no-report", *extra)
             assert result.exit_code == 2, result.output
-            assert result.output == f"error: --out {str(out)!r} must be a directory, but {str(tmp_path / 'file')!r} is a file; choose another --out.\n"
+            assert (
+                result.output
+                == f"error: --out {str(out)!r} must be a directory, but {str(tmp_path / 'file')!r} is a file; choose another --out.\n"
+            )
     result = invoke("sweep", path, "--grid", "seed=1,2", "--out", tmp_path / "file")
     assert result.exit_code == 2 and "must be a directory" in result.output
 
 
-@pytest.mark.parametrize("name, content, start", [
-    ("x.csv", "a,b\n1,2\n3\n", "cannot be read as numeric records: CSV parse error: Expected 2 columns, got 1: 3"),
-    ("x.csv", "a,b\n1,x\n", "must hold numeric columns only; got b (string)."),
-    ("x.csv", "a,b\n1,\n", "contains NaN, infinite or non-numeric values"),
-    ("x.csv", "", "cannot be read as numeric records"),
-    ("x.csv", "a,b\n", "must hold a non-empty table of records"),
-    ("x.parquet", {"a": [1.0, 2.0], "s": ["x", "y"]}, "must hold numeric columns only; got s (string)."),
-    ("x.parquet", {"a": [1.0, 2.0], "l": [[1.0], [2.0, 3.0]]}, "must hold numeric columns only; got l (list<element: double>)."),
-    ("x.npy", np.array(["a", "b"]), "must hold numbers; got values of type <U1."),
-])
+@pytest.mark.parametrize(
+    "name, content, start",
+    [
+        ("x.csv", "a,b\n1,2\n3\n", "cannot be read as numeric records: CSV parse error: Expected 2 columns, got 1: 3"),
+        ("x.csv", "a,b\n1,x\n", "must hold numeric columns only; got b (string)."),
+        ("x.csv", "a,b\n1,\n", "contains NaN, infinite or non-numeric values"),
+        ("x.csv", "", "cannot be read as numeric records"),
+        ("x.csv", "a,b\n", "must hold a non-empty table of records"),
+        ("x.parquet", {"a": [1.0, 2.0], "s": ["x", "y"]}, "must hold numeric columns only; got s (string)."),
+        (
+            "x.parquet",
+            {"a": [1.0, 2.0], "l": [[1.0], [2.0, 3.0]]},
+            "must hold numeric columns only; got l (list<element: double>).",
+        ),
+        ("x.npy", np.array(["a", "b"]), "must hold numbers; got values of type <U1."),
+    ],
+)
 def test_bad_data_files_fail_at_validation(tmp_path, name, content, start):
     path = tmp_path / name
     if isinstance(content, str):
@@ -186,7 +232,9 @@ def test_bad_data_files_fail_at_validation(tmp_path, name, content, start):
 
 def test_trust_code_guards_import_paths(tmp_path, capsys):
     raw = {**TINY, "model": {"kind": "sklearn", "estimator": "this.Foo"}}
-    with pytest.raises(ConfigError, match=r"model.estimator 'this.Foo' names Python code to import and run.*--trust-code"):
+    with pytest.raises(
+        ConfigError, match=r"model.estimator 'this.Foo' names Python code to import and run.*--trust-code"
+    ):
         validate(raw)
     assert "Zen of Python" not in capsys.readouterr().out  # nothing was imported
     result, out = run_raw(tmp_path, raw)
@@ -204,8 +252,11 @@ def test_trust_code_guards_import_paths(tmp_path, capsys):
 
 def test_trust_code_flag_runs(tmp_path):
     pytest.importorskip("sklearn")
-    raw = {**TINY, "model": {"kind": "sklearn", "estimator": "sklearn.mixture:GaussianMixture", "params": {"n_components": 1}},
-           "metrics": ["mean"]}
+    raw = {
+        **TINY,
+        "model": {"kind": "sklearn", "estimator": "sklearn.mixture:GaussianMixture", "params": {"n_components": 1}},
+        "metrics": ["mean"],
+    }
     raw["model"]["estimator"] = "sklearn.mixture._gaussian_mixture:GaussianMixture"  # not the default path: needs trust
     result, out = run_raw(tmp_path, raw)
     refused(result, out, "error: model.estimator")
@@ -218,12 +269,20 @@ def damage(run, name, data):
     (run / name).write_bytes(data) if data is not None else (run / name).unlink()
 
 
-@pytest.mark.parametrize("name, data", [
-    ("config.yaml", b"name: [unclosed\n  - x: {"), ("config.yaml", b"- a\n- b\n"), ("config.yaml", b"\xff\xfe\x00"),
-    ("config.yaml", None),
-    ("manifest.json", b"{\"name\": "), ("manifest.json", b"[1, 2]"), ("manifest.json", b"\x00\x01"),
-    ("metrics.parquet", b"PAR1 garbage"), ("metrics.parquet", None),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("config.yaml", b"name: [unclosed\n  - x: {"),
+        ("config.yaml", b"- a\n- b\n"),
+        ("config.yaml", b"\xff\xfe\x00"),
+        ("config.yaml", None),
+        ("manifest.json", b'{"name": '),
+        ("manifest.json", b"[1, 2]"),
+        ("manifest.json", b"\x00\x01"),
+        ("metrics.parquet", b"PAR1 garbage"),
+        ("metrics.parquet", None),
+    ],
+)
 @pytest.mark.parametrize("command", ["show", "report"])
 def test_show_and_report_on_a_damaged_run_are_one_line(tmp_path, name, data, command):
     result, run = run_raw(tmp_path, TINY)

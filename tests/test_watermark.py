@@ -94,10 +94,15 @@ def generate(model, prompts, n_new, processors):
     with torch.random.fork_rng():
         torch.manual_seed(1)
         out = model.generate(
-            torch.as_tensor(prompts), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=True, top_k=0,
-            logits_processor=LogitsProcessorList(processors), pad_token_id=0,
+            torch.as_tensor(prompts),
+            max_new_tokens=n_new,
+            min_new_tokens=n_new,
+            do_sample=True,
+            top_k=0,
+            logits_processor=LogitsProcessorList(processors),
+            pad_token_id=0,
         )
-    return out[:, prompts.shape[1]:].numpy()
+    return out[:, prompts.shape[1] :].numpy()
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +154,12 @@ def test_watermark_filter_drops_detected_blocks_and_reports_rates(wiki_blocks):
     stream = iter([marked[None], real[None]])
     out, st = curate(lambda n: next(stream), 4, [(label, fn)], ctx)
     np.testing.assert_array_equal(out[0], real)
-    assert (st["filter_drawn"][0], st["filter_kept"][0], st["filter_removed"][0], st["filter_shortfall"][0]) == (8, 4, 4, 0)
+    assert (st["filter_drawn"][0], st["filter_kept"][0], st["filter_removed"][0], st["filter_shortfall"][0]) == (
+        8,
+        4,
+        4,
+        0,
+    )
 
 
 def test_watermark_gamma_must_be_shared():

@@ -29,8 +29,15 @@ def generate(model, **kw):
     prompt = torch.randint(0, 50000, (2, PROMPT), generator=torch.Generator().manual_seed(1))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2)
-        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, max_new_tokens=NEW,
-                             min_new_tokens=NEW, pad_token_id=50256, **kw)
+        out = model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=True,
+            max_new_tokens=NEW,
+            min_new_tokens=NEW,
+            pad_token_id=50256,
+            **kw,
+        )
     return out[:, PROMPT:]
 
 
@@ -113,9 +120,17 @@ def test_real_wikipedia_text_is_not_flagged():
 
 
 def test_settings_and_mismatch_warning():
-    assert wm.settings({"key": 7}) == {"scheme": "kirchenbauer", "key": 7, "gamma": 0.25, "delta": 2.0,
-                                       "seeding": "lefthash", "context_width": 1}
-    with pytest.raises(ConfigError, match=r"model.watermark.scheme must be one of 'hf', 'kirchenbauer'; got 'hff'. Did you mean 'hf'\?"):
+    assert wm.settings({"key": 7}) == {
+        "scheme": "kirchenbauer",
+        "key": 7,
+        "gamma": 0.25,
+        "delta": 2.0,
+        "seeding": "lefthash",
+        "context_width": 1,
+    }
+    with pytest.raises(
+        ConfigError, match=r"model.watermark.scheme must be one of 'hf', 'kirchenbauer'; got 'hff'. Did you mean 'hf'\?"
+    ):
         wm.settings({"scheme": "hff"})
     with pytest.raises(ConfigError, match=r"model.watermark.seeding must be one of 'lefthash', 'selfhash'; got 'left'"):
         wm.settings({"seeding": "left"})
@@ -143,12 +158,16 @@ def test_cli_watermark_detect(tmp_path, tiny):
     real = "The river rises in the hills north of the town and flows south through farmland to the sea. " * 2
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in [*marked, real]))
     (tmp_path / "b.txt").write_text(real + "\n\n" + real)
-    res = CliRunner().invoke(main, ["watermark", "detect", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt")])
+    res = CliRunner().invoke(
+        main, ["watermark", "detect", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt")]
+    )
     assert res.exit_code == 0, res.output
     z = [float(v) for v in res.output.split()]
     # decoding and re-tokenising random-model text can split tokens differently: most, not all, survive
     assert len(z) == 5 and min(z[:2]) > 4 and max(z[2:]) < 3
-    res = CliRunner().invoke(main, ["watermark", "detect", "--table", "--gamma", "0.25", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl")])
+    res = CliRunner().invoke(
+        main, ["watermark", "detect", "--table", "--gamma", "0.25", "--tokenizer", "gpt2", str(tmp_path / "a.jsonl")]
+    )
     assert res.output.splitlines()[0] == "file\trecord\ttokens\tz\tflagged" and res.output.count("\tyes") == 2
     res = CliRunner().invoke(main, ["watermark", "detect", "--scheme", "hff", str(tmp_path / "a.jsonl")])
     assert res.exit_code == 2 and "hff" in res.output

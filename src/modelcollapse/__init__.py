@@ -9,8 +9,23 @@ modelcollapse`` stays light (no pandas, torch or matplotlib until a function nee
 
 from .version import __version__
 
-_API = ("run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "metric", "regime", "model", "data",
-        "filter", "reward")
+_API = (
+    "run",
+    "load",
+    "sweep",
+    "chain",
+    "presets",
+    "watermark_z",
+    "audit",
+    "Run",
+    "GenerationEvent",
+    "metric",
+    "regime",
+    "model",
+    "data",
+    "filter",
+    "reward",
+)
 _ERRORS = ("ConfigError", "RunError", "PluginError")
 __all__ = ["__version__", *_API, *_ERRORS]
 

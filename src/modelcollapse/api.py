@@ -55,8 +55,25 @@ from .registry import Registry
 from .rundir.layouts import refuse_earlier_layout
 from .rundir.store import RUN_KINDS, RunStore, prepare_out  # noqa: F401 (api.prepare_out: the one --overwrite)
 
-__all__ = ["run", "load", "sweep", "chain", "presets", "watermark_z", "audit", "Run", "GenerationEvent", "ConfigError", "RunError",
-           "metric", "regime", "model", "data", "filter", "reward"]
+__all__ = [
+    "run",
+    "load",
+    "sweep",
+    "chain",
+    "presets",
+    "watermark_z",
+    "audit",
+    "Run",
+    "GenerationEvent",
+    "ConfigError",
+    "RunError",
+    "metric",
+    "regime",
+    "model",
+    "data",
+    "filter",
+    "reward",
+]
 
 
 # -- configs --------------------------------------------------------------------------------------------------------
@@ -85,7 +102,9 @@ def raw_config(config: Any, overrides: Mapping[str, Any] | Iterable[str] | None 
     if overrides is None:
         return raw
     if isinstance(overrides, str) or not isinstance(overrides, Mapping | Iterable):
-        raise ConfigError(f"overrides must be a dict of dotted keys to values, e.g. {{'loop.samples': 50}}; got {overrides!r}.")
+        raise ConfigError(
+            f"overrides must be a dict of dotted keys to values, e.g. {{'loop.samples': 50}}; got {overrides!r}."
+        )
     if not isinstance(overrides, Mapping):
         from .config import apply_overrides
 
@@ -131,16 +150,42 @@ def run(
     raw = raw_config(config, overrides)
     out = Path(out) if out is not None else Path("runs") / run_name(raw, config)
     spec = ExecutorSpec(kind=executor, address=address, workers=workers, spelling=PYTHON)
-    run_and_report(raw, out, [], overwrite=overwrite, resume=resume, quiet=quiet, executor=spec, trust_code=trust_code,
-                   track=track, tracking_uri=tracking_uri, report=bool(track) if report is None else report,
-                   on_generation=on_generation, spelling=PYTHON)
+    run_and_report(
+        raw,
+        out,
+        [],
+        overwrite=overwrite,
+        resume=resume,
+        quiet=quiet,
+        executor=spec,
+        trust_code=trust_code,
+        track=track,
+        tracking_uri=tracking_uri,
+        report=bool(track) if report is None else report,
+        on_generation=on_generation,
+        spelling=PYTHON,
+    )
     return Run(out)
 
 
-def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overwrite: bool, resume: bool, quiet: bool,
-                   executor: ExecutorSpec, trust_code: bool, track: str | None, tracking_uri: str | None, report: bool,
-                   plugins: Iterable[str] = (), on_generation: Callable[[GenerationEvent], None] | None = None,
-                   warn: Callable[[str], None] | None = None, spelling: Spelling = PYTHON):
+def run_and_report(
+    source: Any,
+    out: Path | None,
+    overrides: list[str],
+    *,
+    overwrite: bool,
+    resume: bool,
+    quiet: bool,
+    executor: ExecutorSpec,
+    trust_code: bool,
+    track: str | None,
+    tracking_uri: str | None,
+    report: bool,
+    plugins: Iterable[str] = (),
+    on_generation: Callable[[GenerationEvent], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    spelling: Spelling = PYTHON,
+):
     """The one code path of ``modelcollapse run`` and :func:`run`: run ``source`` (a YAML path, a preset name or a
     raw config dict, with ``overrides`` strings) via :func:`~modelcollapse.engine.runner.run_config`, tracked live
     when ``track="mlflow"``; then, with ``report``, build ``report.html`` and add it and ``figures/`` to each run's
@@ -149,7 +194,9 @@ def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overw
     from .engine.runner import run_config
 
     if track not in (None, "mlflow"):
-        raise ConfigError(f"{spelling.arg('track')} must be 'mlflow'{' or None' if spelling.python else ''}; got {track!r}.")
+        raise ConfigError(
+            f"{spelling.arg('track')} must be 'mlflow'{' or None' if spelling.python else ''}; got {track!r}."
+        )
     hooks = None
     if track == "mlflow":  # live, per generation; the driver polls the run directory when units run elsewhere
         from .analysis.tracking import Hooks, tracking
@@ -160,8 +207,19 @@ def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overw
                 yield Hooks(tracker, on_generation)
     elif on_generation is not None:
         hooks = lambda path: contextlib.nullcontext(on_generation)  # noqa: E731
-    out, runs = run_config(source, out, overrides, resume=resume, quiet=quiet, executor=executor, trust_code=trust_code,
-                           plugins=tuple(plugins), track=hooks, overwrite=overwrite, spelling=spelling)
+    out, runs = run_config(
+        source,
+        out,
+        overrides,
+        resume=resume,
+        quiet=quiet,
+        executor=executor,
+        trust_code=trust_code,
+        plugins=tuple(plugins),
+        track=hooks,
+        overwrite=overwrite,
+        spelling=spelling,
+    )
     if not report:
         return out, runs, None
     from .analysis.report import build_report
@@ -170,7 +228,7 @@ def run_and_report(source: Any, out: Path | None, overrides: list[str], *, overw
     if track == "mlflow":
         from .analysis.tracking import attach_report
 
-        for run_dir in ([out / name for name, _ in runs] if RunStore(out).kind == "suite" else [out]):
+        for run_dir in [out / name for name, _ in runs] if RunStore(out).kind == "suite" else [out]:
             attach_report(run_dir, tracking_uri, warn)
     return out, runs, path
 
@@ -196,22 +254,44 @@ def sweep(
     from .engine.sweep import run_sweep
 
     raw = raw_config(config, overrides)
-    if grid is not None and (not isinstance(grid, Mapping) or not all(isinstance(v, list | tuple) and v for v in grid.values())):
+    if grid is not None and (
+        not isinstance(grid, Mapping) or not all(isinstance(v, list | tuple) and v for v in grid.values())
+    ):
         raise ConfigError(f"grid must map dotted config keys to non-empty lists of values; got {grid!r}.")
     grid = {k: list(v) for k, v in grid.items()} if grid else None
     out = Path(out) if out is not None else Path("sweeps") / run_name(raw, config)
     spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0, spelling=PYTHON)
-    path, manifest = run_sweep(raw, grid, out, [], workers=workers, resume=resume, quiet=quiet, executor=spec,
-                               spelling=PYTHON, trust_code=trust_code, overwrite=overwrite)
+    path, manifest = run_sweep(
+        raw,
+        grid,
+        out,
+        [],
+        workers=workers,
+        resume=resume,
+        quiet=quiet,
+        executor=spec,
+        spelling=PYTHON,
+        trust_code=trust_code,
+        overwrite=overwrite,
+    )
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
     if failed:
-        raise RunError(f"{len(failed)} of {len(manifest['points'])} sweep points failed; first {failed[0]['dir']} "
-                       f"{failed[0]['values']}: {failed[0].get('error')}. The others are in {path}; pass resume=True to retry.")
+        raise RunError(
+            f"{len(failed)} of {len(manifest['points'])} sweep points failed; first {failed[0]['dir']} "
+            f"{failed[0]['values']}: {failed[0].get('error')}. The others are in {path}; pass resume=True to retry."
+        )
     return Run(path)
 
 
-def chain(config: Any, out: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
-          resume: bool = False, overwrite: bool = False, quiet: bool = True) -> Run:
+def chain(
+    config: Any,
+    out: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = True,
+) -> Run:
     """Run telephone chains (a model rewriting its own output; no retraining) from a config dict, YAML path or
     preset (``telephone-summarize``) into ``out`` (default ``runs/NAME``, NAME the config's ``name``, as
     ``modelcollapse chain``). Returns its :class:`Run`. ``quiet=False`` shows a progress bar over the chains' steps
@@ -256,13 +336,19 @@ def varied_values(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     arms, grid = dict(config.get("arms") or {}), dict(config.get("grid") or {})
     keys = list(dict.fromkeys([k for overrides in arms.values() for k in (overrides or {})] + list(grid)))
     out = {}
-    for (arm, overrides), combo in itertools.product(list(arms.items()) or [(None, {})],
-                                                    list(itertools.product(*grid.values())) or [()]):
+    for (arm, overrides), combo in itertools.product(
+        list(arms.items()) or [(None, {})], list(itertools.product(*grid.values())) or [()]
+    ):
         values = {**dict(overrides or {}), **dict(zip(grid, combo))}
         name = ",".join(([arm] if arm else []) + [f"{k}={v}" for k, v in zip(grid, combo)]) or str(config.get("name"))
         resolved = (config.get("arms_resolved") or {}).get(name) or config
-        base = {k: _lookup(resolved, k) if _lookup(resolved, k) is not None else
-                _lookup(resolved, "loop.regime." + k.split(".")[-1]) for k in keys if k not in values}
+        base = {
+            k: _lookup(resolved, k)
+            if _lookup(resolved, k) is not None
+            else _lookup(resolved, "loop.regime." + k.split(".")[-1])
+            for k in keys
+            if k not in values
+        }
         out[name] = {k: values[k] if k in values else base[k] for k in keys}
     return out
 
@@ -296,8 +382,10 @@ class Run:
         self.store = RunStore(self.path)
         refuse_earlier_layout(self.path)
         if not self.path.is_dir() or self.store.kind not in RUN_KINDS:
-            raise ConfigError(f"{str(self.path)!r} is not a modelcollapse run directory (no config.yaml and "
-                              "manifest.json, suite.yaml, or sweep manifest).")
+            raise ConfigError(
+                f"{str(self.path)!r} is not a modelcollapse run directory (no config.yaml and "
+                "manifest.json, suite.yaml, or sweep manifest)."
+            )
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.kind!r}, status={self.manifest.get('status')!r})"
@@ -381,8 +469,12 @@ class Run:
     def group_columns(self, df) -> list[str]:
         tidy = {"arm", "replicate", "generation", "metric", "value", "chain", "start", "seed"}
         extra = [c for c in df.columns if c not in tidy]
-        return (["run"] if "run" in extra else []) + (["point"] if "point" in extra else []) + ["arm"] + \
-            [c for c in extra if c not in ("run", "point")]
+        return (
+            (["run"] if "run" in extra else [])
+            + (["point"] if "point" in extra else [])
+            + ["arm"]
+            + [c for c in extra if c not in ("run", "point")]
+        )
 
     def curves(self, metric: str):
         """One metric's curve per arm and generation (pandas): ``median``, ``q25``, ``q75``, ``mean``, ``sem``
@@ -398,8 +490,16 @@ class Run:
             raise choice_error("metric", metric, names)
         keys = self.group_columns(df) + ["generation"]
         grouped = df.groupby(keys, sort=True, dropna=False)["value"]
-        out = pd.DataFrame({"median": grouped.median(), "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75),
-                            "mean": grouped.mean(), "sem": grouped.sem(), "n": grouped.count()})
+        out = pd.DataFrame(
+            {
+                "median": grouped.median(),
+                "q25": grouped.quantile(0.25),
+                "q75": grouped.quantile(0.75),
+                "mean": grouped.mean(),
+                "sem": grouped.sem(),
+                "n": grouped.count(),
+            }
+        )
         return out.reset_index()
 
     def plot(self, metric: str, ax=None, *, logy: bool = False):
@@ -416,8 +516,13 @@ class Run:
         labels = self._line_labels(cur, ident, [key for key, _ in lines])
         alpha = 0.2 if len(lines) <= 3 else 0.07  # many overlapping bands would hide the lines
         for key, part in lines:
-            line, = ax.plot(part["generation"], part["median"], lw=1.6, marker="o" if len(part) == 1 else None,
-                            label=labels[key] if len(lines) > 1 else "median")
+            (line,) = ax.plot(
+                part["generation"],
+                part["median"],
+                lw=1.6,
+                marker="o" if len(part) == 1 else None,
+                label=labels[key] if len(lines) > 1 else "median",
+            )
             ax.fill_between(part["generation"], part["q25"], part["q75"], color=line.get_color(), alpha=alpha, lw=0)
         ax.set_xlabel("generation")
         ax.xaxis.get_major_locator().set_params(integer=True)  # generations are whole numbers: no 2.5 ticks
@@ -471,8 +576,10 @@ def _register(registry: Registry, name: str, aliases: tuple[str, ...], traits: d
             if replace or module == "__main__" or (module, qualname) == _origin(obj):
                 registry.unregister(n)
             else:
-                raise ConfigError(f"{registry.key}: {n!r} is already registered (by {module}.{qualname}); choose "
-                                  "another name, or pass replace=True to replace it in this process.")
+                raise ConfigError(
+                    f"{registry.key}: {n!r} is already registered (by {module}.{qualname}); choose "
+                    "another name, or pass replace=True to replace it in this process."
+                )
         return registry.register(name, *aliases, **traits)(obj)
 
     return add
@@ -528,8 +635,16 @@ def reward(name: str, *aliases: str, replace: bool = False, **traits: Any):
     return _register(REWARDS, name, aliases, traits, replace)
 
 
-def watermark_z(texts, *, scheme: str = "hf", key: int = WM_KEY, gamma: float = WM_GAMMA, seeding: str = "lefthash",
-                tokenizer: str = WM_TOKENIZER, **options):
+def watermark_z(
+    texts,
+    *,
+    scheme: str = "hf",
+    key: int = WM_KEY,
+    gamma: float = WM_GAMMA,
+    seeding: str = "lefthash",
+    tokenizer: str = WM_TOKENIZER,
+    **options,
+):
     """One green-list z-score per text (numpy array ``(len(texts),)``), each text scored exactly as given (a leading
     space is part of its first token): ``scheme="hf"`` counts exactly as transformers' ``WatermarkDetector``
     (``seeding`` lefthash or selfhash), ``"kirchenbauer"`` as our own loop's generator; ``tokenizer``: ``smollm2``

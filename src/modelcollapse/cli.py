@@ -69,15 +69,21 @@ def damaged(run_dir: Path, fn):
     except (ModelCollapseError, KeyboardInterrupt):
         raise
     except Exception as err:  # a damaged or foreign directory: files missing, or not what a run writes
-        raise RunError(f"cannot read the run in {str(run_dir)!r} (damaged or not a run directory): "
-                       f"{type(err).__name__}: {one_line(err)}") from err
+        raise RunError(
+            f"cannot read the run in {str(run_dir)!r} (damaged or not a run directory): "
+            f"{type(err).__name__}: {one_line(err)}"
+        ) from err
 
 
-OVERWRITE_HELP = ("First delete the modelcollapse run already in --out (a folder holding anything else is refused); "
-                  "not with --resume.")
-TRUST_HELP = ("Allow --plugin and config keys that name Python code to import and run (plugins, model.estimator, a "
-              "verifier filter's function); refused without it, before anything is imported, since a config may come "
-              "from anyone.")
+OVERWRITE_HELP = (
+    "First delete the modelcollapse run already in --out (a folder holding anything else is refused); "
+    "not with --resume."
+)
+TRUST_HELP = (
+    "Allow --plugin and config keys that name Python code to import and run (plugins, model.estimator, a "
+    "verifier filter's function); refused without it, before anything is imported, since a config may come "
+    "from anyone."
+)
 
 
 def import_consented(plugins: tuple[str, ...], trust_code: bool) -> None:
@@ -105,31 +111,68 @@ def main(debug: bool) -> None:
 @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--no-report", is_flag=True, help="Skip building report.html at the end.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where units run: this machine (process pool with --workers > 1) or Ray tasks.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where units run: this machine (process pool with --workers > 1) or Ray tasks.",
+)
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--track", type=click.Choice(["mlflow"]), help="Also log the run to a tracking server.")
 @click.option("--tracking-uri", help="MLflow tracking URI (default: SQLite store sqlite:///RUN_DIR/mlflow.db).")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
-              help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE|FILE.py",
+    help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.",
+)
 @friendly
-def run(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, no_report: bool,
-        executor: str, address: str | None, workers: int | None, track: str | None, tracking_uri: str | None,
-        trust_code: bool, plugins: tuple[str, ...] = (), overwrite: bool = False) -> None:
+def run(
+    config: str,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    resume: bool,
+    quiet: bool,
+    no_report: bool,
+    executor: str,
+    address: str | None,
+    workers: int | None,
+    track: str | None,
+    tracking_uri: str | None,
+    trust_code: bool,
+    plugins: tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
     from .analysis.report import summary_table
     from .api import run_and_report
     from .engine.executors import ExecutorSpec
     from .errors import CLI
+
     import_consented(plugins, trust_code)
 
     spec = ExecutorSpec(kind=executor, address=address, workers=workers)
     warn = lambda line: click.echo(f"warning: {line}", err=True)  # noqa: E731
-    out, runs, path = run_and_report(config, out, list(overrides), overwrite=overwrite, resume=resume, quiet=quiet,
-                                     executor=spec, trust_code=trust_code, track=track, tracking_uri=tracking_uri,
-                                     report=not no_report, plugins=plugins, warn=warn, spelling=CLI)
+    out, runs, path = run_and_report(
+        config,
+        out,
+        list(overrides),
+        overwrite=overwrite,
+        resume=resume,
+        quiet=quiet,
+        executor=spec,
+        trust_code=trust_code,
+        track=track,
+        tracking_uri=tracking_uri,
+        report=not no_report,
+        plugins=plugins,
+        warn=warn,
+        spelling=CLI,
+    )
     if not quiet:
         for name, manifest in runs:
             status = manifest.get("status")
@@ -191,8 +234,12 @@ def _show(run_dir: Path) -> list[str]:
 @main.command()
 @click.argument("config")
 @click.option("--grid", "grid_items", multiple=True, metavar="KEY=V1,V2,...", help="A grid axis (repeatable).")
-@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (local) or Ray CPUs.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where points run.")
+@click.option(
+    "--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes (local) or Ray CPUs."
+)
+@click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where points run."
+)
 @click.option("--address", help="Ray cluster to join: 'auto' or ray://HOST:10001.")
 @click.option("--out", type=click.Path(path_type=Path), help="Sweep directory (default sweeps/NAME).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key for every point.")
@@ -201,10 +248,28 @@ def _show(run_dir: Path) -> list[str]:
 @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="No per-point lines.")
 @click.option("--trust-code", is_flag=True, help=TRUST_HELP)
-@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
-              help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.")
-def sweep(config, grid_items, workers, executor, address, out, overrides, metric, resume, quiet, trust_code, plugins=(),
-          overwrite=False):
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE|FILE.py",
+    help="Import a plug-in module or file first (repeatable). Importing runs its code: needs --trust-code.",
+)
+def sweep(
+    config,
+    grid_items,
+    workers,
+    executor,
+    address,
+    out,
+    overrides,
+    metric,
+    resume,
+    quiet,
+    trust_code,
+    plugins=(),
+    overwrite=False,
+):
     """Run CONFIG (YAML or preset) at every point of a grid, in parallel, into one sweep directory."""
     from .analysis.sweep_report import build_sweep_report
     from .engine.executors import ExecutorSpec
@@ -213,13 +278,28 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
     @friendly
     def go():
         import_consented(plugins, trust_code)
-        spec = ExecutorSpec(kind=executor, address=address, workers=workers, retries=0)  # a point records its own failure
-        path, manifest = run_sweep(config, list(grid_items), out, list(overrides), workers=workers, resume=resume, quiet=quiet,
-                                   executor=spec, trust_code=trust_code, plugins=plugins, overwrite=overwrite)
+        spec = ExecutorSpec(
+            kind=executor, address=address, workers=workers, retries=0
+        )  # a point records its own failure
+        path, manifest = run_sweep(
+            config,
+            list(grid_items),
+            out,
+            list(overrides),
+            workers=workers,
+            resume=resume,
+            quiet=quiet,
+            executor=spec,
+            trust_code=trust_code,
+            plugins=plugins,
+            overwrite=overwrite,
+        )
         build_sweep_report(path, metric)
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:
-            click.echo(f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; report: {path / 'report.html'}")
+            click.echo(
+                f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; report: {path / 'report.html'}"
+            )
         if failed:
             raise RunError(f"{len(failed)} point(s) failed, first: {failed[0]['dir']}: {failed[0].get('error')}")
 
@@ -228,15 +308,23 @@ def sweep(config, grid_items, workers, executor, address, out, overrides, metric
 
 @main.command("chain")
 @click.argument("config")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="run directory (default runs/NAME)")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="run directory (default runs/NAME)"
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config key (repeatable)")
 @click.option("--resume", is_flag=True, help="continue the run in --out; only missing steps are requested")
 @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option("--quiet", is_flag=True, help="no progress lines")
 @click.option("--debug", is_flag=True, help="show tracebacks")
-def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: bool, quiet: bool, debug: bool,
-          overwrite: bool = False) -> None:
+def chain(
+    config: str,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    resume: bool,
+    quiet: bool,
+    debug: bool,
+    overwrite: bool = False,
+) -> None:
     """Run telephone chains: a model rewrites a text, then its own output, again and again.
 
     CONFIG is a YAML file or a preset name (telephone-summarize, telephone-tasks).
@@ -258,41 +346,96 @@ def chain(config: str, out: Path | None, overrides: tuple[str, ...], resume: boo
 @main.command("audit")
 @click.argument("reference")
 @click.argument("candidates", nargs=-1, required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for audit.json, audit.parquet and report.html: new, empty or an earlier audit's "
-              "(replaced as a whole, so it holds one whole audit or none).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for audit.json, audit.parquet and report.html: new, empty or an earlier audit's "
+    "(replaced as a whole, so it holds one whole audit or none).",
+)
 @click.option("--kind", type=click.Choice(["auto", "text", "table", "images"]), default="auto", show_default=True)
 @click.option("--field", default="text", show_default=True, help="Text field of .jsonl lines and .parquet columns.")
-@click.option("--max-records", type=int, default=10_000, show_default=True, help="Records read per input (reservoir sample).")
+@click.option(
+    "--max-records", type=int, default=10_000, show_default=True, help="Records read per input (reservoir sample)."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--repeats", type=int, default=20, show_default=True, help="Null splits and bootstrap draws.")
 @click.option("--watermark-key", type=int, default=None, help="Green-list key for watermark z-scores (text).")
 @click.option("--lm", default="smollm2", show_default=True, help="Reference LM for text: smollm2, none, or a path.")
-@click.option("--lm-records", type=int, default=300, show_default=True,
-              help="Text records an input scored by the reference LM (a seeded random subset).")
-@click.option("--fail-on", type=click.Choice(["watch", "collapsed"]), default=None,
-              help="Exit 3 when the overall verdict is at least this bad.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where the per-record work (embeddings, MinHash, image features) runs, in shards; same numbers.")
+@click.option(
+    "--lm-records",
+    type=int,
+    default=300,
+    show_default=True,
+    help="Text records an input scored by the reference LM (a seeded random subset).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["watch", "collapsed"]),
+    default=None,
+    help="Exit 3 when the overall verdict is at least this bad.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the per-record work (embeddings, MinHash, image features) runs, in shards; same numbers.",
+)
 @click.option("--address", help="Ray cluster to join: 'auto' (this machine's cluster) or ray://HOST:10001.")
 @click.option("--workers", type=int, help="Processes (local) or CPUs of a Ray instance started here.")
 @click.option("--quiet", is_flag=True, help="No progress bar (drawn only on a terminal anyway).")
-@click.option("--max-record-bytes", type=int, default=1_000_000, show_default=True,
-              help="Largest text record read (a longer one is an error): memory stays bounded whatever the input.")
-@click.option("--trust-code", is_flag=True, help="Allow auditing a run directory whose config names Python code "
-              "(plugins, model.estimator): rebuilding its model imports and runs that code.")
+@click.option(
+    "--max-record-bytes",
+    type=int,
+    default=1_000_000,
+    show_default=True,
+    help="Largest text record read (a longer one is an error): memory stays bounded whatever the input.",
+)
+@click.option(
+    "--trust-code",
+    is_flag=True,
+    help="Allow auditing a run directory whose config names Python code "
+    "(plugins, model.estimator): rebuilding its model imports and runs that code.",
+)
 @click.option("--id-field", default=None, help="Record id of .jsonl lines and text .parquet rows, in scores.parquet.")
-@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write each candidate without its flagged records into this folder, in its own format.")
-@click.option("--whole-corpus/--sample-only", "whole_corpus", default=None,
-              help="Read every record of a text input again for whole-corpus duplicates, distinct-n, missing mass and "
-              "lengths [default: for an input larger than --max-records].")
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each candidate without its flagged records into this folder, in its own format.",
+)
+@click.option(
+    "--whole-corpus/--sample-only",
+    "whole_corpus",
+    default=None,
+    help="Read every record of a text input again for whole-corpus duplicates, distinct-n, missing mass and "
+    "lengths [default: for an input larger than --max-records].",
+)
 @friendly
-def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, field: str, max_records: int, seed: int,
-          repeats: int, watermark_key: int | None, lm: str, lm_records: int, fail_on: str | None,
-          executor: str = "local", address: str | None = None, workers: int | None = None, quiet: bool = False,
-          max_record_bytes: int = 1_000_000, trust_code: bool = False, id_field: str | None = None,
-          keep: Path | None = None, whole_corpus: bool | None = None) -> None:
+def audit(
+    reference: str,
+    candidates: tuple[str, ...],
+    out: Path,
+    kind: str,
+    field: str,
+    max_records: int,
+    seed: int,
+    repeats: int,
+    watermark_key: int | None,
+    lm: str,
+    lm_records: int,
+    fail_on: str | None,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+    max_record_bytes: int = 1_000_000,
+    trust_code: bool = False,
+    id_field: str | None = None,
+    keep: Path | None = None,
+    whole_corpus: bool | None = None,
+) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
 
@@ -305,10 +448,26 @@ def audit(reference: str, candidates: tuple[str, ...], out: Path, kind: str, fie
 
     # mc.audit's code path with the same options; messages name flags. The bar (on stderr, as every command's) is
     # drawn only when stderr is a terminal, so a log file holds no bar frames.
-    options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
-                   watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet or not sys.stderr.isatty(), out=out, max_record_bytes=max_record_bytes,
-                   trust_code=trust_code, id_field=id_field, keep=keep, whole_corpus=whole_corpus)
+    options = dict(
+        kind=kind,
+        field=field,
+        max_records=max_records,
+        seed=seed,
+        repeats=repeats,
+        lm=lm,
+        watermark_key=watermark_key,
+        lm_records=lm_records,
+        executor=executor,
+        address=address,
+        workers=workers,
+        quiet=quiet or not sys.stderr.isatty(),
+        out=out,
+        max_record_bytes=max_record_bytes,
+        trust_code=trust_code,
+        id_field=id_field,
+        keep=keep,
+        whole_corpus=whole_corpus,
+    )
     result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"
     click.echo(result.summary())
@@ -328,20 +487,31 @@ def watermark() -> None:
 
 @watermark.command("detect")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--scheme", type=click.Choice(["hf", "kirchenbauer"]), default="hf", show_default=True,
-              help="hf: transformers' WatermarkLogitsProcessor; kirchenbauer: ours.")
+@click.option(
+    "--scheme",
+    type=click.Choice(["hf", "kirchenbauer"]),
+    default="hf",
+    show_default=True,
+    help="hf: transformers' WatermarkLogitsProcessor; kirchenbauer: ours.",
+)
 @click.option("--key", type=int, default=KEY, show_default=True, help="The generator's hashing key.")
 @click.option("--gamma", type=float, default=GAMMA, show_default=True, help="Green-list fraction (the generator's).")
 @click.option("--seeding", type=click.Choice(["lefthash", "selfhash"]), default="lefthash", show_default=True)
 @click.option("--context-width", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--tokenizer", default=TOKENIZER, show_default=True,
-              help="smollm2 (the packaged model's), gpt2 or a local tokenizer directory; as mc.watermark_z's.")
+@click.option(
+    "--tokenizer",
+    default=TOKENIZER,
+    show_default=True,
+    help="smollm2 (the packaged model's), gpt2 or a local tokenizer directory; as mc.watermark_z's.",
+)
 @click.option("--field", default="text", show_default=True, help="The text field of .jsonl records.")
 @click.option("--count-repeats", is_flag=True, help="Count repeated n-grams each time (transformers' default).")
 @click.option("--threshold", type=float, default=4.0, show_default=True, help="z above which a text is flagged.")
 @click.option("--table", is_flag=True, help="A table (file, record, tokens, z, flagged) instead of one z a line.")
 @friendly
-def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenizer, field, count_repeats, threshold, table):
+def watermark_detect(
+    files, scheme, key, gamma, seeding, context_width, tokenizer, field, count_repeats, threshold, table
+):
     """Detection z of every record in FILES: .txt (one record a blank-line-separated paragraph) or .jsonl (FIELD of
     each line). Prints one z a line in record order (NaN: nothing to score), or --table.
 
@@ -353,12 +523,23 @@ def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenize
     from .plugins.data.text import load_tokenizer
     from .plugins.watermark import watermark_z
 
-    records = [(str(f), i, t) for f in files
-               for i, t in enumerate(read_user_text(f, key="FILE", field=field, paragraphs=True, strip=False))]
+    records = [
+        (str(f), i, t)
+        for f in files
+        for i, t in enumerate(read_user_text(f, key="FILE", field=field, paragraphs=True, strip=False))
+    ]
     tok = load_tokenizer(tokenizer)
     texts = [t for _, _, t in records]
-    z = watermark_z(texts, scheme=scheme, key=key, gamma=gamma, seeding=seeding, context_width=context_width,
-                    tokenizer=tok, unique=not count_repeats)
+    z = watermark_z(
+        texts,
+        scheme=scheme,
+        key=key,
+        gamma=gamma,
+        seeding=seeding,
+        context_width=context_width,
+        tokenizer=tok,
+        unique=not count_repeats,
+    )
     ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts] if table else []
     if not table:
         for value in z:
@@ -366,4 +547,6 @@ def watermark_detect(files, scheme, key, gamma, seeding, context_width, tokenize
         return
     click.echo("file\trecord\ttokens\tz\tflagged")
     for (name, i, _), seq, value in zip(records, ids, z):
-        click.echo(f"{name}\t{i}\t{len(seq)}\t{value:.4f}\t{'yes' if np.isfinite(value) and value > threshold else 'no'}")
+        click.echo(
+            f"{name}\t{i}\t{len(seq)}\t{value:.4f}\t{'yes' if np.isfinite(value) and value > threshold else 'no'}"
+        )

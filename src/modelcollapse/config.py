@@ -76,7 +76,9 @@ def load_yaml(text: str, what: str) -> Any:
     except yaml.YAMLError as err:
         problem = getattr(err, "problem", None) or getattr(err, "context", None) or str(err).splitlines()[0]
         mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None and "line" not in problem else ""
+        where = (
+            f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None and "line" not in problem else ""
+        )
         raise ConfigError(f"{what} is not valid YAML: {problem}{where}.") from None
     except RecursionError:
         raise ConfigError(f"{what} is not valid YAML: nested too deeply.") from None
@@ -120,7 +122,9 @@ class WeightsConfig(_Strict):
     a training set of one kind gives it all the weight. Only families whose fit takes record weights accept it."""
 
     real: float = Field(ge=0.0, le=1.0, description="total weight of the real records in each fit")
-    synthetic: float | None = Field(None, ge=0.0, le=1.0, description="total weight of the synthetic records (1 − real)")
+    synthetic: float | None = Field(
+        None, ge=0.0, le=1.0, description="total weight of the synthetic records (1 − real)"
+    )
 
 
 class LoopConfig(_Strict):
@@ -130,26 +134,39 @@ class LoopConfig(_Strict):
     regime: str | dict[str, Any] = Field(
         "replace", description="a regime name, or {kind: NAME, **its parameters} (see plugins/regimes.py)"
     )
-    real_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of each training set drawn from real data "
-                                 "under a mixing regime (mix, fresh; recorded as loop.regime.real_fraction)")
+    real_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of each training set drawn from real data "
+        "under a mixing regime (mix, fresh; recorded as loop.regime.real_fraction)",
+    )
     on_degenerate: Literal["continue", "stop"] = "continue"
     heldout: int = Field(2000, ge=1, description="held-out real records for likelihood and sample metrics")
-    n_real: int | None = Field(None, ge=0, description="real records in each training set under a mixing regime "
-                               "(overrides real_fraction; recorded as loop.regime.n_real)")
+    n_real: int | None = Field(
+        None,
+        ge=0,
+        description="real records in each training set under a mixing regime "
+        "(overrides real_fraction; recorded as loop.regime.n_real)",
+    )
     n_synthetic: int | None = Field(None, ge=1, description="synthetic records drawn and trained on per generation")
     bias: float = Field(1.0, gt=0.0, description="sampling bias λ passed to the family's sample(); 1 = unbiased")
     filters: list[dict[str, Any]] = Field(default_factory=list, description="curation filters, applied in order")
     weights: WeightsConfig | None = Field(
-        None, description="{real: w, synthetic: 1 − w}: fit with the real records weighted w in total (None: unweighted)"
+        None,
+        description="{real: w, synthetic: 1 − w}: fit with the real records weighted w in total (None: unweighted)",
     )
     fit_to: Literal["samples", "population"] = Field(
-        "samples", description="population: generation g > 0 is fitted to the previous model's population itself, not "
-        "to samples of it (no finite-sample error; the error anatomy's switch); formerly loop.sampling: exact"
+        "samples",
+        description="population: generation g > 0 is fitted to the previous model's population itself, not "
+        "to samples of it (no finite-sample error; the error anatomy's switch); formerly loop.sampling: exact",
     )
 
 
 class AlarmConfig(_Strict):
-    diversity_drop: float = Field(0.5, gt=0.0, lt=1.0, description="relative fall of a diversity metric vs generation 0")
+    diversity_drop: float = Field(
+        0.5, gt=0.0, lt=1.0, description="relative fall of a diversity metric vs generation 0"
+    )
     likelihood_rise: float = Field(1.0, gt=0.0, description="rise of nll_real / perplexity vs generation 0, in nats")
     diversity_metrics: list[str] = ["distinct_2", "recall", "support_size", "tail_mass"]
     likelihood_metrics: list[str] = ["nll_real", "test_perplexity"]
@@ -163,8 +180,9 @@ class ReportConfig(_Strict):
     generations: list[int] | None = Field(None, description="generations whose samples the report draws; None: auto")
     records: int = Field(500, ge=0, description="records of replicate 0 kept per drawn generation (0: none)")
     size_key: str | None = Field(
-        None, description="grid key the scaling view puts on its x axis as the training-set size (None: a key ending in "
-        "samples, real_samples, n_real or n_synthetic)"
+        None,
+        description="grid key the scaling view puts on its x axis as the training-set size (None: a key ending in "
+        "samples, real_samples, n_real or n_synthetic)",
     )
 
 
@@ -196,7 +214,9 @@ class Config(_Strict):
     model: dict[str, Any] = Field(default_factory=lambda: {"kind": "gaussian"})
     loop: LoopConfig = Field(default_factory=LoopConfig)
     metrics: list[str] | None = Field(None, min_length=1, description="default: the family's default_metrics")
-    arms: dict[str, dict[str, Any]] = Field(default_factory=dict, description="{arm name: {dotted key: value}}; {} = base")
+    arms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="{arm name: {dotted key: value}}; {} = base"
+    )
     grid: dict[str, NonEmptyList] = Field(default_factory=dict, description="{dotted key: [values]}, each non-empty")
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
@@ -251,8 +271,12 @@ def current_spelling(dotted: str, value: Any) -> tuple[str, Any]:
         if dotted == "model.sampler":  # the diffusion family's sampler (ddpm, ddim), or a family's unknown key
             return dotted, value
         raise choice_error(f"{dotted} (now {new})", value, sorted(values))
-    warnings.warn(f"{dotted}: {value} is now spelled {new}: {values[value]}; the old spelling will be removed in a later "
-                  "version.", RenamedKey, stacklevel=3)
+    warnings.warn(
+        f"{dotted}: {value} is now spelled {new}: {values[value]}; the old spelling will be removed in a later "
+        "version.",
+        RenamedKey,
+        stacklevel=3,
+    )
     return new, values[value]
 
 
@@ -348,8 +372,10 @@ def expand_arms(config: Config) -> list[tuple[str, Config]]:
             if dotted.split(".")[0] in {"arms", "grid", "seed"}:
                 raise ConfigError(f"arms and grid may not set {dotted!r}: one run shares one seed and one arm list.")
             if dotted.split(".")[0] == "plugins":  # else an arm's modules would be imported at run time, unchecked
-                raise ConfigError(f"arms and grid may not set {dotted!r}: plug-ins are imported once for the whole run, "
-                                  "after consent (trust_code) and before validation; list them in the top-level plugins.")
+                raise ConfigError(
+                    f"arms and grid may not set {dotted!r}: plug-ins are imported once for the whole run, "
+                    "after consent (trust_code) and before validation; list them in the top-level plugins."
+                )
             tree = set_dotted(tree, dotted, value)
         parts = ([arm_name] if arm_name else []) + [f"{k}={v}" for k, v in zip(keys, combo)]
         name = ",".join(parts) or config.name
@@ -374,12 +400,18 @@ def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tup
     """Validate an ``anatomy`` config against the run's arm names; return {arm: cell levels}. Every one of the 2^k
     cells must be exactly one arm; arms that name no factor are left out of the anatomy."""
     if not isinstance(anatomy, dict) or set(anatomy) - {"metric", "factors", "statistic"} or "factors" not in anatomy:
-        raise ConfigError(f"anatomy must be a mapping with keys 'factors' and optionally 'metric', 'statistic'; got {anatomy!r}.")
+        raise ConfigError(
+            f"anatomy must be a mapping with keys 'factors' and optionally 'metric', 'statistic'; got {anatomy!r}."
+        )
     if anatomy.get("statistic", "mean") not in STATISTICS:
-        raise ConfigError(f"anatomy.statistic must be one of {', '.join(map(repr, STATISTICS))}; got {anatomy['statistic']!r}.")
+        raise ConfigError(
+            f"anatomy.statistic must be one of {', '.join(map(repr, STATISTICS))}; got {anatomy['statistic']!r}."
+        )
     factors = anatomy["factors"]
-    if not isinstance(factors, dict) or not factors or any(
-        not isinstance(v, list) or len(v) != 2 or v[0] == v[1] for v in factors.values()
+    if (
+        not isinstance(factors, dict)
+        or not factors
+        or any(not isinstance(v, list) or len(v) != 2 or v[0] == v[1] for v in factors.values())
     ):
         raise ConfigError(
             "anatomy.factors must map each factor to [reference level, error level], two different names; "
@@ -401,5 +433,7 @@ def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tup
     missing = [c for c in itertools.product((0, 1), repeat=len(factors)) if c not in cells.values()]
     if missing or len(set(cells.values())) != len(cells):
         wanted = [",".join(f"{f}={factors[f][i]}" for f, i in zip(factors, c)) for c in missing]
-        raise ConfigError(f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; missing: {wanted or 'none'} (or a cell is repeated).")
+        raise ConfigError(
+            f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; missing: {wanted or 'none'} (or a cell is repeated)."
+        )
     return cells

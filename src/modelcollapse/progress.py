@@ -28,9 +28,13 @@ class ProgressBar:
         )
 
         self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
             TimeRemainingColumn(),
-            transient=False, console=Console(stderr=True),
+            transient=False,
+            console=Console(stderr=True),
         )
         self.bar.__enter__()
         task = self.bar.add_task(f"{self.label}: {self.unit}", total=self.total)

@@ -142,8 +142,10 @@ class Registry(Generic[T]):
 
         unknown = sorted(set(traits) - set(self.defaults)) if self.defaults is not None else []
         if unknown:
-            raise ValueError(f"{self.key}: {name!r} declares unknown trait(s) {', '.join(unknown)}; accepted: "
-                             f"{', '.join(sorted(self.defaults))}")
+            raise ValueError(
+                f"{self.key}: {name!r} declares unknown trait(s) {', '.join(unknown)}; accepted: "
+                f"{', '.join(sorted(self.defaults))}"
+            )
 
         def add(obj: T) -> T:
             for n in (name, *aliases):
@@ -289,8 +291,10 @@ def load_entry_points() -> list[str]:
         try:
             ep.load()
         except Exception as err:
-            raise ConfigError(f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed to import: "
-                              f"{type(err).__name__}: {err}") from err
+            raise ConfigError(
+                f"the {ENTRY_POINT_GROUP} entry point {ep.name!r} ({ep.value}) failed to import: "
+                f"{type(err).__name__}: {err}"
+            ) from err
         names.append(ep.name)
     return names
 
@@ -302,8 +306,9 @@ def consent(what: str, value: Any, trust_code: bool) -> None:
     if trust_code:
         return
     how = "add --trust-code" if what.startswith("--") else "pass --trust-code (or trust_code=True in Python)"
-    raise ConfigError(f"{what} {value!r} names Python code to import and run; nothing was imported: {how} if you "
-                      "trust it.")
+    raise ConfigError(
+        f"{what} {value!r} names Python code to import and run; nothing was imported: {how} if you trust it."
+    )
 
 
 def is_file_spec(where: str) -> bool:
@@ -327,8 +332,11 @@ def load_code(spec: str, key: str, attr: bool = False) -> Any:
             raise ConfigError(f"{key} must be 'module:attr' (or 'file.py:attr'); got {spec!r}.")
         import warnings
 
-        warnings.warn(f"{key} {spec!r}: write it as {where + ':' + name!r}; the dotted form is deprecated.",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{key} {spec!r}: write it as {where + ':' + name!r}; the dotted form is deprecated.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     module = _import_file(where, key) if is_file_spec(where) else _import_module(where, key)
     if not name:
         return module
@@ -345,8 +353,9 @@ def _import_module(name: str, key: str):
     try:
         return importlib.import_module(name)
     except ImportError as err:
-        raise ConfigError(f"{key}: cannot import module {name!r} ({err}); give a module on the Python path or a .py "
-                          "file.") from err
+        raise ConfigError(
+            f"{key}: cannot import module {name!r} ({err}); give a module on the Python path or a .py file."
+        ) from err
 
 
 def _import_file(spec: str, key: str):

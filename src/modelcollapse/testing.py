@@ -56,8 +56,15 @@ def registered_name(registry: Registry, plugin: Any, axis: str) -> str:
 
 
 # -- families ---------------------------------------------------------------------------------------------------------
-def check_family(family: Any, *, data: dict | str = "gaussian", params: dict | None = None, replicates: int = 3,
-                 n: int = 200, draws: int = 20) -> None:
+def check_family(
+    family: Any,
+    *,
+    data: dict | str = "gaussian",
+    params: dict | None = None,
+    replicates: int = 3,
+    n: int = 200,
+    draws: int = 20,
+) -> None:
     """Check a model family (its registered name or class) against the family protocol and its declared traits,
     fitted to ``data`` (a ``data`` spec it can fit) with ``params`` (its ``model`` settings):
 
@@ -110,12 +117,18 @@ def check_family_traits(name: str, what: str) -> None:
     needs = {n for m in METRICS for n in METRICS.trait(m, "needs") if not n.endswith("_")}
     for cap in provides:
         if not _has(cls, cap):
-            _fail(what, f"declares provides={cap!r}, but {CAPABILITIES.get(cap, cap + '()')} is not defined; "
-                        "remove it from provides or define it")
+            _fail(
+                what,
+                f"declares provides={cap!r}, but {CAPABILITIES.get(cap, cap + '()')} is not defined; "
+                "remove it from provides or define it",
+            )
     for cap in sorted(set(CAPABILITIES) | needs):
         if cap not in provides and _has(cls, cap):
-            _fail(what, f"defines {CAPABILITIES.get(cap, cap + '()')} but does not declare it, so the engine never "
-                        f"uses it; add {cap!r} to provides=(...) at registration")
+            _fail(
+                what,
+                f"defines {CAPABILITIES.get(cap, cap + '()')} but does not declare it, so the engine never "
+                f"uses it; add {cap!r} to provides=(...) at registration",
+            )
     if traits["state_format"] not in ("npz", "safetensors"):
         _fail(what, f"state_format must be 'npz' or 'safetensors'; got {traits['state_format']!r}")
     fitted = traits["fitted"]
@@ -155,13 +168,19 @@ def _check_fitted(model, name: str, what: str, replicates: int) -> None:
 
     degenerate = getattr(model, "degenerate_", None)
     if degenerate is None or np.shape(degenerate) != (replicates,) or np.asarray(degenerate).dtype != bool:
-        _fail(what, f"fit() must set degenerate_, one bool per replicate, shape ({replicates},); got "
-                    f"{None if degenerate is None else np.shape(degenerate)}")
+        _fail(
+            what,
+            f"fit() must set degenerate_, one bool per replicate, shape ({replicates},); got "
+            f"{None if degenerate is None else np.shape(degenerate)}",
+        )
     declared = MODELS.trait(name, "fitted")
     actual = {k for k in vars(model) if k.endswith("_") and not k.startswith("_")}
     if declared is not None and not actual <= set(declared):
-        _fail(what, f"fit() set {', '.join(sorted(actual - set(declared)))}, which fitted={tuple(declared)!r} does "
-                    "not declare; list every fitted attribute at registration")
+        _fail(
+            what,
+            f"fit() set {', '.join(sorted(actual - set(declared)))}, which fitted={tuple(declared)!r} does "
+            "not declare; list every fitted attribute at registration",
+        )
 
 
 def _check_samples(model, what: str, replicates: int, draws: int, event_shape: tuple) -> None:
@@ -191,8 +210,11 @@ def _check_state(model, fresh, name: str, what: str, draws: int) -> None:
         save_arrays(path, state)
         restored = fresh.set_state(load_arrays(path))
     if not _same_draws(model, restored, draws):
-        _fail(what, f"a model restored from get_state() (saved as {fmt}) samples differently; get_state() must hold "
-                    "every fitted array sample() reads")
+        _fail(
+            what,
+            f"a model restored from get_state() (saved as {fmt}) samples differently; get_state() must hold "
+            "every fitted array sample() reads",
+        )
 
 
 def _refused_by_check(model, name: str, capability: str) -> bool:
@@ -228,8 +250,9 @@ def _check_declared_methods(model, name: str, what: str, x: np.ndarray) -> None:
         else:
             d = np.shape(mean)[-1] if np.ndim(mean) == 2 else None
             if d is None or np.shape(cov) != (R, d, d):
-                _fail(what, f"moments() returned shapes {np.shape(mean)}, {np.shape(cov)}; expected (R, d) and "
-                            "(R, d, d)")
+                _fail(
+                    what, f"moments() returned shapes {np.shape(mean)}, {np.shape(cov)}; expected (R, d) and (R, d, d)"
+                )
     if MODELS.provides(name, "log_prob"):
         lp = np.asarray(model.log_prob(x[:, :5]))
         if lp.shape != (R, 5):
@@ -237,8 +260,15 @@ def _check_declared_methods(model, name: str, what: str, x: np.ndarray) -> None:
 
 
 # -- metrics ----------------------------------------------------------------------------------------------------------
-def check_metric(metric: Any, *, model: dict | str = "gaussian", data: dict | str = "gaussian", replicates: int = 3,
-                 n: int = 200, draws: int = 100) -> None:
+def check_metric(
+    metric: Any,
+    *,
+    model: dict | str = "gaussian",
+    data: dict | str = "gaussian",
+    replicates: int = 3,
+    n: int = 200,
+    draws: int = 100,
+) -> None:
     """Check a metric (its registered name or function) on ``model`` fitted to ``data`` (specs the metric can be
     computed on): the family and source declare what its ``needs`` / ``source_needs`` ask; it returns one finite-or-NaN
     float per replicate; the same inputs and seed give the same values; and a metric registered ``from_model=True``
@@ -260,16 +290,28 @@ def check_metric(metric: Any, *, model: dict | str = "gaussian", data: dict | st
 
     def value(seed: int) -> np.ndarray:
         samples = fitted.sample(draws, rng=np.random.default_rng(seed))
-        ctx = Context(fitted, samples, source, heldout, 1, np.random.default_rng(4), gen0=fitted,
-                      train=[Chunk.tagged(x, REAL)], gen0_size=n)
+        ctx = Context(
+            fitted,
+            samples,
+            source,
+            heldout,
+            1,
+            np.random.default_rng(4),
+            gen0=fitted,
+            train=[Chunk.tagged(x, REAL)],
+            gen0_size=n,
+        )
         return measure([name], ctx)[name]
 
     first = value(3)
     if not np.array_equal(first, value(3), equal_nan=True):
         _fail(what, "the same inputs and seed gave different values; draw only from ctx.rng")
     if METRICS.trait(name, "from_model") and not np.array_equal(first, value(9), equal_nan=True):
-        _fail(what, "it is registered from_model=True but its values change with the samples; compute it from "
-                    "ctx.model alone, or drop from_model")
+        _fail(
+            what,
+            "it is registered from_model=True but its values change with the samples; compute it from "
+            "ctx.model alone, or drop from_model",
+        )
 
 
 def check_metric_traits(name: str, what: str, model_kind: str, data_kind: str) -> None:
@@ -286,16 +328,20 @@ def check_metric_traits(name: str, what: str, model_kind: str, data_kind: str) -
             _fail(what, f"{trait} must be a tuple of attribute or method names; got {names!r}")
         missing = [n for n in names if not registry.provides(kind, n)]
         if missing:
-            _fail(what, f"it declares {trait}={tuple(names)!r}, but {registry.key} {kind!r} does not provide "
-                        f"{', '.join(missing)}; check it on a {registry.key} that does")
+            _fail(
+                what,
+                f"it declares {trait}={tuple(names)!r}, but {registry.key} {kind!r} does not provide "
+                f"{', '.join(missing)}; check it on a {registry.key} that does",
+            )
     rank = traits["headline"]
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
         _fail(what, f"headline must be None or an int rank (1 = told first); got {rank!r}")
 
 
 # -- regimes ----------------------------------------------------------------------------------------------------------
-def check_regime(regime: Any, *, params: dict | None = None, replicates: int = 2, samples: int = 12,
-                 generations: int = 4) -> None:
+def check_regime(
+    regime: Any, *, params: dict | None = None, replicates: int = 2, samples: int = 12, generations: int = 4
+) -> None:
     """Check a regime (its registered name or function) with ``params`` (its ``loop.regime`` settings), given a real
     pool and ``generations`` synthetic chunks: it returns a non-empty list of :class:`~.plugins.regimes.Chunk`, each
     ``x`` ``(R, n, ...)`` with ``origin`` ``(R, n)``, records drawn only from its inputs; the same generator gives the
@@ -310,8 +356,12 @@ def check_regime(regime: Any, *, params: dict | None = None, replicates: int = 2
     _, bound = REGIMES.params({"kind": name, **(params or {})}, "loop.regime")
     takes_fraction = "real_fraction" in bound
     if takes_fraction != traits["mixes_real"]:
-        _fail(what, "it takes real_fraction but does not declare mixes_real=True" if takes_fraction else
-              "it declares mixes_real=True but takes no real_fraction parameter")
+        _fail(
+            what,
+            "it takes real_fraction but does not declare mixes_real=True"
+            if takes_fraction
+            else "it declares mixes_real=True but takes no real_fraction parameter",
+        )
     fresh_calls = []
 
     def fresh(k: int) -> Chunk:
@@ -329,17 +379,26 @@ def check_regime(regime: Any, *, params: dict | None = None, replicates: int = 2
         _fail(what, f"it must return a non-empty list of Chunk; got {type(out).__name__}")
     for c in out:
         if c.x.shape[0] != replicates or c.origin.shape != c.x.shape[:2]:
-            _fail(what, f"a chunk has x {c.x.shape} and origin {c.origin.shape}; expected x (R={replicates}, n, ...) "
-                        "and origin (R, n)")
+            _fail(
+                what,
+                f"a chunk has x {c.x.shape} and origin {c.origin.shape}; expected x (R={replicates}, n, ...) "
+                "and origin (R, n)",
+            )
     again = run()
     if len(again) != len(out) or not all(np.array_equal(a.x, b.x) for a, b in zip(out, again)):
         _fail(what, "the same generator gave a different training set; draw only from inputs.rng")
     origins = np.concatenate([c.origin.reshape(-1) for c in out])
     older = sorted({int(o) for o in origins if o != REAL and o < generations - 1})
     if older and not traits["keeps_history"]:
-        _fail(what, f"it used synthetic data of generation {older[0]} when generation {generations - 1} was the "
-                    "newest, but does not declare keeps_history=True: the loop keeps only the newest generation for "
-                    "it. Register it with keeps_history=True.")
+        _fail(
+            what,
+            f"it used synthetic data of generation {older[0]} when generation {generations - 1} was the "
+            "newest, but does not declare keeps_history=True: the loop keeps only the newest generation for "
+            "it. Register it with keeps_history=True.",
+        )
     if fresh_calls and not traits["needs_fresh"]:
-        _fail(what, "it drew fresh real data (inputs.fresh) but does not declare needs_fresh=True, so a fixed-pool "
-                    "source would not be refused at validation")
+        _fail(
+            what,
+            "it drew fresh real data (inputs.fresh) but does not declare needs_fresh=True, so a fixed-pool "
+            "source would not be refused at validation",
+        )

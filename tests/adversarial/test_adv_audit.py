@@ -56,42 +56,60 @@ def one_error(result, code: int = 2) -> str:
 def cli(tmp_path: Path, *args: str, env=(), limit_bytes: int | None = None) -> subprocess.CompletedProcess:
     """``modelcollapse ARGS`` as a separate process (optionally under an address-space limit, as ``ulimit -v``)."""
     limit = (lambda: resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))) if limit_bytes else None
-    return subprocess.run([sys.executable, "-m", "modelcollapse", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **dict(env)}, preexec_fn=limit,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "modelcollapse", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **dict(env)},
+        preexec_fn=limit,
+        timeout=300,
+    )
 
 
 # -- records are bounded ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, line", [("big.txt", b"word " * 10_000_000),  # one 50 MB line
-                                        ("para.txt", b"word word word word\n" * 2_500_000),  # one 50 MB paragraph
-                                        ("big.jsonl", b'{"text": "' + b"w" * 50_000_000 + b'"}\n')])
+@pytest.mark.parametrize(
+    "name, line",
+    [
+        ("big.txt", b"word " * 10_000_000),  # one 50 MB line
+        ("para.txt", b"word word word word\n" * 2_500_000),  # one 50 MB paragraph
+        ("big.jsonl", b'{"text": "' + b"w" * 50_000_000 + b'"}\n'),
+    ],
+)
 def test_a_50_mb_record_is_refused_under_a_3_gb_address_space_limit(ref, name, line):
     (ref / name).write_bytes(line)
     done = cli(ref, "audit", "ref.txt", name, "--out", "a", *FAST, limit_bytes=3 << 30)
     where = "line 1 (a paragraph)" if name == "para.txt" else "line 1"
     assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr == (f"error: {name} {where} holds a record over 1000000 bytes (--max-record-bytes); raise "
-                           "--max-record-bytes or split the record.\n")
+    assert done.stderr == (
+        f"error: {name} {where} holds a record over 1000000 bytes (--max-record-bytes); raise "
+        "--max-record-bytes or split the record.\n"
+    )
     assert not (ref / "a").exists()
 
 
 def test_the_record_cap_is_a_flag(ref):
     (ref / "cand.txt").write_text("\n\n".join(texts(10)) + "\n\n" + "word " * 100)
-    assert "cand.txt line 21 holds a record over 400 bytes" in one_error(audit(ref, "ref.txt", "cand.txt", "--out", "a",
-                                                                              "--max-record-bytes", "400", *FAST))
-    assert "--max-record-bytes must be >= 1; got 0." in one_error(audit(ref, "ref.txt", "ref.txt", "--out", "a",
-                                                                       "--max-record-bytes", "0", *FAST))
+    assert "cand.txt line 21 holds a record over 400 bytes" in one_error(
+        audit(ref, "ref.txt", "cand.txt", "--out", "a", "--max-record-bytes", "400", *FAST)
+    )
+    assert "--max-record-bytes must be >= 1; got 0." in one_error(
+        audit(ref, "ref.txt", "ref.txt", "--out", "a", "--max-record-bytes", "0", *FAST)
+    )
 
 
 # -- text fields are strings -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value, named", [(12345, "a number"), (None, "null"), (["a", "b"], "a list"),
-                                          ({"a": 1}, "an object"), (True, "a boolean")])
+@pytest.mark.parametrize(
+    "value, named",
+    [(12345, "a number"), (None, "null"), (["a", "b"], "a list"), ({"a": 1}, "an object"), (True, "a boolean")],
+)
 def test_a_text_field_that_is_not_a_string_names_the_line(ref, value, named):
     lines = [{"text": t} for t in texts(10)]
     lines[2] = {"text": value}
     (ref / "cand.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert one_error(audit(ref, "ref.txt", "cand.jsonl", "--out", "a", *FAST)) == (
-        f"error: cand.jsonl line 3: 'text' (--field) must be a string (text); got {named}.")
+        f"error: cand.jsonl line 3: 'text' (--field) must be a string (text); got {named}."
+    )
 
 
 def test_a_parquet_text_column_with_a_null_names_the_row(ref):
@@ -100,18 +118,21 @@ def test_a_parquet_text_column_with_a_null_names_the_row(ref):
 
     pq.write_table(pa.table({"text": [*texts(5), None, *texts(5)]}), ref / "cand.parquet")
     assert one_error(audit(ref, "ref.txt", "cand.parquet", "--out", "a", *FAST)) == (
-        "error: cand.parquet row 5: 'text' (--field) must be a string (text); got null.")
+        "error: cand.parquet row 5: 'text' (--field) must be a string (text); got null."
+    )
 
 
 # -- inputs large enough for every indicator -------------------------------------------------------------------------
 def test_a_one_record_candidate_names_the_minimum(ref):
     np.save(ref / "one.npy", np.zeros((1, 2)))
     assert one_error(audit(ref, "ref.npy", "one.npy", "--out", "a", *FAST)) == (
-        "error: candidate one.npy holds 1 record; the audit needs at least 6 (the k-NN indicators need k + 1, k = 5).")
+        "error: candidate one.npy holds 1 record; the audit needs at least 6 (the k-NN indicators need k + 1, k = 5)."
+    )
     np.save(ref / "five.npy", np.zeros((11, 2)))
     assert one_error(audit(ref, "five.npy", "ref.npy", "--out", "a", *FAST)) == (
         "error: reference five.npy holds 11 records; the audit needs at least 12 (two halves of 6 for the k-NN "
-        "indicators' null, k = 5).")
+        "indicators' null, k = 5)."
+    )
     assert not (ref / "a").exists()
 
 
@@ -125,14 +146,23 @@ def _npz(path):
         np.savez(f, x=np.zeros((20, 2)))
 
 
-@pytest.mark.parametrize("write, message", [
-    (_object, "bad.npy is not a readable numeric .npy array: it holds Python objects."),
-    (lambda p: p.write_bytes(os.urandom(64)), "bad.npy is not a .npy file (it does not start with numpy's magic bytes)."),
-    (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00garbage"), "bad.npy is not a readable numeric .npy array:"),
-    (_npz, "bad.npy is an .npz archive (zip), not a .npy array; save one array with numpy.save."),
-    (lambda p: np.save(p, np.array(["a", "b"] * 10)), "bad.npy must hold a numeric array of records (bool, int or "
-                                                      "float, at least 1-D); got dtype <U1, shape (20,)."),
-])
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (_object, "bad.npy is not a readable numeric .npy array: it holds Python objects."),
+        (
+            lambda p: p.write_bytes(os.urandom(64)),
+            "bad.npy is not a .npy file (it does not start with numpy's magic bytes).",
+        ),
+        (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00garbage"), "bad.npy is not a readable numeric .npy array:"),
+        (_npz, "bad.npy is an .npz archive (zip), not a .npy array; save one array with numpy.save."),
+        (
+            lambda p: np.save(p, np.array(["a", "b"] * 10)),
+            "bad.npy must hold a numeric array of records (bool, int or "
+            "float, at least 1-D); got dtype <U1, shape (20,).",
+        ),
+    ],
+)
 def test_an_array_file_that_is_not_numeric_npy_is_one_clear_line(ref, write, message):
     write(ref / "bad.npy")
     assert one_error(audit(ref, "ref.npy", "bad.npy", "--out", "a", *FAST)).startswith(f"error: {message}")
@@ -145,32 +175,68 @@ def run_dir(tmp_path_factory):
     from modelcollapse.engine.runner import execute
 
     root = tmp_path_factory.mktemp("rundir")
-    execute(validate({"name": "g", "replicates": 3, "data": {"kind": "gaussian", "dim": 2}, "model": {"kind": "gaussian"},
-                      "loop": {"generations": 2, "samples": 40}}), root / "r", quiet=True)
+    execute(
+        validate(
+            {
+                "name": "g",
+                "replicates": 3,
+                "data": {"kind": "gaussian", "dim": 2},
+                "model": {"kind": "gaussian"},
+                "loop": {"generations": 2, "samples": 40},
+            }
+        ),
+        root / "r",
+        quiet=True,
+    )
     np.save(root / "ref.npy", np.random.default_rng(0).normal(size=(40, 2)))
     return root
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("r:generation=1:replicate=999", "r :replicate must be in 0..2 (the run has 3 replicates); got 999."),
-    ("r:generation=1:replicate=-1", "r :replicate must be in 0..2 (the run has 3 replicates); got -1."),
-    ("r:generation=5", "r has no generation 5 (arm 'g': generations 0..1 completed)."),
-    ("r:generation=1:samples=0", "r :samples must be >= 1; got 0."),
-    ("r:generation=x", "r: generation, replicate and samples must be integers; got {'generation': 'x'}."),
-    ("r:generation=1:arm=zz", "r :arm must be one of"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("r:generation=1:replicate=999", "r :replicate must be in 0..2 (the run has 3 replicates); got 999."),
+        ("r:generation=1:replicate=-1", "r :replicate must be in 0..2 (the run has 3 replicates); got -1."),
+        ("r:generation=5", "r has no generation 5 (arm 'g': generations 0..1 completed)."),
+        ("r:generation=1:samples=0", "r :samples must be >= 1; got 0."),
+        ("r:generation=x", "r: generation, replicate and samples must be integers; got {'generation': 'x'}."),
+        ("r:generation=1:arm=zz", "r :arm must be one of"),
+    ],
+)
 def test_every_run_directory_spec_gets_its_own_message(run_dir, spec, message):
     assert one_error(audit(run_dir, "ref.npy", spec, "--out", "a", *FAST)).startswith(f"error: {message}")
 
 
 def test_a_run_with_plug_ins_is_audited_with_trust_code(tmp_path):
     """The message about plug-ins names ``--trust-code``; ``audit`` has it, and with it the audit runs."""
-    (tmp_path / "plug.py").write_text("import modelcollapse as mc\n\n@mc.metric('first_mean')\n"
-                                      "def first_mean(ctx):\n    return ctx.samples[..., 0].mean(-1)\n")
-    run = CliRunner().invoke(main, ["run", "gaussian-replace", "--out", str(tmp_path / "r"), "--quiet", "--no-report",
-                                    "--set", "replicates=2", "--set", "loop.generations=2", "--set", "data.dim=2",
-                                    "--set", "loop.samples=40", "--set", "metrics=[mean, first_mean]",
-                                    "--plugin", str(tmp_path / "plug.py"), "--trust-code"])
+    (tmp_path / "plug.py").write_text(
+        "import modelcollapse as mc\n\n@mc.metric('first_mean')\n"
+        "def first_mean(ctx):\n    return ctx.samples[..., 0].mean(-1)\n"
+    )
+    run = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "gaussian-replace",
+            "--out",
+            str(tmp_path / "r"),
+            "--quiet",
+            "--no-report",
+            "--set",
+            "replicates=2",
+            "--set",
+            "loop.generations=2",
+            "--set",
+            "data.dim=2",
+            "--set",
+            "loop.samples=40",
+            "--set",
+            "metrics=[mean, first_mean]",
+            "--plugin",
+            str(tmp_path / "plug.py"),
+            "--trust-code",
+        ],
+    )
     assert run.exit_code == 0, run.output
     np.save(tmp_path / "ref.npy", np.random.default_rng(0).normal(size=(40, 2)))
     refused = one_error(audit(tmp_path, "ref.npy", "r:generation=1", "--out", "a", *FAST))
@@ -207,13 +273,17 @@ def test_an_audit_refuses_an_out_folder_holding_other_files(ref):
     (ref / "mine" / "notes.txt").write_text("keep me")
     assert one_error(audit(ref, "ref.npy", "ref.npy", "--out", "mine", *FAST)) == (
         "error: --out 'mine' holds files that are not an audit (no audit.json); an audit replaces its folder as a "
-        "whole, so choose a new or empty --out.")
+        "whole, so choose a new or empty --out."
+    )
     assert (ref / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_the_record_cap_holds_in_python_too_and_names_the_keyword():
     import modelcollapse as mc
 
-    with pytest.raises(mc.ConfigError, match=r"^candidates\[0\] holds a record over 2000 bytes \(max_record_bytes\); "
-                                             r"raise max_record_bytes or split the record\.$"):
+    with pytest.raises(
+        mc.ConfigError,
+        match=r"^candidates\[0\] holds a record over 2000 bytes \(max_record_bytes\); "
+        r"raise max_record_bytes or split the record\.$",
+    ):
         mc.audit(texts(20), [[*texts(9), "x" * 3000]], max_record_bytes=2000, lm="none", repeats=3)

@@ -30,23 +30,41 @@ def clean_exit(result, what, seconds: float) -> None:
 
 
 # -- audit inputs ----------------------------------------------------------------------------------------------------
-json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=False),
-                                     st.text(max_size=40)),
-                           lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-                           max_leaves=6)
+json_values = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False), st.text(max_size=40)
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=6,
+)
 sentences = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
 text_bytes = st.one_of(
     st.lists(sentences, min_size=6, max_size=30).map(lambda ps: "\n\n".join(ps).encode()),  # valid: the audit runs
     st.binary(max_size=300),  # bad encodings, NULs, anything
-    st.lists(st.one_of(sentences, st.text(max_size=60)), max_size=40).map(lambda ps: "\n\n".join(ps).encode("utf-8", "surrogatepass")),
+    st.lists(st.one_of(sentences, st.text(max_size=60)), max_size=40).map(
+        lambda ps: "\n\n".join(ps).encode("utf-8", "surrogatepass")
+    ),
     st.integers(0, 6000).map(lambda n: b"y" * n),  # a long line (the cap is 2,000 bytes here)
-    st.just(b""), st.just(b"\n\n\n"),
+    st.just(b""),
+    st.just(b"\n\n\n"),
 )
-jsonl_bytes = st.lists(st.one_of(st.dictionaries(st.sampled_from(["text", "txt"]), json_values, max_size=2).map(json.dumps),
-                                 sentences.map(lambda s: json.dumps({"text": s})), st.text(max_size=30), st.just("[" * 3000)),
-                       max_size=30).map(lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass"))
-csv_bytes = st.lists(st.lists(st.one_of(st.floats(-1e6, 1e6).map(str), st.sampled_from(["", "nan", "x", "inf", "1e999"])),
-                              min_size=1, max_size=3).map(",".join), max_size=40).map(lambda rows: "\n".join(["a,b", *rows]).encode())
+jsonl_bytes = st.lists(
+    st.one_of(
+        st.dictionaries(st.sampled_from(["text", "txt"]), json_values, max_size=2).map(json.dumps),
+        sentences.map(lambda s: json.dumps({"text": s})),
+        st.text(max_size=30),
+        st.just("[" * 3000),
+    ),
+    max_size=30,
+).map(lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass"))
+csv_bytes = st.lists(
+    st.lists(
+        st.one_of(st.floats(-1e6, 1e6).map(str), st.sampled_from(["", "nan", "x", "inf", "1e999"])),
+        min_size=1,
+        max_size=3,
+    ).map(",".join),
+    max_size=40,
+).map(lambda rows: "\n".join(["a,b", *rows]).encode())
 
 
 @st.composite
@@ -69,8 +87,12 @@ def npy_bytes(draw):
     return buffer.getvalue()
 
 
-inputs = st.one_of(st.tuples(st.just(".txt"), text_bytes), st.tuples(st.just(".jsonl"), jsonl_bytes),
-                   st.tuples(st.just(".csv"), csv_bytes), st.tuples(st.just(".npy"), npy_bytes()))
+inputs = st.one_of(
+    st.tuples(st.just(".txt"), text_bytes),
+    st.tuples(st.just(".jsonl"), jsonl_bytes),
+    st.tuples(st.just(".csv"), csv_bytes),
+    st.tuples(st.just(".npy"), npy_bytes()),
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,35 +113,100 @@ def test_any_audit_input_exits_cleanly(tmp_path_factory, references, candidate, 
     ref = references / ("ref.txt" if suffix in (".txt", ".jsonl") else "ref.npy")
     pair = [str(path), str(ref)] if as_reference else [str(ref), str(path)]
     started = time.perf_counter()
-    result = CliRunner().invoke(main, ["audit", *pair, "--out", str(folder / "out"), "--lm", "none", "--repeats", "3",
-                                       "--max-records", "60", "--max-record-bytes", "2000", "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            *pair,
+            "--out",
+            str(folder / "out"),
+            "--lm",
+            "none",
+            "--repeats",
+            "3",
+            "--max-records",
+            "60",
+            "--max-record-bytes",
+            "2000",
+            "--quiet",
+        ],
+    )
     clean_exit(result, (suffix, data[:200]), time.perf_counter() - started)
     if result.exit_code:  # an audit that failed writes nothing into --out
         assert not (folder / "out").exists()
 
 
 # -- chain configs ---------------------------------------------------------------------------------------------------
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 4), st.integers(-(2**70), 2**70),
-                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-                    st.sampled_from(["summarize", "rephrase", "custom", "continue", "chat", "completions", "openai",
-                                     "article", "paragraph", "length_words", "{text}", "nan", "*a"]))
-junk = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                     st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=6)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 4),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(
+        [
+            "summarize",
+            "rephrase",
+            "custom",
+            "continue",
+            "chat",
+            "completions",
+            "openai",
+            "article",
+            "paragraph",
+            "length_words",
+            "{text}",
+            "nan",
+            "*a",
+        ]
+    ),
+)
+junk = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6,
+)
 CHEAP = ["length_words", "type_token_ratio", "fact_retention", "readability"]
-chain_configs = st.fixed_dictionaries({}, optional={
-    "name": scalars, "seed": scalars, "generations": st.one_of(st.integers(-1, 3), scalars),
-    "seeds": st.one_of(st.lists(st.integers(-1, 3), max_size=3), junk), "task": st.one_of(scalars, st.lists(scalars, max_size=2)),
-    "template": st.one_of(scalars, st.just("Say: {text}"), st.just("{text} {other}")),
-    "decoding": st.one_of(junk, st.fixed_dictionaries({}, optional={"temperature": scalars, "max_new_tokens": scalars,
-                                                                     "top_p": scalars, "system": scalars})),
-    "start": st.one_of(junk, st.fixed_dictionaries({}, optional={"unit": scalars, "max_words": scalars, "min_words": scalars,
-                                                                 "field": scalars})),
-    "backend": st.one_of(junk, st.fixed_dictionaries({}, optional={"endpoint": scalars, "model": scalars, "stop": junk,
-                                                                   "extra_body": junk, "concurrency": st.integers(-1, 3),
-                                                                   "max_response_bytes": st.integers(-1, 4000)})),
-    "metrics": st.one_of(junk, st.lists(st.one_of(st.sampled_from(CHEAP), scalars), max_size=2)),
-    "unknown": junk,
-})
+chain_configs = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": scalars,
+        "seed": scalars,
+        "generations": st.one_of(st.integers(-1, 3), scalars),
+        "seeds": st.one_of(st.lists(st.integers(-1, 3), max_size=3), junk),
+        "task": st.one_of(scalars, st.lists(scalars, max_size=2)),
+        "template": st.one_of(scalars, st.just("Say: {text}"), st.just("{text} {other}")),
+        "decoding": st.one_of(
+            junk,
+            st.fixed_dictionaries(
+                {}, optional={"temperature": scalars, "max_new_tokens": scalars, "top_p": scalars, "system": scalars}
+            ),
+        ),
+        "start": st.one_of(
+            junk,
+            st.fixed_dictionaries(
+                {}, optional={"unit": scalars, "max_words": scalars, "min_words": scalars, "field": scalars}
+            ),
+        ),
+        "backend": st.one_of(
+            junk,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "endpoint": scalars,
+                    "model": scalars,
+                    "stop": junk,
+                    "extra_body": junk,
+                    "concurrency": st.integers(-1, 3),
+                    "max_response_bytes": st.integers(-1, 4000),
+                },
+            ),
+        ),
+        "metrics": st.one_of(junk, st.lists(st.one_of(st.sampled_from(CHEAP), scalars), max_size=2)),
+        "unknown": junk,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +239,9 @@ def pinned(raw: dict, url: str, starts: str) -> dict:
 def test_any_chain_config_exits_cleanly(tmp_path_factory, echo_server, raw):
     folder = tmp_path_factory.mktemp("chain")
     starts = folder / "starts.jsonl"
-    starts.write_text(json.dumps({"text": "The river rose in spring. The town built a wall. The wall held for a year."}) + "\n")
+    starts.write_text(
+        json.dumps({"text": "The river rose in spring. The town built a wall. The wall held for a year."}) + "\n"
+    )
     config = pinned(raw, echo_server.url, str(starts))
     (folder / "c.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     started = time.perf_counter()

@@ -24,23 +24,39 @@ def one_error(result, code: int = 2) -> str:
 
 def test_a_one_row_data_file_is_refused(tmp_path):
     (tmp_path / "one.csv").write_text("a,b\n1.0,2.0\n")
-    config = {"name": "one", "replicates": 2, "data": {"kind": "file", "path": str(tmp_path / "one.csv")},
-              "model": {"kind": "gaussian"}, "loop": {"generations": 2, "samples": 10}, "metrics": ["variance", "mean"]}
+    config = {
+        "name": "one",
+        "replicates": 2,
+        "data": {"kind": "file", "path": str(tmp_path / "one.csv")},
+        "model": {"kind": "gaussian"},
+        "loop": {"generations": 2, "samples": 10},
+        "metrics": ["variance", "mean"],
+    }
     (tmp_path / "one.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(main, ["run", str(tmp_path / "one.yaml"), "--out", str(tmp_path / "o"), "--quiet"])
-    assert one_error(result) == (f"error: data.path {str(tmp_path / 'one.csv')!r} must hold at least 2 records (a spread "
-                                 "needs two); got 1.")
+    assert one_error(result) == (
+        f"error: data.path {str(tmp_path / 'one.csv')!r} must hold at least 2 records (a spread needs two); got 1."
+    )
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("grid, message", [
-    ({"loop.samples": []}, "sweep.grid['loop.samples'] must be a non-empty list of values; got []."),
-    ({"loop.samples": 10}, "sweep.grid['loop.samples'] must be a non-empty list of values; got 10."),
-    ([1, 2], "sweep.grid must be a mapping of config keys to lists of values; got [1, 2]."),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"loop.samples": []}, "sweep.grid['loop.samples'] must be a non-empty list of values; got []."),
+        ({"loop.samples": 10}, "sweep.grid['loop.samples'] must be a non-empty list of values; got 10."),
+        ([1, 2], "sweep.grid must be a mapping of config keys to lists of values; got [1, 2]."),
+    ],
+)
 def test_an_empty_or_malformed_grid_axis_is_refused(tmp_path, grid, message):
-    config = {"name": "g", "replicates": 2, "data": {"kind": "gaussian"}, "model": {"kind": "gaussian"},
-              "loop": {"generations": 2, "samples": 10}, "sweep": {"grid": grid}}
+    config = {
+        "name": "g",
+        "replicates": 2,
+        "data": {"kind": "gaussian"},
+        "model": {"kind": "gaussian"},
+        "loop": {"generations": 2, "samples": 10},
+        "sweep": {"grid": grid},
+    }
     (tmp_path / "g.yaml").write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(main, ["sweep", str(tmp_path / "g.yaml"), "--out", str(tmp_path / "s"), "--quiet"])
     assert one_error(result) == f"error: {message}"
@@ -49,7 +65,10 @@ def test_an_empty_or_malformed_grid_axis_is_refused(tmp_path, grid, message):
 
 def test_show_and_report_on_a_missing_path_both_exit_2(tmp_path):
     missing = tmp_path / "nothing"
-    assert one_error(CliRunner().invoke(main, ["show", str(missing)])) == f"error: {missing} is not a run directory: it does not exist."
+    assert (
+        one_error(CliRunner().invoke(main, ["show", str(missing)]))
+        == f"error: {missing} is not a run directory: it does not exist."
+    )
     one_error(CliRunner().invoke(main, ["report", str(missing)]))
 
 
@@ -80,13 +99,24 @@ def _broken_run(tmp_path):
     """A run whose units all fail in generation 1 (generation 0 saved), and the arguments that made it."""
     (tmp_path / "flaky.py").write_text(FLAKY)
     (tmp_path / "broken").touch()
-    args = ["run", "gaussian-replace", "--out", str(tmp_path / "r"), "--quiet", "--no-report", *TINY,
-            "--plugin", str(tmp_path / "flaky.py"), "--trust-code"]
+    args = [
+        "run",
+        "gaussian-replace",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--no-report",
+        *TINY,
+        "--plugin",
+        str(tmp_path / "flaky.py"),
+        "--trust-code",
+    ]
     failed = CliRunner().invoke(main, [*args, "--set", "metrics=[mean, flaky]"])
     assert one_error(failed, 1) == (
         "error: 2 of 2 units failed; first gaussian-replace/shard0: PluginError: metric 'flaky' raised RuntimeError: "
         "broken. Completed generations are saved: fix a plug-in and rerun with --resume (same config), or change the "
-        "config and rerun with --overwrite (starts over). (rerun with --debug for the traceback into the plug-in)")
+        "config and rerun with --overwrite (starts over). (rerun with --debug for the traceback into the plug-in)"
+    )
     return tmp_path, args
 
 

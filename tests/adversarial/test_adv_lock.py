@@ -33,14 +33,29 @@ def hold(ctx):
         time.sleep(0.05)
     return ctx.samples[..., 0].mean(-1)
 '''
-TINY = ["--set", "replicates=2", "--set", "loop.generations=2", "--set", "loop.samples=10", "--set", "metrics=[mean, hold]"]
+TINY = [
+    "--set",
+    "replicates=2",
+    "--set",
+    "loop.generations=2",
+    "--set",
+    "loop.samples=10",
+    "--set",
+    "metrics=[mean, hold]",
+]
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 
 
 def cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen([sys.executable, "-m", "modelcollapse", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelcollapse", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for_lock(out: Path, first: subprocess.Popen, seconds: float = 120) -> None:
@@ -58,8 +73,10 @@ def wait_for_lock(out: Path, first: subprocess.Popen, seconds: float = 120) -> N
 def refused(second: subprocess.Popen, out: Path, holder: int) -> None:
     _, err = second.communicate(timeout=60)
     assert second.returncode == 1, err
-    assert err == (f"error: {out} is in use by pid {holder} on host {socket.gethostname()} (lock {out / '.lock'}); "
-                   "wait for it to finish, or stop it, before running or resuming here.\n")
+    assert err == (
+        f"error: {out} is in use by pid {holder} on host {socket.gethostname()} (lock {out / '.lock'}); "
+        "wait for it to finish, or stop it, before running or resuming here.\n"
+    )
 
 
 def finish(first: subprocess.Popen) -> str:
@@ -79,8 +96,22 @@ def test_a_second_run_is_refused_while_a_run_is_live(tmp_path, hold):
     first = cli("run", "gaussian-replace", "--out", str(out), "--quiet", "--no-report", *TINY, *hold, cwd=tmp_path)
     try:
         wait_for_lock(out, first)
-        refused(cli("run", "gaussian-replace", "--out", str(out), "--resume", "--quiet", "--no-report", *TINY, *hold,
-                    cwd=tmp_path), out, first.pid)
+        refused(
+            cli(
+                "run",
+                "gaussian-replace",
+                "--out",
+                str(out),
+                "--resume",
+                "--quiet",
+                "--no-report",
+                *TINY,
+                *hold,
+                cwd=tmp_path,
+            ),
+            out,
+            first.pid,
+        )
     finally:
         (tmp_path / "release").touch()
     finish(first)
@@ -107,23 +138,46 @@ def test_a_second_chain_is_refused_while_a_chain_is_live(tmp_path):
         asked.set()
         release.wait(60)
         text = body["messages"][-1]["content"].split("\n\n", 1)[-1]
-        send_json(handler, {"model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                                                                  "message": {"role": "assistant", "content": text}}]})
+        send_json(
+            handler,
+            {
+                "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            },
+        )
 
     starts = tmp_path / "starts.jsonl"
     starts.write_text(json.dumps({"text": "The quick brown fox jumps over the lazy dog near the river bank."}) + "\n")
     (tmp_path / "chain.yaml").write_text("name: toy\n")
     out = tmp_path / "c"
     with LocalServer(answer) as server:
-        sets = sum((["--set", s] for s in [f"start.source={starts}", "task=rephrase", "generations=1", "seeds=[0]",
-                                           "backend.kind=openai", f"backend.base_url={server.url}", "backend.model=toy",
-                                           "backend.retries=0", "backend.timeout_s=60", "metrics=[length_words]"]), [])
+        sets = sum(
+            (
+                ["--set", s]
+                for s in [
+                    f"start.source={starts}",
+                    "task=rephrase",
+                    "generations=1",
+                    "seeds=[0]",
+                    "backend.kind=openai",
+                    f"backend.base_url={server.url}",
+                    "backend.model=toy",
+                    "backend.retries=0",
+                    "backend.timeout_s=60",
+                    "metrics=[length_words]",
+                ]
+            ),
+            [],
+        )
         first = cli("chain", "chain.yaml", "--out", str(out), "--quiet", *sets, cwd=tmp_path)
         try:
             assert asked.wait(120), first.communicate()
             wait_for_lock(out, first)
-            refused(cli("chain", "chain.yaml", "--out", str(out), "--resume", "--quiet", *sets, cwd=tmp_path), out,
-                    first.pid)
+            refused(
+                cli("chain", "chain.yaml", "--out", str(out), "--resume", "--quiet", *sets, cwd=tmp_path),
+                out,
+                first.pid,
+            )
         finally:
             release.set()
         finish(first)

@@ -50,7 +50,9 @@ def medians(generation: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.n
     return gens, np.array([median(value[generation == g]) for g in gens])
 
 
-def first_crossing(gens: np.ndarray, med: np.ndarray, kind: str, threshold: float, metric: str) -> tuple[int | None, float | None]:
+def first_crossing(
+    gens: np.ndarray, med: np.ndarray, kind: str, threshold: float, metric: str
+) -> tuple[int | None, float | None]:
     """The first generation after the first whose median crosses the alarm line, and that median."""
     base = med[0]
     if kind == "diversity":
@@ -62,14 +64,22 @@ def first_crossing(gens: np.ndarray, med: np.ndarray, kind: str, threshold: floa
     return (int(gens[hits[0]]), float(med[hits[0]])) if len(hits) else (None, None)
 
 
-def alarms(table: dict[str, np.ndarray], diversity_drop: float = 0.5, likelihood_rise: float = 1.0,
-           diversity_metrics=DIVERSITY, likelihood_metrics=LIKELIHOOD) -> list[Alarm]:
+def alarms(
+    table: dict[str, np.ndarray],
+    diversity_drop: float = 0.5,
+    likelihood_rise: float = 1.0,
+    diversity_metrics=DIVERSITY,
+    likelihood_metrics=LIKELIHOOD,
+) -> list[Alarm]:
     """Every (arm, watched metric) present in ``table`` (columns as numpy arrays) with its first alarm generation."""
     arm, metric = np.asarray(table["arm"], object), np.asarray(table["metric"], object)
     gen, value = np.asarray(table["generation"]), np.asarray(table["value"], float)
     out = []
     for a in dict.fromkeys(arm):
-        for kind, names, threshold in (("diversity", diversity_metrics, diversity_drop), ("likelihood", likelihood_metrics, likelihood_rise)):
+        for kind, names, threshold in (
+            ("diversity", diversity_metrics, diversity_drop),
+            ("likelihood", likelihood_metrics, likelihood_rise),
+        ):
             for m in names:
                 sel = (arm == a) & (metric == m)
                 if not sel.any():
@@ -116,7 +126,9 @@ def describe(found: list[Alarm]) -> list[str]:
     lines = []
     for a in found:
         if a.generation is not None:
-            lines.append(f"{a.arm}: {a.kind} alarm at generation {a.generation}: {a.metric} {a.start:.4g} -> {a.value:.4g}")
+            lines.append(
+                f"{a.arm}: {a.kind} alarm at generation {a.generation}: {a.metric} {a.start:.4g} -> {a.value:.4g}"
+            )
     for arm in dict.fromkeys(a.arm for a in found):
         n = lead(found, arm)
         if n is not None:

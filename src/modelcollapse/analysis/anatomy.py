@@ -78,7 +78,9 @@ def subsets(factors: list[str]) -> list[tuple[str, ...]]:
     return [s for r in range(1, len(factors) + 1) for s in itertools.combinations(factors, r)]
 
 
-def decompose(table, factors: dict[str, list[str]], metric: str, coding: str = "anchored", statistic: str = "mean") -> Anatomy:
+def decompose(
+    table, factors: dict[str, list[str]], metric: str, coding: str = "anchored", statistic: str = "mean"
+) -> Anatomy:
     """Factorial decomposition of ``metric`` per generation over the arms of ``table``.
 
     ``table``: the tidy metrics table (a pyarrow Table or any mapping of columns ``arm``, ``generation``, ``metric``,
@@ -99,7 +101,9 @@ def decompose(table, factors: dict[str, list[str]], metric: str, coding: str = "
     arm, gen, name, value = (_column(table, c) for c in ("arm", "generation", "metric", "value"))
     sel = name == metric
     if not sel.any():
-        raise ConfigError(f"anatomy.metric {metric!r} is not in the metrics table; measured: {sorted(set(name.tolist()))}.")
+        raise ConfigError(
+            f"anatomy.metric {metric!r} is not in the metrics table; measured: {sorted(set(name.tolist()))}."
+        )
     arm, gen, value = arm[sel], gen[sel].astype(int), value[sel].astype(float)
     cell_of = check_design({"factors": factors}, list(dict.fromkeys(arm.tolist())))
     generations = np.unique(gen)
@@ -166,11 +170,24 @@ def report_section(run, config: dict[str, Any]) -> dict | None:
     anatomy_figure(anchored, labels, f"{statistic} {metric}", path)
     first, last = 0, len(anchored.generations) - 1
     fmt = lambda a, t, i: f"{a.terms[t][i]:.4g} ± {a.stderr[t][i]:.2g}"  # noqa: E731
-    rows = [[t if t == e else f"{t} / {e}", fmt(anchored, t, first), fmt(anchored, t, last), fmt(effects, e, first),
-             fmt(effects, e, last)] for t, e in zip(anchored.terms, effects.terms)]
-    return {"metric": metric, "statistic": statistic, "figure": Picture.of(path), "rows": rows,
-            "factors": [(f, v[0], v[1]) for f, v in spec["factors"].items()],
-            "generations": (anchored.generations[first], anchored.generations[last])}
+    rows = [
+        [
+            t if t == e else f"{t} / {e}",
+            fmt(anchored, t, first),
+            fmt(anchored, t, last),
+            fmt(effects, e, first),
+            fmt(effects, e, last),
+        ]
+        for t, e in zip(anchored.terms, effects.terms)
+    ]
+    return {
+        "metric": metric,
+        "statistic": statistic,
+        "figure": Picture.of(path),
+        "rows": rows,
+        "factors": [(f, v[0], v[1]) for f, v in spec["factors"].items()],
+        "generations": (anchored.generations[first], anchored.generations[last]),
+    }
 
 
 def anatomy_figure(anatomy, labels: dict, metric: str, path: Path):
@@ -182,8 +199,14 @@ def anatomy_figure(anatomy, labels: dict, metric: str, path: Path):
         left.plot(g, y, color=f"C{i % 10}", lw=1.6, ls="-" if levels[0] else "--", label=labels[levels])
     left.set_title(f"{metric} per arm ({'/'.join(anatomy.factors)})")
     for i, (term, y) in enumerate(anatomy.terms.items()):
-        right.plot(g, y, color="k" if i == 0 else f"C{(i - 1) % 10}", lw=2.2 if "×" not in term else 1.2,
-                   ls=":" if i == 0 else ("-" if "×" not in term else "--"), label=term)
+        right.plot(
+            g,
+            y,
+            color="k" if i == 0 else f"C{(i - 1) % 10}",
+            lw=2.2 if "×" not in term else 1.2,
+            ls=":" if i == 0 else ("-" if "×" not in term else "--"),
+            label=term,
+        )
         e = anatomy.stderr[term]
         right.fill_between(g, y - 2 * e, y + 2 * e, color="k" if i == 0 else f"C{(i - 1) % 10}", alpha=0.12, lw=0)
     right.axhline(0, color="grey", lw=0.6)

@@ -58,9 +58,18 @@ def _timeline(records: list[dict]) -> list[dict]:
     out, previous = [], None
     for r in records:
         meta = r.get("meta") or {}
-        note = ", ".join(f"{k}: {v}" for k, v in meta.items() if k in ("backend", "model", "finish_reason", "new_tokens"))
-        out.append({"generation": r["generation"], "words": len(r["text"].split()), "note": note, "text": r["text"],
-                    "diff": None if previous is None else word_diff(previous, r["text"])})
+        note = ", ".join(
+            f"{k}: {v}" for k, v in meta.items() if k in ("backend", "model", "finish_reason", "new_tokens")
+        )
+        out.append(
+            {
+                "generation": r["generation"],
+                "words": len(r["text"].split()),
+                "note": note,
+                "text": r["text"],
+                "diff": None if previous is None else word_diff(previous, r["text"]),
+            }
+        )
         previous = r["text"]
     return out
 
@@ -96,22 +105,51 @@ def build_report(run: RunStore | str | Path) -> Path:
             with plots.SilenceNanWarnings():
                 first, last = np.nanmedian(y[:, 0]), np.nanmedian(y[:, -1])
             summary.append([arm, metric, _fmt(first), _fmt(last)])
-    attractor_rows = [[a["arm"], a["metric"], _fmt(a["slope"]), _fmt(a["intercept"]), _fmt(a["strength"]),
-                       _fmt(a["position"]), str(a["n"])] for a in attractors]
+    attractor_rows = [
+        [
+            a["arm"],
+            a["metric"],
+            _fmt(a["slope"]),
+            _fmt(a["intercept"]),
+            _fmt(a["strength"]),
+            _fmt(a["position"]),
+            str(a["n"]),
+        ]
+        for a in attractors
+    ]
     by_chain: dict[int, list[dict]] = {}
     for r in sorted(store.read_steps(), key=lambda r: (r["chain"], r["generation"])):
         by_chain.setdefault(r["chain"], []).append(r)
-    chains = [{"id": cid, "task": str(rs[0]["task"]), "start": rs[0]["start"], "seed": rs[0]["seed"],
-               "generations": len(rs) - 1, "timeline": _timeline(rs)} for cid, rs in by_chain.items()]
+    chains = [
+        {
+            "id": cid,
+            "task": str(rs[0]["task"]),
+            "start": rs[0]["start"],
+            "seed": rs[0]["seed"],
+            "generations": len(rs) - 1,
+            "timeline": _timeline(rs),
+        }
+        for cid, rs in by_chain.items()
+    ]
     backend = config.get("backend", {})
-    model = (backend.get("model") if backend.get("kind") == "openai"
-             else backend.get("model_dir") or "SmolLM2-135M-Instruct, packaged GGUF")
-    return write_page(root / "report.html", "chain.html.j2",
-                      title=f"{config.get('name', 'telephone')}: telephone chains",
-                      config=config, backend=f"{backend.get('kind')} ({model})", decoding=config.get("decoding", {}),
-                      drift=Picture.of(root / "figures" / "drift.png"),
-                      attractors=Picture.of(root / "figures" / "attractors.png") if attractors else None,
-                      summary=summary, attractor_rows=attractor_rows, chains=chains)
+    model = (
+        backend.get("model")
+        if backend.get("kind") == "openai"
+        else backend.get("model_dir") or "SmolLM2-135M-Instruct, packaged GGUF"
+    )
+    return write_page(
+        root / "report.html",
+        "chain.html.j2",
+        title=f"{config.get('name', 'telephone')}: telephone chains",
+        config=config,
+        backend=f"{backend.get('kind')} ({model})",
+        decoding=config.get("decoding", {}),
+        drift=Picture.of(root / "figures" / "drift.png"),
+        attractors=Picture.of(root / "figures" / "attractors.png") if attractors else None,
+        summary=summary,
+        attractor_rows=attractor_rows,
+        chains=chains,
+    )
 
 
 # -- the figures: drift curves and attractor plots -----------------------------------------------------------------
@@ -143,7 +181,7 @@ def drift_figure(table: dict[str, np.ndarray], metrics: list[str]):
             ax.fill_between(x, lo, hi, alpha=0.2)
         ax.set_title(metric, fontsize=10)
         plots.generation_axis(ax)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
@@ -174,7 +212,7 @@ def attractor_figure(table: dict[str, np.ndarray], attractors: list[dict]):
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("initial (generation 0)")
         ax.set_ylabel("final")
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     if metrics:
         axes.flat[0].legend(fontsize=8)

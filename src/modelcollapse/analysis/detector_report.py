@@ -48,16 +48,22 @@ def pick_rows(total: int, n: int, pick: str = "random", *, rng: np.random.Genera
     return np.arange(m, dtype=np.int64) if pick == "first" else rng.permutation(int(total))[:m].astype(np.int64)
 
 
-def detector_scores(sets: dict, *, model, reference=None, lengths: Sequence[int], detectors: Sequence[str] = (),
-                    batch_size: int = 32) -> Iterator[tuple[tuple[int, str], dict]]:
+def detector_scores(
+    sets: dict, *, model, reference=None, lengths: Sequence[int], detectors: Sequence[str] = (), batch_size: int = 32
+) -> Iterator[tuple[tuple[int, str], dict]]:
     """Yield ``((length, detector), {set: (n,) scores})`` for each length and detector (default: every registered
     one, sorted): each of ``sets`` (``{set: (n, L) token ids}``, L ≥ max(lengths)) cut to its first ``length`` tokens
     and scored by ``model`` (``reference``: binoculars' second model)."""
     for length in lengths:
         for name in detectors or sorted(DETECTORS.names()):
             fn = DETECTORS.get(name)
-            yield (length, name), {k: fn(np.asarray(v)[:, :length], model=model, reference=reference,
-                                         batch_size=batch_size) for k, v in sets.items()}
+            yield (
+                (length, name),
+                {
+                    k: fn(np.asarray(v)[:, :length], model=model, reference=reference, batch_size=batch_size)
+                    for k, v in sets.items()
+                },
+            )
 
 
 def evaluate(scores: dict, fprs: Sequence[float]) -> list[dict]:
@@ -67,17 +73,25 @@ def evaluate(scores: dict, fprs: Sequence[float]) -> list[dict]:
     rows = []
     for (length, name), s in scores.items():
         cals = [calibrate(s["calibration"], f, heldout=s["test"]) for f in fprs]
-        rows.append({"tokens": int(length), "detector": name, "auc": roc_auc(s["test"], s["machine"]),
-                     "n": {k: int(len(v)) for k, v in s.items()},
-                     "thresholds": [{**c, "tpr": float((s["machine"] > c["threshold"]).mean())} for c in cals]})
+        rows.append(
+            {
+                "tokens": int(length),
+                "detector": name,
+                "auc": roc_auc(s["test"], s["machine"]),
+                "n": {k: int(len(v)) for k, v in s.items()},
+                "thresholds": [{**c, "tpr": float((s["machine"] > c["threshold"]).mean())} for c in cals],
+            }
+        )
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
     """The rows of :func:`evaluate` as the README's table: AUC, then measured FPR and TPR per target FPR."""
     targets = [t["target_fpr"] for t in rows[0]["thresholds"]] if rows else []
-    lines = ["| tokens | detector | AUC | " + " | ".join(f"target FPR {f:g}: measured FPR, TPR" for f in targets) + " |",
-             "|" + " --- |" * (3 + len(targets))]
+    lines = [
+        "| tokens | detector | AUC | " + " | ".join(f"target FPR {f:g}: measured FPR, TPR" for f in targets) + " |",
+        "|" + " --- |" * (3 + len(targets)),
+    ]
     for r in rows:
         cells = " | ".join(f"{t['measured_fpr']:.2f}, {t['tpr']:.2f}" for t in r["thresholds"])
         lines.append(f"| {r['tokens']} | {r['detector']} | {r['auc']:.3f} | {cells} |")
@@ -87,7 +101,9 @@ def markdown_table(rows: list[dict]) -> str:
 def write_scores(out: Path, scores: dict, fprs: Sequence[float], note: str = "") -> None:
     """Save ``scores`` (``{(length, detector): {set: (n,) scores}}``) and the settings into ``out``."""
     out = Path(out)
-    arrays = {f"{length}/{name}/{k}": np.asarray(v, float) for (length, name), s in scores.items() for k, v in s.items()}
+    arrays = {
+        f"{length}/{name}/{k}": np.asarray(v, float) for (length, name), s in scores.items() for k, v in s.items()
+    }
     atomic_save(out / "scores.npz", lambda tmp: np.savez(tmp, **arrays))
     atomic_write(out / "settings.json", json.dumps({"fprs": [float(f) for f in fprs], "note": note}, indent=2))
 
@@ -107,15 +123,21 @@ def _roc_panels(scores: dict, rows: list[dict]) -> dict:
     for ((length, name), s), row in zip(scores.items(), rows):
         fpr, tpr, _ = roc_curve(s["test"], s["machine"])
         points = [{k: t[k] for k in ("target_fpr", "measured_fpr", "tpr")} for t in row["thresholds"]]
-        panels.setdefault(length, []).append({"detector": name, "fpr": fpr, "tpr": tpr, "auc": row["auc"],
-                                              "points": points})
+        panels.setdefault(length, []).append(
+            {"detector": name, "fpr": fpr, "tpr": tpr, "auc": row["auc"], "points": points}
+        )
     return panels
 
 
 def _histogram_panels(scores: dict, rows: list[dict]) -> dict:
-    return {key: {"real": s["test"], "machine": s["machine"],
-                  "thresholds": [(t["target_fpr"], t["threshold"]) for t in row["thresholds"]]}
-            for (key, s), row in zip(scores.items(), rows)}
+    return {
+        key: {
+            "real": s["test"],
+            "machine": s["machine"],
+            "thresholds": [(t["target_fpr"], t["threshold"]) for t in row["thresholds"]],
+        }
+        for (key, s), row in zip(scores.items(), rows)
+    }
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -146,10 +168,17 @@ def build_detector_report(out: Path) -> Path:
     score_histogram_figure(_histogram_panels(scores, rows), out / "figures" / "histograms.png")
     head, body = _table(rows)
     sizes = ", ".join(f"{k} {v}" for k, v in rows[0]["n"].items()) if rows else "none"
-    return write_page(out / "report.html", "detectors.html.j2",
-                      title="modelcollapse: zero-shot detectors, real against machine text",
-                      note=settings.get("note", ""), sizes=sizes, roc=Picture.of(out / "figures" / "roc.png"),
-                      histograms=Picture.of(out / "figures" / "histograms.png"), head=head, rows=body)
+    return write_page(
+        out / "report.html",
+        "detectors.html.j2",
+        title="modelcollapse: zero-shot detectors, real against machine text",
+        note=settings.get("note", ""),
+        sizes=sizes,
+        roc=Picture.of(out / "figures" / "roc.png"),
+        histograms=Picture.of(out / "figures" / "histograms.png"),
+        head=head,
+        rows=body,
+    )
 
 
 # -- the figures: ROC curves and score histograms ------------------------------------------------------------------
@@ -177,8 +206,14 @@ def roc_figure(panels: dict, path: Path):
                 ax.plot(p["target_fpr"], p["tpr"], marker=marker, mfc="none", mec=color, ms=6, ls="none")
                 ax.plot(p["measured_fpr"], p["tpr"], marker=marker, color=color, ms=6, ls="none")
         for j, target in enumerate(targets):  # legend entries for the markers alone
-            ax.plot([], [], marker=_TARGET_MARKERS[j % len(_TARGET_MARKERS)], color="k", ls="none",
-                    label=f"target FPR {target:g}: hollow target, filled measured")
+            ax.plot(
+                [],
+                [],
+                marker=_TARGET_MARKERS[j % len(_TARGET_MARKERS)],
+                color="k",
+                ls="none",
+                label=f"target FPR {target:g}: hollow target, filled measured",
+            )
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_aspect("equal")
@@ -199,8 +234,9 @@ def score_histogram_figure(panels: dict, path: Path):
     plt = plots.pyplot()
     lengths = list(dict.fromkeys(k[0] for k in panels))
     detectors = list(dict.fromkeys(k[1] for k in panels))
-    fig, axes = plt.subplots(len(detectors), len(lengths), figsize=(3.6 * len(lengths), 2.3 * len(detectors)),
-                             dpi=110, squeeze=False)
+    fig, axes = plt.subplots(
+        len(detectors), len(lengths), figsize=(3.6 * len(lengths), 2.3 * len(detectors)), dpi=110, squeeze=False
+    )
     for (length, detector), p in panels.items():
         ax = axes[detectors.index(detector), lengths.index(length)]
         both = np.concatenate([p["real"], p["machine"]])

@@ -73,8 +73,10 @@ def perplexity_histograms(run: RunStore | Path) -> list[Path]:
 
 def text_samples(run: RunStore | Path) -> list[tuple[str, list[tuple[int, str]]]]:
     """Per arm, the first kept sample text of replicate 0 at a few generations: ``[(arm, [(generation, text)])]``."""
-    return [(arm, [(g, str(by_gen[g].ravel()[0])) for g in pick_generations(sorted(by_gen))])
-            for arm, by_gen in kept_arrays(run, "sample_text").items()]
+    return [
+        (arm, [(g, str(by_gen[g].ravel()[0])) for g in pick_generations(sorted(by_gen))])
+        for arm, by_gen in kept_arrays(run, "sample_text").items()
+    ]
 
 
 def gallery_section(run: RunStore | Path) -> dict | None:
@@ -117,8 +119,14 @@ def perplexity_figure(by_gen: dict, arm: str, path: Path):
     bins = np.linspace(finite.min(), finite.max(), 40) if finite.size else 10
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     for i, g in enumerate(gens):
-        ax.hist(values[g][np.isfinite(values[g])], bins=bins, density=True, histtype="step",
-                color=plots.generation_color(i, len(gens)), label=f"generation {g}")
+        ax.hist(
+            values[g][np.isfinite(values[g])],
+            bins=bins,
+            density=True,
+            histtype="step",
+            color=plots.generation_color(i, len(gens)),
+            label=f"generation {g}",
+        )
     ax.set_xlabel("log10 perplexity under the generation-0 model (per sequence)")
     ax.set_ylabel("density")
     ax.set_title(f"training data by generation: {arm}", fontsize=9)

@@ -24,9 +24,14 @@ def environment():
     error (a misspelt field must not render as an empty cell)."""
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("modelcollapse", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=False)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("modelcollapse", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
     env.filters["data_uri"] = data_uri
     return env
 

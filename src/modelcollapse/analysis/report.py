@@ -119,8 +119,9 @@ def summary_table(run: RunStore | Path) -> str:
     store = RunStore.of(run)
     names = store.members()
     if names is not None:
-        return "\n\n".join(f"== {n} ==\n{summary_table(store.root / n)}" for n in names
-                           if RunStore(store.root / n).kind == "loop")
+        return "\n\n".join(
+            f"== {n} ==\n{summary_table(store.root / n)}" for n in names if RunStore(store.root / n).kind == "loop"
+        )
     rows = [r for r in final_rows(store) if not r["metric"].startswith("train_")]
     w = max([3] + [len(r["arm"]) for r in rows])
     head = f"{'arm':{w}s} {'metric':16s} {'gen':>5s} {'median':>11s} {'IQR':>25s} {'mean':>11s} {'reference':>13s}"
@@ -128,7 +129,9 @@ def summary_table(run: RunStore | Path) -> str:
     for r in rows:
         ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
         iqr = f"[{r['q25']:.4g}, {r['q75']:.4g}]"
-        lines.append(f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}")
+        lines.append(
+            f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}"
+        )
     return "\n".join(lines)
 
 
@@ -138,8 +141,11 @@ def story(store: RunStore, data: dict, arms: dict[str, dict], config: dict) -> d
     from .story import distribution_pictures, headline, marks
 
     replicates = {arm: a.get("replicates", config.get("replicates", 1)) for arm, a in arms.items()}
-    return {"headlines": [h for h in (headline(arm, data) for arm in arms) if h],
-            "marks": marks(data, arms, replicates), "pictures": [Picture.of(p) for p in distribution_pictures(store)]}
+    return {
+        "headlines": [h for h in (headline(arm, data) for arm in arms) if h],
+        "marks": marks(data, arms, replicates),
+        "pictures": [Picture.of(p) for p in distribution_pictures(store)],
+    }
 
 
 def section(store: RunStore) -> dict:
@@ -158,15 +164,26 @@ def section(store: RunStore) -> dict:
     top = story(store, data, arms, config)
     scaling = scaling_section(store.root, *run_scaling(store, config))
     survival = survival_section(store, arms)
-    headline = [*(scaling["figures"] if scaling else []), *([survival["figure"]] if survival else []), *top["pictures"],
-                *figures]
+    headline = [
+        *(scaling["figures"] if scaling else []),
+        *([survival["figure"]] if survival else []),
+        *top["pictures"],
+        *figures,
+    ]
     return {
-        "name": str(config.get("name", store.root.name)), "description": str(config.get("description", "")),
+        "name": str(config.get("name", store.root.name)),
+        "description": str(config.get("description", "")),
         "status": f"{manifest.get('status', 'unknown')} {manifest.get('reason', '')}",
-        "seed": config.get("seed"), "replicates": config.get("replicates"),
-        "generations": config.get("loop", {}).get("generations"), "version": str(config.get("version")),
-        "story": top, "scaling": scaling, "survival": survival, "gallery": gallery_section(store),
-        "figures": figures, "bookkeeping": bookkeeping,
+        "seed": config.get("seed"),
+        "replicates": config.get("replicates"),
+        "generations": config.get("loop", {}).get("generations"),
+        "version": str(config.get("version")),
+        "story": top,
+        "scaling": scaling,
+        "survival": survival,
+        "gallery": gallery_section(store),
+        "figures": figures,
+        "bookkeeping": bookkeeping,
         "alarms": "\n".join(alarm_lines(store)) or "no watched metric in this run",
         "finals": [final_cells(r) for r in final_rows(store, data)],
         "anatomy": anatomy_section(store, config),
@@ -178,12 +195,20 @@ def section(store: RunStore) -> dict:
 def final_cells(row: dict) -> list[str]:
     """One row of the final-values table, formatted: arm, metric, generation, median, IQR, mean, reference."""
     ref = "" if row["reference"] is None else f"{row['reference']:.4g} ({row['reference_stat']})"
-    return [row["arm"], row["metric"], str(row["generation"]), f"{row['median']:.4g}",
-            f"[{row['q25']:.4g}, {row['q75']:.4g}]", f"{row['mean']:.4g}", ref]
+    return [
+        row["arm"],
+        row["metric"],
+        str(row["generation"]),
+        f"{row['median']:.4g}",
+        f"[{row['q25']:.4g}, {row['q75']:.4g}]",
+        f"{row['mean']:.4g}",
+        ref,
+    ]
 
 
-def metric_figures(store: RunStore, data: dict[tuple[str, str], Curve],
-                   arms: dict[str, dict]) -> tuple[list[Picture], list[Picture]]:
+def metric_figures(
+    store: RunStore, data: dict[tuple[str, str], Curve], arms: dict[str, dict]
+) -> tuple[list[Picture], list[Picture]]:
     """One figure per metric (every arm's curve in it), written to ``figures/METRIC.png``: the science
     figures and of the bookkeeping ones (training-set provenance, filter counts). A metric constant in every arm
     gets none (e.g. train_real under replace: the table says it all)."""
@@ -209,8 +234,9 @@ def metric_figure(metric: str, data: dict, refs: dict, path: Path):
     Figure."""
     fig, ax = plots.pyplot().subplots(figsize=(6.4, 3.8), dpi=110)
     positive = all(np.nanmin(c.q25) > 0 for c in data.values() if np.isfinite(c.q25).any())
-    spread = max((np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()),
-                 default=1)
+    spread = max(
+        (np.nanmax(c.q75) / max(np.nanmin(c.q25), 1e-300) for c in data.values() if np.isfinite(c.q75).any()), default=1
+    )
     for i, (arm, c) in enumerate(data.items()):
         color = f"C{i % 10}"
         ax.plot(c.generations, c.median, color=color, lw=1.6, label=f"{arm} (median)" if len(data) > 1 else "median")
@@ -219,8 +245,14 @@ def metric_figure(metric: str, data: dict, refs: dict, path: Path):
         if ref is not None:
             values, label, stat = ref
             if stat == "mean":
-                ax.plot(c.generations, c.mean, color=color, lw=0.8, ls=":",
-                        label="replicate mean" if len(data) == 1 else None)
+                ax.plot(
+                    c.generations,
+                    c.mean,
+                    color=color,
+                    lw=0.8,
+                    ls=":",
+                    label="replicate mean" if len(data) == 1 else None,
+                )
             ax.plot(c.generations, values, color="k", lw=1.0, ls="--", label=label if i == 0 else None)
     if positive and spread > 100:
         ax.set_yscale("log")
@@ -247,8 +279,13 @@ def build_report(run: RunStore | Path) -> Path:
     sections = [(n, section(RunStore(store.root / n))) for n in names if RunStore(store.root / n).kind == "loop"]
     for n, s in sections:
         write_page(store.root / n / "report.html", "run.html.j2", title=f"modelcollapse: {n}", runs=[s], suite=False)
-    return write_page(store.root / "report.html", "run.html.j2", title=f"modelcollapse suite: {store.root.name}",
-                      runs=[s for _, s in sections], suite=True)
+    return write_page(
+        store.root / "report.html",
+        "run.html.j2",
+        title=f"modelcollapse suite: {store.root.name}",
+        runs=[s for _, s in sections],
+        suite=True,
+    )
 
 
 def build_any(run_dir: str | Path) -> Path:

@@ -128,7 +128,9 @@ def _label(arm: str, key: str, run_name: str, lone: bool) -> str:
     return ",".join(p for p in arm.split(",") if not p.startswith(f"{key}="))
 
 
-def _cells(run: RunStore | Path, key: str, values: dict[str, Any] | None = None, name: str | None = None) -> list[_Cell]:
+def _cells(
+    run: RunStore | Path, key: str, values: dict[str, Any] | None = None, name: str | None = None
+) -> list[_Cell]:
     """Every (arm, metric) of one run as a cell of the view; ``values``: a sweep point's grid values (the other keys'
     join the label, the size key's is the fallback T); ``name``: the label of a lone arm (default the run's name)."""
     store = RunStore.of(run)
@@ -186,15 +188,34 @@ def curves_from_cells(cells: list[_Cell], key: str) -> dict[str, list[ScalingCur
         for a, b, at_b in zip(group[:-1], group[1:], refs[1:]):
             mid = float(np.sqrt(a.size * b.size))
             ref_sizes += [mid, b.size]
-            ref_values += [_midpoint(metric, key, a.arm, a.generation, mid) if np.isfinite(at_b[0]) else np.nan, at_b[0]]
+            ref_values += [
+                _midpoint(metric, key, a.arm, a.generation, mid) if np.isfinite(at_b[0]) else np.nan,
+                at_b[0],
+            ]
         first = next((r for r in refs if r[1] is not None), (None, None, None))
-        out.setdefault(metric, []).append(ScalingCurve(
-            label, sizes, np.array([c.generation for c in group]), q[:, 1], q[:, 0], q[:, 2], mean, sem, n,
-            np.array(ref_sizes), np.array(ref_values, float), first[1], first[2]))
+        out.setdefault(metric, []).append(
+            ScalingCurve(
+                label,
+                sizes,
+                np.array([c.generation for c in group]),
+                q[:, 1],
+                q[:, 0],
+                q[:, 2],
+                mean,
+                sem,
+                n,
+                np.array(ref_sizes),
+                np.array(ref_values, float),
+                first[1],
+                first[2],
+            )
+        )
     return out
 
 
-def run_scaling(run: RunStore | Path, config: dict[str, Any] | None = None) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
+def run_scaling(
+    run: RunStore | Path, config: dict[str, Any] | None = None
+) -> tuple[str | None, dict[str, list[ScalingCurve]]]:
     """(size key, {metric: curves}) of a loop run (``config``: its config.yaml, when already read); (None, {}) when
     its grid varies no size key."""
     store = RunStore.of(run)
@@ -213,7 +234,9 @@ def sweep_scaling(out: RunStore | Path) -> tuple[str | None, dict[str, list[Scal
     key = run_key(arm_configs(Path(out) / done[0]["dir"])[0], list(manifest.get("grid") or {}))
     if key is None:
         return None, {}
-    cells = [c for p in done for c in _cells(Path(out) / p["dir"], key, p["values"], str(manifest.get("name", "sweep")))]
+    cells = [
+        c for p in done for c in _cells(Path(out) / p["dir"], key, p["values"], str(manifest.get("name", "sweep")))
+    ]
     return key, curves_from_cells(cells, key)
 
 
@@ -231,8 +254,15 @@ def section(root: Path, key: str | None, data: dict[str, list[ScalingCurve]]) ->
         scaling_figure(metric, key, curves, [f"{c.label} (slope {s:.2f})" for c, (s, _) in zip(curves, slopes)], path)
         paths.append(Picture.of(path))
         for c, (ours, closed) in zip(curves, slopes):  # ref_values[::2]: the closed form at the sizes run
-            rows.append([c.label, metric, ", ".join(f"{s:g}" for s in c.sizes), f"{ours:.3f}",
-                         "" if c.ref_label is None else f"{closed:.3f}"])
+            rows.append(
+                [
+                    c.label,
+                    metric,
+                    ", ".join(f"{s:g}" for s in c.sizes),
+                    f"{ours:.3f}",
+                    "" if c.ref_label is None else f"{closed:.3f}",
+                ]
+            )
     return {"key": key, "figures": paths, "rows": rows}
 
 

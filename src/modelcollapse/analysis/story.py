@@ -67,7 +67,11 @@ def headline(arm: str, data: dict) -> str | None:
     if first > 0 and last > 0:
         ratio = last / first
         moved = f"fell to {ratio:.3g}" if ratio < 1 else f"rose to {ratio:.3g}×"
-        text = f"{arm}: {metric} {moved} of its start by generation {g}" if ratio < 1 else f"{arm}: {metric} {moved} its start by generation {g}"
+        text = (
+            f"{arm}: {metric} {moved} of its start by generation {g}"
+            if ratio < 1
+            else f"{arm}: {metric} {moved} its start by generation {g}"
+        )
     else:
         text = f"{arm}: {metric} went from {first:.3g} to {last:.3g} by generation {g}"
     if (arm, TAILS) in data:
@@ -113,14 +117,18 @@ def marks(data: dict, arms: dict[str, dict], replicates: dict[str, int]) -> list
         spread = (c.q75[-1] - c.q25[-1]) / 1.349
         se = spread / np.sqrt(max(replicates.get(arm, 1), 1)) * (1.253 if stat == "median" else 1.0)
         tolerance = max(4 * se, 0.05 * abs(values[-1]))
-        out.append(Mark(arm, metric, int(c.generations[-1]), stat, float(ours), float(values[-1]), float(tolerance), label))
+        out.append(
+            Mark(arm, metric, int(c.generations[-1]), stat, float(ours), float(values[-1]), float(tolerance), label)
+        )
     for (arm, metric), c in data.items():  # published figures at single generations the run reaches
         for g, expected, tolerance, label in published_points(metric, arms.get(arm, {})) if arm in arms else []:
             at = np.flatnonzero(c.generations == g)
             if at.size:
                 i = at[0]
                 se = (c.q75[i] - c.q25[i]) / 1.349 / np.sqrt(max(replicates.get(arm, 1), 1))
-                out.append(Mark(arm, metric, g, "mean", float(c.mean[i]), expected, float(max(tolerance, 4 * se)), label))
+                out.append(
+                    Mark(arm, metric, g, "mean", float(c.mean[i]), expected, float(max(tolerance, 4 * se)), label)
+                )
     return out
 
 
@@ -180,8 +188,9 @@ def distribution_figure(by_gen: dict, arm: str, path: Path):
     plt = plots.pyplot()
     colors = [plots.generation_color(i, len(gens)) for i in range(len(gens))]
     if kind == "2d":
-        fig, axes = plt.subplots(1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True,
-                                 sharey=True)
+        fig, axes = plt.subplots(
+            1, len(gens), figsize=(2.4 * len(gens), 2.6), dpi=110, squeeze=False, sharex=True, sharey=True
+        )
         for ax, g, color in zip(axes[0], gens, colors):
             a = by_gen[g]
             x = np.asarray(a["records"][0], float)
@@ -210,18 +219,29 @@ def distribution_figure(by_gen: dict, arm: str, path: Path):
             else:
                 if "records" in a:
                     column = -1 if kind == "labels" else 0
-                    ax.hist(np.asarray(a["records"][0, :, column], float), bins=40, density=True, histtype="step",
-                            color=color, label=f"generation {g}")
+                    ax.hist(
+                        np.asarray(a["records"][0, :, column], float),
+                        bins=40,
+                        density=True,
+                        histtype="step",
+                        color=color,
+                        label=f"generation {g}",
+                    )
                 if "mean_" in a and "cov_" in a:
                     mu, sd = float(a["mean_"][0, 0]), float(np.sqrt(max(a["cov_"][0, 0, 0], 1e-300)))
                     t = np.linspace(mu - 4 * sd, mu + 4 * sd, 200)
-                    ax.plot(t, np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color=color, lw=1,
-                            ls="--" if "records" in a else "-", label=None if "records" in a else f"generation {g}")
+                    ax.plot(
+                        t,
+                        np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
+                        color=color,
+                        lw=1,
+                        ls="--" if "records" in a else "-",
+                        label=None if "records" in a else f"generation {g}",
+                    )
         ax.set_xlabel({"categorical": "rank", "labels": "label y of the training records"}.get(kind, "x"))
         ax.set_ylabel("probability" if kind == "categorical" else "density")
         what = "rank-frequency of the fitted distribution" if kind == "categorical" else "samples by generation"
-        ax.set_title(f"{what}: {arm}",
-                     fontsize=9)
+        ax.set_title(f"{what}: {arm}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     plots.save_figure(fig, path)

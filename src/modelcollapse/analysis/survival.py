@@ -42,7 +42,9 @@ def _kept(store: RunStore) -> dict[int, dict[int, dict[int, tuple[np.ndarray, ..
             continue
         with np.load(path, allow_pickle=False) as f:
             if KEYS[0] in f.files:
-                out.setdefault(int(match[1]), {}).setdefault(int(match[2]), {})[int(match[3])] = tuple(f[k] for k in KEYS)
+                out.setdefault(int(match[1]), {}).setdefault(int(match[2]), {})[int(match[3])] = tuple(
+                    f[k] for k in KEYS
+                )
     return out
 
 
@@ -133,8 +135,16 @@ def section(run: RunStore | Path, arms: dict[str, dict]) -> dict | None:
             bins[g] = (mean, share, se, closed, (c, survival_by_count(c, g)) if law else None)
             ours, half = half_life_count(mean, share), np.log(2) / forgetting_g(g)[-1]
             within = np.abs(share - closed) <= 2 * np.sqrt(closed * (1 - closed) / n) + 1e-12
-            rows.append([arm, str(g), str(int(n.sum())), "< 1" if ours == 0 else f"{ours:.3g}",
-                         f"{half:.3g}" if law else "", f"{within.sum()} of {len(n)}" if law else ""])
+            rows.append(
+                [
+                    arm,
+                    str(g),
+                    str(int(n.sum())),
+                    "< 1" if ours == 0 else f"{ours:.3g}",
+                    f"{half:.3g}" if law else "",
+                    f"{within.sum()} of {len(n)}" if law else "",
+                ]
+            )
         panels[arm] = (gens, bins)
     path = store.root / "figures" / "survival.png"
     survival_figure(panels, path)
@@ -147,14 +157,16 @@ def survival_figure(panels: dict, path: Path):
     (counts ``(m,)``, values ``(m,)``) or None)): the share of categories still present at generation g against their
     generation-0 count (log x), ±2 s.e. bars, one colour per generation, the closed form dashed. Returns the (closed)
     Figure."""
-    fig, axes = plots.pyplot().subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False,
-                                        sharey=True)
+    fig, axes = plots.pyplot().subplots(
+        1, len(panels), figsize=(5.0 * len(panels), 3.8), dpi=110, squeeze=False, sharey=True
+    )
     for ax, (arm, (gens, bins)) in zip(axes[0], panels.items()):
         for i, g in enumerate(gens):
             color = plots.generation_color(i, len(gens))
             count, share, se, _, smooth = bins[g]
-            ax.errorbar(count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1,
-                        label=f"generation {g}")
+            ax.errorbar(
+                count, share, yerr=2 * se, color=color, marker="o", ms=3, lw=0, elinewidth=1, label=f"generation {g}"
+            )
             if smooth is not None:
                 ax.plot(*smooth, color=color, lw=1.0, ls="--")
         ax.plot([], [], color="k", lw=1.0, ls="--", label="1 − exp(−c g_g)")

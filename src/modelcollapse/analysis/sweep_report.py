@@ -24,7 +24,6 @@ def final_grid(out: RunStore | Path, metric: str | None = None) -> tuple[str, li
     each point's last generation, pooled over arms and replicates; a third grid key and beyond are averaged)."""
     import pyarrow.parquet as pq
 
-
     store = RunStore.of(out)
     manifest = store.read_manifest()
     table = pq.read_table(store.root / "sweep.parquet")
@@ -66,9 +65,16 @@ def build_sweep_report(out: RunStore | Path, metric: str | None = None) -> Path:
         heatmap = Picture.of(out / "figures" / "heatmap.png")
         scaling = scaling_section(out, *sweep_scaling(store))
     points = [[p["dir"], str(p["values"]), p["status"], p.get("error", "")] for p in manifest["points"]]
-    return write_page(out / "report.html", "sweep.html.j2", title=f"modelcollapse sweep: {manifest['name']}",
-                      grid=json.dumps(manifest["grid"]), status=manifest["status"], heatmap=heatmap,
-                      scaling=scaling, points=points)
+    return write_page(
+        out / "report.html",
+        "sweep.html.j2",
+        title=f"modelcollapse sweep: {manifest['name']}",
+        grid=json.dumps(manifest["grid"]),
+        status=manifest["status"],
+        heatmap=heatmap,
+        scaling=scaling,
+        points=points,
+    )
 
 
 def heatmap_figure(metric: str, keys: list, axes: list, grid: np.ndarray, path: Path):

@@ -74,8 +74,16 @@ def marchenko_pastur_mean(f, gamma: float) -> float:
     return integrate.quad(lambda x: f(x) * density(x), a, b, limit=200)[0]
 
 
-def ridge_downstream_mse(lam: float, generations: np.ndarray, dim: int, samples: int, samples0: int, noise: float = 1.0,
-                         noise0: float = 1.0, weights_sq: float = 1.0) -> np.ndarray:
+def ridge_downstream_mse(
+    lam: float,
+    generations: np.ndarray,
+    dim: int,
+    samples: int,
+    samples0: int,
+    noise: float = 1.0,
+    noise0: float = 1.0,
+    weights_sq: float = 1.0,
+) -> np.ndarray:
     """E‖ŵ − w*‖² of the ridge ŵ = (XᵀX/T + λI)⁻¹Xᵀy/T trained on T fresh isotropic inputs labelled by the n-th of a
     chain of OLS fits (each on T₀ fresh inputs, noise σ₀; n = ``generations``), label noise σ ("Model Collapse
     Demystified" setting; derived). The labels' weights are w* + e with e isotropic, E‖e‖² = nσ₀²d/(T₀−d−1), and
@@ -90,8 +98,15 @@ def ridge_downstream_mse(lam: float, generations: np.ndarray, dim: int, samples:
     return bias + variance + inherited * np.asarray(generations, float)
 
 
-def ridge_optimum(generations: int, dim: int, samples: int, samples0: int, noise: float = 1.0, noise0: float = 1.0,
-                  weights_sq: float = 1.0) -> tuple[float, float]:
+def ridge_optimum(
+    generations: int,
+    dim: int,
+    samples: int,
+    samples0: int,
+    noise: float = 1.0,
+    noise0: float = 1.0,
+    weights_sq: float = 1.0,
+) -> tuple[float, float]:
     """(λ*, E at λ*) of :func:`ridge_downstream_mse` after n = ``generations`` OLS fits: λ* grows with n (row 17:
     ≈ 0.50 at n = 0, ≈ 7.2 at n = 5)."""
     from scipy.optimize import minimize_scalar
@@ -160,8 +175,9 @@ def bradley_terry_step(p: np.ndarray, reward: np.ndarray, beta: float = 1.0) -> 
     return 2 * p * (p @ b.T)
 
 
-def curated_probs(p0: np.ndarray, reward: np.ndarray, g: np.ndarray, *, k: int | str = 2, beta: float = 1.0,
-                  real_share: float = 0.0) -> np.ndarray:
+def curated_probs(
+    p0: np.ndarray, reward: np.ndarray, g: np.ndarray, *, k: int | str = 2, beta: float = 1.0, real_share: float = 0.0
+) -> np.ndarray:
     """The infinite-sample population after g curation steps, ``(len(g), C)``: p_{t+1} = λ p₀ + (1 − λ) c(p_t) with
     λ = ``real_share`` (each generation's share of fresh real draws) and c the K = 2 step
     (:func:`bradley_terry_step`) or, for ``k = "inf"``, c(p) ∝ p·e^{βr}; without real data, p_t ∝ p₀e^{tβr}.
@@ -185,8 +201,9 @@ def curated_probs(p0: np.ndarray, reward: np.ndarray, g: np.ndarray, *, k: int |
     return out
 
 
-def golden_ratio_mse(w: float, n_real: int, n_synthetic: int, g: np.ndarray, n0: int | None = None,
-                     sigma2: float = 1.0) -> np.ndarray:
+def golden_ratio_mse(
+    w: float, n_real: int, n_synthetic: int, g: np.ndarray, n0: int | None = None, sigma2: float = 1.0
+) -> np.ndarray:
     """E(μ̂_g − μ)² when each generation g ≥ 1 estimates a known-σ Gaussian mean as μ̂ = w·mean(real) + (1 − w)·mean(
     synthetic), from n_r fresh real draws and n_s draws of N(μ̂_{g−1}, σ²); generation 0 is the mean of n₀ real draws.
 
@@ -240,7 +257,13 @@ def survival_reference(arm: dict[str, Any]) -> str | None:
     M = loop["samples"]
     same = (loop.get("real_samples") or M) == M == (loop.get("n_synthetic") or M)
     plain = loop.get("bias", 1.0) == 1.0 and loop.get("fit_to", "samples") == "samples" and not loop.get("filters")
-    if model["kind"] == "categorical" and not model.get("smoothing") and regime_name(loop) == "replace" and same and plain:
+    if (
+        model["kind"] == "categorical"
+        and not model.get("smoothing")
+        and regime_name(loop) == "replace"
+        and same
+        and plain
+    ):
         return "1 − exp(−c g_g) (Poisson limit)"
     return None
 
@@ -313,10 +336,16 @@ def verifier_reference(arm: dict[str, Any], g: np.ndarray) -> tuple[np.ndarray, 
     verifiers = [f for f in loop.get("filters") or [] if f.get("kind") == "label-verifier"]
     if model.get("labeller", "fixed") != "fixed" or regime_name(loop) != "replace" or len(verifiers) > 1:
         return None
-    if len(verifiers) != len(loop.get("filters") or []) or any(f.get("truth", "carried") != "carried" for f in verifiers):
+    if len(verifiers) != len(loop.get("filters") or []) or any(
+        f.get("truth", "carried") != "carried" for f in verifiers
+    ):
         return None
     flip = model.get("flip", 0.0)
-    wrong = kept_label_error(flip, verifiers[0].get("keep_correct", 1.0), verifiers[0].get("keep_wrong", 0.0)) if verifiers else flip
+    wrong = (
+        kept_label_error(flip, verifiers[0].get("keep_correct", 1.0), verifiers[0].get("keep_wrong", 0.0))
+        if verifiers
+        else flip
+    )
     sep, dim, M = data.get("separation", 1.0), data.get("dim", 2), loop["samples"]
     real = verifier_accuracy(sep, dim, loop.get("real_samples") or M, 0.0)
     later = verifier_accuracy(sep, dim, loop.get("n_synthetic") or M, wrong)
@@ -342,13 +371,17 @@ def curated_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
     if regime == "replace":
         share = 0.0
     elif regime == "fresh":
-        n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+        n_real = (
+            params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
+        )
         n_synthetic = loop.get("n_synthetic") or M - n_real
         share = n_real / (n_real + n_synthetic)
     else:
         return None
     values = np.asarray(reward["values"], float)
-    p = curated_probs(built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share)
+    p = curated_probs(
+        built(data).probs, values, g, k=filters[0].get("k", 2), beta=filters[0].get("beta", 1.0), real_share=share
+    )
     label = f"infinite-sample curation (K = {filters[0].get('k', 2)}, λ = {share:g})"
     return (p @ values if metric == "mean_reward" else entropy(p)), label, "mean"
 
@@ -361,7 +394,12 @@ def weighted_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple
     if model["kind"] != "gaussian-mean" or data["kind"] != "gaussian" or metric != "mean_sq_error" or data["dim"] != 1:
         return None
     sigma2 = float(np.mean(np.square(data["std"])))
-    if regime_name(loop) != "fresh" or sigma2 != model["std"] ** 2 or loop.get("bias", 1.0) != 1.0 or loop.get("filters"):
+    if (
+        regime_name(loop) != "fresh"
+        or sigma2 != model["std"] ** 2
+        or loop.get("bias", 1.0) != 1.0
+        or loop.get("filters")
+    ):
         return None
     M = loop["samples"]
     n_real = params.get("n_real") if params.get("n_real") is not None else round(params.get("real_fraction", 0.0) * M)
@@ -392,7 +430,11 @@ def derived_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
             return categorical_support_replace(probs, M, g), "≈ Σ 1 − (1 − p_i g_(g+1))^N", "mean"
         if metric == "l2_sq_to_truth" and regime == "fresh" and n_real:
             m0 = loop.get("real_samples") or max(M, n_real)
-            return fresh_categorical_l2(heterozygosity(probs), n_real, n_synthetic, m0, g), "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g", "mean"
+            return (
+                fresh_categorical_l2(heterozygosity(probs), n_real, n_synthetic, m0, g),
+                "E: V∞ + (V₀ − V∞)(α²(1−1/n))^g",
+                "mean",
+            )
     if model["kind"] == "categorical" and data["kind"] in ("categorical", "zipf") and exact and regime == "replace":
         p0 = built(data).probs
         p = tempered_probs(p0, bias, g)
@@ -400,32 +442,71 @@ def derived_reference(metric: str, arm: dict[str, Any], g: np.ndarray) -> tuple[
             return entropy(p), "p₀^(T^−g) (population sampling)", "mean"
         if metric == "tv":
             return total_variation(p, p0), "p₀^(T^−g) (population sampling)", "mean"
-    if model["kind"] == "categorical" and metric == "missing_mass" and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow"):
+    if (
+        model["kind"] == "categorical"
+        and metric == "missing_mass"
+        and data["kind"] in ("categorical", "zipf", "tail-cut", "tail-narrow")
+    ):
         source = built(data)
         values = np.full(g.shape, np.nan)  # generation 0 only: the memoriser's one fit to T draws
-        values[g == 0] = memoriser_error(source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M)
+        values[g == 0] = memoriser_error(
+            source.probs, getattr(source, "train_probs", source.probs), loop.get("real_samples") or M
+        )
         return values, "E: Σ p_i (1 − q_i)^T", "mean"
     if loop.get("weights"):
         return weighted_reference(metric, arm, g)
-    if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "mix":
+    if (
+        model["kind"] == "gaussian-mean"
+        and data["kind"] == "gaussian"
+        and metric == "mean_sq_error"
+        and regime == "mix"
+    ):
         pool = loop.get("real_samples") or M
         sigma2 = float(np.mean(np.square(data["std"])))
         if n_real == pool and data["dim"] == 1 and sigma2 == model["std"] ** 2:
             lam = n_synthetic / pool
             return mix_known_sigma_mse(sigma2, pool, lam, g), "E: σ²/n + λσ²(1 − a^(2g))/(n(1+2λ))", "mean"
-    if model["kind"] == "gaussian-mean" and data["kind"] == "gaussian" and metric == "mean_sq_error" and regime == "replace":
+    if (
+        model["kind"] == "gaussian-mean"
+        and data["kind"] == "gaussian"
+        and metric == "mean_sq_error"
+        and regime == "replace"
+    ):
         trace0 = float(np.sum(np.broadcast_to(np.square(data["std"]), (data["dim"],))))
         if (loop.get("real_samples") or M) == M and n_synthetic == M and trace0 == data["dim"] * model["std"] ** 2:
             return trace0 * (g + 1.0) / M, "E: tr Σ₀(g+1)/n", "mean"
-    if model["kind"] == "linear-regression" and data["kind"] == "regression" and metric == "test_mse" and data.get("shift_fraction"):
+    if (
+        model["kind"] == "linear-regression"
+        and data["kind"] == "regression"
+        and metric == "test_mse"
+        and data.get("shift_fraction")
+    ):
         if regime == "replace" and (loop.get("real_samples") or M) == M and not model.get("ridge"):
-            first = strong_collapse_mse(data["noise"], data["dim"], M, data["shift_fraction"], data.get("shift_sq_norm", 1.0))
-            later = data["noise"] ** 2 * data["dim"] / (M - data["dim"] - 1)  # each refit on regenerated labels adds one
-            return first + later * np.asarray(g, float), "E ≈ (σ²+p(1−p)‖Δ‖²)d/(n−d−1) + p²‖Δ‖² (+ g σ²d/(n−d−1))", "mean"
+            first = strong_collapse_mse(
+                data["noise"], data["dim"], M, data["shift_fraction"], data.get("shift_sq_norm", 1.0)
+            )
+            later = (
+                data["noise"] ** 2 * data["dim"] / (M - data["dim"] - 1)
+            )  # each refit on regenerated labels adds one
+            return (
+                first + later * np.asarray(g, float),
+                "E ≈ (σ²+p(1−p)‖Δ‖²)d/(n−d−1) + p²‖Δ‖² (+ g σ²d/(n−d−1))",
+                "mean",
+            )
         return None
-    if model["kind"] == "linear-regression" and data["kind"] == "regression" and metric == "test_mse" and model.get("ridge"):
+    if (
+        model["kind"] == "linear-regression"
+        and data["kind"] == "regression"
+        and metric == "test_mse"
+        and model.get("ridge")
+    ):
         downstream = model.get("ridge_applies") == "downstream" and model.get("design") == "fresh"
-        if downstream and regime == "replace" and (loop.get("real_samples") or M) == M and not data.get("shift_fraction"):
+        if (
+            downstream
+            and regime == "replace"
+            and (loop.get("real_samples") or M) == M
+            and not data.get("shift_fraction")
+        ):
             lam = model["ridge"] * (1.0 if model.get("ridge_scaling", "per-sample") == "per-sample" else 1.0 / M)
             w_sq = float(np.sum(built(data).weights_ ** 2))
             if model.get("noise") not in (None, data["noise"]):
@@ -510,13 +591,27 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
             return np.ones(g.shape), "E: 1 (martingale)", "mean"
         ddof = 1 if model["variance"] == "unbiased" else 0
         if metric == "mean_sq_error" and not population:
-            return mean_sq_error_replace(sigma2 * dim, M, ddof, g), "E: tr Σ₀(1−((n−1)/n)^(g+1)) or tr Σ₀(g+1)/n", "mean"
+            return (
+                mean_sq_error_replace(sigma2 * dim, M, ddof, g),
+                "E: tr Σ₀(1−((n−1)/n)^(g+1)) or tr Σ₀(g+1)/n",
+                "mean",
+            )
         if metric == "det_ratio" and not population:
             return det_ratio_replace(dim, M, ddof, g), "E: Π_i ((n−i)/(n−ddof))^(g+1)", "mean"
         if metric == "variance" and dim == 1:
             ddof = 1 if model["variance"] == "unbiased" else 0
-            return sigma2 * np.exp(median_log_variance(M, ddof, g)), "median: exp((g+1)(ψ((M−1)/2)+log(2/(M−ddof))))", "median"
-    if model["kind"] == "categorical" and data["kind"] == "categorical" and metric == "heterozygosity" and same_size and not population:
+            return (
+                sigma2 * np.exp(median_log_variance(M, ddof, g)),
+                "median: exp((g+1)(ψ((M−1)/2)+log(2/(M−ddof))))",
+                "median",
+            )
+    if (
+        model["kind"] == "categorical"
+        and data["kind"] == "categorical"
+        and metric == "heterozygosity"
+        and same_size
+        and not population
+    ):
         probs = built(data).probs
         return heterozygosity_replace(heterozygosity(probs), M, g), "E: H₀(1−1/N)^(g+1)", "mean"
     plain_ols = not data.get("shift_fraction") and not model.get("ridge")  # rows 16-17 have their own (or none)

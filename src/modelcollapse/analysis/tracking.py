@@ -96,8 +96,12 @@ def summarize(values: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
 def _metrics(stats: dict[str, tuple[float, float]], step: int, timestamp: int) -> list:
     from mlflow.entities import Metric
 
-    return [Metric(f"{name}/{stat}", value, timestamp, step) for name, pair in stats.items()
-            for stat, value in zip(("median", "mean"), pair) if math.isfinite(value)]
+    return [
+        Metric(f"{name}/{stat}", value, timestamp, step)
+        for name, pair in stats.items()
+        for stat, value in zip(("median", "mean"), pair)
+        if math.isfinite(value)
+    ]
 
 
 def _batches(items: list, size: int):
@@ -151,8 +155,11 @@ class Tracker:
                 if values is None:
                     return  # another shard has yet to reach this generation: its event logs it
                 parts[shard] = values
-        self._log(arm, g, {m: np.concatenate([np.asarray(parts[s][m], float) for s in range(shards)])
-                           for m in parts[event.shard]})
+        self._log(
+            arm,
+            g,
+            {m: np.concatenate([np.asarray(parts[s][m], float) for s in range(shards)]) for m in parts[event.shard]},
+        )
 
     def _segment(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray] | None:
         # persisted once written (a rerun writes the same bits); None before, or after consolidation dropped it
@@ -184,8 +191,10 @@ class Tracker:
                 self.failed = True
                 text = str(err).strip()
                 message = text.splitlines()[0] if text else ""
-                self.warn(f"MLflow tracking of {self.run_dir} failed ({type(err).__name__}: {message}); results are in "
-                          f"{self.run_dir}.")
+                self.warn(
+                    f"MLflow tracking of {self.run_dir} failed ({type(err).__name__}: {message}); results are in "
+                    f"{self.run_dir}."
+                )
 
     def _start(self) -> None:
         if self.client is not None:
@@ -200,8 +209,10 @@ class Tracker:
         arm_names, shard_size = self.store.segment_layout()
         top = {k: v for k, v in config.items() if k != "arms_resolved"}
         arms = config.get("arms_resolved") or {arm_names[0]: top}
-        self.layout = {a: (i, -(-int(arms[a].get("replicates", top.get("replicates", 1))) // shard_size))
-                       for i, a in enumerate(arm_names)}
+        self.layout = {
+            a: (i, -(-int(arms[a].get("replicates", top.get("replicates", 1))) // shard_size))
+            for i, a in enumerate(arm_names)
+        }
         self.generations = {a: int((arms[a].get("loop") or {}).get("generations", 0)) for a in arm_names}
         self.logged = {a: set() for a in arm_names}
         client = MlflowClient(tracking_uri=self.uri)
@@ -219,8 +230,9 @@ class Tracker:
         for chunk in _batches([Param(k, v) for k, v in flatten(top).items()], 100):
             client.log_batch(parent, params=chunk)
         for arm in arm_names:
-            child = client.create_run(experiment_id, run_name=arm,
-                                      tags={**tags, "mlflow.parentRunId": parent, "modelcollapse.arm": arm}).info.run_id
+            child = client.create_run(
+                experiment_id, run_name=arm, tags={**tags, "mlflow.parentRunId": parent, "modelcollapse.arm": arm}
+            ).info.run_id
             for chunk in _batches([Param(k, v) for k, v in flatten(arms.get(arm, {})).items()], 100):
                 client.log_batch(child, params=chunk)
             self.children[arm] = child
@@ -271,7 +283,9 @@ def summaries(table) -> dict[str, dict[int, dict[str, tuple[float, float]]]]:
         for g in np.unique(gen[in_arm]):
             sel = in_arm & (gen == g)
             names = metric[sel]
-            out.setdefault(str(a), {})[int(g)] = summarize({str(m): value[sel][names == m] for m in dict.fromkeys(names)})
+            out.setdefault(str(a), {})[int(g)] = summarize(
+                {str(m): value[sel][names == m] for m in dict.fromkeys(names)}
+            )
     return out
 
 
@@ -284,6 +298,7 @@ def tracking(run_dir: str | Path, uri: str | None = None, *, poll: float | None 
     stop = threading.Event()
     thread = None
     if poll:
+
         def loop():
             while not stop.wait(poll):
                 tracker._guarded(tracker.poll_segments)
@@ -312,8 +327,12 @@ def attach_report(run_dir: str | Path, uri: str | None = None, warn=None) -> Non
 
         client = MlflowClient(tracking_uri=uri or default_uri(run_dir))
         experiments = [e.experiment_id for e in client.search_experiments()]
-        runs = client.search_runs(experiments, f"tags.`modelcollapse.run_dir` = '{run_dir}' and "
-                                  "tags.`modelcollapse.status` != ''", order_by=["attributes.start_time DESC"], max_results=1)
+        runs = client.search_runs(
+            experiments,
+            f"tags.`modelcollapse.run_dir` = '{run_dir}' and tags.`modelcollapse.status` != ''",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
         if not runs:
             return
         if (run_dir / "report.html").exists():

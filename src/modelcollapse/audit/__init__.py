@@ -102,12 +102,29 @@ class Audit:
         return summary(self)
 
 
-def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000,
-          seed: int = 0, repeats: int = 20, lm: str = "smollm2", watermark_key: int | None = None,
-          lm_records: int | None = LM_RECORDS, executor: str = "local", address: str | None = None,
-          workers: int | None = None, quiet: bool = True, out: str | os.PathLike | None = None,
-          max_record_bytes: int = MAX_RECORD_BYTES, trust_code: bool = False, id_field: str | None = None,
-          keep: str | os.PathLike | None = None, whole_corpus: bool | None = None) -> Audit:
+def audit(
+    reference: Any,
+    candidates: Any,
+    *,
+    kind: str = "auto",
+    field: str = "text",
+    max_records: int = 10_000,
+    seed: int = 0,
+    repeats: int = 20,
+    lm: str = "smollm2",
+    watermark_key: int | None = None,
+    lm_records: int | None = LM_RECORDS,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    quiet: bool = True,
+    out: str | os.PathLike | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    trust_code: bool = False,
+    id_field: str | None = None,
+    keep: str | os.PathLike | None = None,
+    whole_corpus: bool | None = None,
+) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
     Each input is a path (a ``.txt``/``.jsonl``/``.parquet``/``.npy``/``.csv`` file, a folder of ``.txt``, or a run
@@ -134,18 +151,42 @@ def audit(reference: Any, candidates: Any, *, kind: str = "auto", field: str = "
     set-level statistics of the whole corpus (``whole.py``: exact and near duplicates, distinct-n, missing mass,
     lengths), per-record work on ``executor``: True for every text input, None (default) for one holding more than
     ``max_records`` records, False for none. Bad input is a :class:`ConfigError` naming the argument."""
-    options = dict(kind=kind, field=field, max_records=max_records, seed=seed, repeats=repeats, lm=lm,
-                   watermark_key=watermark_key, lm_records=lm_records, executor=executor, address=address,
-                   workers=workers, quiet=quiet, out=out, max_record_bytes=max_record_bytes, trust_code=trust_code,
-                   id_field=id_field, keep=keep, whole_corpus=whole_corpus)
+    options = dict(
+        kind=kind,
+        field=field,
+        max_records=max_records,
+        seed=seed,
+        repeats=repeats,
+        lm=lm,
+        watermark_key=watermark_key,
+        lm_records=lm_records,
+        executor=executor,
+        address=address,
+        workers=workers,
+        quiet=quiet,
+        out=out,
+        max_record_bytes=max_record_bytes,
+        trust_code=trust_code,
+        id_field=id_field,
+        keep=keep,
+        whole_corpus=whole_corpus,
+    )
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
 
 def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spelling = PYTHON) -> Audit:
     """:func:`audit`, with its keywords as ``options``; the CLI calls it with ``spelling=CLI``, so that its messages
     name flags where Python's name keyword arguments. The one code path of both surfaces."""
-    o = SimpleNamespace(**{"max_record_bytes": MAX_RECORD_BYTES, "trust_code": False, "id_field": None, "keep": None,
-                           "whole_corpus": None, **options})
+    o = SimpleNamespace(
+        **{
+            "max_record_bytes": MAX_RECORD_BYTES,
+            "trust_code": False,
+            "id_field": None,
+            "keep": None,
+            "whole_corpus": None,
+            **options,
+        }
+    )
     if o.out is None:
         return _audit(reference, candidates, o, spelling)
     out = Path(o.out)
@@ -179,11 +220,26 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     if o.lm_records is not None and o.lm_records < 1:
         raise ConfigError(f"{spell('lm_records')} must be >= 1; got {o.lm_records}.")
     spec = ExecutorSpec(kind=o.executor, address=o.address, workers=o.workers, spelling=spelling)
-    read = dict(kind=o.kind, field=o.field, max_records=o.max_records, seed=o.seed, spell=spell,
-                max_record_bytes=o.max_record_bytes, trust_code=o.trust_code)
+    read = dict(
+        kind=o.kind,
+        field=o.field,
+        max_records=o.max_records,
+        seed=o.seed,
+        spell=spell,
+        max_record_bytes=o.max_record_bytes,
+        trust_code=o.trust_code,
+    )
     phase = phases(o.quiet)
-    where = lambda spec, d, i: locate(spec, d, index=i, seed=o.seed, max_records=o.max_records,  # noqa: E731
-                                      field=o.field, id_field=o.id_field, spell=spell)
+    where = lambda spec, d, i: locate(
+        spec,
+        d,
+        index=i,
+        seed=o.seed,
+        max_records=o.max_records,  # noqa: E731
+        field=o.field,
+        id_field=o.id_field,
+        spell=spell,
+    )
     with phase("reading", 1 + len(inputs)) as advance:
         ref = read_input(reference, index=0, name="reference", **read)
         located = [where(reference, ref, 0)]
@@ -200,8 +256,17 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     from .whole import blocks
 
     with phase("whole corpus", 1 + len(cands)) as advance:
-        whole = blocks([reference, *[c for _, c in inputs]], [ref, *cands], o.whole_corpus, max_records=o.max_records,
-                       field=o.field, cap=o.max_record_bytes, spell=spell, executor=spec, advance=None)
+        whole = blocks(
+            [reference, *[c for _, c in inputs]],
+            [ref, *cands],
+            o.whole_corpus,
+            max_records=o.max_records,
+            field=o.field,
+            cap=o.max_record_bytes,
+            spell=spell,
+            executor=spec,
+            advance=None,
+        )
         advance(1 + len(cands))
     from .features import pools, shard_count
 
@@ -211,18 +276,51 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
     if ref.kind == "text":
         from .lm import annotate
 
-        lm_run = annotate([ref_pool, *cand_pools], lm=o.lm, watermark_key=o.watermark_key, lm_records=o.lm_records,
-                          seed=o.seed, executor=spec, progress=phase)
+        lm_run = annotate(
+            [ref_pool, *cand_pools],
+            lm=o.lm,
+            watermark_key=o.watermark_key,
+            lm_records=o.lm_records,
+            seed=o.seed,
+            executor=spec,
+            progress=phase,
+        )
     rows = []
     with phase("calibration", len(cands)) as advance:
         for i, p in enumerate(cand_pools):
-            rows.append(calibrate(ref.kind, ref_pool, p, repeats=o.repeats,
-                                  rng=np.random.default_rng(seed_for(o.seed, 1000 + i))))
+            rows.append(
+                calibrate(
+                    ref.kind, ref_pool, p, repeats=o.repeats, rng=np.random.default_rng(seed_for(o.seed, 1000 + i))
+                )
+            )
             advance(1)
-    kept = {k: getattr(o, k) for k in ("kind", "field", "max_records", "seed", "repeats", "lm", "watermark_key",
-                                       "lm_records", "executor", "id_field", "whole_corpus")}
-    result = Audit(ref.kind, ref, cands, rows, {**kept, "lm_run": lm_run}, time.perf_counter() - started,
-                   [ref_pool, *cand_pools], located, whole)
+    kept = {
+        k: getattr(o, k)
+        for k in (
+            "kind",
+            "field",
+            "max_records",
+            "seed",
+            "repeats",
+            "lm",
+            "watermark_key",
+            "lm_records",
+            "executor",
+            "id_field",
+            "whole_corpus",
+        )
+    }
+    result = Audit(
+        ref.kind,
+        ref,
+        cands,
+        rows,
+        {**kept, "lm_run": lm_run},
+        time.perf_counter() - started,
+        [ref_pool, *cand_pools],
+        located,
+        whole,
+    )
     if o.keep is not None:
         from .scores import keep
 
@@ -236,12 +334,16 @@ def check_sizes(ref: Dataset, cands: list[Dataset]) -> None:
     candidate needs ``k + 1`` records and the reference twice that."""
     need = K_NN + 1
     if ref.n < 2 * need:
-        raise ConfigError(f"reference {ref.path} holds {ref.n} record{'s' * (ref.n != 1)}; the audit needs at least "
-                          f"{2 * need} (two halves of {need} for the k-NN indicators' null, k = {K_NN}).")
+        raise ConfigError(
+            f"reference {ref.path} holds {ref.n} record{'s' * (ref.n != 1)}; the audit needs at least "
+            f"{2 * need} (two halves of {need} for the k-NN indicators' null, k = {K_NN})."
+        )
     for c in cands:
         if c.n < need:
-            raise ConfigError(f"candidate {c.path} holds {c.n} record{'s' * (c.n != 1)}; the audit needs at least "
-                              f"{need} (the k-NN indicators need k + 1, k = {K_NN}).")
+            raise ConfigError(
+                f"candidate {c.path} holds {c.n} record{'s' * (c.n != 1)}; the audit needs at least "
+                f"{need} (the k-NN indicators need k + 1, k = {K_NN})."
+            )
 
 
 # -- the output folder --------------------------------------------------------------------------------------------
@@ -253,8 +355,10 @@ def check_out(out: Path, spelling: Spelling) -> None:
     """``out`` is new, empty (its lock aside) or an earlier audit's: an audit replaces the folder as a whole, so a
     folder holding anything else is refused before any work."""
     if out.is_dir() and not (out / AUDIT_MARK).is_file() and any(p.name != LOCK_NAME for p in out.iterdir()):
-        raise ConfigError(f"{spelling.hint('out', str(out))} holds files that are not an audit (no {AUDIT_MARK}); an "
-                          f"audit replaces its folder as a whole, so choose a new or empty {spelling.arg('out')}.")
+        raise ConfigError(
+            f"{spelling.hint('out', str(out))} holds files that are not an audit (no {AUDIT_MARK}); an "
+            f"audit replaces its folder as a whole, so choose a new or empty {spelling.arg('out')}."
+        )
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{spelling.hint('out', str(out))} is a file; {spelling.arg('out')} names a folder.")
 
@@ -294,11 +398,16 @@ def candidate_inputs(candidates: Any) -> list[tuple[str | None, Any]]:
     if not isinstance(candidates, (list, tuple)):
         return [(None if isinstance(candidates, (str, os.PathLike)) else "candidates", candidates)]
     if not candidates:
-        raise ConfigError("candidates must hold at least one input besides the reference; got an empty "
-                          f"{type(candidates).__name__}.")
-    if all(isinstance(c, str) for c in candidates) and not any(Path(c).exists() or parse_run_spec(c) for c in candidates):
-        raise ConfigError(f"candidates is a list of {len(candidates)} str naming no file; a list of candidates holds "
-                          "inputs (paths, DataFrames, arrays), so pass one candidate's text records as [records].")
+        raise ConfigError(
+            f"candidates must hold at least one input besides the reference; got an empty {type(candidates).__name__}."
+        )
+    if all(isinstance(c, str) for c in candidates) and not any(
+        Path(c).exists() or parse_run_spec(c) for c in candidates
+    ):
+        raise ConfigError(
+            f"candidates is a list of {len(candidates)} str naming no file; a list of candidates holds "
+            "inputs (paths, DataFrames, arrays), so pass one candidate's text records as [records]."
+        )
     return [(None if isinstance(c, (str, os.PathLike)) else f"candidates[{i}]", c) for i, c in enumerate(candidates)]
 
 

@@ -44,17 +44,36 @@ from .indicators import INDICATORS, MAX_FEATURE_POINTS, MAX_VENDI_POINTS, SELF_B
 from .provenance import identification
 
 VERDICTS = ("ok", "watch", "collapsed")
-SHARES = {"tail_mass", "exact_duplicates", "near_duplicates", "precision", "recall", "coverage", "rare_word_share",
-          "low_ppl_share", "watermark_share", "synthetic_share"}
+SHARES = {
+    "tail_mass",
+    "exact_duplicates",
+    "near_duplicates",
+    "precision",
+    "recall",
+    "coverage",
+    "rare_word_share",
+    "low_ppl_share",
+    "watermark_share",
+    "synthetic_share",
+}
 ADDITIVE_FUNCTIONS = {"tails", "frechet", "classifier_auc", "lm_perplexity", "provenance"}
 CHEAP_FUNCTIONS = {"lm_perplexity", "provenance"}  # functions of stored per-record scores: microseconds a call
 CHEAP_BOOTSTRAP = 200
 #: Indicators of the candidate side alone (not measured against the reference role), with the number of records
 #: they read (None: all m). Their null spread is widened by :func:`one_sample_factor`.
-ONE_SAMPLE = {"zipf_exponent": None, "distinct_1": None, "distinct_2": None, "distinct_3": None,
-              "compression_ratio": None, "self_bleu": SELF_BLEU_RECORDS, "vendi": MAX_VENDI_POINTS,
-              "mean_distance": MAX_FEATURE_POINTS, "class_entropy": None, "exact_duplicates": None,
-              "near_duplicates": None}
+ONE_SAMPLE = {
+    "zipf_exponent": None,
+    "distinct_1": None,
+    "distinct_2": None,
+    "distinct_3": None,
+    "compression_ratio": None,
+    "self_bleu": SELF_BLEU_RECORDS,
+    "vendi": MAX_VENDI_POINTS,
+    "mean_distance": MAX_FEATURE_POINTS,
+    "class_entropy": None,
+    "exact_duplicates": None,
+    "near_duplicates": None,
+}
 
 
 def one_sample_factor(k: int, c: int, n: int) -> float:
@@ -107,9 +126,11 @@ def draws(kind: str, ref: Pool, cand: Pool, repeats: int, rng: np.random.Generat
     for b in range(repeats):
         perm = rng.permutation(n)
         role = Side(ref, perm[m:])
-        for out, vals in ((null, evaluate(kind, role, Side(ref, perm[:m]))),
-                          (without, evaluate(kind, role, Side(cand, rng.choice(c, m, replace=False)))),
-                          (boot, _additive(additive, role, Side(cand, rng.choice(c, m, replace=True))))):
+        for out, vals in (
+            (null, evaluate(kind, role, Side(ref, perm[:m]))),
+            (without, evaluate(kind, role, Side(cand, rng.choice(c, m, replace=False)))),
+            (boot, _additive(additive, role, Side(cand, rng.choice(c, m, replace=True)))),
+        ):
             for name, v in vals.items():
                 out.setdefault(name, np.full(repeats, np.nan))[b] = v
     cheap = [fn for fn in additive if fn.__name__ in CHEAP_FUNCTIONS]
@@ -149,7 +170,11 @@ def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.ra
         s = spec(name)
         spread = boot.get(name, values)
         value = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
-        ci = tuple(float(q) for q in np.nanpercentile(spread, [2.5, 97.5])) if np.isfinite(spread).any() else (np.nan, np.nan)
+        ci = (
+            tuple(float(q) for q in np.nanpercentile(spread, [2.5, 97.5]))
+            if np.isfinite(spread).any()
+            else (np.nan, np.nan)
+        )
         mu, sd = float(np.nanmean(null[name])), float(np.nanstd(null[name], ddof=1))
         if name in ONE_SAMPLE:
             sd *= one_sample_factor(min(m, ONE_SAMPLE[name] or m), len(cand), len(ref))
@@ -157,7 +182,9 @@ def calibrate(kind: str, ref: Pool, cand: Pool, *, repeats: int = 20, rng: np.ra
         sd = max(sd, own, 1.0 / m if name.split("[")[0] in SHARES else 0.0, 1e-12 * max(abs(mu), 1.0))
         z = (value - mu) / sd
         directed = abs(z) if s.direction == 0 else s.direction * z
-        verdict = "ok" if not np.isfinite(directed) or directed <= t else ("watch" if directed <= 2 * t else "collapsed")
+        verdict = (
+            "ok" if not np.isfinite(directed) or directed <= t else ("watch" if directed <= 2 * t else "collapsed")
+        )
         rows.append(Row(name, s.group, value, ci, (mu - t * sd, mu + t * sd), mu, float(z), verdict))
     return unidentified(rows, ref, cand)
 
@@ -169,8 +196,12 @@ def unidentified(rows: list[Row], ref: Pool, cand: Pool) -> list[Row]:
     if reason is None:
         return rows
     nan = float("nan")
-    return [Row(r.name, r.group, nan, (nan, nan), r.null, r.null_mean, nan, "ok", f"not identified: {reason}")
-            if r.name == "synthetic_share" else r for r in rows]
+    return [
+        Row(r.name, r.group, nan, (nan, nan), r.null, r.null_mean, nan, "ok", f"not identified: {reason}")
+        if r.name == "synthetic_share"
+        else r
+        for r in rows
+    ]
 
 
 def overall(rows: list[Row]) -> str:

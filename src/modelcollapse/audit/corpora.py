@@ -48,8 +48,10 @@ def corpus_stream(path: Path, field: str, spell, parquet_texts, cap: int):
         return arrow_texts(path, field, spell, cap)
     if kind == "hf-dataset-dict":
         splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
-        raise ConfigError(f"{path} is a Hugging Face DatasetDict (splits {', '.join(splits) or 'none'}); audit one "
-                          f"split's folder, as {path / (splits[0] if splits else 'SPLIT')}.")
+        raise ConfigError(
+            f"{path} is a Hugging Face DatasetDict (splits {', '.join(splits) or 'none'}); audit one "
+            f"split's folder, as {path / (splits[0] if splits else 'SPLIT')}."
+        )
     return None
 
 
@@ -86,17 +88,22 @@ def arrow_texts(path: Path, field: str, spell, cap: int):
     for file in arrow_files(path):
         for batch in arrow_batches(file):
             if field not in batch.schema.names:
-                raise ConfigError(f"{file} has no column {field!r} ({spell('field')}); its columns: "
-                                  f"{', '.join(batch.schema.names)}.")
+                raise ConfigError(
+                    f"{file} has no column {field!r} ({spell('field')}); its columns: {', '.join(batch.schema.names)}."
+                )
             column = batch.column(batch.schema.get_field_index(field))
             if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
                 raise ConfigError(f"{file} column {field!r} ({spell('field')}) must hold strings; got {column.type}.")
             for t in column.to_pylist():
                 if t is None:
-                    raise ConfigError(f"{file} row {row}: {field!r} ({spell('field')}) must be a string (text); got null.")
+                    raise ConfigError(
+                        f"{file} row {row}: {field!r} ({spell('field')}) must be a string (text); got null."
+                    )
                 if len(t) > cap // 4 and len(t.encode()) > cap:
-                    raise ConfigError(f"{file} row {row} holds a record over {cap} bytes ({spell('max_record_bytes')}); "
-                                      f"raise {spell('max_record_bytes')} or split the record.")
+                    raise ConfigError(
+                        f"{file} row {row} holds a record over {cap} bytes ({spell('max_record_bytes')}); "
+                        f"raise {spell('max_record_bytes')} or split the record."
+                    )
                 row += 1
                 yield t
 
@@ -110,9 +117,11 @@ def write_without(path: Path, drop: set[int], dest: Path) -> Path | None:
 
     kind = kind_of(path)
     if kind == "jsonl.gz":
+
         def save(tmp):
             with gzip.open(path, "rt", encoding="utf-8") as f, gzip.open(tmp, "wt", encoding="utf-8") as out:
                 out.writelines(line for line in numbered(f, drop))
+
         atomic_save(dest, save)
         return dest
     if kind == "parquet-shards":
@@ -142,6 +151,7 @@ def write_without(path: Path, drop: set[int], dest: Path) -> Path | None:
             def save(tmp, kept=kept):
                 with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_stream(sink, kept.schema) as writer:
                     writer.write_table(kept)
+
             atomic_save(dest / file.name, save)
         for name in ("state.json", "dataset_info.json"):
             if (path / name).is_file():

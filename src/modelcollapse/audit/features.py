@@ -42,8 +42,9 @@ def classifier_for(grey: np.ndarray):
 def shard_count(reference: Dataset, candidates: list[Dataset]) -> int:
     """How many shards of per-record work :func:`pools` maps (its progress total); 0 where there is none (tables,
     images without a feature classifier)."""
-    if reference.kind == "table" or (reference.kind == "images"
-                                     and tuple(reference.records.shape[1:3]) not in CLASSIFIER_SOURCES):
+    if reference.kind == "table" or (
+        reference.kind == "images" and tuple(reference.records.shape[1:3]) not in CLASSIFIER_SOURCES
+    ):
         return 0
     return sum(len(split(d.records)) for d in [reference, *candidates])
 
@@ -66,8 +67,10 @@ def pools(reference: Dataset, candidates: list[Dataset], executor=None, on_shard
         mu, sd = x.mean(0), x.std(0, ddof=1) if len(x) > 1 else np.ones(x.shape[1])
         sd = np.where(sd > 0, sd, 1.0)
         names = reference.columns
-        return (Pool(kind, x, (x - mu) / sd, columns=names),
-                [Pool(kind, c.records, (c.records - mu) / sd, columns=names) for c in candidates])
+        return (
+            Pool(kind, x, (x - mu) / sd, columns=names),
+            [Pool(kind, c.records, (c.records - mu) / sd, columns=names) for c in candidates],
+        )
     greys = [grey01(d.records) for d in sets]
     net = classifier_for(greys[0])
     if net is None:

@@ -104,7 +104,9 @@ SPECS: dict[str, Spec] = {
     "class_entropy": Spec("diversity", -1, False),
     "exact_duplicates": Spec("duplicates", +1, False),
     "near_duplicates": Spec("duplicates", +1, False),
-    **{name: Spec(*v) for name, v in {**lm.SPECS, **provenance.SPECS}.items()},  # text under an LM: lm.py, provenance.py
+    **{
+        name: Spec(*v) for name, v in {**lm.SPECS, **provenance.SPECS}.items()
+    },  # text under an LM: lm.py, provenance.py
 }
 
 
@@ -121,7 +123,7 @@ def words_of(text: str) -> list[str]:
 
 def shingle_hashes(tokens: list[str]) -> np.ndarray:
     """crc32 of every word 5-gram of a record (the whole record when it is shorter), ``(k,)`` int64."""
-    grams = [" ".join(tokens[i:i + SHINGLE]) for i in range(max(len(tokens) - SHINGLE + 1, 1))]
+    grams = [" ".join(tokens[i : i + SHINGLE]) for i in range(max(len(tokens) - SHINGLE + 1, 1))]
     return np.array([zlib.crc32(g.encode()) for g in grams], np.int64)
 
 
@@ -261,8 +263,10 @@ def diversity_features(ref: Side, cand: Side) -> dict[str, float]:
         bandwidth = bandwidth or 1.0
     x = cand.head(MAX_FEATURE_POINTS)
     d = np.sqrt(measures.pairwise_sq(x[None], x[None])[0])
-    return {"vendi": float(measures.vendi(c[None], bandwidth)[0]),
-            "mean_distance": float(d[np.triu_indices(len(x), 1)].mean()) if len(x) > 1 else float("nan")}
+    return {
+        "vendi": float(measures.vendi(c[None], bandwidth)[0]),
+        "mean_distance": float(d[np.triu_indices(len(x), 1)].mean()) if len(x) > 1 else float("nan"),
+    }
 
 
 def prdc(ref: Side, cand: Side, k: int = K_NN) -> dict[str, float]:
@@ -330,7 +334,7 @@ def near_duplicate_pairs(sig: np.ndarray) -> np.ndarray:
     rows = MINHASH_PERMS // MINHASH_BANDS
     pairs: set[tuple[int, int]] = set()
     for b in range(MINHASH_BANDS):
-        band = np.ascontiguousarray(sig[:, b * rows:(b + 1) * rows])
+        band = np.ascontiguousarray(sig[:, b * rows : (b + 1) * rows])
         _, inverse, counts = np.unique(band, axis=0, return_inverse=True, return_counts=True)
         for bucket in np.flatnonzero(counts > 1):
             members = np.flatnonzero(inverse.ravel() == bucket)
@@ -345,7 +349,7 @@ def agreeing(sig: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     ``block · m · 128`` bytes, not ``m² · 128``."""
     found_i, found_j = [], []
     for start in range(0, len(sig), block):
-        agree = (sig[start:start + block, None, :] == sig[None, :, :]).mean(-1) >= NEAR_JACCARD
+        agree = (sig[start : start + block, None, :] == sig[None, :, :]).mean(-1) >= NEAR_JACCARD
         i, j = np.nonzero(np.triu(agree, 1 + start))
         found_i.append(i + start)
         found_j.append(j)
@@ -355,8 +359,17 @@ def agreeing(sig: np.ndarray, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
 #: The indicator functions that apply to each kind.
 INDICATORS = {
     "table": [tails, diversity_features, prdc, frechet, classifier_auc, duplicates],
-    "text": [word_tails, diversity_text, diversity_features, prdc, frechet, classifier_auc, duplicates,
-             lm.lm_perplexity, provenance.provenance],
+    "text": [
+        word_tails,
+        diversity_text,
+        diversity_features,
+        prdc,
+        frechet,
+        classifier_auc,
+        duplicates,
+        lm.lm_perplexity,
+        provenance.provenance,
+    ],
     "images": [diversity_features, class_entropy, prdc, frechet, classifier_auc, duplicates],
 }
 

@@ -43,8 +43,7 @@ from ..errors import PYTHON, ConfigError, choice_error
 from ..seeding import seed_for
 
 KINDS = ("text", "table", "images")
-ACCEPTED = ("a path (str or os.PathLike), a pandas DataFrame or Series, a numpy array, "
-            "or a list of str (text records)")
+ACCEPTED = "a path (str or os.PathLike), a pandas DataFrame or Series, a numpy array, or a list of str (text records)"
 
 
 # How a Python caller's error names option ``key`` (the keyword argument); callers pass ``CLI.arg`` for flags.
@@ -115,14 +114,18 @@ def _lines(path: Path, cap: int, spell=argument, opener=open):
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise ConfigError(f"{path} line {number} is not valid UTF-8 text (decoded as utf-8, strict): byte "
-                                  f"{err.start} of the line holds {raw[err.start:err.start + 1]!r}; convert it to UTF-8 "
-                                  "first.") from None
+                raise ConfigError(
+                    f"{path} line {number} is not valid UTF-8 text (decoded as utf-8, strict): byte "
+                    f"{err.start} of the line holds {raw[err.start : err.start + 1]!r}; convert it to UTF-8 "
+                    "first."
+                ) from None
 
 
 def record_too_large(path, where: str, cap: int, spell=argument) -> ConfigError:
-    return ConfigError(f"{path} {where} holds a record over {cap} bytes ({spell('max_record_bytes')}); raise "
-                       f"{spell('max_record_bytes')} or split the record.")
+    return ConfigError(
+        f"{path} {where} holds a record over {cap} bytes ({spell('max_record_bytes')}); raise "
+        f"{spell('max_record_bytes')} or split the record."
+    )
 
 
 def txt_paragraphs(path: Path, cap: int = MAX_RECORD_BYTES, spell=argument):
@@ -154,10 +157,13 @@ def jsonl_records(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=arg
         try:
             value = json.loads(line)[field]
         except (ValueError, KeyError, TypeError, IndexError, RecursionError):
-            raise ConfigError(f"{path} line {number} must be a JSON object with key {field!r} ({spell('field')}).") from None
+            raise ConfigError(
+                f"{path} line {number} must be a JSON object with key {field!r} ({spell('field')})."
+            ) from None
         if not isinstance(value, str):
-            raise ConfigError(f"{path} line {number}: {field!r} ({spell('field')}) must be a string (text); got "
-                              f"{json_type(value)}.")
+            raise ConfigError(
+                f"{path} line {number}: {field!r} ({spell('field')}) must be a string (text); got {json_type(value)}."
+            )
         yield value
 
 
@@ -167,7 +173,9 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def parquet_texts(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=argument):
@@ -178,7 +186,9 @@ def parquet_texts(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=arg
 
     f = pq.ParquetFile(path)
     if field not in f.schema_arrow.names:
-        raise ConfigError(f"{path} has no column {field!r} ({spell('field')}); its columns: {', '.join(f.schema_arrow.names)}.")
+        raise ConfigError(
+            f"{path} has no column {field!r} ({spell('field')}); its columns: {', '.join(f.schema_arrow.names)}."
+        )
     kind = f.schema_arrow.field(field).type
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise ConfigError(f"{path} column {field!r} ({spell('field')}) must hold strings (text); got {kind}.")
@@ -187,7 +197,9 @@ def parquet_texts(path: Path, field: str, cap: int = MAX_RECORD_BYTES, spell=arg
         for t in batch.column(0).to_pylist():
             if t is None:
                 raise ConfigError(f"{path} row {row}: {field!r} ({spell('field')}) must be a string (text); got null.")
-            if len(t) > cap // 4 and len(t.encode()) > cap:  # len(t) chars take at least len(t) and at most 4·len(t) bytes
+            if (
+                len(t) > cap // 4 and len(t.encode()) > cap
+            ):  # len(t) chars take at least len(t) and at most 4·len(t) bytes
                 raise record_too_large(path, f"row {row}", cap, spell)
             row += 1
             yield t
@@ -253,9 +265,11 @@ def guess_kind(path: Path, field: str) -> str:
         return "table"
     if suffix == ".parquet":
         return "text" if parquet_is_text(path, field) else "table"
-    raise ConfigError(f"{path} must be a .txt, .jsonl, .jsonl.gz, .parquet, .npy or .csv file, a folder of .txt or "
-                      f".parquet files, a Hugging Face save_to_disk folder, or a run "
-                      f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}.")
+    raise ConfigError(
+        f"{path} must be a .txt, .jsonl, .jsonl.gz, .parquet, .npy or .csv file, a folder of .txt or "
+        f".parquet files, a Hugging Face save_to_disk folder, or a run "
+        f"directory PATH:generation=G; got suffix {suffix or '(none)'!r}."
+    )
 
 
 NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
@@ -278,8 +292,10 @@ def load_npy(path: Path) -> np.ndarray:
         reason = "it holds Python objects" if pickled else (str(err).splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"{path} is not a readable numeric .npy array: {reason}.") from None
     if x.dtype.kind not in "biuf" or x.ndim == 0:
-        raise ConfigError(f"{path} must hold a numeric array of records (bool, int or float, at least 1-D); got dtype "
-                          f"{x.dtype}, shape {x.shape}.")
+        raise ConfigError(
+            f"{path} must hold a numeric array of records (bool, int or float, at least 1-D); got dtype "
+            f"{x.dtype}, shape {x.shape}."
+        )
     return x
 
 
@@ -290,7 +306,9 @@ def check_table(x: np.ndarray, where: str) -> np.ndarray:
         raise ConfigError(f"{where} must hold a table of records (n, d); got shape {x.shape}.")
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise ConfigError(f"{where} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); clean them first.")
+        raise ConfigError(
+            f"{where} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); clean them first."
+        )
     return x
 
 
@@ -302,15 +320,23 @@ def check_images(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.random.Generator,
-              spell=argument, cap: int = MAX_RECORD_BYTES) -> tuple[Any, int, list[str] | None]:
+def read_file(
+    path: Path,
+    kind: str,
+    field: str,
+    max_records: int,
+    rng: np.random.Generator,
+    spell=argument,
+    cap: int = MAX_RECORD_BYTES,
+) -> tuple[Any, int, list[str] | None]:
     """``(records, seen, columns)`` of one file or folder of ``kind`` (see the module docstring); a text record over
     ``cap`` bytes is an error."""
     where = str(path)
     if kind == "text":
         if path.suffix.lower() == ".npy":
-            raise ConfigError(f"{where} is an array; {spell('kind')} 'text' reads .txt, .jsonl, .parquet or a folder of "
-                              ".txt files.")
+            raise ConfigError(
+                f"{where} is an array; {spell('kind')} 'text' reads .txt, .jsonl, .parquet or a folder of .txt files."
+            )
         records, seen = reservoir(text_stream(path, field, spell, cap), max_records, rng)
         return [t for t in records if t], seen, None
     if path.suffix.lower() == ".npy":
@@ -333,8 +359,9 @@ def read_file(path: Path, kind: str, field: str, max_records: int, rng: np.rando
 
 
 # -- objects a notebook holds -------------------------------------------------------------------------------------
-def read_object(obj: Any, where: str, field: str, max_records: int,
-                rng: np.random.Generator) -> tuple[Any, int, str, list[str] | None]:
+def read_object(
+    obj: Any, where: str, field: str, max_records: int, rng: np.random.Generator
+) -> tuple[Any, int, str, list[str] | None]:
     """``(records, seen, kind, columns)`` of an in-memory input named ``where`` (its Python argument): a list or tuple
     of str (text records), a pandas DataFrame (text when it has a string column ``field``, as a parquet file; else a
     numeric table with its column names), a pandas Series (text when it holds strings, else one feature), or a
@@ -348,8 +375,10 @@ def read_object(obj: Any, where: str, field: str, max_records: int,
             return read_object(list(obj[field]), where, field, max_records, rng)
         bad = [f"{c} ({t})" for c, t in obj.dtypes.items() if t.kind not in "biuf"]
         if bad:
-            raise ConfigError(f"{where} must hold numeric columns only (or a string column {field!r} of text); got "
-                              f"{', '.join(map(str, bad))}.")
+            raise ConfigError(
+                f"{where} must hold numeric columns only (or a string column {field!r} of text); got "
+                f"{', '.join(map(str, bad))}."
+            )
         x = obj.to_numpy(dtype=float, na_value=np.nan)
         return array_rows(check_table(x, where), max_records, rng), len(x), "table", [str(c) for c in obj.columns]
     if isinstance(obj, (list, tuple)):
@@ -362,13 +391,15 @@ def read_object(obj: Any, where: str, field: str, max_records: int,
         if obj.ndim == 1 and obj.dtype.kind == "U":
             return read_object([str(t) for t in obj], where, field, max_records, rng)
         if obj.dtype.kind not in "biuf":
-            raise ConfigError(f"{where} must be a numeric numpy array (or text records as a list of str); got dtype "
-                              f"{obj.dtype}.")
+            raise ConfigError(
+                f"{where} must be a numeric numpy array (or text records as a list of str); got dtype {obj.dtype}."
+            )
         if obj.ndim in (3, 4):
             return check_images(array_rows(obj, max_records, rng), where), len(obj), "images", None
         return array_rows(check_table(np.asarray(obj, float), where), max_records, rng), len(obj), "table", None
-    raise ConfigError(f"{where} must be {ACCEPTED}; got {type(obj).__module__}.{type(obj).__qualname__}."
-                      .replace("builtins.", ""))
+    raise ConfigError(
+        f"{where} must be {ACCEPTED}; got {type(obj).__module__}.{type(obj).__qualname__}.".replace("builtins.", "")
+    )
 
 
 def _all_str(items) -> bool:
@@ -391,8 +422,9 @@ def parse_run_spec(spec: str) -> tuple[str, dict[str, str]] | None:
     return m.group("path"), parts
 
 
-def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator,
-             trust_code: bool = False) -> tuple[Any, int, str]:
+def read_run(
+    path: str, parts: dict[str, str], max_records: int, rng: np.random.Generator, trust_code: bool = False
+) -> tuple[Any, int, str]:
     """``(records, seen, kind)``: the samples generation ``parts["generation"]`` of a run drew (module docstring).
     ``trust_code``: a run whose config names Python code (``plugins``, ``model.estimator``) is rebuilt only with it,
     as ``run`` itself refuses to import that code without it."""
@@ -414,8 +446,10 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
     raw = store.read_config()
     replicates = int(raw.get("replicates", 1))
     if not 0 <= replicate < replicates:
-        raise ConfigError(f"{path} :replicate must be in 0..{replicates - 1} (the run has {replicates} "
-                          f"replicate{'s' * (replicates != 1)}); got {replicate}.")
+        raise ConfigError(
+            f"{path} :replicate must be in 0..{replicates - 1} (the run has {replicates} "
+            f"replicate{'s' * (replicates != 1)}); got {replicate}."
+        )
     arms = store.read_manifest().get("arms") or [raw.get("name", "run")]
     arm_name = parts.get("arm", arms[0] if len(arms) == 1 else None)
     if arm_name not in arms:
@@ -425,8 +459,9 @@ def read_run(path: str, parts: dict[str, str], max_records: int, rng: np.random.
     shard, row = divmod(replicate, shard_size)
     last = store.last_generation(arm, shard)
     if last < 0:
-        raise ConfigError(f"{path} has no completed generation yet (arm {arm_name!r}, replicate {replicate}); resume "
-                          "the run first.")
+        raise ConfigError(
+            f"{path} has no completed generation yet (arm {arm_name!r}, replicate {replicate}); resume the run first."
+        )
     if not 0 <= g <= last:
         raise ConfigError(f"{path} has no generation {g} (arm {arm_name!r}: generations 0..{last} completed).")
     x = regenerate(store, raw, arm_name, arm, shard, g, last, samples, trust_code)[row]
@@ -450,8 +485,17 @@ def arm_config(raw: dict, arm_name: str, trust_code: bool = False):
     return arms.get(arm_name, next(iter(arms.values())))
 
 
-def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, last: int,
-               samples: int | None = None, trust_code: bool = False) -> np.ndarray:
+def regenerate(
+    store,
+    raw: dict,
+    arm_name: str,
+    arm: int,
+    shard: int,
+    g: int,
+    last: int,
+    samples: int | None = None,
+    trust_code: bool = False,
+) -> np.ndarray:
     """Generation ``g``'s synthetic records ``(R, n, ...)`` of one unit: kept on disk, or drawn again from its state."""
     from ..engine.loop import sampler
     from ..plugins.data import SOURCES
@@ -465,8 +509,10 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     if samples is None and REGIMES.trait(regime_spec(cfg.loop)[0], "keeps_history") and kept.exists():
         return store.load_synthetic(arm, shard, g)["x"]  # the run kept them (checked against their sha256)
     if cfg.loop.filters:
-        raise ConfigError(f"{store.root} curates its samples (loop.filters) and kept none on disk; generation {g} "
-                          "cannot be regenerated as the run drew it.")
+        raise ConfigError(
+            f"{store.root} curates its samples (loop.filters) and kept none on disk; generation {g} "
+            "cannot be regenerated as the run drew it."
+        )
     if g in (0, last):
         state = store.load_state(arm, shard, "gen0" if g == 0 else "state")
     else:
@@ -475,8 +521,9 @@ def regenerate(store, raw: dict, arm_name: str, arm: int, shard: int, g: int, la
     rng = lambda **key: rng_for(cfg.seed, arm=arm, shard=shard, **key)  # noqa: E731
     source, model = SOURCES.build(cfg.data, "data"), MODELS.build(cfg.model, "model")
     params = regime_spec(cfg.loop)[1]
-    real = source.pool(size, cfg.loop.real_samples or max(cfg.loop.samples, params.get("n_real") or 0),
-                       rng(generation=0, role="real"))  # the loop's real pool: some families bind to it
+    real = source.pool(
+        size, cfg.loop.real_samples or max(cfg.loop.samples, params.get("n_real") or 0), rng(generation=0, role="real")
+    )  # the loop's real pool: some families bind to it
     model.bind(source, real).set_state(state)
     n = samples or cfg.loop.n_synthetic or cfg.loop.samples
     return sampler(model, cfg.loop.bias)(n, rng=rng(generation=g, role="sample"))
@@ -507,7 +554,9 @@ def decode(raw: dict, arm_name: str, blocks: np.ndarray, trust_code: bool = Fals
     cfg = arm_config(raw, arm_name, trust_code)
     model = MODELS.build(cfg.model, "model")
     if not hasattr(model, "decode_tokens"):
-        raise ConfigError(f"model.kind {cfg.model.get('kind')!r} draws integer records that are not text; audit them as a table.")
+        raise ConfigError(
+            f"model.kind {cfg.model.get('kind')!r} draws integer records that are not text; audit them as a table."
+        )
     from ..plugins.data import SOURCES
 
     model.bind(SOURCES.build(cfg.data, "data"), None)
@@ -515,9 +564,19 @@ def decode(raw: dict, arm_name: str, blocks: np.ndarray, trust_code: bool = Fals
 
 
 # -- one input ----------------------------------------------------------------------------------------------------
-def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_records: int = 10_000, seed: int = 0,
-               index: int = 0, name: str | None = None, spell=argument, max_record_bytes: int = MAX_RECORD_BYTES,
-               trust_code: bool = False) -> Dataset:
+def read_input(
+    spec: Any,
+    *,
+    kind: str = "auto",
+    field: str = "text",
+    max_records: int = 10_000,
+    seed: int = 0,
+    index: int = 0,
+    name: str | None = None,
+    spell=argument,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    trust_code: bool = False,
+) -> Dataset:
     """Read one REFERENCE or CANDIDATE (``index``: its position, keying its reservoir stream) into a :class:`Dataset`.
 
     ``spec`` is a path (str or os.PathLike) or a run directory at a generation, or an object a notebook holds
@@ -543,8 +602,10 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
         if len(records) == 0:
             raise ConfigError(f"{where} holds no records.")
         if found == "text" and any(len(t.encode()) > max_record_bytes for t in records):
-            raise ConfigError(f"{where} holds a record over {max_record_bytes} bytes ({spell('max_record_bytes')}); "
-                              f"raise {spell('max_record_bytes')} or split the record.")
+            raise ConfigError(
+                f"{where} holds a record over {max_record_bytes} bytes ({spell('max_record_bytes')}); "
+                f"raise {spell('max_record_bytes')} or split the record."
+            )
         return Dataset(where, where, found, records, seen, columns)
     spec = os.fspath(spec)
     run = parse_run_spec(spec) if not Path(spec).exists() else None
@@ -553,7 +614,9 @@ def read_input(spec: Any, *, kind: str = "auto", field: str = "text", max_record
     else:
         path = Path(spec)
         if not path.exists():
-            raise ConfigError(f"{spec} does not exist (a file, a folder of .txt files, or a run directory PATH:generation=G).")
+            raise ConfigError(
+                f"{spec} does not exist (a file, a folder of .txt files, or a run directory PATH:generation=G)."
+            )
         if path.is_file() and path.stat().st_size == 0:
             raise ConfigError(f"{spec} is empty.")
         if path.is_dir() and (path / "config.yaml").is_file():
@@ -576,13 +639,19 @@ def check_compatible(reference: Dataset, candidates: list[Dataset]) -> None:
             if sorted(c.columns) != sorted(reference.columns):
                 missing = [n for n in reference.columns if n not in c.columns]
                 extra = [n for n in c.columns if n not in reference.columns]
-                raise ConfigError(f"{c.path} must have the reference's columns ({', '.join(reference.columns)}); "
-                                  f"it lacks {missing or 'none'} and adds {extra or 'none'}.")
+                raise ConfigError(
+                    f"{c.path} must have the reference's columns ({', '.join(reference.columns)}); "
+                    f"it lacks {missing or 'none'} and adds {extra or 'none'}."
+                )
             c.records = c.records[:, [c.columns.index(n) for n in reference.columns]]
             c.columns = list(reference.columns)
         if c.kind != reference.kind:
-            raise ConfigError(f"reference {reference.path} holds {reference.kind} records but candidate {c.path} holds "
-                              f"{c.kind} records; audit like against like.")
+            raise ConfigError(
+                f"reference {reference.path} holds {reference.kind} records but candidate {c.path} holds "
+                f"{c.kind} records; audit like against like."
+            )
         if c.kind != "text" and c.records.shape[1:] != reference.records.shape[1:]:
-            raise ConfigError(f"candidate {c.path} has records of shape {c.records.shape[1:]}, the reference "
-                              f"{reference.path} {reference.records.shape[1:]}: the feature dimensions must match.")
+            raise ConfigError(
+                f"candidate {c.path} has records of shape {c.records.shape[1:]}, the reference "
+                f"{reference.path} {reference.records.shape[1:]}: the feature dimensions must match."
+            )

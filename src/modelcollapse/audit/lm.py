@@ -136,7 +136,9 @@ def run(lm: str, shards: list, max_tokens: int, executor, progress=None) -> None
     with (progress or _silent)("LM scoring", len(shards)) as advance:
         for outcome in map_tasks(task, [[ids for _, ids in shard] for shard in shards], spec):
             if outcome.error:
-                raise RunError(f"LM scoring shard {outcome.index} of {len(shards)} failed: {outcome.error}") from outcome.exception
+                raise RunError(
+                    f"LM scoring shard {outcome.index} of {len(shards)} failed: {outcome.error}"
+                ) from outcome.exception
             for (text, ids), (ppl, machine) in zip(shards[outcome.index], outcome.value):
                 _SCORES[(lm, text)] = (-float(ppl), float(machine), len(ids) - 1)
             advance(1)
@@ -166,15 +168,21 @@ def score_shard(lm: str, max_tokens: int, threads: int | None, shard: list[np.nd
     if threads:
         torch.set_num_threads(threads)
     try:
-        scores = score_many(list(shard), ["perplexity", "fast-detectgpt"], model=load(lm)[1], batch_size=BATCH_SIZE,
-                            max_tokens=max_tokens)
+        scores = score_many(
+            list(shard),
+            ["perplexity", "fast-detectgpt"],
+            model=load(lm)[1],
+            batch_size=BATCH_SIZE,
+            max_tokens=max_tokens,
+        )
     finally:
         torch.set_num_threads(before)
     return np.stack([scores["perplexity"], scores["fast-detectgpt"]], 1)
 
 
-def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int | None, seed: int,
-             executor=None, progress=None) -> dict:
+def annotate(
+    pools: list, *, lm: str, watermark_key: int | None, lm_records: int | None, seed: int, executor=None, progress=None
+) -> dict:
     """Add the per-record scores to text ``pools``: ``extra["log_ppl"]``, ``extra["machine"]`` and, with a key,
     ``extra["watermark_z"]`` and ``extra["watermark_fpr"]`` (:func:`false_alarm`), each ``(n,)``, NaN where not scored.
     Pool ``i`` scores the records at the head of a permutation drawn from ``seed_for(seed, 3000 + i)``.
@@ -195,8 +203,9 @@ def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int
 
         tok = tokenizer(lm)
         for pool in pools:
-            pool.extra["watermark_z"], scored = watermark_z(list(pool.records), key=watermark_key, tokenizer=tok,
-                                                            vocab_size=len(tok), return_counts=True)
+            pool.extra["watermark_z"], scored = watermark_z(
+                list(pool.records), key=watermark_key, tokenizer=tok, vocab_size=len(tok), return_counts=True
+            )
             pool.extra["watermark_fpr"] = false_alarm(scored)
     if lm == "none":
         return {}
@@ -205,12 +214,16 @@ def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int
     if in_process:
         load(lm)
     loaded = time.perf_counter()
-    chosen = [np.random.default_rng(seed_for(seed, 3000 + i)).permutation(len(p.records))[: lm_records or len(p.records)]
-              for i, p in enumerate(pools)]
+    chosen = [
+        np.random.default_rng(seed_for(seed, 3000 + i)).permutation(len(p.records))[: lm_records or len(p.records)]
+        for i, p in enumerate(pools)
+    ]
     fresh: dict[str, None] = {}  # per pool, its texts not scored before (by an earlier pool, or earlier in the process)
     texts = []
     for pool, rows in zip(pools, chosen):
-        texts.append([t for t in dict.fromkeys(pool.records[j] for j in rows) if (lm, t) not in _SCORES and t not in fresh])
+        texts.append(
+            [t for t in dict.fromkeys(pool.records[j] for j in rows) if (lm, t) not in _SCORES and t not in fresh]
+        )
         fresh.update(dict.fromkeys(texts[-1]))
     shards = plan(lm, texts, max_tokens())
     run(lm, shards, max_tokens(), executor, progress)
@@ -219,10 +232,17 @@ def annotate(pools: list, *, lm: str, watermark_key: int | None, lm_records: int
         values[rows] = np.array([_SCORES[(lm, pool.records[j])] for j in rows], float).reshape(len(rows), 3)
         pool.extra["log_ppl"], pool.extra["machine"] = values[:, 0], values[:, 1]
     seconds, tokens = time.perf_counter() - loaded, sum(_SCORES[(lm, t)][2] for t in fresh)
-    return {"lm": lm, "device": "cuda" if max_tokens() == BATCH_TOKENS["cuda"] else "cpu", "records_scored": len(fresh),
-            "tokens": tokens, "seconds": round(seconds, 2), "load_seconds": round(loaded - started, 2),
-            "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None, "shards": len(shards),
-            "workers": 1 if in_process else executor.workers}
+    return {
+        "lm": lm,
+        "device": "cuda" if max_tokens() == BATCH_TOKENS["cuda"] else "cpu",
+        "records_scored": len(fresh),
+        "tokens": tokens,
+        "seconds": round(seconds, 2),
+        "load_seconds": round(loaded - started, 2),
+        "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None,
+        "shards": len(shards),
+        "workers": 1 if in_process else executor.workers,
+    }
 
 
 def remember(lm: str, texts: list[str], values: np.ndarray) -> None:

@@ -57,8 +57,12 @@ FIT_LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 FIT_Z = 4.0
 
 #: ``name: (group, direction, additive)``, merged into ``indicators.SPECS``.
-SPECS = {"watermark_z": ("provenance", +1, True), "watermark_share": ("provenance", +1, True),
-         "machine_score": ("provenance", +1, True), "synthetic_share": ("provenance", +1, True)}
+SPECS = {
+    "watermark_z": ("provenance", +1, True),
+    "watermark_share": ("provenance", +1, True),
+    "machine_score": ("provenance", +1, True),
+    "synthetic_share": ("provenance", +1, True),
+}
 
 
 def below(ref: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -103,8 +107,13 @@ def mixture_share(ref: np.ndarray, cand: np.ndarray) -> float:
     return float(np.mean(estimates)) if estimates else float("nan")
 
 
-def watermark_share(z: np.ndarray, fpr: np.ndarray, ref_z: np.ndarray | None = None,
-                    ref_fpr: np.ndarray | None = None, threshold: float = Z_SHARE) -> float:
+def watermark_share(
+    z: np.ndarray,
+    fpr: np.ndarray,
+    ref_z: np.ndarray | None = None,
+    ref_fpr: np.ndarray | None = None,
+    threshold: float = Z_SHARE,
+) -> float:
     """π̂ = (P̂(z > t) − α̂) / (1 − α̂), t = 2, over candidate records with detection z ``z`` ``(n,)`` and binomial
     false-alarm rates ``fpr`` ``(n,)`` (``lm.false_alarm``): the share above the threshold less the expected false
     positives α̂, over a true-positive rate (taken as 1) less them. α̂ is the candidate's mean ``fpr`` times the
@@ -157,17 +166,21 @@ def identification(ref, cand) -> str | None:
     if len(r) >= 4 and len(c) >= 4:
         z, a, p, p0 = excess(r, c)
         if z > FIT_Z:
-            reasons.append(f"{p:.0%} of the candidate's records score below the reference's {a:.0%} quantile of the "
-                           f"machine score, against {p0:.0%} of the reference's (z {z:.1f}): more human-like than "
-                           "real text, which no mixture of real and LM-like text is")
+            reasons.append(
+                f"{p:.0%} of the candidate's records score below the reference's {a:.0%} quantile of the "
+                f"machine score, against {p0:.0%} of the reference's (z {z:.1f}): more human-like than "
+                "real text, which no mixture of real and LM-like text is"
+            )
     r, c = finite(ref, "log_ppl"), finite(cand, "log_ppl")
     if len(r) >= 4 and len(c) >= 4:
         z, _, p, p0 = excess(-r, -c, (0.5,))
         if z > FIT_Z:
             shift = float(np.median(c) - np.median(r))
-            reasons.append(f"the candidate is less predictable under the LM than the reference (median log "
-                           f"perplexity {shift:+.2f} nats; {p:.0%} of its records above the reference's median, z "
-                           f"{z:.1f}), while LM-like text is more predictable")
+            reasons.append(
+                f"the candidate is less predictable under the LM than the reference (median log "
+                f"perplexity {shift:+.2f} nats; {p:.0%} of its records above the reference's median, z "
+                f"{z:.1f}), while LM-like text is more predictable"
+            )
     return "; ".join(reasons) or None
 
 
@@ -183,8 +196,12 @@ def provenance(ref, cand) -> dict[str, float]:
         m = per_record(cand, "machine")
         out["machine_score"] = float(np.nanmean(m)) if np.isfinite(m).any() else np.nan
     if "watermark_z" in extra:
-        out["synthetic_share"] = watermark_share(per_record(cand, "watermark_z"), per_record(cand, "watermark_fpr"),
-                                                 per_record(ref, "watermark_z"), per_record(ref, "watermark_fpr"))
+        out["synthetic_share"] = watermark_share(
+            per_record(cand, "watermark_z"),
+            per_record(cand, "watermark_fpr"),
+            per_record(ref, "watermark_z"),
+            per_record(ref, "watermark_fpr"),
+        )
         return out
     if "machine" in extra:
         out["synthetic_share"] = mixture_share(finite(ref, "machine"), finite(cand, "machine"))

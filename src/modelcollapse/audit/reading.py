@@ -39,8 +39,13 @@ INF = math.inf
 SHARE, UNBOUNDED, POSITIVE = (0.0, 1.0), (-INF, INF), (0.0, INF)
 CARD_MOVES = 3
 #: Which quantile a ``log_ppl_shift[q]`` reads, in words.
-QUANTILE_WORDS = {"5": "5th-percentile", "25": "lower-quartile", "50": "median", "75": "upper-quartile",
-                  "95": "95th-percentile"}
+QUANTILE_WORDS = {
+    "5": "5th-percentile",
+    "25": "lower-quartile",
+    "50": "median",
+    "75": "upper-quartile",
+    "95": "95th-percentile",
+}
 
 
 @dataclass(frozen=True)
@@ -61,138 +66,244 @@ class Reading:
 
 
 def _distinct(n: int) -> Reading:
-    return Reading(f"distinct-{n}", f"the candidate's wording is more varied than your reference's (more distinct "
-                   f"word {n}-grams)", f"the candidate repeats itself more than your reference (fewer distinct word "
-                   f"{n}-grams)", "share", SHARE,
-                   f"Unique word {n}-grams over all word {n}-grams of the candidate's records. It falls as a model's "
-                   "output loses variety.")
+    return Reading(
+        f"distinct-{n}",
+        f"the candidate's wording is more varied than your reference's (more distinct word {n}-grams)",
+        f"the candidate repeats itself more than your reference (fewer distinct word {n}-grams)",
+        "share",
+        SHARE,
+        f"Unique word {n}-grams over all word {n}-grams of the candidate's records. It falls as a model's "
+        "output loses variety.",
+    )
 
 
 READINGS: dict[str, Reading] = {
     "tail_mass": Reading(
-        "tail mass", "the candidate has more extreme values{of} than your reference",
-        "the candidate has fewer extreme values{of} than your reference", "share", SHARE,
+        "tail mass",
+        "the candidate has more extreme values{of} than your reference",
+        "the candidate has fewer extreme values{of} than your reference",
+        "share",
+        SHARE,
         "The share of candidate values beyond the reference's 0.1% and 99.9% quantiles (0.2% when the two match). "
-        "Collapse loses the tails first, so it falls."),
+        "Collapse loses the tails first, so it falls.",
+    ),
     "variance_ratio": Reading(
-        "variance ratio", "the candidate's values{of} spread more than your reference's",
-        "the candidate's values{of} spread less than your reference's", "number", POSITIVE,
+        "variance ratio",
+        "the candidate's values{of} spread more than your reference's",
+        "the candidate's values{of} spread less than your reference's",
+        "number",
+        POSITIVE,
         "The candidate's variance over the reference's (geometric mean over features; 1 when they match). "
-        "Refitting on generated data shrinks it."),
+        "Refitting on generated data shrinks it.",
+    ),
     "rare_word_share": Reading(
-        "share of the reference's rare words used", "the candidate uses more of your reference's rare words",
-        "the candidate uses fewer of your reference's rare words", "share", SHARE,
+        "share of the reference's rare words used",
+        "the candidate uses more of your reference's rare words",
+        "the candidate uses fewer of your reference's rare words",
+        "share",
+        SHARE,
         "The share of the reference's rarest word types (its bottom-frequency decile) that occur in the candidate. "
-        "Rare words are the tail of text."),
+        "Rare words are the tail of text.",
+    ),
     "zipf_exponent": Reading(
-        "Zipf exponent", "the candidate's words pile onto the common ones more than your reference's",
-        "the candidate's word frequencies are flatter than your reference's", "number", POSITIVE,
+        "Zipf exponent",
+        "the candidate's words pile onto the common ones more than your reference's",
+        "the candidate's word frequencies are flatter than your reference's",
+        "number",
+        POSITIVE,
         "The slope s of word count against rank (count ∝ rank^−s) over the candidate's 1,000 most frequent words. "
-        "A steeper slope means fewer words carry the text.", lean=+1),
+        "A steeper slope means fewer words carry the text.",
+        lean=+1,
+    ),
     "missing_mass": Reading(
-        "missing word mass", "more of your reference's vocabulary is missing from the candidate",
-        "less of your reference's vocabulary is missing from the candidate", "share", SHARE,
-        "The reference's word probability mass on word types the candidate never uses. It rises as vocabulary "
-        "is lost."),
+        "missing word mass",
+        "more of your reference's vocabulary is missing from the candidate",
+        "less of your reference's vocabulary is missing from the candidate",
+        "share",
+        SHARE,
+        "The reference's word probability mass on word types the candidate never uses. It rises as vocabulary is lost.",
+    ),
     "distinct_1": _distinct(1),
     "distinct_2": _distinct(2),
     "distinct_3": _distinct(3),
     "compression_ratio": Reading(
-        "compression ratio", "the candidate is more repetitive than your reference (it compresses better)",
-        "the candidate is less repetitive than your reference (it compresses worse)", "number", POSITIVE,
-        "The candidate's bytes over its zlib-compressed bytes. Repetitive text compresses better, so it rises."),
+        "compression ratio",
+        "the candidate is more repetitive than your reference (it compresses better)",
+        "the candidate is less repetitive than your reference (it compresses worse)",
+        "number",
+        POSITIVE,
+        "The candidate's bytes over its zlib-compressed bytes. Repetitive text compresses better, so it rises.",
+    ),
     "self_bleu": Reading(
-        "self-BLEU", "the candidate's records resemble each other more than your reference's",
-        "the candidate's records resemble each other less than your reference's", "share", SHARE,
+        "self-BLEU",
+        "the candidate's records resemble each other more than your reference's",
+        "the candidate's records resemble each other less than your reference's",
+        "share",
+        SHARE,
         "The mean BLEU-4 of each of the candidate's first 100 records against the other 99. It rises as records "
-        "come to say the same things the same way."),
+        "come to say the same things the same way.",
+    ),
     "vendi": Reading(
-        "Vendi score", "the candidate holds more effectively distinct records than your reference",
-        "the candidate holds fewer effectively distinct records than your reference", "number", (1.0, INF),
+        "Vendi score",
+        "the candidate holds more effectively distinct records than your reference",
+        "the candidate holds fewer effectively distinct records than your reference",
+        "number",
+        (1.0, INF),
         "The exponential of the entropy of the candidate's similarity-kernel eigenvalues: the number of "
-        "effectively distinct records. It falls as output narrows."),
+        "effectively distinct records. It falls as output narrows.",
+    ),
     "mean_distance": Reading(
-        "mean distance", "the candidate's records sit farther apart than your reference's",
-        "the candidate's records sit closer together than your reference's", "number", POSITIVE,
-        "The mean distance between two candidate records in feature space. It falls as records become alike."),
+        "mean distance",
+        "the candidate's records sit farther apart than your reference's",
+        "the candidate's records sit closer together than your reference's",
+        "number",
+        POSITIVE,
+        "The mean distance between two candidate records in feature space. It falls as records become alike.",
+    ),
     "precision": Reading(
-        "precision", "the candidate keeps to the well-trodden region of your reference",
-        "more of the candidate lies outside your reference's region (lower fidelity)", "share", SHARE,
+        "precision",
+        "the candidate keeps to the well-trodden region of your reference",
+        "more of the candidate lies outside your reference's region (lower fidelity)",
+        "share",
+        SHARE,
         "The share of candidate records inside the reference's k-nearest-neighbour manifold (Naeem et al. 2020). "
-        "Collapsing models play safe, so it can rise to 1 while recall falls.", lean=+1),
+        "Collapsing models play safe, so it can rise to 1 while recall falls.",
+        lean=+1,
+    ),
     "recall": Reading(
-        "recall", "the candidate covers more of your reference's variety",
-        "the candidate covers less of your reference's variety", "share", SHARE,
+        "recall",
+        "the candidate covers more of your reference's variety",
+        "the candidate covers less of your reference's variety",
+        "share",
+        SHARE,
         "The share of reference records inside the candidate's k-nearest-neighbour manifold: how much of the real "
-        "variety the candidate reaches. It falls as modes are lost."),
+        "variety the candidate reaches. It falls as modes are lost.",
+    ),
     "density": Reading(
-        "density", "the candidate crowds into your reference's densest regions",
-        "the candidate sits in sparser regions of your reference", "number", POSITIVE,
+        "density",
+        "the candidate crowds into your reference's densest regions",
+        "the candidate sits in sparser regions of your reference",
+        "number",
+        POSITIVE,
         "How many reference neighbourhoods hold each candidate record, over k (1 when the two match). It rises as "
-        "samples crowd into the modes.", lean=+1),
+        "samples crowd into the modes.",
+        lean=+1,
+    ),
     "coverage": Reading(
-        "coverage", "more of your reference's records have a candidate record nearby",
-        "fewer of your reference's records have a candidate record nearby", "share", SHARE,
+        "coverage",
+        "more of your reference's records have a candidate record nearby",
+        "fewer of your reference's records have a candidate record nearby",
+        "share",
+        SHARE,
         "The share of reference records with a candidate record within their k-nearest-neighbour radius. It falls "
-        "as regions of the data are no longer generated."),
+        "as regions of the data are no longer generated.",
+    ),
     "frechet": Reading(
-        "Fréchet distance", "the candidate's features are farther from your reference's",
-        "the candidate's features are closer to your reference's", "number", POSITIVE,
+        "Fréchet distance",
+        "the candidate's features are farther from your reference's",
+        "the candidate's features are closer to your reference's",
+        "number",
+        POSITIVE,
         "The squared Fréchet distance between Gaussians fitted to the two sides' features (FID's formula; 0 when "
-        "they match)."),
+        "they match).",
+    ),
     "classifier_auc": Reading(
-        "classifier AUC", "a classifier tells the candidate from your reference more easily",
-        "a classifier tells the candidate from your reference less easily", "share", SHARE,
+        "classifier AUC",
+        "a classifier tells the candidate from your reference more easily",
+        "a classifier tells the candidate from your reference less easily",
+        "share",
+        SHARE,
         "The cross-fitted ROC AUC of a logistic regression telling candidate from reference records: 0.5 when they "
-        "are indistinguishable, 1 when every record gives itself away."),
+        "are indistinguishable, 1 when every record gives itself away.",
+    ),
     "class_entropy": Reading(
-        "class entropy", "the candidate's classes are more balanced than your reference's",
-        "the candidate's classes are less balanced than your reference's (classes are being lost)", "number",
-        POSITIVE, "The entropy in nats of the classes a digit classifier predicts for the candidate (log 10 ≈ 2.30 "
-        "when balanced). It falls as classes disappear."),
+        "class entropy",
+        "the candidate's classes are more balanced than your reference's",
+        "the candidate's classes are less balanced than your reference's (classes are being lost)",
+        "number",
+        POSITIVE,
+        "The entropy in nats of the classes a digit classifier predicts for the candidate (log 10 ≈ 2.30 "
+        "when balanced). It falls as classes disappear.",
+    ),
     "exact_duplicates": Reading(
-        "exact duplicates", "the candidate holds more exact duplicates than your reference",
-        "the candidate holds fewer exact duplicates than your reference", "share", SHARE,
-        "The share of candidate records equal to an earlier candidate record."),
+        "exact duplicates",
+        "the candidate holds more exact duplicates than your reference",
+        "the candidate holds fewer exact duplicates than your reference",
+        "share",
+        SHARE,
+        "The share of candidate records equal to an earlier candidate record.",
+    ),
     "near_duplicates": Reading(
-        "near duplicates", "the candidate holds more near-duplicate records than your reference",
-        "the candidate holds fewer near-duplicate records than your reference", "share", SHARE,
+        "near duplicates",
+        "the candidate holds more near-duplicate records than your reference",
+        "the candidate holds fewer near-duplicate records than your reference",
+        "share",
+        SHARE,
         "The share of candidate records with another candidate record of estimated word 5-gram Jaccard similarity "
-        "at least 0.8 (MinHash)."),
+        "at least 0.8 (MinHash).",
+    ),
     "log_ppl_shift": Reading(
-        "{q} log-perplexity", "the candidate is less predictable than your reference under the reference LM",
-        "the candidate is more predictable than your reference under the reference LM", "shift", UNBOUNDED,
+        "{q} log-perplexity",
+        "the candidate is less predictable than your reference under the reference LM",
+        "the candidate is more predictable than your reference under the reference LM",
+        "shift",
+        UNBOUNDED,
         "The candidate's percentile of per-record log-perplexity under the reference LM minus the reference's, in "
         "nats (q = 5, 25, 50, 75, 95). Text from models trained on generated text is more predictable, with a "
-        "longer tail of improbable records.", lean=-1),
+        "longer tail of improbable records.",
+        lean=-1,
+    ),
     "log_ppl_shift[95]": Reading(
-        "{q} log-perplexity", "the candidate has a longer tail of improbable text than your reference",
-        "the candidate has a shorter tail of improbable text than your reference", "shift", UNBOUNDED,
-        "The 95th percentile of log_ppl_shift: the improbable tail, which lengthens under collapse.", lean=+1),
+        "{q} log-perplexity",
+        "the candidate has a longer tail of improbable text than your reference",
+        "the candidate has a shorter tail of improbable text than your reference",
+        "shift",
+        UNBOUNDED,
+        "The 95th percentile of log_ppl_shift: the improbable tail, which lengthens under collapse.",
+        lean=+1,
+    ),
     "low_ppl_share": Reading(
         "share below the reference's 5th percentile of log-perplexity",
         "more of the candidate is unusually predictable than your reference",
-        "less of the candidate is unusually predictable than your reference", "share", SHARE,
-        "The share of candidate records less perplexing than the reference's 5th percentile (5% when the two "
-        "match)."),
+        "less of the candidate is unusually predictable than your reference",
+        "share",
+        SHARE,
+        "The share of candidate records less perplexing than the reference's 5th percentile (5% when the two match).",
+    ),
     "machine_score": Reading(
-        "mean machine score", "the candidate reads as more machine-made than your reference",
-        "the candidate reads as less machine-made than your reference", "number", UNBOUNDED,
+        "mean machine score",
+        "the candidate reads as more machine-made than your reference",
+        "the candidate reads as less machine-made than your reference",
+        "number",
+        UNBOUNDED,
         "The mean Fast-DetectGPT score under the reference LM: about 0 on text the LM samples itself, lower on "
-        "human text."),
+        "human text.",
+    ),
     "watermark_z": Reading(
-        "mean watermark z", "the candidate carries the watermark more strongly than your reference",
-        "the candidate carries the watermark less than your reference", "number", UNBOUNDED,
-        "The candidate's mean watermark detection z under your key (about 0 on text written without it)."),
+        "mean watermark z",
+        "the candidate carries the watermark more strongly than your reference",
+        "the candidate carries the watermark less than your reference",
+        "number",
+        UNBOUNDED,
+        "The candidate's mean watermark detection z under your key (about 0 on text written without it).",
+    ),
     "watermark_share": Reading(
-        "watermarked share", "more of the candidate's records carry the watermark",
-        "fewer of the candidate's records carry the watermark", "share", SHARE,
-        "The share of candidate records whose watermark z exceeds 4 (one false alarm in about 30,000 records)."),
+        "watermarked share",
+        "more of the candidate's records carry the watermark",
+        "fewer of the candidate's records carry the watermark",
+        "share",
+        SHARE,
+        "The share of candidate records whose watermark z exceeds 4 (one false alarm in about 30,000 records).",
+    ),
     "synthetic_share": Reading(
-        "synthetic share", "more of the candidate looks model-generated", "less of the candidate looks "
-        "model-generated", "share", SHARE,
+        "synthetic share",
+        "more of the candidate looks model-generated",
+        "less of the candidate looks model-generated",
+        "share",
+        SHARE,
         "An estimate of the model-generated share of the candidate: from the watermark with a key, else a lower "
-        "bound from the machine score (it reads 0 where generated text scores like real text)."),
+        "bound from the machine score (it reads 0 where generated text scores like real text).",
+    ),
 }
 
 KEEP_REAL = "keep real data in every round (accumulate rather than replace)"
@@ -203,8 +314,10 @@ GROUP_READINGS = {
     "tails": ("the rare and extreme cases are thinning, the first sign of model collapse", (KEEP_REAL,)),
     "diversity": ("the candidate is losing variety", (KEEP_REAL, DEDUPLICATE)),
     "duplicates": ("records repeat", (DEDUPLICATE,)),
-    "fidelity": ("the candidate has drifted from your reference's distribution",
-                 (KEEP_REAL, "filter out records far from the reference")),
+    "fidelity": (
+        "the candidate has drifted from your reference's distribution",
+        (KEEP_REAL, "filter out records far from the reference"),
+    ),
     "lm": ("the text has the low-perplexity signature of a model trained on generated text", (FILTER,)),
     "provenance": ("part of the candidate looks model-generated", (FILTER,)),
 }
@@ -212,15 +325,15 @@ GROUP_READINGS = {
 #: Terms beyond the indicators, for the glossary.
 TERMS = {
     "null-band": "The range an indicator takes when the candidate is real data too: the null mean (the reference "
-                 "split against itself) ± t spreads, the spread being the larger of the null's and the candidate's "
-                 "own sampling spread, t set for a 5% family-wise false-alarm rate. Inside it, the audit sees no "
-                 "departure.",
+    "split against itself) ± t spreads, the spread being the larger of the null's and the candidate's "
+    "own sampling spread, t set for a 5% family-wise false-alarm rate. Inside it, the audit sees no "
+    "departure.",
     "z": "How far the candidate's value lies from the null mean, in the spread the null band uses. The verdict reads "
-         "z in the direction collapse moves the indicator.",
+    "z in the direction collapse moves the indicator.",
     "toward-collapse": "A departure in the direction collapse moves an indicator (variance down, duplicates up). "
-                       "A departure the other way is shown as away: real, but not the signature of collapse.",
+    "A departure the other way is shown as away: real, but not the signature of collapse.",
     "verdict": "ok inside the null band, watch beyond it, collapsed beyond twice its half-width, in the direction "
-               "of collapse; a candidate's verdict is its worst indicator's.",
+    "of collapse; a candidate's verdict is its worst indicator's.",
 }
 
 #: Anchor → one or two sentences; ``docs/audit.md`` holds each under a heading of that anchor ("Glossary").
@@ -291,7 +404,7 @@ def words(name: str, value: float, expected: float) -> str:
     the candidate has fewer extreme values of income than your reference: tail mass 0.0% against 0.20% for real data
     """
     r = reading(name)
-    feature = name[name.index("[") + 1:-1] if "[" in name else ""
+    feature = name[name.index("[") + 1 : -1] if "[" in name else ""
     column = f"column {feature}" if feature.isdigit() else feature  # an array's columns go by index
     of = f" of {column}" if feature and r.unit != "shift" else ""
     meaning = (r.up if value >= expected else r.down).format(of=of)
@@ -311,8 +424,9 @@ def moved(rows) -> list[Move]:
         z, value = toward(r.name) * float(r.z), float(r.value)
         beyond = not r.null[0] <= value <= r.null[1]
         said = words(r.name, value, _expected(r)) + ("" if beyond else " (within the null band)")
-        out.append(Move(r.name, r.group, value, _expected(r), z, "toward" if z > 0 else "away", r.verdict, beyond,
-                        said))
+        out.append(
+            Move(r.name, r.group, value, _expected(r), z, "toward" if z > 0 else "away", r.verdict, beyond, said)
+        )
     return sorted(out, key=lambda m: -m.z)
 
 
@@ -386,8 +500,9 @@ def one_line(ranked: list[Move]) -> str:
     groups = list(dict.fromkeys(m.group for m in ranked if m.direction == "toward" and m.beyond))
     if not groups:
         if any(m.beyond for m in ranked):
-            return ("It differs from your reference, but away from collapse: check that the reference covers the "
-                    "same data.")
+            return (
+                "It differs from your reference, but away from collapse: check that the reference covers the same data."
+            )
         return "Nothing moved beyond what real data varies by: no sign of collapse."
     meaning = " and ".join(GROUP_READINGS[g][0] for g in groups[:2])
     advice = "; ".join(dict.fromkeys(a for g in groups for a in GROUP_READINGS[g][1]))
@@ -426,5 +541,19 @@ def most_moved_features(reference, candidate, names=None) -> list[Feature]:
     return [Feature(int(j), names[j], float(distance[j])) for j in order]
 
 
-__all__ = ["Card", "Feature", "GLOSSARY", "Move", "READINGS", "Share", "card", "cards", "clip_band", "moved",
-           "most_moved_features", "reading", "toward", "words"]
+__all__ = [
+    "Card",
+    "Feature",
+    "GLOSSARY",
+    "Move",
+    "READINGS",
+    "Share",
+    "card",
+    "cards",
+    "clip_band",
+    "moved",
+    "most_moved_features",
+    "reading",
+    "toward",
+    "words",
+]

@@ -33,8 +33,13 @@ def synthetic_share(rows) -> dict | None:
         return None
     clip = lambda v: _num(clip_band("synthetic_share", v, v)[0]) if np.isfinite(v) else None  # noqa: E731
     signal = "watermark_z" if any(r.name == "watermark_z" for r in rows) else "machine_score+log_ppl"
-    return {"value": clip(row.value), "ci": [clip(v) for v in row.ci], "signal": signal,
-            "identified": row.note is None, "reason": row.note}
+    return {
+        "value": clip(row.value),
+        "ci": [clip(v) for v in row.ci],
+        "signal": signal,
+        "identified": row.note is None,
+        "reason": row.note,
+    }
 
 
 def as_json(result) -> dict:
@@ -48,11 +53,28 @@ def as_json(result) -> dict:
         "options": result.options,
         "seconds": round(result.seconds, 3),
         "candidates": [
-            {"name": c.name, "path": c.path, "n": c.n, "read": c.seen, "verdict": overall(rows),
-             "indicators": [{"name": r.name, "group": r.group, "value": _num(r.value), "ci": [_num(v) for v in r.ci],
-                             "null": [_num(v) for v in r.null], "z": _num(r.z), "verdict": r.verdict,
-                             **({"note": r.note} if r.note else {})} for r in rows],
-             "synthetic_share": synthetic_share(rows), **whole_block(result, i + 1)}
+            {
+                "name": c.name,
+                "path": c.path,
+                "n": c.n,
+                "read": c.seen,
+                "verdict": overall(rows),
+                "indicators": [
+                    {
+                        "name": r.name,
+                        "group": r.group,
+                        "value": _num(r.value),
+                        "ci": [_num(v) for v in r.ci],
+                        "null": [_num(v) for v in r.null],
+                        "z": _num(r.z),
+                        "verdict": r.verdict,
+                        **({"note": r.note} if r.note else {}),
+                    }
+                    for r in rows
+                ],
+                "synthetic_share": synthetic_share(rows),
+                **whole_block(result, i + 1),
+            }
             for i, (c, rows) in enumerate(zip(result.candidates, result.rows))
         ],
     }
@@ -75,8 +97,10 @@ def whole_lines(result) -> list[str]:
         if block is not None:
             cells = ", ".join(f"{k} {block[k]:.4g}" for k in LABELS if k != "records")
             length = block["length"]
-            lines.append(f"whole corpus {d.name}: {block['records']} records; {cells}; length q50 {length['q50']:.4g} "
-                         f"q99 {length['q99']:.4g} words")
+            lines.append(
+                f"whole corpus {d.name}: {block['records']} records; {cells}; length q50 {length['q50']:.4g} "
+                f"q99 {length['q99']:.4g} words"
+            )
     return lines
 
 
@@ -84,9 +108,23 @@ def tidy(result) -> list[dict]:
     out = []
     for c, rows in zip(result.candidates, result.rows):
         for r in rows:
-            out.append({"candidate": c.name, "n": c.n, "indicator": r.name, "group": r.group, "value": r.value,
-                        "ci_low": r.ci[0], "ci_high": r.ci[1], "null_low": r.null[0], "null_high": r.null[1],
-                        "null_mean": r.null_mean, "z": r.z, "verdict": r.verdict, "note": r.note})
+            out.append(
+                {
+                    "candidate": c.name,
+                    "n": c.n,
+                    "indicator": r.name,
+                    "group": r.group,
+                    "value": r.value,
+                    "ci_low": r.ci[0],
+                    "ci_high": r.ci[1],
+                    "null_low": r.null[0],
+                    "null_high": r.null[1],
+                    "null_mean": r.null_mean,
+                    "z": r.z,
+                    "verdict": r.verdict,
+                    "note": r.note,
+                }
+            )
     return out
 
 
@@ -97,8 +135,10 @@ def summary(result) -> str:
     for c, rows in zip(result.candidates, result.rows):
         lines.append(f"candidate {c.name}: {c.n} records used of {c.seen} read")
         for r in rows:
-            lines.append(f"  {r.group:<10} {r.name:<18} {r.value:>10.4g}  ci [{r.ci[0]:.4g}, {r.ci[1]:.4g}]"
-                         f"  null [{r.null[0]:.4g}, {r.null[1]:.4g}]  {r.verdict}")
+            lines.append(
+                f"  {r.group:<10} {r.name:<18} {r.value:>10.4g}  ci [{r.ci[0]:.4g}, {r.ci[1]:.4g}]"
+                f"  null [{r.null[0]:.4g}, {r.null[1]:.4g}]  {r.verdict}"
+            )
         share = synthetic_share(rows)
         if share is not None and not share["identified"]:
             lines.append(f"  synthetic share: {share['reason']}")
@@ -108,8 +148,10 @@ def summary(result) -> str:
         lines.append(f"  overall: {overall(rows)}")
     run = result.options.get("lm_run") or {}
     if run:
-        lines.append(f"LM {run['lm']} on {run['device']}: {run['records_scored']} records, {run['tokens']} tokens in "
-                     f"{run['seconds']:.1f} s ({run['tokens_per_s']} tokens/s)")
+        lines.append(
+            f"LM {run['lm']} on {run['device']}: {run['records_scored']} records, {run['tokens']} tokens in "
+            f"{run['seconds']:.1f} s ({run['tokens_per_s']} tokens/s)"
+        )
     lines.extend(whole_lines(result))
     lines.append(f"verdict: {result.verdict}  ({result.seconds:.1f} s)")
     return "\n".join(lines)
@@ -218,8 +260,13 @@ def band_units(row) -> float:
 
 
 GROUP_ORDER = ("tails", "diversity", "fidelity", "lm", "provenance")
-GROUP_TITLES = {"tails": "Tails", "diversity": "Diversity", "fidelity": "Fidelity", "lm": "Language model",
-                "provenance": "Provenance"}
+GROUP_TITLES = {
+    "tails": "Tails",
+    "diversity": "Diversity",
+    "fidelity": "Fidelity",
+    "lm": "Language model",
+    "provenance": "Provenance",
+}
 
 
 def group_figure(result, group: str, most: int = 12) -> Picture | None:
@@ -287,10 +334,14 @@ def sections(result) -> list[dict]:
     group's indicator figure, then the data figure that shows it (distributions under tails, rank-frequency under
     diversity, the PCA projection under fidelity, perplexity under LM)."""
     pools = getattr(result, "pools", None)
-    data = {"tails": [distribution_figure], "diversity": [rank_frequency_figure] if result.kind == "text" else [],
-            "fidelity": [lambda r: pca_figure(r, pools)] if pools else [],
-            "lm": [lambda r: perplexity_figure(r, pools)]
-            if pools and "log_ppl" in pools[0].extra and np.isfinite(pools[0].extra["log_ppl"]).any() else []}
+    data = {
+        "tails": [distribution_figure],
+        "diversity": [rank_frequency_figure] if result.kind == "text" else [],
+        "fidelity": [lambda r: pca_figure(r, pools)] if pools else [],
+        "lm": [lambda r: perplexity_figure(r, pools)]
+        if pools and "log_ppl" in pools[0].extra and np.isfinite(pools[0].extra["log_ppl"]).any()
+        else [],
+    }
     out = []
     for group in GROUP_ORDER:
         pictures = [p for p in [group_figure(result, group), *(f(result) for f in data.get(group, []))] if p]
@@ -307,22 +358,46 @@ def page(result) -> str:
         for r in rs:
             band = clip_band(r.name, *r.null)
             way = band_units(r)
-            rows.append({"verdict": r.verdict, "cells": [
-                c.name, r.group, r.name, _cell(r.value), f"[{_cell(r.ci[0])}, {_cell(r.ci[1])}]",
-                f"[{_cell(band[0])}, {_cell(band[1])}]", _cell(r.z),
-                "toward collapse" if way > 0 else ("away" if way < 0 else "–"), r.verdict]})
+            rows.append(
+                {
+                    "verdict": r.verdict,
+                    "cells": [
+                        c.name,
+                        r.group,
+                        r.name,
+                        _cell(r.value),
+                        f"[{_cell(r.ci[0])}, {_cell(r.ci[1])}]",
+                        f"[{_cell(band[0])}, {_cell(band[1])}]",
+                        _cell(r.z),
+                        "toward collapse" if way > 0 else ("away" if way < 0 else "–"),
+                        r.verdict,
+                    ],
+                }
+            )
     moved = [(name, [f"{d:.2f}" for d in dist]) for _, name, dist in features_moved(result)[:10]]
-    return render("audit.html.j2", title="modelcollapse audit", result=result,
-                  candidates=list(zip(result.candidates, result.verdicts)), cards=cards(result), rows=rows,
-                  sections=sections(result), moved=moved, glossary=GLOSSARY, whole=whole_table(result))
+    return render(
+        "audit.html.j2",
+        title="modelcollapse audit",
+        result=result,
+        candidates=list(zip(result.candidates, result.verdicts)),
+        cards=cards(result),
+        rows=rows,
+        sections=sections(result),
+        moved=moved,
+        glossary=GLOSSARY,
+        whole=whole_table(result),
+    )
 
 
 def whole_table(result) -> dict | None:
     """The page's whole-corpus table: ``{"inputs": names, "rows": [(label, cells)]}``, None without blocks."""
     from .whole import LABELS
 
-    pairs = [(d.name, b) for d, b in zip([result.reference, *result.candidates], getattr(result, "whole", None) or [])
-             if b is not None]
+    pairs = [
+        (d.name, b)
+        for d, b in zip([result.reference, *result.candidates], getattr(result, "whole", None) or [])
+        if b is not None
+    ]
     if not pairs:
         return None
     fmt = lambda v: f"{v:,}" if isinstance(v, int) else f"{v:.4g}"  # noqa: E731

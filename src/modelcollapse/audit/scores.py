@@ -51,8 +51,19 @@ from .indicators import near_duplicate_pairs
 from .inputs import Dataset, array_rows, reservoir, text_stream, txt_paragraphs
 from .provenance import Z_FLAG
 
-COLUMNS = ("source", "record", "id", "length", "log_ppl", "machine", "watermark_z", "dup_cluster", "near_dup_cluster",
-           "ref_distance", "flag")
+COLUMNS = (
+    "source",
+    "record",
+    "id",
+    "length",
+    "log_ppl",
+    "machine",
+    "watermark_z",
+    "dup_cluster",
+    "near_dup_cluster",
+    "ref_distance",
+    "flag",
+)
 LOW_PPL_LEVEL, MACHINE_LEVEL = 5, 99
 CHUNK = 512
 
@@ -66,8 +77,17 @@ class Located:
 
 
 # -- where the records came from ------------------------------------------------------------------------------------
-def locate(spec: Any, d: Dataset, *, index: int, seed: int, max_records: int, field: str,
-           id_field: str | None = None, spell=None) -> Located:
+def locate(
+    spec: Any,
+    d: Dataset,
+    *,
+    index: int,
+    seed: int,
+    max_records: int,
+    field: str,
+    id_field: str | None = None,
+    spell=None,
+) -> Located:
     """The positions (and ids) of ``d``'s records in input ``spec``, read as ``inputs.read_input`` read it with
     ``index`` and ``seed``: its sample is replayed on positions instead of records (the same generator draws the same
     choices whatever the items), and for a text file checked against the records read."""
@@ -89,8 +109,7 @@ def locate(spec: Any, d: Dataset, *, index: int, seed: int, max_records: int, fi
     picked = [(p, items[p]) for p in chosen.tolist() if items[p][0]]
     if [t for _, (t, _) in picked] != list(d.records):
         raise RuntimeError(f"the records read from {path} are not those at the replayed positions; report this bug.")
-    return Located(np.array([p for p, _ in picked], np.int64),
-                   [str(p) if i is None else i for p, (_, i) in picked])
+    return Located(np.array([p for p, _ in picked], np.int64), [str(p) if i is None else i for p, (_, i) in picked])
 
 
 def text_items(path: Path, field: str, id_field: str | None, spell=None):
@@ -104,8 +123,9 @@ def text_items(path: Path, field: str, id_field: str | None, spell=None):
 
         f = pq.ParquetFile(path)
         if id_field not in f.schema_arrow.names:
-            raise ConfigError(f"{path} has no column {id_field!r} ({flag}); its columns: "
-                              f"{', '.join(f.schema_arrow.names)}.")
+            raise ConfigError(
+                f"{path} has no column {id_field!r} ({flag}); its columns: {', '.join(f.schema_arrow.names)}."
+            )
         ids = (str(v) for b in f.iter_batches(columns=[id_field]) for v in b.column(0).to_pylist())
         return enumerate(zip(text_stream(path, field), ids))
     return enumerate(zip(text_stream(path, field), jsonl_ids(path, id_field, flag)))
@@ -119,22 +139,28 @@ def jsonl_ids(path: Path, id_field: str, flag: str):
                 try:
                     yield str(json.loads(line)[id_field])
                 except (ValueError, KeyError, TypeError):
-                    raise ConfigError(f"{path} line {number} must be a JSON object with key {id_field!r} "
-                                      f"({flag}).") from None
+                    raise ConfigError(
+                        f"{path} line {number} must be a JSON object with key {id_field!r} ({flag})."
+                    ) from None
 
 
 # -- the table ------------------------------------------------------------------------------------------------------
 def columns(result) -> dict[str, list | np.ndarray]:
     """The scores of every record read (module docstring), column by column."""
     datasets = [result.reference, *result.candidates]
-    located = getattr(result, "located", None) or [Located(np.arange(d.n), [str(i) for i in range(d.n)])
-                                                   for d in datasets]
+    located = getattr(result, "located", None) or [
+        Located(np.arange(d.n), [str(i) for i in range(d.n)]) for d in datasets
+    ]
     ref_pool = result.pools[0]
     extra = ref_pool.extra
-    cuts = {"log_ppl": _percentile(extra.get("log_ppl"), LOW_PPL_LEVEL),
-            "machine": _percentile(extra.get("machine"), MACHINE_LEVEL)}
-    parts = [per_record(d, pool, where, ref_pool, cuts, own=i == 0)
-             for i, (d, pool, where) in enumerate(zip(datasets, result.pools, located))]
+    cuts = {
+        "log_ppl": _percentile(extra.get("log_ppl"), LOW_PPL_LEVEL),
+        "machine": _percentile(extra.get("machine"), MACHINE_LEVEL),
+    }
+    parts = [
+        per_record(d, pool, where, ref_pool, cuts, own=i == 0)
+        for i, (d, pool, where) in enumerate(zip(datasets, result.pools, located))
+    ]
     return {c: [v for part in parts for v in part[c]] for c in COLUMNS}
 
 
@@ -154,16 +180,25 @@ def per_record(d: Dataset, pool, where: Located, ref_pool, cuts: dict[str, float
         near = components(n, near_duplicate_pairs(pool.signatures), pos)
     first = np.zeros(n, bool)
     first[np.unique(pool.keys, return_index=True)[1]] = True
-    rules = {"exact_dup": ~first,
-             "near_dup": (near >= 0) & (near != pos),
-             "lm_low_ppl": score["log_ppl"] < cuts["log_ppl"],
-             "machine": score["machine"] > cuts["machine"],
-             "watermark": score["watermark_z"] > Z_FLAG}
+    rules = {
+        "exact_dup": ~first,
+        "near_dup": (near >= 0) & (near != pos),
+        "lm_low_ppl": score["log_ppl"] < cuts["log_ppl"],
+        "machine": score["machine"] > cuts["machine"],
+        "watermark": score["watermark_z"] > Z_FLAG,
+    }
     flag = [",".join(name for name, hit in rules.items() if hit[j]) for j in range(n)]
-    return {"source": [d.name] * n, "record": pos.tolist(), "id": list(where.ids),
-            "length": [len(w) for w in pool.words] if pool.kind == "text" else [None] * n,
-            **{k: v.tolist() for k, v in score.items()}, "dup_cluster": dup.tolist(), "near_dup_cluster": near.tolist(),
-            "ref_distance": nearest(pool.features, ref_pool.features, own).tolist(), "flag": flag}
+    return {
+        "source": [d.name] * n,
+        "record": pos.tolist(),
+        "id": list(where.ids),
+        "length": [len(w) for w in pool.words] if pool.kind == "text" else [None] * n,
+        **{k: v.tolist() for k, v in score.items()},
+        "dup_cluster": dup.tolist(),
+        "near_dup_cluster": near.tolist(),
+        "ref_distance": nearest(pool.features, ref_pool.features, own).tolist(),
+        "flag": flag,
+    }
 
 
 def groups(keys: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -191,11 +226,11 @@ def nearest(x: np.ndarray, ref: np.ndarray, own: bool) -> np.ndarray:
     in chunks of rows so memory stays ``CHUNK × len(ref)``."""
     out = np.empty(len(x))
     for start in range(0, len(x), CHUNK):
-        d = pairwise_sq(x[None, start:start + CHUNK], ref[None])[0]
+        d = pairwise_sq(x[None, start : start + CHUNK], ref[None])[0]
         if own:
             rows = np.arange(start, min(start + CHUNK, len(x)))
             d[rows - start, rows] = np.inf
-        out[start:start + CHUNK] = np.sqrt(d.min(1)) if d.shape[1] else np.nan
+        out[start : start + CHUNK] = np.sqrt(d.min(1)) if d.shape[1] else np.nan
     return out
 
 
@@ -203,10 +238,21 @@ def table(result):
     """The scores as a pyarrow Table (the types of ``scores.parquet``: ``length`` null outside text)."""
     import pyarrow as pa
 
-    schema = pa.schema([("source", pa.string()), ("record", pa.int64()), ("id", pa.string()), ("length", pa.int64()),
-                        ("log_ppl", pa.float64()), ("machine", pa.float64()), ("watermark_z", pa.float64()),
-                        ("dup_cluster", pa.int64()), ("near_dup_cluster", pa.int64()),
-                        ("ref_distance", pa.float64()), ("flag", pa.string())])
+    schema = pa.schema(
+        [
+            ("source", pa.string()),
+            ("record", pa.int64()),
+            ("id", pa.string()),
+            ("length", pa.int64()),
+            ("log_ppl", pa.float64()),
+            ("machine", pa.float64()),
+            ("watermark_z", pa.float64()),
+            ("dup_cluster", pa.int64()),
+            ("near_dup_cluster", pa.int64()),
+            ("ref_distance", pa.float64()),
+            ("flag", pa.string()),
+        ]
+    )
     return pa.table(columns(result), schema=schema)
 
 
@@ -240,9 +286,15 @@ def check_keep(keep, candidates: list, spell) -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{spell('keep')} {folder} is a file; it names the folder the kept records are written to.")
     for spec in candidates:
-        if isinstance(spec, (str, os.PathLike)) and Path(spec).exists() and Path(spec).resolve().parent == folder.resolve():
-            raise ConfigError(f"{spell('keep')} {folder} holds candidate {spec}, which the kept records would replace; "
-                              "choose another folder.")
+        if (
+            isinstance(spec, (str, os.PathLike))
+            and Path(spec).exists()
+            and Path(spec).resolve().parent == folder.resolve()
+        ):
+            raise ConfigError(
+                f"{spell('keep')} {folder} holds candidate {spec}, which the kept records would replace; "
+                "choose another folder."
+            )
 
 
 def keep(result, out: str | os.PathLike) -> list[Path]:
@@ -255,7 +307,9 @@ def keep(result, out: str | os.PathLike) -> list[Path]:
     for source, record, flag in zip(cols["source"], cols["record"], cols["flag"]):
         if flag:
             flagged.setdefault(source, set()).add(record)
-    names = [Path(c.path).name if is_file_input(c) else safe_name(c.name) + default_suffix(c) for c in result.candidates]
+    names = [
+        Path(c.path).name if is_file_input(c) else safe_name(c.name) + default_suffix(c) for c in result.candidates
+    ]
     written = []
     for i, c in enumerate(result.candidates):
         name = names[i] if names.count(names[i]) == 1 else f"{i + 1}-{names[i]}"

@@ -40,7 +40,7 @@ SHARD_RECORDS = 256
 
 def split(records: Sequence, size: int = SHARD_RECORDS) -> list:
     """Consecutive slices of ``records`` of ``size`` records (the last may be shorter)."""
-    return [records[i:i + size] for i in range(0, len(records), size)]
+    return [records[i : i + size] for i in range(0, len(records), size)]
 
 
 @contextlib.contextmanager
@@ -67,9 +67,14 @@ def _apply(item: tuple[Callable, Sequence]) -> dict[str, np.ndarray]:  # top lev
     return fn(shard)
 
 
-def map_records(fn: Callable[[Sequence], dict[str, np.ndarray]], record_sets: Sequence[Sequence],
-                executor: ExecutorSpec | None = None, *, size: int = SHARD_RECORDS,
-                on_shard: Callable[[int], None] | None = None) -> list[dict[str, np.ndarray]]:
+def map_records(
+    fn: Callable[[Sequence], dict[str, np.ndarray]],
+    record_sets: Sequence[Sequence],
+    executor: ExecutorSpec | None = None,
+    *,
+    size: int = SHARD_RECORDS,
+    on_shard: Callable[[int], None] | None = None,
+) -> list[dict[str, np.ndarray]]:
     """``fn`` over every shard of every record set, on ``executor`` (default: in this process); per record set, the
     shards' outputs concatenated along the record axis. ``on_shard(1)`` is called as each shard comes back (a
     progress bar's advance).
@@ -93,8 +98,10 @@ def map_records(fn: Callable[[Sequence], dict[str, np.ndarray]], record_sets: Se
     failed = [o for o in outcomes if o.error]
     if failed:
         first = failed[0]
-        raise RunError(f"{len(failed)} of {len(items)} audit shards failed; first: record set {owners[first.index]}, "
-                       f"shard {owners[:first.index].count(owners[first.index])}: {first.error}")
+        raise RunError(
+            f"{len(failed)} of {len(items)} audit shards failed; first: record set {owners[first.index]}, "
+            f"shard {owners[: first.index].count(owners[first.index])}: {first.error}"
+        )
     out: list[dict[str, np.ndarray]] = []
     for s in range(len(record_sets)):
         parts = [o.value for o in outcomes if owners[o.index] == s]

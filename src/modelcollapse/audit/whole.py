@@ -78,10 +78,10 @@ def word_hashes(words: list[str]) -> np.ndarray:
 def ngram_hashes(h: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
     """The 64-bit hashes of the word n-grams of records laid end to end in ``h`` (record r's words begin at
     ``starts[r]``; ``starts[-1]`` is the total), n-grams within a record only."""
-    g = h[:len(h) - n + 1].copy() if len(h) >= n else np.zeros(0, np.uint64)
+    g = h[: len(h) - n + 1].copy() if len(h) >= n else np.zeros(0, np.uint64)
     with np.errstate(over="ignore"):
         for k in range(1, n):
-            g = mix(g * np.uint64(0x9E3779B97F4A7C15) + h[k:len(h) - n + 1 + k])
+            g = mix(g * np.uint64(0x9E3779B97F4A7C15) + h[k : len(h) - n + 1 + k])
     pos = np.arange(len(g))
     record = np.searchsorted(starts, pos, side="right") - 1
     return g[pos + n <= starts[record + 1]]  # an n-gram crossing into the next record is dropped
@@ -140,10 +140,16 @@ def whole_shard(texts) -> dict[str, np.ndarray]:
     h = word_hashes(list(itertools.chain.from_iterable(words)))
     grams = [ngram_hashes(h, starts, n) for n in NGRAMS]
     types, counts = np.unique(h, return_counts=True)
-    return {"key": np.array([text_key(t) for t in texts], np.uint64), "length": lengths.astype(np.int32),
-            "signatures": sig.astype(np.int32), "bands": band_keys(sig),
-            "hll": np.stack([hll_registers(g) for g in grams])[None], "ngrams": np.array([[len(g) for g in grams]]),
-            "types": types, "type_counts": counts}
+    return {
+        "key": np.array([text_key(t) for t in texts], np.uint64),
+        "length": lengths.astype(np.int32),
+        "signatures": sig.astype(np.int32),
+        "bands": band_keys(sig),
+        "hll": np.stack([hll_registers(g) for g in grams])[None],
+        "ngrams": np.array([[len(g) for g in grams]]),
+        "types": types,
+        "type_counts": counts,
+    }
 
 
 # -- the whole pass -------------------------------------------------------------------------------------------------------
@@ -214,7 +220,7 @@ def near_flags(key: np.ndarray, sig_file: Path, band_files: list[Path]) -> np.nd
         order = np.argsort(band, kind="stable")
         cuts = np.r_[0, np.flatnonzero(np.diff(band[order])) + 1, len(order)]
         for k in np.flatnonzero(np.diff(cuts) > 1):  # buckets of two or more: the only ones to check
-            members = np.sort(reps[order[cuts[k]:cuts[k + 1]]])
+            members = np.sort(reps[order[cuts[k] : cuts[k + 1]]])
             i, j = agreeing(np.asarray(sig[members]))
             group_flag[group[members[i]]] = True
             group_flag[group[members[j]]] = True
@@ -226,21 +232,36 @@ def summarise(key, length, near, hll, ngrams, type_counts) -> dict:
     """The ``whole_corpus`` block of ``audit.json`` (module docstring)."""
     n = len(key)
     words = int(type_counts.sum())
-    out = {"records": n, "exact_duplicates": (n - len(np.unique(key))) / n if n else float("nan"),
-           "near_duplicates": float(near.mean()) if n else float("nan")}
+    out = {
+        "records": n,
+        "exact_duplicates": (n - len(np.unique(key))) / n if n else float("nan"),
+        "near_duplicates": float(near.mean()) if n else float("nan"),
+    }
     for g, (registers, total) in enumerate(zip(hll, ngrams)):
         out[f"distinct_{NGRAMS[g]}"] = min(hll_count(registers), float(total)) / float(total) if total else float("nan")
     out["missing_mass"] = float(np.sum(type_counts == 1) / words) if words else float("nan")
     out["vocabulary"] = len(type_counts)
     out["words"] = words
     q = np.quantile(length, QUANTILES) if n else np.full(len(QUANTILES), np.nan)
-    out["length"] = {**{f"q{round(p * 100)}": float(v) for p, v in zip(QUANTILES, q)},
-                     "mean": float(length.mean()) if n else float("nan")}
+    out["length"] = {
+        **{f"q{round(p * 100)}": float(v) for p, v in zip(QUANTILES, q)},
+        "mean": float(length.mean()) if n else float("nan"),
+    }
     return out
 
 
-def blocks(specs: list, datasets: list, option: bool | None, *, max_records: int, field: str, cap: int, spell,
-           executor: ExecutorSpec, advance=None) -> list[dict | None]:
+def blocks(
+    specs: list,
+    datasets: list,
+    option: bool | None,
+    *,
+    max_records: int,
+    field: str,
+    cap: int,
+    spell,
+    executor: ExecutorSpec,
+    advance=None,
+) -> list[dict | None]:
     """The ``whole_corpus`` block of each input (reference first), or None where none is computed: ``option`` True
     computes it for every text input, None (the default) for a text input with more records than ``max_records``
     (the sample then misses records), False for none. A path is streamed again from the start
@@ -263,10 +284,16 @@ def blocks(specs: list, datasets: list, option: bool | None, *, max_records: int
 
 
 #: The block's headline numbers, in the order the summary and the page show them, with what each is.
-LABELS = {"records": "records read", "exact_duplicates": "exact-duplicate share",
-          "near_duplicates": "near-duplicate share", "distinct_1": "distinct-1", "distinct_2": "distinct-2",
-          "distinct_3": "distinct-3 (HyperLogLog, ±0.8%)", "missing_mass": "missing mass (Good-Turing N₁/N)",
-          "vocabulary": "word types"}
+LABELS = {
+    "records": "records read",
+    "exact_duplicates": "exact-duplicate share",
+    "near_duplicates": "near-duplicate share",
+    "distinct_1": "distinct-1",
+    "distinct_2": "distinct-2",
+    "distinct_3": "distinct-3 (HyperLogLog, ±0.8%)",
+    "missing_mass": "missing mass (Good-Turing N₁/N)",
+    "vocabulary": "word types",
+}
 
 
 __all__ = ["LABELS", "blocks", "hll_count", "hll_registers", "whole_corpus", "whole_shard"]

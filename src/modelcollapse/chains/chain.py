@@ -22,9 +22,18 @@ from ..seeding import seed_for
 from .config import TelephoneConfig, load, prompt_template, resolve, validate
 
 # Keys that change how a run is executed but not what it produces: they may differ on --resume.
-_EXECUTION_KEYS = {"generations", "backend.concurrency", "backend.timeout_s", "backend.retries", "backend.backoff_s",
-                   "backend.batch_size", "backend.threads", "backend.api_key_env", "backend.max_response_bytes",
-                   "version"}
+_EXECUTION_KEYS = {
+    "generations",
+    "backend.concurrency",
+    "backend.timeout_s",
+    "backend.retries",
+    "backend.backoff_s",
+    "backend.batch_size",
+    "backend.threads",
+    "backend.api_key_env",
+    "backend.max_response_bytes",
+    "version",
+}
 
 
 @dataclass(frozen=True)
@@ -72,20 +81,32 @@ def open_run_dir(config: TelephoneConfig, store: RunStore, resume: bool, *, spel
     resolved = resolve(config)
     if store.config_path.exists():
         if not resume:
-            raise ConfigError(f"{store.root} already holds a run; pass {spelling.flag('resume')} to continue it, "
-                              f"{spelling.flag('overwrite')} to replace it, or choose another {spelling.arg('out')}.")
+            raise ConfigError(
+                f"{store.root} already holds a run; pass {spelling.flag('resume')} to continue it, "
+                f"{spelling.flag('overwrite')} to replace it, or choose another {spelling.arg('out')}."
+            )
         saved, now = _flatten(store.read_config()), _flatten(resolved)
         defaults = _flatten(resolve(validate({})))  # what a run saved before a key existed used
         for key in [*now, *(k for k in saved if k not in now)]:  # mapping values (extra_body) may lose keys
             value, before = now.get(key), saved.get(key, defaults.get(key))
             if key not in _EXECUTION_KEYS and before != value:
-                raise ConfigError(f"{spelling.flag('resume')}: {key} is {value!r} but the run in {store.root} used "
-                                  f"{before!r}; resume with the same config or choose another {spelling.arg('out')}.")
+                raise ConfigError(
+                    f"{spelling.flag('resume')}: {key} is {value!r} but the run in {store.root} used "
+                    f"{before!r}; resume with the same config or choose another {spelling.arg('out')}."
+                )
     store.write_config(resolved)
 
 
-def run_chains(config_source: str | dict[str, Any], out: Path | None, overrides: list[str], resume: bool, quiet: bool,
-               *, overwrite: bool = False, spelling: Spelling = CLI) -> Path:
+def run_chains(
+    config_source: str | dict[str, Any],
+    out: Path | None,
+    overrides: list[str],
+    resume: bool,
+    quiet: bool,
+    *,
+    overwrite: bool = False,
+    spelling: Spelling = CLI,
+) -> Path:
     """Run (or resume) the telephone chains of a config or preset; return the run directory. The one code path of
     ``modelcollapse chain`` and ``mc.chain``. With ``overwrite``, a previous run in ``out`` is deleted first
     (:func:`~modelcollapse.rundir.store.prepare_out`); the run holds the directory's lock, as a loop run and a
@@ -119,8 +140,17 @@ def _run(config: TelephoneConfig, store: RunStore, starts: list[str], quiet: boo
     for c in chains:
         if (c.id, 0) not in texts:
             texts[c.id, 0] = starts[c.start]
-            store.append_step({"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": 0,
-                               "text": starts[c.start], "meta": {"backend": "original"}})
+            store.append_step(
+                {
+                    "chain": c.id,
+                    "task": c.task,
+                    "start": c.start,
+                    "seed": c.seed,
+                    "generation": 0,
+                    "text": starts[c.start],
+                    "meta": {"backend": "original"},
+                }
+            )
     # 3. Each generation rewrites the previous one; the backend is loaded only if a step is missing. The bar is the
     # run command's (one progress mechanism), counting steps: one generation of one chain each.
     try:
@@ -136,8 +166,15 @@ def _run(config: TelephoneConfig, store: RunStore, starts: list[str], quiet: boo
     store.write_manifest({**manifest, "status": "complete", "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
-def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, chains: list[Chain],
-                     texts: dict[tuple[int, int], str], say, advance=lambda n: None) -> None:
+def generate_missing(
+    config: TelephoneConfig,
+    store: RunStore,
+    manifest: dict,
+    chains: list[Chain],
+    texts: dict[tuple[int, int], str],
+    say,
+    advance=lambda n: None,
+) -> None:
     """Request every step missing from ``texts``, generation by generation, journaling each as it completes (then
     ``advance(1)``, a progress bar's)."""
     from .backends import Request
@@ -150,12 +187,24 @@ def generate_missing(config: TelephoneConfig, store: RunStore, manifest: dict, c
             continue
         backend = backend or make_backend(config.backend, config.decoding)
         t0 = time.perf_counter()
-        requests = [Request(c.id, g, messages(config, c.task, texts[c.id, g - 1]), step_seed(config.seed, config, c, g))
-                    for c in todo]
+        requests = [
+            Request(c.id, g, messages(config, c.task, texts[c.id, g - 1]), step_seed(config.seed, config, c, g))
+            for c in todo
+        ]
         for request, completion in backend.complete(requests):
             c = by_id[request.chain]
-            store.append_step({"chain": c.id, "task": c.task, "start": c.start, "seed": c.seed, "generation": g,
-                               "text": completion.text, "sample_seed": request.sample_seed, "meta": completion.meta})
+            store.append_step(
+                {
+                    "chain": c.id,
+                    "task": c.task,
+                    "start": c.start,
+                    "seed": c.seed,
+                    "generation": g,
+                    "text": completion.text,
+                    "sample_seed": request.sample_seed,
+                    "meta": completion.meta,
+                }
+            )
             texts[c.id, g] = completion.text
             advance(1)
         manifest["timings"][f"generation {g}"] = round(time.perf_counter() - t0, 3)
@@ -172,8 +221,9 @@ def make_backend(backend, decoding):
     return BACKENDS.get(backend.kind, "backend.kind")(backend, decoding)
 
 
-def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Chain],
-                       texts: dict[tuple[int, int], str]) -> None:
+def write_measurements(
+    store: RunStore, config: TelephoneConfig, chains: list[Chain], texts: dict[tuple[int, int], str]
+) -> None:
     """``metrics.parquet`` (the loop's tidy table, one row per chain, generation and metric, plus the columns ``chain``
     (= ``replicate``), ``start`` and ``seed``; ``arm`` is the task) and ``attractors.json``."""
     import json
@@ -189,14 +239,22 @@ def write_measurements(store: RunStore, config: TelephoneConfig, chains: list[Ch
     if any(CHAIN_METRICS.trait(n, "input") == "embedding" for n in names):
         flat = embed([t for chain_texts in per_chain for t in chain_texts])
         vectors = flat.reshape(len(chains), G + 1, -1)
-    cols: dict[str, list] = {k: [] for k in ("arm", "chain", "replicate", "start", "seed", "generation", "metric", "value")}
+    cols: dict[str, list] = {
+        k: [] for k in ("arm", "chain", "replicate", "start", "seed", "generation", "metric", "value")
+    }
     finals: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for c, chain_texts in zip(chains, per_chain):
         values = chain_metrics(chain_texts, None if vectors is None else vectors[c.id], names)
         for metric, series in sorted(values.items()):
             n = len(series)
-            for key, value in (("arm", c.task), ("chain", c.id), ("replicate", c.id), ("start", c.start), ("seed", c.seed),
-                               ("metric", metric)):
+            for key, value in (
+                ("arm", c.task),
+                ("chain", c.id),
+                ("replicate", c.id),
+                ("start", c.start),
+                ("seed", c.seed),
+                ("metric", metric),
+            ):
                 cols[key] += [value] * n
             cols["generation"] += list(range(n))
             cols["value"] += [float(v) for v in series]

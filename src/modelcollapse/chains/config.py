@@ -66,24 +66,37 @@ class BackendConfig(_Strict):
     model_dir: str | None = Field(None, description="local: a Hugging Face model folder; None is the packaged SmolLM2")
     gguf_file: str | None = Field(None, description="local: a GGUF file inside model_dir")
     batch_size: int = Field(8, ge=1, description="local: chains per generate call")
-    threads: int | None = Field(None, ge=1, description="local: torch CPU threads; None keeps torch's default. On a "
-                                "busy machine 1 avoids thread oversubscription, which can slow generation 10x")
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="local: where the model runs; auto is cuda when "
-                                                   "a GPU is visible (generation is batch-independent on either)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="local: torch CPU threads; None keeps torch's default. On a "
+        "busy machine 1 avoids thread oversubscription, which can slow generation 10x",
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "cpu",
+        description="local: where the model runs; auto is cuda when "
+        "a GPU is visible (generation is batch-independent on either)",
+    )
     # openai
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the URL that /chat/completions is under")
-    endpoint: Literal["chat", "completions"] = Field("chat", description="openai: chat posts the messages to "
-                                                     "/chat/completions; completions (base models) posts them as "
-                                                     "one prompt to /completions")
+    endpoint: Literal["chat", "completions"] = Field(
+        "chat",
+        description="openai: chat posts the messages to "
+        "/chat/completions; completions (base models) posts them as "
+        "one prompt to /completions",
+    )
     model: str = Field("default", description="openai: the model name sent with each request")
     stop: list[str] = Field(default_factory=list, description="openai: stop strings sent with each request")
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="openai: more fields merged into each "
-                                       "request's JSON (vLLM's top_k, min_p, repetition_penalty ...)")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="openai: more fields merged into each request's JSON (vLLM's top_k, min_p, repetition_penalty ...)",
+    )
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
     concurrency: int = Field(4, ge=1, description="openai: requests in flight at once")
     timeout_s: float = Field(120.0, gt=0.0, description="openai: per request")
-    max_response_bytes: int = Field(1 << 20, ge=1, description="openai: the largest reply body accepted; a larger "
-                                    "one fails the run")
+    max_response_bytes: int = Field(
+        1 << 20, ge=1, description="openai: the largest reply body accepted; a larger one fails the run"
+    )
     retries: int = Field(5, ge=0, description="openai: retries after a 429, a 5xx or a network error")
     backoff_s: float = Field(1.0, ge=0.0, description="openai: first retry delay, doubled on each retry")
 
@@ -150,20 +163,26 @@ def check_backend(backend: BackendConfig) -> None:
     if backend.kind != "openai":
         for key, unset in (("stop", []), ("extra_body", {}), ("endpoint", "chat")):
             if getattr(backend, key) != unset:
-                raise ConfigError(f"backend.{key} is used only with backend.kind 'openai'; got kind "
-                                  f"{backend.kind!r} with {key} {getattr(backend, key)!r}.")
+                raise ConfigError(
+                    f"backend.{key} is used only with backend.kind 'openai'; got kind "
+                    f"{backend.kind!r} with {key} {getattr(backend, key)!r}."
+                )
     if any(not s for s in backend.stop):
         raise ConfigError(f"backend.stop must be a list of non-empty strings; got {backend.stop!r}.")
     clash = sorted(set(backend.extra_body) & set(RESERVED_BODY_KEYS))
     if clash:
-        raise ConfigError(f"backend.extra_body must not set {', '.join(clash)} (keys the backend sets itself: "
-                          f"{', '.join(RESERVED_BODY_KEYS)}; use decoding.* and backend.stop); got "
-                          f"{backend.extra_body!r}.")
+        raise ConfigError(
+            f"backend.extra_body must not set {', '.join(clash)} (keys the backend sets itself: "
+            f"{', '.join(RESERVED_BODY_KEYS)}; use decoding.* and backend.stop); got "
+            f"{backend.extra_body!r}."
+        )
     try:
         json.dumps(backend.extra_body, allow_nan=False)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"backend.extra_body must hold JSON values (strings, numbers, booleans, null, lists, "
-                          f"mappings); got {backend.extra_body!r} ({err}).") from None
+        raise ConfigError(
+            f"backend.extra_body must hold JSON values (strings, numbers, booleans, null, lists, "
+            f"mappings); got {backend.extra_body!r} ({err})."
+        ) from None
 
 
 def validate(raw: dict[str, Any]) -> TelephoneConfig:
@@ -190,8 +209,10 @@ def load(source: str | dict[str, Any], overrides: list[str]) -> TelephoneConfig:
     raw = dict(source) if isinstance(source, dict) else load_raw(source)
     loop_keys = [k for k in LOOP_KEYS if k in raw]
     if loop_keys and "task" not in raw:
-        raise ConfigError(f"{source!r} is a self-consuming loop config (it has {', '.join(loop_keys)}), not a telephone "
-                          f"chain: run it with `modelcollapse run {source}`.")
+        raise ConfigError(
+            f"{source!r} is a self-consuming loop config (it has {', '.join(loop_keys)}), not a telephone "
+            f"chain: run it with `modelcollapse run {source}`."
+        )
     return validate(apply_overrides(raw, overrides))
 
 

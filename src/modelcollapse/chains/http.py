@@ -69,8 +69,15 @@ def _retry_after(headers) -> float | None:
 
 
 def _json_kind(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -87,8 +94,10 @@ def completion_text(body: Any, endpoint: str = "chat") -> str:
         raise ValueError(f"the reply is {_json_kind(body)}, not a JSON object")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise ValueError(f"choices is {'an empty array' if choices == [] else _json_kind(choices)}, not an array of "
-                         "at least one choice")
+        raise ValueError(
+            f"choices is {'an empty array' if choices == [] else _json_kind(choices)}, not an array of "
+            "at least one choice"
+        )
     if endpoint == "completions":
         if not isinstance(choices[0], dict):
             raise ValueError(f"choices[0] is {_json_kind(choices[0])}, not an object")
@@ -256,8 +265,10 @@ class OpenAIBackend:
                 wait_s = err.wait if err.wait is not None else backend.backoff_s * 2**attempt
             if attempt < backend.retries:
                 time.sleep(min(wait_s, 60.0))
-        raise self._error(f"{self.url} failed {backend.retries + 1} times for chain {request.chain}, "
-                          f"generation {request.generation}; last error: {last}")
+        raise self._error(
+            f"{self.url} failed {backend.retries + 1} times for chain {request.chain}, "
+            f"generation {request.generation}; last error: {last}"
+        )
 
     def _attempt(self, request: Request) -> bytes:
         """The body of one POST's 200 reply; :class:`_Retry` for a failure worth repeating, RunError otherwise."""
@@ -287,9 +298,11 @@ class OpenAIBackend:
         size = int(announced) if announced.isdigit() else None
         raw = response.read(cap + 1) if size is None or size <= cap else b""
         if len(raw) > cap or (size is not None and size > cap):
-            raise self._error(f"{self.url} sent a reply of more than backend.max_response_bytes = {cap} bytes for "
-                              f"chain {request.chain}, generation {request.generation}; raise that key if such "
-                              "replies are expected.")
+            raise self._error(
+                f"{self.url} sent a reply of more than backend.max_response_bytes = {cap} bytes for "
+                f"chain {request.chain}, generation {request.generation}; raise that key if such "
+                "replies are expected."
+            )
         if response.length:  # bytes announced by Content-Length that never came: the connection was cut
             raise http.client.IncompleteRead(raw, response.length)
         return raw
@@ -305,9 +318,11 @@ class OpenAIBackend:
         detail = redact(detail, self._key())
         if 300 <= err.code < 400:
             location = err.headers.get("Location") if err.headers is not None else None
-            return self._error(f"{self.url} answered HTTP {err.code}, a redirect to {location!r}; redirects are not "
-                               "followed (the API key would travel with them): set backend.base_url to the "
-                               "final address.")
+            return self._error(
+                f"{self.url} answered HTTP {err.code}, a redirect to {location!r}; redirects are not "
+                "followed (the API key would travel with them): set backend.base_url to the "
+                "final address."
+            )
         if err.code != 429 and err.code < 500:
             return self._error(f"{self.url} answered HTTP {err.code}: {detail}")
         return _Retry(f"HTTP {err.code}: {detail}", _retry_after(err.headers))
@@ -323,8 +338,9 @@ class OpenAIBackend:
             text = completion_text(body, self.backend.endpoint)
         except ValueError as err:
             what = "completion" if self.backend.endpoint == "completions" else "chat completion"
-            raise self._error(f"{self.url} returned no {what}: {err}; the reply begins "
-                              f"{raw[:_DETAIL_BYTES]!r}") from None
+            raise self._error(
+                f"{self.url} returned no {what}: {err}; the reply begins {raw[:_DETAIL_BYTES]!r}"
+            ) from None
         choice = body["choices"][0]
         model, finish = body.get("model"), choice.get("finish_reason")
         usage = body.get("usage")

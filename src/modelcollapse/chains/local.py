@@ -50,14 +50,27 @@ class LocalBackend:
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
         prompts = [tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True) for r in batch]
         ids = tok(prompts, add_special_tokens=False)["input_ids"]
-        sampling = {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {}
-        new = generate_batched(self.model, ids, new_tokens=dec.max_new_tokens, batch_size=len(batch), pad_id=pad,
-                               seeds=[r.sample_seed for r in batch], **sampling)
+        sampling = (
+            {"do_sample": True, "temperature": dec.temperature, "top_p": dec.top_p} if dec.temperature > 0 else {}
+        )
+        new = generate_batched(
+            self.model,
+            ids,
+            new_tokens=dec.max_new_tokens,
+            batch_size=len(batch),
+            pad_id=pad,
+            seeds=[r.sample_seed for r in batch],
+            **sampling,
+        )
         completions = []
         for row in new.tolist():
             stopped = eos in row
             used = row[: row.index(eos) + 1] if stopped else row
-            meta = {"backend": "local", "model": self.name, "new_tokens": len(used),
-                    "finish_reason": "stop" if stopped else "length"}
+            meta = {
+                "backend": "local",
+                "model": self.name,
+                "new_tokens": len(used),
+                "finish_reason": "stop" if stopped else "length",
+            }
             completions.append(Completion(tok.decode(used, skip_special_tokens=True).strip(), meta))
         return completions

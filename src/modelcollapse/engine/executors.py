@@ -73,8 +73,10 @@ class ExecutorSpec:
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"{say.arg('workers')} must be >= 1; got {self.workers!r}.")
         if self.address and self.kind != "ray":
-            raise ConfigError(f"{say.hint('address', self.address)} needs {say.hint('executor', 'ray')}; "
-                              f"got {say.hint('executor', self.kind)}.")
+            raise ConfigError(
+                f"{say.hint('address', self.address)} needs {say.hint('executor', 'ray')}; "
+                f"got {say.hint('executor', self.kind)}."
+            )
         if self.retries < 0:
             raise ConfigError(f"retries must be >= 0; got {self.retries!r}.")
 
@@ -138,8 +140,12 @@ def _map_local(fn, items, spec: ExecutorSpec, gpus=None) -> Iterator[Outcome]:
     if blocker:
         import warnings
 
-        warnings.warn(f"running {len(items)} task(s) one after another in this process instead of {spec.workers} "
-                      f"worker processes: {blocker}.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"running {len(items)} task(s) one after another in this process instead of {spec.workers} "
+            f"worker processes: {blocker}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     elif not spec.in_process:
         yield from _map_pool(fn, items, spec)
         return
@@ -155,11 +161,17 @@ def _is_main_guard(node) -> bool:
     import ast
 
     test = getattr(node, "test", None)
-    if not (isinstance(node, ast.If) and isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
+    if not (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq)
+    ):
         return False
     sides = [test.left, *test.comparators]
-    return "__name__" in {getattr(x, "id", None) for x in sides} and any(getattr(x, "value", None) == "__main__" for x in sides)
+    return "__name__" in {getattr(x, "id", None) for x in sides} and any(
+        getattr(x, "value", None) == "__main__" for x in sides
+    )
 
 
 def pool_blocker() -> str | None:
@@ -172,11 +184,15 @@ def pool_blocker() -> str | None:
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if main is None or path is None:
-        return ("the main program is a notebook, a REPL or `python -c`, whose definitions (plug-ins registered there) "
-                "worker processes cannot import; to use a pool, run a script whose pool starts under "
-                "`if __name__ == \"__main__\":`")
+        return (
+            "the main program is a notebook, a REPL or `python -c`, whose definitions (plug-ins registered there) "
+            "worker processes cannot import; to use a pool, run a script whose pool starts under "
+            '`if __name__ == "__main__":`'
+        )
     frame = sys._getframe()
-    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"):
+    while frame is not None and not (
+        frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
+    ):
         frame = frame.f_back
     if frame is None:  # not started from the main module's top-level code (a thread, a callback): spawn is fine
         return None
@@ -187,13 +203,21 @@ def pool_blocker() -> str | None:
     line = frame.f_lineno
     if any(_is_main_guard(node) and node.lineno <= line <= node.end_lineno for node in tree.body):
         return None
-    return (f"{frame.f_code.co_filename} starts the pool at line {line}, outside an `if __name__ == \"__main__\":` "
-            "block, and every spawned worker would re-run it; put the call under that guard to run in parallel")
+    return (
+        f'{frame.f_code.co_filename} starts the pool at line {line}, outside an `if __name__ == "__main__":` '
+        "block, and every spawned worker would re-run it; put the call under that guard to run in parallel"
+    )
 
 
 def map_units(
-    fn: Callable[[Any], Any], items: Sequence[Any], executor: str = "local", address: str | None = None,
-    workers: int | None = None, *, retries: int = 2, gpus: Sequence[float] | None = None,
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    executor: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    *,
+    retries: int = 2,
+    gpus: Sequence[float] | None = None,
 ) -> list[Outcome]:
     """:func:`map_tasks` with the CLI's options as arguments (errors name them: ``workers``, not ``--workers``);
     returns every :class:`Outcome`, in the order of ``items``."""
@@ -249,15 +273,21 @@ def _map_pool(fn, items, spec: ExecutorSpec) -> Iterator[Outcome]:
     workers = min(spec.workers or 1, max(len(items), 1))
     # spawn, not fork: the driver may hold threads (the progress bar), and Ray and Torch dislike forked children.
     context = multiprocessing.get_context("spawn")
-    with thread_share(workers), ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent,
-                                                    initargs=(os.getpid(),)) as pool:
+    with (
+        thread_share(workers),
+        ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool,
+    ):
         futures = {pool.submit(_call, fn, item, spec.retries): i for i, item in enumerate(items)}
         for future in as_completed(futures):
             try:
                 yield Outcome(futures[future], future.result())
             except Exception as err:
-                yield Outcome(futures[future], error=describe(err), details="".join(traceback.format_exception(err)),
-                              exception=err)
+                yield Outcome(
+                    futures[future],
+                    error=describe(err),
+                    details="".join(traceback.format_exception(err)),
+                    exception=err,
+                )
 
 
 def connect_ray(spec: ExecutorSpec):
@@ -265,10 +295,14 @@ def connect_ray(spec: ExecutorSpec):
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"{spec.spelling.hint('executor', 'ray')} needs Ray: pip install 'modelcollapse[ray]'.") from None
+        raise ConfigError(
+            f"{spec.spelling.hint('executor', 'ray')} needs Ray: pip install 'modelcollapse[ray]'."
+        ) from None
     if not ray.is_initialized():
         # Local workers import modelcollapse from wherever this process found it.
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}}
+        env = {
+            "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")]))}
+        }
         if spec.address:
             ray.init(address=spec.address, runtime_env=env if not spec.address.startswith("ray://") else None)
         else:
@@ -316,4 +350,13 @@ def gpus_for(model_spec: dict[str, Any], cluster_gpus: float) -> float:
     return 1.0 if device == "auto" and cluster_gpus > 0 else 0.0
 
 
-__all__ = ["ExecutorSpec", "Outcome", "map_tasks", "map_units", "gpus_for", "cluster_gpus", "connect_ray", "exit_if_orphaned"]
+__all__ = [
+    "ExecutorSpec",
+    "Outcome",
+    "map_tasks",
+    "map_units",
+    "gpus_for",
+    "cluster_gpus",
+    "connect_ray",
+    "exit_if_orphaned",
+]

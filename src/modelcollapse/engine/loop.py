@@ -52,8 +52,13 @@ def units(arms: list[Config], keys: list[int] | None = None, names: list[str] | 
     return out
 
 
-def run_unit(cfg: Config, unit: Unit, store: RunStore, on_generation: Callable[[int], None] = lambda g: None,
-             on_metrics: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> str:
+def run_unit(
+    cfg: Config,
+    unit: Unit,
+    store: RunStore,
+    on_generation: Callable[[int], None] = lambda g: None,
+    on_metrics: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+) -> str:
     """Run (or resume) generations 0..G-1 of one unit, persisting each before the next. Returns a status string.
     After generation ``g`` is persisted: ``on_generation(g)``, then ``on_metrics(g, {metric: (R,) values})``."""
     s = prepare(cfg, unit)
@@ -117,13 +122,32 @@ def prepare(cfg: Config, unit: Unit) -> Setup:
     real = Chunk.tagged(source.pool(unit.size, real_n, rng(generation=0, role="real")), REAL)
     n_real = real_count(M, params.get("real_fraction", 0.0), params.get("n_real"))
     if regime_name == "mix" and n_real > real.size:
-        raise ConfigError(f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's "
-                          f"{real.size}.")
-    heldout = source.pool(1, cfg.loop.heldout, rng(role="heldout"))[0] if SOURCES.trait(cfg.data["kind"], "can_draw") else real.x[0]
+        raise ConfigError(
+            f"loop.n_real / real_fraction need {n_real} real records a generation, more than the pool's {real.size}."
+        )
+    heldout = (
+        source.pool(1, cfg.loop.heldout, rng(role="heldout"))[0]
+        if SOURCES.trait(cfg.data["kind"], "can_draw")
+        else real.x[0]
+    )
     model.bind(source, real.x)
     regime, keeps_history = partial(REGIMES.get(regime_name), **params), REGIMES.trait(regime_name, "keeps_history")
-    return Setup(cfg, unit, rng, source, model, regime_name, regime, keeps_history, metrics, direct, chain,
-                 cfg.loop.n_synthetic or M, real, heldout)
+    return Setup(
+        cfg,
+        unit,
+        rng,
+        source,
+        model,
+        regime_name,
+        regime,
+        keeps_history,
+        metrics,
+        direct,
+        chain,
+        cfg.loop.n_synthetic or M,
+        real,
+        heldout,
+    )
 
 
 def restore(s: Setup, store: RunStore) -> tuple[int, list[Chunk], Any]:
@@ -157,8 +181,16 @@ def fit(s: Setup, g: int, synthetic: list[Chunk]) -> list[Chunk]:
         train = [s.real]
     else:
         with running("regime", s.regime_name):
-            train = s.regime(RegimeInputs(s.real, synthetic, loop.samples, partial(s.fresh, g),
-                                          s.rng(generation=g, role="assemble"), loop.n_synthetic))
+            train = s.regime(
+                RegimeInputs(
+                    s.real,
+                    synthetic,
+                    loop.samples,
+                    partial(s.fresh, g),
+                    s.rng(generation=g, role="assemble"),
+                    loop.n_synthetic,
+                )
+            )
     if loop.weights is None:
         model.fit_chunks(train, rng=s.rng(generation=g, role="fit"))
     else:
@@ -181,8 +213,17 @@ def draw(s: Setup, g: int, gen0) -> tuple[Chunk, dict]:
 def measured(s: Setup, g: int, chunk: Chunk, train: list[Chunk], gen0, filtered: dict) -> tuple[dict, dict]:
     """Step 5 of generation ``g``: every metric's ``(R,)`` values (with the filters' statistics and the training
     set's real and synthetic counts), and the arrays the metrics chose to keep."""
-    ctx = Context(s.model, chunk.x, s.source, s.heldout, g, s.rng(generation=g, role="measure"), gen0, train,
-                  gen0_size=s.real.x.shape[1])
+    ctx = Context(
+        s.model,
+        chunk.x,
+        s.source,
+        s.heldout,
+        g,
+        s.rng(generation=g, role="measure"),
+        gen0,
+        train,
+        gen0_size=s.real.x.shape[1],
+    )
     values = {**measure(s.metrics, ctx), **filtered}
     real_n, synthetic_n = provenance(train, s.unit.size)
     values["train_real"], values["train_synthetic"] = real_n, synthetic_n + (s.n_draw if s.direct and g > 0 else 0)
@@ -206,8 +247,9 @@ def sampler(model, bias: float) -> Callable[..., np.ndarray]:
     return model.sample if bias == 1.0 else partial(model.sample, bias=bias)
 
 
-def filter_synthetic(sample: Callable[[int], np.ndarray], n: int, chain,
-                     ctx: FilterContext | None) -> tuple[np.ndarray, dict]:
+def filter_synthetic(
+    sample: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext | None
+) -> tuple[np.ndarray, dict]:
     """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
     the filter statistics. Without filters, one draw of ``n`` and no statistics (and ``ctx`` may be None)."""
     return (sample(n), {}) if not chain else curate(sample, n, chain, ctx)

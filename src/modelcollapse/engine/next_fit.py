@@ -59,6 +59,7 @@ def next_fit_for(cfg, model, source, metrics: list[str]) -> str:
         return "samples"
     reasons = blockers(cfg, model, source, metrics)
     if reasons and requested == "direct":
-        raise ConfigError(f"model.next_fit 'direct' is not valid here: {'; '.join(reasons)}. "
-                          "Use model.next_fit: samples (or auto).")
+        raise ConfigError(
+            f"model.next_fit 'direct' is not valid here: {'; '.join(reasons)}. Use model.next_fit: samples (or auto)."
+        )
     return "samples" if reasons else "direct"

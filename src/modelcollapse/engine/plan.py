@@ -61,7 +61,9 @@ def validate(raw: dict[str, Any], *, trust_code: bool = False) -> Config:
     if "suite" in raw:
         raise ConfigError("this config is a suite of runs; run it with `modelcollapse run`, not as a single config.")
     if "task" in raw and "backend" in raw:
-        raise ConfigError(f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`.")
+        raise ConfigError(
+            f"{raw.get('name', 'this config')!r} is a telephone-chain config: run it with `modelcollapse chain`."
+        )
     check_finite(raw)
     try:
         config = Config.model_validate(renamed(raw))
@@ -129,8 +131,10 @@ def check_arm(arm: Config) -> None:
         if regime != "replace":
             raise ConfigError(f"loop.fit_to 'population' needs loop.regime 'replace'; got {regime!r}.")
         if arm.loop.bias != 1.0 and not MODELS.provides(arm.model["kind"], "fit_population_bias"):
-            raise ConfigError(f"loop.bias {arm.loop.bias!r} under loop.fit_to 'population' needs a family whose fit_population() "
-                              f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.fit_to: samples.")
+            raise ConfigError(
+                f"loop.bias {arm.loop.bias!r} under loop.fit_to 'population' needs a family whose fit_population() "
+                f"accepts bias=; model.kind {arm.model['kind']!r} does not. Use loop.fit_to: samples."
+            )
     names = metric_names(arm)
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:  # a second listing would be dropped silently: say so
@@ -153,13 +157,19 @@ def check_weights(arm: Config) -> None:
     if weights is None:
         return
     if weights.synthetic is not None and abs(weights.real + weights.synthetic - 1.0) > 1e-9:
-        raise ConfigError(f"loop.weights.real {weights.real!r} and loop.weights.synthetic {weights.synthetic!r} must sum to 1 "
-                          "(leave synthetic out: it defaults to 1 − real).")
+        raise ConfigError(
+            f"loop.weights.real {weights.real!r} and loop.weights.synthetic {weights.synthetic!r} must sum to 1 "
+            "(leave synthetic out: it defaults to 1 − real)."
+        )
     if not MODELS.provides(arm.model["kind"], "fit_weighted"):
-        raise ConfigError(f"loop.weights needs a family whose fit takes record weights; model.kind {arm.model['kind']!r} "
-                          f"cannot. Families that can: {able('fit_weighted')}; or remove loop.weights.")
+        raise ConfigError(
+            f"loop.weights needs a family whose fit takes record weights; model.kind {arm.model['kind']!r} "
+            f"cannot. Families that can: {able('fit_weighted')}; or remove loop.weights."
+        )
     if arm.loop.fit_to == "population":
-        raise ConfigError("loop.weights weight a fit to records; loop.fit_to 'population' fits populations. Use loop.fit_to: samples.")
+        raise ConfigError(
+            "loop.weights weight a fit to records; loop.fit_to 'population' fits populations. Use loop.fit_to: samples."
+        )
 
 
 def check_metric(name: str, arm: Config) -> None:
@@ -172,7 +182,8 @@ def check_metric(name: str, arm: Config) -> None:
             able = sorted(m for m in registry if all(registry.provides(m, n) for n in missing))
             raise ConfigError(
                 f"metric {name!r} needs {owner}.kind to provide {', '.join(missing)}, which {owner}.kind {kind!r} does not; "
-                f"remove it from metrics, or use a {owner}.kind that does" + (f": {', '.join(map(repr, able))}." if able else ".")
+                f"remove it from metrics, or use a {owner}.kind that does"
+                + (f": {', '.join(map(repr, able))}." if able else ".")
             )
 
 
@@ -185,7 +196,9 @@ def check_trust(arm: Config, trust_code: bool) -> None:
         return
     from ..registry import params_model
 
-    specs = [("model", MODELS, arm.model)] + [(f"loop.filters[{i}]", FILTERS, f) for i, f in enumerate(arm.loop.filters)]
+    specs = [("model", MODELS, arm.model)] + [
+        (f"loop.filters[{i}]", FILTERS, f) for i, f in enumerate(arm.loop.filters)
+    ]
     for key, registry, spec in specs:
         if not isinstance(spec, dict) or spec.get("kind") not in registry:
             continue  # named and checked by check_arm
@@ -268,7 +281,10 @@ def resolve(config: Config) -> dict[str, Any]:
     from ..version import __version__
 
     out = config.model_dump()
-    source, model = SOURCES.build(config.data, "data"), MODELS.build(config.model, "model")  # once each (a file source hashes its file)
+    source, model = (
+        SOURCES.build(config.data, "data"),
+        MODELS.build(config.model, "model"),
+    )  # once each (a file source hashes its file)
     out["data"] = SOURCES.resolve(config.data, "data", built=source)
     out["model"] = MODELS.resolve(config.model, "model", built=model)
     name, params = regime_spec(config.loop)

@@ -69,8 +69,15 @@ def run_unit_job(job: UnitJob) -> str:
 
     import_plugins(job.cfg.plugins)  # a worker process has only the built-ins until it imports the config's plug-ins
     listener, start = job.listener, job.unit.shard * job.cfg.shard_size
-    on_metrics = None if listener is None else (lambda g, values: listener(GenerationEvent(
-        job.arm, g, values, job.unit.shard, range(start, start + job.unit.size))))
+    on_metrics = (
+        None
+        if listener is None
+        else (
+            lambda g, values: listener(
+                GenerationEvent(job.arm, g, values, job.unit.shard, range(start, start + job.unit.size))
+            )
+        )
+    )
     on_generation = job.on_generation or (lambda g: exit_if_orphaned())
     return run_unit(job.cfg, job.unit, RunStore(job.root), on_generation, on_metrics)
 
@@ -80,14 +87,18 @@ def check_resumable(store: RunStore, resolved: dict[str, Any], spelling: Spellin
     sha256 included), else ConfigError naming the first key that differs."""
     flag = spelling.flag("resume")
     saved = saved_config(store)
-    diff = first_difference({k: v for k, v in saved.items() if k != "version"},
-                            {k: v for k, v in resolved.items() if k != "version"})
+    diff = first_difference(
+        {k: v for k, v in saved.items() if k != "version"}, {k: v for k, v in resolved.items() if k != "version"}
+    )
     if diff and diff.endswith("data.sha256"):
-        raise ConfigError(f"{flag}: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
-                          "differs from config.yaml); restore it, or start a new run.")
+        raise ConfigError(
+            f"{flag}: the file data.path changed since the run in {store.root} started (sha256 {diff!r} "
+            "differs from config.yaml); restore it, or start a new run."
+        )
     if diff:
-        raise ConfigError(f"{flag}: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same "
-                          "config.")
+        raise ConfigError(
+            f"{flag}: the config differs from {store.root}/config.yaml at {diff!r}; resume with the same config."
+        )
 
 
 def saved_config(store: RunStore) -> dict[str, Any]:
@@ -101,8 +112,14 @@ def saved_config(store: RunStore) -> dict[str, Any]:
 
 
 def execute(
-    config: Config, out: Path, *, resume: bool = False, quiet: bool = False, executor: ExecutorSpec = ExecutorSpec(),
-    on_generation: Callable[[GenerationEvent], None] | None = None, spelling: Spelling = CLI,
+    config: Config,
+    out: Path,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    executor: ExecutorSpec = ExecutorSpec(),
+    on_generation: Callable[[GenerationEvent], None] | None = None,
+    spelling: Spelling = CLI,
 ) -> dict[str, Any]:
     """Run ``config`` into ``out`` on ``executor``; returns the manifest. With ``resume``, continue a killed run.
 
@@ -123,8 +140,16 @@ def execute(
     store = RunStore(out)
     with store.lock():
         try:
-            return _execute(config, store, plan, resume=resume, quiet=quiet, executor=executor,
-                            listener=on_generation, spelling=spelling)
+            return _execute(
+                config,
+                store,
+                plan,
+                resume=resume,
+                quiet=quiet,
+                executor=executor,
+                listener=on_generation,
+                spelling=spelling,
+            )
         except Exception:
             if not resume and nothing_completed(store, plan):
                 discard(out, remove_root=created)
@@ -151,13 +176,24 @@ def check_out(out: Path, spelling: Spelling = CLI) -> None:
     for path in (out, *out.parents):
         if path.exists() or path.is_symlink():
             if not path.is_dir():
-                raise ConfigError(f"{spelling.hint('out', str(out))} must be a directory, but {str(path)!r} is a file; "
-                                  f"choose another {spelling.arg('out')}.")
+                raise ConfigError(
+                    f"{spelling.hint('out', str(out))} must be a directory, but {str(path)!r} is a file; "
+                    f"choose another {spelling.arg('out')}."
+                )
             return
 
 
-def _execute(config: Config, store: RunStore, plan, *, resume: bool, quiet: bool, executor: ExecutorSpec,
-             listener=None, spelling: Spelling = CLI) -> dict[str, Any]:
+def _execute(
+    config: Config,
+    store: RunStore,
+    plan,
+    *,
+    resume: bool,
+    quiet: bool,
+    executor: ExecutorSpec,
+    listener=None,
+    spelling: Spelling = CLI,
+) -> dict[str, Any]:
     """:func:`execute` under the directory's lock: open the manifest, run every unit, consolidate."""
     manifest = start_manifest(store, plan, resume=resume, spelling=spelling)
     if manifest["status"] == "complete":
@@ -191,7 +227,9 @@ def start_manifest(store: RunStore, plan, *, resume: bool, spelling: Spelling) -
         refuse_existing(store.root, spelling)
     store.write_config(plan.resolved)
     on_disk = store.read_manifest() if resume else None
-    manifest = store.resume_manifest() if on_disk else store.new_manifest(plan.config.name, [name for name, _ in plan.arms])
+    manifest = (
+        store.resume_manifest() if on_disk else store.new_manifest(plan.config.name, [name for name, _ in plan.arms])
+    )
     if manifest.get("status") == "complete":
         if manifest.get("table"):
             store.verify_table(manifest["table"])
@@ -219,9 +257,14 @@ class Completed:
         self.advance(1)
 
 
-def run_jobs(jobs: list[UnitJob], executor: ExecutorSpec, store: RunStore, manifest: dict[str, Any],
-             advance: Callable[[int], None], done: list[int],
-             ) -> tuple[list[str], dict[str, str], dict[str, BaseException]]:
+def run_jobs(
+    jobs: list[UnitJob],
+    executor: ExecutorSpec,
+    store: RunStore,
+    manifest: dict[str, Any],
+    advance: Callable[[int], None],
+    done: list[int],
+) -> tuple[list[str], dict[str, str], dict[str, BaseException]]:
     """Run every unit on ``executor``: the statuses of the units that finished, and the error line and exception of
     each that failed (by unit key). A unit run elsewhere is noted in the manifest (and the bar) when it finishes;
     ``done``: each unit's generations completed before. An interruption marks the manifest, then propagates."""
@@ -247,8 +290,17 @@ def run_jobs(jobs: list[UnitJob], executor: ExecutorSpec, store: RunStore, manif
     return statuses, failures, causes
 
 
-def raise_failures(store: RunStore, plan, manifest: dict[str, Any], failures: dict[str, str],
-                   causes: dict[str, BaseException], total: int, *, resume: bool, spelling: Spelling) -> NoReturn:
+def raise_failures(
+    store: RunStore,
+    plan,
+    manifest: dict[str, Any],
+    failures: dict[str, str],
+    causes: dict[str, BaseException],
+    total: int,
+    *,
+    resume: bool,
+    spelling: Spelling,
+) -> NoReturn:
     """Mark the run failed and raise, from the first failure (so its traceback, with --debug, and ``__cause__``
     lead into the code that raised, a plug-in's own included). The units' journals stay, unconsolidated: a resume
     reruns only the failed units, then consolidates."""
@@ -260,17 +312,21 @@ def raise_failures(store: RunStore, plan, manifest: dict[str, Any], failures: di
         errors = list(failures.values())
         if all(e.startswith("ConfigError: ") for e in errors):
             raise ConfigError(errors[0].removeprefix("ConfigError: ")) from causes[key]
-        raise RunError(f"{count} before completing a generation; first {key}: {first.rstrip('.')}. "
-                       "Nothing was kept.") from causes[key]
+        raise RunError(
+            f"{count} before completing a generation; first {key}: {first.rstrip('.')}. Nothing was kept."
+        ) from causes[key]
     # the advice must lead somewhere: --resume refuses a changed config, and a plain rerun a folder with files
     saved = "The others are saved" if len(failures) < total else "Completed generations are saved"
-    raise RunError(f"{count}; first {key}: {first.rstrip('.')}. {saved}: fix a plug-in and rerun with "
-                   f"{spelling.flag('resume')} (same config), or change the config and rerun with "
-                   f"{spelling.flag('overwrite')} (starts over).") from causes[key]
+    raise RunError(
+        f"{count}; first {key}: {first.rstrip('.')}. {saved}: fix a plug-in and rerun with "
+        f"{spelling.flag('resume')} (same config), or change the config and rerun with "
+        f"{spelling.flag('overwrite')} (starts over)."
+    ) from causes[key]
 
 
-def finish_manifest(store: RunStore, shard_size: int, names: list[str], todo: list[Unit], manifest: dict[str, Any],
-                    statuses: list[str]) -> dict[str, Any]:
+def finish_manifest(
+    store: RunStore, shard_size: int, names: list[str], todo: list[Unit], manifest: dict[str, Any], statuses: list[str]
+) -> dict[str, Any]:
     """Consolidate the units' journals into metrics.parquet, and mark the run complete (or stopped by policy)."""
     store.finish(names, shard_size, [(u.arm, u.shard) for u in todo], manifest)
     stopped = [s for s in statuses if s != "complete"]
@@ -290,8 +346,9 @@ def suite_entries(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         name = item.pop("preset", None)
         overrides = item.pop("set", {}) or {}
         if name is None or item:
-            raise ConfigError(f"suite entries are a preset name or {{preset: NAME, set: {{key: value}}}}; got "
-                              f"{item!r}.")
+            raise ConfigError(
+                f"suite entries are a preset name or {{preset: NAME, set: {{key: value}}}}; got {item!r}."
+            )
         sub = load_raw(name)
         for key, value in overrides.items():
             sub = set_dotted(sub, key, value)
@@ -314,7 +371,12 @@ def with_plugins(raw: dict[str, Any], plugins: list[str] | tuple[str, ...]) -> d
 
 
 def run_config(
-    source: str | dict[str, Any], out: Path | None, overrides: list[str], *, resume: bool, quiet: bool,
+    source: str | dict[str, Any],
+    out: Path | None,
+    overrides: list[str],
+    *,
+    resume: bool,
+    quiet: bool,
     executor: ExecutorSpec = ExecutorSpec(),
     trust_code: bool = False,
     plugins: list[str] | tuple[str, ...] = (),
@@ -332,9 +394,10 @@ def run_config(
     (:func:`~modelcollapse.rundir.store.prepare_out`). ``spelling``: how errors name the caller's options."""
 
     def one(cfg: Config, path: Path, again: bool) -> dict:
-        with (track(path) if track else contextlib.nullcontext()) as hook:
-            return execute(cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook,
-                           spelling=spelling)
+        with track(path) if track else contextlib.nullcontext() as hook:
+            return execute(
+                cfg, path, resume=again, quiet=quiet, executor=executor, on_generation=hook, spelling=spelling
+            )
 
     raw = load_raw(str(source)) if isinstance(source, str | Path) else dict(source)
     raw = with_plugins(apply_overrides(raw, overrides), plugins)
@@ -344,8 +407,10 @@ def run_config(
     prepare_out(out, overwrite=overwrite, resume=resume, spelling=spelling)
     if "suite" not in raw:
         return out, [(name, one(validate(raw, trust_code=trust_code), out, resume))]
-    entries = [(n, validate(with_plugins(sub, raw.get("plugins") or []), trust_code=trust_code))
-               for n, sub in suite_entries(raw)]  # validate every member before running any
+    entries = [
+        (n, validate(with_plugins(sub, raw.get("plugins") or []), trust_code=trust_code))
+        for n, sub in suite_entries(raw)
+    ]  # validate every member before running any
     if not resume:
         refuse_existing(out, spelling)
     out.mkdir(parents=True, exist_ok=True)

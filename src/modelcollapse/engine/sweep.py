@@ -75,13 +75,21 @@ def point_config(raw: dict[str, Any], values: dict[str, Any], trust_code: bool =
     return validate(tree, trust_code=trust_code)
 
 
-def run_point(raw: dict[str, Any], values: dict[str, Any], out: str, resume: bool, trust_code: bool = False,
-              spelling: Spelling = CLI) -> dict[str, Any]:
+def run_point(
+    raw: dict[str, Any],
+    values: dict[str, Any],
+    out: str,
+    resume: bool,
+    trust_code: bool = False,
+    spelling: Spelling = CLI,
+) -> dict[str, Any]:
     """Run (or resume) one point into ``out``; returns its status (never raises: a failure is a result)."""
     from .runner import execute
 
     try:
-        manifest = execute(point_config(raw, values, trust_code), Path(out), resume=resume, quiet=True, spelling=spelling)
+        manifest = execute(
+            point_config(raw, values, trust_code), Path(out), resume=resume, quiet=True, spelling=spelling
+        )
         return {"status": manifest.get("status", "complete"), "reason": manifest.get("reason")}
     except Exception as err:  # noqa: BLE001  (recorded per point; the sweep goes on)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
@@ -92,11 +100,21 @@ def run_point_job(job: tuple) -> dict[str, Any]:
     return run_point(*job)
 
 
-def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, list[Any]] | None, out: Path | None,
-              overrides: list[str], *, workers: int = 1, resume: bool = False, quiet: bool = True,
-              executor: ExecutorSpec | None = None, spelling: Spelling = CLI,
-              plugins: list[str] | tuple[str, ...] = (), trust_code: bool = False,
-              overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+def run_sweep(
+    source: str | dict[str, Any],
+    grid_items: list[str] | dict[str, list[Any]] | None,
+    out: Path | None,
+    overrides: list[str],
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    quiet: bool = True,
+    executor: ExecutorSpec | None = None,
+    spelling: Spelling = CLI,
+    plugins: list[str] | tuple[str, ...] = (),
+    trust_code: bool = False,
+    overwrite: bool = False,
+) -> tuple[Path, dict[str, Any]]:
     """Run a sweep (the one code path of ``modelcollapse sweep`` and ``mc.sweep``); returns its directory and
     manifest. ``source``: a YAML path or preset, or a raw config dict; ``grid_items``: ``--grid`` strings or a
     ``{key: [values]}`` dict. ``executor`` (default: local with ``workers``) runs the points, one task each.
@@ -104,7 +122,9 @@ def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, li
     from ..config import apply_overrides, load_raw
     from .runner import check_out, with_plugins
 
-    raw = with_plugins(apply_overrides(load_raw(source) if isinstance(source, str) else dict(source), overrides), plugins)
+    raw = with_plugins(
+        apply_overrides(load_raw(source) if isinstance(source, str) else dict(source), overrides), plugins
+    )
     if isinstance(grid_items, dict):
         grid = check_grid(grid_items, "grid")
     elif grid_items:
@@ -125,19 +145,37 @@ def run_sweep(source: str | dict[str, Any], grid_items: list[str] | dict[str, li
     for values in todo:  # validate every point before running any
         point_config(raw, values, trust_code)
     with RunStore(out).lock():  # one sweep per directory; each point's run also holds its own directory's lock
-        return out, _run_points(raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers), spelling,
-                                trust_code)
+        return out, _run_points(
+            raw, name, grid, todo, out, resume, quiet, executor or ExecutorSpec(workers=workers), spelling, trust_code
+        )
 
 
-def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo: list[dict[str, Any]], out: Path,
-                resume: bool, quiet: bool, spec: ExecutorSpec, spelling: Spelling = CLI, trust_code: bool = False) -> dict[str, Any]:
+def _run_points(
+    raw: dict[str, Any],
+    name: str,
+    grid: dict[str, list[Any]],
+    todo: list[dict[str, Any]],
+    out: Path,
+    resume: bool,
+    quiet: bool,
+    spec: ExecutorSpec,
+    spelling: Spelling = CLI,
+    trust_code: bool = False,
+) -> dict[str, Any]:
     """The body of :func:`run_sweep`, under the sweep directory's lock; returns the sweep manifest."""
-    manifest = {"name": name, "grid": grid, "metric": (raw.get("sweep") or {}).get("metric"), "status": "running",
-                "points": [{"values": v, "dir": f"points/{i:03d}", "status": "pending"} for i, v in enumerate(todo)]}
+    manifest = {
+        "name": name,
+        "grid": grid,
+        "metric": (raw.get("sweep") or {}).get("metric"),
+        "status": "running",
+        "points": [{"values": v, "dir": f"points/{i:03d}", "status": "pending"} for i, v in enumerate(todo)],
+    }
     store = RunStore(out)
     old = store.read_manifest() if resume else {}
     if old and old.get("grid") != json.loads(json.dumps(grid)):
-        raise ConfigError(f"{spelling.flag('resume')}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid.")
+        raise ConfigError(
+            f"{spelling.flag('resume')}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid."
+        )
     for p in manifest["points"]:
         if RunStore(out / p["dir"]).read_manifest().get("status") == "complete":
             p["status"] = "complete"
@@ -151,10 +189,15 @@ def _run_points(raw: dict[str, Any], name: str, grid: dict[str, list[Any]], todo
         if not quiet:
             print(f"point {i:03d} {manifest['points'][i]['values']}: {result['status']}", flush=True)
 
-    jobs = [(raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists(), trust_code, spelling)
-            for _, p in pending]
+    jobs = [
+        (raw, p["values"], str(out / p["dir"]), (out / p["dir"] / "config.yaml").exists(), trust_code, spelling)
+        for _, p in pending
+    ]
     for outcome in map_tasks(run_point_job, jobs, spec):  # in process, a process pool or Ray (see executors)
-        record(pending[outcome.index][0], outcome.value if not outcome.error else {"status": "failed", "error": outcome.error})
+        record(
+            pending[outcome.index][0],
+            outcome.value if not outcome.error else {"status": "failed", "error": outcome.error},
+        )
     failed = [p for p in manifest["points"] if p["status"] == "failed"]
     manifest["status"] = "failed" if failed else "complete"
     manifest["seconds"] = round(time.perf_counter() - started, 3)
@@ -168,19 +211,26 @@ def write_table(out: Path, manifest: dict[str, Any], spelling: Spelling = CLI) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-
     tables = []
     for i, p in enumerate(manifest["points"]):
         if p["status"] == "failed":
             continue
         if not (out / p["dir"] / "metrics.parquet").exists():  # never a sweep table silently short of a point's rows
-            raise RunError(f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with {spelling.flag('resume')}.")
+            raise RunError(
+                f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with {spelling.flag('resume')}."
+            )
         t = RunStore(out / p["dir"]).read_metrics()
         t = t.append_column("point", pa.array(np.full(t.num_rows, i, np.int64)))
         for key in manifest["grid"]:
             value = p["values"][key]
-            column = pa.array([value] * t.num_rows) if isinstance(value, (int, float)) and not isinstance(value, bool) else pa.array([str(value)] * t.num_rows)
+            column = (
+                pa.array([value] * t.num_rows)
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else pa.array([str(value)] * t.num_rows)
+            )
             t = t.append_column(key, column.cast(pa.float64()) if pa.types.is_integer(column.type) else column)
         tables.append(t)
     if tables:
-        atomic_save(out / "sweep.parquet", lambda tmp: pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp))
+        atomic_save(
+            out / "sweep.parquet", lambda tmp: pq.write_table(pa.concat_tables(tables, promote_options="default"), tmp)
+        )

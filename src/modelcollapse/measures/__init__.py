@@ -21,6 +21,25 @@ from .ngrams import bleu, distinct_n, ngrams, self_bleu
 from .roc import roc_auc, roc_curve
 from .spectral import vendi
 
-__all__ = ["bleu", "distinct_n", "entropy", "frechet_sq", "gaussian_fit", "gaussian_w2_sq", "heterozygosity",
-           "knn_radius_sq", "label_entropy", "missing_mass", "mode_coverage", "ngrams", "pairwise_sq", "prdc", "roc_auc", "roc_curve",
-           "self_bleu", "sqrtm_psd", "total_variation", "vendi"]
+__all__ = [
+    "bleu",
+    "distinct_n",
+    "entropy",
+    "frechet_sq",
+    "gaussian_fit",
+    "gaussian_w2_sq",
+    "heterozygosity",
+    "knn_radius_sq",
+    "label_entropy",
+    "missing_mass",
+    "mode_coverage",
+    "ngrams",
+    "pairwise_sq",
+    "prdc",
+    "roc_auc",
+    "roc_curve",
+    "self_bleu",
+    "sqrtm_psd",
+    "total_variation",
+    "vendi",
+]

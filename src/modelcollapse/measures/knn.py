@@ -50,12 +50,12 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, np.ndarray]:
     out = {name: np.empty(len(real)) for name in ("precision", "recall", "density", "coverage")}
     block = max(1, PAIR_BUDGET // (n * n + m * m + n * m))
     for s in range(0, len(real), block):
-        r, f = real[s:s + block], fake[s:s + block]
+        r, f = real[s : s + block], fake[s : s + block]
         real_r, fake_r = knn_radius_sq(r, k), knn_radius_sq(f, k)
         d = pairwise_sq(f, r)  # (R, m fake, n real)
         in_real = d <= real_r[:, None, :]  # fake i inside real j's ball
-        out["precision"][s:s + block] = in_real.any(-1).mean(-1)
-        out["recall"][s:s + block] = (d <= fake_r[:, :, None]).any(1).mean(-1)
-        out["density"][s:s + block] = in_real.sum(-1).mean(-1) / k
-        out["coverage"][s:s + block] = in_real.any(1).mean(-1)
+        out["precision"][s : s + block] = in_real.any(-1).mean(-1)
+        out["recall"][s : s + block] = (d <= fake_r[:, :, None]).any(1).mean(-1)
+        out["density"][s : s + block] = in_real.sum(-1).mean(-1) / k
+        out["coverage"][s : s + block] = in_real.any(1).mean(-1)
     return out

@@ -22,7 +22,7 @@ def ngrams(record: Sequence, n: int) -> list[tuple]:
     >>> ngrams("abcd", 3)
     [('a', 'b', 'c'), ('b', 'c', 'd')]
     """
-    return [tuple(record[i:i + n]) for i in range(len(record) - n + 1)]
+    return [tuple(record[i : i + n]) for i in range(len(record) - n + 1)]
 
 
 def distinct_n(sets: Sequence[Sequence[Sequence]], n: int) -> np.ndarray:
@@ -106,6 +106,13 @@ def _self_bleu(records: list[Sequence]) -> float:
             matches[i].append(sum(min(k, top[g][2] if top[g][1] == i else top[g][0]) for g, k in c.items()))
             totals[i].append(max(sum(c.values()), 1))
     lengths = [len(r) for r in records]
-    return float(np.mean([bleu_from_counts(matches[i], totals[i], lengths[i],
-                                           closest_length(lengths[i], lengths[:i] + lengths[i + 1:]))
-                          for i in range(len(records))]))
+    return float(
+        np.mean(
+            [
+                bleu_from_counts(
+                    matches[i], totals[i], lengths[i], closest_length(lengths[i], lengths[:i] + lengths[i + 1 :])
+                )
+                for i in range(len(records))
+            ]
+        )
+    )

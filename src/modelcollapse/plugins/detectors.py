@@ -177,12 +177,17 @@ def perplexity(tokens, *, model, reference=None, batch_size: int = 32) -> np.nda
 
 
 #: Each detector's score of one batch from its log-probabilities: ``fn(log_softmaxes, targets, mask) -> (b,)``.
-KERNELS = {"fast-detectgpt": _sampling_discrepancy, "binoculars": _binoculars, "gltr": _top_share,
-           "perplexity": _log_likelihood}
+KERNELS = {
+    "fast-detectgpt": _sampling_discrepancy,
+    "binoculars": _binoculars,
+    "gltr": _top_share,
+    "perplexity": _log_likelihood,
+}
 
 
-def score_many(tokens, names, *, model, reference=None, batch_size: int = 32,
-               max_tokens: int | None = None) -> dict[str, np.ndarray]:
+def score_many(
+    tokens, names, *, model, reference=None, batch_size: int = 32, max_tokens: int | None = None
+) -> dict[str, np.ndarray]:
     """Several detectors' scores ``{name: (n,)}`` of ``tokens`` from one forward pass per batch (the same values as
     calling each detector alone). ``tokens``: an ``(n, L)`` array, or a list of 1-D token sequences of any lengths
     (at least 2 each), batched longest first with at most ``batch_size`` rows and ``max_tokens`` padded tokens a

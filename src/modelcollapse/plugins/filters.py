@@ -60,6 +60,8 @@ CHAIN_ROWS = ("filter_",)
 def bookkeeping_rows() -> tuple[str, ...]:
     """Every row name or prefix (ending in ``_``) declared as bookkeeping by the chain and by the filters."""
     return CHAIN_ROWS + tuple(row for name in FILTERS for row in FILTERS.trait(name, "bookkeeping"))
+
+
 MAX_ROUNDS = 16  # candidate draws per generation at most: a filter keeping 1/16 of its input still fills the set
 PAIR_BUDGET = 4_000_000  # pairwise distances held in memory at once (replicates are processed in blocks)
 
@@ -121,7 +123,9 @@ def take_kept(x: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
     return np.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-def curate(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def curate(
+    draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Draw ``n`` candidates per replicate, filter, refill (see the module docstring); returns the ``(R, n, ...)``
     training records and the per-replicate filter statistics."""
     pool = draw(n)
@@ -132,8 +136,14 @@ def curate(draw: Callable[[int], np.ndarray], n: int, chain, ctx: FilterContext)
             break
         pool = np.concatenate([pool, draw(n)], axis=1)
     kept = keep.sum(1).astype(float)
-    stats = {"filter_drawn": np.full(len(kept), float(pool.shape[1])), "filter_kept": kept,
-             "filter_removed": pool.shape[1] - kept, **removed, "filter_shortfall": np.maximum(n - kept, 0), **ctx.stats}
+    stats = {
+        "filter_drawn": np.full(len(kept), float(pool.shape[1])),
+        "filter_kept": kept,
+        "filter_removed": pool.shape[1] - kept,
+        **removed,
+        "filter_shortfall": np.maximum(n - kept, 0),
+        **ctx.stats,
+    }
     return take_kept(x, keep, n), stats
 
 
@@ -143,7 +153,10 @@ def weighted_draw(weight: np.ndarray, u: np.ndarray) -> np.ndarray:
     replacement with probability weight / Σ weight by inverting each row's CDF at the uniforms ``u`` ``(R, m)``."""
     cdf = np.cumsum(weight / weight.sum(1, keepdims=True), axis=1)
     rows = np.arange(len(weight))[:, None]  # offset each replicate's CDF by its row: one searchsorted for all of them
-    idx = np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(u.shape) - rows * weight.shape[1]
+    idx = (
+        np.searchsorted((cdf + rows).ravel(), (u + rows).ravel(), side="right").reshape(u.shape)
+        - rows * weight.shape[1]
+    )
     return np.clip(idx, 0, weight.shape[1] - 1)
 
 
@@ -161,8 +174,10 @@ def reference_log_prob(ctx: FilterContext, reference: str, key: str) -> Callable
     """``x (R, n, ...) -> (R, n)`` log density under the true distribution or the generation-0 model."""
     if reference == "truth":
         if not hasattr(ctx.source, "log_prob"):
-            raise ConfigError(f"{key} reference 'truth' needs a data source with a known density; "
-                              f"{type(ctx.source).__name__} has none. Use reference: gen0.")
+            raise ConfigError(
+                f"{key} reference 'truth' needs a data source with a known density; "
+                f"{type(ctx.source).__name__} has none. Use reference: gen0."
+            )
         return ctx.source.log_prob
     if not hasattr(ctx.gen0, "log_prob"):
         raise ConfigError(f"{key} reference 'gen0' needs a family with log_prob; {type(ctx.gen0).__name__} has none.")
@@ -171,8 +186,15 @@ def reference_log_prob(ctx: FilterContext, reference: str, key: str) -> Callable
 
 # -- the filters ------------------------------------------------------------------------------------------------------
 @FILTERS.register("likelihood")
-def likelihood(x, keep, ctx: FilterContext, *, reference: Literal["truth", "gen0"] = "truth",
-               threshold: float | None = None, quantile: float = 0.05):
+def likelihood(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    reference: Literal["truth", "gen0"] = "truth",
+    threshold: float | None = None,
+    quantile: float = 0.05,
+):
     """Keep records whose log density (nats) under ``reference`` is ≥ ``threshold``; by default the threshold is the
     ``quantile`` of the held-out real records' log densities (so about that share of real data would be removed)."""
     log_prob = reference_log_prob(ctx, reference, "loop.filters likelihood")
@@ -207,13 +229,22 @@ def verifier(x, keep, ctx: FilterContext, *, function: str, threshold: float = 0
     ``(R, n)`` booleans or scores (a classifier's confidence); kept where score ≥ ``threshold``."""
     score = np.asarray(load_callable(function, "loop.filters verifier.function")(x), float)
     if score.shape != keep.shape:
-        raise RunError(f"verifier {function!r} returned shape {score.shape}; expected {keep.shape} (one score a record).")
+        raise RunError(
+            f"verifier {function!r} returned shape {score.shape}; expected {keep.shape} (one score a record)."
+        )
     return x, keep & (score >= threshold)
 
 
 @FILTERS.register("label-verifier")
-def label_verifier(x, keep, ctx: FilterContext, *, keep_correct: float = 1.0, keep_wrong: float = 0.0,
-                   truth: Literal["carried", "bayes"] = "carried"):
+def label_verifier(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    keep_correct: float = 1.0,
+    keep_wrong: float = 0.0,
+    truth: Literal["carried", "bayes"] = "carried",
+):
     """Verify labelled records ``(x (d), label, truth)`` (the ``classification`` source, ``mean-difference`` family):
     keep a record whose label is correct with probability ``keep_correct`` (φ₁) and a wrong one with probability
     ``keep_wrong`` (φ₀), independently (filter rng), as Feng et al.'s (2025) verifier. "Correct" means equal to the
@@ -225,8 +256,10 @@ def label_verifier(x, keep, ctx: FilterContext, *, keep_correct: float = 1.0, ke
             raise ConfigError(f"loop.filters label-verifier.{name} must be in [0, 1] (a probability); got {value!r}.")
     mu = getattr(ctx.source, "mu", None)
     if mu is None or np.ndim(x) != 3 or x.shape[-1] != len(mu) + 2:
-        raise ConfigError("loop.filters label-verifier needs labelled records (x, label, truth) of data.kind "
-                          f"'classification'; got {type(ctx.source).__name__} records of shape {np.shape(x)}.")
+        raise ConfigError(
+            "loop.filters label-verifier needs labelled records (x, label, truth) of data.kind "
+            f"'classification'; got {type(ctx.source).__name__} records of shape {np.shape(x)}."
+        )
     d = len(mu)
     if truth == "carried":
         right = x[..., d + 1]
@@ -245,8 +278,9 @@ def _check_classifier_verifier(key: str, params: dict, model: dict) -> None:
 
 
 @FILTERS.register("classifier-verifier", "confident-classifier", check=_check_classifier_verifier)
-def classifier_verifier(x, keep, ctx: FilterContext, *, threshold: float = 0.9, hidden: int = 128,
-                        epochs: int | None = None, seed: int = 1):
+def classifier_verifier(
+    x, keep, ctx: FilterContext, *, threshold: float = 0.9, hidden: int = 128, epochs: int | None = None, seed: int = 1
+):
     """Keep-if-confident verification of generated images ``(R, n, H, W)`` (Feng et al. 2025; Yi et al. 2025): a
     classifier trained on the *real* training images and labels keeps an image when its largest class probability is
     ≥ ``threshold`` (0 keeps everything and only records the statistics).
@@ -260,12 +294,15 @@ def classifier_verifier(x, keep, ctx: FilterContext, *, threshold: float = 0.9, 
     raw output as the verifier sees it) and ``verifier_kept_confidence`` (mean confidence of those it keeps; NaN when
     none)."""
     if np.ndim(x) != 4:
-        raise ConfigError("loop.filters classifier-verifier needs grey images (R, n, H, W); "
-                          f"got records of shape {np.shape(x)}.")
+        raise ConfigError(
+            f"loop.filters classifier-verifier needs grey images (R, n, H, W); got records of shape {np.shape(x)}."
+        )
     net = verifier_net(ctx.source, hidden, epochs, seed)
     if net[1].in_features != np.prod(np.shape(x)[2:]):
-        raise ConfigError(f"loop.filters classifier-verifier: images of shape {np.shape(x)[2:]} do not match the "
-                          f"source's training images ({net[1].in_features} pixels).")
+        raise ConfigError(
+            f"loop.filters classifier-verifier: images of shape {np.shape(x)[2:]} do not match the "
+            f"source's training images ({net[1].in_features} pixels)."
+        )
     conf = class_confidence(net, x)
     out = keep & (conf >= threshold)
     seen, kept = np.maximum(keep.sum(1), 1), out.sum(1)
@@ -287,9 +324,9 @@ def dedup(x, keep, ctx: FilterContext, *, radius: Annotated[float, Field(ge=0.0)
     block = max(1, PAIR_BUDGET // max(v.shape[1] ** 2, 1))
     for s in range(0, len(v), block):
         # Equal records by identity, not by distance: ‖a‖² + ‖b‖² − 2a·b need not round to 0 for a = b.
-        same = ids[s:s + block, :, None] == ids[s:s + block, None, :]
-        near = same | (pairwise_sq(v[s:s + block], v[s:s + block]) <= radius**2)
-        k = out[s:s + block]
+        same = ids[s : s + block, :, None] == ids[s : s + block, None, :]
+        near = same | (pairwise_sq(v[s : s + block], v[s : s + block]) <= radius**2)
+        k = out[s : s + block]
         for i in range(1, v.shape[1]):
             k[:, i] &= ~(near[:, i, :i] & k[:, :i]).any(1)
     return x, out
@@ -328,8 +365,16 @@ def score_fd(log_prob: Callable, x: np.ndarray, eps: float = 1e-4) -> np.ndarray
 
 
 @FILTERS.register("self-correct")
-def self_correct(x, keep, ctx: FilterContext, *, mode: Literal["project", "reject"] = "project", steps: int = 10,
-                 step_size: float = 0.05, quantile: float = 0.05):
+def self_correct(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    mode: Literal["project", "reject"] = "project",
+    steps: int = 10,
+    step_size: float = 0.05,
+    quantile: float = 0.05,
+):
     """Self-correction towards a known true density p (Gillman et al. 2024's idea, with p as the corrector).
 
     ``project``: ``steps`` Langevin steps x ← x + η ∇log p(x) + √(2η) ξ (η = ``step_size`` × the real variance per
@@ -359,14 +404,24 @@ def _check_watermark(key: str, params: dict, model: dict) -> None:
     found = wm.mismatches(detector, generator)
     if found:
         name, mine, theirs = found[0].split(" ")[0], params[found[0].split(" ")[0]], generator[found[0].split(" ")[0]]
-        raise ConfigError(f"{key}.{name} {mine!r} differs from model.watermark.{name} {theirs!r}; "
-                          f"generator and detector must share one {'γ' if name == 'gamma' else name} (leave the filter's {name} unset).")
+        raise ConfigError(
+            f"{key}.{name} {mine!r} differs from model.watermark.{name} {theirs!r}; "
+            f"generator and detector must share one {'γ' if name == 'gamma' else name} (leave the filter's {name} unset)."
+        )
 
 
 @FILTERS.register("watermark", check=_check_watermark, bookkeeping=("watermark_",))
-def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key: int | None = None,
-                     gamma: float | None = None, scheme: Literal["hf", "kirchenbauer"] | None = None,
-                     seeding: Literal["lefthash", "selfhash"] | None = None):
+def watermark_filter(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    threshold: float = 4.0,
+    key: int | None = None,
+    gamma: float | None = None,
+    scheme: Literal["hf", "kirchenbauer"] | None = None,
+    seeding: Literal["lefthash", "selfhash"] | None = None,
+):
     """Drop synthetic token blocks ``(R, n, B)`` whose green-list z-score exceeds ``threshold`` (Kirchenbauer et al.).
 
     ``key``, ``gamma``, ``scheme`` and ``seeding`` default to the model's ``watermark`` settings (one γ and seeding
@@ -380,8 +435,12 @@ def watermark_filter(x, keep, ctx: FilterContext, *, threshold: float = 4.0, key
     settings = getattr(ctx.model, "watermark", None) or {}
     key = key if key is not None else settings.get("key", wm.KEY)
     gamma = gamma if gamma is not None else settings.get("gamma", wm.GAMMA)
-    kw = {"scheme": scheme or settings.get("scheme", "kirchenbauer"), "seeding": seeding or settings.get("seeding", "lefthash"),
-          "context_width": settings.get("context_width", 1), "vocab_size": getattr(ctx.model, "tokenizer_size", 50257)}
+    kw = {
+        "scheme": scheme or settings.get("scheme", "kirchenbauer"),
+        "seeding": seeding or settings.get("seeding", "lefthash"),
+        "context_width": settings.get("context_width", 1),
+        "vocab_size": getattr(ctx.model, "tokenizer_size", 50257),
+    }
     if np.asarray(x).ndim != 3:
         raise ConfigError(f"loop.filters watermark needs token blocks (R, n, B); got records of shape {np.shape(x)}.")
     z = wm.z_scores(np.asarray(x), key=key, gamma=gamma, **kw)
@@ -403,8 +462,10 @@ def detector_scores(x, ctx: FilterContext, detector: str, scorer: str, key: str)
     other one. The real blocks are the source's validation blocks (real text no generation trains on), else
     ``ctx.heldout``."""
     if not hasattr(ctx.model, "detector_scores") or np.asarray(x).ndim != 3:
-        raise ConfigError(f"{key} needs a language-model family (lm-tiny, lm-hf) and token blocks (R, n, B); "
-                          f"got {type(ctx.model).__name__} with records of shape {np.shape(x)}.")
+        raise ConfigError(
+            f"{key} needs a language-model family (lm-tiny, lm-hf) and token blocks (R, n, B); "
+            f"got {type(ctx.model).__name__} with records of shape {np.shape(x)}."
+        )
     model, other = (ctx.model, ctx.gen0) if scorer == "model" else (ctx.gen0, ctx.model)
     real = ctx.source.validation() if hasattr(ctx.source, "validation") else ctx.heldout
     reference = other if detector == "binoculars" else None
@@ -412,8 +473,15 @@ def detector_scores(x, ctx: FilterContext, detector: str, scorer: str, key: str)
 
 
 @FILTERS.register("detector")
-def detector_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "fast-detectgpt", fpr: float = 0.1,
-                    scorer: Literal["model", "gen0"] = "model"):
+def detector_filter(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    detector: DetectorName = "fast-detectgpt",
+    fpr: float = 0.1,
+    scorer: Literal["model", "gen0"] = "model",
+):
     """Drop synthetic token blocks that a zero-shot ``detector`` (``plugins/detectors.py``) flags as machine text.
 
     The threshold is calibrated, per replicate and generation, for false-positive rate ``fpr`` on real blocks (see
@@ -451,7 +519,9 @@ def density_ratio(real: np.ndarray, synthetic: np.ndarray, ridge: float = 1e-3, 
     loc, scale = s.mean(1, keepdims=True), s.std(1, keepdims=True) + 1e-12
     z = (s - loc) / scale
     y = np.concatenate([np.ones_like(real), np.zeros_like(synthetic)], axis=1)
-    w = np.concatenate([np.full(real.shape, 0.5 / real.shape[1]), np.full(synthetic.shape, 0.5 / synthetic.shape[1])], axis=1)
+    w = np.concatenate(
+        [np.full(real.shape, 0.5 / real.shape[1]), np.full(synthetic.shape, 0.5 / synthetic.shape[1])], axis=1
+    )
     design = np.stack([np.ones_like(z), z], -1)  # (R, m, 2)
     theta = np.zeros((len(s), 2))
     for _ in range(steps):
@@ -463,8 +533,14 @@ def density_ratio(real: np.ndarray, synthetic: np.ndarray, ridge: float = 1e-3, 
 
 
 @FILTERS.register("importance")
-def importance_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "fast-detectgpt",
-                      scorer: Literal["model", "gen0"] = "model"):
+def importance_filter(
+    x,
+    keep,
+    ctx: FilterContext,
+    *,
+    detector: DetectorName = "fast-detectgpt",
+    scorer: Literal["model", "gen0"] = "model",
+):
     """Importance resampling by the detector's density ratio, instead of dropping (after Drayson et al. 2025).
 
     Each kept candidate i gets weight wᵢ = r(sᵢ) = p_real(sᵢ) / p_synthetic(sᵢ), the density ratio of its detector
@@ -486,16 +562,24 @@ def importance_filter(x, keep, ctx: FilterContext, *, detector: DetectorName = "
 
 def _masked_ratio(real: np.ndarray, score: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """``density_ratio`` fitted per replicate on its kept candidates only (kept counts differ across replicates)."""
-    return np.concatenate([density_ratio(real[r : r + 1], score[r : r + 1, keep[r]])(score[r : r + 1]) if keep[r].any()
-                           else np.zeros((1, keep.shape[1])) for r in range(len(keep))])
+    return np.concatenate(
+        [
+            density_ratio(real[r : r + 1], score[r : r + 1, keep[r]])(score[r : r + 1])
+            if keep[r].any()
+            else np.zeros((1, keep.shape[1]))
+            for r in range(len(keep))
+        ]
+    )
 
 
 # -- preference curation: a user or a reward model picks among K samples (Ferbach et al. 2024) -------------------------
 def _check_curate(key: str, params: dict, model: dict) -> None:
     k = params["k"]
     if k != "inf" and not 1 <= k <= MAX_ROUNDS:
-        raise ConfigError(f"{key}.k must be an integer in [1, {MAX_ROUNDS}] (the refill draws at most {MAX_ROUNDS} "
-                          f"candidates per kept record) or 'inf'; got {k!r}.")
+        raise ConfigError(
+            f"{key}.k must be an integer in [1, {MAX_ROUNDS}] (the refill draws at most {MAX_ROUNDS} "
+            f"candidates per kept record) or 'inf'; got {k!r}."
+        )
     build_reward(params["reward"], f"{key}.reward")
 
 
@@ -517,8 +601,9 @@ def bradley_terry_choice(r: np.ndarray, keep: np.ndarray, k: int, beta: float, r
 
 
 @FILTERS.register("curate", check=_check_curate)
-def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], k: int | Literal["inf"] = 2,
-                  beta: float = 1.0):
+def curate_filter(
+    x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], k: int | Literal["inf"] = 2, beta: float = 1.0
+):
     """Preference curation: the next generation sees the records a curator prefers, by ``reward`` (``plugins/rewards``).
 
     ``k`` finite: the kept candidates form groups of ``k`` and each group keeps one, record i with the Bradley–Terry
@@ -561,7 +646,9 @@ def curate_filter(x, keep, ctx: FilterContext, *, reward: str | dict[str, Any], 
         cats = int(xs.max(initial=0)) + 1
         counts = np.bincount((xs + cats * np.arange(R)[:, None])[out], minlength=R * cats).reshape(R, cats)
         ctx.stats["curate_entropy_kept"] = entropy(counts / np.maximum(counts.sum(1, keepdims=True), 1))
-    ctx.stats["mean_reward"] = fit_reward(ctx.model, reward) if hasattr(ctx.model, "probs_") else ctx.stats["curate_reward_raw"]
+    ctx.stats["mean_reward"] = (
+        fit_reward(ctx.model, reward) if hasattr(ctx.model, "probs_") else ctx.stats["curate_reward_raw"]
+    )
     return x, out
 
 

@@ -127,8 +127,9 @@ def row_seeds(seeds: int | Sequence[int], n: int) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id: int, seeds: int | Sequence[int] = 0,
-                     **decoding) -> np.ndarray:
+def generate_batched(
+    model, prompts, *, new_tokens: int, batch_size: int, pad_id: int, seeds: int | Sequence[int] = 0, **decoding
+) -> np.ndarray:
     """Continue every prompt by up to ``new_tokens`` tokens; returns ``(n, new_tokens)`` int64 in prompt order.
 
     ``prompts``: a sequence of 1-D token arrays (any lengths). Prompts are sorted by length and batched ``batch_size``
@@ -155,7 +156,11 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
     seeds = row_seeds(seeds, len(prompts)) if decoding.pop("do_sample", False) else None
     custom = list(decoding.pop("logits_processor", None) or [])
     eos = stop_ids(model, decoding)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), autocast(device.type):
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        torch.no_grad(),
+        autocast(device.type),
+    ):
         torch.manual_seed(0)  # nothing should draw from the global generator; if something does, it is reproducible
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -170,8 +175,14 @@ def generate_batched(model, prompts, *, new_tokens: int, batch_size: int, pad_id
                 gens = [torch.Generator(device=device).manual_seed(seeds[i]) for i in idx]
                 processors.append(RowSampler(gens, **sampling))
             gen = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=new_tokens, do_sample=False,
-                pad_token_id=pad_id, use_cache=True, logits_processor=processors, **decoding,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=pad_id,
+                use_cache=True,
+                logits_processor=processors,
+                **decoding,
             )
             new = after_stop(gen[:, width:].cpu().numpy(), eos, pad_id)
             out[idx, : new.shape[1]] = new

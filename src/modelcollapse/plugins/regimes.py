@@ -146,16 +146,24 @@ def accumulate_subsample(inputs: RegimeInputs) -> list[Chunk]:
 
 
 @REGIMES.register("mix", "synthetic-augmentation", mixes_real=True)
-def mix(inputs: RegimeInputs, *, real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
-        n_real: Annotated[int, Field(ge=0)] | None = None) -> list[Chunk]:
+def mix(
+    inputs: RegimeInputs,
+    *,
+    real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
+    n_real: Annotated[int, Field(ge=0)] | None = None,
+) -> list[Chunk]:
     """``real_fraction × samples`` (or ``n_real``) records from the fixed real pool, the rest synthetic of g."""
     k = real_count(inputs.samples, real_fraction, n_real)
     return real_plus_synthetic(subsample([inputs.real], k, inputs.rng) if k else None, inputs, k)
 
 
 @REGIMES.register("fresh", "fresh-data", needs_fresh=True, mixes_real=True)
-def fresh(inputs: RegimeInputs, *, real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
-          n_real: Annotated[int, Field(ge=0)] | None = None) -> list[Chunk]:
+def fresh(
+    inputs: RegimeInputs,
+    *,
+    real_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
+    n_real: Annotated[int, Field(ge=0)] | None = None,
+) -> list[Chunk]:
     """``real_fraction × samples`` (or ``n_real``) records drawn anew from the real distribution, the rest synthetic."""
     k = real_count(inputs.samples, real_fraction, n_real)
     return real_plus_synthetic(inputs.fresh(k) if k else None, inputs, k)
@@ -192,10 +200,14 @@ def regime_spec(loop) -> tuple[str, dict]:
             continue
         if not mixes:
             if param == "n_real":
-                raise ConfigError(f"loop.n_real is used only by the regimes {', '.join(map(repr, REGIMES.with_trait('mixes_real')))}; "
-                                  f"got loop.regime {name!r}.")
+                raise ConfigError(
+                    f"loop.n_real is used only by the regimes {', '.join(map(repr, REGIMES.with_trait('mixes_real')))}; "
+                    f"got loop.regime {name!r}."
+                )
             continue
         if param in spec and spec[param] != value:
-            raise ConfigError(f"loop.{param} {value!r} and loop.regime.{param} {spec[param]!r} disagree; set one of them.")
+            raise ConfigError(
+                f"loop.{param} {value!r} and loop.regime.{param} {spec[param]!r} disagree; set one of them."
+            )
         spec[param] = value
     return REGIMES.params(spec, "loop.regime")

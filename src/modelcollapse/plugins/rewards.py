@@ -52,10 +52,14 @@ def table(x, *, values: list[float]):
     """
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.integer) or x.ndim != 2:
-        raise ConfigError(f"reward 'table' needs category-index records (R, n); got {x.dtype} records of shape {x.shape}.")
+        raise ConfigError(
+            f"reward 'table' needs category-index records (R, n); got {x.dtype} records of shape {x.shape}."
+        )
     if x.size and (x.min() < 0 or x.max() >= len(values)):
-        raise ConfigError(f"reward 'table' has {len(values)} values (categories 0..{len(values) - 1}); "
-                          f"got a record of category {int(x.max() if x.max() >= len(values) else x.min())}.")
+        raise ConfigError(
+            f"reward 'table' has {len(values)} values (categories 0..{len(values) - 1}); "
+            f"got a record of category {int(x.max() if x.max() >= len(values) else x.min())}."
+        )
     return np.asarray(values, float)[x]
 
 
@@ -93,8 +97,10 @@ def class_probability(x, source, *, label: int):
     if not 0 <= label < classes:
         raise ConfigError(f"{user}.label must be a class of the source, in [0, {classes - 1}]; got {label!r}.")
     if net[1].in_features != np.prod(np.shape(x)[2:]):
-        raise ConfigError(f"{user}: images of shape {np.shape(x)[2:]} do not match the source's training images "
-                          f"({net[1].in_features} pixels).")
+        raise ConfigError(
+            f"{user}: images of shape {np.shape(x)[2:]} do not match the source's training images "
+            f"({net[1].in_features} pixels)."
+        )
     return class_probs(net, x)[..., label].astype(float)
 
 
@@ -102,8 +108,10 @@ def decoded(x, source, user: str) -> list[str]:
     """The texts of token-block records ``(R, n, B)``, replicate-major, decoded by the source's tokenizer (as the text
     metrics decode them)."""
     if not hasattr(source, "decode") or np.ndim(x) != 3 or not np.issubdtype(np.asarray(x).dtype, np.integer):
-        raise ConfigError(f"{user} needs token-block records (R, n, B) from a text source (wikipedia, corpus); got "
-                          f"{np.asarray(x).dtype} records of shape {np.shape(x)} from {type(source).__name__}.")
+        raise ConfigError(
+            f"{user} needs token-block records (R, n, B) from a text source (wikipedia, corpus); got "
+            f"{np.asarray(x).dtype} records of shape {np.shape(x)} from {type(source).__name__}."
+        )
     return source.decode(np.asarray(x).reshape(-1, np.shape(x)[-1]))
 
 
@@ -118,8 +126,10 @@ def sentiment(x, source, *, scale: float = 1.0):
     try:
         scores = [positivity(t) for t in texts]
     except ImportError:
-        raise ConfigError("loop.filters curate.reward sentiment needs vaderSentiment; "
-                          "install it with pip install 'modelcollapse[telephone]'.") from None
+        raise ConfigError(
+            "loop.filters curate.reward sentiment needs vaderSentiment; "
+            "install it with pip install 'modelcollapse[telephone]'."
+        ) from None
     return scale * np.asarray(scores, float).reshape(np.shape(x)[:2])
 
 

@@ -81,16 +81,31 @@ def green_counts(tokens: np.ndarray, key: int = KEY, gamma: float = GAMMA, uniqu
     return green.sum(-1).reshape(shape), first.sum(-1).reshape(shape)
 
 
-def z_scores(tokens: np.ndarray, key: int = KEY, gamma: float = GAMMA, unique: bool = True, *,
-             scheme: str = "kirchenbauer", seeding: str = "lefthash", context_width: int = 1,
-             vocab_size: int = 50257) -> np.ndarray:
+def z_scores(
+    tokens: np.ndarray,
+    key: int = KEY,
+    gamma: float = GAMMA,
+    unique: bool = True,
+    *,
+    scheme: str = "kirchenbauer",
+    seeding: str = "lefthash",
+    context_width: int = 1,
+    vocab_size: int = 50257,
+) -> np.ndarray:
     """Detection z = (|green| − γT) / √(Tγ(1−γ)) per block of ``tokens`` ``(..., B)`` (T scored pairs, see
     :func:`green_counts`). ~N(0, 1) on text written without the key; large on watermarked text. ``scheme="hf"``
     counts as transformers' detector (:func:`hf_green_counts`; ``unique`` is its ``ignore_repeated_ngrams``)."""
     if scheme == "hf":
         tokens = np.asarray(tokens, np.int64)
-        green, t = hf_green_counts(tokens.reshape(-1, tokens.shape[-1]), key, gamma, seeding=seeding,
-                                   vocab_size=vocab_size, context_width=context_width, unique=unique)
+        green, t = hf_green_counts(
+            tokens.reshape(-1, tokens.shape[-1]),
+            key,
+            gamma,
+            seeding=seeding,
+            vocab_size=vocab_size,
+            context_width=context_width,
+            unique=unique,
+        )
         green, t = green.reshape(tokens.shape[:-1]), t.reshape(tokens.shape[:-1])
     else:
         green, t = green_counts(tokens, key, gamma, unique)
@@ -241,8 +256,16 @@ def _is_green(bits: np.ndarray, token: np.ndarray) -> np.ndarray:
     return ((byte >> (7 - (token & 7)).astype(np.uint8)) & 1).astype(bool)
 
 
-def hf_green_counts(sequences, key: int = KEY, gamma: float = GAMMA, *, seeding: str = "lefthash",
-                    vocab_size: int = 50257, context_width: int = 1, unique: bool = False):
+def hf_green_counts(
+    sequences,
+    key: int = KEY,
+    gamma: float = GAMMA,
+    *,
+    seeding: str = "lefthash",
+    vocab_size: int = 50257,
+    context_width: int = 1,
+    unique: bool = False,
+):
     """Green scored tokens and the number T scored, each ``(N,)`` float, of ``sequences`` (a list of 1-D token-id
     arrays, or an ``(N, L)`` array), exactly as ``transformers.WatermarkDetector`` counts them: every n-gram window
     (n = context_width + 1 for lefthash, context_width for selfhash) scores its last token; ``unique`` counts a
@@ -269,8 +292,7 @@ def hf_green_counts(sequences, key: int = KEY, gamma: float = GAMMA, *, seeding:
     ok = target < vocab_size
     green = np.zeros(len(grams), bool)
     green[ok] = _is_green(hf_green_bits(uniq, vocab_size, gamma)[inv[ok]], target[ok])
-    return (np.bincount(rows, green, minlength=count).astype(float),
-            np.bincount(rows, minlength=count).astype(float))
+    return (np.bincount(rows, green, minlength=count).astype(float), np.bincount(rows, minlength=count).astype(float))
 
 
 def settings(spec: dict | None, where: str = "model.watermark") -> dict | None:
@@ -288,10 +310,17 @@ def settings(spec: dict | None, where: str = "model.watermark") -> dict | None:
     allowed = {"scheme", "key", "gamma", "delta", "seeding", "context_width"}
     if not isinstance(spec, dict) or set(spec) - allowed:
         extra = sorted(set(spec) - allowed) if isinstance(spec, dict) else spec
-        raise ConfigError(f"{where} must be null or a mapping with keys among {', '.join(map(repr, sorted(allowed)))}; got {extra!r}.")
-    out = {"scheme": spec.get("scheme", "kirchenbauer"), "key": spec.get("key", KEY), "gamma": spec.get("gamma", GAMMA),
-           "delta": spec.get("delta", DELTA), "seeding": spec.get("seeding", "lefthash"),
-           "context_width": spec.get("context_width", 1)}
+        raise ConfigError(
+            f"{where} must be null or a mapping with keys among {', '.join(map(repr, sorted(allowed)))}; got {extra!r}."
+        )
+    out = {
+        "scheme": spec.get("scheme", "kirchenbauer"),
+        "key": spec.get("key", KEY),
+        "gamma": spec.get("gamma", GAMMA),
+        "delta": spec.get("delta", DELTA),
+        "seeding": spec.get("seeding", "lefthash"),
+        "context_width": spec.get("context_width", 1),
+    }
     for name, choices in (("scheme", SCHEMES), ("seeding", SEEDINGS)):
         if out[name] not in choices:
             raise choice_error(f"{where}.{name}", out[name], choices)
@@ -311,8 +340,11 @@ def mismatches(generator: dict, detector: dict) -> list[str]:
     """The settings (scheme, γ, seeding, context width) in which a detector differs from the generator, as
     ``"gamma 0.5 vs 0.25"`` strings (generator first); empty when they agree. A differing γ or seeding leaves the
     detector's z meaningless (one popular server generates with γ 0.5 while its detector assumes 0.25)."""
-    return [f"{k} {generator[k]!r} vs {detector[k]!r}" for k in ("scheme", "gamma", "seeding", "context_width")
-            if k in generator and k in detector and generator[k] != detector[k]]
+    return [
+        f"{k} {generator[k]!r} vs {detector[k]!r}"
+        for k in ("scheme", "gamma", "seeding", "context_width")
+        if k in generator and k in detector and generator[k] != detector[k]
+    ]
 
 
 def check_pair(generator: dict | None, detector: dict | None) -> list[str]:
@@ -321,14 +353,29 @@ def check_pair(generator: dict | None, detector: dict | None) -> list[str]:
 
     found = mismatches(generator or {}, detector or {})
     if found:
-        warnings.warn("watermark generator and detector differ: " + "; ".join(found)
-                      + " (generator first); detection z is not calibrated.", UserWarning, stacklevel=2)
+        warnings.warn(
+            "watermark generator and detector differ: "
+            + "; ".join(found)
+            + " (generator first); detection z is not calibrated.",
+            UserWarning,
+            stacklevel=2,
+        )
     return found
 
 
-def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAMMA, seeding: str = "lefthash",
-                context_width: int = 1, tokenizer=TOKENIZER, vocab_size: int | None = None,
-                unique: bool = True, return_counts: bool = False):
+def watermark_z(
+    texts,
+    *,
+    scheme: str = "hf",
+    key: int = KEY,
+    gamma: float = GAMMA,
+    seeding: str = "lefthash",
+    context_width: int = 1,
+    tokenizer=TOKENIZER,
+    vocab_size: int | None = None,
+    unique: bool = True,
+    return_counts: bool = False,
+):
     """Detection z ``(N,)`` of each of ``texts`` (strings, or token-id sequences), tokenized without special tokens
     by ``tokenizer`` (a name for :func:`~modelcollapse.plugins.data.text.load_tokenizer`, ``gpt2`` / ``smollm2`` / a
     directory, or a tokenizer object). ``scheme="hf"`` scores as transformers' ``WatermarkDetector`` with the same
@@ -342,8 +389,9 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAM
     >>> z.shape, bool(abs(z[0]) < 4)
     ((1,), True)
     """
-    checked = settings({"scheme": scheme, "key": key, "gamma": gamma, "seeding": seeding,
-                        "context_width": context_width}, "watermark")
+    checked = settings(
+        {"scheme": scheme, "key": key, "gamma": gamma, "seeding": seeding, "context_width": context_width}, "watermark"
+    )
     texts = list(texts)
     tok = None
     if any(isinstance(t, str) for t in texts) or vocab_size is None:
@@ -353,14 +401,23 @@ def watermark_z(texts, *, scheme: str = "hf", key: int = KEY, gamma: float = GAM
             tok = load_tokenizer(tokenizer)
         else:
             tok = tokenizer
-    seqs = [np.asarray(tok(t, add_special_tokens=False)["input_ids"] if isinstance(t, str) else t, np.int64) for t in texts]
+    seqs = [
+        np.asarray(tok(t, add_special_tokens=False)["input_ids"] if isinstance(t, str) else t, np.int64) for t in texts
+    ]
     if checked["scheme"] == "hf":
-        green, t = hf_green_counts(seqs, checked["key"], checked["gamma"], seeding=checked["seeding"],
-                                   vocab_size=vocab_size or len(tok), context_width=checked["context_width"],
-                                   unique=unique)
+        green, t = hf_green_counts(
+            seqs,
+            checked["key"],
+            checked["gamma"],
+            seeding=checked["seeding"],
+            vocab_size=vocab_size or len(tok),
+            context_width=checked["context_width"],
+            unique=unique,
+        )
     else:
-        counts = [green_counts(s, checked["key"], checked["gamma"], unique=unique)
-                  if len(s) > 1 else (0, 0) for s in seqs]
+        counts = [
+            green_counts(s, checked["key"], checked["gamma"], unique=unique) if len(s) > 1 else (0, 0) for s in seqs
+        ]
         green, t = (np.array(c, float) for c in zip(*counts)) if counts else (np.zeros(0), np.zeros(0))
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (green - checked["gamma"] * t) / np.sqrt(t * checked["gamma"] * (1 - checked["gamma"]))
@@ -374,15 +431,30 @@ def false_positive_rate(threshold: float = 4.0) -> float:
     return float(stats.norm.sf(threshold))
 
 
-def processor(key: int = KEY, gamma: float = GAMMA, delta: float = DELTA, ids: np.ndarray | None = None, *,
-              scheme: str = "kirchenbauer", seeding: str = "lefthash", context_width: int = 1,
-              vocab_size: int | None = None):
+def processor(
+    key: int = KEY,
+    gamma: float = GAMMA,
+    delta: float = DELTA,
+    ids: np.ndarray | None = None,
+    *,
+    scheme: str = "kirchenbauer",
+    seeding: str = "lefthash",
+    context_width: int = 1,
+    vocab_size: int | None = None,
+):
     """A green-list ``transformers.LogitsProcessor`` (imports transformers on first use): :class:`GreenListProcessor`
     for ``scheme="kirchenbauer"``, :class:`HFGreenListProcessor` (transformers' definition, ``seeding``,
     ``context_width``, ``vocab_size``) for ``"hf"``; ``ids`` as there."""
     if scheme == "hf":
-        return _processor_classes()[1](key=key, gamma=gamma, delta=delta, ids=ids, seeding=seeding,
-                                       context_width=context_width, vocab_size=vocab_size)
+        return _processor_classes()[1](
+            key=key,
+            gamma=gamma,
+            delta=delta,
+            ids=ids,
+            seeding=seeding,
+            context_width=context_width,
+            vocab_size=vocab_size,
+        )
     return _processor_classes()[0](key=key, gamma=gamma, delta=delta, ids=ids)
 
 
@@ -424,8 +496,16 @@ def _processor_classes():
         ``vocab_size``). ``ids`` as in :class:`GreenListProcessor`.
         """
 
-        def __init__(self, key: int = KEY, gamma: float = GAMMA, delta: float = DELTA, ids: np.ndarray | None = None,
-                     seeding: str = "lefthash", context_width: int = 1, vocab_size: int | None = None):
+        def __init__(
+            self,
+            key: int = KEY,
+            gamma: float = GAMMA,
+            delta: float = DELTA,
+            ids: np.ndarray | None = None,
+            seeding: str = "lefthash",
+            context_width: int = 1,
+            vocab_size: int | None = None,
+        ):
             self.key, self.gamma, self.delta, self.seeding = key, gamma, delta, seeding
             self.context_width, self.vocab_size = context_width, vocab_size
             self.ids = None if ids is None else np.asarray(ids, np.int64)
@@ -453,7 +533,7 @@ def _processor_classes():
                 cand = stand[top]
                 ok = cand < size
                 keep = self.context_width - 1
-                left = np.repeat(tokens[:, tokens.shape[1] - min(keep, tokens.shape[1]):][:, None, :], top.shape[1], 1)
+                left = np.repeat(tokens[:, tokens.shape[1] - min(keep, tokens.shape[1]) :][:, None, :], top.shape[1], 1)
                 context = np.concatenate([left, cand[..., None]], -1).reshape(-1, left.shape[-1] + 1)
                 masks = self._masks(hf_seeds(context, self.key, "selfhash"), size)
                 flat = cand.reshape(-1)

@@ -96,8 +96,11 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
+
 class CorruptFile(RunError):
     """A run file that cannot be read, or whose checksum differs from the one recorded for it."""
 
     def __init__(self, path: Path, why: str):
-        super().__init__(f"{path} is corrupted ({why}); restore it from a backup, or start the run again in a new run directory.")
+        super().__init__(
+            f"{path} is corrupted ({why}); restore it from a backup, or start the run again in a new run directory."
+        )

@@ -104,8 +104,14 @@ def npy_header(names: tuple[str, ...], rows: int) -> bytes:
     """The ``.npy`` header ``np.save`` writes for :func:`columns_bytes`'s table (cached: a run's generations share
     a few layouts, and building one costs more than the rest of the record)."""
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype([(n, np.float64) for n in names])),
-                                                  "fortran_order": False, "shape": (rows,)})
+    np.lib.format.write_array_header_1_0(
+        header,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype([(n, np.float64) for n in names])),
+            "fortran_order": False,
+            "shape": (rows,),
+        },
+    )
     return header.getvalue()
 
 
@@ -130,7 +136,9 @@ def load_columns(path: Path, sha256: bytes | None = None) -> dict[str, np.ndarra
     return columns_from_bytes(data, path)
 
 
-def columns_from_bytes(data: bytes | memoryview, path: Path | None = None, generation: int | None = None) -> dict[str, np.ndarray]:
+def columns_from_bytes(
+    data: bytes | memoryview, path: Path | None = None, generation: int | None = None
+) -> dict[str, np.ndarray]:
     """The columns of :func:`columns_bytes`'s bytes. Anything else — an array of another dtype (object, int, a field
     not float64), another shape, or bytes short of or beyond its rows — is :class:`CorruptFile` naming ``path`` (and
     the record's ``generation``): never read as no columns."""
@@ -140,7 +148,9 @@ def columns_from_bytes(data: bytes | memoryview, path: Path | None = None, gener
     except Exception as err:  # noqa: BLE001  (a header numpy cannot parse, whatever numpy raises for it)
         raise CorruptFile(path, f"{where} is no .npy table: {type(err).__name__}") from None
     if dtype.names is None or len(shape) != 1 or any(dtype.fields[n][0] != np.float64 for n in dtype.names):
-        raise CorruptFile(path, f"{where} holds an array of dtype {dtype} and shape {shape}, not a table of float64 columns")
+        raise CorruptFile(
+            path, f"{where} holds an array of dtype {dtype} and shape {shape}, not a table of float64 columns"
+        )
     if len(data) - start != shape[0] * dtype.itemsize:
         raise CorruptFile(path, f"{where} holds {len(data) - start} bytes for {shape[0]} rows of {dtype.itemsize}")
     if not dtype.names:  # no columns
@@ -155,9 +165,11 @@ def npy_table_layout(data: bytes | memoryview) -> tuple[np.dtype, tuple[int, ...
         start = 10 + int.from_bytes(data[8:10], "little")
         dtype, shape, _ = npy_layout(bytes(data[:start]))
         return dtype, shape, start
-    f = io.BytesIO(bytes(data[:1 << 20]))
+    f = io.BytesIO(bytes(data[: 1 << 20]))
     version = np.lib.format.read_magic(f)
-    shape, _, dtype = (np.lib.format.read_array_header_2_0 if version == (2, 0) else np.lib.format.read_array_header_1_0)(f)
+    shape, _, dtype = (
+        np.lib.format.read_array_header_2_0 if version == (2, 0) else np.lib.format.read_array_header_1_0
+    )(f)
     return dtype, shape, f.tell()
 
 

@@ -29,7 +29,14 @@ MAGIC, LEGACY_MAGIC = b"MCR2", b"MCR1"
 # magic, kind, generation, length, identity digest, sha256 of identity + payload, crc32 of the rest: 92 bytes
 HEADER = struct.Struct("<4sB3xqQ32s32sI")
 LEGACY_HEADER = struct.Struct("<4sB3xqQ32sI")  # MCR1: the same without the identity: 60 bytes
-METRICS, SYNTHETIC, STATE_NPZ, STATE_SAFETENSORS, STEP, IDENTITY = 0, 1, 2, 3, 4, 5  # record kinds (STEP: a telephone step)
+METRICS, SYNTHETIC, STATE_NPZ, STATE_SAFETENSORS, STEP, IDENTITY = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+)  # record kinds (STEP: a telephone step)
 JOURNAL, SYNTHETIC_LOG = "journal.log", "synthetic.log"  # a run unit's two journals
 CHAINS_LOG = "chains.log"  # a telephone run's journal: every completed step
 
@@ -38,8 +45,10 @@ class ForeignFile(RunError):
     """A run file bound to another unit or run than the one reading it (copied over, or left from another run)."""
 
     def __init__(self, path: Path, why: str):
-        super().__init__(f"{path} belongs to another unit or run ({why}); put this unit's own file back, or start the "
-                         f"run again in a new run directory.")
+        super().__init__(
+            f"{path} belongs to another unit or run ({why}); put this unit's own file back, or start the "
+            f"run again in a new run directory."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +72,10 @@ class Identity:
     def arrays(self) -> dict[str, np.ndarray]:
         """The identity as a checkpoint file carries it: ``__identity__`` (the digest) and ``__identity_json__``
         (the fields, for the error that names whose a foreign checkpoint is), uint8 arrays."""
-        return {"__identity__": np.frombuffer(self.digest, np.uint8), "__identity_json__": np.frombuffer(self.json, np.uint8)}
+        return {
+            "__identity__": np.frombuffer(self.digest, np.uint8),
+            "__identity_json__": np.frombuffer(self.json, np.uint8),
+        }
 
     def check_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
         """A checkpoint's ``arrays`` must carry this identity (see :meth:`check`); its identity arrays are removed."""
@@ -72,8 +84,14 @@ class Identity:
 
     def describe(self, fields: dict | None = None) -> str:
         fields = self.fields if fields is None else fields
-        return ", ".join(f"{k} {fields[k]!r}" if isinstance(fields[k], str) else f"{k} {fields[k]}"
-                         for k in ("run", "arm", "shard", "seed") if fields.get(k) is not None) or "an unnamed unit"
+        return (
+            ", ".join(
+                f"{k} {fields[k]!r}" if isinstance(fields[k], str) else f"{k} {fields[k]}"
+                for k in ("run", "arm", "shard", "seed")
+                if fields.get(k) is not None
+            )
+            or "an unnamed unit"
+        )
 
     def check(self, path: Path, found: bytes | None, theirs: dict | None = None) -> None:
         """``found`` (a record's or checkpoint's identity digest; None: it carries none) must be this identity, else
@@ -81,10 +99,12 @@ class Identity:
         if found == self.digest or (found is None and self.legacy):
             return
         if found is None:
-            raise ForeignFile(path, "it carries no identity, as an earlier version wrote it, but this run was started "
-                                    "by this version")
-        raise ForeignFile(path, f"it is bound to {self.describe(theirs) if theirs else 'another identity'}, not to "
-                                f"{self.describe()}")
+            raise ForeignFile(
+                path, "it carries no identity, as an earlier version wrote it, but this run was started by this version"
+            )
+        raise ForeignFile(
+            path, f"it is bound to {self.describe(theirs) if theirs else 'another identity'}, not to {self.describe()}"
+        )
 
 
 def frame(kind: int, generation: int, payload: bytes | memoryview, identity: bytes) -> bytes:
@@ -93,7 +113,9 @@ def frame(kind: int, generation: int, payload: bytes | memoryview, identity: byt
     return header + bytes(payload)
 
 
-def frame_parts(kind: int, generation: int, payload: bytes | memoryview, identity: bytes) -> tuple[bytes, bytes | memoryview]:
+def frame_parts(
+    kind: int, generation: int, payload: bytes | memoryview, identity: bytes
+) -> tuple[bytes, bytes | memoryview]:
     """One log record: a 92-byte header (``MCR2``, kind, generation, length, the writer's ``identity`` digest, the
     sha256 of identity and payload, and a crc32 of those fields, so a damaged length is caught rather than read as a
     torn tail), then the payload.
@@ -137,7 +159,10 @@ def read_log_bytes(data: bytes, path: Path) -> tuple[list[Record], int]:
         if size - at < header.size:
             break  # a header cut short
         fields = header.unpack_from(data, at)
-        if fields[0] not in (MAGIC, LEGACY_MAGIC) or zlib.crc32(memoryview(data)[at : at + header.size - 4]) != fields[-1]:
+        if (
+            fields[0] not in (MAGIC, LEGACY_MAGIC)
+            or zlib.crc32(memoryview(data)[at : at + header.size - 4]) != fields[-1]
+        ):
             raise CorruptFile(path, f"no valid record header at byte {at}")
         kind, generation, length = fields[1:4]
         identity, digest = (None, fields[4]) if legacy else fields[4:6]
@@ -173,8 +198,14 @@ class Log:
         if identity is not None:
             for record in log.records:
                 if record.identity != identity.digest:
-                    theirs = next((json.loads(bytes(log.payload(r))) for r in log.records
-                                   if r.kind == IDENTITY and r.identity == record.identity), None)
+                    theirs = next(
+                        (
+                            json.loads(bytes(log.payload(r)))
+                            for r in log.records
+                            if r.kind == IDENTITY and r.identity == record.identity
+                        ),
+                        None,
+                    )
                     identity.check(path, record.identity, theirs)
         return log
 

@@ -34,5 +34,7 @@ def refuse_earlier_layout(root: Path) -> None:
     """ConfigError naming the layout when ``root`` was written in an earlier layout (:func:`earlier_layout`)."""
     layout = earlier_layout(root)
     if layout:
-        raise ConfigError(f"{root} was written by an earlier modelcollapse version ({layout}), a layout this version "
-                          "neither reads nor resumes; run the config again into a new directory.")
+        raise ConfigError(
+            f"{root} was written by an earlier modelcollapse version ({layout}), a layout this version "
+            "neither reads nor resumes; run the config again into a new directory."
+        )

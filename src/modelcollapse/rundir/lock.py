@@ -28,8 +28,10 @@ def exclusive(root: Path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise RunError(f"{root} is in use by {holder} (lock {root / LOCK_NAME}); wait for it to finish, or stop it, "
-                           "before running or resuming here.") from None
+            raise RunError(
+                f"{root} is in use by {holder} (lock {root / LOCK_NAME}); wait for it to finish, or stop it, "
+                "before running or resuming here."
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
         yield
@@ -43,5 +45,7 @@ def refuse_existing(out: Path, spelling: Spelling = CLI) -> None:
     out = Path(out)
     if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         also = f"; {spelling.flag('overwrite')} replaces it if it holds a modelcollapse run"
-        raise ConfigError(f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.arg('out')}, or "
-                          f"{spelling.add_resume} to continue it{also}.")
+        raise ConfigError(
+            f"{spelling.hint('out', str(out))} already holds files; choose another {spelling.arg('out')}, or "
+            f"{spelling.add_resume} to continue it{also}."
+        )

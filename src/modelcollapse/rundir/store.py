@@ -204,15 +204,17 @@ class RunStore(MetricsTable):
     def new_manifest(self, name: str, arms: list[str]) -> dict[str, Any]:
         """A manifest for a run starting (or a telephone run going on) here, with the run's ``identity`` (see
         :meth:`resume_manifest`): kept from the manifest on disk, if any, else a new one."""
-        return self.resume_manifest({
-            "name": name,
-            "status": "running",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "arms": arms,
-            "completed": {},
-            "timings": {},
-            "versions": versions(),
-        })
+        return self.resume_manifest(
+            {
+                "name": name,
+                "status": "running",
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "arms": arms,
+                "completed": {},
+                "timings": {},
+                "versions": versions(),
+            }
+        )
 
     def resume_manifest(self, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
         """``manifest`` (default: the one on disk, which a resume continues) with the run's ``identity``, which every
@@ -227,9 +229,12 @@ class RunStore(MetricsTable):
         elif "identity" not in manifest:
             config = self.read_config() if self.config_path.exists() else {}
             config_json = json.dumps({k: v for k, v in config.items() if k != "version"}, sort_keys=True, default=str)
-            manifest["identity"] = {"run": uuid.uuid4().hex, "seed": config.get("seed"),
-                                    "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
-                                    **({"legacy": True} if on_disk else {})}
+            manifest["identity"] = {
+                "run": uuid.uuid4().hex,
+                "seed": config.get("seed"),
+                "config_sha256": hashlib.sha256(config_json.encode()).hexdigest(),
+                **({"legacy": True} if on_disk else {}),
+            }
         return manifest
 
     def identity(self, arm: int | None = None, shard: int | None = None) -> Identity:
@@ -243,8 +248,16 @@ class RunStore(MetricsTable):
         recorded = manifest.get("identity") or {}
         arms = manifest.get("arms") or []
         name = arms[arm] if arm is not None and arm < len(arms) else arm
-        identity = Identity({"run": recorded.get("run"), "arm": name, "shard": shard, "seed": recorded.get("seed"),
-                             "config": recorded.get("config_sha256")}, legacy=recorded.get("legacy", "run" not in recorded))
+        identity = Identity(
+            {
+                "run": recorded.get("run"),
+                "arm": name,
+                "shard": shard,
+                "seed": recorded.get("seed"),
+                "config": recorded.get("config_sha256"),
+            },
+            legacy=recorded.get("legacy", "run" not in recorded),
+        )
         if "run" in recorded:  # fixed from now on (without one, the manifest may not be written yet: read it again)
             self._identities[arm, shard] = identity
         return identity
@@ -256,7 +269,9 @@ class RunStore(MetricsTable):
         payload = json.dumps(step, ensure_ascii=False).encode()
         path, identity = self.root / CHAINS_LOG, self.identity()
         record = frame(STEP, step["generation"], payload, identity.digest)
-        self._append(path, record if path.exists() and path.stat().st_size else identity_record(identity) + record, sync=True)
+        self._append(
+            path, record if path.exists() and path.stat().st_size else identity_record(identity) + record, sync=True
+        )
 
     def read_steps(self, repair: bool = False) -> list[dict[str, Any]]:
         """Every checked step of chains.log, in the order appended. A torn last append (a crash mid-write) is left
@@ -264,8 +279,10 @@ class RunStore(MetricsTable):
         :class:`~.atomic.CorruptFile`. A telephone run of an earlier version (``chains.jsonl``) is refused."""
         legacy = self.root / "chains.jsonl"
         if legacy.exists() and not (self.root / CHAINS_LOG).exists():
-            raise RunError(f"{legacy} is the step journal of an earlier modelcollapse version (JSON lines), which this "
-                           f"version does not read; run the chains again in a new directory.")
+            raise RunError(
+                f"{legacy} is the step journal of an earlier modelcollapse version (JSON lines), which this "
+                f"version does not read; run the chains again in a new directory."
+            )
         log = Log.read(self.root / CHAINS_LOG, self.identity())
         if repair:
             log.cut_tail()
@@ -306,8 +323,17 @@ class RunStore(MetricsTable):
         if synthetic is not None:
             sums["synthetic"].append(save_arrays(unit / "segments" / f"synthetic-{generation:06d}.npz", synthetic))
             fault_point("synthetic")
-        self._save_state_files(unit, {**state, "__generation__": np.array([generation]), **self._sum_arrays(sums),
-                                      **self.identity(arm, shard).arrays}, generation, state_format)
+        self._save_state_files(
+            unit,
+            {
+                **state,
+                "__generation__": np.array([generation]),
+                **self._sum_arrays(sums),
+                **self.identity(arm, shard).arrays,
+            },
+            generation,
+            state_format,
+        )
         fault_point("state")
 
     def _append_generation(self, arm, shard, generation, metrics, state, synthetic, state_format) -> None:
@@ -318,14 +344,18 @@ class RunStore(MetricsTable):
             unit.mkdir(parents=True, exist_ok=True)
             done = self._cut_to_committed(arm, shard)
             if done != generation - 1:
-                raise RunError(f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}.")
+                raise RunError(
+                    f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}."
+                )
             for path in (journal, unit / SYNTHETIC_LOG):  # a new journal begins with whose it is
                 if (path == journal or synthetic is not None) and not (path.exists() and path.stat().st_size):
                     self._append(path, identity_record(identity))
         self._append(journal, frame_parts(METRICS, generation, columns_bytes(metrics), identity.digest))
         fault_point("segment")
         if synthetic is not None:
-            self._append(unit / SYNTHETIC_LOG, frame_parts(SYNTHETIC, generation, state_bytes(synthetic, "npz"), identity.digest))
+            self._append(
+                unit / SYNTHETIC_LOG, frame_parts(SYNTHETIC, generation, state_bytes(synthetic, "npz"), identity.digest)
+            )
             fault_point("synthetic")
         state = {**state, "__generation__": np.array([generation])}
         payload = state_bytes(state, "safetensors")  # in a record, always safetensors: 5x faster to write than npz
@@ -378,7 +408,9 @@ class RunStore(MetricsTable):
 
     @staticmethod
     def _sum_arrays(sums: dict[str, list[bytes]]) -> dict[str, np.ndarray]:
-        return {f"__{kind}_sha256__": np.frombuffer(b"".join(d), np.uint8).reshape(len(d), 32) for kind, d in sums.items()}
+        return {
+            f"__{kind}_sha256__": np.frombuffer(b"".join(d), np.uint8).reshape(len(d), 32) for kind, d in sums.items()
+        }
 
     def _segment_sums(self, arm: int, shard: int, generation: int) -> dict[str, list[bytes]]:
         """The digests of the unit's segments of generations ``0..generation-1``: kept from the last save or resume
@@ -390,7 +422,9 @@ class RunStore(MetricsTable):
         elif sums is None or len(sums["metrics"]) != generation:
             done, state, sums = self._checkpoint(arm, shard, "state")
             if done != generation - 1:
-                raise RunError(f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}.")
+                raise RunError(
+                    f"generation {generation} of arm {arm}, shard {shard} follows generation {done} in {self.root}."
+                )
             sums = sums or self._sums_from_files(arm, shard, generation)
         sums = {kind: list(d[:generation]) for kind, d in sums.items()}
         self._sums[(arm, shard)] = sums
@@ -400,8 +434,10 @@ class RunStore(MetricsTable):
         segments = self.unit_dir(arm, shard) / "segments"
         digest = lambda p: hashlib.sha256(p.read_bytes()).digest()  # noqa: E731
         synthetic = [segments / f"synthetic-{g:06d}.npz" for g in range(generation)]
-        return {"metrics": [digest(self._segment(arm, shard, g)) for g in range(generation)],
-                "synthetic": [digest(p) for p in synthetic] if all(p.exists() for p in synthetic) else []}
+        return {
+            "metrics": [digest(self._segment(arm, shard, g)) for g in range(generation)],
+            "synthetic": [digest(p) for p in synthetic] if all(p.exists() for p in synthetic) else [],
+        }
 
     def _checkpoint(self, arm: int, shard: int, which: str) -> tuple[int, dict[str, np.ndarray] | None, dict | None]:
         """One read of checkpoint ``which`` (``state`` or ``gen0``): its generation, its model arrays and the digests
@@ -424,8 +460,11 @@ class RunStore(MetricsTable):
             return -1, None, None
         state = max(found, key=lambda s: int(s["__generation__"][0]))
         generation = int(state.pop("__generation__")[0])
-        sums = {kind: [bytes(row) for row in state.pop(f"__{kind}_sha256__")] for kind in ("metrics", "synthetic")
-                if f"__{kind}_sha256__" in state}
+        sums = {
+            kind: [bytes(row) for row in state.pop(f"__{kind}_sha256__")]
+            for kind in ("metrics", "synthetic")
+            if f"__{kind}_sha256__" in state
+        }
         state.pop("__sha256__", None)
         return generation, state, (sums or None)
 
@@ -459,8 +498,12 @@ class RunStore(MetricsTable):
                 log = self._synthetic[(arm, shard)] = Log.read(log_path, self.identity(arm, shard))
             record = log.of(SYNTHETIC).get(generation)
             if record is None:
-                raise CorruptFile(log_path, f"it holds no record of generation {generation}, though a checkpoint records it")
-            return read_arrays(log_path, io.BytesIO(log.payload(record)))  # parse failure (object dtype too): CorruptFile
+                raise CorruptFile(
+                    log_path, f"it holds no record of generation {generation}, though a checkpoint records it"
+                )
+            return read_arrays(
+                log_path, io.BytesIO(log.payload(record))
+            )  # parse failure (object dtype too): CorruptFile
         path = self.unit_dir(arm, shard) / "segments" / f"synthetic-{generation:06d}.npz"
         if not path.exists():
             raise CorruptFile(path, "the file is missing, though a checkpoint records its generation")
@@ -489,15 +532,19 @@ def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling 
     import shutil
 
     if overwrite and resume:
-        raise ConfigError(f"{spelling.flag('overwrite')} deletes the run that {spelling.flag('resume')} would continue; "
-                          "pass one of them.")
+        raise ConfigError(
+            f"{spelling.flag('overwrite')} deletes the run that {spelling.flag('resume')} would continue; "
+            "pass one of them."
+        )
     out = Path(out)
     if not overwrite or not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
         return
     if RunStore(out).kind not in RUN_KINDS:
-        raise ConfigError(f"{spelling.flag('overwrite')} replaces only a modelcollapse run directory (config.yaml and "
-                          f"manifest.json, a suite or a sweep); {spelling.hint('out', str(out))} holds other files, so "
-                          f"it is left alone; choose another {spelling.arg('out')}.")
+        raise ConfigError(
+            f"{spelling.flag('overwrite')} replaces only a modelcollapse run directory (config.yaml and "
+            f"manifest.json, a suite or a sweep); {spelling.hint('out', str(out))} holds other files, so "
+            f"it is left alone; choose another {spelling.arg('out')}."
+        )
     with RunStore(out).lock():
         for child in out.iterdir():
             if child.name == LOCK_NAME:

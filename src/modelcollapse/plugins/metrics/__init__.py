@@ -8,4 +8,4 @@ See :mod:`.base` for the protocol; each built-in plug-in registers itself in its
 from . import coverage, discrete, distances, features, images, mixtures, moments, text  # noqa: E402,F401  (registers the built-in metrics)
 from .base import METRICS, Context, measure, require  # noqa: F401
 
-__all__ = ['METRICS', 'Context', 'measure', 'require']
+__all__ = ["METRICS", "Context", "measure", "require"]

@@ -90,8 +90,12 @@ def per_replicate(value: Any, name: str, replicates: int | None) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise PluginError(f"metric {name!r} returned {type(value).__name__}, not numbers; expected an array of shape "
-                          f"{expected}, one value per replicate.") from None
+        raise PluginError(
+            f"metric {name!r} returned {type(value).__name__}, not numbers; expected an array of shape "
+            f"{expected}, one value per replicate."
+        ) from None
     if array.ndim == 0 or (replicates is not None and array.size != replicates):
-        raise PluginError(f"metric {name!r} returned shape {array.shape}; expected {expected}, one value per replicate.")
+        raise PluginError(
+            f"metric {name!r} returned shape {array.shape}; expected {expected}, one value per replicate."
+        )
     return array.reshape(-1)

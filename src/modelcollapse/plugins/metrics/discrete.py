@@ -77,7 +77,9 @@ def survival(ctx: Context) -> np.ndarray:
     ``["survival_total"]`` how many (replicate, category) pairs had each, ``["survival_alive"]`` how many of those are
     present now (all int64)."""
     if ctx.gen0_size is None:
-        raise ConfigError("metric 'survival' needs generation 0's training size (Context.gen0_size); this caller gives none.")
+        raise ConfigError(
+            "metric 'survival' needs generation 0's training size (Context.gen0_size); this caller gives none."
+        )
     now = probs(ctx, "survival")
     counts = np.rint(ctx.gen0.probs_ * ctx.gen0_size).astype(np.int64)  # exact: the fit's probs_ are counts / n₀
     alive = now > 0

@@ -58,7 +58,10 @@ _CACHE: dict = {}  # feature classifiers and real features, per source kind and 
 
 
 def source_cache(source) -> dict:
-    key = (type(source).__qualname__, tuple(sorted((k, repr(v)) for k, v in vars(source).items() if not k.startswith("_"))))
+    key = (
+        type(source).__qualname__,
+        tuple(sorted((k, repr(v)) for k, v in vars(source).items() if not k.startswith("_"))),
+    )
     return _CACHE.setdefault(key, {})
 
 
@@ -90,8 +93,10 @@ def verifier_net(source, hidden: int, epochs: int | None, seed: int, user: str =
     ``user`` names who needs it, for the error when the source has no class labels."""
     labels = getattr(source, "class_labels", lambda split: None)("train")
     if labels is None:
-        raise ConfigError(f"{user} needs an image source with class labels (digits, mnist, images with labels); "
-                          f"data.kind {type(source).__name__} has none.")
+        raise ConfigError(
+            f"{user} needs an image source with class labels (digits, mnist, images with labels); "
+            f"data.kind {type(source).__name__} has none."
+        )
     cache = source_cache(source)
     key = ("verifier", hidden, epochs, seed)
     if key not in cache:

@@ -22,4 +22,4 @@ from . import (  # noqa: E402,F401  (registers the built-in families)
 )
 from .base import MODELS, Family  # noqa: F401
 
-__all__ = ['MODELS', 'Family']
+__all__ = ["MODELS", "Family"]

@@ -76,13 +76,15 @@ CAPABILITIES = {
     "fit_population": "fit_population(other, *, rng): fit to another fitted model's population (loop.fit_to: population)",
     "fit_population_bias": "fit_population(other, *, rng, bias=1.0): the same under sampling bias λ",
     "fit_next": "fit_next(n, *, rng, bias=1.0): draw the fit to n samples from its sampling distribution "
-                "(model.next_fit: direct; see engine/next_fit.py)",
+    "(model.next_fit: direct; see engine/next_fit.py)",
     "fit_weighted": "fit_weighted(x, weight (R, n), *, rng): fit to weighted records (loop.weights)",
     "export": "export(directories): write each replicate's model in its native format (model.save)",
 }
 
-MODELS: Registry = Registry("model.kind", traits={
-    "fitted": None, "default_metrics": (), "state_format": "npz", "provides": (), "check": None, "imports": ()})
+MODELS: Registry = Registry(
+    "model.kind",
+    traits={"fitted": None, "default_metrics": (), "state_format": "npz", "provides": (), "check": None, "imports": ()},
+)
 
 
 class Family:

@@ -68,7 +68,9 @@ class Categorical(Family):
         x = np.asarray(x)
         r, n = x.shape
         k = self._k or int(x.max()) + 1
-        counts = np.bincount((x + k * np.arange(r)[:, None]).ravel(), weights=(n * np.asarray(weight)).ravel(), minlength=r * k)
+        counts = np.bincount(
+            (x + k * np.arange(r)[:, None]).ravel(), weights=(n * np.asarray(weight)).ravel(), minlength=r * k
+        )
         return self._set(counts.reshape(r, k))
 
     def fit_next(self, n: int, *, rng: np.random.Generator, bias: float = 1.0):

@@ -40,7 +40,9 @@ class MeanDifference(Family):
 
     def bind(self, source, real):
         if not hasattr(source, "draw"):
-            raise ConfigError(f"model.kind 'mean-difference' needs data.kind 'classification'; got {type(source).__name__}.")
+            raise ConfigError(
+                f"model.kind 'mean-difference' needs data.kind 'classification'; got {type(source).__name__}."
+            )
         self._source = source
         return self
 

@@ -160,7 +160,13 @@ class Diffusion(Family):
     ):
         self.network, self.timesteps, self.schedule, self.sampler = network, timesteps, schedule, sampler
         self.sample_steps, self.hidden, self.layers = sample_steps, hidden, layers
-        self.train_steps, self.batch_size, self.lr, self.device, self.threads = train_steps, batch_size, lr, device, threads
+        self.train_steps, self.batch_size, self.lr, self.device, self.threads = (
+            train_steps,
+            batch_size,
+            lr,
+            device,
+            threads,
+        )
         self.clip = None if clip is None else tuple(clip)
         if clip is not None and not self.clip[0] < self.clip[1]:  # its length was checked against the signature
             raise ConfigError(f"model.clip must be null or [low, high] with low < high; got {list(self.clip)!r}.")
@@ -168,7 +174,9 @@ class Diffusion(Family):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.{key} must be >= 1; got {getattr(self, key)!r}.")
         if sample_steps is not None and not 1 <= sample_steps <= timesteps:
-            raise ConfigError(f"model.sample_steps must be in [1, model.timesteps = {timesteps}]; got {sample_steps!r}.")
+            raise ConfigError(
+                f"model.sample_steps must be in [1, model.timesteps = {timesteps}]; got {sample_steps!r}."
+            )
 
     # -- fit ------------------------------------------------------------------------------------------------------
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
@@ -270,8 +278,10 @@ class Diffusion(Family):
 
         needy = [m for m in metrics if "moments" in (METRICS.trait(m, "needs") or ())]
         if needy and self.network != "affine":
-            raise ConfigError(f"metrics {needy} need moments(), which model.kind 'diffusion' has only with "
-                              f"model.network 'affine'; got {self.network!r}.")
+            raise ConfigError(
+                f"metrics {needy} need moments(), which model.kind 'diffusion' has only with "
+                f"model.network 'affine'; got {self.network!r}."
+            )
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact mean ``(R, D)`` and covariance ``(R, D, D)`` of the affine model's samples at λ = 1: each reverse
@@ -296,8 +306,13 @@ class Diffusion(Family):
     # -- checkpoints ----------------------------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
         self.check_fitted("shift_")
-        state = {"shift_": self.shift_, "scale_": self.scale_, "degenerate_": self.degenerate_, "cov_": self.cov_,
-                 "event_": np.asarray((len(self._event), *self._event), np.int64)}  # length first: () is an event shape
+        state = {
+            "shift_": self.shift_,
+            "scale_": self.scale_,
+            "degenerate_": self.degenerate_,
+            "cov_": self.cov_,
+            "event_": np.asarray((len(self._event), *self._event), np.int64),
+        }  # length first: () is an event shape
         if self.network == "mlp":
             state.update({f"net.{k}": v.numpy() for k, v in self._params.items()})
         return state

@@ -62,7 +62,6 @@ def wishart(df: float, root: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return la @ np.swapaxes(la, -1, -2)
 
 
-
 @MODELS.register(
     "gaussian",
     fitted=("mean_", "cov_", "degenerate_"),
@@ -84,7 +83,11 @@ class Gaussian(Family):
     (4, 10, 1)
     """
 
-    def __init__(self, variance: Literal["unbiased", "mle"] = "unbiased", next_fit: Literal["auto", "direct", "samples"] = "samples"):
+    def __init__(
+        self,
+        variance: Literal["unbiased", "mle"] = "unbiased",
+        next_fit: Literal["auto", "direct", "samples"] = "samples",
+    ):
         self.variance, self.next_fit = variance, next_fit
 
     def _set(self, n: int, total: np.ndarray, outer: np.ndarray):

@@ -29,7 +29,9 @@ class GaussianMean(Gaussian):
     ([4.0, 4.0, 4.0], (3, 4, 1))
     """
 
-    def __init__(self, std: Annotated[float, Field(gt=0)] = 1.0, next_fit: Literal["auto", "direct", "samples"] = "samples"):
+    def __init__(
+        self, std: Annotated[float, Field(gt=0)] = 1.0, next_fit: Literal["auto", "direct", "samples"] = "samples"
+    ):
         super().__init__(variance="mle", next_fit=next_fit)
         self.std = std
 

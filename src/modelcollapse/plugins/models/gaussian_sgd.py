@@ -40,8 +40,16 @@ class GaussianSGD(Family):
     (2, 4, 1)
     """
 
-    def __init__(self, lr: float = 0.05, epochs: int = 3, batch_size: int = 10, init_mean: float = 0.0, init_std: float = 1.0):
-        self.lr, self.epochs, self.batch_size, self.init_mean, self.init_std = lr, epochs, batch_size, init_mean, init_std
+    def __init__(
+        self, lr: float = 0.05, epochs: int = 3, batch_size: int = 10, init_mean: float = 0.0, init_std: float = 1.0
+    ):
+        self.lr, self.epochs, self.batch_size, self.init_mean, self.init_std = (
+            lr,
+            epochs,
+            batch_size,
+            init_mean,
+            init_std,
+        )
         if not lr > 0:
             raise ConfigError(f"model.lr must be > 0; got {lr!r}.")
         for key, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -100,7 +108,9 @@ class GaussianSGD(Family):
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n, d)`` draws."""
         self.check_fitted("mean_")
-        return self.mean_[:, None, :] + np.exp(self.log_std_)[:, None, :] * rng.standard_normal((len(self.mean_), n, self.mean_.shape[1]))
+        return self.mean_[:, None, :] + np.exp(self.log_std_)[:, None, :] * rng.standard_normal(
+            (len(self.mean_), n, self.mean_.shape[1])
+        )
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(R, d)`` and diagonal covariance ``(R, d, d)``."""

@@ -110,14 +110,20 @@ class GMM(Family):
     ):
         self.components, self.max_iter, self.tol, self.reg_covar = components, max_iter, tol, reg_covar
         self.init, self.kmeans_iter, self.n_init = init, kmeans_iter, n_init
-        for key, value, low in (("components", components, 1), ("max_iter", max_iter, 1), ("kmeans_iter", kmeans_iter, 0),
-                                ("n_init", n_init, 1)):
+        for key, value, low in (
+            ("components", components, 1),
+            ("max_iter", max_iter, 1),
+            ("kmeans_iter", kmeans_iter, 0),
+            ("n_init", n_init, 1),
+        ):
             if value < low:
                 raise ConfigError(f"model.{key} must be an int >= {low}; got {value!r}.")
         if tol < 0:
             raise ConfigError(f"model.tol must be >= 0; got {tol!r}.")
         if not reg_covar > 0:
-            raise ConfigError(f"model.reg_covar must be > 0 (it keeps collapsed covariances invertible); got {reg_covar!r}.")
+            raise ConfigError(
+                f"model.reg_covar must be > 0 (it keeps collapsed covariances invertible); got {reg_covar!r}."
+            )
 
     # -- EM pieces -----------------------------------------------------------------------------------------------
     def _init_stats(self, phi: np.ndarray, total: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -130,8 +136,14 @@ class GMM(Family):
             resp /= resp.sum(1, keepdims=True)
             return component_stats(phi, resp)
         plus = self.init == "k-means++"  # scikit-learn's KMeans: k-means++ seeds, tol 1e-4; the older start: neither
-        labels = kmeans_labels(phi[:, -feature_dim(F) - 1 :], k, self.kmeans_iter, rng, "k-means++" if plus else "random",
-                               KMEANS_TOL if plus else 0.0)
+        labels = kmeans_labels(
+            phi[:, -feature_dim(F) - 1 :],
+            k,
+            self.kmeans_iter,
+            rng,
+            "k-means++" if plus else "random",
+            KMEANS_TOL if plus else 0.0,
+        )
         if k == 2:  # the first cluster's statistics are the totals minus the second's
             second = component_stats(phi, labels[:, None, :].astype(float))[:, 0]
             return np.stack([total - second, second], axis=1)
@@ -269,7 +281,9 @@ class GMM(Family):
         The learner's initialisation is its own rule (``init``) on ``INIT_DRAWS`` draws of ``previous``, so a bad
         start or an iteration cap biases the fit here as it does on finite data.
         """
-        weights, means, covs = (np.array(a, dtype=float) for a in (previous.weights_, previous.means_, previous.covariances_))
+        weights, means, covs = (
+            np.array(a, dtype=float) for a in (previous.weights_, previous.means_, previous.covariances_)
+        )
         R, K, d = means.shape
         if d > 1:
             return self.fit(previous.sample(POPULATION_DRAWS, rng=rng), rng=rng)
@@ -289,7 +303,9 @@ class GMM(Family):
         for it in range(1, self.max_iter + 1):
             resp, logp = normalise(rows_times(self._coefficients(*params), phi))
             ll = (logp * mass).sum(1)  # E_previous[log q(x)] per replicate
-            new = self._m_step(component_stats(phi, resp * mass[:, None, :] * n), n, params)  # counts / n = Σ resp · mass
+            new = self._m_step(
+                component_stats(phi, resp * mass[:, None, :] * n), n, params
+            )  # counts / n = Σ resp · mass
             active = ~self.converged_
             params = tuple(np.where(active.reshape(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(params, new))
             self.n_iter_[active] = it

@@ -293,8 +293,9 @@ def plus_plus_centres(coords: np.ndarray, k: int, rng: np.random.Generator) -> n
     return np.stack(centres, axis=1)
 
 
-def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generator, seeding: str = "random",
-                  tol: float = 0.0) -> np.ndarray:
+def kmeans_labels(
+    linear: np.ndarray, k: int, steps: int, rng: np.random.Generator, seeding: str = "random", tol: float = 0.0
+) -> np.ndarray:
     """Lloyd's k-means cluster labels ``(R, n)`` (int) of the records whose coordinate rows x₁..x_d, followed by a row
     of ones, are ``linear`` ``(R, d + 1, n)``.
 
@@ -320,7 +321,9 @@ def kmeans_labels(linear: np.ndarray, k: int, steps: int, rng: np.random.Generat
         mean = total[:, :-1] / n
         bound = tol * ((linear[:, :-1] ** 2).sum(-1) / n - mean**2).mean(-1)
     for step in range(max(steps, 1)):
-        coef = np.concatenate([-2 * centres, (centres**2).sum(-1, keepdims=True)], axis=-1)  # ‖x − c‖² − ‖x‖² = coef·[x, 1]
+        coef = np.concatenate(
+            [-2 * centres, (centres**2).sum(-1, keepdims=True)], axis=-1
+        )  # ‖x − c‖² − ‖x‖² = coef·[x, 1]
         if k == 2:  # one margin per record: new (R, n) is 1.0 where closer to centre 1, else 0.0
             new = (rows_times(coef[:, 1:] - coef[:, :1], linear)[:, 0] < 0).astype(float)
             second = component_stats(linear, new[:, None, :])[:, 0]

@@ -50,8 +50,17 @@ def watermark_settings(spec: dict | None) -> dict | None:
 
 
 #: The metrics a language-model family reports by default.
-LM_METRICS = ("test_perplexity", "gen0_perplexity", "distinct_1", "distinct_2", "distinct_3", "repetition_rate",
-              "self_bleu", "vocab_coverage", "rare_words_lost")
+LM_METRICS = (
+    "test_perplexity",
+    "gen0_perplexity",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "repetition_rate",
+    "self_bleu",
+    "vocab_coverage",
+    "rare_words_lost",
+)
 
 
 def check_decoding(model: "CausalLM", *, metrics: list[str], source, bias: float) -> None:
@@ -78,7 +87,9 @@ class CausalLM(Family):
         if self.micro_batch_size is not None and self.micro_batch_size < 1:
             raise ConfigError(f"model.micro_batch_size must be >= 1 or null; got {self.micro_batch_size!r}.")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
-            raise ConfigError(f"model.lr must be > 0 and model.lr_min in [0, lr]; got lr={self.lr!r}, lr_min={self.lr_min!r}.")
+            raise ConfigError(
+                f"model.lr must be > 0 and model.lr_min in [0, lr]; got lr={self.lr!r}, lr_min={self.lr_min!r}."
+            )
         if self.repetition_penalty <= 0 or self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ConfigError(
                 "model.repetition_penalty and model.temperature must be > 0, model.top_p in (0, 1], model.top_k >= 0; "
@@ -96,11 +107,15 @@ class CausalLM(Family):
     def bind(self, source, real: np.ndarray):
         """Take the source's block size, tokenizer, validation split and the real prompt blocks ``(R, n, B)``."""
         if not hasattr(source, "block") or np.asarray(real).ndim != 3:
-            raise ConfigError(f"model.kind {self.kind!r} needs a text source (wikipedia, shakespeare, news, text); got {type(source).__name__}.")
+            raise ConfigError(
+                f"model.kind {self.kind!r} needs a text source (wikipedia, shakespeare, news, text); got {type(source).__name__}."
+            )
         self._check_tokenizer(source.tokenizer)
         self._source, self._block = source, int(source.block)
         self._real = np.asarray(real, np.int64)
-        self._validation = source.validation() if hasattr(source, "validation") else self._real[0][: max(1, self._real.shape[1] // 10)]
+        self._validation = (
+            source.validation() if hasattr(source, "validation") else self._real[0][: max(1, self._real.shape[1] // 10)]
+        )
         self._tok = source.tokenizer_
         self._pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else (self._tok.eos_token_id or 0)
         self._bind_vocabulary()
@@ -136,7 +151,9 @@ class CausalLM(Family):
         import torch
 
         if not hasattr(self, "_source"):
-            raise ConfigError(f"{type(self).__name__} must be bound to a text source: call bind(source, real) before fit.")
+            raise ConfigError(
+                f"{type(self).__name__} must be bound to a text source: call bind(source, real) before fit."
+            )
         gen = torch_generator(rng)
         previous = getattr(self, "_models", None)
         models, degenerate = [], []
@@ -159,7 +176,9 @@ class CausalLM(Family):
         # fused AdamW (one kernel for every parameter's update) on CUDA only: the same algorithm; the CPU keeps the
         # reference implementation, so CPU numbers do not move
         opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=device == "cuda")
-        cosine = lambda s: (self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * s / max(steps, 1)))) / self.lr  # noqa: E731
+        cosine = lambda s: (
+            (self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * s / max(steps, 1)))) / self.lr
+        )  # noqa: E731
         sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
         # the training blocks and the validation set go to the device once, not batch by batch and epoch by epoch
         data, validation = data.to(device), torch.as_tensor(self._to_model(self._validation)).to(device)
@@ -236,7 +255,14 @@ class CausalLM(Family):
         fn, x, out = DETECTORS.get(detector), np.asarray(x), []
         for r, model in enumerate(self._models):
             other = None if reference is None else reference._models[min(r, len(reference._models) - 1)]
-            out.append(fn(self._to_model(x if x.ndim == 2 else x[r]), model=model, reference=other, batch_size=self.eval_batch_size))
+            out.append(
+                fn(
+                    self._to_model(x if x.ndim == 2 else x[r]),
+                    model=model,
+                    reference=other,
+                    batch_size=self.eval_batch_size,
+                )
+            )
         return np.stack(out)
 
     # -- sampling ------------------------------------------------------------------------------------------------------
@@ -247,7 +273,14 @@ class CausalLM(Family):
             return {**kw, "num_beams": self.num_beams, "do_sample": False}
         if self.decoding == "greedy":
             return {**kw, "num_beams": 1, "do_sample": False}
-        return {**kw, "do_sample": True, "num_beams": 1, "temperature": self.temperature * bias, "top_k": self.top_k, "top_p": self.top_p}
+        return {
+            **kw,
+            "do_sample": True,
+            "num_beams": 1,
+            "temperature": self.temperature * bias,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+        }
 
     def check_bias(self, bias: float) -> None:
         """λ is a softmax temperature, which only sampling has: refuse λ ≠ 1 under beam search or greedy decoding."""
@@ -272,8 +305,16 @@ class CausalLM(Family):
         width = self._models[0].get_output_embeddings().weight.shape[0]
         ids = self._from_model(np.arange(width))
         mark = self.watermark
-        return wm.processor(mark["key"], mark["gamma"], mark["delta"], ids=ids, scheme=mark["scheme"],
-                            seeding=mark["seeding"], context_width=mark["context_width"], vocab_size=self.tokenizer_size)
+        return wm.processor(
+            mark["key"],
+            mark["gamma"],
+            mark["delta"],
+            ids=ids,
+            scheme=mark["scheme"],
+            seeding=mark["seeding"],
+            context_width=mark["context_width"],
+            vocab_size=self.tokenizer_size,
+        )
 
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
         """``(R, n, B)`` int64: B new tokens after each of the first n prompt blocks (cycled if n exceeds them).
@@ -292,8 +333,16 @@ class CausalLM(Family):
             kw = {**self.decoding_kwargs(bias), **self._extra_decoding()}
             if marker is not None:
                 kw["logits_processor"] = [marker]
-            new = generate_batched(model, chosen, new_tokens=self._block, min_new_tokens=self._block, batch_size=self.generate_batch_size,
-                                   pad_id=int(self._to_model(self._pad)), seeds=seed, **kw)
+            new = generate_batched(
+                model,
+                chosen,
+                new_tokens=self._block,
+                min_new_tokens=self._block,
+                batch_size=self.generate_batch_size,
+                pad_id=int(self._to_model(self._pad)),
+                seeds=seed,
+                **kw,
+            )
             out.append(self._from_model(new))
         return np.stack(out)
 
@@ -336,7 +385,9 @@ class CausalLM(Family):
         for r in range(len(self.degenerate_)):
             model = self._base(gen)
             prefix = f"r{r}."
-            model.load_state_dict({k[len(prefix) :]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith(prefix)})
+            model.load_state_dict(
+                {k[len(prefix) :]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith(prefix)}
+            )
             self._models.append(self._place(model).eval())
         return self
 
@@ -389,15 +440,34 @@ class TinyLM(CausalLM):
     ):
         self.n_layer, self.n_head, self.n_embd, self.vocab_size = n_layer, n_head, n_embd, vocab_size
         if vocab_size is not None and vocab_size < 2:
-            raise ConfigError(f"model.vocab_size must be >= 2 or null (the tokenizer's whole vocabulary); got {vocab_size!r}.")
+            raise ConfigError(
+                f"model.vocab_size must be >= 2 or null (the tokenizer's whole vocabulary); got {vocab_size!r}."
+            )
         if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
-            raise ConfigError(f"model.n_layer, n_head, n_embd must be >= 1 with n_embd divisible by n_head; got {n_layer}, {n_head}, {n_embd}.")
+            raise ConfigError(
+                f"model.n_layer, n_head, n_embd must be >= 1 with n_embd divisible by n_head; got {n_layer}, {n_head}, {n_embd}."
+            )
         self._set_common(
-            init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
-            weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
-            repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
-            device=device, threads=threads,
+            init=init,
+            epochs=epochs,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            lr=lr,
+            lr_min=lr_min,
+            weight_decay=weight_decay,
+            prompts=prompts,
+            decoding=decoding,
+            num_beams=num_beams,
+            repetition_penalty=repetition_penalty,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generate_batch_size=generate_batch_size,
+            eval_batch_size=eval_batch_size,
+            watermark=watermark,
+            save=save,
+            device=device,
+            threads=threads,
         )
 
     def _bind_vocabulary(self) -> None:
@@ -439,8 +509,15 @@ class TinyLM(CausalLM):
     def _config(self, vocab_size: int, end: int):
         from transformers import GPT2Config
 
-        return GPT2Config(vocab_size=vocab_size, n_positions=2 * self._block, n_layer=self.n_layer, n_head=self.n_head,
-                          n_embd=self.n_embd, bos_token_id=end, eos_token_id=end)
+        return GPT2Config(
+            vocab_size=vocab_size,
+            n_positions=2 * self._block,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            bos_token_id=end,
+            eos_token_id=end,
+        )
 
     def _base(self, gen):
         import torch
@@ -520,19 +597,38 @@ class HFLM(CausalLM):
     ):
         self.path, self.gguf_file = path, gguf_file
         if path != "smollm2" and not is_local_model(path):
-            raise ConfigError(f"model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the "
-                              f"local Hugging Face cache (offline); got {path!r}.")
+            raise ConfigError(
+                f"model.path must be 'smollm2', a local Hugging Face model directory or a hub id in the "
+                f"local Hugging Face cache (offline); got {path!r}."
+            )
         self._set_common(
-            init=init, epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, lr=lr, lr_min=lr_min,
-            weight_decay=weight_decay, prompts=prompts, decoding=decoding, num_beams=num_beams,
-            repetition_penalty=repetition_penalty, temperature=temperature, top_k=top_k, top_p=top_p,
-            generate_batch_size=generate_batch_size, eval_batch_size=eval_batch_size, watermark=watermark, save=save,
-            device=device, threads=threads,
+            init=init,
+            epochs=epochs,
+            batch_size=batch_size,
+            micro_batch_size=micro_batch_size,
+            lr=lr,
+            lr_min=lr_min,
+            weight_decay=weight_decay,
+            prompts=prompts,
+            decoding=decoding,
+            num_beams=num_beams,
+            repetition_penalty=repetition_penalty,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generate_batch_size=generate_batch_size,
+            eval_batch_size=eval_batch_size,
+            watermark=watermark,
+            save=save,
+            device=device,
+            threads=threads,
         )
 
     def _check_tokenizer(self, name: str) -> None:
         if name != self.path:
-            raise ConfigError(f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}.")
+            raise ConfigError(
+                f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}."
+            )
 
     def _base(self, gen):
         _, model = load_causal_lm(None if self.path == "smollm2" else self.path, self.gguf_file)

@@ -41,9 +41,14 @@ class LinearRegression(Family):
         True
     """
 
-    def __init__(self, noise: float | None = None, design: Literal["fixed", "fresh"] = "fixed", ridge: float = 0.0,
-                 ridge_scaling: Literal["per-sample", "sum"] = "per-sample",
-                 ridge_applies: Literal["all", "downstream"] = "all"):
+    def __init__(
+        self,
+        noise: float | None = None,
+        design: Literal["fixed", "fresh"] = "fixed",
+        ridge: float = 0.0,
+        ridge_scaling: Literal["per-sample", "sum"] = "per-sample",
+        ridge_applies: Literal["all", "downstream"] = "all",
+    ):
         if ridge < 0:
             raise ConfigError(f"model.ridge must be >= 0; got {ridge!r}.")
         self.noise, self.design, self.ridge = noise, design, ridge
@@ -85,8 +90,11 @@ class LinearRegression(Family):
         for c in chunks:
             if "normal_equations" not in c.cache:
                 c.cache["normal_equations"] = self.normal_equations(c.x)
-        return self._solve(sum(c.cache["normal_equations"][0] for c in chunks), sum(c.cache["normal_equations"][1] for c in chunks),
-                           sum(c.x.shape[1] for c in chunks))
+        return self._solve(
+            sum(c.cache["normal_equations"][0] for c in chunks),
+            sum(c.cache["normal_equations"][1] for c in chunks),
+            sum(c.x.shape[1] for c in chunks),
+        )
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """``(R, n, d + 1)``: the fixed design's first n rows (cycled if n exceeds it), or n fresh isotropic inputs,

@@ -32,7 +32,9 @@ def load_estimator(path: str) -> type:
     cls = load_code(path, "model.estimator", attr=True)
     missing = [m for m in ("fit", "sample") if not callable(getattr(cls, m, None))]
     if missing:
-        raise ConfigError(f"model.estimator {path!r} must have fit() and sample() methods; it lacks {', '.join(missing)}().")
+        raise ConfigError(
+            f"model.estimator {path!r} must have fit() and sample() methods; it lacks {', '.join(missing)}()."
+        )
     return cls
 
 
@@ -65,8 +67,10 @@ def plain_params(params: dict[str, Any]) -> dict[str, Any]:
             value = value.tolist()
         if isinstance(value, np.generic):
             value = value.item()
-        if value is None or isinstance(value, (bool, int, float, str)) or (
-            isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value)
+        if (
+            value is None
+            or isinstance(value, (bool, int, float, str))
+            or (isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value))
         ):
             out[key] = list(value) if isinstance(value, tuple) else value
     return out
@@ -110,8 +114,10 @@ class Sklearn(Family):
             cls = type(estimator)
             missing = [m for m in ("fit", "sample", "get_params") if not callable(getattr(estimator, m, None))]
             if missing:
-                raise ConfigError(f"model.estimator must be an import path or a scikit-learn estimator with fit() and "
-                                  f"sample(); {cls.__name__} lacks {', '.join(missing)}().")
+                raise ConfigError(
+                    f"model.estimator must be an import path or a scikit-learn estimator with fit() and "
+                    f"sample(); {cls.__name__} lacks {', '.join(missing)}()."
+                )
             instance = _clone(estimator).set_params(**params) if params else estimator  # the caller's object untouched
             params = plain_params(instance.get_params(deep=False))
             self._cls, estimator = cls, public_path(cls)
@@ -142,8 +148,10 @@ class Sklearn(Family):
                 measure([name], Context(trial, samples, source, real[0], 0, rng, trial, []))
             except Exception as err:
                 detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"metrics: {name!r} cannot be computed for model.estimator {self.estimator!r} "
-                                  f"({detail.rstrip('.')}); remove it from metrics or choose another estimator.") from None
+                raise ConfigError(
+                    f"metrics: {name!r} cannot be computed for model.estimator {self.estimator!r} "
+                    f"({detail.rstrip('.')}); remove it from metrics or choose another estimator."
+                ) from None
 
     def _new(self, seed: int):
         est = _clone(self._prototype)
@@ -178,7 +186,9 @@ class Sklearn(Family):
             if not name.endswith("_") or name.startswith("_") or name == "degenerate_":
                 continue
             values = [getattr(e, name, None) for e in self._estimators]
-            if all(isinstance(v, (np.ndarray, int, float, np.number)) and np.shape(v) == np.shape(value) for v in values):
+            if all(
+                isinstance(v, (np.ndarray, int, float, np.number)) and np.shape(v) == np.shape(value) for v in values
+            ):
                 setattr(self, name, np.stack([np.asarray(v) for v in values]))
 
     def set_state(self, state: dict[str, np.ndarray]):
@@ -230,5 +240,7 @@ class Sklearn(Family):
         ``means_`` and ``covariances_`` (a ``GaussianMixture``)."""
         self._check()
         if not all(hasattr(self, a) for a in ("weights_", "means_", "covariances_")) or self.covariances_.ndim != 4:
-            raise RunError(f"moments() needs a full-covariance mixture; {self.estimator} with {self.params} is not one.")
+            raise RunError(
+                f"moments() needs a full-covariance mixture; {self.estimator} with {self.params} is not one."
+            )
         return mixture_moments(self.weights_, self.means_, self.covariances_)

@@ -39,11 +39,15 @@ def build_net(shape: tuple[int, int], latent: int, capacity: int, architecture: 
                 feat = 2 * c * (h // 4) * (w // 4)
                 self.dec_fc = nn.Linear(latent, feat)
                 self.dec = nn.Sequential(
-                    nn.Unflatten(1, (2 * c, h // 4, w // 4)), nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),
+                    nn.Unflatten(1, (2 * c, h // 4, w // 4)),
+                    nn.ConvTranspose2d(2 * c, c, 4, 2, 1),
+                    nn.ReLU(),
                     nn.ConvTranspose2d(c, 1, 4, 2, 1),
                 )
             else:
-                self.enc = nn.Sequential(nn.Flatten(), nn.Linear(h * w, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+                self.enc = nn.Sequential(
+                    nn.Flatten(), nn.Linear(h * w, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+                )
                 feat = hidden
                 self.dec_fc = nn.Linear(latent, hidden)
                 self.dec = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, h * w))
@@ -113,7 +117,9 @@ class VAE(Family):
 
         with torch.random.fork_rng(devices=[]):  # default init uses the global generator: seed a private copy of it
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
-            net = build_net(tuple(int(s) for s in self.shape_), self.latent, self.capacity, self.architecture, self.hidden)
+            net = build_net(
+                tuple(int(s) for s in self.shape_), self.latent, self.capacity, self.architecture, self.hidden
+            )
         return net.to(pick_device(self.device, self.threads))
 
     def fit(self, x: np.ndarray, *, rng: np.random.Generator):
@@ -207,11 +213,21 @@ class VAE(Family):
         from safetensors.torch import save_file
 
         self.check_fitted("_nets")
-        config = {"model_type": "modelcollapse-vae", "latent": self.latent, "capacity": self.capacity, "hidden": self.hidden,
-                  "architecture": self.architecture, "shape": [int(s) for s in self.shape_], "decode": self.decode}
+        config = {
+            "model_type": "modelcollapse-vae",
+            "latent": self.latent,
+            "capacity": self.capacity,
+            "hidden": self.hidden,
+            "architecture": self.architecture,
+            "shape": [int(s) for s in self.shape_],
+            "decode": self.decode,
+        }
         for net, directory in zip(self._nets, directories):
             Path(directory).mkdir(parents=True, exist_ok=True)
-            save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(Path(directory) / "model.safetensors"))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+                str(Path(directory) / "model.safetensors"),
+            )
             (Path(directory) / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     def set_state(self, state: dict[str, np.ndarray]):
@@ -220,8 +236,12 @@ class VAE(Family):
         self.shape_, self.degenerate_ = np.asarray(state["shape_"]), np.asarray(state["degenerate_"], bool)
         self._nets = []
         for r in range(len(self.degenerate_)):
-            net = build_net(tuple(int(s) for s in self.shape_), self.latent, self.capacity, self.architecture, self.hidden)
+            net = build_net(
+                tuple(int(s) for s in self.shape_), self.latent, self.capacity, self.architecture, self.hidden
+            )
             prefix = f"r{r}."
-            net.load_state_dict({k[len(prefix) :]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith(prefix)})
+            net.load_state_dict(
+                {k[len(prefix) :]: torch.as_tensor(np.array(v)) for k, v in state.items() if k.startswith(prefix)}
+            )
             self._nets.append(net.to(pick_device(self.device, self.threads)).eval())
         return self
