@@ -3,7 +3,7 @@ divergence follow the discounted sum of the one-step divergences?
 
 Generation m is fitted to records of q_{m−1} = α_m·p_data + (1 − α_m)·p̂_{m−1} (α_m its training set's real share;
 generation 0 to the data alone). Per replicate and generation, on the grid the ``chi2_to_data`` / ``kl_to_data``
-metrics keep (``plugins/metrics/divergence.py``, first shard):
+metrics keep (``plugins/metrics/divergence.py``: the first shard's first 64 replicates):
 
 * the accumulated divergence D_m = div(p̂_m ‖ p_data);
 * the one-step divergence e_m = div(p̂_m ‖ q_{m−1}) (e_0 = D_0): what generation m's own fit adds;

@@ -9,9 +9,10 @@ Both integrate on one regular grid per source (:func:`mixture_grid`: the box rea
 component's standard deviations beyond the outermost means, in steps of a third of the narrowest), with the kernels of
 :mod:`modelcollapse.measures.grid`. The fitted log density on the grid is rounded to float32 and kept, with the
 data's, the cell volume and the real share of the training set, in ``ctx.arrays`` (``grid_log_fit`` ``(R, G)``,
-``grid_log_data`` ``(G,)``, ``grid_cell`` ``(1,)``, ``grid_real_share`` ``(R,)``): the divergence view
-(``analysis/divergence.py``) takes the one-step divergences between successive fits from them, and the metrics are
-computed from the same rounded values, so the view and the metric agree bit for bit.
+``grid_log_data`` ``(G,)``, ``grid_cell`` ``(1,)``, ``grid_real_share`` ``(R,)``; the first ``KEPT_REPLICATES``
+replicates of each shard): the divergence view (``analysis/divergence.py``) takes the one-step divergences between
+successive fits from them, and the metrics are computed from the same rounded values, so the view and the metric
+agree bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .base import METRICS, Context, require
 REACH = 6.0  # box margin beyond the outermost means, in the widest component's standard deviations (mass left < 1e-8)
 STEP = 1 / 3  # grid step, in the narrowest component's standard deviations (the Riemann sum is then exact to rounding)
 MOST_DIMENSIONS = 2  # a grid's points grow as (1 / step)^d: three dimensions would hold ~10⁶ per replicate
+KEPT_REPLICATES = 64  # grid densities kept for the view: 64 × 3,844 float32 = 1 MB a generation on mad-loops' mixture
 
 
 def mixture_grid(means: np.ndarray, stds: np.ndarray) -> tuple[np.ndarray, float]:
@@ -57,10 +59,10 @@ def grid_densities(ctx: Context, metric: str) -> tuple[np.ndarray, np.ndarray, f
         log_fit = np.asarray(log_fit, np.float32)
         log_data = np.asarray(src.log_prob(points), float)
         ctx.arrays.update(
-            grid_log_fit=log_fit,
+            grid_log_fit=log_fit[:KEPT_REPLICATES],
             grid_log_data=log_data,
             grid_cell=np.array([cell]),
-            grid_real_share=real_share(ctx.train, len(log_fit)),
+            grid_real_share=real_share(ctx.train, len(log_fit))[:KEPT_REPLICATES],
         )
         ctx.shared["grid"] = (log_fit.astype(float), log_data, cell)
     return ctx.shared["grid"]
