@@ -106,6 +106,7 @@ PRESETS: dict[str, dict] = {
     "gmm-paper": {"set": ["replicates=8", "shard_size=4", "loop.generations=500"]},
     "mad-loops": {"set": ["replicates=8", "loop.generations=10", "loop.heldout=500"]},
     "mad-loops-gaussian": {"set": ["replicates=16", "loop.generations=20", "loop.heldout=500"]},
+    "khelifa-divergence": {"set": ["replicates=4", "loop.generations=6", "loop.heldout=200"]},
     # sweep presets: `run` runs the base point (the sweep grid is `modelcollapse sweep`'s business)
     "mad-phase": {"set": ["replicates=16", "loop.generations=15"]},
     "fresh-categorical": {"set": ["replicates=50", "loop.generations=10"]},

@@ -621,3 +621,62 @@ def reference(metric: str, arm: dict[str, Any], generations: np.ndarray) -> tupl
         label = "E: σ²d/(T−d−1)·(g+1)" if regime == "replace" else "E: σ²d/(T−d−1)·Σ1/k²"
         return (values, label, "mean") if values is not None else None
     return None
+
+
+# ---- Khelifa, Turner and Venkataramanan (ICML 2026): the divergence view's closed forms ------------------------------
+
+
+def gaussian_kl(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """KL(N(μ₁, Σ₁) ‖ N(μ₂, Σ₂)) in nats: ½ [tr(Σ₂⁻¹Σ₁) + (μ₂ − μ₁)ᵀ Σ₂⁻¹ (μ₂ − μ₁) − d + log(|Σ₂| / |Σ₁|)].
+
+    >>> gaussian_kl(np.zeros(1), np.eye(1), np.ones(1), np.eye(1))
+    0.5
+    """
+    mu1, mu2, cov1, cov2 = (np.atleast_1d(np.asarray(a, float)) for a in (mu1, mu2, cov1, cov2))
+    cov1, cov2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
+    diff, inv2 = mu2 - mu1, np.linalg.inv(cov2)
+    logdet = np.linalg.slogdet(cov2)[1] - np.linalg.slogdet(cov1)[1]
+    return float(0.5 * (np.trace(inv2 @ cov1) + diff @ inv2 @ diff - len(mu1) + logdet))
+
+
+def gaussian_chi2(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    """Pearson's χ²(N(μ₁, Σ₁) ‖ N(μ₂, Σ₂)) = ∫ p²/q − 1 = |Σ₂|^½ |Σ₁|⁻¹ |2Σ₁⁻¹ − Σ₂⁻¹|^−½
+    · exp((μ₁ − μ₂)ᵀ (2Σ₂ − Σ₁)⁻¹ (μ₁ − μ₂)) − 1 (complete the square in ∫ p²/q); ``inf`` unless 2Σ₂ − Σ₁ is positive
+    definite (p²/q is then not integrable). Equal covariances σ²: exp(|Δμ|²/σ²) − 1.
+
+    >>> round(gaussian_chi2(np.zeros(1), np.eye(1), np.ones(1), np.eye(1)), 6)  # e − 1
+    1.718282
+    """
+    mu1, mu2, cov1, cov2 = (np.atleast_1d(np.asarray(a, float)) for a in (mu1, mu2, cov1, cov2))
+    cov1, cov2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
+    if np.linalg.eigvalsh(2 * cov2 - cov1).min() <= 0:
+        return float("inf")
+    diff = mu1 - mu2
+    log_ratio = (
+        0.5 * np.linalg.slogdet(cov2)[1]
+        - np.linalg.slogdet(cov1)[1]
+        - 0.5 * np.linalg.slogdet(2 * np.linalg.inv(cov1) - np.linalg.inv(cov2))[1]
+        + diff @ np.linalg.solve(2 * cov2 - cov1, diff)
+    )
+    return float(np.expm1(log_ratio))
+
+
+def discounted_sum(terms: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Khelifa et al.'s discounted sum of one-step divergences, per generation m: S_m = Σ_{k≤m} Π_{j=k+1..m} (1 − α_j)²
+    · e_k, i.e. S_0 = e_0 and S_m = (1 − α_m)² S_{m−1} + e_m; for a constant share α, Σ_k (1 − α)^{2(m−k)} e_k.
+    ``terms`` ``(..., G)`` the one-step divergences e_k (e_0: generation 0's fit against the data), ``shares``
+    ``(..., G)`` α_m, the share of real data in generation m's training set (α_0 is not used). Returns ``(..., G)``.
+
+    Why (1 − α)²: generation m trains on q = α·p_data + (1 − α)·p̂_{m−1}, and χ²(q ‖ p_data) = (1 − α)² χ²(p̂_{m−1} ‖
+    p_data) exactly (q − p_data = (1 − α)(p̂_{m−1} − p_data)); so where each fit's own error adds to what it inherits
+    (their perturbative regime), χ²(p̂_m ‖ p_data) ≈ (1 − α)² χ²(p̂_{m−1} ‖ p_data) + χ²(p̂_m ‖ q), which unrolls to S_m.
+
+    >>> discounted_sum(np.ones(4), np.full(4, 0.5)).tolist()  # 1, 1 + 1/4, 1 + 1/4 + 1/16, ...
+    [1.0, 1.25, 1.3125, 1.328125]
+    """
+    terms, shares = np.broadcast_arrays(np.asarray(terms, float), np.asarray(shares, float))
+    out = np.empty(terms.shape)
+    out[..., 0] = terms[..., 0]
+    for m in range(1, terms.shape[-1]):
+        out[..., m] = (1 - shares[..., m]) ** 2 * out[..., m - 1] + terms[..., m]
+    return out
