@@ -191,8 +191,10 @@ class MetricsTable:
             parts["replicate"].append(
                 np.tile(shard * shard_size + np.arange(r, dtype=np.int64), len(run) * len(metrics))
             )
-            parts["generation"].append(np.repeat(np.array([item[2] for item in run], np.int64), len(metrics) * r))
-            parts["metric"].append(np.tile(np.repeat(codes, r), len(run)))
+            # Copies of broadcast views: what np.repeat / np.tile make, by one strided copy (np.repeat is slower)
+            generations = np.array([item[2] for item in run], np.int64)
+            parts["generation"].append(np.broadcast_to(generations[:, None], (len(run), len(metrics) * r)).ravel())
+            parts["metric"].append(np.broadcast_to(codes[None, :, None], values.shape).ravel())
             parts["value"].append(values.reshape(-1))
         dtypes = {
             "arm": np.int32,
