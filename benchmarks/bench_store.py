@@ -11,6 +11,9 @@ metrics.parquet; no report), pinned to one core, one BLAS thread. The cases run 
 ratio is median against median, of wall seconds and of CPU seconds (user + system of the child: on a shared, loaded
 machine the CPU seconds are the steadier measure).
 
+The numpy case is the issue's baseline, kept as it is, though not like for like: it keeps nothing, while the samples
+path also fits, measures, and writes its 9 M numbers twice (journal, then metrics.parquet), each with a sha256.
+
 Usage (from the repository root)::
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=src python benchmarks/bench_store.py --repeats 5

@@ -148,7 +148,6 @@ def run(
     overwrite: bool = False,
 ) -> None:
     """Run CONFIG (a YAML file or a preset name)."""
-    from .analysis.report import summary_table
     from .api import run_and_report
     from .engine.executors import ExecutorSpec
     from .errors import CLI
@@ -174,6 +173,8 @@ def run(
         spelling=CLI,
     )
     if not quiet:
+        from .analysis.report import summary_table  # here: --quiet runs need neither pandas nor the theory
+
         for name, manifest in runs:
             status = manifest.get("status")
             extra = f" ({manifest['reason']})" if manifest.get("reason") else ""

@@ -67,6 +67,25 @@ def tidy_table(columns: dict[str, Any]):
     return pa.table(arrays)
 
 
+def numeric_array(values: np.ndarray):
+    """A 1-D numpy array of numbers as a pyarrow array of its dtype, no nulls, sharing its memory: the array
+    ``pa.array(values)`` makes, without it (which imports pandas, a second of a toy run's whole command)."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def string_array(labels: list[str]):
+    """``pa.array(labels, pa.string())`` built from its offsets and UTF-8 bytes (``pa.array`` imports pandas)."""
+    import pyarrow as pa
+
+    encoded = [label.encode() for label in labels]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded)))
+
+
 class _Hashing(io.RawIOBase):
     """A binary file that writes through to ``file`` and keeps the sha256 of what it wrote (``digest``): the table's
     checksum without reading the file back."""
@@ -172,8 +191,10 @@ class MetricsTable:
             parts["replicate"].append(
                 np.tile(shard * shard_size + np.arange(r, dtype=np.int64), len(run) * len(metrics))
             )
-            parts["generation"].append(np.repeat(np.array([item[2] for item in run], np.int64), len(metrics) * r))
-            parts["metric"].append(np.tile(np.repeat(codes, r), len(run)))
+            # Copies of broadcast views: what np.repeat / np.tile make, by one strided copy (np.repeat is slower)
+            generations = np.array([item[2] for item in run], np.int64)
+            parts["generation"].append(np.broadcast_to(generations[:, None], (len(run), len(metrics) * r)).ravel())
+            parts["metric"].append(np.broadcast_to(codes[None, :, None], values.shape).ravel())
             parts["value"].append(values.reshape(-1))
         dtypes = {
             "arm": np.int32,
@@ -185,14 +206,15 @@ class MetricsTable:
         cat = {
             k: np.concatenate(v) if len(v) > 1 else (v[0] if v else np.zeros(0, dtypes[k])) for k, v in parts.items()
         }
-        return pa.table(
-            {
-                "arm": pa.DictionaryArray.from_arrays(cat["arm"], pa.array(arms, pa.string())),
-                "replicate": pa.array(cat["replicate"]),
-                "generation": pa.array(cat["generation"]),
-                "metric": pa.DictionaryArray.from_arrays(cat["metric"], pa.array(list(names), pa.string())),
-                "value": pa.array(cat["value"]),
-            }
+        return pa.Table.from_arrays(
+            [
+                pa.DictionaryArray.from_arrays(numeric_array(cat["arm"]), string_array(arms)),
+                numeric_array(cat["replicate"]),
+                numeric_array(cat["generation"]),
+                pa.DictionaryArray.from_arrays(numeric_array(cat["metric"]), string_array(list(names))),
+                numeric_array(cat["value"]),
+            ],
+            names=list(TIDY_COLUMNS),
         )
 
     def metric_rows(self, arms: list[str], shard_size: int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
 
 from ...errors import ConfigError
 from .base import SOURCES, Source
@@ -44,15 +43,22 @@ class GaussianSource(Source):
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of records ``x`` ``(..., d)``, in nats, shape ``(...)``."""
+        from scipy import stats  # here, not at the top: importing scipy.stats costs a toy run a second
+
         return stats.norm.logpdf(x, self.mean_, self.std_).sum(-1)
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         """1-D only: P(X <= x)."""
+        from scipy import stats
+
         return stats.norm.cdf(x, self.mean_[0], self.std_[0])
 
     def quantile(self, q: float) -> float:
-        """1-D only: the q-quantile."""
-        return float(stats.norm.ppf(q, self.mean_[0], self.std_[0]))
+        """1-D only: the q-quantile, Φ⁻¹(q)·σ + μ (scipy.stats.norm.ppf's arithmetic, bit for bit, without its
+        generic argument checks: ``tail_mass`` asks for two quantiles every generation)."""
+        from scipy.special import ndtri
+
+        return float(ndtri(q) * self.std_[0] + self.mean_[0])
 
 
 @SOURCES.register("gaussian-mixture", provides=("moments", "log_prob", "quantile", "weights_"))
@@ -96,9 +102,13 @@ class MixtureSource(Source):
         d = self.dim
         sq = ((x[..., None, :] - self.means_) ** 2).sum(-1)
         comp = np.log(self.weights_) - 0.5 * sq / self.stds_**2 - d * np.log(self.stds_) - 0.5 * d * np.log(2 * np.pi)
+        from scipy import special
+
         return special.logsumexp(comp, axis=-1)
 
     def cdf(self, x):
+        from scipy import stats
+
         return (self.weights_ * stats.norm.cdf(np.asarray(x)[..., None], self.means_[:, 0], self.stds_)).sum(-1)
 
     def quantile(self, q):

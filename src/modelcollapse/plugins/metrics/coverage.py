@@ -18,7 +18,6 @@ Both take the generation's samples ``(R, m, ...)`` and return ``(R,)`` shares in
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ...measures import mode_coverage as coverage_share
 from .base import METRICS, Context
@@ -41,6 +40,8 @@ def mixture_modes(x: np.ndarray, weights: np.ndarray, means: np.ndarray, stds: n
     d = means.shape[1]
     log_post = np.log(weights) - 0.5 * sq / stds**2 - d * np.log(stds)
     mode = log_post.argmax(-1)
+    from scipy import stats  # here, not at the top: importing scipy.stats costs a toy run a second
+
     inside = np.take_along_axis(sq, mode[..., None], -1)[..., 0] <= stds[mode] ** 2 * stats.chi2.ppf(MASS, d)
     return np.where(inside, mode, -1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from ...errors import ConfigError
 from .base import MODELS, Family
@@ -200,12 +199,21 @@ class Gaussian(Family):
         xbar = records.mean(1)  # (R or 1, d)
         centred = records - xbar[:, None, :]
         scatter = np.einsum("rni,rnj->rij", centred, centred) / x.shape[1]
-        w, v = np.linalg.eigh(self.cov_)
-        w = np.clip(w, TINY, None)
-        spread = np.einsum("rdk,rde,rek->rk", v, np.broadcast_to(scatter, self.cov_.shape), v) / w  # v_kᵀ S v_k / w_k
-        z = np.einsum("rd,rdk->rk", xbar - self.mean_, v) ** 2 / w
+        if d == 1:  # a 1x1 matrix is its own eigenvalue, with eigenvector 1: the same numbers without LAPACK or einsum
+            w = np.clip(self.cov_[:, 0], TINY, None)
+            spread, z = scatter[:, 0] / w, (xbar - self.mean_) ** 2 / w
+        else:
+            w, v = np.linalg.eigh(self.cov_)
+            w = np.clip(w, TINY, None)
+            scatter = np.broadcast_to(scatter, self.cov_.shape)
+            spread = np.einsum("rdk,rde,rek->rk", v, scatter, v) / w  # v_kᵀ S v_k / w_k
+            z = np.einsum("rd,rdk->rk", xbar - self.mean_, v) ** 2 / w
         return -0.5 * (spread.sum(-1) + z.sum(-1) + np.log(w).sum(-1) + d * np.log(2 * np.pi))
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
-        """1-D only: P(X <= x) per replicate, ``(R,)`` for scalar ``x``."""
-        return stats.norm.cdf(x, self.mean_[:, 0], np.sqrt(np.clip(self.cov_[:, 0, 0], TINY, None)))
+        """1-D only: P(X <= x) per replicate, ``(R,)`` for scalar ``x``: Φ((x − μ̂)/σ̂), the arithmetic of
+        scipy.stats.norm.cdf bit for bit (σ̂ >= √TINY > 0, and ndtr gives 0, 1 and NaN where scipy's checks would),
+        without its generic argument checks: ``tail_mass`` calls it twice every generation."""
+        from scipy.special import ndtr  # here, not at the top: importing scipy costs a toy run time
+
+        return ndtr((np.asarray(x, dtype=float) - self.mean_[:, 0]) / np.sqrt(np.clip(self.cov_[:, 0, 0], TINY, None)))

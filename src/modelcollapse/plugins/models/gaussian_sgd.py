@@ -8,7 +8,6 @@ same expressivity and a learner that stops early, so comparing the two isolates 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ...errors import ConfigError
 from .base import MODELS, Family
@@ -120,9 +119,13 @@ class GaussianSGD(Family):
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of ``x`` ``(R, n, d)`` under each replicate's fit, in nats, ``(R, n)``."""
         self.check_fitted("mean_")
+        from scipy import stats
+
         return stats.norm.logpdf(x, self.mean_[:, None, :], np.exp(self.log_std_)[:, None, :]).sum(-1)
 
     def cdf(self, x) -> np.ndarray:
         """1-D only: P(X <= x) per replicate, ``(R,)`` for scalar ``x``."""
         self.check_fitted("mean_")
+        from scipy import stats
+
         return stats.norm.cdf(x, self.mean_[:, 0], np.exp(self.log_std_[:, 0]))

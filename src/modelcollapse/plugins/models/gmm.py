@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from ...errors import ConfigError, RunError
 from .base import MODELS, Family
@@ -379,4 +378,6 @@ class GMM(Family):
         if self.means_.shape[-1] != 1:
             raise RunError(f"GMM.cdf is defined for 1-D data only; this fit has d={self.means_.shape[-1]}.")
         std = np.sqrt(self.covariances_[..., 0, 0])
+        from scipy import stats
+
         return (self.weights_ * stats.norm.cdf(np.asarray(x, float)[..., None], self.means_[..., 0], std)).sum(-1)

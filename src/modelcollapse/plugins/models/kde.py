@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import special, stats
 
 from ...errors import ConfigError, RunError
 from .base import MODELS, Family
@@ -98,11 +97,13 @@ class KDE(Family):
         p_sq = (p**2).sum(-1)
         const = -0.5 * (d * np.log(2 * np.pi) + logdet) - np.log(n)
         block = max(1, QUERY_BLOCK // n)
+        from scipy.special import logsumexp
+
         out = np.empty(x.shape[:2])
         for s in range(0, x.shape[1], block):
             qb = q[:, s : s + block]
             sq = (qb**2).sum(-1)[..., None] + p_sq[:, None, :] - 2 * qb @ np.swapaxes(p, -1, -2)
-            out[:, s : s + block] = special.logsumexp(-0.5 * np.clip(sq, 0, None), axis=-1)
+            out[:, s : s + block] = logsumexp(-0.5 * np.clip(sq, 0, None), axis=-1)
         return out + const[:, None]
 
     def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
@@ -127,4 +128,6 @@ class KDE(Family):
         if self.points_.shape[-1] != 1:
             raise RunError(f"KDE.cdf is defined for 1-D data only; this fit has d={self.points_.shape[-1]}.")
         h = np.sqrt(np.clip(self.kernel_cov_[:, 0, 0], TINY, None))
+        from scipy import stats
+
         return stats.norm.cdf((np.asarray(x, float) - self.points_[..., 0]) / h[:, None]).mean(-1)
