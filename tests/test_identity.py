@@ -1,4 +1,4 @@
-"""Every journal and checkpoint is bound to its unit (run id, arm name, shard, seed, config hash), and a record's
+"""Every journal, checkpoint and kept array file is bound to its unit (run id, arm name, shard, seed, config hash), and a record's
 payload must be what its kind says: a file from another unit or run, or a payload of the wrong dtype, is an error
 naming the file (exit 1), never wrong values or missing rows with exit 0 (issue 23, item 1)."""
 
@@ -147,6 +147,35 @@ def test_a_metrics_record_of_object_dtype_is_an_error_not_skipped(killed, tmp_pa
     assert not (tmp_path / "run" / "metrics.parquet").exists()
 
 
+# -- kept arrays (arrays/): the report's pictures and a metric's kept arrays, per unit and generation ----------------
+KEPT = "arrays/arm000-shard000-gen000002.npz"
+
+
+def test_a_kept_array_file_copied_from_another_generation_is_an_error_naming_it(killed, tmp_path):
+    result = resumed(killed, tmp_path, lambda out: shutil.copy(out / KEPT.replace("02.npz", "01.npz"), out / KEPT))
+    one_line_error(result, str(tmp_path / "run" / KEPT), "generation 1's arrays, not generation 2's")
+    assert not (tmp_path / "run" / "metrics.parquet").exists()
+
+
+def test_a_kept_array_file_copied_from_another_run_is_an_error_naming_it(killed, tmp_path):
+    root, config = killed
+    other = tmp_path / "other"
+    assert run(config, other, fault="state:8").returncode == -signal.SIGKILL  # same config, same seed: another run
+    result = resumed(killed, tmp_path, lambda out: shutil.copy(other / KEPT, out / KEPT))
+    one_line_error(result, str(tmp_path / "run" / KEPT), "belongs to another unit or run")
+
+
+def test_a_report_never_draws_another_units_kept_arrays(killed, tmp_path):
+    from modelcollapse.analysis.gallery import kept_arrays
+
+    out = tmp_path / "done"
+    shutil.copytree(killed[0] / "full", out)
+    assert sorted(kept_arrays(out, "picture.records")["ident"]) == [0, 1, 2, 4]
+    shutil.copy(out / KEPT.replace("02.npz", "04.npz"), out / KEPT)
+    with pytest.raises(RunError, match=rf"{out / KEPT} belongs to another unit or run \(it holds generation 4's"):
+        kept_arrays(out, "picture.records")
+
+
 def test_the_untouched_killed_run_resumes_to_the_uninterrupted_table(killed, tmp_path):
     root, _ = killed
     assert resumed(killed, tmp_path, lambda out: None).returncode == 0
@@ -176,6 +205,8 @@ def as_earlier_version(out: Path) -> None:
     for path in out.glob("checkpoints/*/*.npz"):
         arrays = {k: v for k, v in load_arrays(path).items() if not k.startswith("__identity")}
         save_arrays(path, {**arrays, "__sha256__": arrays_digest(arrays)})
+    for path in out.glob("arrays/*.npz"):  # kept arrays were bare npz files
+        save_arrays(path, {k: v for k, v in load_arrays(path).items() if not k.startswith("__")})
     manifest = json.loads((out / "manifest.json").read_text())
     del manifest["identity"]
     (out / "manifest.json").write_text(json.dumps(manifest))

@@ -391,7 +391,16 @@ def chain(
     type=int,
     default=1_000_000,
     show_default=True,
-    help="Largest text record read (a longer one is an error): memory stays bounded whatever the input.",
+    help="Largest text record or table row read (a longer one is an error).",
+)
+@click.option(
+    "--max-sample-bytes",
+    type=int,
+    default=64_000_000,
+    show_default=True,
+    help="Largest sample held per input (text as Python holds it, table and image rows as float64; a larger one is "
+    "an error). With --max-record-bytes it bounds memory whatever the input: about 1 GB + 30 x this per input "
+    "(README: What modelcollapse guarantees).",
 )
 @click.option(
     "--trust-code",
@@ -436,6 +445,7 @@ def audit(
     id_field: str | None = None,
     keep: Path | None = None,
     whole_corpus: bool | None = None,
+    max_sample_bytes: int = 64_000_000,
 ) -> None:
     """Audit CANDIDATE datasets against a REFERENCE trusted as real: tails, diversity, fidelity, duplicates; for
     text also perplexity under a reference LM and provenance (watermark z, machine-text score, synthetic share).
@@ -468,6 +478,7 @@ def audit(
         id_field=id_field,
         keep=keep,
         whole_corpus=whole_corpus,
+        max_sample_bytes=max_sample_bytes,
     )
     result = run_audit(reference, list(candidates), options, spelling=CLI)
     report = out / "report.html"

@@ -88,6 +88,113 @@ def test_a_50_mb_record_is_refused_under_a_3_gb_address_space_limit(ref, name, l
     assert not (ref / "a").exists()
 
 
+# -- memory is bounded whatever the input: a real address-space limit --------------------------------------------------
+# Thread pools reserve address space they never touch (glibc arenas, BLAS buffers, Arrow's allocator): pinned here, so
+# that the limit measures what the audit holds, and a table audit runs under 1 GB (2 GB otherwise).
+LEAN = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",
+    "ARROW_DEFAULT_MEMORY_POOL": "system",
+}
+
+
+def ended_cleanly(done: subprocess.CompletedProcess) -> list[str]:
+    """Exit 0, 1 or 2 (never a kernel kill, -9, or an abort, -6: a Rust panic is exit 134 in a shell); an error is one
+    line. Returns stderr's lines."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode in (0, 1, 2), (done.returncode, done.stderr[-2000:])
+    assert done.returncode == 0 or (len(lines) == 1 and lines[0].startswith("error: ")), done.stderr[-2000:]
+    return lines
+
+
+def test_a_sample_of_long_records_stops_at_its_byte_budget_under_a_3_gb_limit(ref):
+    """70 records just under 1 MB (under the record cap): the old bound was --max-records x --max-record-bytes (10
+    GB); the sample now stops at --max-sample-bytes (64 MB) while reading, before the audit's per-record work, which
+    took the old audit past 3 GB to an abort in the tokenizer."""
+    record = (b"ab cd ef gh " * 83_000)[:999_000]
+    with open(ref / "long.txt", "wb") as f:
+        for i in range(70):
+            f.write(bytes([97 + i % 26]) + record + b"\n\n")
+    done = cli(ref, "audit", "ref.txt", "long.txt", "--out", "a", *FAST, env=LEAN, limit_bytes=3 << 30)
+    assert ended_cleanly(done) == [
+        "error: long.txt: a sample of up to 10000 records (--max-records) grew past 64000000 bytes of text at record "
+        "65 (--max-sample-bytes); lower --max-records or raise --max-sample-bytes."
+    ]
+    assert not (ref / "a").exists()
+
+
+def big_csv(path: Path, rows: int) -> None:
+    block = b"".join(b"%d,%d,%d,%d\n" % (i % 7, i % 5, i % 3, i % 11) for i in range(1000))
+    with open(path, "wb") as f:
+        f.write(b"a,b,c,d\n" + block * (rows // 1000))
+
+
+def big_parquet(path: Path, rows: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    i = np.arange(1_000_000)
+    chunk = pa.table({c: pa.array(i % m) for c, m in zip("abcd", (7, 5, 3, 11))})
+    with pq.ParquetWriter(path, chunk.schema) as writer:
+        for _ in range(rows // 1_000_000):
+            writer.write_table(chunk)
+
+
+@pytest.mark.parametrize(
+    "name, write, rows", [("big.csv", big_csv, 12_000_000), ("big.parquet", big_parquet, 10_000_000)]
+)
+def test_a_big_table_is_streamed_and_audited_under_a_1_gb_limit(ref, name, write, rows):
+    """96 MB of csv (or 10^7 parquet rows): read whole, the old audit held them several times over as int64 and
+    float64 and failed (MemoryError, exit 1); streamed in blocks, the sample is gathered in a second pass."""
+    np.save(ref / "ref4.npy", np.random.default_rng(0).normal(size=(40, 4)))
+    write(ref / name, rows)
+    done = cli(
+        ref, "audit", "ref4.npy", name, "--out", "a", *FAST, "--max-records", "200", env=LEAN, limit_bytes=1 << 30
+    )
+    ended_cleanly(done)
+    assert done.returncode == 0, done.stderr[-2000:]
+    audited = json.loads((ref / "a" / "audit.json").read_text())
+    assert [(c["n"], c["read"]) for c in audited["candidates"]] == [(200, rows)]
+
+
+def test_a_50_mb_csv_row_is_refused_under_a_1_gb_limit(ref):
+    (ref / "wide.csv").write_bytes(b",".join(b"c%d" % i for i in range(6_000_000)) + b"\n")
+    done = cli(ref, "audit", "ref.npy", "wide.csv", "--out", "a", *FAST, env=LEAN, limit_bytes=1 << 30)
+    assert ended_cleanly(done) == [
+        "error: wide.csv holds a row over 1000000 bytes (--max-record-bytes); raise --max-record-bytes or split the row."
+    ]
+
+
+def test_a_table_sample_over_the_byte_budget_is_refused_before_it_is_read(ref):
+    np.save(ref / "wide.npy", np.zeros((100, 100_000)))  # 80 MB of rows: over the 64 MB budget
+    done = cli(ref, "audit", "ref.npy", "wide.npy", "--out", "a", *FAST, env=LEAN, limit_bytes=1 << 30)
+    assert ended_cleanly(done) == [
+        "error: wide.npy: a sample of up to 10000 records (--max-records) of 100000 values a row would take 80000000 "
+        "bytes as float64, over 64000000 (--max-sample-bytes); lower --max-records or raise --max-sample-bytes."
+    ]
+
+
+def test_the_sample_budget_holds_in_python_too_and_names_the_keyword(tmp_path):
+    import modelcollapse as mc
+
+    (tmp_path / "c.txt").write_text("\n\n".join(texts(20)))
+    with pytest.raises(mc.ConfigError, match=r"at record \d+ \(max_sample_bytes\); lower max_records or raise"):
+        mc.audit(texts(20), [str(tmp_path / "c.txt")], max_sample_bytes=500, lm="none", repeats=3)
+
+
+def test_a_long_record_is_embedded_from_a_prefix_with_the_same_tokens():
+    """The embedder reads 256 word pieces; a record over 100,000 characters is cut before the tokenizer (a 1 MB
+    record took 230 MB and 11 s to tokenize whole): the same embedding, bit for bit."""
+    from modelcollapse.chains.metrics import _embedder, embed, embedding_text
+
+    words = np.random.default_rng(0).choice("the cat sat on a mat; naïve étoile 東京 ran... ok!!".split(), 30_000)
+    text = " ".join(words)
+    assert len(embedding_text(text)) < 10_000 < 100_000 < len(text)
+    whole = _embedder().encode([text], normalize_embeddings=True, batch_size=32)
+    assert np.array_equal(embed([text]), np.asarray(whole, np.float32))
+
+
 def test_the_record_cap_is_a_flag(ref):
     (ref / "cand.txt").write_text("\n\n".join(texts(10)) + "\n\n" + "word " * 100)
     assert "cand.txt line 21 holds a record over 400 bytes" in one_error(

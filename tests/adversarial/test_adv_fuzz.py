@@ -1,9 +1,12 @@
 """Property-based fuzzing of the newer surfaces, as ``tests/test_config_fuzz.py`` fuzzes run configs: whatever file
 a user hands ``modelcollapse audit`` (random text, numbers, nulls, long lines, bad encodings, tiny and empty files),
 and whatever tree a telephone config holds, the CLI exits 0, 1 or 2 with no traceback, an error is one line, and it
-finishes in bounded time. Example counts are small: these run in ``make test``."""
+finishes in bounded time and memory: each example runs under an address-space limit (RLIMIT_AS, as ``ulimit -v``).
+Example counts are small: these run in ``make test``."""
 
+import contextlib
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -24,9 +27,31 @@ SECONDS = 90  # per example: an audit that passes its checks embeds its records 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 
 
+HEADROOM = 3 << 30  # address space an example may add to this process's (the embedder's first load included)
+
+
 def clean_exit(result, what, seconds: float) -> None:
     hypothesis.event(f"exit {result.exit_code}")  # --hypothesis-show-statistics shows how many examples got how far
     assert_clean_exit(result, what, seconds, SECONDS)
+    assert "MemoryError" not in result.output, (what, result.output)  # a clean exit, but from the limit
+
+
+@contextlib.contextmanager
+def bounded_memory(headroom: int = HEADROOM):
+    """This process's address space limited to its present size plus ``headroom`` while the block runs (the CLI runs
+    in this process): an example whose memory grew with its input ends in a MemoryError, which :func:`clean_exit`
+    refuses, or an abort that ends the run; never in a machine driven into swap. Restored after."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        pytest.skip("needs /proc to measure the address space (Linux)")
+    size = next(int(line.split()[1]) << 10 for line in status.read_text().splitlines() if line.startswith("VmSize:"))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + headroom if hard == resource.RLIM_INFINITY else min(hard, size + headroom)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 # -- audit inputs ----------------------------------------------------------------------------------------------------
@@ -45,6 +70,7 @@ text_bytes = st.one_of(
         lambda ps: "\n\n".join(ps).encode("utf-8", "surrogatepass")
     ),
     st.integers(0, 6000).map(lambda n: b"y" * n),  # a long line (the cap is 2,000 bytes here)
+    st.integers(0, 300).map(lambda n: b"\n\n".join([b"word " * 150] * n)),  # many records (the budget: 40,000 bytes)
     st.just(b""),
     st.just(b"\n\n\n"),
 )
@@ -113,24 +139,27 @@ def test_any_audit_input_exits_cleanly(tmp_path_factory, references, candidate, 
     ref = references / ("ref.txt" if suffix in (".txt", ".jsonl") else "ref.npy")
     pair = [str(path), str(ref)] if as_reference else [str(ref), str(path)]
     started = time.perf_counter()
-    result = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            *pair,
-            "--out",
-            str(folder / "out"),
-            "--lm",
-            "none",
-            "--repeats",
-            "3",
-            "--max-records",
-            "60",
-            "--max-record-bytes",
-            "2000",
-            "--quiet",
-        ],
-    )
+    with bounded_memory():
+        result = CliRunner().invoke(
+            main,
+            [
+                "audit",
+                *pair,
+                "--out",
+                str(folder / "out"),
+                "--lm",
+                "none",
+                "--repeats",
+                "3",
+                "--max-records",
+                "60",
+                "--max-record-bytes",
+                "2000",
+                "--max-sample-bytes",
+                "40000",
+                "--quiet",
+            ],
+        )
     clean_exit(result, (suffix, data[:200]), time.perf_counter() - started)
     if result.exit_code:  # an audit that failed writes nothing into --out
         assert not (folder / "out").exists()
@@ -245,5 +274,6 @@ def test_any_chain_config_exits_cleanly(tmp_path_factory, echo_server, raw):
     config = pinned(raw, echo_server.url, str(starts))
     (folder / "c.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
     started = time.perf_counter()
-    result = CliRunner().invoke(main, ["chain", str(folder / "c.yaml"), "--out", str(folder / "out"), "--quiet"])
+    with bounded_memory():
+        result = CliRunner().invoke(main, ["chain", str(folder / "c.yaml"), "--out", str(folder / "out"), "--quiet"])
     clean_exit(result, config, time.perf_counter() - started)

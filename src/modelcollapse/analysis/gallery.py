@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rundir.columns import load_arrays
 from ..rundir.store import RunStore
 from . import plots
 from .pages import Picture
@@ -24,7 +23,7 @@ def kept_by_arm(run: RunStore | Path):
     for path in sorted((store.root / "arrays").glob("arm*-shard000-gen*.npz")):
         match = NAME.fullmatch(path.name)
         if match and int(match[1]) < len(arms):
-            yield arms[int(match[1])], int(match[3]), load_arrays(path)
+            yield arms[int(match[1])], int(match[3]), store.load_extra(int(match[1]), 0, int(match[3]))
 
 
 def kept_arrays(run: RunStore | Path, key: str) -> dict[str, dict[int, np.ndarray]]:

@@ -40,11 +40,9 @@ def _kept(store: RunStore) -> dict[int, dict[int, dict[int, tuple[np.ndarray, ..
         match = NAME.fullmatch(path.name)
         if not match:
             continue
-        with np.load(path, allow_pickle=False) as f:
-            if KEYS[0] in f.files:
-                out.setdefault(int(match[1]), {}).setdefault(int(match[2]), {})[int(match[3])] = tuple(
-                    f[k] for k in KEYS
-                )
+        f = store.load_extra(int(match[1]), int(match[2]), int(match[3]))  # checked: this unit's, this generation's
+        if KEYS[0] in f:
+            out.setdefault(int(match[1]), {}).setdefault(int(match[2]), {})[int(match[3])] = tuple(f[k] for k in KEYS)
     return out
 
 

@@ -38,7 +38,7 @@ from ..rundir.lock import LOCK_NAME, exclusive
 from ..seeding import seed_for
 from .calibrate import Row, calibrate, overall
 from .indicators import K_NN
-from .inputs import MAX_RECORD_BYTES, Dataset, check_compatible, parse_run_spec, read_input
+from .inputs import MAX_RECORD_BYTES, MAX_SAMPLE_BYTES, Dataset, check_compatible, parse_run_spec, read_input
 from .lm import LM_CHOICES, LM_RECORDS
 
 
@@ -124,6 +124,7 @@ def audit(
     id_field: str | None = None,
     keep: str | os.PathLike | None = None,
     whole_corpus: bool | None = None,
+    max_sample_bytes: int = MAX_SAMPLE_BYTES,
 ) -> Audit:
     """Audit each of ``candidates`` against ``reference`` and return the :class:`Audit`.
 
@@ -144,7 +145,8 @@ def audit(
     there, as ``--out``:
     the audit holds ``out/.lock`` for its whole life (as a run does), and the files replace ``out`` as one set
     (:func:`publish`), so ``out`` holds one whole audit or none. ``max_record_bytes`` caps one text record (a longer
-    one is an error: memory stays bounded whatever the input). ``trust_code``: allow rebuilding a run directory
+    one is an error), ``max_sample_bytes`` one input's sample (a larger one is an error): memory stays bounded
+    whatever the input (README, "What modelcollapse guarantees"). ``trust_code``: allow rebuilding a run directory
     whose config names Python code (``plugins``), as ``run`` does. ``id_field`` names the id of ``.jsonl`` / text
     ``.parquet`` records in the per-record scores (``Audit.scores``); ``keep`` writes each candidate less its flagged
     records into that folder (``scores.py``). ``whole_corpus`` reads every record of a text input once more for the
@@ -170,6 +172,7 @@ def audit(
         id_field=id_field,
         keep=keep,
         whole_corpus=whole_corpus,
+        max_sample_bytes=max_sample_bytes,
     )
     return run_audit(reference, candidates, options, spelling=PYTHON)
 
@@ -184,6 +187,7 @@ def run_audit(reference: Any, candidates: Any, options: dict, *, spelling: Spell
             "id_field": None,
             "keep": None,
             "whole_corpus": None,
+            "max_sample_bytes": MAX_SAMPLE_BYTES,
             **options,
         }
     )
@@ -228,6 +232,7 @@ def _audit(reference: Any, candidates: Any, o: SimpleNamespace, spelling: Spelli
         spell=spell,
         max_record_bytes=o.max_record_bytes,
         trust_code=o.trust_code,
+        max_sample_bytes=o.max_sample_bytes,
     )
     phase = phases(o.quiet)
     where = lambda spec, d, i: locate(

@@ -136,7 +136,8 @@ def minhash(records: list[list[str]], seed: int = 1) -> np.ndarray:
     out = np.empty((len(records), MINHASH_PERMS), np.int64)
     for i, tokens in enumerate(records):
         h = shingle_hashes(tokens) % MERSENNE
-        out[i] = ((h[:, None] * a[None, :] + b) % MERSENNE).min(0)
+        # in blocks of shingles: a 1 MB record has up to 3·10^5, and (shingles, 128) int64 at once took 1 GB
+        out[i] = np.min([((h[j : j + 4096, None] * a + b) % MERSENNE).min(0) for j in range(0, len(h), 4096)], axis=0)
     return out
 
 

@@ -10,8 +10,13 @@ numpy array, or a list of strings (text records). It is sampled exactly as the s
 
 Inputs larger than ``max_records`` are reduced to a seeded reservoir sample (Vitter's algorithm R, one pass, memory
 ``max_records`` records): text files stream line by line, ``.npy`` files are memory-mapped and only the chosen rows
-are read, parquet text columns stream by record batch. ``.csv`` and numeric ``.parquet`` tables are read whole by the
-project's table reader (``plugins/data/files.py``) before the sample is taken.
+are read, parquet text columns stream by record batch, ``.csv`` and numeric ``.parquet`` tables stream by block
+(:func:`table_blocks`: the rows are counted and checked in a first pass, the chosen ones gathered in a second).
+
+Memory is bounded whatever the input: a text record holds at most ``max_record_bytes`` bytes (a longer one is an
+error naming its line), a table row too (a ``.csv`` block is that size), and one input's sample at most
+``max_sample_bytes`` bytes (the held text as Python holds it, or the sample's rows as float64): a sample that would
+grow past it is an error naming the input and both options, raised while reading, before the bytes are held.
 
 A run directory is named ``PATH:generation=G`` (``:arm=NAME`` where the run has arms; ``:replicate=R``, default 0).
 ``:samples=N`` draws N records from generation ``G``'s fit with the same keyed stream instead (ground truth
@@ -26,6 +31,7 @@ regenerated draw would skip the filters.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -70,9 +76,11 @@ class Dataset:
         return len(self.records)
 
 
-def reservoir(items, k: int, rng: np.random.Generator) -> tuple[list, int]:
+def reservoir(items, k: int, rng: np.random.Generator, budget: int | None = None, over=None) -> tuple[list, int]:
     """A uniform sample of ``k`` items from an iterable of unknown length (Vitter's algorithm R), in input order,
-    and the number of items seen.
+    and the number of items seen. With ``budget``, the kept items may hold at most that many bytes (``sys.getsizeof``:
+    what Python holds for a str): ``over(seen)`` (an exception) is raised as soon as they would hold more. The budget
+    draws nothing, so a sample within it is the one drawn without it.
 
     >>> reservoir(range(10), 20, np.random.default_rng(0))
     ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 10)
@@ -80,17 +88,32 @@ def reservoir(items, k: int, rng: np.random.Generator) -> tuple[list, int]:
     (5, 1000)
     """
     kept: list[tuple[int, Any]] = []
-    seen = 0
+    seen = held = 0
     for i, item in enumerate(items):
         seen = i + 1
         if i < k:
             kept.append((i, item))
+            held += sys.getsizeof(item) if budget is not None else 0
         else:
             j = int(rng.integers(0, i + 1))
-            if j < k:
-                kept[j] = (i, item)
+            if j >= k:
+                continue
+            held += sys.getsizeof(item) - sys.getsizeof(kept[j][1]) if budget is not None else 0
+            kept[j] = (i, item)
+        if budget is not None and held > budget:
+            raise over(seen)
     kept.sort(key=lambda pair: pair[0])
     return [item for _, item in kept], seen
+
+
+MAX_SAMPLE_BYTES = 64_000_000  # one input's sample: 10,000 records of 6 kB; held text grows about 15x in the audit
+
+
+def sample_too_large(path, what: str, max_records: int, budget: int, spell=argument) -> ConfigError:
+    return ConfigError(
+        f"{path}: a sample of up to {max_records} records ({spell('max_records')}) {what} "
+        f"({spell('max_sample_bytes')}); lower {spell('max_records')} or raise {spell('max_sample_bytes')}."
+    )
 
 
 # -- text ---------------------------------------------------------------------------------------------------------
@@ -232,12 +255,138 @@ def text_stream(path: Path, field: str, spell=argument, cap: int = MAX_RECORD_BY
 
 
 # -- arrays -------------------------------------------------------------------------------------------------------
+def row_choice(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The positions of ``k`` of ``n`` rows drawn uniformly without replacement, sorted (all ``n`` when ``k >= n``,
+    drawing nothing): the one choice of rows of every array and table input, and of ``scores.locate``'s replay.
+
+    >>> row_choice(3, 5, np.random.default_rng(0)).tolist()
+    [0, 1, 2]
+    """
+    if k >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, k, replace=False))
+
+
 def array_rows(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` rows of ``x`` drawn uniformly without replacement, in order (all of them when ``k >= len(x)``); reads
-    only those rows from a memory map."""
+    """``k`` rows of ``x`` drawn uniformly without replacement (:func:`row_choice`), in order, as floats; reads only
+    those rows from a memory map."""
     if k >= len(x):
         return np.asarray(x, float)
-    return np.asarray(x[np.sort(rng.choice(len(x), k, replace=False))], float)
+    return np.asarray(x[row_choice(len(x), k, rng)], float)
+
+
+def check_sample_size(path, rows: int, values: int, max_records: int, budget: int, spell=argument) -> None:
+    """A sample of ``rows`` rows of ``values`` numbers each, as float64, must fit ``budget`` bytes."""
+    if rows * values * 8 > budget:
+        raise sample_too_large(
+            path,
+            f"of {values} values a row would take {rows * values * 8} bytes as float64, over {budget}",
+            max_records,
+            budget,
+            spell,
+        )
+
+
+# -- tables, streamed ---------------------------------------------------------------------------------------------
+BLOCK_VALUES = 1 << 20  # numbers a parquet batch holds (8 MB as float64)
+
+
+def table_blocks(path: Path, cap: int, spell=argument) -> tuple[list[str], int | None, Any]:
+    """``(names, rows, blocks)`` of a ``.csv`` or numeric ``.parquet`` table: its column names (stripped), its row
+    count (None for a csv, which is counted by reading it) and ``blocks()``, a fresh iterator of ``(m, d)`` float64
+    arrays in row order (a null reads as NaN). Held at once: one block, a csv block of ``cap + 1`` bytes (a row or
+    header over ``cap`` bytes is an error), a parquet batch of about :data:`BLOCK_VALUES` numbers. Any failure to
+    parse is a :class:`ConfigError` naming ``path``."""
+    import pyarrow as pa
+
+    numeric = lambda t: pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)  # noqa: E731
+    with parse_errors(path, cap, spell):
+        if path.suffix.lower() == ".csv":
+            import pyarrow.csv as pcsv
+
+            with open(path, "rb") as f:  # a header over a block is "an empty block" to pyarrow: named here
+                if len(f.readline(cap + 2).rstrip(b"\r\n")) > cap:
+                    raise row_too_large(path, cap, spell)
+
+            read = pcsv.ReadOptions(block_size=cap + 1)
+            schema = pcsv.open_csv(path, read_options=read).schema  # the types the first block shows
+            as_floats = pcsv.ConvertOptions(column_types={f.name: pa.float64() for f in schema})
+            opened, rows = lambda: pcsv.open_csv(path, read_options=read, convert_options=as_floats), None
+        else:
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(path)
+            rows = pq.ParquetFile(path).metadata.num_rows
+            batch = max(1, BLOCK_VALUES // max(1, len(schema.names)))
+            opened = lambda: pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch)  # noqa: E731
+    bad = [f"{f.name.strip()} ({f.type})" for f in schema if not numeric(f.type)]
+    if bad:
+        raise ConfigError(f"{path} must hold numeric columns only; got {', '.join(bad)}.")
+
+    def blocks():
+        with parse_errors(path, cap, spell):
+            for b in opened():
+                cols = [c.cast(pa.float64()).to_numpy(zero_copy_only=False) for c in b.columns]
+                yield np.stack(cols, axis=-1) if cols else np.zeros((b.num_rows, 0))
+
+    return [n.strip() for n in schema.names], rows, blocks
+
+
+@contextlib.contextmanager
+def parse_errors(path: Path, cap: int, spell=argument):
+    """A parser's failure as one :class:`ConfigError` naming ``path``; a csv row over the block size as over ``cap``."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as err:
+        why = " ".join(str(err).split())[:300] or type(err).__name__  # a parser's report may span lines
+        if "straddles two block boundaries" in why:
+            raise row_too_large(path, cap, spell) from None
+        raise ConfigError(f"{path} cannot be read as numeric records: {why}") from None
+
+
+def row_too_large(path: Path, cap: int, spell=argument) -> ConfigError:
+    return ConfigError(
+        f"{path} holds a row over {cap} bytes ({spell('max_record_bytes')}); raise {spell('max_record_bytes')} or "
+        "split the row."
+    )
+
+
+def checked(blocks, where: str):
+    """``blocks`` as they come, each checked as :func:`check_table` checks a whole table (rows numbered across)."""
+    start = 0
+    for b in blocks:
+        if not np.all(np.isfinite(b)):
+            bad = np.argwhere(~np.isfinite(b))[0]
+            raise ConfigError(
+                f"{where} contains NaN or infinite values (first at row {start + bad[0]}, column {bad[1]}); clean "
+                "them first."
+            )
+        start += len(b)
+        yield b
+
+
+def read_table(path: Path, max_records: int, rng, spell=argument, cap=MAX_RECORD_BYTES, budget=MAX_SAMPLE_BYTES):
+    """``(rows, seen, columns)`` of a ``.csv`` or numeric ``.parquet`` table, streamed (:func:`table_blocks`): the
+    same rows :func:`array_rows` draws from the whole table, gathered block by block, so memory is one block and the
+    sample, never the table."""
+    where = str(path)
+    names, n, blocks = table_blocks(path, cap, spell)
+    if n is None:  # a csv: counted (and checked) in a first pass
+        n = sum(len(b) for b in checked(blocks(), where))
+    if n == 0:
+        return np.zeros((0, 1)), 0, names
+    if not names:
+        raise ConfigError(f"{where} must hold a table of records (n, d); got shape ({n}, 0).")
+    chosen = row_choice(n, max_records, rng)
+    check_sample_size(path, len(chosen), len(names), max_records, budget, spell)
+    out, start, filled = np.empty((len(chosen), len(names))), 0, 0
+    for b in checked(blocks(), where):
+        lo, hi = np.searchsorted(chosen, [start, start + len(b)])
+        out[filled : filled + hi - lo] = b[chosen[lo:hi] - start]
+        start, filled = start + len(b), filled + hi - lo
+    return out, n, names
 
 
 def parquet_is_text(path: Path, field: str) -> bool:
@@ -328,34 +477,31 @@ def read_file(
     rng: np.random.Generator,
     spell=argument,
     cap: int = MAX_RECORD_BYTES,
+    budget: int = MAX_SAMPLE_BYTES,
 ) -> tuple[Any, int, list[str] | None]:
     """``(records, seen, columns)`` of one file or folder of ``kind`` (see the module docstring); a text record over
-    ``cap`` bytes is an error."""
+    ``cap`` bytes, or a sample over ``budget`` bytes, is an error."""
     where = str(path)
     if kind == "text":
         if path.suffix.lower() == ".npy":
             raise ConfigError(
                 f"{where} is an array; {spell('kind')} 'text' reads .txt, .jsonl, .parquet or a folder of .txt files."
             )
-        records, seen = reservoir(text_stream(path, field, spell, cap), max_records, rng)
+        over = lambda seen: sample_too_large(  # noqa: E731
+            path, f"grew past {budget} bytes of text at record {seen}", max_records, budget, spell
+        )
+        records, seen = reservoir(text_stream(path, field, spell, cap), max_records, rng, budget, over)
         return [t for t in records if t], seen, None
     if path.suffix.lower() == ".npy":
         x = load_npy(path)
+        check_sample_size(path, min(len(x), max_records), int(np.prod(x.shape[1:])), max_records, budget, spell)
         rows = array_rows(x, max_records, rng) if len(x) else np.asarray(x, float)
         return (check_table(rows, where) if kind == "table" else check_images(rows, where)), len(x), None
     if kind == "images":
         raise ConfigError(f"{where}: images are read from .npy arrays (n, h, w) or (n, h, w, c).")
     if path.suffix.lower() not in (".csv", ".parquet"):
         raise ConfigError(f"{where}: tables are read from .npy, .csv or .parquet files.")
-    from ..plugins.data.files import read_columns
-
-    try:
-        x, columns = read_columns(path)
-    except ConfigError as err:
-        raise ConfigError(str(err).replace("data.path ", "")) from None
-    if x.size == 0:
-        return np.zeros((0, 1)), 0, columns
-    return array_rows(check_table(x, where), max_records, rng), len(x), columns
+    return read_table(path, max_records, rng, spell, cap, budget)
 
 
 # -- objects a notebook holds -------------------------------------------------------------------------------------
@@ -576,6 +722,7 @@ def read_input(
     spell=argument,
     max_record_bytes: int = MAX_RECORD_BYTES,
     trust_code: bool = False,
+    max_sample_bytes: int = MAX_SAMPLE_BYTES,
 ) -> Dataset:
     """Read one REFERENCE or CANDIDATE (``index``: its position, keying its reservoir stream) into a :class:`Dataset`.
 
@@ -583,13 +730,16 @@ def read_input(
     (:func:`read_object`), then named ``name`` (its Python argument, as ``candidates[0]``). Bad input is a
     :class:`ConfigError` (one line): a missing or empty file, undecodable text, a missing text field, NaN or inf in a
     table, a run directory without the generation, ``max_records < 1``, an object of another type, a text record
-    over ``max_record_bytes`` bytes or one that is not a string. ``spell`` names the options in messages
+    over ``max_record_bytes`` bytes or one that is not a string, a sample of a file over ``max_sample_bytes`` bytes
+    (module docstring). ``spell`` names the options in messages
     (:func:`argument` for Python, ``CLI.arg`` for the CLI). ``trust_code``: see :func:`read_run`.
     """
     if max_records < 1:
         raise ConfigError(f"{spell('max_records')} must be >= 1; got {max_records}.")
     if max_record_bytes < 1:
         raise ConfigError(f"{spell('max_record_bytes')} must be >= 1; got {max_record_bytes}.")
+    if max_sample_bytes < 1:
+        raise ConfigError(f"{spell('max_sample_bytes')} must be >= 1; got {max_sample_bytes}.")
     if kind not in ("auto", *KINDS):
         raise choice_error(spell("kind"), kind, ["auto", *KINDS])
     rng = np.random.default_rng(seed_for(seed, index))
@@ -622,7 +772,9 @@ def read_input(
         if path.is_dir() and (path / "config.yaml").is_file():
             raise ConfigError(f"{spec} is a run directory: name the generation to audit, as {spec}:generation=G.")
         found = guess_kind(path, field) if kind == "auto" else kind
-        records, seen, columns = read_file(path, found, field, max_records, rng, spell, max_record_bytes)
+        records, seen, columns = read_file(
+            path, found, field, max_records, rng, spell, max_record_bytes, max_sample_bytes
+        )
     if kind != "auto" and found != kind:
         raise ConfigError(f"{spec} holds {found} records, not {spell('kind')} {kind!r}.")
     if len(records) == 0:

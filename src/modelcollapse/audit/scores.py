@@ -48,7 +48,7 @@ from ..seeding import seed_for
 from .corpora import numbered
 from .corpora import write_without as write_corpus_without
 from .indicators import near_duplicate_pairs
-from .inputs import Dataset, array_rows, reservoir, text_stream, txt_paragraphs
+from .inputs import Dataset, reservoir, row_choice, text_stream, txt_paragraphs
 from .provenance import Z_FLAG
 
 COLUMNS = (
@@ -93,7 +93,7 @@ def locate(
     choices whatever the items), and for a text file checked against the records read."""
     rng = np.random.default_rng(seed_for(seed, index))
     if d.kind != "text":
-        chosen = array_rows(np.arange(d.seen)[:, None], max_records, rng)[:, 0].astype(np.int64)
+        chosen = row_choice(d.seen, max_records, rng).astype(np.int64)  # never arange(seen): seen may be 10^9
         return Located(chosen, [str(p) for p in chosen])
     chosen = np.array(reservoir(range(d.seen), max_records, rng)[0], np.int64)
     path = Path(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else None

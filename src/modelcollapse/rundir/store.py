@@ -9,7 +9,7 @@ Layout::
                        metrics and, for small states, its model state), synthetic.log (the records of regimes that
                        keep history), state and gen0 (written each generation for large states, at completion for
                        small ones); run directories of earlier versions hold a segment file per generation instead
-    arrays/            extra per-generation arrays a metric chose to keep (npz)
+    arrays/            extra per-generation arrays a metric chose to keep (npz, bound as checkpoints are)
     chains.log         (a telephone run) every completed step, appended and fsynced as it completes
     suite.yaml         (a suite) its name and members, each a run directory below this one
     figures/           PNG figures of the report
@@ -29,7 +29,8 @@ Integrity (see README, "What modelcollapse guarantees"):
   ``__sha256__`` (a digest of its own arrays); a consolidation needs one metrics record per generation 0..last;
 - every log record and checkpoint file is bound to its unit: the digest of its identity (run id, arm name, shard,
   seed, config hash, fixed in manifest.json's ``identity`` when the run starts) is in each record's header and its
-  sha256, and in each checkpoint's ``__identity__``; every read checks it, so a file copied from another unit or run
+  sha256, and in each checkpoint's and kept array file's ``__identity__`` (an array file also carries its
+  ``__generation__``, checked on every read and on resume); every read checks it, so a file copied from another unit or run
   is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of an
   earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
   and its records without identity are accepted unchecked;
@@ -74,6 +75,7 @@ from .journal import (
     SYNTHETIC,
     SYNTHETIC_LOG,
     Appender,
+    ForeignFile,
     Identity,
     Log,
     Record,
@@ -474,6 +476,7 @@ class RunStore(MetricsTable):
         generation, state, sums = self._checkpoint(arm, shard, "state")
         if sums is not None:
             self._sums[(arm, shard)] = sums
+        self.check_extras(arm, shard, generation)
         return generation, state
 
     def last_generation(self, arm: int, shard: int) -> int:
@@ -520,9 +523,35 @@ class RunStore(MetricsTable):
         return legacy if not path.exists() and legacy.exists() else path
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
-        """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation."""
+        """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation, bound to its unit
+        and generation as a checkpoint is (``__identity__``, ``__generation__``, ``__sha256__``): see :meth:`load_extra`."""
         if arrays:
-            save_arrays(self.root / "arrays" / f"arm{arm:03d}-shard{shard:03d}-gen{generation:06d}.npz", arrays)
+            arrays = {**arrays, "__generation__": np.array([generation]), **self.identity(arm, shard).arrays}
+            save_arrays(self.extra_path(arm, shard, generation), {**arrays, "__sha256__": arrays_digest(arrays)})
+
+    def extra_path(self, arm: int, shard: int, generation: int) -> Path:
+        return self.root / "arrays" / f"arm{arm:03d}-shard{shard:03d}-gen{generation:06d}.npz"
+
+    def load_extra(self, arm: int, shard: int, generation: int) -> dict[str, np.ndarray]:
+        """The arrays :meth:`save_extra` kept, checked: a file of another unit or run, or of another generation (one
+        copied over this one), is :class:`ForeignFile` naming it; one that fails its sha256, :class:`CorruptFile`.
+        A file without identity is read only in a run of an earlier version (``legacy``), as checkpoints are."""
+        path = self.extra_path(arm, shard, generation)
+        arrays = read_arrays(path)
+        if "__sha256__" in arrays and not np.array_equal(arrays.pop("__sha256__"), arrays_digest(arrays)):
+            raise CorruptFile(path, "its arrays differ from the sha256 it carries")
+        self.identity(arm, shard).check_arrays(path, arrays)
+        found = arrays.pop("__generation__", None)
+        if found is not None and int(found[0]) != generation:
+            raise ForeignFile(path, f"it holds generation {int(found[0])}'s arrays, not generation {generation}'s")
+        return arrays
+
+    def check_extras(self, arm: int, shard: int, last: int) -> None:
+        """Every array file :meth:`save_extra` kept for a unit's generations 0..``last`` is its own (:meth:`load_extra`):
+        a resume never goes on beside another unit's kept arrays, which the report would show as this unit's."""
+        for g in range(last + 1):
+            if self.extra_path(arm, shard, g).exists():
+                self.load_extra(arm, shard, g)
 
 
 def prepare_out(out: Path, *, overwrite: bool, resume: bool, spelling: Spelling = CLI) -> None:
