@@ -25,6 +25,7 @@ from modelcollapse.audit.reading import (
     share,
     toward,
 )
+from modelcollapse.audit.report import summary
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 VOCAB = ["".join(w) for w in itertools.product("abcdefghijklmnopqrst", repeat=2)]  # 400 words of letters only
@@ -174,6 +175,7 @@ def test_ten_repeats_in_forty_records_read_watch_at_default_repeats_and_cannot_t
     dup = {r.name: r for r in few.rows[0]}["exact_duplicates"]
     assert dup.verdict == "ok" and dup.value >= 0.15 and dup.z > 2 and dup.null[1] > 0.5
     assert cards(few)[0].reading.startswith("Too few records or repeats to tell")
+    assert "  Too few records or repeats to tell" in summary(few)  # the terminal says it too
     default = audit(ref, [repeated, real], lm="none")
     assert {r.name: r for r in default.rows[0]}["exact_duplicates"].verdict != "ok"
     assert "deduplicate" in cards(default)[0].reading and "Too few" not in cards(default)[0].reading
