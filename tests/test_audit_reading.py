@@ -17,6 +17,7 @@ from modelcollapse.audit.reading import (
     READINGS,
     card,
     cards,
+    caveat,
     clip_band,
     most_moved_features,
     moved,
@@ -24,6 +25,7 @@ from modelcollapse.audit.reading import (
     share,
     toward,
 )
+from modelcollapse.audit.report import summary
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "audit.md"
 VOCAB = ["".join(w) for w in itertools.product("abcdefghijklmnopqrst", repeat=2)]  # 400 words of letters only
@@ -136,6 +138,48 @@ def test_one_line_reading_is_chosen_by_the_groups_that_moved():
     assert "keep real data" in tails and "extreme cases are thinning" in tails
     assert "filter records by score" in lm
     assert calm.startswith("Nothing moved")
+
+
+def test_an_ok_whose_share_band_is_too_wide_to_tell_says_so_instead_of_no_sign():
+    # The duplicate row of 40 candidate texts (10 exact repeats) against 60 reference ones at --repeats 3: z 4.3
+    # reads ok because the band is ±0.59 (issue 24's loose end); the card must not say "no sign of collapse".
+    blind = [
+        row("exact_duplicates", 4.33, value=0.167, null=(-0.594, 0.594), mean=0.0, verdict="ok"),
+        row("recall", -0.2, value=0.95, null=(0.3, 1.6), mean=0.97, verdict="ok"),
+    ]
+    c = card("d", blind)
+    assert c.verdict == "ok" and not c.reading.startswith("Nothing moved")
+    assert c.reading.startswith(
+        "Too few records or repeats to tell: exact duplicates at 16.7% against 0.0% for real data read ok, as would "
+        "anything up to 59.4% (null band 0.0%-59.4%; 1 more shares alike)."
+    )
+    assert "more repeats" in c.reading
+    # recall's band reaches further (0.67 below its level), but duplicates moved furthest toward collapse: named first
+    assert caveat([blind[1]]).startswith("Too few records or repeats to tell: recall at 95.0% against 97.0% for real")
+    assert "anything down to 30.0%" in caveat([blind[1]])
+    # a band of half a share's range is the line, a narrower one says nothing; a flagged card keeps its reading
+    assert caveat([row("exact_duplicates", 1, value=0.1, null=(-0.49, 0.49), mean=0.0)]) is None
+    flagged = card("f", [row("variance_ratio", -9, value=0.3, null=(0.9, 1.1), mean=1.0), blind[0]]).reading
+    assert flagged.startswith("The rare and extreme cases are thinning") and "Too few records" in flagged
+
+
+def test_ten_repeats_in_forty_records_read_watch_at_default_repeats_and_cannot_tell_at_three():
+    """The loose end reproduced on a table (the same duplicate indicator and calibration as text, no embedding):
+    the verdict threshold t_{B−1}(1 − 0.05/K)·√(1 + 1/B) is over 17 null standard deviations with B = 3 null draws,
+    so 25% exact repeats read ok there, and the card says it could not tell; at the default 20 repeats they read
+    watch, and a real candidate of the same size reads ok with no caveat."""
+    rng = np.random.default_rng(0)
+    ref, uniq, real = rng.normal(size=(60, 4)), rng.normal(size=(30, 4)), rng.normal(size=(40, 4))
+    repeated = np.r_[uniq, uniq[:10]][rng.permutation(40)]
+    few = audit(ref, [repeated], repeats=3, lm="none")
+    dup = {r.name: r for r in few.rows[0]}["exact_duplicates"]
+    assert dup.verdict == "ok" and dup.value >= 0.15 and dup.z > 2 and dup.null[1] > 0.5
+    assert cards(few)[0].reading.startswith("Too few records or repeats to tell")
+    assert "  Too few records or repeats to tell" in summary(few)  # the terminal says it too
+    default = audit(ref, [repeated, real], lm="none")
+    assert {r.name: r for r in default.rows[0]}["exact_duplicates"].verdict != "ok"
+    assert "deduplicate" in cards(default)[0].reading and "Too few" not in cards(default)[0].reading
+    assert cards(default)[1].reading.startswith("Nothing moved")
 
 
 # -- the synthetic share ----------------------------------------------------------------------------------------------

@@ -38,6 +38,11 @@ from .indicators import SPECS
 INF = math.inf
 SHARE, UNBOUNDED, POSITIVE = (0.0, 1.0), (-INF, INF), (0.0, INF)
 CARD_MOVES = 3
+#: How far toward collapse (in the share's own units, half its range) a share's null band may reach before the audit
+#: cannot tell: a departure that large would read ``ok``. The band is μ₀ ± t·σ with σ at least 1/m for a share of m
+#: records and t the verdict threshold, which grows fast with few null draws (``calibrate.threshold``: 17.8 null
+#: standard deviations at 3 repeats and 18 indicators, 3.3 at 20). So few records a side or few repeats blind it.
+BLIND = 0.5
 #: Which quantile a ``log_ppl_shift[q]`` reads, in words.
 QUANTILE_WORDS = {
     "5": "5th-percentile",
@@ -473,6 +478,37 @@ def share(rows) -> Share | None:
     return Share(clip_band("synthetic_share", float(row.value), float(row.value))[0], (lo, hi))
 
 
+def caveat(rows) -> str | None:
+    """Why ``ok`` means little, where it does: the share indicators (range [0, 1]) whose null band reaches
+    :data:`BLIND` or more beyond real data's level toward collapse, said with the one that moved furthest toward
+    collapse (its value, and how far it could go and still read ok); None where every share's band is narrower.
+
+    >>> from modelcollapse.audit.calibrate import Row
+    >>> print(caveat([Row("exact_duplicates", "duplicates", 0.17, (0.17, 0.23), (-0.59, 0.59), 0.0, 4.3, "ok")]))
+    Too few records or repeats to tell: exact duplicates at 17.0% against 0.0% for real data read ok, as would \
+anything up to 59.0% (null band 0.0%-59.0%). Audit more records, or with more repeats (null draws; 20 by default).
+    """
+    blind = []
+    for r in rows:
+        if reading(r.name).range != SHARE or not all(np.isfinite([r.null[0], r.null[1], _expected(r), r.value])):
+            continue
+        lo, hi = clip_band(r.name, *r.null)
+        if ((hi - _expected(r)) if toward(r.name) > 0 else (_expected(r) - lo)) >= BLIND:
+            blind.append((toward(r.name) * (r.value - _expected(r)), r, lo, hi))
+    if not blind:
+        return None
+    _, r, lo, hi = max(blind, key=lambda item: item[0])
+    label = reading(r.name).label + (f" of {r.name[r.name.index('[') + 1 : -1]}" if "[" in r.name else "")
+    edge = f"{'up' if toward(r.name) > 0 else 'down'} to {_number('share', hi if toward(r.name) > 0 else lo)}"
+    others = f"; {len(blind) - 1} more shares alike" if len(blind) > 1 else ""
+    return (
+        f"Too few records or repeats to tell: {label} at {_number('share', r.value)} against "
+        f"{_number('share', _expected(r))} for real data read ok, as would anything {edge} (null band "
+        f"{_number('share', lo)}-{_number('share', hi)}{others}). Audit more records, or with more repeats (null "
+        "draws; 20 by default)."
+    )
+
+
 def card(candidate, rows) -> Card:
     """The :class:`Card` of ``candidate`` (a dataset with a ``name``, or the name) from its indicator ``rows``."""
     name = getattr(candidate, "name", candidate)
@@ -484,7 +520,10 @@ def card(candidate, rows) -> Card:
             seen.add(base)
             top.append(m)
     away = [m for m in ranked[::-1] if m.direction == "away" and m.beyond]
-    return Card(name, overall(rows), share(rows), top, away, one_line(ranked))
+    line, blind = one_line(ranked), caveat(rows)
+    if blind:  # "nothing moved" is no finding when the bands could not have shown it
+        line = blind if line.startswith("Nothing moved") else f"{line} {blind}"
+    return Card(name, overall(rows), share(rows), top, away, line)
 
 
 def cards(result) -> list[Card]:
@@ -550,6 +589,7 @@ __all__ = [
     "Share",
     "card",
     "cards",
+    "caveat",
     "clip_band",
     "moved",
     "most_moved_features",

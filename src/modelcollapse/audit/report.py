@@ -16,7 +16,7 @@ from ..rundir.atomic import atomic_save, atomic_write
 from ..version import __version__
 from .calibrate import overall
 from .indicators import words_of
-from .reading import GLOSSARY, cards, clip_band, most_moved_features, toward
+from .reading import GLOSSARY, cards, caveat, clip_band, most_moved_features, toward
 
 
 def _num(v: float):
@@ -146,6 +146,8 @@ def summary(result) -> str:
             lo, hi = (f"{v:.3g}" if v is not None else "nan" for v in share["ci"])
             lines.append(f"  synthetic share: {share['value']:.3g}  ci [{lo}, {hi}]  (from {share['signal']})")
         lines.append(f"  overall: {overall(rows)}")
+        if caveat(rows):  # an ok that could not have been anything else
+            lines.append(f"  {caveat(rows)}")
     run = result.options.get("lm_run") or {}
     if run:
         lines.append(
