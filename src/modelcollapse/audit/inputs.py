@@ -705,8 +705,8 @@ def decode(raw: dict, arm_name: str, blocks: np.ndarray, trust_code: bool = Fals
         )
     from ..plugins.data import SOURCES
 
-    model.bind(SOURCES.build(cfg.data, "data"), None)
-    return [str(t) for t in model.decode_tokens(blocks)]
+    # the text source decodes its own tokens; binding the family would need the run's real pool
+    return [str(t) for t in SOURCES.build(cfg.data, "data").decode(blocks)]
 
 
 # -- one input ----------------------------------------------------------------------------------------------------

@@ -347,8 +347,8 @@ class CausalLM(Family):
         return np.stack(out)
 
     def decode_tokens(self, blocks: np.ndarray) -> list[str]:
-        """Texts of token blocks ``(n, B)``."""
-        return self._tok.batch_decode(np.asarray(blocks).tolist(), skip_special_tokens=True)
+        """Texts of token blocks ``(n, B)``: the bound source's :meth:`decode`."""
+        return self._source.decode(blocks)
 
     # -- checkpoints ----------------------------------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
