@@ -34,7 +34,7 @@ def test_lm_run_generations_are_read_as_the_sources_decoded_text(tmp_path):
     run = tmp_path / "run"
     execute(cfg, run, quiet=True)
     read = {g: read_input(f"{run}:generation={g}") for g in (0, 1)}
-    for g, dataset in read.items():
+    for dataset in read.values():
         assert dataset.kind == "text" and len(dataset.records) == 12
         assert all(isinstance(t, str) and t.strip() for t in dataset.records)
     assert sorted(read[0].records) != sorted(read[1].records)  # two generations, two different draws
