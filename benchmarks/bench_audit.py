@@ -9,8 +9,8 @@ are cycled, each copy tagged with its number), the first half the reference and 
 (``.txt`` files, blank-line separated). ``--max-records`` defaults to every record.
 
 The audit runs as ``audit()`` does, phase by phase, each timed: read (reservoir sample), per-record work (features;
-text: MiniLM embeddings and MinHash signatures in shards on ``--executor`` with ``--workers``), calibration (``--repeats``
-null, candidate and bootstrap draws of every indicator). Plain approaches, for ratios:
+text: MiniLM embeddings and MinHash signatures in shards on ``--executor`` with ``--workers``), calibration
+(``--repeats`` null, candidate and bootstrap draws of every indicator). Plain approaches, for ratios:
 
 * per-record work, text: one ``SentenceTransformer.encode`` call over all the records in this process with torch's
   default threads, plus the MinHash signatures in the same process (what the audit did before shards), on the first

@@ -121,7 +121,8 @@ def main() -> None:
             ray.shutdown()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"ray ({args.address or 'local instance, 2 CPUs'}): {wall:.0f} s wall, {cpu:.0f} s CPU in the driver, driver peak RSS {peak:.0f} MB",
+            f"ray ({args.address or 'local instance, 2 CPUs'}): {wall:.0f} s wall, {cpu:.0f} s CPU in the driver, "
+            f"driver peak RSS {peak:.0f} MB",
             flush=True,
         )
         assert remote == local, (remote, local)

@@ -90,7 +90,8 @@ def engine_rate(
 
 
 def bench_paths(replicates: int, generations: int, workdir: Path, repeats: int, sizes: list[int]) -> None:
-    """Best of ``repeats`` interleaved measurements of each rate (the machine may be shared: best is least disturbed)."""
+    """Best of ``repeats`` interleaved measurements of each rate (the machine may be shared: best is least
+    disturbed)."""
     print(
         f"replace loop, 1-D, R = {replicates} replicates in one unit, metrics variance, mean, w2_sq; best of {repeats}"
     )
@@ -137,7 +138,8 @@ def bench_preset(preset: str, workdir: Path, overrides: list[str], files: bool =
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     layout = "file per generation" if files else "journal"
     print(
-        f"{preset} {' '.join(overrides)} ({layout}): {seconds:.1f} s, status {runs[0][1]['status']}, peak RSS so far {peak:.0f} MiB"
+        f"{preset} {' '.join(overrides)} ({layout}): {seconds:.1f} s, status {runs[0][1]['status']}, "
+        f"peak RSS so far {peak:.0f} MiB"
     )
     shutil.rmtree(out.parent)
     return seconds
@@ -166,8 +168,9 @@ def bench_io(replicates: int, workdir: Path, generations: int = 200) -> None:
             best[layout] = min(best[layout], (time.perf_counter() - start) / generations)
             shutil.rmtree(store.root)
     print(
-        f"save_generation, R = {replicates}, best of 3 x {generations} generations: journal {best['journal'] * 1e3:.3f} ms, "
-        f"file per generation {best['files'] * 1e3:.3f} ms per generation per unit ({best['files'] / best['journal']:.1f}x)"
+        f"save_generation, R = {replicates}, best of 3 x {generations} generations: "
+        f"journal {best['journal'] * 1e3:.3f} ms, file per generation {best['files'] * 1e3:.3f} ms "
+        f"per generation per unit ({best['files'] / best['journal']:.1f}x)"
     )
 
 
@@ -214,7 +217,8 @@ def bench_nll(replicates: int, generations: int, workdir: Path, repeats: int) ->
     for name, s in best.items():
         print(f"  {name:30s} {s:7.2f} s  ({s / best['without nll_real']:.2f}x the run without nll_real)")
     print(
-        f"  closed form vs per record: {best['nll_real, per record (plain)'] / best['nll_real, closed form']:.1f}x faster"
+        "  closed form vs per record: "
+        f"{best['nll_real, per record (plain)'] / best['nll_real, closed form']:.1f}x faster"
     )
 
 

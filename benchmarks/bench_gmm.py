@@ -115,7 +115,8 @@ def main() -> None:
     )
     print()
     print(
-        "| path | scale (replicates x generations) | best s | median s | rep-gen/s best / median | vs sklearn, best / median |"
+        "| path | scale (replicates x generations) | best s | median s | rep-gen/s best / median "
+        "| vs sklearn, best / median |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
     rows = [

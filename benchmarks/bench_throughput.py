@@ -70,7 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, python {platform.python_version()}")
     print(
-        "| family | replicates x generations | engine s | engine rep-gen/s | RNG-only s | RNG-only rep-gen/s | engine / RNG time |"
+        "| family | replicates x generations | engine s | engine rep-gen/s | RNG-only s | RNG-only rep-gen/s "
+        "| engine / RNG time |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, spec in CASES.items():
@@ -78,7 +79,8 @@ def main() -> None:
         rng = raw_rng(name, args.replicates, args.generations, args.samples)
         work = args.replicates * args.generations
         print(
-            f"| {name} | {args.replicates} x {args.generations} | {eng:.2f} | {work / eng:,.0f} | {rng:.3f} | {work / rng:,.0f} | {eng / rng:.0f}x |"
+            f"| {name} | {args.replicates} x {args.generations} | {eng:.2f} | {work / eng:,.0f} | {rng:.3f} "
+            f"| {work / rng:,.0f} | {eng / rng:.0f}x |"
         )
 
 

@@ -59,14 +59,16 @@ def categorical_absorption(run: Path) -> None:
         fits = absorbed.argmax(0)[ever] + 1
         line = f"mean fits to absorption {mean_se(fits.astype(float))}" if ever.any() else "none absorbed"
         print(
-            f"  {arm:16s} absorbed {ever.mean():.3f} of replicates within {len(g)} fits; {line}; final support {np.nanmin(g[-1]):.0f}–{np.nanmax(g[-1]):.0f}"
+            f"  {arm:16s} absorbed {ever.mean():.3f} of replicates within {len(g)} fits; {line}; "
+            f"final support {np.nanmin(g[-1]):.0f}–{np.nanmax(g[-1]):.0f}"
         )
 
 
 def gmm_paper(run: Path) -> None:
     (std,) = grid(run, "component_std").values()
     print(
-        f"  component_std: generation 0 {mean_se(std[0])}, generation {len(std) - 1} {mean_se(std[-1])}, median {np.median(std[-1]):.4g}"
+        f"  component_std: generation 0 {mean_se(std[0])}, generation {len(std) - 1} {mean_se(std[-1])}, "
+        f"median {np.median(std[-1]):.4g}"
     )
     for metric in ("gmm_l2_to_gen0", "gmm_l2_sq_to_gen0"):
         (d,) = grid(run, metric).values()

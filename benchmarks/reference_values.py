@@ -121,8 +121,8 @@ PRESETS: dict[str, dict] = {
             "loop.generations=20",
             "arms={poisson-n10: {}, zipf: {data: {kind: zipf, exponent: 1.1, types: 500}, model: {kind: categorical}, "
             "metrics: [support_size, entropy, survival], replicates: 10, loop.samples: 500}, wordfreq: {data: {kind: "
-            "categorical, distribution: wordfreq, categories: 500}, model: {kind: categorical}, metrics: [support_size, "
-            "survival], replicates: 10, loop.samples: 500}}",
+            "categorical, distribution: wordfreq, categories: 500}, model: {kind: categorical}, "
+            "metrics: [support_size, survival], replicates: 10, loop.samples: 500}}",
         ],
         "needs": ["wordfreq"],
     },

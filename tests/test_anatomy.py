@@ -1,4 +1,5 @@
-"""Error anatomy: population fits (loop.fit_to: population, fit_population), the gaussian-sgd learner, kl_real, and the factorial decomposition."""
+"""Error anatomy: population fits (loop.fit_to: population, fit_population), the gaussian-sgd learner, kl_real, and
+the factorial decomposition."""
 
 import itertools
 

@@ -30,21 +30,22 @@ def planted(n_base: int, n_exact: int, n_near: int, seed: int = 0) -> tuple[list
 
 
 def test_planted_shares_recovered_exactly_over_the_whole_corpus(tmp_path):
-    records, exact, near = planted(1000, 60, 40)
+    # 6x the sample of max_records: the per-record embeddings (MiniLM on the sample and the reference) are the cost
+    records, exact, near = planted(300, 18, 12)
     n = len(records)
     path = tmp_path / "cand.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in records))
     ref = tmp_path / "ref.jsonl"
-    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in planted(150, 0, 0, seed=1)[0]))
-    result = audit(str(ref), [str(path)], max_records=200, lm="none", repeats=3, out=tmp_path / "out")
+    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in planted(45, 0, 0, seed=1)[0]))
+    result = audit(str(ref), [str(path)], max_records=55, lm="none", repeats=3, out=tmp_path / "out")
     doc = json.loads((tmp_path / "out" / "audit.json").read_text())
     block = doc["candidates"][0]["whole_corpus"]
     assert block["records"] == n
     assert block["exact_duplicates"] == pytest.approx(exact / n, abs=1e-12)
     assert block["near_duplicates"] == pytest.approx(near / n, abs=1e-12)
     assert block["length"]["q50"] == 40.0
-    assert "whole_corpus" not in doc["reference"]  # 150 records <= max_records: the sample is the corpus
-    assert doc["candidates"][0]["n"] == 200  # the calibrated indicators stay on the sample
+    assert "whole_corpus" not in doc["reference"]  # 45 records <= max_records: the sample is the corpus
+    assert doc["candidates"][0]["n"] == 55  # the calibrated indicators stay on the sample
     assert f"whole corpus {path}: {n} records" in result.summary()
     page = (tmp_path / "out" / "report.html").read_text()
     assert 'id="whole"' in page and f"{n:,}" in page
@@ -79,13 +80,13 @@ def test_hyperloglog_within_four_standard_errors(n):
 
 
 def test_sample_only_and_small_inputs_have_no_block(tmp_path):
-    records, _, _ = planted(120, 5, 5)
+    records, _, _ = planted(40, 3, 3)
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in records))
     ref = tmp_path / "r.jsonl"
-    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in planted(60, 0, 0, seed=1)[0]))
-    assert audit(str(ref), [str(path)], max_records=100, lm="none", repeats=3, whole_corpus=False).whole == [None, None]
+    ref.write_text("".join(json.dumps({"text": t}) + "\n" for t in planted(30, 0, 0, seed=1)[0]))
+    assert audit(str(ref), [str(path)], max_records=35, lm="none", repeats=3, whole_corpus=False).whole == [None, None]
     small = audit(str(ref), [str(path)], lm="none", repeats=3)
     assert small.whole == [None, None]
     forced = audit(str(ref), [str(path)], lm="none", repeats=3, whole_corpus=True)
-    assert [b["records"] for b in forced.whole] == [60, len(records)]
+    assert [b["records"] for b in forced.whole] == [30, len(records)]

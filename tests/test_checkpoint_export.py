@@ -1,4 +1,5 @@
-"""``model.save``: generation checkpoints as ``save_pretrained`` directories that other tools open without modelcollapse."""
+"""``model.save``: generation checkpoints as ``save_pretrained`` directories that other tools open without
+modelcollapse."""
 
 import os
 

@@ -25,7 +25,8 @@ def write(tmp_path, raw):
     [
         (
             {"loop": {"regime": "replase"}},
-            "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', 'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation', 'window'; got 'replase'.",
+            "error: loop.regime must be one of 'accumulate', 'accumulate-subsample', 'fresh', 'fresh-data', "
+            "'fully-synthetic', 'mix', 'replace', 'synthetic-augmentation', 'window'; got 'replase'.",
         ),
         ({"loop": {"generatons": 3}}, "error: unknown key 'loop.generatons'"),
         ({"replicates": 0}, "error: replicates must be >= 1; got 0."),
@@ -155,7 +156,10 @@ def test_runtime_failure_exits_1_without_traceback(tmp_path):
 
 
 def test_import_is_light():
-    code = "import sys, modelcollapse, modelcollapse.cli, modelcollapse.config; print(sorted(m for m in ('torch','transformers','matplotlib','ray','sklearn') if m in sys.modules))"
+    code = (
+        "import sys, modelcollapse, modelcollapse.cli, modelcollapse.config; "
+        "print(sorted(m for m in ('torch','transformers','matplotlib','ray','sklearn') if m in sys.modules))"
+    )
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     )

@@ -350,7 +350,7 @@ def test_chain_command_shows_progress_on_stderr(tmp_path):
     assert result.stdout.strip() == str(tmp_path / "out")
 
 
-# -- 4. types ------------------------------------------------------------------------------------------------------------
+# -- 4. types ----------------------------------------------------------------------------------------------------------
 def test_package_ships_py_typed():
     from importlib.resources import files
 

@@ -143,7 +143,8 @@ def test_cli_runs_on_ray_in_a_fresh_process(tmp_path):
 
 def test_importing_the_package_loads_neither_ray_nor_mlflow():
     code = (
-        "import sys, modelcollapse, modelcollapse.engine.runner, modelcollapse.cli, modelcollapse.engine.executors, modelcollapse.analysis.tracking; "
+        "import sys, modelcollapse, modelcollapse.engine.runner, modelcollapse.cli, modelcollapse.engine.executors, "
+        "modelcollapse.analysis.tracking; "
         "print(sorted(m for m in ('ray', 'mlflow') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,9 @@ HEAVY = ("torch", "transformers", "ray", "mlflow", "sklearn", "gensim", "sentenc
 CODE = f"""
 import importlib, pkgutil, sys
 import modelcollapse
-names = [m.name for m in pkgutil.walk_packages(modelcollapse.__path__, "modelcollapse.") if not m.name.endswith("__main__")]
+names = [
+    m.name for m in pkgutil.walk_packages(modelcollapse.__path__, "modelcollapse.") if not m.name.endswith("__main__")
+]
 for name in names:
     importlib.import_module(name)
 print(len(names), sorted(m for m in {HEAVY!r} if m in sys.modules))

@@ -43,8 +43,9 @@ def plain_generate(net, prompt, new_tokens, pad_id, **kw) -> np.ndarray:
 
 @pytest.mark.parametrize("decoding", list(DECODINGS))
 def test_the_loops_generations_equal_plain_generate_one_prompt_at_a_time(decoding):
-    """``lm-tiny``'s ``sample`` (the loop's step 3) against a plain per-prompt ``generate`` of the same weights, with the
-    protocol's settings written out: B new tokens exactly, repetition penalty 3, the beams, the unknown id suppressed."""
+    """``lm-tiny``'s ``sample`` (the loop's step 3) against a plain per-prompt ``generate`` of the same weights, with
+    the protocol's settings written out: B new tokens exactly, repetition penalty 3, the beams, the unknown id
+    suppressed."""
     source = SOURCES.build(
         {"kind": "news", "block": 16, "max_blocks": 24, "validation_blocks": 4, "heldout_blocks": 4}, "data"
     )

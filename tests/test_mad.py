@@ -23,7 +23,7 @@ def base(**loop):
     }
 
 
-# -- sampling bias ------------------------------------------------------------------------------------------------------
+# -- sampling bias -----------------------------------------------------------------------------------------------------
 def test_gaussian_bias_shrinks_covariance_by_lambda(rng):
     m = MODELS.build({"kind": "gaussian"}, "model").fit(rng.normal(size=(2, 500, 2)), rng=rng)
     x = m.sample(200_000, rng=np.random.default_rng(1), bias=0.3)
@@ -56,7 +56,7 @@ def test_bias_on_a_family_without_it_is_a_config_error():
         validate({"loop": {"bias": 0}})
 
 
-# -- loops and counts ---------------------------------------------------------------------------------------------------
+# -- loops and counts --------------------------------------------------------------------------------------------------
 def test_mad_names_and_explicit_counts(tmp_path):
     raw = base(generations=3, regime="synthetic-augmentation", n_real=7, n_synthetic=30)
     raw["arms"] = {
@@ -129,7 +129,7 @@ def test_mad_loops_preset_with_gmm(tmp_path):
     assert med[("fully-synthetic-biased", "precision")][-1] >= 0.95  # bias keeps precision while recall goes
 
 
-# -- filters ------------------------------------------------------------------------------------------------------------
+# -- filters -----------------------------------------------------------------------------------------------------------
 def fctx(source=None, heldout=None, rng=0):
     return FilterContext(source, None, None, heldout, 1, np.random.default_rng(rng))
 
@@ -252,7 +252,8 @@ def test_keeping_ten_to_twenty_percent_real_data_bounds_the_error(tmp_path):
         ({"alarm": {"diversity_drop": 2}}, "alarm.diversity_drop must be < 1.0; got 2."),
         (
             {"alarm": {"diversty_drop": 0.2}},
-            "unknown key 'alarm.diversty_drop'; accepted keys here: diversity_drop, diversity_metrics, likelihood_metrics, likelihood_rise. Did you mean 'diversity_drop'?",
+            "unknown key 'alarm.diversty_drop'; accepted keys here: diversity_drop, diversity_metrics, "
+            "likelihood_metrics, likelihood_rise. Did you mean 'diversity_drop'?",
         ),
         (
             {"loop": {"filters": [{"kind": "likelihood", "reference": "model"}]}},

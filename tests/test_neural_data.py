@@ -23,7 +23,10 @@ RNG = np.random.default_rng(0)
 
 
 def test_import_stays_light():
-    code = "import modelcollapse, modelcollapse.plugins.models, modelcollapse.plugins.data, modelcollapse.plugins.metrics, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = (
+        "import modelcollapse, modelcollapse.plugins.models, modelcollapse.plugins.data, "
+        "modelcollapse.plugins.metrics, sys; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
 

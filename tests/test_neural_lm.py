@@ -297,7 +297,8 @@ def test_watermark_settings_are_validated_and_shared():
     }
     with pytest.raises(
         ConfigError,
-        match=r"model.watermark must be null or a mapping with keys among 'context_width', 'delta', 'gamma', 'key', 'scheme', 'seeding'; got \['seed'\]",
+        match=r"model.watermark must be null or a mapping with keys among 'context_width', 'delta', 'gamma', 'key', "
+        r"'scheme', 'seeding'; got \['seed'\]",
     ):
         MODELS.build({**TINY, "watermark": {"seed": 7}}, "model")
     with pytest.raises(ConfigError, match=r"model.watermark.gamma must be a number in \(0, 1\); got 1.5"):

@@ -109,7 +109,8 @@ def test_extend_modelcollapse(tmp_path):
 
 
 def test_progress_bars_draw_in_a_notebook(tmp_path):
-    """``quiet=False`` draws the one progress bar (rich, as a Jupyter widget) for a run and for an audit, in a kernel."""
+    """``quiet=False`` draws the one progress bar (rich, as a Jupyter widget) for a run and for an audit, in a
+    kernel."""
     pytest.importorskip("ipywidgets")
     nb = nbformat.v4.new_notebook()
     nb.cells = [

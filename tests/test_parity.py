@@ -221,7 +221,8 @@ def test_errors_name_flags_on_the_command_line_and_arguments_in_python(config, t
         ),
         (
             ["run", config, "--out", tmp_path / "file"],
-            f"--out '{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another --out.",
+            f"--out '{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; "
+            "choose another --out.",
             lambda: mc.run(config, out=tmp_path / "file"),
             f"out='{tmp_path / 'file'}' must be a directory, but '{tmp_path / 'file'}' is a file; choose another out.",
         ),

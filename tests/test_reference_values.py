@@ -5,7 +5,8 @@ fingerprint: CPU, BLAS kernel and threads, numpy SIMD targets, numpy / scipy / t
 capability) the values must agree bit for bit; elsewhere within each preset's ``rtol``, set a safe factor above the
 largest difference measured under other BLAS kernels, thread counts and torch kernels (benchmarks/README.md), and
 the columns a preset lists as ``not_portable`` not at all. The comparison tests below play both sides: a one-ulp
-change fails on the writer; elsewhere twice a preset's rtol fails and half of it passes. Regenerate the values with ``python benchmarks/reference_values.py --write`` only when a change of numbers is intended.
+change fails on the writer; elsewhere twice a preset's rtol fails and half of it passes. Regenerate the values with
+``python benchmarks/reference_values.py --write`` only when a change of numbers is intended.
 """
 
 import math

@@ -18,6 +18,10 @@ def cli(*args):
     return [sys.executable, "-m", "modelcollapse.cli", *args]
 
 
+# slow: a kill at a random moment of a 200-generation run. make test keeps the same guarantee at a fixed scale:
+# tests/test_crash_safety.py kills a run (SIGKILL, accumulate) at every step the store takes, then resumes it bit for
+# bit; tests/test_sweep.py's killed sweep is slow for the same reason.
+@pytest.mark.slow
 @pytest.mark.parametrize("regime", ["replace", "accumulate"])
 def test_kill_then_resume_equals_uninterrupted(tmp_path, regime):
     raw = {

@@ -397,8 +397,8 @@ def test_chain_over_completions_with_sampling_fields_from_the_config(tmp_path):
         (
             "backend.extra_body={temperature: 0.3, top_k: 5}",
             "backend.extra_body must not set temperature (keys the "
-            "backend sets itself: max_tokens, messages, model, prompt, seed, stop, stream, temperature, top_p; use decoding.* "
-            "and backend.stop); got {'temperature': 0.3, 'top_k': 5}.",
+            "backend sets itself: max_tokens, messages, model, prompt, seed, stop, stream, temperature, top_p; "
+            "use decoding.* and backend.stop); got {'temperature': 0.3, 'top_k': 5}.",
         ),
         ("backend.extra_body=3", "backend.extra_body must be a valid dictionary; got 3."),
         (

@@ -135,7 +135,8 @@ def test_step_journal_drops_torn_tail_and_refuses_damage_and_old_journals(tmp_pa
     log.write_bytes(bytes(data))
     with pytest.raises(
         RunError,
-        match=rf"chains.log is corrupted \(the record at byte {first.start - HEADER.size} \(generation 0\) differs from its sha256\)",
+        match=rf"chains.log is corrupted \(the record at byte {first.start - HEADER.size} \(generation 0\) "
+        r"differs from its sha256\)",
     ):
         RunStore(store.root).read_steps()
     old = tmp_path / "old"

@@ -191,7 +191,8 @@ def test_out_pointing_at_a_file(tmp_path):
             assert result.exit_code == 2, result.output
             assert (
                 result.output
-                == f"error: --out {str(out)!r} must be a directory, but {str(tmp_path / 'file')!r} is a file; choose another --out.\n"
+                == f"error: --out {str(out)!r} must be a directory, but {str(tmp_path / 'file')!r} is a file; "
+                "choose another --out.\n"
             )
     result = invoke("sweep", path, "--grid", "seed=1,2", "--out", tmp_path / "file")
     assert result.exit_code == 2 and "must be a directory" in result.output

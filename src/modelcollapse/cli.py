@@ -17,7 +17,8 @@ from .plugins.watermark import GAMMA, KEY, TOKENIZER
 
 
 def friendly(fn):
-    """Turn a :class:`ModelCollapseError` into one ``error:`` line and its exit code; ``--debug`` shows the traceback."""
+    """Turn a :class:`ModelCollapseError` into one ``error:`` line and its exit code; ``--debug`` shows the
+    traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -299,7 +300,8 @@ def sweep(
         failed = [p for p in manifest["points"] if p["status"] == "failed"]
         if not quiet:
             click.echo(
-                f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; report: {path / 'report.html'}"
+                f"{len(manifest['points']) - len(failed)} of {len(manifest['points'])} points complete; "
+                f"report: {path / 'report.html'}"
             )
         if failed:
             raise RunError(f"{len(failed)} point(s) failed, first: {failed[0]['dir']}: {failed[0].get('error')}")

@@ -434,6 +434,7 @@ def check_design(anatomy: dict[str, Any], arm_names: list[str]) -> dict[str, tup
     if missing or len(set(cells.values())) != len(cells):
         wanted = [",".join(f"{f}={factors[f][i]}" for f, i in zip(factors, c)) for c in missing]
         raise ConfigError(
-            f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; missing: {wanted or 'none'} (or a cell is repeated)."
+            f"anatomy needs exactly one arm per cell of the {2 ** len(factors)}-cell design; "
+            f"missing: {wanted or 'none'} (or a cell is repeated)."
         )
     return cells

@@ -16,7 +16,8 @@ from ..rundir.atomic import atomic_write
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (``import modelcollapse`` stays light)."""
+    """``matplotlib.pyplot`` on the headless Agg backend, imported on first use (``import modelcollapse`` stays
+    light)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -84,7 +84,8 @@ def arm_configs(run: RunStore | Path) -> dict[str, dict]:
 
 
 def final_rows(run: RunStore | Path, data: dict[tuple[str, str], Curve] | None = None) -> list[dict]:
-    """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published figure) if there is one."""
+    """One row per (arm, metric): last generation's median, IQR, mean, and the reference (closed form or published
+    figure) if there is one."""
     store = RunStore.of(run)
     data = data if data is not None else curves(store)
     arms = arm_configs(store)
@@ -130,7 +131,8 @@ def summary_table(run: RunStore | Path) -> str:
         ref = "" if r["reference"] is None else f"{r['reference']:.4g} ({r['reference_stat']})"
         iqr = f"[{r['q25']:.4g}, {r['q75']:.4g}]"
         lines.append(
-            f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} {r['mean']:11.4g} {ref:>13s}"
+            f"{r['arm']:{w}s} {r['metric'][:16]:16s} {r['generation']:5d} {r['median']:11.4g} {iqr:>25s} "
+            f"{r['mean']:11.4g} {ref:>13s}"
         )
     return "\n".join(lines)
 

@@ -53,8 +53,10 @@ def size_key(keys: list[str], declared: str | None = None) -> str | None:
     """The grid key the view puts on its x axis: ``declared`` (``report.size_key``) if it is one of ``keys``, else the
     first of ``keys`` whose last part is in :data:`SIZE_NAMES`, else None.
 
-    >>> size_key(["data.k", "loop.samples"]), size_key(["model.ridge"]), size_key(["data.max_blocks"], "data.max_blocks")
-    ('loop.samples', None, 'data.max_blocks')
+    >>> size_key(["data.k", "loop.samples"]), size_key(["model.ridge"])
+    ('loop.samples', None)
+    >>> size_key(["data.max_blocks"], "data.max_blocks")
+    'data.max_blocks'
     """
     if declared:
         return declared if declared in keys else None

@@ -287,7 +287,8 @@ def memoriser_error(p: np.ndarray, q: np.ndarray, train: int) -> float:
 
 
 def kept_label_error(flip: float, keep_correct: float, keep_wrong: float) -> float:
-    """p_eff = pφ₀ / (pφ₀ + (1 − p)φ₁): the share of wrong labels among those a verifier keeps (PAPER-NUMBERS row 20)."""
+    """p_eff = pφ₀ / (pφ₀ + (1 − p)φ₁): the share of wrong labels among those a verifier keeps (PAPER-NUMBERS
+    row 20)."""
     kept_wrong = flip * keep_wrong
     return kept_wrong / (kept_wrong + (1 - flip) * keep_correct)
 

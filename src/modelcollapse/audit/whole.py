@@ -127,7 +127,7 @@ def band_keys(sig: np.ndarray) -> np.ndarray:
     return key
 
 
-# -- one shard ----------------------------------------------------------------------------------------------------------
+# -- one shard ---------------------------------------------------------------------------------------------------------
 def whole_shard(texts) -> dict[str, np.ndarray]:
     """Per-record and per-shard sketches of a shard of texts: ``key`` (n,) uint64 exact key, ``length`` (n,) words,
     ``signatures`` (n, 128) int32, ``bands`` (n, 16) uint64; per shard (leading axis 1): ``hll`` (1, 3, 2**14)
@@ -152,7 +152,7 @@ def whole_shard(texts) -> dict[str, np.ndarray]:
     }
 
 
-# -- the whole pass -------------------------------------------------------------------------------------------------------
+# -- the whole pass ----------------------------------------------------------------------------------------------------
 def whole_corpus(texts: Iterable[str], executor: ExecutorSpec | None = None, *, on_wave=None) -> dict:
     """The whole-corpus statistics (module docstring) of the non-empty ``texts``, read once, per-record work on
     ``executor`` (default: this process). ``on_wave(records)`` is called after each wave."""

@@ -208,8 +208,8 @@ def attractor(initial: np.ndarray, final: np.ndarray) -> dict[str, float]:
 
     ``final ≈ intercept + slope · initial``. The strength is ``1 − |slope|`` (1: every chain ends at the same value
     whatever it started from; 0: the property is carried over unchanged) and the position is the regression's fixed
-    point ``intercept / (1 − slope)``, the value chains are pulled towards (NaN when the slope is 1). Pairs with a NaN are dropped; with fewer
-    than two distinct initial values every field is NaN. ``n`` is the number of pairs used.
+    point ``intercept / (1 − slope)``, the value chains are pulled towards (NaN when the slope is 1). Pairs with a NaN
+    are dropped; with fewer than two distinct initial values every field is NaN. ``n`` is the number of pairs used.
 
     >>> a = attractor(np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.5, 2.0]))
     >>> [round(a[k], 6) for k in ("slope", "intercept", "strength", "position")]

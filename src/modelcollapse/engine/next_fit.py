@@ -1,10 +1,10 @@
 """Direct fits: under ``replace``, draw the next fit from its sampling distribution instead of drawing M samples.
 
-A family with ``model.next_fit`` that declares ``provides=("fit_next", ...)`` can skip the synthetic samples when the next
-fit consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are
-independent, μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only the
-multinomial counts. A generation then costs O(1) per replicate instead of O(M). The finite-sample error is kept, with
-the same law; only the bits differ from the samples path. (``loop.fit_to: population``, the anatomy's switch, is
+A family with ``model.next_fit`` that declares ``provides=("fit_next", ...)`` can skip the synthetic samples when the
+next fit consumes nothing else: the Gaussian's unbiased (or MLE) mean and covariance of n draws from N(μ, Σ) are
+independent, μ̂ ~ N(μ, Σ/n) and (n−1)·Σ̂_unbiased = n·Σ̂_mle = W ~ Wishart(n−1, Σ); a categorical fit needs only
+the multinomial counts. A generation then costs O(1) per replicate instead of O(M). The finite-sample error is kept,
+with the same law; only the bits differ from the samples path. (``loop.fit_to: population``, the anatomy's switch, is
 another thing: it removes the finite-sample error by fitting the previous model's population itself.)
 
 ``model.next_fit``: ``direct`` (refuse a config where the direct fit is not valid), ``samples`` (always draw),

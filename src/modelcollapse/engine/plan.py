@@ -181,7 +181,8 @@ def check_metric(name: str, arm: Config) -> None:
         if missing:
             able = sorted(m for m in registry if all(registry.provides(m, n) for n in missing))
             raise ConfigError(
-                f"metric {name!r} needs {owner}.kind to provide {', '.join(missing)}, which {owner}.kind {kind!r} does not; "
+                f"metric {name!r} needs {owner}.kind to provide {', '.join(missing)}, "
+                f"which {owner}.kind {kind!r} does not; "
                 f"remove it from metrics, or use a {owner}.kind that does"
                 + (f": {', '.join(map(repr, able))}." if able else ".")
             )

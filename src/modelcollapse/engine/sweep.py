@@ -12,8 +12,8 @@ writes, under ``--out`` (default ``sweeps/NAME``)::
     figures/heatmap.png
 
 Points are tasks of :func:`modelcollapse.engine.executors.map_tasks` (in process, a process pool, or Ray; see
-``docs/scale.md``). Without ``--grid`` the config's ``sweep.grid`` is used. A failed point is marked failed and the others finish (exit 1 at
-the end). ``--resume`` skips complete points and resumes partial ones from their checkpoints.
+``docs/scale.md``). Without ``--grid`` the config's ``sweep.grid`` is used. A failed point is marked failed and the
+others finish (exit 1 at the end). ``--resume`` skips complete points and resumes partial ones from their checkpoints.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def run_point(
 
 
 def run_point_job(job: tuple) -> dict[str, Any]:
-    """:func:`run_point` on one ``(raw, values, out, resume, trust_code, spelling)`` tuple (a top-level function for pools and Ray)."""
+    """:func:`run_point` on one ``(raw, values, out, resume, trust_code, spelling)`` tuple (a top-level function for
+    pools and Ray)."""
     return run_point(*job)
 
 
@@ -174,7 +175,8 @@ def _run_points(
     old = store.read_manifest() if resume else {}
     if old and old.get("grid") != json.loads(json.dumps(grid)):
         raise ConfigError(
-            f"{spelling.flag('resume')}: the grid differs from {out}/manifest.json's {old.get('grid')}; resume with the same grid."
+            f"{spelling.flag('resume')}: the grid differs from {out}/manifest.json's {old.get('grid')}; "
+            "resume with the same grid."
         )
     for p in manifest["points"]:
         if RunStore(out / p["dir"]).read_manifest().get("status") == "complete":
@@ -217,7 +219,8 @@ def write_table(out: Path, manifest: dict[str, Any], spelling: Spelling = CLI) -
             continue
         if not (out / p["dir"] / "metrics.parquet").exists():  # never a sweep table silently short of a point's rows
             raise RunError(
-                f"point {p['dir']} is {p['status']} but has no metrics.parquet; rerun the sweep with {spelling.flag('resume')}."
+                f"point {p['dir']} is {p['status']} but has no metrics.parquet; "
+                f"rerun the sweep with {spelling.flag('resume')}."
             )
         t = RunStore(out / p["dir"]).read_metrics()
         t = t.append_column("point", pa.array(np.full(t.num_rows, i, np.int64)))

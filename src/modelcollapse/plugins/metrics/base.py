@@ -3,9 +3,10 @@
 Names are a contract (they are the ``metric`` column of ``metrics.parquet``). Each docstring states exactly what is
 computed, its units, and whether it is squared. Adding a metric is one function plus its registration; a metric
 that reads only the fitted model (never the generation's samples) says ``from_model=True``, so the direct fit
-(``model.next_fit: direct``) may skip drawing the samples. A metric that needs something of the family or the data source
-says so with ``needs=`` / ``source_needs=`` (attribute or method names; a fitted attribute, ending in ``_``, must be in
-the family's ``fitted`` declaration), so a config asking it of a family that lacks it fails at validation::
+(``model.next_fit: direct``) may skip drawing the samples. A metric that needs something of the family or the data
+source says so with ``needs=`` / ``source_needs=`` (attribute or method names; a fitted attribute, ending in ``_``,
+must be in the family's ``fitted`` declaration), so a config asking it of a family that lacks it fails at
+validation::
 
     >>> import numpy as np
     >>> from modelcollapse.plugins.metrics import METRICS, Context

@@ -53,8 +53,8 @@ def l2_sq_to_truth(ctx: Context) -> np.ndarray:
 @METRICS.register("missing_mass", from_model=True, needs=("probs_",), source_needs=("probs",))
 def missing_mass(ctx: Context) -> np.ndarray:
     """Σ_i p*_i · 1[p̂_i = 0]: the real distribution's mass on the categories the fit gives probability zero, in
-    [0, 1]. For the memoriser (the MLE of counts) it is the test error of "A Tale of Tails": the chance that a fresh real
-    draw is a type never seen in training."""
+    [0, 1]. For the memoriser (the MLE of counts) it is the test error of "A Tale of Tails": the chance that a fresh
+    real draw is a type never seen in training."""
     return measures.missing_mass(ctx.source.probs, probs(ctx, "missing_mass"))
 
 

@@ -1,10 +1,11 @@
 """Sample-quality metrics: k-NN precision and recall, and the Fréchet distance.
 
 For every continuous family, on raw features (records ``(d,)`` floats, flattened); for image sources with class
-labels, on a small classifier's features instead (``metrics/images.py``: an FID-like instrument). Samples are the generation's synthetic records, compared with
-the held-out real records. Precision and recall (Kynkäänniemi et al. 2019, k = 3) use the same number of records on
-each side, ``min(m, h, 1000)`` (the first ones: both sides are i.i.d. draws), because the k-NN radii depend on the set
-size and unequal sets would bias one side; at most 1000 keeps the pairwise distances cheap.
+labels, on a small classifier's features instead (``metrics/images.py``: an FID-like instrument). Samples are the
+generation's synthetic records, compared with the held-out real records. Precision and recall (Kynkäänniemi et al.
+2019, k = 3) use the same number of records on each side, ``min(m, h, 1000)`` (the first ones: both sides are i.i.d.
+draws), because the k-NN radii depend on the set size and unequal sets would bias one side; at most 1000 keeps the
+pairwise distances cheap.
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def classifier(ctx: Context):
         labels = getattr(ctx.source, "class_labels", lambda split: None)("train")
         if labels is None:
             raise ConfigError(
-                f"image metrics need class labels to train their feature classifier; data.kind {type(ctx.source).__name__} "
+                "image metrics need class labels to train their feature classifier; "
+                f"data.kind {type(ctx.source).__name__} "
                 "has none (give data.labels, or drop frechet, precision, recall and class_entropy from metrics)."
             )
         cache["net"] = train_on_source(ctx.source, labels)

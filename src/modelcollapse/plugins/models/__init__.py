@@ -1,4 +1,5 @@
-"""Model families (``model.kind``): the generative models that are fitted, sampled and refitted: the registry and the built-in plug-ins.
+"""Model families (``model.kind``): the generative models that are fitted, sampled and refitted: the registry and the
+built-in plug-ins.
 
 Floor: plugins. May import ground, measures, rundir and config; never the engine or anything above it.
 

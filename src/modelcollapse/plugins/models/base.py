@@ -73,7 +73,8 @@ CAPABILITIES = {
     "mean_log_prob": "mean_log_prob(x) -> (R,): log_prob(x).mean(1) by a cheaper route",
     "cdf": "cdf(x) -> (R, n): the fitted 1-D distribution function (closed-form tail_mass)",
     "bias": "sample(n, *, rng, bias=1.0): sampling bias λ (loop.bias)",
-    "fit_population": "fit_population(other, *, rng): fit to another fitted model's population (loop.fit_to: population)",
+    "fit_population": "fit_population(other, *, rng): fit to another fitted model's population "
+    "(loop.fit_to: population)",
     "fit_population_bias": "fit_population(other, *, rng, bias=1.0): the same under sampling bias λ",
     "fit_next": "fit_next(n, *, rng, bias=1.0): draw the fit to n samples from its sampling distribution "
     "(model.next_fit: direct; see engine/next_fit.py)",

@@ -108,7 +108,8 @@ class CausalLM(Family):
         """Take the source's block size, tokenizer, validation split and the real prompt blocks ``(R, n, B)``."""
         if not hasattr(source, "block") or np.asarray(real).ndim != 3:
             raise ConfigError(
-                f"model.kind {self.kind!r} needs a text source (wikipedia, shakespeare, news, text); got {type(source).__name__}."
+                f"model.kind {self.kind!r} needs a text source (wikipedia, shakespeare, news, text); "
+                f"got {type(source).__name__}."
             )
         self._check_tokenizer(source.tokenizer)
         self._source, self._block = source, int(source.block)
@@ -217,7 +218,8 @@ class CausalLM(Family):
 
     # -- scoring ------------------------------------------------------------------------------------------------------
     def _nll(self, model, blocks: np.ndarray) -> np.ndarray:
-        """Mean next-token negative log-likelihood (nats) per block ``(n,)`` of ``blocks`` ``(n, B)`` (tokenizer ids)."""
+        """Mean next-token negative log-likelihood (nats) per block ``(n,)`` of ``blocks`` ``(n, B)`` (tokenizer
+        ids)."""
         import torch
 
         return self._nll_ids(model, torch.as_tensor(self._to_model(blocks)))
@@ -297,7 +299,8 @@ class CausalLM(Family):
 
     def _watermark_processor(self):
         """The green-list processor for ``model.watermark`` (None when off), colouring tokenizer ids: logit i of the
-        model is token ``_from_model(i)``, so the detector, which reads the records' tokenizer ids, sees the same lists."""
+        model is token ``_from_model(i)``, so the detector, which reads the records' tokenizer ids, sees the same
+        lists."""
         if self.watermark is None:
             return None
         from .. import watermark as wm
@@ -350,7 +353,7 @@ class CausalLM(Family):
         """Texts of token blocks ``(n, B)``: the bound source's :meth:`decode`."""
         return self._source.decode(blocks)
 
-    # -- checkpoints ----------------------------------------------------------------------------------------------------
+    # -- checkpoints ---------------------------------------------------------------------------------------------------
     def get_state(self) -> dict[str, np.ndarray]:
         self.check_fitted("_models")
         state = {"degenerate_": self.degenerate_}
@@ -445,7 +448,8 @@ class TinyLM(CausalLM):
             )
         if min(n_layer, n_head, n_embd) < 1 or n_embd % n_head:
             raise ConfigError(
-                f"model.n_layer, n_head, n_embd must be >= 1 with n_embd divisible by n_head; got {n_layer}, {n_head}, {n_embd}."
+                "model.n_layer, n_head, n_embd must be >= 1 with n_embd divisible by n_head; "
+                f"got {n_layer}, {n_head}, {n_embd}."
             )
         self._set_common(
             init=init,
@@ -627,7 +631,8 @@ class HFLM(CausalLM):
     def _check_tokenizer(self, name: str) -> None:
         if name != self.path:
             raise ConfigError(
-                f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; got {name!r}."
+                f"data.tokenizer must be the model's own tokenizer, {self.path!r}, for model.kind 'lm-hf'; "
+                f"got {name!r}."
             )
 
     def _base(self, gen):

@@ -17,7 +17,8 @@ from .base import MODELS, Family
     provides=("fit_weighted",),
 )
 class LinearRegression(Family):
-    """Least squares (ordinary, or ridge with ``ridge`` λ > 0) per replicate on records ``(x, y)`` (rows of length d + 1).
+    """Least squares (ordinary, or ridge with ``ridge`` λ > 0) per replicate on records ``(x, y)`` (rows of length
+    d + 1).
 
     ``design: fixed`` (Gerstgrasser et al.) samples on the real design X (generation 0's real inputs, bound once per
     run) with regenerated labels; ``design: fresh`` (Dohmatob, Feng, Kempe, "Model Collapse Demystified") draws fresh
@@ -80,7 +81,8 @@ class LinearRegression(Family):
 
     def fit_weighted(self, x: np.ndarray, weight: np.ndarray, *, rng: np.random.Generator):
         """Weighted least squares (``loop.weights``): the normal equations n·Σ wᵢ xᵢxᵢᵀ and n·Σ wᵢ xᵢyᵢ of the n
-        records, so equal weights give the plain fit and the ridge keeps its scaling. ``weight`` ``(R, n)`` sums to 1."""
+        records, so equal weights give the plain fit and the ridge keeps its scaling. ``weight`` ``(R, n)`` sums to
+        1."""
         design, y, n = x[..., :-1], x[..., -1], x.shape[1]
         gram = n * np.einsum("rn,rni,rnj->rij", weight, design, design)
         return self._solve(gram, n * np.einsum("rn,rni,rn->ri", weight, design, y), n)

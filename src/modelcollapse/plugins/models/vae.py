@@ -112,7 +112,8 @@ class VAE(Family):
 
     # -- networks --------------------------------------------------------------------------------------------------
     def _new_net(self, gen):
-        """A freshly initialised network (PyTorch's default init), its weights drawn from the torch generator ``gen``."""
+        """A freshly initialised network (PyTorch's default init), its weights drawn from the torch generator
+        ``gen``."""
         import torch
 
         with torch.random.fork_rng(devices=[]):  # default init uses the global generator: seed a private copy of it
@@ -161,8 +162,9 @@ class VAE(Family):
     def sample(self, n: int, *, rng: np.random.Generator, bias: float = 1.0) -> np.ndarray:
         """``(R, n, H, W)`` float32 in [0, 1]: decoded z ~ N(0, λI), mean image or Bernoulli pixels per ``decode``.
 
-        ``bias`` λ truncates the latent (MAD's sampling bias; 1 = unbiased): z = √λ · ε with ε ~ N(0, I) ``(n, latent)``,
-        the same ε as at λ = 1 for the same ``rng``, so λ only pulls every code towards the prior's mode."""
+        ``bias`` λ truncates the latent (MAD's sampling bias; 1 = unbiased): z = √λ · ε with ε ~ N(0, I)
+        ``(n, latent)``, the same ε as at λ = 1 for the same ``rng``, so λ only pulls every code towards the prior's
+        mode."""
         import torch
 
         self.check_fitted("_nets")
