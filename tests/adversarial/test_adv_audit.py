@@ -162,7 +162,8 @@ def test_a_50_mb_csv_row_is_refused_under_a_1_gb_limit(ref):
     (ref / "wide.csv").write_bytes(b",".join(b"c%d" % i for i in range(6_000_000)) + b"\n")
     done = cli(ref, "audit", "ref.npy", "wide.csv", "--out", "a", *FAST, env=LEAN, limit_bytes=1 << 30)
     assert ended_cleanly(done) == [
-        "error: wide.csv holds a row over 1000000 bytes (--max-record-bytes); raise --max-record-bytes or split the row."
+        "error: wide.csv holds a row over 1000000 bytes (--max-record-bytes); "
+        "raise --max-record-bytes or split the row."
     ]
 
 

@@ -95,7 +95,8 @@ class Identity:
 
     def check(self, path: Path, found: bytes | None, theirs: dict | None = None) -> None:
         """``found`` (a record's or checkpoint's identity digest; None: it carries none) must be this identity, else
-        :class:`ForeignFile` naming ``path`` and, given ``theirs`` (the identity fields ``found`` was made of), whose."""
+        :class:`ForeignFile` naming ``path`` and, given ``theirs`` (the identity fields ``found`` was made of),
+        whose."""
         if found == self.digest or (found is None and self.legacy):
             return
         if found is None:

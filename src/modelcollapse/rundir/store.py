@@ -17,7 +17,8 @@ Layout::
 
 Every file but the two logs is written atomically (a temporary file in the same folder, then ``os.replace``), with the
 permissions of the process umask (``0o666 & ~umask``). The logs are appended to: each record is framed with its kind,
-generation, length and sha256 (:func:`~.journal.frame`). A generation is complete when its state is saved — a state record
+generation, length and sha256 (:func:`~.journal.frame`). A generation is complete when its state is saved — a state
+record
 appended to journal.log (states under :data:`JOURNAL_STATE_BYTES`), else the state checkpoint file — after its metrics
 (and synthetic) records. A resume reads the logs, checks every record, and truncates the torn tail: records after the
 last complete generation, or a last record cut short or failing its checksum (a crash mid-append). A record that fails
@@ -30,7 +31,8 @@ Integrity (see README, "What modelcollapse guarantees"):
 - every log record and checkpoint file is bound to its unit: the digest of its identity (run id, arm name, shard,
   seed, config hash, fixed in manifest.json's ``identity`` when the run starts) is in each record's header and its
   sha256, and in each checkpoint's and kept array file's ``__identity__`` (an array file also carries its
-  ``__generation__``, checked on every read and on resume); every read checks it, so a file copied from another unit or run
+  ``__generation__``, checked on every read and on resume); every read checks it, so a file copied from another unit
+  or run
   is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of an
   earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
   and its records without identity are accepted unchecked;
@@ -40,7 +42,8 @@ Integrity (see README, "What modelcollapse guarantees"):
   (``__metrics_sha256__``, ``__synthetic_sha256__``: ``(G, 32)`` uint8);
 - ``metrics.parquet`` is written, then its row count and sha256 are recorded in ``manifest.json`` (``table``), and only
   then are the segments dropped: a table with its record is verified and kept, one without is rebuilt;
-- ``.lock`` (pid and host) is held with ``fcntl.flock`` by the one process writing the directory (:meth:`RunStore.lock`).
+- ``.lock`` (pid and host) is held with ``fcntl.flock`` by the one process writing the directory
+  (:meth:`RunStore.lock`).
 
 The pieces live beside this module: :mod:`.atomic` (atomic files, the test-only fault hook), :mod:`.columns` (array
 and column files), :mod:`.journal` (the framed logs), :mod:`.lock` (``.lock``) and :mod:`.table` (metrics.parquet).
@@ -524,7 +527,8 @@ class RunStore(MetricsTable):
 
     def save_extra(self, arm: int, shard: int, generation: int, arrays: dict[str, np.ndarray]) -> None:
         """Arrays a metric chose to keep (e.g. per-sequence perplexities), one npz per generation, bound to its unit
-        and generation as a checkpoint is (``__identity__``, ``__generation__``, ``__sha256__``): see :meth:`load_extra`."""
+        and generation as a checkpoint is (``__identity__``, ``__generation__``, ``__sha256__``): see
+        :meth:`load_extra`."""
         if arrays:
             arrays = {**arrays, "__generation__": np.array([generation]), **self.identity(arm, shard).arrays}
             save_arrays(self.extra_path(arm, shard, generation), {**arrays, "__sha256__": arrays_digest(arrays)})
@@ -547,7 +551,8 @@ class RunStore(MetricsTable):
         return arrays
 
     def check_extras(self, arm: int, shard: int, last: int) -> None:
-        """Every array file :meth:`save_extra` kept for a unit's generations 0..``last`` is its own (:meth:`load_extra`):
+        """Every array file :meth:`save_extra` kept for a unit's generations 0..``last`` is its own
+        (:meth:`load_extra`):
         a resume never goes on beside another unit's kept arrays, which the report would show as this unit's."""
         for g in range(last + 1):
             if self.extra_path(arm, shard, g).exists():

@@ -147,7 +147,8 @@ def write_metrics_table(path: Path, tables) -> str:
 
 class MetricsTable:
     """The metrics half of :class:`~modelcollapse.rundir.store.RunStore` (which provides ``root``, ``unit_dir``,
-    ``identity``, ``read_log``, ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest): per-generation records to
+    ``identity``, ``read_log``, ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest):
+    per-generation records to
     ``metrics.parquet``, and reading it back."""
 
     METRIC_FILES_PER_BATCH = 200  # segments per consolidation batch: bounds memory whatever the run's size
@@ -375,7 +376,8 @@ class MetricsTable:
             return None
 
     def _journal_items(self, arm: int, shard: int, last: int) -> list:
-        """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one present."""
+        """(arm, shard, generation, loader) of a unit's journaled metrics, generations 0..``last``, every one
+        present."""
         journal = self.unit_dir(arm, shard) / JOURNAL
         log = self.read_log(journal, self.identity(arm, shard))
         records = log.of(METRICS)
