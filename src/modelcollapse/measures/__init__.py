@@ -11,12 +11,14 @@ It imports numpy, scipy and the standard library only, nothing of the package: i
 * :mod:`.ngrams`: n-grams, distinct-n, sentence BLEU and self-BLEU;
 * :mod:`.spectral`: the Vendi score;
 * :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass, mode coverage;
+* :mod:`.memorisation`: nearest-record distances and the memorisation share (Shi et al. 2025);
 * :mod:`.roc`: the ROC curve and its area (AUC).
 """
 
 from .discrete import entropy, heterozygosity, label_entropy, missing_mass, mode_coverage, total_variation
 from .gaussian import frechet_sq, gaussian_fit, gaussian_w2_sq, sqrtm_psd
 from .knn import knn_radius_sq, pairwise_sq, prdc
+from .memorisation import memorisation_share, nearest_sq
 from .ngrams import bleu, distinct_n, ngrams, self_bleu
 from .roc import roc_auc, roc_curve
 from .spectral import vendi
@@ -31,8 +33,10 @@ __all__ = [
     "heterozygosity",
     "knn_radius_sq",
     "label_entropy",
+    "memorisation_share",
     "missing_mass",
     "mode_coverage",
+    "nearest_sq",
     "ngrams",
     "pairwise_sq",
     "prdc",
