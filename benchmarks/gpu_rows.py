@@ -1,7 +1,7 @@
-"""Rows 7, 8 and 10 at the published protocol as one command on one GPU: several runs sharing it at once, then
+"""Rows 7, 8, 10 and 11 (diffusion) at the published protocol as one command on one GPU: several runs sharing it at once, then
 metrics, figures and a timing table under ``--out``.
 
-    python benchmarks/gpu_rows.py --out "$OUT"                  # the four runs below, concurrently, on the GPU
+    python benchmarks/gpu_rows.py --out "$OUT"                  # the five runs below, concurrently, on the GPU
     python benchmarks/gpu_rows.py --out DIR --tiny              # every run shrunk to CI size, on the CPU (tested)
     python benchmarks/gpu_rows.py --check                       # which packages are missing; exit 3 if any
     bash benchmarks/gpu_rows.sh                                 # the same on the device machine (wheels, then this)
@@ -13,6 +13,8 @@ schedule and best-on-validation choice are the presets'):
 - ``lm-replace`` and ``lm-10pct``: row 8, ``lm-smollm2-wikipedia`` (replace, 5 epochs) and ``-10pct`` (10 epochs), 10
   generations each; ``generate_batch_size=256`` (all prompts are full 64-token blocks: no padding, so the batch size
   changes no continuation);
+- ``diffusion-mnist``: row 11 with a diffusion model (issue 25), ``mad-diffusion-mnist``: MAD's four loops on MNIST,
+  a DDPM (T = 1000, an MLP of 4 x 1024) trained 20,000 steps a generation, 5 generations x 2 replicates;
 - ``telephone``: row 10, ``telephone-tasks`` at the published scale, 20 start texts x 5 seeds x 50 generations for the
   three tasks, on the GPU (``backend.device=auto``), all 300 chains of a generation in one batch.
 
@@ -48,6 +50,7 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "vae-mnist": ("run", "vae-mnist", []),
     "lm-replace": ("run", "lm-smollm2-wikipedia", ["model.generate_batch_size=256"]),
     "lm-10pct": ("run", "lm-smollm2-wikipedia-10pct", ["model.generate_batch_size=256"]),
+    "diffusion-mnist": ("run", "mad-diffusion-mnist", []),
     "telephone": (
         "chain",
         "telephone-tasks",
