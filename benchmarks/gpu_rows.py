@@ -265,7 +265,12 @@ def main() -> None:
         default=bool(os.environ.get("MODELCOLLAPSE_GPU_TINY")),
         help="every run at CI size (reference_values.py's overrides), for a CPU rehearsal",
     )
-    parser.add_argument("--budget", type=float, default=540.0, help="seconds before the runs still going are stopped")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="seconds before the runs still going are stopped (default 540; --tiny: 1800, as five CPU runs at once on "
+        "a loaded 2-core machine can take over 540 s)",
+    )
     parser.add_argument("--check", action="store_true", help="list missing packages; exit 3 if any")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -286,7 +291,8 @@ def main() -> None:
     work = args.work or Path(tempfile.gettempdir()) / "modelcollapse-gpu-runs"
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    timings = run_all(rows, args.out, work, args.tiny, args.budget)
+    budget = args.budget if args.budget is not None else 1800.0 if args.tiny else 540.0
+    timings = run_all(rows, args.out, work, args.tiny, budget)
     wall = time.perf_counter() - start
     build_reports(rows, work)
     write_outputs(rows, timings, work, args.out, wall)
