@@ -31,8 +31,9 @@ def nearest_sq(a: np.ndarray, b: np.ndarray, *, exclude_self: bool = False) -> n
     r, n = a.shape[:2]
     out = np.empty((r, n))
     block = max(1, PAIR_BUDGET // (r * b.shape[1]))
+    b_sq = (b**2).sum(-1)  # once, not once a block (MNIST: 50,000 records of 784 pixels)
     for s in range(0, n, block):
-        d = pairwise_sq(a[:, s : s + block], b)  # (R, block, m)
+        d = pairwise_sq(a[:, s : s + block], b, b_sq)  # (R, block, m)
         if exclude_self:
             rows = np.arange(d.shape[1])
             d[:, rows, s + rows] = np.inf
