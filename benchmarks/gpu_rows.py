@@ -1,7 +1,8 @@
-"""Rows 7, 8 and 10 at the published protocol as one command on one GPU: several runs sharing it at once, then
+"""Rows 7, 8, 10 and 11 (diffusion) at the published protocol as one command on one GPU: several runs sharing it at
+once, then
 metrics, figures and a timing table under ``--out``.
 
-    python benchmarks/gpu_rows.py --out "$OUT"                  # the four runs below, concurrently, on the GPU
+    python benchmarks/gpu_rows.py --out "$OUT"                  # the five runs below, concurrently, on the GPU
     python benchmarks/gpu_rows.py --out DIR --tiny              # every run shrunk to CI size, on the CPU (tested)
     python benchmarks/gpu_rows.py --check                       # which packages are missing; exit 3 if any
     bash benchmarks/gpu_rows.sh                                 # the same on the device machine (wheels, then this)
@@ -13,6 +14,8 @@ schedule and best-on-validation choice are the presets'):
 - ``lm-replace`` and ``lm-10pct``: row 8, ``lm-smollm2-wikipedia`` (replace, 5 epochs) and ``-10pct`` (10 epochs), 10
   generations each; ``generate_batch_size=256`` (all prompts are full 64-token blocks: no padding, so the batch size
   changes no continuation);
+- ``diffusion-mnist``: row 11 with a diffusion model (issue 25), ``mad-diffusion-mnist``: MAD's four loops on MNIST,
+  a DDPM (T = 1000, an MLP of 4 x 1024) trained 20,000 steps a generation, 5 generations x 2 replicates;
 - ``telephone``: row 10, ``telephone-tasks`` at the published scale, 20 start texts x 5 seeds x 50 generations for the
   three tasks, on the GPU (``backend.device=auto``), all 300 chains of a generation in one batch.
 
@@ -48,6 +51,7 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     "vae-mnist": ("run", "vae-mnist", []),
     "lm-replace": ("run", "lm-smollm2-wikipedia", ["model.generate_batch_size=256"]),
     "lm-10pct": ("run", "lm-smollm2-wikipedia-10pct", ["model.generate_batch_size=256"]),
+    "diffusion-mnist": ("run", "mad-diffusion-mnist", []),
     "telephone": (
         "chain",
         "telephone-tasks",
@@ -262,7 +266,12 @@ def main() -> None:
         default=bool(os.environ.get("MODELCOLLAPSE_GPU_TINY")),
         help="every run at CI size (reference_values.py's overrides), for a CPU rehearsal",
     )
-    parser.add_argument("--budget", type=float, default=540.0, help="seconds before the runs still going are stopped")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="seconds before the runs still going are stopped (default 540; --tiny: 1800, as five CPU runs at once on "
+        "a loaded 2-core machine can take over 540 s)",
+    )
     parser.add_argument("--check", action="store_true", help="list missing packages; exit 3 if any")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -283,7 +292,8 @@ def main() -> None:
     work = args.work or Path(tempfile.gettempdir()) / "modelcollapse-gpu-runs"
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    timings = run_all(rows, args.out, work, args.tiny, args.budget)
+    budget = args.budget if args.budget is not None else 1800.0 if args.tiny else 540.0
+    timings = run_all(rows, args.out, work, args.tiny, budget)
     wall = time.perf_counter() - start
     build_reports(rows, work)
     write_outputs(rows, timings, work, args.out, wall)

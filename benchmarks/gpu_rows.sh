@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Rows 7, 8 and 10 at the published protocol, as one command on a GPU machine with no network (see gpu_rows.py).
+# Rows 7, 8, 10 and 11 (mad-diffusion-mnist) at the published protocol, as one command on a GPU machine with no network (see gpu_rows.py).
 #
-#   bash benchmarks/gpu_rows.sh                 # the four runs at once on the GPU; results under $OUT
+#   bash benchmarks/gpu_rows.sh                 # the five runs at once on the GPU; results under $OUT
 #   bash benchmarks/gpu_rows.sh --tiny          # every run at CI size, on the CPU (tests/test_gpu_rows.py runs this)
 #   bash benchmarks/gpu_rows.sh --check         # which packages are missing (exit 3 if any)
 #

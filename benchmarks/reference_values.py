@@ -163,6 +163,24 @@ PRESETS: dict[str, dict] = {
         ],
         "needs": ["torch", "sklearn"],
     },
+    # the preset's documented CPU smoke (its description's --set list; tests/test_diffusion_presets.py checks they
+    # agree)
+    "mad-diffusion-mnist": {
+        "set": [
+            "replicates=1",
+            "data.max_images=300",
+            "loop.samples=100",
+            "loop.generations=2",
+            "model.timesteps=20",
+            "model.hidden=32",
+            "model.layers=1",
+            "model.train_steps=20",
+            "model.batch_size=32",
+            "model.device=cpu",
+            "model.threads=1",
+        ],
+        "needs": ["torch", "mnist"],
+    },
     "vae-digits": {
         "set": [
             "loop.generations=2",

@@ -103,7 +103,8 @@ def test_replace_loop_follows_row_2():
 
 
 def test_killed_run_resumes_bit_for_bit(tmp_path):
-    """The MLP network, killed after generation 1 and resumed, gives the metrics of an uninterrupted run, bit for bit."""
+    """The MLP network, killed after generation 1 and resumed, gives the metrics of an uninterrupted run, bit for
+    bit."""
     from conftest import metric_arrays, run_killed_after
     from modelcollapse.engine.plan import validate
     from modelcollapse.engine.runner import execute
@@ -139,7 +140,7 @@ def test_killed_run_resumes_bit_for_bit(tmp_path):
         np.testing.assert_array_equal(resumed[key], straight[key])
 
 
-# -- mode coverage ------------------------------------------------------------------------------------------------------
+# -- mode coverage -----------------------------------------------------------------------------------------------------
 def mixture_context(samples):
     from modelcollapse.plugins.data import SOURCES
     from modelcollapse.plugins.metrics import Context

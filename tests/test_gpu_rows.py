@@ -1,4 +1,5 @@
-"""benchmarks/gpu_rows.py: the one command that runs rows 7, 8 and 10 on a GPU. Its full-scale settings must validate
+"""benchmarks/gpu_rows.py: the one command that runs rows 7, 8, 10 and 11 (diffusion) on a GPU. Its full-scale
+settings must validate
 (a typo would waste the GPU lease), and its tiny mode must run end to end on the CPU."""
 
 import json
@@ -38,7 +39,9 @@ def test_every_row_validates_at_full_scale_and_keeps_the_published_protocol(row,
     base, config = validate(load_raw(preset)), validate(apply_overrides(load_raw(preset), sets))
     protocol = ("epochs", "num_beams", "repetition_penalty", "lr", "lr_min", "batch_size", "decoding")
     assert {k: config.model.get(k) for k in protocol} == {k: base.model.get(k) for k in protocol}
-    assert (config.loop.generations, config.replicates) == {"vae-mnist": (5, 5)}.get(row, (10, 1))
+    assert (config.loop.generations, config.replicates) == {"vae-mnist": (5, 5), "diffusion-mnist": (5, 2)}.get(
+        row, (10, 1)
+    )
 
 
 @pytest.mark.slow
@@ -60,7 +63,7 @@ def test_tiny_mode_runs_every_row_and_writes_the_timing_table(tmp_path):
     assert "| lm-replace | complete |" in (out / "timing.md").read_text()
     with tarfile.open(out / "rows.tar.gz") as tar:
         names = tar.getnames()
-    for row in ("vae-mnist", "lm-replace", "lm-10pct"):
+    for row in ("vae-mnist", "diffusion-mnist", "lm-replace", "lm-10pct"):
         assert f"{row}/metrics.parquet" in names and any(n.startswith(f"{row}/figures/") for n in names)
     assert any(n.startswith("telephone/") for n in names)
     assert len(list(out.iterdir())) <= 8  # the device machine returns at most 8 files

@@ -59,7 +59,7 @@ ON = {
         ],
         ({"kind": "gaussian"}, GAUSS_1D),
     ),
-    **dict.fromkeys(["precision", "recall", "frechet"], ({"kind": "gaussian"}, GAUSS_2D)),
+    **dict.fromkeys(["precision", "recall", "frechet", "memorisation_share"], ({"kind": "gaussian"}, GAUSS_2D)),
     **dict.fromkeys(
         ["component_std", "gmm_l2_to_gen0", "gmm_l2_sq_to_gen0", "mode_coverage"], ({"kind": "gmm"}, MIXTURE)
     ),

@@ -156,6 +156,7 @@ def section(store: RunStore) -> dict:
     from .anatomy import report_section as anatomy_section  # None unless the config has an ``anatomy`` key
     from .divergence import section as divergence_section  # None unless metrics kept grid densities
     from .gallery import gallery_section  # None unless metrics kept sample arrays
+    from .mad_pattern import section as pattern_section  # None unless the run has MAD's four arms
     from .scaling import run_scaling  # None unless the grid varies a training-set size
     from .scaling import section as scaling_section
     from .survival import section as survival_section  # None unless the survival metric kept its tables
@@ -186,6 +187,7 @@ def section(store: RunStore) -> dict:
         "survival": survival,
         "divergence": divergence_section(store),
         "gallery": gallery_section(store),
+        "pattern": pattern_section(data),
         "figures": figures,
         "bookkeeping": bookkeeping,
         "alarms": "\n".join(alarm_lines(store)) or "no watched metric in this run",

@@ -12,12 +12,15 @@ It imports numpy, scipy and the standard library only, nothing of the package: i
 * :mod:`.spectral`: the Vendi score;
 * :mod:`.discrete`: Shannon entropy, the entropy of labels, heterozygosity, total variation, missing mass, mode
   coverage;
+* :mod:`.grid`: densities on a 2-D grid and the χ² and KL divergences between them (by quadrature);
+* :mod:`.memorisation`: nearest-record distances and the memorisation share (Shi et al. 2025);
 * :mod:`.roc`: the ROC curve and its area (AUC).
 """
 
 from .discrete import entropy, heterozygosity, label_entropy, missing_mass, mode_coverage, total_variation
 from .gaussian import frechet_sq, gaussian_fit, gaussian_w2_sq, sqrtm_psd
 from .knn import knn_radius_sq, pairwise_sq, prdc
+from .memorisation import memorisation_share, nearest_sq
 from .ngrams import bleu, distinct_n, ngrams, self_bleu
 from .roc import roc_auc, roc_curve
 from .spectral import vendi
@@ -32,8 +35,10 @@ __all__ = [
     "heterozygosity",
     "knn_radius_sq",
     "label_entropy",
+    "memorisation_share",
     "missing_mass",
     "mode_coverage",
+    "nearest_sq",
     "ngrams",
     "pairwise_sq",
     "prdc",

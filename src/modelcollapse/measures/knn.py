@@ -13,14 +13,16 @@ import numpy as np
 PAIR_BUDGET = 8_000_000  # distances held at once by prdc: replicates are processed in blocks of about this many pairs
 
 
-def pairwise_sq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pairwise_sq(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
     """Squared Euclidean distances ``(R, n, m)`` between records ``a`` ``(R, n, d)`` and ``b`` ``(R, m, d)``:
-    ‖a‖² + ‖b‖² − 2 a·b (one matrix product per replicate), clipped at 0 against rounding.
+    ‖a‖² + ‖b‖² − 2 a·b (one matrix product per replicate), clipped at 0 against rounding. ``b_sq``: ‖b‖² ``(R, m)``
+    where the caller already has it (one who passes blocks of ``a`` against the same ``b``); the same values.
 
     >>> pairwise_sq(np.array([[[0.0, 0.0], [3.0, 4.0]]]), np.array([[[0.0, 0.0]]])).tolist()
     [[[0.0], [25.0]]]
     """
-    d = (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * (a @ np.swapaxes(b, -1, -2))
+    b_sq = (b**2).sum(-1) if b_sq is None else b_sq
+    d = (a**2).sum(-1)[:, :, None] + b_sq[:, None, :] - 2 * (a @ np.swapaxes(b, -1, -2))
     return np.clip(d, 0, None)
 
 

@@ -6,7 +6,18 @@ Floor: plugins. May import ground, measures, rundir and config; never the engine
 See :mod:`.base` for the protocol; each built-in plug-in registers itself in its own module.
 """
 
-from . import coverage, discrete, distances, divergence, features, images, mixtures, moments, text  # noqa: E402,F401  (registers the built-in metrics)
+from . import (  # noqa: E402,F401  (registers the built-in metrics)
+    coverage,
+    discrete,
+    distances,
+    divergence,
+    features,
+    images,
+    memorisation,
+    mixtures,
+    moments,
+    text,
+)
 from .base import METRICS, Context, measure, require  # noqa: F401
 
 __all__ = ["METRICS", "Context", "measure", "require"]

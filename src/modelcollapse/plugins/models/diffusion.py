@@ -13,7 +13,8 @@ Sampling runs one generalised step (Song et al. 2021, DDIM eq. 12) from t to the
 
 With ``clip: [low, high]`` (records' units, e.g. [0, 1] for images) x̂₀ is clipped to that range at every step and
 ε̂ replaced by (x_t − √ᾱ_t x̂₀)/√(1−ᾱ_t), as in Ho et al.'s code: it keeps a network trained on few records from
-drifting out of the data range (8×8 digits' near-constant pixels, standardised, are heavy-tailed). η = 1 for ``sampler: ddpm`` (ancestral sampling with the posterior variance β̃) and η = 0 for ``sampler: ddim``
+drifting out of the data range (8×8 digits' near-constant pixels, standardised, are heavy-tailed). η = 1 for
+``sampler: ddpm`` (ancestral sampling with the posterior variance β̃) and η = 0 for ``sampler: ddim``
 (deterministic given x_T). λ (``bias``) scales the noise of the reverse process: x_T and every step's injected noise.
 On Gaussian data the fitted affine model maps noise to samples linearly, so λ then gives exactly N(μ, λΣ): MAD's
 covariance shrink, the ``gaussian`` family's λ.
@@ -28,6 +29,10 @@ Two networks (``network``):
   over the training set (its expectation over ε taken in closed form: A_t = √(1−ᾱ_t)(ᾱ_t S + (1−ᾱ_t) I)⁻¹ with S
   the training set's MLE covariance, c_t centring on its mean): the converged model the MLP approximates on Gaussian
   data. It provides ``moments()``: the exact mean and covariance of what its sampler draws (the steps are linear).
+
+``device`` (``cpu``, the default; ``cuda``; ``auto``: cuda when present) is where training and sampling run. On the
+CPU every draw comes from the engine's generator; on a GPU from a generator there seeded by one draw of it (the run is
+reproducible on that device, not bit-identical to a CPU run).
 
 Records of any event shape are flattened to vectors and standardised per replicate and coordinate (``shift_``,
 ``scale_``) before training; samples are mapped back. torch is imported inside functions, so ``import modelcollapse``
@@ -84,7 +89,19 @@ def step_coefficients(ab_t: float, ab_s: float, eta: float) -> tuple[float, floa
     return 1 / math.sqrt(ab_t), math.sqrt(1 - ab_t), k, sigma
 
 
-# -- the batched MLP: stacked weights, one leading replicate axis -------------------------------------------------------
+def on_device(gen, dev: str):
+    """The generator for draws on device ``dev``: ``gen`` itself on the CPU (so CPU runs draw exactly as before
+    devices existed); elsewhere a generator on ``dev`` seeded by one draw of ``gen``, so a run on that device is
+    reproducible from the run's seed without drawing every number on the CPU and copying it over."""
+    if dev == "cpu":
+        return gen
+    import torch
+
+    seed = int(torch.randint(2**62, (1,), generator=gen))
+    return torch.Generator(device=dev).manual_seed(seed)
+
+
+# -- the batched MLP: stacked weights, one leading replicate axis ------------------------------------------------------
 def init_mlp(replicates: int, dim: int, hidden: int, layers: int, gen) -> dict:
     """Stacked weights ``W{i}`` ``(R, fan_in, fan_out)`` and biases ``b{i}`` ``(R, 1, fan_out)``, uniform in
     ±1/√fan_in (PyTorch's ``nn.Linear`` default), drawn from ``gen``."""
@@ -103,7 +120,7 @@ def embed(t, timesteps: int):
     """Sinusoidal features ``(..., EMBED)`` of t/T for integer times ``t``."""
     import torch
 
-    freqs = torch.exp(torch.linspace(0.0, math.log(100.0), EMBED // 2, dtype=torch.float64)).float()
+    freqs = torch.exp(torch.linspace(0.0, math.log(100.0), EMBED // 2, dtype=torch.float64)).float().to(t.device)
     angle = (t.float() / timesteps)[..., None] * freqs
     return torch.cat([torch.sin(angle), torch.cos(angle)], -1)
 
@@ -203,20 +220,21 @@ class Diffusion(Family):
         contributing and is marked degenerate."""
         import torch
 
-        pick_device(self.device, self.threads)
+        dev = pick_device(self.device, self.threads)
         r, n, d = u.shape
-        data = torch.tensor(u, dtype=torch.float32)
-        ab = torch.tensor(alpha_bar(self.schedule, self.timesteps), dtype=torch.float32)
-        params = {k: v.requires_grad_() for k, v in init_mlp(r, d, self.hidden, self.layers, gen).items()}
+        data = torch.tensor(u, dtype=torch.float32).to(dev)
+        ab = torch.tensor(alpha_bar(self.schedule, self.timesteps), dtype=torch.float32).to(dev)
+        params = {k: v.to(dev).requires_grad_() for k, v in init_mlp(r, d, self.hidden, self.layers, gen).items()}
+        gen = on_device(gen, dev)
         opt = torch.optim.Adam(params.values(), lr=self.lr)
-        bad = torch.zeros(r, dtype=torch.bool)
-        rows = torch.arange(r)[:, None]
+        bad = torch.zeros(r, dtype=torch.bool, device=dev)
+        rows = torch.arange(r, device=dev)[:, None]
         for step in range(self.train_steps):
             for group in opt.param_groups:  # cosine decay: the last steps settle the fit
                 group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * step / self.train_steps))
-            x0 = data[rows, torch.randint(n, (r, self.batch_size), generator=gen)]
-            t = torch.randint(1, self.timesteps + 1, (r, self.batch_size), generator=gen)
-            eps = torch.randn(x0.shape, generator=gen)
+            x0 = data[rows, torch.randint(n, (r, self.batch_size), generator=gen, device=dev)]
+            t = torch.randint(1, self.timesteps + 1, (r, self.batch_size), generator=gen, device=dev)
+            eps = torch.randn(x0.shape, generator=gen, device=dev)
             a = ab[t][..., None]
             xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
             loss = ((mlp_eps(params, xt, t, self.timesteps) - eps) ** 2).mean((1, 2))
@@ -224,19 +242,20 @@ class Diffusion(Family):
             opt.zero_grad(set_to_none=True)
             loss[~bad].sum().backward()  # replicates' weights are disjoint: the sum trains each on its own loss
             opt.step()
-        self._params = {k: v.detach() for k, v in params.items()}
-        self.degenerate_ = self.degenerate_ | bad.numpy()
+        self._params = {k: v.detach().cpu() for k, v in params.items()}
+        self.degenerate_ = self.degenerate_ | bad.cpu().numpy()
 
     # -- sample ---------------------------------------------------------------------------------------------------
-    def _eps_fn(self):
-        """ε̂(x, t) for x ``(R, b, D)`` (float64 for ``affine``, float32 for ``mlp``) and an integer time t."""
+    def _eps_fn(self, dev: str):
+        """ε̂(x, t) for x ``(R, b, D)`` on device ``dev`` (float64 for ``affine``, float32 for ``mlp``) and an
+        integer time t."""
         import torch
 
         if self.network == "mlp":
-            params = self._params
-            return lambda x, t: mlp_eps(params, x, torch.full(x.shape[:2], t), self.timesteps)
+            params = {k: v.to(dev) for k, v in self._params.items()}
+            return lambda x, t: mlp_eps(params, x, torch.full(x.shape[:2], t, device=dev), self.timesteps)
         w, v = np.linalg.eigh(self.cov_)  # A_t = V diag(√(1−ᾱ)/(ᾱw + 1−ᾱ)) Vᵀ: sign choices of V cancel
-        v, w = torch.tensor(v), torch.tensor(w)
+        v, w = torch.tensor(v).to(dev), torch.tensor(w).to(dev)
         ab = alpha_bar(self.schedule, self.timesteps)
         return lambda x, t: ((x @ v) * (math.sqrt(1 - ab[t]) / (ab[t] * w + 1 - ab[t]))[:, None]) @ v.transpose(1, 2)
 
@@ -246,18 +265,18 @@ class Diffusion(Family):
         import torch
 
         self.check_fitted("shift_")
-        pick_device(self.device, self.threads)
-        gen = torch_generator(rng)
+        dev = pick_device(self.device, self.threads)
+        gen = on_device(torch_generator(rng), dev)
         dtype = torch.float64 if self.network == "affine" else torch.float32
         r, d = self.shift_.shape
-        eps_fn, ab = self._eps_fn(), alpha_bar(self.schedule, self.timesteps)
+        eps_fn, ab = self._eps_fn(dev), alpha_bar(self.schedule, self.timesteps)
         eta = 1.0 if self.sampler == "ddpm" else 0.0
         noise = math.sqrt(bias)
         lo = hi = None
         if self.clip is not None:  # the data range in standardised units, per replicate and coordinate
-            lo, hi = (torch.tensor((b - self.shift_) / self.scale_, dtype=dtype)[:, None] for b in self.clip)
+            lo, hi = (torch.tensor((b - self.shift_) / self.scale_, dtype=dtype)[:, None].to(dev) for b in self.clip)
         with torch.no_grad():
-            x = torch.randn((r, n, d), generator=gen, dtype=dtype) * noise
+            x = torch.randn((r, n, d), generator=gen, dtype=dtype, device=dev) * noise
             for t, s in time_grid(self.timesteps, self.sample_steps or self.timesteps):
                 inv, root, k, sigma = step_coefficients(ab[t], ab[s], eta)
                 e = eps_fn(x, t)
@@ -267,8 +286,8 @@ class Diffusion(Family):
                     x0 = torch.maximum(torch.minimum(inv * (x - root * e), hi), lo)
                     x = math.sqrt(ab[s]) * x0 + k * (x - x0 / inv) / root
                 if sigma > 0:
-                    x = x + noise * sigma * torch.randn((r, n, d), generator=gen, dtype=dtype)
-        out = x.double().numpy() * self.scale_[:, None] + self.shift_[:, None]
+                    x = x + noise * sigma * torch.randn((r, n, d), generator=gen, dtype=dtype, device=dev)
+        out = x.double().cpu().numpy() * self.scale_[:, None] + self.shift_[:, None]
         return out.astype(np.float32).reshape(r, n, *self._event)
 
     def check_network(self, *, metrics: list[str], source=None, bias: float = 1.0) -> None:
