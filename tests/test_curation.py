@@ -193,6 +193,32 @@ def test_real_mixing_reaches_the_fixed_points(tmp_path):
         assert np.all(m[(arm, "train_real")][1:] == n_real) and np.all(m[(arm, "train_synthetic")][1:] == 1000 - n_real)
 
 
+def test_mixing_regimes_keep_an_unbiased_share_of_sorted_draws(tmp_path):
+    # The categorical family's draws come sorted by category; mix and fresh without loop.n_synthetic keep
+    # samples − n_real of them. Kept by position, that was the lowest categories: the top one (p = 0.1) fell to about
+    # half its share in one generation. Kept by a seeded uniform choice, p̂₁ stays unbiased: E = 0.1 in both regimes.
+    # The instrument: a k = 1 curate filter, whose mean_reward with a 0/1 table is the fit's p̂ of category 1 exactly.
+    raw = {
+        "name": "sorted-draws",
+        "seed": 3,
+        "replicates": 400,
+        "data": {"kind": "categorical", "probabilities": [0.9, 0.1]},
+        "model": {"kind": "categorical"},
+        "loop": {
+            "generations": 2,
+            "samples": 100,
+            "regime": {"kind": "mix", "real_fraction": 0.5},
+            "filters": [{"kind": "curate", "k": 1, "reward": {"kind": "table", "values": [0.0, 1.0]}}],
+        },
+        "metrics": ["entropy"],
+        "arms": {"mix": {}, "fresh": {"loop.regime": {"kind": "fresh", "real_fraction": 0.5}}},
+    }
+    m = run_small(raw, tmp_path / "r")
+    for arm in ("mix", "fresh"):
+        assert np.all(m[(arm, "train_synthetic")][1] == 50)
+        within_se(m[(arm, "mean_reward")][1][:, None], 0.1)
+
+
 # -- weighted mixing: row 22 --------------------------------------------------------------------------------------------
 def test_golden_ratio_row22(tmp_path):
     # Stationary n·E(μ̂−μ)² averaged over generations 20–39 of each replicate (the transient is < 1e-3 of it by 20),

@@ -66,7 +66,9 @@ class Chunk:
 class RegimeInputs:
     """What a regime may use. ``synthetic`` holds every synthetic chunk so far if the regime keeps history, else only
     the newest; ``samples`` is ``loop.samples``; ``fresh(n)`` draws ``n`` new real records per replicate;
-    ``n_synthetic`` is ``loop.n_synthetic`` (synthetic records drawn per generation; None: ``samples`` − real)."""
+    ``n_synthetic`` is ``loop.n_synthetic`` (synthetic records drawn per generation; None: ``samples`` − real);
+    ``ordered_draws``: the family's ``ordered_draws`` trait (its synthetic records come in an order that depends on
+    their values, so a part of them is kept by a seeded uniform choice, not by position)."""
 
     real: Chunk
     synthetic: list[Chunk]
@@ -74,6 +76,7 @@ class RegimeInputs:
     fresh: Callable[[int], Chunk]
     rng: np.random.Generator
     n_synthetic: int | None = None
+    ordered_draws: bool = False
 
 
 REGIMES: Registry = Registry("loop.regime", traits={"keeps_history": False, "needs_fresh": False, "mixes_real": False})
@@ -110,8 +113,14 @@ def weighted_records(chunks: list[Chunk], real_weight: float) -> tuple[np.ndarra
     return x, np.where(real, share_real / np.maximum(n_real, 1), share_synthetic / np.maximum(n_synthetic, 1))
 
 
-def head(chunk: Chunk, n: int) -> Chunk:
-    """The first ``n`` records: a uniform subset, since synthetic records are i.i.d. draws."""
+def trimmed(inputs: RegimeInputs, n: int) -> Chunk:
+    """``n`` records per replicate of the newest synthetic chunk, a uniform subset: its first ``n`` where records come
+    in random order (i.i.d. draws in the order drawn), a seeded uniform choice (:func:`subsample`, from
+    ``inputs.rng``) where the family's draws are ordered (a categorical's, sorted by category: its first records
+    would be its lowest categories)."""
+    chunk = inputs.synthetic[-1]
+    if inputs.ordered_draws and n < chunk.size:
+        return subsample([chunk], n, inputs.rng)
     return Chunk(chunk.x[:, :n], chunk.origin[:, :n])
 
 
@@ -127,7 +136,7 @@ def synthetic_count(inputs: RegimeInputs, k: int) -> int:
 
 def real_plus_synthetic(real: Chunk | None, inputs: RegimeInputs, k: int) -> list[Chunk]:
     s = synthetic_count(inputs, k)
-    return ([real] if k else []) + ([head(inputs.synthetic[-1], s)] if s > 0 else [])
+    return ([real] if k else []) + ([trimmed(inputs, s)] if s > 0 else [])
 
 
 @REGIMES.register("replace", "fully-synthetic")

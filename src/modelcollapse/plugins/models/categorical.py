@@ -21,6 +21,7 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 @MODELS.register(
     "categorical",
     fitted=("probs_", "degenerate_"),
+    ordered_draws=True,  # draws come grouped by category (one multinomial, expanded): see draw_categories
     default_metrics=("entropy", "support_size", "heterozygosity", "tv"),
     provides=("bias", "fit_next", "fit_population", "fit_population_bias", "fit_weighted", "log_prob", "mean_log_prob"),
 )
