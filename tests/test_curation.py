@@ -459,3 +459,35 @@ def test_curated_text_keeps_the_more_positive_continuations(tmp_path, wiki):
     m = run_small(raw, tmp_path / "r")
     kept, reward, drawn = (m[("K2", k)][:, 0] for k in ("curate_reward_kept", "mean_reward", "filter_drawn"))
     assert np.all(kept - reward > 2 * np.hypot(1 / np.sqrt(400), 1 / np.sqrt(drawn))), (kept, reward)
+
+
+# -- the report's curation view -----------------------------------------------------------------------------------------
+def test_report_shows_the_preferred_category_taking_over(tmp_path):
+    from modelcollapse.analysis import curation
+    from modelcollapse.analysis.report import build_report, curves
+
+    raw = preset("curated-categorical", replicates=20)
+    raw["loop"]["generations"] = 6
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("K2", "K2-real0.5")}
+    run_small(raw, tmp_path / "r")
+    html = build_report(tmp_path / "r").read_text()
+    assert "Curation: the preferred category taking over" in html
+    assert "K2: keeps 1 of k = 2, β = 1, preferring category 4 (reward 2, the highest)" in html
+    shares, what = curation.category_shares(tmp_path / "r")
+    assert what.startswith("fitted probability") and set(shares) == {"K2", "K2-real0.5"}
+    assert sorted(shares["K2"]) == [0, 1, 2, 5]  # the report's kept generations
+    # the preferred category's share grows from about 1/5, faster without real data
+    assert shares["K2"][5][4] > shares["K2"][0][4] + 0.2 and shares["K2"][5][4] > shares["K2-real0.5"][5][4]
+    fig = curation.shares_figure(shares, {"K2": 4, "K2-real0.5": 4}, what, tmp_path / "s.png")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["K2", "K2-real0.5"]
+    assert all(len(ax.lines) == 5 for ax in axes)  # one line per category
+    assert [line.get_linewidth() for line in axes[0].lines].count(2.2) == 1  # the preferred one, thick
+    assert axes[0].get_legend_handles_labels()[1] == ["others", "preferred: 4"]
+    # text: the kept records' sentiment is drawn only for an arm that chooses (k > 1)
+    data = curves(tmp_path / "r")
+    c = data[("K2", "mean_reward")]
+    text = {(arm, m): c for arm in ("uncurated", "K2") for m in ("mean_reward", "curate_reward_kept", "distinct_2")}
+    fig = curation.sentiment_figure(text, ["uncurated", "K2"], tmp_path / "t.png", choosing=("K2",))
+    assert [len(ax.lines) for ax in fig.axes] == [3, 2]
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["uncurated", "K2", "K2: kept records"]

@@ -152,6 +152,7 @@ def section(store: RunStore) -> dict:
     """What ``run.html.j2`` shows of one run (every field is text or a :class:`~.pages.Picture`); writes the figures
     to ``figures/``. ``headline_figure`` is the suite overview's picture of the run (None: it has none)."""
     from .anatomy import report_section as anatomy_section  # None unless the config has an ``anatomy`` key
+    from .curation import section as curation_section  # None unless an arm curates (a ``curate`` filter)
     from .gallery import gallery_section  # None unless metrics kept sample arrays
     from .scaling import run_scaling  # None unless the grid varies a training-set size
     from .scaling import section as scaling_section
@@ -181,6 +182,7 @@ def section(store: RunStore) -> dict:
         "story": top,
         "scaling": scaling,
         "survival": survival,
+        "curation": curation_section(store, data, arms),
         "gallery": gallery_section(store),
         "figures": figures,
         "bookkeeping": bookkeeping,
