@@ -46,7 +46,7 @@ def within_se(values, expected, k=4.0, extra=0.0):
     assert np.all(np.abs(values.mean(0) - expected) <= k * se + extra), (values.mean(0), expected, se)
 
 
-# -- closed forms -------------------------------------------------------------------------------------------------------
+# -- closed forms ------------------------------------------------------------------------------------------------------
 def test_closed_forms_match_row21():
     p = theory.curated_probs(UNIFORM, REWARD, np.array([0, 1, 5, 10, 20]))
     np.testing.assert_allclose(p @ REWARD, [1.0, 1.21219, 1.77177, 1.94769, 1.99680], atol=5e-6)
@@ -71,7 +71,7 @@ def test_closed_forms_match_row22():
     assert theory.golden_ratio_mse(0.5, 100, 100, np.array([0]), n0=50)[0] == pytest.approx(1 / 50)
 
 
-# -- the filter ---------------------------------------------------------------------------------------------------------
+# -- the filter --------------------------------------------------------------------------------------------------------
 def test_pair_choice_is_the_k2_recursion_in_expectation():
     # One curation of draws from p keeps category i w.p. (p ⊙ 2(Bp))_i exactly: kept frequencies of 200 replicates
     # of 20,000 candidates against it (the candidates come sorted, as the categorical family returns them).
@@ -114,7 +114,8 @@ def test_quadratic_reward_on_vectors_k_inf():
     [
         (
             {"k": 0},
-            "loop.filters[0].k must be an integer in [1, 16] (the refill draws at most 16 candidates per kept record) or 'inf'; got 0.",
+            "loop.filters[0].k must be an integer in [1, 16] (the refill draws at most 16 candidates per kept record) "
+            "or 'inf'; got 0.",
         ),
         ({"k": "infinity"}, "loop.filters[0].k"),
         ({"reward": {"kind": "tabel", "values": [1.0]}}, "Did you mean 'table'?"),
@@ -133,7 +134,7 @@ def test_a_table_too_short_for_the_categories_is_a_config_error():
         curate(np.full((1, 4), 7), k=2)
 
 
-# -- the loop: row 21 ---------------------------------------------------------------------------------------------------
+# -- the loop: row 21 --------------------------------------------------------------------------------------------------
 def preset(name, **changes):
     raw = load_raw(name)
     raw.update(changes)
@@ -193,7 +194,33 @@ def test_real_mixing_reaches_the_fixed_points(tmp_path):
         assert np.all(m[(arm, "train_real")][1:] == n_real) and np.all(m[(arm, "train_synthetic")][1:] == 1000 - n_real)
 
 
-# -- weighted mixing: row 22 --------------------------------------------------------------------------------------------
+def test_mixing_regimes_keep_an_unbiased_share_of_sorted_draws(tmp_path):
+    # The categorical family's draws come sorted by category; mix and fresh without loop.n_synthetic keep
+    # samples − n_real of them. Kept by position, that was the lowest categories: the top one (p = 0.1) fell to about
+    # half its share in one generation. Kept by a seeded uniform choice, p̂₁ stays unbiased: E = 0.1 in both regimes.
+    # The instrument: a k = 1 curate filter, whose mean_reward with a 0/1 table is the fit's p̂ of category 1 exactly.
+    raw = {
+        "name": "sorted-draws",
+        "seed": 3,
+        "replicates": 400,
+        "data": {"kind": "categorical", "probabilities": [0.9, 0.1]},
+        "model": {"kind": "categorical"},
+        "loop": {
+            "generations": 2,
+            "samples": 100,
+            "regime": {"kind": "mix", "real_fraction": 0.5},
+            "filters": [{"kind": "curate", "k": 1, "reward": {"kind": "table", "values": [0.0, 1.0]}}],
+        },
+        "metrics": ["entropy"],
+        "arms": {"mix": {}, "fresh": {"loop.regime": {"kind": "fresh", "real_fraction": 0.5}}},
+    }
+    m = run_small(raw, tmp_path / "r")
+    for arm in ("mix", "fresh"):
+        assert np.all(m[(arm, "train_synthetic")][1] == 50)
+        within_se(m[(arm, "mean_reward")][1][:, None], 0.1)
+
+
+# -- weighted mixing: row 22 -------------------------------------------------------------------------------------------
 def test_golden_ratio_row22(tmp_path):
     # Stationary n·E(μ̂−μ)² averaged over generations 20–39 of each replicate (the transient is < 1e-3 of it by 20),
     # within 4 s.e. of the replicates' time averages; the minimum of the curve is 1/φ, and the simulated 1/φ arm beats
@@ -342,7 +369,8 @@ def run_curate(source, x, **spec):
 
 
 def blocks(source, texts):
-    """Token blocks ``(1, n, B)`` of ``texts`` by the source's tokenizer, padded with end-of-text (dropped on decode)."""
+    """Token blocks ``(1, n, B)`` of ``texts`` by the source's tokenizer, padded with end-of-text (dropped on
+    decode)."""
     tok = source.tokenizer_
     ids = [tok.encode(t) for t in texts]
     width = max(map(len, ids))
@@ -397,7 +425,7 @@ def test_source_rewards_refuse_records_they_cannot_score(digits, reward, x, mess
         build_reward(reward, "reward", digits)(x)
 
 
-# -- the image and text presets at CI scale: the direction of the effect ------------------------------------------------
+# -- the image and text presets at CI scale: the direction of the effect -----------------------------------------------
 def bhatia_davis_se(mean, n):
     """An upper bound on the standard error of a mean of n values in [0, 1] whose mean is ``mean``: their variance is at
     most mean·(1 − mean) (Bhatia–Davis)."""
@@ -433,3 +461,35 @@ def test_curated_text_keeps_the_more_positive_continuations(tmp_path, wiki):
     m = run_small(raw, tmp_path / "r")
     kept, reward, drawn = (m[("K2", k)][:, 0] for k in ("curate_reward_kept", "mean_reward", "filter_drawn"))
     assert np.all(kept - reward > 2 * np.hypot(1 / np.sqrt(400), 1 / np.sqrt(drawn))), (kept, reward)
+
+
+# -- the report's curation view ----------------------------------------------------------------------------------------
+def test_report_shows_the_preferred_category_taking_over(tmp_path):
+    from modelcollapse.analysis import curation
+    from modelcollapse.analysis.report import build_report, curves
+
+    raw = preset("curated-categorical", replicates=20)
+    raw["loop"]["generations"] = 6
+    raw["arms"] = {k: v for k, v in raw["arms"].items() if k in ("K2", "K2-real0.5")}
+    run_small(raw, tmp_path / "r")
+    html = build_report(tmp_path / "r").read_text()
+    assert "Curation: the preferred category taking over" in html
+    assert "K2: keeps 1 of k = 2, β = 1, preferring category 4 (reward 2, the highest)" in html
+    shares, what = curation.category_shares(tmp_path / "r")
+    assert what.startswith("fitted probability") and set(shares) == {"K2", "K2-real0.5"}
+    assert sorted(shares["K2"]) == [0, 1, 2, 5]  # the report's kept generations
+    # the preferred category's share grows from about 1/5, faster without real data
+    assert shares["K2"][5][4] > shares["K2"][0][4] + 0.2 and shares["K2"][5][4] > shares["K2-real0.5"][5][4]
+    fig = curation.shares_figure(shares, {"K2": 4, "K2-real0.5": 4}, what, tmp_path / "s.png")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["K2", "K2-real0.5"]
+    assert all(len(ax.lines) == 5 for ax in axes)  # one line per category
+    assert [line.get_linewidth() for line in axes[0].lines].count(2.2) == 1  # the preferred one, thick
+    assert axes[0].get_legend_handles_labels()[1] == ["others", "preferred: 4"]
+    # text: the kept records' sentiment is drawn only for an arm that chooses (k > 1)
+    data = curves(tmp_path / "r")
+    c = data[("K2", "mean_reward")]
+    text = {(arm, m): c for arm in ("uncurated", "K2") for m in ("mean_reward", "curate_reward_kept", "distinct_2")}
+    fig = curation.sentiment_figure(text, ["uncurated", "K2"], tmp_path / "t.png", choosing=("K2",))
+    assert [len(ax.lines) for ax in fig.axes] == [3, 2]
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["uncurated", "K2", "K2: kept records"]

@@ -154,6 +154,7 @@ def section(store: RunStore) -> dict:
     """What ``run.html.j2`` shows of one run (every field is text or a :class:`~.pages.Picture`); writes the figures
     to ``figures/``. ``headline_figure`` is the suite overview's picture of the run (None: it has none)."""
     from .anatomy import report_section as anatomy_section  # None unless the config has an ``anatomy`` key
+    from .curation import section as curation_section  # None unless an arm curates (a ``curate`` filter)
     from .divergence import section as divergence_section  # None unless metrics kept grid densities
     from .gallery import gallery_section  # None unless metrics kept sample arrays
     from .mad_pattern import section as pattern_section  # None unless the run has MAD's four arms
@@ -186,6 +187,7 @@ def section(store: RunStore) -> dict:
         "scaling": scaling,
         "survival": survival,
         "divergence": divergence_section(store),
+        "curation": curation_section(store, data, arms),
         "gallery": gallery_section(store),
         "pattern": pattern_section(data),
         "figures": figures,

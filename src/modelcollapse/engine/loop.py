@@ -189,6 +189,7 @@ def fit(s: Setup, g: int, synthetic: list[Chunk]) -> list[Chunk]:
                     partial(s.fresh, g),
                     s.rng(generation=g, role="assemble"),
                     loop.n_synthetic,
+                    MODELS.trait(s.cfg.model["kind"], "ordered_draws"),
                 )
             )
     if loop.weights is None:

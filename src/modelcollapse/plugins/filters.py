@@ -28,7 +28,8 @@ rather than train on what remains, so that curation is not confounded with a sma
 refit grows as 1/n, which is itself a cause of collapse.
 
 Metrics rows written per generation when filters run: ``filter_drawn`` (candidates drawn), ``filter_kept``,
-``filter_removed`` (of those candidates), ``filter_<kind>_removed`` per filter (``filter_<kind>_<i>_removed`` when a kind
+``filter_removed`` (of those candidates), ``filter_<kind>_removed`` per filter (``filter_<kind>_<i>_removed`` when a
+kind
 repeats), ``filter_shortfall``, plus what filters add (``watermark_tpr``, ``verifier_kept_share`` ...).
 """
 
@@ -81,7 +82,7 @@ class FilterContext:
     stats: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-# -- building and running a chain ---------------------------------------------------------------------------------------
+# -- building and running a chain --------------------------------------------------------------------------------------
 def build_chain(specs: list[dict[str, Any]], model_spec: dict[str, Any] | None = None) -> list[tuple[str, Callable]]:
     """Validate ``loop.filters`` and return ``[(label, filter with its parameters bound)]``; labels name metric rows.
 
@@ -406,7 +407,8 @@ def _check_watermark(key: str, params: dict, model: dict) -> None:
         name, mine, theirs = found[0].split(" ")[0], params[found[0].split(" ")[0]], generator[found[0].split(" ")[0]]
         raise ConfigError(
             f"{key}.{name} {mine!r} differs from model.watermark.{name} {theirs!r}; "
-            f"generator and detector must share one {'γ' if name == 'gamma' else name} (leave the filter's {name} unset)."
+            f"generator and detector must share one {'γ' if name == 'gamma' else name} "
+            f"(leave the filter's {name} unset)."
         )
 
 
@@ -426,7 +428,8 @@ def watermark_filter(
 
     ``key``, ``gamma``, ``scheme`` and ``seeding`` default to the model's ``watermark`` settings (one γ and seeding
     shared by generator and detector; a differing one is a config error), else :data:`watermark.KEY`,
-    :data:`watermark.GAMMA`, ``kirchenbauer``, ``lefthash``. The ``hf`` scheme counts each distinct n-gram once. Records ``watermark_tpr`` (share of synthetic blocks detected:
+    :data:`watermark.GAMMA`, ``kirchenbauer``, ``lefthash``. The ``hf`` scheme counts each distinct n-gram once.
+    Records ``watermark_tpr`` (share of synthetic blocks detected:
     the true-positive rate when the generator watermarks) and ``watermark_fpr`` (share of held-out real blocks
     detected) per replicate.
     """

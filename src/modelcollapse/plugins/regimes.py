@@ -8,7 +8,8 @@ registration::
     def window(inputs, *, k: int = 2):
         return list(inputs.synthetic[-k:])
 
-and a config chooses it with ``loop.regime: {kind: window, k: 3}`` (a bare name takes the defaults). See DESIGN's mixing law: every regime is a setting of p_{i+1} = α·p_θ(i+1) + β·p_i + γ·p_0.
+and a config chooses it with ``loop.regime: {kind: window, k: 3}`` (a bare name takes the defaults). See DESIGN's
+mixing law: every regime is a setting of p_{i+1} = α·p_θ(i+1) + β·p_i + γ·p_0.
 
 | regime                 | training set of generation g+1                                          |
 | ---------------------- | ----------------------------------------------------------------------- |
@@ -66,7 +67,9 @@ class Chunk:
 class RegimeInputs:
     """What a regime may use. ``synthetic`` holds every synthetic chunk so far if the regime keeps history, else only
     the newest; ``samples`` is ``loop.samples``; ``fresh(n)`` draws ``n`` new real records per replicate;
-    ``n_synthetic`` is ``loop.n_synthetic`` (synthetic records drawn per generation; None: ``samples`` − real)."""
+    ``n_synthetic`` is ``loop.n_synthetic`` (synthetic records drawn per generation; None: ``samples`` − real);
+    ``ordered_draws``: the family's ``ordered_draws`` trait (its synthetic records come in an order that depends on
+    their values, so a part of them is kept by a seeded uniform choice, not by position)."""
 
     real: Chunk
     synthetic: list[Chunk]
@@ -74,6 +77,7 @@ class RegimeInputs:
     fresh: Callable[[int], Chunk]
     rng: np.random.Generator
     n_synthetic: int | None = None
+    ordered_draws: bool = False
 
 
 REGIMES: Registry = Registry("loop.regime", traits={"keeps_history": False, "needs_fresh": False, "mixes_real": False})
@@ -110,8 +114,14 @@ def weighted_records(chunks: list[Chunk], real_weight: float) -> tuple[np.ndarra
     return x, np.where(real, share_real / np.maximum(n_real, 1), share_synthetic / np.maximum(n_synthetic, 1))
 
 
-def head(chunk: Chunk, n: int) -> Chunk:
-    """The first ``n`` records: a uniform subset, since synthetic records are i.i.d. draws."""
+def trimmed(inputs: RegimeInputs, n: int) -> Chunk:
+    """``n`` records per replicate of the newest synthetic chunk, a uniform subset: its first ``n`` where records come
+    in random order (i.i.d. draws in the order drawn), a seeded uniform choice (:func:`subsample`, from
+    ``inputs.rng``) where the family's draws are ordered (a categorical's, sorted by category: its first records
+    would be its lowest categories)."""
+    chunk = inputs.synthetic[-1]
+    if inputs.ordered_draws and n < chunk.size:
+        return subsample([chunk], n, inputs.rng)
     return Chunk(chunk.x[:, :n], chunk.origin[:, :n])
 
 
@@ -127,7 +137,7 @@ def synthetic_count(inputs: RegimeInputs, k: int) -> int:
 
 def real_plus_synthetic(real: Chunk | None, inputs: RegimeInputs, k: int) -> list[Chunk]:
     s = synthetic_count(inputs, k)
-    return ([real] if k else []) + ([head(inputs.synthetic[-1], s)] if s > 0 else [])
+    return ([real] if k else []) + ([trimmed(inputs, s)] if s > 0 else [])
 
 
 @REGIMES.register("replace", "fully-synthetic")
@@ -186,7 +196,8 @@ def regime_spec(loop) -> tuple[str, dict]:
     """``(canonical name, validated parameters)`` of ``loop.regime``, with the loop-level mixing keys folded in.
 
     ``loop.regime`` is a name or ``{kind: NAME, **parameters}``. ``loop.real_fraction`` and ``loop.n_real`` set a
-    mixing regime's ``real_fraction`` / ``n_real`` from the loop level; set in both places they must agree. ``loop.n_real``
+    mixing regime's ``real_fraction`` / ``n_real`` from the loop level; set in both places they must agree.
+    ``loop.n_real``
     with a regime that mixes no real data is an error (``real_fraction`` is left alone there: sweeps vary it freely).
     """
     spec = {"kind": loop.regime} if isinstance(loop.regime, str) else dict(loop.regime)
@@ -201,7 +212,8 @@ def regime_spec(loop) -> tuple[str, dict]:
         if not mixes:
             if param == "n_real":
                 raise ConfigError(
-                    f"loop.n_real is used only by the regimes {', '.join(map(repr, REGIMES.with_trait('mixes_real')))}; "
+                    "loop.n_real is used only by the regimes "
+                    f"{', '.join(map(repr, REGIMES.with_trait('mixes_real')))}; "
                     f"got loop.regime {name!r}."
                 )
             continue

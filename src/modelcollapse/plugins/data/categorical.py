@@ -13,8 +13,9 @@ from .base import SOURCES, Source
 def draw_categories(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` draws per replicate from ``probs`` ``(R, K)`` or ``(K,)``, as indices ``(R, n)``.
 
-    Counts come from one multinomial call; the indices are those counts expanded (sorted within a replicate, which
-    is harmless: records are exchangeable and every consumer that picks a subset picks at random).
+    Counts come from one multinomial call; the indices are those counts expanded, so they come sorted within a
+    replicate: a consumer that keeps part of a draw must pick it at random (the curate filter's groups, the mixing
+    regimes' trim of a family registered with ``ordered_draws``), never the first records.
     """
     probs = np.atleast_2d(probs)
     counts = rng.multinomial(n, probs / probs.sum(-1, keepdims=True))

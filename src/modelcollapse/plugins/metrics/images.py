@@ -8,7 +8,8 @@ The classifier is part of the measuring instrument, not of the experiment: it is
 parameters) and process with a fixed seed (0), so every run, arm and resume measures with the same one.
 
 Every image metric also keeps, once per generation, a grid of samples in ``ctx.arrays["sample_grid"]``
-``(R, 64, H, W)`` float16 for the report.
+``(R, 64, H, W)`` float16 for the report; the metrics that read predicted classes keep each class's count among the
+generated images in ``ctx.arrays["class_counts"]`` ``(R, classes)`` (the report's class shares by generation).
 """
 
 from __future__ import annotations
@@ -177,5 +178,8 @@ def predicted_classes(ctx: Context) -> np.ndarray:
     (``class_entropy`` and ``class_coverage`` read it)."""
     keep_grid(ctx)
     if "predicted_classes" not in ctx.shared:
-        ctx.shared["predicted_classes"] = np.stack([features(ctx, rep)[1].argmax(1) for rep in np.asarray(ctx.samples)])
+        probs = [features(ctx, rep)[1] for rep in np.asarray(ctx.samples)]
+        ctx.shared["predicted_classes"] = np.stack([p.argmax(1) for p in probs])
+        # each class's count, kept for the report's class shares by generation (analysis/curation.py)
+        ctx.arrays["class_counts"] = np.stack([np.bincount(p.argmax(1), minlength=p.shape[1]) for p in probs])
     return ctx.shared["predicted_classes"]

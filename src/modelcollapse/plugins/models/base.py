@@ -20,6 +20,9 @@ these, never probing for methods; :func:`modelcollapse.testing.check_family` che
   None: not known before fit, as for ``sklearn``, whose attributes depend on its estimator);
 - ``default_metrics``: the metrics a config without ``metrics`` gets;
 - ``state_format``: ``npz`` (default) or ``safetensors``, the checkpoint format;
+- ``ordered_draws``: True when ``sample`` returns its records in an order that depends on their values (the
+  categorical family's come grouped by category), so any part of a draw kept by position would be biased: the mixing
+  regimes then keep a seeded uniform subset instead of the first records (default False: records in random order);
 - ``provides``: the optional methods it has, from :data:`CAPABILITIES` (``bias`` means ``sample`` takes ``bias=``),
   plus any method a metric ``needs`` (``encode_mean``, ``sequence_nll``);
 - ``check``: ``check(model, *, metrics, source, bias)``, for capabilities that depend on the family's settings
@@ -84,7 +87,15 @@ CAPABILITIES = {
 
 MODELS: Registry = Registry(
     "model.kind",
-    traits={"fitted": None, "default_metrics": (), "state_format": "npz", "provides": (), "check": None, "imports": ()},
+    traits={
+        "fitted": None,
+        "default_metrics": (),
+        "state_format": "npz",
+        "ordered_draws": False,
+        "provides": (),
+        "check": None,
+        "imports": (),
+    },
 )
 
 

@@ -21,6 +21,7 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 @MODELS.register(
     "categorical",
     fitted=("probs_", "degenerate_"),
+    ordered_draws=True,  # draws come grouped by category (one multinomial, expanded): see draw_categories
     default_metrics=("entropy", "support_size", "heterozygosity", "tv"),
     provides=("bias", "fit_next", "fit_population", "fit_population_bias", "fit_weighted", "log_prob", "mean_log_prob"),
 )
@@ -30,7 +31,8 @@ class Categorical(Family):
     Records are category indices; ``categories`` (K) comes from the source when bound, else from the data.
     Fitted: ``probs_`` ``(R, K)``; ``degenerate_`` marks replicates absorbed into a single category.
     ``next_fit``: ``direct`` lets the replace loop refit from multinomial counts alone (:meth:`fit_next`), ``samples``
-    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.next_fit`); both paths
+    always draws the records, ``auto`` (default) picks direct where valid (see :mod:`modelcollapse.engine.next_fit`);
+    both paths
     give the same bits here, so the default changes only the speed.
 
     >>> import numpy as np
