@@ -61,7 +61,8 @@ ON = {
     ),
     **dict.fromkeys(["precision", "recall", "frechet", "memorisation_share"], ({"kind": "gaussian"}, GAUSS_2D)),
     **dict.fromkeys(
-        ["component_std", "gmm_l2_to_gen0", "gmm_l2_sq_to_gen0", "mode_coverage"], ({"kind": "gmm"}, MIXTURE)
+        ["component_std", "gmm_l2_to_gen0", "gmm_l2_sq_to_gen0", "mode_coverage", "chi2_to_data", "kl_to_data"],
+        ({"kind": "gmm"}, MIXTURE),
     ),
     **dict.fromkeys(
         [
