@@ -22,7 +22,7 @@ from ..plugins.data import SOURCES
 from ..plugins.filters import FilterContext, build_chain, curate
 from ..plugins.metrics import Context, measure
 from ..plugins.models import MODELS
-from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, real_count, regime_spec, weighted_records
+from ..plugins.regimes import REAL, REGIMES, Chunk, RegimeInputs, provenance, real_count, regime_spec, weighted_records
 from ..registry import running
 from ..rundir.store import RunStore
 from ..seeding import rng_for
@@ -254,16 +254,6 @@ def filter_synthetic(
     """Step 4: ``n`` synthetic records per replicate, curated by ``chain`` (refilled to ``n``; see ``filters``), and
     the filter statistics. Without filters, one draw of ``n`` and no statistics (and ``ctx`` may be None)."""
     return (sample(n), {}) if not chain else curate(sample, n, chain, ctx)
-
-
-def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
-    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each (zeros for an empty set).
-    Counts are cached on each chunk: the accumulate pool is recounted every generation, O(G²·M) over a run."""
-    for c in train:
-        if "real_count" not in c.cache:
-            c.cache["real_count"] = (c.origin == REAL).sum(1)
-    real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
-    return real, sum((c.size for c in train), np.zeros(replicates)) - real
 
 
 def export_generation(cfg: Config, unit: Unit, root: Path, g: int, model) -> None:

@@ -63,6 +63,16 @@ class Chunk:
         return self.x.shape[1]
 
 
+def provenance(train: list[Chunk], replicates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic records per replicate in a training set, ``(R,)`` floats each (zeros for an empty set).
+    Counts are cached on each chunk: the accumulate pool is recounted every generation, O(G²·M) over a run."""
+    for c in train:
+        if "real_count" not in c.cache:
+            c.cache["real_count"] = (c.origin == REAL).sum(1)
+    real = sum((c.cache["real_count"] for c in train), np.zeros(replicates))
+    return real, sum((c.size for c in train), np.zeros(replicates)) - real
+
+
 @dataclass
 class RegimeInputs:
     """What a regime may use. ``synthetic`` holds every synthetic chunk so far if the regime keeps history, else only

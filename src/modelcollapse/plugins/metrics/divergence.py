@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...measures.grid import box_grid, grid_chi2, grid_kl
-from ..regimes import REAL
+from ..regimes import provenance
 from .base import METRICS, Context, require
 
 REACH = 6.0  # box margin beyond the outermost means, in the widest component's standard deviations (mass left < 1e-8)
@@ -70,9 +70,8 @@ def grid_densities(ctx: Context, metric: str) -> tuple[np.ndarray, np.ndarray, f
 
 def real_share(train: list, replicates: int) -> np.ndarray:
     """The share α of real records in each replicate's training set ``(R,)`` (1 for generation 0's)."""
-    real = sum(((c.origin == REAL).sum(1) for c in train), np.zeros(replicates))
-    total = sum((c.origin.shape[1] for c in train), 0)
-    return real / max(total, 1)
+    real, synthetic = provenance(train, replicates)
+    return real / np.maximum(real + synthetic, 1)
 
 
 @METRICS.register("chi2_to_data", needs=("log_prob",), source_needs=("log_prob", "weights_"))
