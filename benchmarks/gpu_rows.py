@@ -1,6 +1,5 @@
 """Rows 7, 8, 10 and 11 (diffusion) at the published protocol as one command on one GPU: several runs sharing it at
-once, then
-metrics, figures and a timing table under ``--out``.
+once, then metrics, figures and a timing table under ``--out``.
 
     python benchmarks/gpu_rows.py --out "$OUT"                  # the five runs below, concurrently, on the GPU
     python benchmarks/gpu_rows.py --out DIR --tiny              # every run shrunk to CI size, on the CPU (tested)

@@ -1,6 +1,5 @@
 """benchmarks/gpu_rows.py: the one command that runs rows 7, 8, 10 and 11 (diffusion) on a GPU. Its full-scale
-settings must validate
-(a typo would waste the GPU lease), and its tiny mode must run end to end on the CPU."""
+settings must validate (a typo would waste the GPU lease), and its tiny mode must run end to end on the CPU."""
 
 import json
 import os

@@ -1,7 +1,6 @@
 """Every journal, checkpoint and kept array file is bound to its unit (run id, arm name, shard, seed, config hash),
-and a record's
-payload must be what its kind says: a file from another unit or run, or a payload of the wrong dtype, is an error
-naming the file (exit 1), never wrong values or missing rows with exit 0 (issue 23, item 1)."""
+and a record's payload must be what its kind says: a file from another unit or run, or a payload of the wrong dtype, is
+an error naming the file (exit 1), never wrong values or missing rows with exit 0 (issue 23, item 1)."""
 
 import io
 import os

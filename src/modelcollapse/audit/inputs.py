@@ -21,14 +21,12 @@ grow past it is an error naming the input and both options, raised while reading
 A run directory is named ``PATH:generation=G`` (``:arm=NAME`` where the run has arms; ``:replicate=R``, default 0).
 ``:samples=N`` draws N records from generation ``G``'s fit with the same keyed stream instead (ground truth
 larger than the run's own sample). Its records are the samples generation ``G`` drew: read from disk when the run's
-regime kept them
-(a regime that keeps history: ``RunStore.load_synthetic``), else regenerated bit for bit from the fitted state of
-generation ``G``
-with the family's ``sample`` and the keyed stream ``rng_for(seed, arm, shard, generation=G, role="sample")`` that the
-run itself drew them from. The state is read from the checkpoint when ``G`` is generation 0 or the run's last;
-for a generation in between, the run is replayed to ``G`` in a temporary folder (every stream is keyed, so the replay
-fits exactly the same models). Runs with curation filters are refused: their kept samples are not on disk and a
-regenerated draw would skip the filters.
+regime kept them (a regime that keeps history: ``RunStore.load_synthetic``), else regenerated bit for bit from the
+fitted state of generation ``G`` with the family's ``sample`` and the keyed stream ``rng_for(seed, arm, shard,
+generation=G, role="sample")`` that the run itself drew them from. The state is read from the checkpoint when ``G`` is
+generation 0 or the run's last; for a generation in between, the run is replayed to ``G`` in a temporary folder (every
+stream is keyed, so the replay fits exactly the same models). Runs with curation filters are refused: their kept samples
+are not on disk and a regenerated draw would skip the filters.
 """
 
 from __future__ import annotations

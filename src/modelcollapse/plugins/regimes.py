@@ -207,8 +207,8 @@ def regime_spec(loop) -> tuple[str, dict]:
 
     ``loop.regime`` is a name or ``{kind: NAME, **parameters}``. ``loop.real_fraction`` and ``loop.n_real`` set a
     mixing regime's ``real_fraction`` / ``n_real`` from the loop level; set in both places they must agree.
-    ``loop.n_real``
-    with a regime that mixes no real data is an error (``real_fraction`` is left alone there: sweeps vary it freely).
+    ``loop.n_real`` with a regime that mixes no real data is an error (``real_fraction`` is left alone there: sweeps
+    vary it freely).
     """
     spec = {"kind": loop.regime} if isinstance(loop.regime, str) else dict(loop.regime)
     key = "loop.regime" if isinstance(loop.regime, str) else "loop.regime.kind"

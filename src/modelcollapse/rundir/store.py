@@ -18,11 +18,10 @@ Layout::
 Every file but the two logs is written atomically (a temporary file in the same folder, then ``os.replace``), with the
 permissions of the process umask (``0o666 & ~umask``). The logs are appended to: each record is framed with its kind,
 generation, length and sha256 (:func:`~.journal.frame`). A generation is complete when its state is saved — a state
-record
-appended to journal.log (states under :data:`JOURNAL_STATE_BYTES`), else the state checkpoint file — after its metrics
-(and synthetic) records. A resume reads the logs, checks every record, and truncates the torn tail: records after the
-last complete generation, or a last record cut short or failing its checksum (a crash mid-append). A record that fails
-its checksum with records after it is corruption: :class:`~.atomic.CorruptFile`.
+record appended to journal.log (states under :data:`JOURNAL_STATE_BYTES`), else the state checkpoint file — after its
+metrics (and synthetic) records. A resume reads the logs, checks every record, and truncates the torn tail: records
+after the last complete generation, or a last record cut short or failing its checksum (a crash mid-append). A record
+that fails its checksum with records after it is corruption: :class:`~.atomic.CorruptFile`.
 
 Integrity (see README, "What modelcollapse guarantees"):
 
@@ -32,9 +31,8 @@ Integrity (see README, "What modelcollapse guarantees"):
   seed, config hash, fixed in manifest.json's ``identity`` when the run starts) is in each record's header and its
   sha256, and in each checkpoint's and kept array file's ``__identity__`` (an array file also carries its
   ``__generation__``, checked on every read and on resume); every read checks it, so a file copied from another unit
-  or run
-  is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of an
-  earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
+  or run is an error naming it (:class:`~.journal.ForeignFile`, exit 1), never read as this unit's. A run directory of
+  an earlier version (no ``identity`` in its manifest) is read and resumed: ``--resume`` records ``identity.legacy``,
   and its records without identity are accepted unchecked;
 - a metrics record must be a 1-D table of float64 columns whose bytes are exactly its rows: any other payload (an
   object array, say) is :class:`~.atomic.CorruptFile` naming the log and generation, never skipped;

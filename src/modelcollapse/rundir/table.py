@@ -148,8 +148,7 @@ def write_metrics_table(path: Path, tables) -> str:
 class MetricsTable:
     """The metrics half of :class:`~modelcollapse.rundir.store.RunStore` (which provides ``root``, ``unit_dir``,
     ``identity``, ``read_log``, ``_checkpoint``, ``_segment``, ``_state_of`` and the config and manifest):
-    per-generation records to
-    ``metrics.parquet``, and reading it back."""
+    per-generation records to ``metrics.parquet``, and reading it back."""
 
     METRIC_FILES_PER_BATCH = 200  # segments per consolidation batch: bounds memory whatever the run's size
 
